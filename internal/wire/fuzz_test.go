@@ -1,0 +1,73 @@
+package wire
+
+import (
+	"errors"
+	"testing"
+)
+
+// FuzzMessageDecoder feeds arbitrary bytes to the message frame decoder the
+// way a channel reader does: it must never panic, never report a payload over
+// the limit, and re-encoding a decoded frame must give back the same bytes.
+func FuzzMessageDecoder(f *testing.F) {
+	f.Add(AppendMessage(nil, 0, []byte("hello")))
+	f.Add(AppendMessage(nil, FlagReplaySafe, make([]byte, 300)))
+	f.Add([]byte{FrameMessage, 0, 0x80})
+	f.Add([]byte{FrameAck, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		const limit = 4096
+		for len(b) > 0 {
+			flags, size, n, err := ParseMessageHeader(b, limit)
+			if err != nil {
+				var tl *TooLargeError
+				var me *MalformedError
+				if !errors.Is(err, ErrShort) && !errors.As(err, &tl) && !errors.As(err, &me) {
+					t.Fatalf("untyped error %v", err)
+				}
+				return
+			}
+			if size > limit {
+				t.Fatalf("size %d over limit", size)
+			}
+			if len(b) < n+size {
+				return
+			}
+			re := AppendMessage(nil, flags, b[n:n+size])
+			if len(re) > n+size {
+				t.Fatalf("re-encoding grew: %d > %d", len(re), n+size)
+			}
+			b = b[n+size:]
+		}
+	})
+}
+
+// FuzzControlDecoder feeds arbitrary bytes to the control frame decoder: no
+// panics, typed errors only, and whatever decodes must re-encode and decode to
+// the same frame.
+func FuzzControlDecoder(f *testing.F) {
+	f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, SessionID: make([]byte, 16), MaxMessageSize: 1 << 20, PendingCap: 1000}}))
+	f.Add(AppendControl(nil, Control{Type: ControlGoAway, Code: 5, Reason: "bye"}))
+	f.Add(AppendControl(nil, Control{Type: ControlSlowDown}))
+	f.Add([]byte{0x40, 0x40, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, n, err := ParseControl(b)
+		if err != nil {
+			var me *MalformedError
+			if !errors.Is(err, ErrShort) && !errors.As(err, &me) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if n > len(b) {
+			t.Fatalf("consumed %d of %d bytes", n, len(b))
+		}
+		c2, _, err := ParseControl(AppendControl(nil, c))
+		if err != nil {
+			t.Fatalf("re-encoded frame does not decode: %v", err)
+		}
+		if c2.Type != c.Type || c2.Code != c.Code || c2.Opened != c.Opened || c2.Reason != c.Reason || c2.Hello.Version != c.Hello.Version ||
+			c2.Hello.MaxMessageSize != c.Hello.MaxMessageSize || c2.Hello.PendingCap != c.Hello.PendingCap ||
+			string(c2.Hello.SessionID) != string(c.Hello.SessionID) {
+			t.Fatalf("round trip changed the frame: %+v != %+v", c2, c)
+		}
+	})
+}

@@ -1,0 +1,131 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestMessageRoundTrip(t *testing.T) {
+	for _, size := range []int{0, 1, 63, 64, 16383, 16384, 1 << 20} {
+		payload := bytes.Repeat([]byte{0xab}, size)
+		b := AppendMessage(nil, FlagReplaySafe, payload)
+		require.Len(t, b, MessageLen(size))
+		flags, n, hdr, err := ParseMessageHeader(b, 1<<20)
+		require.NoError(t, err)
+		require.Equal(t, FlagReplaySafe, flags)
+		require.Equal(t, size, n)
+		require.Equal(t, payload, b[hdr:hdr+n])
+		for cut := 0; cut < hdr; cut++ {
+			_, _, _, err := ParseMessageHeader(b[:cut], 1<<20)
+			require.ErrorIs(t, err, ErrShort)
+		}
+	}
+}
+
+func TestMessageTooLargeNamesLimit(t *testing.T) {
+	b := AppendMessage(nil, 0, make([]byte, 2000))
+	_, _, _, err := ParseMessageHeader(b, 1000)
+	var tl *TooLargeError
+	require.ErrorAs(t, err, &tl)
+	require.Equal(t, uint64(2000), tl.Size)
+	require.Equal(t, 1000, tl.Limit)
+	require.Contains(t, err.Error(), "limit of 1000 bytes")
+}
+
+func TestMessageUnknownTypeAndFlags(t *testing.T) {
+	var me *MalformedError
+	_, _, _, err := ParseMessageHeader([]byte{0x7f, 0, 1, 0}, 10)
+	require.ErrorAs(t, err, &me)
+	require.Contains(t, err.Error(), "unknown frame type 0x7f")
+	_, _, _, err = ParseMessageHeader([]byte{FrameMessage, 0x80, 1, 0}, 10)
+	require.ErrorAs(t, err, &me)
+	require.Contains(t, err.Error(), "unknown flags 0x80")
+}
+
+func TestChannelHeader(t *testing.T) {
+	b := AppendChannelHeader(nil, "chat/room-1")
+	require.Equal(t, StreamChannel, b[0])
+	name, n, err := ParseChannelHeader(b[1:])
+	require.NoError(t, err)
+	require.Equal(t, "chat/room-1", name)
+	require.Equal(t, len(b)-1, n)
+
+	_, _, err = ParseChannelHeader(b[1:4])
+	require.ErrorIs(t, err, ErrShort)
+
+	var me *MalformedError
+	_, _, err = ParseChannelHeader([]byte{0})
+	require.ErrorAs(t, err, &me)
+	_, _, err = ParseChannelHeader([]byte{2, 0xff, 0xfe})
+	require.ErrorAs(t, err, &me)
+}
+
+func TestValidateName(t *testing.T) {
+	require.NoError(t, ValidateName("a"))
+	require.NoError(t, ValidateName(strings.Repeat("x", 255)))
+	require.Error(t, ValidateName(""))
+	require.ErrorContains(t, ValidateName(strings.Repeat("x", 256)), "256 bytes, the limit is 255")
+	require.ErrorContains(t, ValidateName("\xff"), "UTF-8")
+}
+
+func TestControlRoundTrip(t *testing.T) {
+	frames := []Control{
+		{Type: ControlHello, Hello: Hello{Version: 1, SessionID: []byte("0123456789abcdef"), MaxMessageSize: 1 << 20, PendingCap: 1000}},
+		{Type: ControlSlowDown},
+		{Type: ControlResume},
+		{Type: ControlGoAway, Code: 5, Opened: 3, Reason: "server shutting down"},
+	}
+	var b []byte
+	for _, f := range frames {
+		b = AppendControl(b, f)
+	}
+	for _, want := range frames {
+		got, n, err := ParseControl(b)
+		require.NoError(t, err)
+		if want.Hello.SessionID == nil {
+			want.Hello.SessionID = nil
+		}
+		require.Equal(t, want.Type, got.Type)
+		require.Equal(t, want.Code, got.Code)
+		require.Equal(t, want.Opened, got.Opened)
+		require.Equal(t, want.Reason, got.Reason)
+		if want.Type == ControlHello {
+			require.Equal(t, want.Hello, got.Hello)
+		}
+		b = b[n:]
+	}
+	require.Empty(t, b)
+}
+
+func TestControlRejectsUnknownAndOversized(t *testing.T) {
+	var me *MalformedError
+	_, _, err := ParseControl([]byte{0x3f, 0})
+	require.ErrorAs(t, err, &me)
+	require.Contains(t, err.Error(), "unknown control frame type 0x3f")
+
+	_, _, err = ParseControl([]byte{0x01, 0x80, 0x00, 0x20, 0x00}) // length 8192
+	require.ErrorAs(t, err, &me)
+
+	_, _, err = ParseControl([]byte{byte(ControlSlowDown), 1, 0})
+	require.ErrorAs(t, err, &me)
+
+	_, _, err = ParseControl([]byte{byte(ControlHello), 1, 1})
+	require.ErrorAs(t, err, &me)
+	require.True(t, errors.As(err, &me))
+}
+
+func TestHelloIgnoresExtensions(t *testing.T) {
+	b := AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 2, MaxMessageSize: 10, PendingCap: 3}})
+	// Grow the payload by two extension bytes.
+	b[1] += 2
+	b = append(b, 0xaa, 0xbb)
+	c, n, err := ParseControl(b)
+	require.NoError(t, err)
+	require.Equal(t, len(b), n)
+	require.Equal(t, uint64(2), c.Hello.Version)
+	require.Equal(t, uint64(3), c.Hello.PendingCap)
+}

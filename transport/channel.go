@@ -1,0 +1,410 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
+)
+
+// channelReadBuffer is the size of a channel's receive buffer; it grows for a
+// message that does not fit and shrinks back afterwards.
+const channelReadBuffer = 64 << 10
+
+// Channel is a named, ordered, reliable message channel: one QUIC stream.
+// Messages sent on a channel arrive in order; channels do not block each other.
+//
+// Send and TrySend copy the message into the channel's send buffer (bounded by
+// Config.SendBufferSize) and return; a writer goroutine owned by the channel
+// coalesces buffered messages into few stream writes, so a lone message goes
+// out at once while a burst travels in large writes. Flush waits until what was
+// accepted has been written.
+//
+// All methods are safe for concurrent use.
+type Channel struct {
+	c    *Conn
+	s    *quic.Stream
+	name string
+
+	kick        chan struct{} // wakes the writer; capacity 1
+	writerDone  chan struct{}
+	mu          sync.Mutex // guards the send side below
+	buf         []byte     // encoded messages waiting for the writer
+	spare       []byte
+	bufMsgs     uint64
+	inFlight    bool // the writer was kicked and has not gone idle yet
+	closing     bool
+	sendErr     error
+	progress    chan struct{} // closed and replaced after each write
+	sent        uint64
+	sentBytes   uint64
+	written     uint64
+
+	rmu           sync.Mutex // serialises Receive
+	sr            *streamReader
+	recvErr       error
+	recvDone      atomic.Bool
+	received      atomic.Uint64
+	receivedBytes atomic.Uint64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newChannel(c *Conn, s *quic.Stream, name string, sr *streamReader) *Channel {
+	if sr == nil {
+		sr = &streamReader{src: s, base: channelReadBuffer}
+	}
+	return &Channel{
+		c:          c,
+		s:          s,
+		name:       name,
+		sr:         sr,
+		kick:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+		progress:   make(chan struct{}),
+	}
+}
+
+// start launches the writer; header, if any, goes out first and at once.
+func (ch *Channel) start(header []byte) {
+	if header != nil {
+		ch.buf = header
+		ch.inFlight = true
+		ch.kick <- struct{}{}
+	}
+	go ch.writeLoop()
+}
+
+// Name returns the channel's name.
+func (ch *Channel) Name() string { return ch.name }
+
+// Conn returns the connection the channel belongs to.
+func (ch *Channel) Conn() *Conn { return ch.c }
+
+// Send queues msg for sending. It returns once msg is copied into the send
+// buffer, waiting while the buffer is full or the peer has asked to slow down,
+// until ctx ends. It fails with a [*MessageTooLargeError] for a message over
+// the peer's limit (the channel stays usable), with a [*ChannelError] once the
+// channel was reset, and with the connection's error once it has ended.
+func (ch *Channel) Send(ctx context.Context, msg []byte) error {
+	return ch.send(ctx, msg, 0)
+}
+
+// SendReplaySafe is Send for a message the caller declares safe to process
+// twice (idempotent). Only such messages may travel in 0-RTT data.
+func (ch *Channel) SendReplaySafe(ctx context.Context, msg []byte) error {
+	return ch.send(ctx, msg, wire.FlagReplaySafe)
+}
+
+// TrySend is Send without waiting: it fails with ErrSlowDown while the peer
+// has asked to slow down and with ErrWouldBlock while the send buffer is full.
+func (ch *Channel) TrySend(msg []byte) error {
+	return ch.send(nil, msg, 0)
+}
+
+func (ch *Channel) send(ctx context.Context, msg []byte, flags byte) error {
+	if len(msg) > ch.c.peer.MaxMessageSize {
+		return &MessageTooLargeError{Channel: ch.name, Size: len(msg), Limit: ch.c.peer.MaxMessageSize}
+	}
+	if ch.c.peerSlow.Load() {
+		if ctx == nil {
+			return ErrSlowDown
+		}
+		if err := ch.c.waitResume(ctx); err != nil {
+			return err
+		}
+	}
+	frameLen := wire.MessageLen(len(msg))
+	ch.mu.Lock()
+	for {
+		if ch.sendErr != nil {
+			err := ch.sendErr
+			ch.mu.Unlock()
+			return err
+		}
+		if ch.closing {
+			ch.mu.Unlock()
+			return ErrClosed
+		}
+		if len(ch.buf) == 0 || len(ch.buf)+frameLen <= ch.c.cfg.SendBufferSize {
+			break
+		}
+		if ctx == nil {
+			ch.mu.Unlock()
+			return ErrWouldBlock
+		}
+		p := ch.progress
+		ch.mu.Unlock()
+		select {
+		case <-p:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		ch.mu.Lock()
+	}
+	ch.buf = wire.AppendMessage(ch.buf, flags, msg)
+	ch.bufMsgs++
+	ch.sent++
+	ch.sentBytes += uint64(len(msg))
+	kick := !ch.inFlight
+	ch.inFlight = true
+	ch.mu.Unlock()
+	if kick {
+		ch.kick <- struct{}{}
+	}
+	return nil
+}
+
+// Flush waits until every message accepted so far has been written to the
+// QUIC stream, or until ctx ends. Written is not delivered: QUIC retransmits
+// until the peer acknowledges, but the peer application may not have read it.
+func (ch *Channel) Flush(ctx context.Context) error {
+	ch.mu.Lock()
+	target := ch.sent
+	for ch.written < target {
+		if ch.sendErr != nil {
+			err := ch.sendErr
+			ch.mu.Unlock()
+			return err
+		}
+		p := ch.progress
+		ch.mu.Unlock()
+		select {
+		case <-p:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		ch.mu.Lock()
+	}
+	ch.mu.Unlock()
+	return nil
+}
+
+// writeLoop is the channel's writer goroutine. It swaps the send buffer with
+// a spare one and writes the whole batch in one stream write, so that Send
+// never waits for the network while the buffer has room.
+func (ch *Channel) writeLoop() {
+	defer ch.c.wg.Done()
+	defer close(ch.writerDone)
+	for {
+		select {
+		case <-ch.kick:
+		case <-ch.c.ctx.Done():
+			ch.failSend(context.Cause(ch.c.ctx))
+			return
+		}
+		for {
+			ch.mu.Lock()
+			if len(ch.buf) == 0 {
+				ch.inFlight = false
+				closing := ch.closing
+				ch.mu.Unlock()
+				if closing {
+					if err := ch.s.Close(); err != nil {
+						ch.failSend(err)
+					}
+					return
+				}
+				break
+			}
+			out, n := ch.buf, ch.bufMsgs
+			ch.buf, ch.spare, ch.bufMsgs = ch.spare[:0], nil, 0
+			ch.mu.Unlock()
+
+			_, err := ch.s.Write(out)
+
+			ch.mu.Lock()
+			if cap(out) <= 2*ch.c.cfg.SendBufferSize {
+				ch.spare = out[:0]
+			}
+			if err == nil {
+				ch.written += n
+				close(ch.progress)
+				ch.progress = make(chan struct{})
+			}
+			ch.mu.Unlock()
+			if err != nil {
+				ch.failSend(err)
+				return
+			}
+		}
+	}
+}
+
+// failSend makes the send side fail for good and wakes every waiter.
+func (ch *Channel) failSend(err error) {
+	err = ch.convertErr(err)
+	ch.mu.Lock()
+	if ch.sendErr == nil {
+		ch.sendErr = err
+	}
+	ch.buf = nil
+	ch.spare = nil
+	close(ch.progress)
+	ch.progress = make(chan struct{})
+	ch.mu.Unlock()
+}
+
+// Receive returns the next message, waiting for it until ctx ends. The
+// returned slice belongs to the caller. After the peer closed its side,
+// Receive returns io.EOF. A malformed or oversized frame resets the channel
+// (not the connection) and is reported as a [*ChannelError].
+func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
+	ch.rmu.Lock()
+	defer ch.rmu.Unlock()
+	limit := ch.c.cfg.MaxMessageSize
+	for {
+		if ch.recvErr != nil {
+			return nil, ch.recvErr
+		}
+		b := ch.sr.buffered()
+		_, size, n, err := wire.ParseMessageHeader(b, limit)
+		if err == nil && len(b) >= n+size {
+			msg := make([]byte, size)
+			copy(msg, b[n:n+size])
+			ch.sr.consume(n + size)
+			ch.received.Add(1)
+			ch.receivedBytes.Add(uint64(size))
+			return msg, nil
+		}
+		need := len(b) + 1
+		switch {
+		case err == nil:
+			need = n + size
+		case !errors.Is(err, wire.ErrShort):
+			return nil, ch.rejectFrame(err)
+		}
+		if err := ch.readMore(ctx, need); err != nil {
+			if ctx != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil, err
+			}
+			if errors.Is(err, io.EOF) {
+				ch.recvErr = io.EOF
+			} else {
+				ch.recvErr = ch.convertErr(err)
+			}
+			ch.finishRecv()
+			return nil, ch.recvErr
+		}
+	}
+}
+
+// rejectFrame resets the channel after a frame that breaks the protocol.
+func (ch *Channel) rejectFrame(err error) error {
+	code := CodeProtocolError
+	var tl *wire.TooLargeError
+	if errors.As(err, &tl) {
+		code = CodeMessageTooLarge
+	}
+	ch.s.CancelRead(quic.StreamErrorCode(code))
+	ch.s.CancelWrite(quic.StreamErrorCode(code))
+	ch.recvErr = &ChannelError{Channel: ch.name, Code: code, Reason: err.Error()}
+	ch.finishRecv()
+	return ch.recvErr
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// readMore reads from the stream, interrupting the read when ctx ends.
+func (ch *Channel) readMore(ctx context.Context, need int) error {
+	if ctx == nil || ctx.Done() == nil {
+		return ch.sr.fill(need)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = ch.s.SetReadDeadline(aLongTimeAgo)
+		close(fired)
+	})
+	err := ch.sr.fill(need)
+	if !stop() {
+		<-fired
+		_ = ch.s.SetReadDeadline(time.Time{})
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+func (ch *Channel) finishRecv() {
+	ch.recvDone.Store(true)
+	ch.c.maybeFinish()
+}
+
+func (ch *Channel) convertErr(err error) error {
+	var se *quic.StreamError
+	if errors.As(err, &se) {
+		if !se.Remote && ErrorCode(se.ErrorCode) == CodeChannelClosed {
+			return ErrClosed
+		}
+		return &ChannelError{Channel: ch.name, Code: ErrorCode(se.ErrorCode), Remote: se.Remote}
+	}
+	if cerr := ch.c.err(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// Close closes the channel in both directions: it writes what Send accepted
+// (waiting up to Config.CloseTimeout), ends the send side so that the peer's
+// Receive returns io.EOF after the last message, and discards whatever the
+// peer still sends. It returns an error wrapping ErrUnflushed when accepted
+// messages could not be written. Close is idempotent.
+func (ch *Channel) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), ch.c.cfg.CloseTimeout)
+	defer cancel()
+	return ch.closeCtx(ctx)
+}
+
+func (ch *Channel) closeCtx(ctx context.Context) error {
+	ch.closeOnce.Do(func() {
+		ch.mu.Lock()
+		ch.closing = true
+		kick := !ch.inFlight
+		ch.inFlight = true
+		ch.mu.Unlock()
+		if kick {
+			ch.kick <- struct{}{}
+		}
+		select {
+		case <-ch.writerDone:
+		case <-ctx.Done():
+			ch.s.CancelWrite(quic.StreamErrorCode(CodeChannelClosed))
+			<-ch.writerDone
+		}
+		if !ch.recvDone.Load() {
+			ch.s.CancelRead(quic.StreamErrorCode(CodeChannelClosed))
+			ch.recvDone.Store(true)
+		}
+		ch.mu.Lock()
+		unwritten := ch.sent - ch.written
+		ch.mu.Unlock()
+		if unwritten > 0 {
+			ch.closeErr = fmt.Errorf("transport: channel %q: %d messages accepted by Send were not written: %w", ch.name, unwritten, ErrUnflushed)
+		}
+		ch.c.forget(ch)
+		ch.c.maybeFinish()
+	})
+	return ch.closeErr
+}
+
+func (ch *Channel) stats() ConnStats {
+	ch.mu.Lock()
+	s := ConnStats{MessagesSent: ch.sent, MessagesWritten: ch.written, BytesSent: ch.sentBytes}
+	ch.mu.Unlock()
+	s.MessagesReceived = ch.received.Load()
+	s.BytesReceived = ch.receivedBytes.Load()
+	return s
+}

@@ -1,0 +1,516 @@
+package transport
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
+)
+
+// SessionID identifies a session. The server assigns it in the HELLO
+// exchange; it is random and unique across server restarts.
+type SessionID [16]byte
+
+// String returns the ID in hexadecimal.
+func (id SessionID) String() string { return hex.EncodeToString(id[:]) }
+
+// GoAway is what a peer said in its GOAWAY frame.
+type GoAway struct {
+	Code   ErrorCode
+	Reason string
+}
+
+// Limits are the receive limits a peer announced in its HELLO.
+type Limits struct {
+	MaxMessageSize int
+	PendingCap     int
+}
+
+// ConnStats are a connection's counters, summed over its channels.
+type ConnStats struct {
+	MessagesSent     uint64 // messages accepted by Send
+	MessagesWritten  uint64 // messages written to QUIC streams
+	MessagesReceived uint64 // messages returned by Receive
+	BytesSent        uint64 // payload bytes accepted by Send
+	BytesReceived    uint64 // payload bytes returned by Receive
+	RejectedChannels uint64 // incoming streams reset for a bad channel header
+}
+
+// Conn is a quicmsg connection: a QUIC connection with a control stream and
+// any number of named channels. All methods are safe for concurrent use.
+type Conn struct {
+	qc       *quic.Conn
+	cfg      Config
+	isClient bool
+	id       SessionID
+	peer     Limits
+	ctrl     *quic.Stream
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	ctrlMu     sync.Mutex // serialises writes on ctrl
+	ctrlBuf    []byte
+	localSlow  bool // we asked the peer to slow down
+	ctrlClosed bool
+
+	peerSlow atomic.Bool // fast path for Send
+
+	mu          sync.Mutex
+	resumed     chan struct{} // closed when the peer resumes
+	goAway      *GoAway
+	goAwayCh    chan struct{}
+	peerOpened  uint64 // channels the peer opened, from its closing GOAWAY
+	peerClosing bool   // the peer sent a closing GOAWAY and ended its control stream
+	accepted    uint64 // incoming streams taken from QUIC
+	opened      uint64 // channels this side opened
+	closing     bool
+	channels    map[*Channel]struct{}
+	stats       ConnStats // counters of channels that are gone
+
+	wg        sync.WaitGroup // control reader and channel flushers
+	closeOnce sync.Once
+	closed    chan struct{}
+	closeErr  error
+}
+
+func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isClient bool, id SessionID, peer wire.Hello) *Conn {
+	c := &Conn{
+		qc:       qc,
+		cfg:      cfg,
+		isClient: isClient,
+		id:       id,
+		peer:     Limits{MaxMessageSize: int(min(peer.MaxMessageSize, MaxMessageSizeLimit)), PendingCap: int(min(peer.PendingCap, 1<<31))},
+		ctrl:     ctrl,
+		goAwayCh: make(chan struct{}),
+		channels: make(map[*Channel]struct{}),
+		closed:   make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	context.AfterFunc(qc.Context(), func() {
+		c.cancel(convertConnErr(context.Cause(qc.Context())))
+	})
+	c.wg.Add(1)
+	go c.readControl(sr)
+	return c
+}
+
+// SessionID returns the ID the server assigned to this connection.
+func (c *Conn) SessionID() SessionID { return c.id }
+
+// PeerLimits returns the receive limits the peer announced.
+func (c *Conn) PeerLimits() Limits { return c.peer }
+
+// Context returns a context that is cancelled when the connection closes, for
+// whatever reason; context.Cause returns why (a [*ConnError] for an
+// application close, a quic-go error such as *quic.IdleTimeoutError otherwise).
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.qc.LocalAddr() }
+
+// RemoteAddr returns the peer's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
+
+// ConnectionState returns the QUIC and TLS state of the connection.
+func (c *Conn) ConnectionState() quic.ConnectionState { return c.qc.ConnectionState() }
+
+// err returns why the connection ended, or nil while it is alive.
+func (c *Conn) err() error {
+	if c.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(c.ctx)
+}
+
+// OpenChannel opens a channel named name (1 to 255 bytes of UTF-8). It blocks
+// while the peer's channel limit is reached, until ctx ends. The peer sees the
+// channel at once.
+func (c *Conn) OpenChannel(ctx context.Context, name string) (*Channel, error) {
+	if err := wire.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidName, err)
+	}
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return nil, ErrClosed
+	}
+	s, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, c.wrapErr(err)
+	}
+	ch := newChannel(c, s, name, nil)
+	if !c.register(ch, true) {
+		s.CancelWrite(quic.StreamErrorCode(CodeGoingAway))
+		s.CancelRead(quic.StreamErrorCode(CodeGoingAway))
+		return nil, ErrClosed
+	}
+	ch.start(wire.AppendChannelHeader(nil, name))
+	return ch, nil
+}
+
+// AcceptChannel returns the next channel opened by the peer. A stream whose
+// header is malformed is reset with CodeProtocolError and skipped; the
+// connection carries on.
+func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
+	for {
+		s, err := c.qc.AcceptStream(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, c.wrapErr(err)
+		}
+		c.mu.Lock()
+		c.accepted++
+		c.mu.Unlock()
+		sr := &streamReader{src: s, base: channelReadBuffer}
+		name, err := readChannelHeader(s, sr, c.cfg.HandshakeTimeout)
+		if err != nil {
+			code := CodeProtocolError
+			if c.err() != nil {
+				return nil, c.err()
+			}
+			s.CancelRead(quic.StreamErrorCode(code))
+			s.CancelWrite(quic.StreamErrorCode(code))
+			c.mu.Lock()
+			c.stats.RejectedChannels++
+			c.mu.Unlock()
+			c.maybeFinish()
+			continue
+		}
+		ch := newChannel(c, s, name, sr)
+		if !c.register(ch, false) {
+			s.CancelWrite(quic.StreamErrorCode(CodeGoingAway))
+			s.CancelRead(quic.StreamErrorCode(CodeGoingAway))
+			return nil, ErrClosed
+		}
+		ch.start(nil)
+		return ch, nil
+	}
+}
+
+func readChannelHeader(s *quic.Stream, sr *streamReader, timeout time.Duration) (string, error) {
+	_ = s.SetReadDeadline(time.Now().Add(timeout))
+	defer s.SetReadDeadline(time.Time{})
+	for {
+		b := sr.buffered()
+		if len(b) > 0 {
+			if b[0] != wire.StreamChannel {
+				return "", fmt.Errorf("stream type 0x%02x where a channel was expected", b[0])
+			}
+			name, n, err := wire.ParseChannelHeader(b[1:])
+			if err == nil {
+				sr.consume(1 + n)
+				return name, nil
+			}
+			if !errors.Is(err, wire.ErrShort) {
+				return "", err
+			}
+		}
+		if err := sr.fill(len(b) + 1); err != nil {
+			return "", err
+		}
+	}
+}
+
+func (c *Conn) register(ch *Channel, opened bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.ctx.Err() != nil {
+		return false
+	}
+	if opened {
+		c.opened++
+	}
+	c.channels[ch] = struct{}{}
+	c.wg.Add(1)
+	return true
+}
+
+// forget drops a finished channel and keeps its counters.
+func (c *Conn) forget(ch *Channel) {
+	st := ch.stats()
+	c.mu.Lock()
+	delete(c.channels, ch)
+	c.stats.MessagesSent += st.MessagesSent
+	c.stats.MessagesWritten += st.MessagesWritten
+	c.stats.MessagesReceived += st.MessagesReceived
+	c.stats.BytesSent += st.BytesSent
+	c.stats.BytesReceived += st.BytesReceived
+	c.mu.Unlock()
+}
+
+// Stats returns the connection's counters.
+func (c *Conn) Stats() ConnStats {
+	c.mu.Lock()
+	s := c.stats
+	chans := make([]*Channel, 0, len(c.channels))
+	for ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	c.mu.Unlock()
+	for _, ch := range chans {
+		st := ch.stats()
+		s.MessagesSent += st.MessagesSent
+		s.MessagesWritten += st.MessagesWritten
+		s.MessagesReceived += st.MessagesReceived
+		s.BytesSent += st.BytesSent
+		s.BytesReceived += st.BytesReceived
+	}
+	return s
+}
+
+func (c *Conn) wrapErr(err error) error {
+	if cerr := c.err(); cerr != nil {
+		return cerr
+	}
+	return convertConnErr(err)
+}
+
+// SlowDown asks the peer to stop sending: its Send calls wait and its
+// TrySend calls fail with ErrSlowDown until [Conn.Resume]. Repeated calls send
+// one signal.
+func (c *Conn) SlowDown() error { return c.setLocalSlow(true) }
+
+// Resume lets the peer send again after [Conn.SlowDown].
+func (c *Conn) Resume() error { return c.setLocalSlow(false) }
+
+func (c *Conn) setLocalSlow(slow bool) error {
+	c.ctrlMu.Lock()
+	defer c.ctrlMu.Unlock()
+	if c.localSlow == slow {
+		return nil
+	}
+	t := wire.ControlResume
+	if slow {
+		t = wire.ControlSlowDown
+	}
+	if err := c.writeControlLocked(wire.Control{Type: t}); err != nil {
+		return err
+	}
+	c.localSlow = slow
+	return nil
+}
+
+// PeerSlowedDown reports whether the peer has asked this side to slow down.
+func (c *Conn) PeerSlowedDown() bool { return c.peerSlow.Load() }
+
+// SendGoAway tells the peer that this side is going away, with a code and a
+// reason, without closing anything: the peer should finish its work and
+// reconnect, elsewhere if it can.
+func (c *Conn) SendGoAway(code ErrorCode, reason string) error {
+	c.ctrlMu.Lock()
+	defer c.ctrlMu.Unlock()
+	return c.writeControlLocked(wire.Control{Type: wire.ControlGoAway, Code: uint64(code), Reason: reason})
+}
+
+// GoAwayReceived returns a channel that is closed when the peer sends GOAWAY.
+func (c *Conn) GoAwayReceived() <-chan struct{} { return c.goAwayCh }
+
+// PeerGoAway returns what the peer said in its GOAWAY, if it sent one.
+func (c *Conn) PeerGoAway() (GoAway, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.goAway == nil {
+		return GoAway{}, false
+	}
+	return *c.goAway, true
+}
+
+func (c *Conn) writeControlLocked(f wire.Control) error {
+	if c.ctrlClosed {
+		return ErrClosed
+	}
+	c.ctrlBuf = wire.AppendControl(c.ctrlBuf[:0], f)
+	if _, err := c.ctrl.Write(c.ctrlBuf); err != nil {
+		return c.wrapErr(err)
+	}
+	return nil
+}
+
+// waitResume waits while the peer has asked us to slow down.
+func (c *Conn) waitResume(ctx context.Context) error {
+	for c.peerSlow.Load() {
+		c.mu.Lock()
+		ch := c.resumed
+		c.mu.Unlock()
+		if ch == nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return context.Cause(c.ctx)
+		}
+	}
+	return nil
+}
+
+func (c *Conn) readControl(sr *streamReader) {
+	defer c.wg.Done()
+	for {
+		f, n, err := wire.ParseControl(sr.buffered())
+		if errors.Is(err, wire.ErrShort) {
+			if err = sr.fill(len(sr.buffered()) + 1); err == nil {
+				continue
+			}
+			if errors.Is(err, io.EOF) {
+				c.mu.Lock()
+				c.peerClosing = c.goAway != nil && c.goAway.Code == CodeNoError
+				c.mu.Unlock()
+				c.maybeFinish()
+				return
+			}
+			if c.err() == nil {
+				c.protocolError(fmt.Sprintf("control stream failed: %v", err))
+			}
+			return
+		}
+		if err != nil {
+			c.protocolError(err.Error())
+			return
+		}
+		sr.consume(n)
+		if err := c.handleControl(f); err != nil {
+			c.protocolError(err.Error())
+			return
+		}
+	}
+}
+
+func (c *Conn) handleControl(f wire.Control) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch f.Type {
+	case wire.ControlSlowDown:
+		if !c.peerSlow.Load() {
+			c.resumed = make(chan struct{})
+			c.peerSlow.Store(true)
+		}
+	case wire.ControlResume:
+		if c.peerSlow.Load() {
+			c.peerSlow.Store(false)
+			close(c.resumed)
+		}
+	case wire.ControlGoAway:
+		first := c.goAway == nil
+		c.goAway = &GoAway{Code: ErrorCode(f.Code), Reason: f.Reason}
+		if ErrorCode(f.Code) == CodeNoError {
+			c.peerOpened = f.Opened
+		}
+		if first {
+			close(c.goAwayCh)
+		}
+	default:
+		return fmt.Errorf("unexpected %s frame after the HELLO exchange", f.Type)
+	}
+	return nil
+}
+
+func (c *Conn) protocolError(reason string) {
+	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeProtocolError), reason)
+}
+
+// maybeFinish closes the connection once a peer that is closing gracefully
+// has nothing more for us: its control stream ended after a closing GOAWAY,
+// every channel it opened was accepted, and every channel's receive side was
+// read to its end.
+func (c *Conn) maybeFinish() {
+	c.mu.Lock()
+	done := c.peerClosing && c.accepted >= c.peerOpened
+	if done {
+		for ch := range c.channels {
+			if !ch.recvDone.Load() {
+				done = false
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	if done {
+		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
+	}
+}
+
+// CloseWithError closes the connection at once with code and reason. Messages
+// not yet written are discarded; the peer sees a [*ConnError] with Remote set.
+func (c *Conn) CloseWithError(code ErrorCode, reason string) error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		c.mu.Unlock()
+		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+		c.wg.Wait()
+		close(c.closed)
+	})
+	<-c.closed
+	return nil
+}
+
+// Close closes the connection gracefully: it writes what Send accepted on
+// every channel, tells the peer, and waits until the peer has read everything
+// and closed too, or until Config.CloseTimeout. It returns an error wrapping
+// ErrUnflushed if accepted messages could not be written in time. Close is
+// idempotent; every call waits for the first to finish.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = c.closeGracefully()
+		c.wg.Wait()
+		close(c.closed)
+	})
+	<-c.closed
+	return c.closeErr
+}
+
+func (c *Conn) closeGracefully() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
+	defer cancel()
+	c.mu.Lock()
+	c.closing = true
+	chans := make([]*Channel, 0, len(c.channels))
+	for ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	opened := c.opened
+	c.mu.Unlock()
+
+	errs := make([]error, len(chans))
+	var wg sync.WaitGroup
+	for i, ch := range chans {
+		wg.Go(func() { errs[i] = ch.closeCtx(ctx) })
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+
+	c.ctrlMu.Lock()
+	werr := c.writeControlLocked(wire.Control{Type: wire.ControlGoAway, Code: uint64(CodeNoError), Opened: opened})
+	if werr == nil {
+		c.ctrlClosed = true
+		_ = c.ctrl.Close()
+	}
+	c.ctrlMu.Unlock()
+	if werr == nil {
+		select {
+		case <-c.qc.Context().Done():
+		case <-ctx.Done():
+		}
+	}
+	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
+	return err
+}

@@ -1,0 +1,65 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Dial connects to a quicmsg server at addr ("host:port"), completes the TLS
+// 1.3 handshake (verifying the server's certificate as tlsConf says) and the
+// HELLO exchange, and returns the connection. ctx bounds only the dial; the
+// connection lives until it is closed. cfg may be nil for the defaults.
+//
+// Errors name the fault: a server that does not answer, a certificate that is
+// not trusted, a server that does not speak quicmsg/1 (wrapping ErrProtocol),
+// or a [*ConnError] when the server refused the session.
+func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+	return dial(ctx, nil, addr, tlsConf, cfg)
+}
+
+// DialTransport is Dial over a caller-owned [quic.Transport], so that many
+// connections can share one UDP socket. The caller closes the transport
+// after the connections made with it.
+func DialTransport(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+	if tr == nil {
+		return nil, errors.New("transport: DialTransport needs a *quic.Transport")
+	}
+	return dial(ctx, tr, addr, tlsConf, cfg)
+}
+
+func dial(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+	conf, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := clientTLS(tlsConf)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*conf.HandshakeTimeout)
+	defer cancel()
+	var qc *quic.Conn
+	if tr == nil {
+		qc, err = quic.DialAddr(ctx, addr, tc, conf.quicConfig())
+	} else {
+		var ua *net.UDPAddr
+		if ua, err = net.ResolveUDPAddr("udp", addr); err != nil {
+			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+		}
+		qc, err = tr.Dial(ctx, ua, tc, conf.quicConfig())
+	}
+	if err != nil {
+		return nil, dialError(addr, conf.HandshakeTimeout, err)
+	}
+	c, err := clientHandshake(ctx, qc, conf)
+	if err != nil {
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeProtocolError), "handshake failed")
+		return nil, dialError(addr, conf.HandshakeTimeout, err)
+	}
+	return c, nil
+}

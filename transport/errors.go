@@ -1,0 +1,206 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// ErrorCode is a quicmsg application error code, carried in QUIC
+// CONNECTION_CLOSE frames, stream resets and GOAWAY. The table is in
+// PROTOCOL.md.
+//
+// An ErrorCode is itself an error, so callers can test any error returned by
+// this package with errors.Is(err, transport.CodeOverloaded).
+type ErrorCode uint64
+
+// Application error codes.
+const (
+	CodeNoError          ErrorCode = 0x00 // graceful close
+	CodeProtocolError    ErrorCode = 0x01 // the peer violated the wire protocol
+	CodeInternalError    ErrorCode = 0x02 // a local failure unrelated to the peer
+	CodeMessageTooLarge  ErrorCode = 0x03 // a message frame exceeded the receiver's limit
+	CodeOverloaded       ErrorCode = 0x04 // the sender kept pushing past the receiver's cap
+	CodeGoingAway        ErrorCode = 0x05 // the endpoint is shutting down
+	CodeTooManySessions  ErrorCode = 0x06 // the server is at its session limit
+	CodeChannelClosed    ErrorCode = 0x07 // the application closed the channel
+	CodeVersionMismatch  ErrorCode = 0x08 // no common protocol version
+	CodeDisconnected     ErrorCode = 0x09 // the server's operator disconnected the session
+	CodeDuplicateChannel ErrorCode = 0x0a // a channel of that name is already open
+	CodeSlowConsumer     ErrorCode = 0x0b // the receiver fell too far behind
+)
+
+var codeNames = map[ErrorCode]string{
+	CodeNoError:          "no error",
+	CodeProtocolError:    "protocol error",
+	CodeInternalError:    "internal error",
+	CodeMessageTooLarge:  "message too large",
+	CodeOverloaded:       "overloaded",
+	CodeGoingAway:        "going away",
+	CodeTooManySessions:  "too many sessions",
+	CodeChannelClosed:    "channel closed",
+	CodeVersionMismatch:  "version mismatch",
+	CodeDisconnected:     "disconnected",
+	CodeDuplicateChannel: "duplicate channel",
+	CodeSlowConsumer:     "slow consumer",
+}
+
+// String returns the code's name and value, for example "overloaded (0x4)".
+func (c ErrorCode) String() string {
+	if n, ok := codeNames[c]; ok {
+		return fmt.Sprintf("%s (0x%x)", n, uint64(c))
+	}
+	return fmt.Sprintf("unknown code (0x%x)", uint64(c))
+}
+
+// Error makes an ErrorCode usable as a target of errors.Is.
+func (c ErrorCode) Error() string { return "transport: " + c.String() }
+
+// Sentinel errors for conditions callers test with errors.Is.
+var (
+	// ErrClosed is returned by operations on a closed Listener, Conn or
+	// Channel. It matches net.ErrClosed.
+	ErrClosed = fmt.Errorf("transport: use of closed connection or channel: %w", net.ErrClosed)
+	// ErrSlowDown is returned by TrySend while the peer has asked this side
+	// to slow down.
+	ErrSlowDown = errors.New("transport: peer asked to slow down")
+	// ErrWouldBlock is returned by TrySend when the channel's send buffer is
+	// full.
+	ErrWouldBlock = errors.New("transport: send buffer full")
+	// ErrInvalidName is returned for a channel name that is empty, longer
+	// than 255 bytes or not UTF-8.
+	ErrInvalidName = errors.New("transport: invalid channel name")
+	// ErrProtocol is wrapped by errors caused by a peer that does not speak
+	// quicmsg/1 (wrong ALPN, bad HELLO).
+	ErrProtocol = errors.New("transport: protocol mismatch")
+	// ErrUnflushed is wrapped by Close when messages accepted by Send could
+	// not be written before the close timeout.
+	ErrUnflushed = errors.New("transport: messages not written before close timeout")
+)
+
+// ConnError reports that a connection ended with an application error code,
+// sent by the peer (Remote) or by this side.
+type ConnError struct {
+	Code   ErrorCode
+	Reason string
+	Remote bool
+}
+
+func (e *ConnError) Error() string {
+	who := "locally"
+	if e.Remote {
+		who = "by peer"
+	}
+	if e.Reason == "" {
+		return fmt.Sprintf("transport: connection closed %s: %s", who, e.Code)
+	}
+	return fmt.Sprintf("transport: connection closed %s: %s: %s", who, e.Code, e.Reason)
+}
+
+// Is matches the error's code and net.ErrClosed.
+func (e *ConnError) Is(target error) bool {
+	if c, ok := target.(ErrorCode); ok {
+		return c == e.Code
+	}
+	return target == net.ErrClosed
+}
+
+// ChannelError reports that a channel's stream was reset with an application
+// error code. The connection and its other channels are unaffected.
+type ChannelError struct {
+	Channel string
+	Code    ErrorCode
+	Remote  bool
+	Reason  string
+}
+
+func (e *ChannelError) Error() string {
+	who := "locally"
+	if e.Remote {
+		who = "by peer"
+	}
+	s := fmt.Sprintf("transport: channel %q reset %s: %s", e.Channel, who, e.Code)
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+// Is matches the error's code.
+func (e *ChannelError) Is(target error) bool {
+	c, ok := target.(ErrorCode)
+	return ok && c == e.Code
+}
+
+// MessageTooLargeError is returned by Send for a message longer than the
+// peer's limit. Nothing is sent and the channel stays usable.
+type MessageTooLargeError struct {
+	Channel string
+	Size    int
+	Limit   int
+}
+
+func (e *MessageTooLargeError) Error() string {
+	return fmt.Sprintf("transport: message of %d bytes on channel %q exceeds the peer's limit of %d bytes", e.Size, e.Channel, e.Limit)
+}
+
+// Is matches CodeMessageTooLarge.
+func (e *MessageTooLargeError) Is(target error) bool { return target == CodeMessageTooLarge }
+
+// convertConnErr turns quic-go's connection errors into this package's.
+func convertConnErr(err error) error {
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) {
+		return &ConnError{Code: ErrorCode(ae.ErrorCode), Reason: ae.ErrorMessage, Remote: ae.Remote}
+	}
+	return err
+}
+
+// TLS alerts as QUIC transport errors (0x100 + alert).
+const (
+	tlsAlertBadCertificate      = 0x100 + 42
+	tlsAlertUnknownCA           = 0x100 + 48
+	tlsAlertCertificateRequired = 0x100 + 116
+	tlsAlertNoALPN              = 0x100 + 120
+)
+
+// ErrUntrusted is wrapped by Dial errors when TLS certificate verification
+// failed, on either side.
+var ErrUntrusted = errors.New("transport: certificate not trusted")
+
+// ErrNoAnswer is wrapped by Dial errors when the server did not answer in time.
+var ErrNoAnswer = errors.New("transport: no answer from server")
+
+func dialError(addr string, timeout time.Duration, err error) error {
+	if errors.Is(err, ErrProtocol) {
+		return fmt.Errorf("transport: dial %s: %w", addr, err)
+	}
+	var te *quic.TransportError
+	if errors.As(err, &te) {
+		switch te.ErrorCode {
+		case tlsAlertNoALPN:
+			return fmt.Errorf("transport: dial %s: the server does not speak %s: %w: %w", addr, alpn, ErrProtocol, err)
+		case tlsAlertBadCertificate, tlsAlertUnknownCA, tlsAlertCertificateRequired:
+			who := "the server rejected this client's certificate"
+			if !te.Remote {
+				who = "the server's certificate is not trusted"
+			}
+			return fmt.Errorf("transport: dial %s: %s: %w: %w", addr, who, ErrUntrusted, err)
+		}
+	}
+	var ce *tls.CertificateVerificationError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("transport: dial %s: the server's certificate is not trusted: %w: %w", addr, ErrUntrusted, err)
+	}
+	var ht *quic.HandshakeTimeoutError
+	var it *quic.IdleTimeoutError
+	if errors.As(err, &ht) || errors.As(err, &it) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("transport: dial %s: %w within %s (is the server running?): %w", addr, ErrNoAnswer, timeout, err)
+	}
+	return fmt.Errorf("transport: dial %s: %w", addr, convertConnErr(err))
+}

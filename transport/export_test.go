@@ -1,0 +1,7 @@
+package transport
+
+import "context"
+
+type contextT = context.Context
+
+func contextCause(c *Conn) error { return context.Cause(c.Context()) }

@@ -1,0 +1,152 @@
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
+)
+
+// serverTLS and clientTLS return copies of c that negotiate quicmsg/1 over
+// TLS 1.3 and nothing else.
+func serverTLS(c *tls.Config) (*tls.Config, error) {
+	if c == nil {
+		return nil, errors.New("transport: a *tls.Config with a server certificate is required")
+	}
+	return forceTLS13(c)
+}
+
+func clientTLS(c *tls.Config) (*tls.Config, error) {
+	if c == nil {
+		return nil, errors.New("transport: a *tls.Config is required (see package certs)")
+	}
+	return forceTLS13(c)
+}
+
+func forceTLS13(c *tls.Config) (*tls.Config, error) {
+	if c.MaxVersion != 0 && c.MaxVersion < tls.VersionTLS13 {
+		return nil, fmt.Errorf("transport: tls.Config.MaxVersion 0x%04x is below TLS 1.3, which QUIC requires", c.MaxVersion)
+	}
+	c = c.Clone()
+	c.MinVersion = tls.VersionTLS13
+	c.NextProtos = []string{alpn}
+	return c, nil
+}
+
+// readControlFrame reads one control frame, honouring the stream's deadline.
+func readControlFrame(sr *streamReader) (wire.Control, error) {
+	for {
+		f, n, err := wire.ParseControl(sr.buffered())
+		if err == nil {
+			sr.consume(n)
+			return f, nil
+		}
+		if !errors.Is(err, wire.ErrShort) {
+			return wire.Control{}, err
+		}
+		if err := sr.fill(len(sr.buffered()) + 1); err != nil {
+			return wire.Control{}, err
+		}
+	}
+}
+
+func localHello(cfg *Config, id []byte) wire.Control {
+	return wire.Control{Type: wire.ControlHello, Hello: wire.Hello{
+		Version:        wire.Version,
+		SessionID:      id,
+		MaxMessageSize: uint64(cfg.MaxMessageSize),
+		PendingCap:     uint64(cfg.PendingCap),
+	}}
+}
+
+func deadlineOf(ctx context.Context, d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(t) {
+		return dl
+	}
+	return t
+}
+
+// clientHandshake opens the control stream, sends the client's HELLO and
+// waits for the server's.
+func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, error) {
+	ctrl, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := wire.AppendControl([]byte{wire.StreamControl}, localHello(&cfg, nil))
+	if _, err := ctrl.Write(b); err != nil {
+		return nil, err
+	}
+	_ = ctrl.SetReadDeadline(deadlineOf(ctx, cfg.HandshakeTimeout))
+	sr := &streamReader{src: ctrl, base: 256}
+	f, err := readControlFrame(sr)
+	if err != nil {
+		var me *wire.MalformedError
+		if errors.As(err, &me) {
+			_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeProtocolError), err.Error())
+			return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		return nil, err
+	}
+	_ = ctrl.SetReadDeadline(time.Time{})
+	if f.Type != wire.ControlHello || len(f.Hello.SessionID) != len(SessionID{}) {
+		reason := fmt.Sprintf("expected the server's HELLO with a %d-byte session ID, got %s", len(SessionID{}), f.Type)
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeProtocolError), reason)
+		return nil, fmt.Errorf("%w: %s", ErrProtocol, reason)
+	}
+	if f.Hello.Version != wire.Version {
+		reason := fmt.Sprintf("server speaks version %d, this client version %d", f.Hello.Version, wire.Version)
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeVersionMismatch), reason)
+		return nil, fmt.Errorf("%w: %s", ErrProtocol, reason)
+	}
+	var id SessionID
+	copy(id[:], f.Hello.SessionID)
+	return newConn(qc, ctrl, sr, cfg, true, id, f.Hello), nil
+}
+
+// serverHandshake accepts the control stream, reads the client's HELLO and
+// answers with the session ID and the server's limits. On failure it closes
+// the QUIC connection with a code that says why.
+func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, error) {
+	fail := func(code ErrorCode, err error) (*Conn, error) {
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), err.Error())
+		return nil, err
+	}
+	ctrl, err := qc.AcceptStream(ctx)
+	if err != nil {
+		return fail(CodeProtocolError, fmt.Errorf("no control stream: %w", err))
+	}
+	_ = ctrl.SetReadDeadline(deadlineOf(ctx, cfg.HandshakeTimeout))
+	sr := &streamReader{src: ctrl, base: 256}
+	if err := sr.fill(1); err != nil {
+		return fail(CodeProtocolError, fmt.Errorf("no HELLO: %w", err))
+	}
+	if t := sr.buffered()[0]; t != wire.StreamControl {
+		return fail(CodeProtocolError, fmt.Errorf("first stream has type 0x%02x, want the control stream", t))
+	}
+	sr.consume(1)
+	f, err := readControlFrame(sr)
+	if err != nil {
+		return fail(CodeProtocolError, fmt.Errorf("reading HELLO: %w", err))
+	}
+	if f.Type != wire.ControlHello {
+		return fail(CodeProtocolError, fmt.Errorf("expected HELLO, got %s", f.Type))
+	}
+	if f.Hello.Version != wire.Version {
+		return fail(CodeVersionMismatch, fmt.Errorf("client speaks version %d, this server version %d", f.Hello.Version, wire.Version))
+	}
+	_ = ctrl.SetReadDeadline(time.Time{})
+	var id SessionID
+	_, _ = rand.Read(id[:])
+	if _, err := ctrl.Write(wire.AppendControl(nil, localHello(&cfg, id[:]))); err != nil {
+		return fail(CodeInternalError, fmt.Errorf("writing HELLO: %w", err))
+	}
+	return newConn(qc, ctrl, sr, cfg, false, id, f.Hello), nil
+}

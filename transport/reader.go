@@ -1,0 +1,61 @@
+package transport
+
+import (
+	"errors"
+	"io"
+	"os"
+)
+
+// streamReader buffers reads from a QUIC stream so that frames can be parsed
+// in place. A failed read keeps what was already buffered, so a read cut short
+// by a deadline loses nothing.
+type streamReader struct {
+	src  io.Reader
+	buf  []byte
+	r, w int
+	err  error // sticky read error, returned once the buffer is drained
+	base int   // buffer size to return to after a large message
+}
+
+func (sr *streamReader) buffered() []byte { return sr.buf[sr.r:sr.w] }
+
+func (sr *streamReader) consume(n int) {
+	sr.r += n
+	if sr.r == sr.w {
+		sr.r, sr.w = 0, 0
+		if len(sr.buf) > 4*sr.base {
+			sr.buf = nil // drop a buffer grown for one large message
+		}
+	}
+}
+
+// fill reads more data so that at least need bytes could be buffered. It
+// returns nil once it has read something.
+func (sr *streamReader) fill(need int) error {
+	if sr.err != nil {
+		return sr.err
+	}
+	if sr.buf == nil {
+		sr.buf = make([]byte, max(sr.base, need))
+	}
+	if need > len(sr.buf)-sr.r {
+		if need > len(sr.buf) {
+			nb := make([]byte, max(need, 2*len(sr.buf)))
+			sr.w = copy(nb, sr.buf[sr.r:sr.w])
+			sr.buf = nb
+		} else {
+			sr.w = copy(sr.buf, sr.buf[sr.r:sr.w])
+		}
+		sr.r = 0
+	}
+	n, err := sr.src.Read(sr.buf[sr.w:])
+	sr.w += n
+	// A deadline only interrupts this read; any other error ends the stream.
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		sr.err = err
+	}
+	if n > 0 {
+		return nil
+	}
+	return err
+}
