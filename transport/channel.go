@@ -408,3 +408,27 @@ func (ch *Channel) stats() ConnStats {
 	s.BytesReceived = ch.receivedBytes.Load()
 	return s
 }
+
+// Reset aborts the channel in both directions with code: buffered messages
+// are discarded and the peer's Send and Receive fail with a [*ChannelError]
+// carrying code. Use it to refuse a channel; use Close to end one cleanly.
+func (ch *Channel) Reset(code ErrorCode) {
+	ch.closeOnce.Do(func() {
+		ch.mu.Lock()
+		ch.closing = true
+		ch.mu.Unlock()
+		ch.s.CancelWrite(quic.StreamErrorCode(code))
+		ch.s.CancelRead(quic.StreamErrorCode(code))
+		ch.recvDone.Store(true)
+		ch.mu.Lock()
+		kick := !ch.inFlight
+		ch.inFlight = true
+		ch.mu.Unlock()
+		if kick {
+			ch.kick <- struct{}{}
+		}
+		<-ch.writerDone
+		ch.c.forget(ch)
+		ch.c.maybeFinish()
+	})
+}
