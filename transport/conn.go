@@ -174,9 +174,6 @@ func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
 			}
 			return nil, c.wrapErr(err)
 		}
-		c.mu.Lock()
-		c.accepted++
-		c.mu.Unlock()
 		sr := &streamReader{src: s, base: channelReadBuffer}
 		name, err := readChannelHeader(s, sr, c.cfg.HandshakeTimeout)
 		if err != nil {
@@ -187,6 +184,7 @@ func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
 			s.CancelRead(quic.StreamErrorCode(code))
 			s.CancelWrite(quic.StreamErrorCode(code))
 			c.mu.Lock()
+			c.accepted++
 			c.stats.RejectedChannels++
 			c.mu.Unlock()
 			c.maybeFinish()
@@ -194,6 +192,9 @@ func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
 		}
 		ch := newChannel(c, s, name, sr)
 		if !c.register(ch, false) {
+			c.mu.Lock()
+			c.accepted++
+			c.mu.Unlock()
 			s.CancelWrite(quic.StreamErrorCode(CodeGoingAway))
 			s.CancelRead(quic.StreamErrorCode(CodeGoingAway))
 			return nil, ErrClosed
@@ -233,8 +234,12 @@ func (c *Conn) register(ch *Channel, opened bool) bool {
 	if c.closing || c.ctx.Err() != nil {
 		return false
 	}
+	// Counting an accepted channel only once it is registered keeps
+	// maybeFinish from closing the connection under a channel being set up.
 	if opened {
 		c.opened++
+	} else {
+		c.accepted++
 	}
 	c.channels[ch] = struct{}{}
 	c.wg.Add(1)

@@ -97,9 +97,9 @@ func (e *ConnError) Error() string {
 		who = "by peer"
 	}
 	if e.Reason == "" {
-		return fmt.Sprintf("transport: connection closed %s: %s", who, e.Code)
+		return fmt.Sprintf("transport: connection closed %s: %s", who, e.Code.String())
 	}
-	return fmt.Sprintf("transport: connection closed %s: %s: %s", who, e.Code, e.Reason)
+	return fmt.Sprintf("transport: connection closed %s: %s: %s", who, e.Code.String(), e.Reason)
 }
 
 // Is matches the error's code and net.ErrClosed.
@@ -124,7 +124,7 @@ func (e *ChannelError) Error() string {
 	if e.Remote {
 		who = "by peer"
 	}
-	s := fmt.Sprintf("transport: channel %q reset %s: %s", e.Channel, who, e.Code)
+	s := fmt.Sprintf("transport: channel %q reset %s: %s", e.Channel, who, e.Code.String())
 	if e.Reason != "" {
 		s += ": " + e.Reason
 	}

@@ -1,0 +1,153 @@
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/internal/wire"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+type testPKI struct {
+	server *tls.Config
+	client *tls.Config
+}
+
+var (
+	pkiOnce sync.Once
+	pki     testPKI
+	pkiErr  error
+)
+
+func testTLS(t testing.TB) testPKI {
+	t.Helper()
+	pkiOnce.Do(func() {
+		ca, err := certs.GenerateCA("session test CA", time.Hour)
+		if err != nil {
+			pkiErr = err
+			return
+		}
+		leaf, err := certs.GenerateLeaf(ca, certs.LeafOptions{Hosts: []string{"localhost", "127.0.0.1"}, ValidFor: time.Hour})
+		if err != nil {
+			pkiErr = err
+			return
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(ca.Cert)
+		pki = testPKI{
+			server: &tls.Config{Certificates: []tls.Certificate{leaf.TLSCertificate()}},
+			client: &tls.Config{RootCAs: pool, ServerName: "localhost"},
+		}
+	})
+	require.NoError(t, pkiErr)
+	return pki
+}
+
+// startServer runs a session server on 127.0.0.1:0 and closes it at cleanup.
+func startServer(t testing.TB, cfg *Config, h Handler) (*Server, string) {
+	t.Helper()
+	srv, err := NewServer(cfg, h)
+	require.NoError(t, err)
+	var tc *transport.Config
+	if cfg != nil {
+		c, err := cfg.withDefaults()
+		require.NoError(t, err)
+		tc = &c.Transport
+	}
+	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, tc)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		require.NoError(t, srv.Close())
+		require.ErrorIs(t, <-done, ErrServerClosed)
+	})
+	return srv, ln.Addr().String()
+}
+
+func dial(t testing.TB, addr string, cfg *transport.Config) *transport.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := transport.Dial(ctx, addr, testTLS(t).client, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.CloseWithError(transport.CodeNoError, "") })
+	return c
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// echo is a handler that sends every message back on its channel.
+var echo = HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+	_ = s.Send(ctx, m.Channel, m.Data)
+})
+
+// rawClient speaks quicmsg/1 by hand over quic-go, so that tests can send
+// what a well-behaved transport.Conn never would.
+type rawClient struct {
+	qc   *quic.Conn
+	ctrl *quic.Stream
+}
+
+func dialRaw(t testing.TB, addr string) *rawClient {
+	t.Helper()
+	ctx := testCtx(t)
+	tc := testTLS(t).client.Clone()
+	tc.NextProtos = []string{wire.ALPN}
+	qc, err := quic.DialAddr(ctx, addr, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = qc.CloseWithError(0, "") })
+	ctrl, err := qc.OpenStreamSync(ctx)
+	require.NoError(t, err)
+	hello := wire.Control{Type: wire.ControlHello, Hello: wire.Hello{Version: wire.Version, MaxMessageSize: 1 << 20, PendingCap: 1000}}
+	_, err = ctrl.Write(wire.AppendControl([]byte{wire.StreamControl}, hello))
+	require.NoError(t, err)
+	buf := make([]byte, 64)
+	_ = ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := ctrl.Read(buf)
+	require.NoError(t, err)
+	f, _, err := wire.ParseControl(buf[:n])
+	require.NoError(t, err)
+	require.Equal(t, wire.ControlHello, f.Type)
+	return &rawClient{qc: qc, ctrl: ctrl}
+}
+
+// openRaw opens a stream and writes b on it as is.
+func (r *rawClient) openRaw(t testing.TB, b []byte) *quic.Stream {
+	t.Helper()
+	s, err := r.qc.OpenStreamSync(testCtx(t))
+	require.NoError(t, err)
+	_, err = s.Write(b)
+	require.NoError(t, err)
+	return s
+}
+
+// streamResetCode waits until the peer resets s and returns the code.
+func streamResetCode(t testing.TB, s *quic.Stream) transport.ErrorCode {
+	t.Helper()
+	_ = s.SetReadDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 1024)
+	for {
+		_, err := s.Read(buf)
+		if err == nil {
+			continue
+		}
+		var se *quic.StreamError
+		require.True(t, errors.As(err, &se), "want a stream reset, got %v", err)
+		require.True(t, se.Remote)
+		return transport.ErrorCode(se.ErrorCode)
+	}
+}

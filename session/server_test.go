@@ -1,0 +1,436 @@
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+func TestThousandClientsLeaveNoSessionBehind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1000 handshakes")
+	}
+	var got atomic.Int64
+	srv, addr := startServer(t, nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		got.Add(1)
+	}))
+	baseline := goleak.IgnoreCurrent()
+
+	const clients = 1000
+	var g errgroup.Group
+	g.SetLimit(16)
+	for i := range clients {
+		g.Go(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, err := transport.Dial(ctx, addr, testTLS(t).client, nil)
+			if err != nil {
+				return err
+			}
+			ch, err := c.OpenChannel(ctx, "hello")
+			if err != nil {
+				return err
+			}
+			if err := ch.Send(ctx, []byte(fmt.Sprintf("client %d", i))); err != nil {
+				return err
+			}
+			return c.Close()
+		})
+	}
+	require.NoError(t, g.Wait())
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 0 }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return got.Load() == clients }, 10*time.Second, time.Millisecond, "every message handled")
+	st := srv.Stats()
+	require.Equal(t, uint64(clients), st.SessionsAccepted)
+	require.Zero(t, st.SessionsRefused)
+	// Goroutines return to where they were before the clients came.
+	goleak.VerifyNone(t, baseline)
+}
+
+func TestSessionRemovedWhenClientVanishes(t *testing.T) {
+	cfg := &Config{Transport: transport.Config{IdleTimeout: 500 * time.Millisecond, KeepAlivePeriod: 100 * time.Millisecond}}
+	srv, addr := startServer(t, cfg, echo)
+
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	tr := &quic.Transport{Conn: udp}
+	ctx := testCtx(t)
+	c, err := transport.DialTransport(ctx, tr, addr, testTLS(t).client, &transport.Config{IdleTimeout: 500 * time.Millisecond})
+	require.NoError(t, err)
+	ch, err := c.OpenChannel(ctx, "x")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("ping")))
+	_, err = ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, srv.ActiveSessions())
+
+	// The client disappears without a word: no CONNECTION_CLOSE is sent.
+	require.NoError(t, tr.Close())
+	require.NoError(t, udp.Close())
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 0 }, 20*time.Second, 10*time.Millisecond)
+	_ = c.CloseWithError(transport.CodeNoError, "")
+}
+
+func TestFloodAtStalledHandlerTurnsBackpressureOn(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var seen []uint32
+	srv, addr := startServer(t, &Config{PendingCap: 1000}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		<-release
+		mu.Lock()
+		seen = append(seen, binary.BigEndian.Uint32(m.Data))
+		mu.Unlock()
+	}))
+	c := dial(t, addr, nil)
+	ctx := testCtx(t)
+	ch, err := c.OpenChannel(ctx, "flood")
+	require.NoError(t, err)
+
+	const n = 3000
+	sendDone := make(chan error, 1)
+	go func() {
+		for i := range n {
+			msg := make([]byte, 64)
+			binary.BigEndian.PutUint32(msg, uint32(i))
+			if err := ch.Send(ctx, msg); err != nil {
+				sendDone <- err
+				return
+			}
+		}
+		sendDone <- ch.Flush(ctx)
+	}()
+
+	var sess *Session
+	require.Eventually(t, func() bool {
+		ss := srv.Sessions()
+		if len(ss) == 1 {
+			sess = ss[0]
+		}
+		return sess != nil && sess.BackpressureActive() && c.PeerSlowedDown()
+	}, 20*time.Second, 5*time.Millisecond)
+	require.LessOrEqual(t, sess.Stats().Pending, 1000, "the pending queue stays within its cap")
+	require.GreaterOrEqual(t, srv.Stats().BackpressureEvents, uint64(1))
+	require.ErrorIs(t, ch.TrySend([]byte("x")), transport.ErrSlowDown)
+
+	close(release)
+	require.NoError(t, <-sendDone)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == n
+	}, 20*time.Second, 5*time.Millisecond)
+	mu.Lock()
+	for i, v := range seen {
+		require.Equal(t, uint32(i), v, "messages arrive in order and intact")
+	}
+	mu.Unlock()
+	require.Eventually(t, func() bool { return !sess.BackpressureActive() && !c.PeerSlowedDown() }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, 1, srv.ActiveSessions(), "backpressure never disconnects under the block policy")
+}
+
+func TestFloodWithShedPolicyDisconnectsOverloadedSender(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, addr := startServer(t, &Config{PendingCap: 1000, Overflow: OverflowDisconnect}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}))
+	healthy := dial(t, addr, nil)
+
+	// An abusive client that ignores SLOW_DOWN and keeps writing.
+	raw := dialRaw(t, addr)
+	var frames []byte
+	frames = wire.AppendChannelHeader(frames, "flood")
+	for range 2500 {
+		frames = wire.AppendMessage(frames, 0, make([]byte, 64))
+	}
+	raw.openRaw(t, frames)
+
+	<-raw.qc.Context().Done()
+	var ae *quic.ApplicationError
+	require.ErrorAs(t, context.Cause(raw.qc.Context()), &ae)
+	require.Equal(t, quic.ApplicationErrorCode(transport.CodeOverloaded), ae.ErrorCode)
+	require.Contains(t, ae.ErrorMessage, "pending cap 1000")
+	require.Equal(t, uint64(1), srv.Stats().OverloadDisconnects)
+	require.NoError(t, healthy.Context().Err(), "other sessions are unaffected")
+}
+
+func TestFiftySessionsEightChannelsBothDirections(t *testing.T) {
+	srv, addr := startServer(t, nil, echo)
+	const sessions, channels, msgs = 50, 8, 100
+	ctx := testCtx(t)
+	var g errgroup.Group
+	for i := range sessions {
+		c := dial(t, addr, nil)
+		for j := range channels {
+			g.Go(func() error { return exchange(ctx, c, fmt.Sprintf("s%d-c%d", i, j), msgs) })
+		}
+	}
+	require.NoError(t, g.Wait())
+	st := srv.Stats()
+	require.Equal(t, uint64(sessions*channels*msgs), st.MessagesHandled)
+}
+
+// exchange sends n checksummed messages on a new channel while reading the
+// echoes, and checks that every echo is intact and in order.
+func exchange(ctx context.Context, c *transport.Conn, name string, n int) error {
+	ch, err := c.OpenChannel(ctx, name)
+	if err != nil {
+		return err
+	}
+	var g errgroup.Group
+	g.Go(func() error {
+		for i := range n {
+			if err := ch.Send(ctx, checksummed(name, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i := range n {
+		msg, err := ch.Receive(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: echo %d: %w", name, i, err)
+		}
+		if err := verifyChecksummed(msg, i); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ch.Close()
+}
+
+func TestOversizedFrameResetsOnlyItsChannel(t *testing.T) {
+	_, addr := startServer(t, &Config{Transport: transport.Config{MaxMessageSize: 1024}}, echo)
+	raw := dialRaw(t, addr)
+	good := raw.openRaw(t, wire.AppendMessage(wire.AppendChannelHeader(nil, "good"), 0, []byte("fine")))
+	bad := raw.openRaw(t, wire.AppendMessage(wire.AppendChannelHeader(nil, "bad"), 0, make([]byte, 2048)))
+	require.Equal(t, transport.CodeMessageTooLarge, streamResetCode(t, bad))
+
+	// The session and its other channel carry on.
+	buf := make([]byte, 64)
+	_ = good.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := good.Read(buf)
+	require.NoError(t, err)
+	_, size, hdr, err := wire.ParseMessageHeader(buf[:n], 1024)
+	require.NoError(t, err)
+	require.Equal(t, "fine", string(buf[hdr:hdr+size]))
+	require.NoError(t, raw.qc.Context().Err())
+}
+
+func TestSendOverPeerLimitIsRefusedLocally(t *testing.T) {
+	_, addr := startServer(t, &Config{Transport: transport.Config{MaxMessageSize: 1024}}, echo)
+	c := dial(t, addr, nil)
+	ctx := testCtx(t)
+	ch, err := c.OpenChannel(ctx, "big")
+	require.NoError(t, err)
+	err = ch.Send(ctx, make([]byte, 2048))
+	var tl *transport.MessageTooLargeError
+	require.ErrorAs(t, err, &tl)
+	require.Equal(t, 1024, tl.Limit)
+	require.ErrorIs(t, err, transport.CodeMessageTooLarge)
+	require.NoError(t, ch.Send(ctx, []byte("small")))
+	msg, err := ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "small", string(msg))
+}
+
+func TestMalformedChannelHeaderResetsOnlyThatStream(t *testing.T) {
+	_, addr := startServer(t, nil, echo)
+	raw := dialRaw(t, addr)
+	for _, hdr := range [][]byte{
+		{wire.StreamChannel, 0},          // empty name
+		{wire.StreamChannel, 2, 0xff, 0}, // not UTF-8
+		{0x7f, 1, 'x'},                   // unknown stream type
+		{wire.StreamControl},             // a second control stream
+	} {
+		s := raw.openRaw(t, hdr)
+		require.Equal(t, transport.CodeProtocolError, streamResetCode(t, s), "header %x", hdr)
+	}
+	good := raw.openRaw(t, wire.AppendMessage(wire.AppendChannelHeader(nil, "ok"), 0, []byte("still here")))
+	buf := make([]byte, 64)
+	_ = good.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := good.Read(buf)
+	require.NoError(t, err)
+	require.NoError(t, raw.qc.Context().Err())
+}
+
+func TestUnknownControlFrameClosesOnlyThatSession(t *testing.T) {
+	srv, addr := startServer(t, nil, echo)
+	healthy := dial(t, addr, nil)
+	raw := dialRaw(t, addr)
+	_, err := raw.ctrl.Write([]byte{0x3f, 0})
+	require.NoError(t, err)
+	<-raw.qc.Context().Done()
+	var ae *quic.ApplicationError
+	require.ErrorAs(t, context.Cause(raw.qc.Context()), &ae)
+	require.Equal(t, quic.ApplicationErrorCode(transport.CodeProtocolError), ae.ErrorCode)
+	require.Contains(t, ae.ErrorMessage, "unknown control frame type 0x3f")
+
+	ctx := testCtx(t)
+	ch, err := healthy.OpenChannel(ctx, "still")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("up")))
+	msg, err := ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "up", string(msg))
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
+}
+
+func TestWrongALPNIsRefusedInHandshake(t *testing.T) {
+	_, addr := startServer(t, nil, echo)
+	tc := testTLS(t).client.Clone()
+	tc.NextProtos = []string{"h3"}
+	ctx := testCtx(t)
+	_, err := quic.DialAddr(ctx, addr, tc, nil)
+	var te *quic.TransportError
+	require.ErrorAs(t, err, &te)
+	require.Equal(t, quic.TransportErrorCode(0x100+120), te.ErrorCode, "TLS alert no_application_protocol")
+}
+
+func TestClientWithoutCAIsRefused(t *testing.T) {
+	srv, addr := startServer(t, nil, echo)
+	healthy := dial(t, addr, nil)
+	ctx := testCtx(t)
+	_, err := transport.Dial(ctx, addr, &tls.Config{ServerName: "localhost"}, nil)
+	require.ErrorIs(t, err, transport.ErrUntrusted)
+	require.Contains(t, err.Error(), "certificate is not trusted")
+	require.NoError(t, healthy.Context().Err())
+	require.Equal(t, 1, srv.ActiveSessions())
+}
+
+func TestMaxSessionsRefusesWithCode(t *testing.T) {
+	srv, addr := startServer(t, &Config{MaxSessions: 2}, echo)
+	dial(t, addr, nil)
+	dial(t, addr, nil)
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 2 }, 10*time.Second, 5*time.Millisecond)
+	// The refusal comes right after the HELLO exchange: Dial either fails
+	// with it or returns a connection that ends with it.
+	ctx := testCtx(t)
+	c, err := transport.Dial(ctx, addr, testTLS(t).client, nil)
+	if err == nil {
+		<-c.Context().Done()
+		err = context.Cause(c.Context())
+	}
+	require.ErrorIs(t, err, transport.CodeTooManySessions)
+	require.Contains(t, err.Error(), "limit of 2 sessions")
+	require.Equal(t, uint64(1), srv.Stats().SessionsRefused)
+}
+
+func TestShutdownSendsGoAwayAndDrains(t *testing.T) {
+	var handled atomic.Int64
+	srv, err := NewServer(nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) { handled.Add(1) }))
+	require.NoError(t, err)
+	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, nil)
+	require.NoError(t, err)
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+
+	c := dial(t, ln.Addr().String(), nil)
+	ctx := testCtx(t)
+	ch, err := c.OpenChannel(ctx, "work")
+	require.NoError(t, err)
+	for range 100 {
+		require.NoError(t, ch.Send(ctx, []byte("job")))
+	}
+	require.NoError(t, ch.Flush(ctx))
+
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- srv.Shutdown(ctx) }()
+	select {
+	case <-c.GoAwayReceived():
+	case <-ctx.Done():
+		t.Fatal("no GOAWAY")
+	}
+	ga, ok := c.PeerGoAway()
+	require.True(t, ok)
+	require.Equal(t, transport.CodeGoingAway, ga.Code)
+	// The client finishes its work and leaves, as asked.
+	require.NoError(t, c.Close())
+	require.NoError(t, <-shutdownDone)
+	require.ErrorIs(t, <-serveDone, ErrServerClosed)
+	require.Equal(t, int64(100), handled.Load())
+	require.Zero(t, srv.ActiveSessions())
+}
+
+func TestShutdownDeadlineClosesStragglers(t *testing.T) {
+	srv, err := NewServer(nil, echo)
+	require.NoError(t, err)
+	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, nil)
+	require.NoError(t, err)
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	c := dial(t, ln.Addr().String(), nil)
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, srv.Shutdown(ctx), context.DeadlineExceeded)
+	<-c.Context().Done()
+	require.ErrorIs(t, context.Cause(c.Context()), transport.CodeGoingAway)
+	require.ErrorIs(t, <-serveDone, ErrServerClosed)
+}
+
+func TestBroadcastAndServerSend(t *testing.T) {
+	srv, addr := startServer(t, nil, echo)
+	ctx := testCtx(t)
+	var conns []*transport.Conn
+	for range 3 {
+		conns = append(conns, dial(t, addr, nil))
+	}
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 3 }, 10*time.Second, 5*time.Millisecond)
+	n, err := srv.Broadcast(ctx, "news", []byte("hello all"))
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	for _, c := range conns {
+		ch, err := c.AcceptChannel(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "news", ch.Name())
+		msg, err := ch.Receive(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "hello all", string(msg))
+	}
+	require.NoError(t, srv.Send(ctx, conns[0].SessionID(), "news", []byte("just you")))
+	require.ErrorIs(t, srv.Send(ctx, [16]byte{1}, "news", nil), ErrNoSession)
+	require.NoError(t, srv.Disconnect(conns[1].SessionID(), transport.CodeDisconnected, "bye"))
+	<-conns[1].Context().Done()
+	require.ErrorIs(t, context.Cause(conns[1].Context()), transport.CodeDisconnected)
+}
+
+func TestDuplicateChannelNameIsRefused(t *testing.T) {
+	_, addr := startServer(t, nil, echo)
+	c := dial(t, addr, nil)
+	ctx := testCtx(t)
+	a, err := c.OpenChannel(ctx, "same")
+	require.NoError(t, err)
+	require.NoError(t, a.Send(ctx, []byte("1")))
+	_, err = a.Receive(ctx)
+	require.NoError(t, err)
+	b, err := c.OpenChannel(ctx, "same")
+	require.NoError(t, err)
+	_, err = b.Receive(ctx)
+	require.ErrorIs(t, err, transport.CodeDuplicateChannel)
+	require.NoError(t, a.Send(ctx, []byte("2")))
+	msg, err := a.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "2", string(msg))
+}
+
