@@ -433,4 +433,3 @@ func TestDuplicateChannelNameIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "2", string(msg))
 }
-

@@ -34,19 +34,19 @@ type Channel struct {
 	s    *quic.Stream
 	name string
 
-	kick        chan struct{} // wakes the writer; capacity 1
-	writerDone  chan struct{}
-	mu          sync.Mutex // guards the send side below
-	buf         []byte     // encoded messages waiting for the writer
-	spare       []byte
-	bufMsgs     uint64
-	inFlight    bool // the writer was kicked and has not gone idle yet
-	closing     bool
-	sendErr     error
-	progress    chan struct{} // closed and replaced after each write
-	sent        uint64
-	sentBytes   uint64
-	written     uint64
+	kick       chan struct{} // wakes the writer; capacity 1
+	writerDone chan struct{}
+	mu         sync.Mutex // guards the send side below
+	buf        []byte     // encoded messages waiting for the writer
+	spare      []byte
+	bufMsgs    uint64
+	inFlight   bool // the writer was kicked and has not gone idle yet
+	closing    bool
+	sendErr    error
+	progress   chan struct{} // closed and replaced after each write
+	sent       uint64
+	sentBytes  uint64
+	written    uint64
 
 	rmu           sync.Mutex // serialises Receive
 	sr            *streamReader
