@@ -176,31 +176,52 @@ var ErrUntrusted = errors.New("transport: certificate not trusted")
 // ErrNoAnswer is wrapped by Dial errors when the server did not answer in time.
 var ErrNoAnswer = errors.New("transport: no answer from server")
 
+// DialError reports why Dial failed. Kind is one of ErrNoAnswer,
+// ErrUntrusted or ErrProtocol when the fault is one of those, and matches
+// with errors.Is; Err is the underlying error.
+type DialError struct {
+	Addr   string
+	Reason string // what a person should know, e.g. "no answer within 5s (is the server running?)"
+	Kind   error
+	Err    error
+}
+
+func (e *DialError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("transport: dial %s: %v", e.Addr, e.Err)
+	}
+	return fmt.Sprintf("transport: dial %s: %s: %v", e.Addr, e.Reason, e.Err)
+}
+
+// Unwrap returns Kind and Err.
+func (e *DialError) Unwrap() []error {
+	if e.Kind == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Kind, e.Err}
+}
+
 func dialError(addr string, timeout time.Duration, err error) error {
-	if errors.Is(err, ErrProtocol) {
-		return fmt.Errorf("transport: dial %s: %w", addr, err)
-	}
+	de := &DialError{Addr: addr, Err: convertConnErr(err)}
 	var te *quic.TransportError
-	if errors.As(err, &te) {
-		switch te.ErrorCode {
-		case tlsAlertNoALPN:
-			return fmt.Errorf("transport: dial %s: the server does not speak %s: %w: %w", addr, alpn, ErrProtocol, err)
-		case tlsAlertBadCertificate, tlsAlertUnknownCA, tlsAlertCertificateRequired:
-			who := "the server rejected this client's certificate"
-			if !te.Remote {
-				who = "the server's certificate is not trusted"
-			}
-			return fmt.Errorf("transport: dial %s: %s: %w: %w", addr, who, ErrUntrusted, err)
-		}
-	}
 	var ce *tls.CertificateVerificationError
-	if errors.As(err, &ce) {
-		return fmt.Errorf("transport: dial %s: the server's certificate is not trusted: %w: %w", addr, ErrUntrusted, err)
-	}
 	var ht *quic.HandshakeTimeoutError
 	var it *quic.IdleTimeoutError
-	if errors.As(err, &ht) || errors.As(err, &it) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("transport: dial %s: %w within %s (is the server running?): %w", addr, ErrNoAnswer, timeout, err)
+	switch {
+	case errors.Is(err, ErrProtocol):
+		de.Kind = ErrProtocol
+	case errors.As(err, &te) && te.ErrorCode == tlsAlertNoALPN:
+		de.Reason, de.Kind = "the server does not speak "+alpn, ErrProtocol
+	case errors.As(err, &te) && (te.ErrorCode == tlsAlertBadCertificate || te.ErrorCode == tlsAlertUnknownCA || te.ErrorCode == tlsAlertCertificateRequired):
+		de.Kind = ErrUntrusted
+		de.Reason = "the server rejected this client's certificate"
+		if !te.Remote {
+			de.Reason = "the server's certificate is not trusted"
+		}
+	case errors.As(err, &ce):
+		de.Reason, de.Kind = "the server's certificate is not trusted", ErrUntrusted
+	case errors.As(err, &ht), errors.As(err, &it), errors.Is(err, context.DeadlineExceeded):
+		de.Reason, de.Kind = fmt.Sprintf("no answer within %s (is the server running?)", timeout), ErrNoAnswer
 	}
-	return fmt.Errorf("transport: dial %s: %w", addr, convertConnErr(err))
+	return de
 }
