@@ -47,6 +47,7 @@ type Channel struct {
 	sent       uint64
 	sentBytes  uint64
 	written    uint64
+	writes     atomic.Uint64 // stream writes made by the writer (for benchmarks)
 
 	rmu           sync.Mutex // serialises Receive
 	sr            *streamReader
@@ -221,6 +222,7 @@ func (ch *Channel) writeLoop() {
 			ch.mu.Unlock()
 
 			_, err := ch.s.Write(out)
+			ch.writes.Add(1)
 
 			ch.mu.Lock()
 			if cap(out) <= 2*ch.c.cfg.SendBufferSize {
@@ -351,10 +353,7 @@ func (ch *Channel) convertErr(err error) error {
 		}
 		return &ChannelError{Channel: ch.name, Code: ErrorCode(se.ErrorCode), Remote: se.Remote}
 	}
-	if cerr := ch.c.err(); cerr != nil {
-		return cerr
-	}
-	return err
+	return ch.c.wrapErr(err)
 }
 
 // Close closes the channel in both directions: it writes what Send accepted

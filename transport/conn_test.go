@@ -62,10 +62,8 @@ func TestGracefulCloseDeliversEverything(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 	require.NoError(t, <-done)
 	<-server.Context().Done()
-	require.ErrorIs(t, context_cause(server), CodeNoError)
+	require.ErrorIs(t, contextCause(server), CodeNoError)
 }
-
-func context_cause(c *Conn) error { return contextCause(c) }
 
 func TestManyChannelsChecksummed(t *testing.T) {
 	client, server, _ := pair(t, nil, nil)
