@@ -48,6 +48,13 @@ type Channel struct {
 	sentBytes  uint64
 	written    uint64
 	writes     atomic.Uint64 // stream writes made by the writer (for benchmarks)
+	// Batches written as 0-RTT data are kept until the handshake confirms
+	// them, so that they can be handed back if the server rejects them.
+	retained      [][]byte
+	retainedMsgs  uint64
+	retainedBytes int
+	unsent        []UnsentMessage // after a failure: accepted, never delivered
+	inDoubt       uint64          // after a failure: written, fate unknown
 
 	rmu           sync.Mutex // serialises Receive
 	sr            *streamReader
@@ -113,8 +120,13 @@ func (ch *Channel) TrySend(msg []byte) error {
 }
 
 func (ch *Channel) send(ctx context.Context, msg []byte, flags byte) error {
-	if len(msg) > ch.c.peer.MaxMessageSize {
-		return &MessageTooLargeError{Channel: ch.name, Size: len(msg), Limit: ch.c.peer.MaxMessageSize}
+	if limit := int(ch.c.peerMax.Load()); len(msg) > limit {
+		return &MessageTooLargeError{Channel: ch.name, Size: len(msg), Limit: limit}
+	}
+	if flags&wire.FlagReplaySafe == 0 && ch.c.earlyData {
+		if err := ch.c.waitHandshake(ctx); err != nil {
+			return err
+		}
 	}
 	if ch.c.peerSlow.Load() {
 		if ctx == nil {
@@ -200,7 +212,7 @@ func (ch *Channel) writeLoop() {
 		select {
 		case <-ch.kick:
 		case <-ch.c.ctx.Done():
-			ch.failSend(context.Cause(ch.c.ctx))
+			ch.failSend(context.Cause(ch.c.ctx), nil, 0)
 			return
 		}
 		for {
@@ -211,11 +223,29 @@ func (ch *Channel) writeLoop() {
 				ch.mu.Unlock()
 				if closing {
 					if err := ch.s.Close(); err != nil {
-						ch.failSend(err)
+						ch.failSend(err, nil, 0)
 					}
 					return
 				}
 				break
+			}
+			early := ch.c.inEarlyData()
+			if !early && ch.retained != nil {
+				if ch.c.earlyRejected() {
+					ch.mu.Unlock()
+					ch.failSend(ErrEarlyDataRejected, nil, 0)
+					return
+				}
+				ch.retained, ch.retainedMsgs, ch.retainedBytes = nil, 0, 0
+			}
+			if early && ch.retainedBytes >= ch.c.cfg.SendBufferSize {
+				// Enough is riding on 0-RTT; wait for the handshake.
+				ch.mu.Unlock()
+				select {
+				case <-ch.c.qc.HandshakeComplete():
+				case <-ch.c.ctx.Done():
+				}
+				continue
 			}
 			out, n := ch.buf, ch.bufMsgs
 			ch.buf, ch.spare, ch.bufMsgs = ch.spare[:0], nil, 0
@@ -223,37 +253,95 @@ func (ch *Channel) writeLoop() {
 
 			_, err := ch.s.Write(out)
 			ch.writes.Add(1)
-
-			ch.mu.Lock()
-			if cap(out) <= 2*ch.c.cfg.SendBufferSize {
-				ch.spare = out[:0]
-			}
-			if err == nil {
-				ch.written += n
-				close(ch.progress)
-				ch.progress = make(chan struct{})
-			}
-			ch.mu.Unlock()
 			if err != nil {
-				ch.failSend(err)
+				ch.failSend(err, out, n)
 				return
 			}
+
+			ch.mu.Lock()
+			if early {
+				ch.retained = append(ch.retained, out)
+				ch.retainedMsgs += n
+				ch.retainedBytes += len(out)
+			} else if cap(out) <= 2*ch.c.cfg.SendBufferSize {
+				ch.spare = out[:0]
+			}
+			ch.written += n
+			close(ch.progress)
+			ch.progress = make(chan struct{})
+			ch.mu.Unlock()
 		}
 	}
 }
 
-// failSend makes the send side fail for good and wakes every waiter.
-func (ch *Channel) failSend(err error) {
+// failSend makes the send side fail for good and wakes every waiter. out is
+// the batch whose write failed, holding n messages. Messages never handed to
+// QUIC, and those sent in 0-RTT data the server rejected, become Unsent; the
+// rest of what was written is in doubt.
+func (ch *Channel) failSend(err error, out []byte, n uint64) {
 	err = ch.convertErr(err)
+	rejected := ch.c.earlyRejected() || errors.Is(err, ErrEarlyDataRejected)
 	ch.mu.Lock()
+	defer ch.mu.Unlock()
 	if ch.sendErr == nil {
 		ch.sendErr = err
 	}
-	ch.buf = nil
-	ch.spare = nil
+	var lost [][]byte
+	if rejected {
+		lost = append(ch.retained, out)
+		ch.inDoubt = ch.written - ch.retainedMsgs
+	} else {
+		ch.inDoubt = ch.written + n
+	}
+	lost = append(lost, ch.buf)
+	for _, b := range lost {
+		ch.unsent = appendUnsent(ch.unsent, b)
+	}
+	ch.buf, ch.spare, ch.retained = nil, nil, nil
 	close(ch.progress)
 	ch.progress = make(chan struct{})
-	ch.mu.Unlock()
+}
+
+// UnsentMessage is a message accepted by Send that never reached the peer.
+type UnsentMessage struct {
+	Data       []byte
+	ReplaySafe bool
+}
+
+// appendUnsent decodes the messages of an encoded batch, skipping a channel
+// header (which starts with the stream type, never a message type).
+func appendUnsent(dst []UnsentMessage, b []byte) []UnsentMessage {
+	if len(b) > 1 && b[0] == wire.StreamChannel {
+		b = b[min(len(b), 2+int(b[1])):]
+	}
+	for len(b) > 0 {
+		flags, size, n, err := wire.ParseMessageHeader(b, MaxMessageSizeLimit)
+		if err != nil || len(b) < n+size {
+			break
+		}
+		dst = append(dst, UnsentMessage{Data: b[n : n+size : n+size], ReplaySafe: flags&wire.FlagReplaySafe != 0})
+		b = b[n+size:]
+	}
+	return dst
+}
+
+// Unsent returns, after the channel failed, the messages that Send accepted
+// but that certainly never reached the peer: those still buffered, and those
+// sent in 0-RTT data that the server rejected, in the order they were sent.
+// Before a failure it returns nil.
+func (ch *Channel) Unsent() []UnsentMessage {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.unsent
+}
+
+// InDoubt returns, after the channel failed, how many messages had been
+// written to the connection without the peer confirming them: they may or
+// may not have been delivered.
+func (ch *Channel) InDoubt() uint64 {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.inDoubt
 }
 
 // Receive returns the next message, waiting for it until ctx ends. The

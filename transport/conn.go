@@ -51,9 +51,16 @@ type Conn struct {
 	qc       *quic.Conn
 	cfg      Config
 	isClient bool
-	id       SessionID
-	peer     Limits
 	ctrl     *quic.Stream
+
+	// The session ID and the peer's limits are known once ready is closed:
+	// at once for Dial and Accept, after the server's HELLO for DialEarly.
+	ready     chan struct{}
+	id        SessionID
+	peer      Limits
+	peerMax   atomic.Int64 // peer.MaxMessageSize, read on every Send
+	earlyData bool         // DialEarly returned before the handshake completed
+	rejected  atomic.Bool  // the server refused our 0-RTT data
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -83,17 +90,29 @@ type Conn struct {
 	closeErr  error
 }
 
-func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isClient bool, id SessionID, peer wire.Hello) *Conn {
+// newConn wraps an established connection. peer is nil for an early client
+// connection, whose control reader then waits for the server's HELLO.
+func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isClient bool, id SessionID, peer *wire.Hello) *Conn {
 	c := &Conn{
 		qc:       qc,
 		cfg:      cfg,
 		isClient: isClient,
-		id:       id,
-		peer:     Limits{MaxMessageSize: int(min(peer.MaxMessageSize, MaxMessageSizeLimit)), PendingCap: int(min(peer.PendingCap, 1<<31))},
 		ctrl:     ctrl,
+		ready:    make(chan struct{}),
 		goAwayCh: make(chan struct{}),
 		channels: make(map[*Channel]struct{}),
 		closed:   make(chan struct{}),
+	}
+	if peer != nil {
+		c.setPeer(id, *peer)
+	} else {
+		// Until the server's HELLO says otherwise, assume the default limit.
+		c.peerMax.Store(DefaultMaxMessageSize)
+		select {
+		case <-qc.HandshakeComplete():
+		default:
+			c.earlyData = true
+		}
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	context.AfterFunc(qc.Context(), func() {
@@ -104,11 +123,105 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	return c
 }
 
-// SessionID returns the ID the server assigned to this connection.
-func (c *Conn) SessionID() SessionID { return c.id }
+func (c *Conn) setPeer(id SessionID, h wire.Hello) {
+	c.id = id
+	c.peer = Limits{MaxMessageSize: int(min(h.MaxMessageSize, MaxMessageSizeLimit)), PendingCap: int(min(h.PendingCap, 1<<31))}
+	c.peerMax.Store(int64(c.peer.MaxMessageSize))
+	close(c.ready)
+}
 
-// PeerLimits returns the receive limits the peer announced.
-func (c *Conn) PeerLimits() Limits { return c.peer }
+// Ready returns a channel that is closed once the HELLO exchange is
+// complete: at once for connections from Dial and Accept, when the server's
+// HELLO arrives for DialEarly.
+func (c *Conn) Ready() <-chan struct{} { return c.ready }
+
+// SessionID returns the ID the server assigned to this connection; it is
+// the zero ID until [Conn.Ready] is closed.
+func (c *Conn) SessionID() SessionID {
+	select {
+	case <-c.ready:
+		return c.id
+	default:
+		return SessionID{}
+	}
+}
+
+// PeerLimits returns the receive limits the peer announced; before
+// [Conn.Ready] is closed, the defaults.
+func (c *Conn) PeerLimits() Limits {
+	select {
+	case <-c.ready:
+		return c.peer
+	default:
+		return Limits{MaxMessageSize: DefaultMaxMessageSize, PendingCap: DefaultPendingCap}
+	}
+}
+
+// Used0RTT reports whether this connection sent data in 0-RTT that the
+// server accepted. It is meaningful once the handshake has completed.
+func (c *Conn) Used0RTT() bool {
+	select {
+	case <-c.qc.HandshakeComplete():
+		return c.qc.ConnectionState().Used0RTT
+	default:
+		return false
+	}
+}
+
+// earlyRejected reports whether the server refused our 0-RTT data.
+func (c *Conn) earlyRejected() bool {
+	if !c.earlyData {
+		return false
+	}
+	if c.rejected.Load() {
+		return true
+	}
+	select {
+	case <-c.qc.HandshakeComplete():
+		return !c.qc.ConnectionState().Used0RTT
+	default:
+		return false
+	}
+}
+
+// HandshakeComplete returns a channel closed when the TLS handshake has
+// completed (and, on a server, the client is authenticated).
+func (c *Conn) HandshakeComplete() <-chan struct{} { return c.qc.HandshakeComplete() }
+
+// waitHandshake waits for the handshake, for messages that must not travel
+// in 0-RTT data.
+func (c *Conn) waitHandshake(ctx context.Context) error {
+	select {
+	case <-c.qc.HandshakeComplete():
+		return nil
+	default:
+	}
+	if ctx == nil {
+		return ErrWouldBlock
+	}
+	select {
+	case <-c.qc.HandshakeComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return context.Cause(c.ctx)
+	}
+}
+
+// inEarlyData reports whether writes still travel as 0-RTT data, which the
+// server may yet reject.
+func (c *Conn) inEarlyData() bool {
+	if !c.earlyData {
+		return false
+	}
+	select {
+	case <-c.qc.HandshakeComplete():
+		return false
+	default:
+		return true
+	}
+}
 
 // Context returns a context that is cancelled when the connection closes, for
 // whatever reason; context.Cause returns why (a [*ConnError] for an
@@ -382,6 +495,12 @@ func (c *Conn) readControl(sr *streamReader) {
 				c.maybeFinish()
 				return
 			}
+			if errors.Is(err, quic.Err0RTTRejected) {
+				c.rejected.Store(true)
+				c.cancel(ErrEarlyDataRejected)
+				_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "0-RTT rejected")
+				return
+			}
 			if c.err() == nil {
 				c.protocolError(fmt.Sprintf("control stream failed: %v", err))
 			}
@@ -400,6 +519,11 @@ func (c *Conn) readControl(sr *streamReader) {
 }
 
 func (c *Conn) handleControl(f wire.Control) error {
+	select {
+	case <-c.ready:
+	default:
+		return c.handleEarlyHello(f)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch f.Type {
@@ -425,6 +549,20 @@ func (c *Conn) handleControl(f wire.Control) error {
 	default:
 		return fmt.Errorf("unexpected %s frame after the HELLO exchange", f.Type)
 	}
+	return nil
+}
+
+// handleEarlyHello takes the server's HELLO on a connection from DialEarly.
+func (c *Conn) handleEarlyHello(f wire.Control) error {
+	if f.Type != wire.ControlHello || len(f.Hello.SessionID) != len(SessionID{}) {
+		return fmt.Errorf("expected the server's HELLO with a %d-byte session ID, got %s", len(SessionID{}), f.Type)
+	}
+	if f.Hello.Version != wire.Version {
+		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeVersionMismatch),
+			fmt.Sprintf("server speaks version %d, this client version %d", f.Hello.Version, wire.Version))
+		return nil
+	}
+	c.setPeer(SessionID(f.Hello.SessionID), f.Hello)
 	return nil
 }
 

@@ -32,7 +32,35 @@ func DialTransport(ctx context.Context, tr *quic.Transport, addr string, tlsConf
 	return dial(ctx, tr, addr, tlsConf, cfg)
 }
 
+// DialEarly is Dial for 0-RTT resumption. With a session ticket from an
+// earlier connection to the same server (tlsConf.ClientSessionCache must be
+// set, ServerName the same), it returns before the handshake completes:
+// channels open and messages sent with Channel.SendReplaySafe travel in the
+// very first flight. Channel.Send waits for the handshake, so that a message
+// not marked safe to replay never travels in 0-RTT data. Without a ticket it
+// returns once the handshake completes. Either way it does not wait for the
+// server's HELLO: [Conn.Ready] says when the session ID is known, and until
+// then Send assumes the default message size limit.
+//
+// If the server rejects the 0-RTT data, the connection ends with
+// ErrEarlyDataRejected and [Channel.Unsent] returns what must be sent again.
+func DialEarly(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+	return dialConn(ctx, nil, addr, tlsConf, cfg, true)
+}
+
+// DialTransportEarly is DialEarly over a caller-owned [quic.Transport].
+func DialTransportEarly(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+	if tr == nil {
+		return nil, errors.New("transport: DialTransportEarly needs a *quic.Transport")
+	}
+	return dialConn(ctx, tr, addr, tlsConf, cfg, true)
+}
+
 func dial(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+	return dialConn(ctx, tr, addr, tlsConf, cfg, false)
+}
+
+func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config, early bool) (*Conn, error) {
 	conf, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -44,19 +72,30 @@ func dial(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Con
 	ctx, cancel := context.WithTimeout(ctx, 2*conf.HandshakeTimeout)
 	defer cancel()
 	var qc *quic.Conn
-	if tr == nil {
+	switch {
+	case tr == nil && early:
+		qc, err = quic.DialAddrEarly(ctx, addr, tc, conf.quicConfig())
+	case tr == nil:
 		qc, err = quic.DialAddr(ctx, addr, tc, conf.quicConfig())
-	} else {
+	default:
 		var ua *net.UDPAddr
 		if ua, err = net.ResolveUDPAddr("udp", addr); err != nil {
 			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 		}
-		qc, err = tr.Dial(ctx, ua, tc, conf.quicConfig())
+		if early {
+			qc, err = tr.DialEarly(ctx, ua, tc, conf.quicConfig())
+		} else {
+			qc, err = tr.Dial(ctx, ua, tc, conf.quicConfig())
+		}
 	}
 	if err != nil {
 		return nil, dialError(addr, conf.HandshakeTimeout, err)
 	}
-	c, err := clientHandshake(ctx, qc, conf)
+	handshake := clientHandshake
+	if early {
+		handshake = clientHandshakeEarly
+	}
+	c, err := handshake(ctx, qc, conf)
 	if err != nil {
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeProtocolError), "handshake failed")
 		return nil, dialError(addr, conf.HandshakeTimeout, err)

@@ -78,6 +78,11 @@ var (
 	// ErrProtocol is wrapped by errors caused by a peer that does not speak
 	// quicmsg/1 (wrong ALPN, bad HELLO).
 	ErrProtocol = errors.New("transport: protocol mismatch")
+	// ErrEarlyDataRejected ends a connection from DialEarly whose 0-RTT data
+	// the server refused (for example after it restarted with new session
+	// ticket keys). Nothing sent in 0-RTT was processed: Channel.Unsent
+	// returns it, so that it can be sent again on a new connection.
+	ErrEarlyDataRejected = errors.New("transport: server rejected 0-RTT data")
 	// ErrUnflushed is wrapped by Close when messages accepted by Send could
 	// not be written before the close timeout.
 	ErrUnflushed = errors.New("transport: messages not written before close timeout")

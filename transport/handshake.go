@@ -108,7 +108,21 @@ func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 	}
 	var id SessionID
 	copy(id[:], f.Hello.SessionID)
-	return newConn(qc, ctrl, sr, cfg, true, id, f.Hello), nil
+	return newConn(qc, ctrl, sr, cfg, true, id, &f.Hello), nil
+}
+
+// clientHandshakeEarly opens the control stream and sends the client's HELLO
+// without waiting for the server's, which the control reader takes later.
+func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, error) {
+	ctrl, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := wire.AppendControl([]byte{wire.StreamControl}, localHello(&cfg, nil))
+	if _, err := ctrl.Write(b); err != nil {
+		return nil, err
+	}
+	return newConn(qc, ctrl, &streamReader{src: ctrl, base: 256}, cfg, true, SessionID{}, nil), nil
 }
 
 // serverHandshake accepts the control stream, reads the client's HELLO and
@@ -148,5 +162,5 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 	if _, err := ctrl.Write(wire.AppendControl(nil, localHello(&cfg, id[:]))); err != nil {
 		return fail(CodeInternalError, fmt.Errorf("writing HELLO: %w", err))
 	}
-	return newConn(qc, ctrl, sr, cfg, false, id, f.Hello), nil
+	return newConn(qc, ctrl, sr, cfg, false, id, &f.Hello), nil
 }

@@ -1,0 +1,167 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/udpproxy"
+)
+
+// earlyServer serves echo connections with 0-RTT allowed; keys, when set,
+// are its session ticket keys.
+func earlyServer(t *testing.T, addr string, keys [][32]byte) *Listener {
+	t.Helper()
+	tc := testTLS(t).server.Clone()
+	if keys != nil {
+		tc.SetSessionTicketKeys(keys)
+	}
+	ln, err := Listen(addr, tc, &Config{Allow0RTT: true})
+	require.NoError(t, err)
+	go func() {
+		for {
+			c, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			go func() {
+				for {
+					ch, err := c.AcceptChannel(context.Background())
+					if err != nil {
+						return
+					}
+					go func() { _ = echoAll(context.Background(), ch) }()
+				}
+			}()
+		}
+	}()
+	return ln
+}
+
+func resumingClientTLS(t *testing.T) *tls.Config {
+	tc := testTLS(t).client.Clone()
+	tc.ClientSessionCache = tls.NewLRUClientSessionCache(8)
+	return tc
+}
+
+// primeTicket makes one full connection so that the client holds a ticket.
+func primeTicket(t *testing.T, addr string, tc *tls.Config) {
+	t.Helper()
+	ctx := testCtx(t)
+	c, err := DialEarly(ctx, addr, tc, nil)
+	require.NoError(t, err)
+	require.False(t, c.Used0RTT(), "no ticket yet")
+	ch, err := c.OpenChannel(ctx, "prime")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("x")))
+	_, err = ch.Receive(ctx)
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+}
+
+func TestReconnectUsesZeroRTT(t *testing.T) {
+	ln := earlyServer(t, "127.0.0.1:0", nil)
+	defer ln.Close()
+	tc := resumingClientTLS(t)
+	primeTicket(t, ln.Addr().String(), tc)
+
+	ctx := testCtx(t)
+	c, err := DialEarly(ctx, ln.Addr().String(), tc, nil)
+	require.NoError(t, err)
+	defer c.CloseWithError(CodeNoError, "")
+	ch, err := c.OpenChannel(ctx, "early")
+	require.NoError(t, err)
+	require.NoError(t, ch.SendReplaySafe(ctx, []byte("in the first flight")))
+	msg, err := ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "in the first flight", string(msg))
+	<-c.HandshakeComplete()
+	require.True(t, c.Used0RTT(), "the client used 0-RTT")
+	<-c.Ready()
+	require.NotEqual(t, SessionID{}, c.SessionID())
+}
+
+func TestNonIdempotentSendWaitsForHandshake(t *testing.T) {
+	ln := earlyServer(t, "127.0.0.1:0", nil)
+	defer ln.Close()
+	proxy, err := udpproxy.New(ln.Addr().String())
+	require.NoError(t, err)
+	defer proxy.Close()
+	tc := resumingClientTLS(t)
+	primeTicket(t, proxy.Addr().String(), tc)
+
+	// The server's answers are held back: the handshake cannot complete.
+	proxy.SetDropRate(udpproxy.ToClient, 1)
+	ctx := testCtx(t)
+	c, err := DialEarly(ctx, proxy.Addr().String(), tc, nil)
+	require.NoError(t, err)
+	defer c.CloseWithError(CodeNoError, "")
+	ch, err := c.OpenChannel(ctx, "rule")
+	require.NoError(t, err)
+	require.NoError(t, ch.SendReplaySafe(ctx, []byte("safe")), "replay-safe messages go at once")
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, ch.Send(short, []byte("unsafe")), context.DeadlineExceeded, "a plain Send waits for the handshake")
+	require.ErrorIs(t, ch.TrySend([]byte("unsafe")), ErrWouldBlock)
+	select {
+	case <-c.HandshakeComplete():
+		t.Fatal("handshake completed through a black hole")
+	default:
+	}
+
+	proxy.SetDropRate(udpproxy.ToClient, 0)
+	require.NoError(t, ch.Send(ctx, []byte("unsafe")))
+	select {
+	case <-c.HandshakeComplete():
+	default:
+		t.Fatal("Send returned before the handshake completed")
+	}
+	for _, want := range []string{"safe", "unsafe"} {
+		msg, err := ch.Receive(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, string(msg))
+	}
+}
+
+func TestRejectedZeroRTTHandsBackWhatWasSentEarly(t *testing.T) {
+	keys := [][32]byte{{1}}
+	ln := earlyServer(t, "127.0.0.1:0", keys)
+	addr := ln.Addr().String()
+	tc := resumingClientTLS(t)
+	primeTicket(t, addr, tc)
+	require.NoError(t, ln.Close())
+
+	// The server comes back on the same port with new ticket keys.
+	ln2 := earlyServer(t, addr, [][32]byte{{2}})
+	defer ln2.Close()
+	ctx := testCtx(t)
+	c, err := DialEarly(ctx, addr, tc, nil)
+	require.NoError(t, err)
+	defer c.CloseWithError(CodeNoError, "")
+	ch, err := c.OpenChannel(ctx, "early")
+	require.NoError(t, err)
+	var want []string
+	for i := range 5 {
+		m := fmt.Sprintf("early %d", i)
+		want = append(want, m)
+		require.NoError(t, ch.SendReplaySafe(ctx, []byte(m)))
+	}
+	<-c.Context().Done()
+	require.ErrorIs(t, context.Cause(c.Context()), ErrEarlyDataRejected)
+	_, err = ch.Receive(ctx)
+	require.Error(t, err)
+	require.NotErrorIs(t, err, io.EOF)
+	require.Eventually(t, func() bool { return len(ch.Unsent()) == len(want) }, 10*time.Second, time.Millisecond)
+	var got []string
+	for _, u := range ch.Unsent() {
+		require.True(t, u.ReplaySafe)
+		got = append(got, string(u.Data))
+	}
+	require.Equal(t, want, got, "everything sent early comes back, in order")
+	require.Zero(t, ch.InDoubt())
+}
