@@ -71,7 +71,13 @@ type Config struct {
 	CloseTimeout time.Duration
 	// Allow0RTT lets a Listener accept 0-RTT data from resuming clients.
 	// Only messages their sender marked safe to replay travel in 0-RTT.
+	// Keep 0-RTT working across restarts by keeping the TLS session ticket
+	// keys (tls.Config.SetSessionTicketKeys).
 	Allow0RTT bool
+	// StatelessResetKey, when set on a Listener, lets it reset connections
+	// it lost its state for. Keep it across restarts so that clients of a
+	// restarted server notice at once instead of at their idle timeout.
+	StatelessResetKey *quic.StatelessResetKey
 }
 
 func (c *Config) withDefaults() (Config, error) {

@@ -33,6 +33,7 @@ type quicListener interface {
 // with CodeGoingAway and counted. All methods are safe for concurrent use.
 type Listener struct {
 	tr    *quic.Transport
+	ownTr bool // Listen made tr and closes it
 	ln    quicListener
 	cfg   Config
 	queue chan *Conn
@@ -72,17 +73,46 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: conf.StatelessResetKey}
+	l, err := newListener(tr, tc, conf)
+	if err != nil {
+		_ = tr.Close()
+		_ = udp.Close()
+		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
+	}
+	l.ownTr = true
+	return l, nil
+}
+
+// ListenTransport is Listen on a caller-owned [quic.Transport], which can
+// also dial. Close leaves the transport open; the caller closes it after the
+// listener. Config.StatelessResetKey is not used: set it on the transport.
+func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
+	conf, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := serverTLS(tlsConf)
+	if err != nil {
+		return nil, err
+	}
+	l, err := newListener(tr, tc, conf)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen: %w", err)
+	}
+	return l, nil
+}
+
+func newListener(tr *quic.Transport, tc *tls.Config, conf Config) (*Listener, error) {
 	var ln quicListener
+	var err error
 	if conf.Allow0RTT {
 		ln, err = tr.ListenEarly(tc, conf.quicConfig())
 	} else {
 		ln, err = tr.Listen(tc, conf.quicConfig())
 	}
 	if err != nil {
-		_ = tr.Close()
-		_ = udp.Close()
-		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
+		return nil, err
 	}
 	l := &Listener{
 		tr:    tr,
@@ -196,8 +226,10 @@ func (l *Listener) Close() error {
 			wg.Go(func() { _ = c.CloseWithError(CodeGoingAway, "listener closed") })
 		}
 		wg.Wait()
-		_ = l.tr.Close()
-		_ = l.tr.Conn.Close()
+		if l.ownTr {
+			_ = l.tr.Close()
+			_ = l.tr.Conn.Close()
+		}
 	})
 	return nil
 }
