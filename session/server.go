@@ -37,6 +37,7 @@ type Stats struct {
 	ActiveSessions      int
 	SessionsAccepted    uint64 // sessions started
 	SessionsRefused     uint64 // connections closed at MaxSessions or during shutdown
+	Sessions0RTT        uint64 // sessions that resumed with accepted 0-RTT data, counted when they end
 	MessagesReceived    uint64
 	MessagesHandled     uint64
 	BackpressureEvents  uint64 // times a session reached its pending cap
@@ -67,7 +68,7 @@ type Server struct {
 	workers    sync.WaitGroup // handler workers
 	serveWG    sync.WaitGroup
 
-	accepted, refused, received, handled, backpressureEvents, overloadDisconnects atomic.Uint64
+	accepted, refused, zeroRTT, received, handled, backpressureEvents, overloadDisconnects atomic.Uint64
 }
 
 // NewServer returns a server that passes messages to h. cfg may be nil.
@@ -162,6 +163,9 @@ func (s *Server) runSession(sess *Session) {
 		s.drained = nil
 	}
 	s.mu.Unlock()
+	if sess.Used0RTT() {
+		s.zeroRTT.Add(1)
+	}
 	st := sess.Stats()
 	s.cfg.Logger.Info("session ended", "session", sess.ID().String(), "remote", sess.RemoteAddr().String(),
 		"duration", time.Since(sess.start), "messages", st.MessagesReceived, "cause", causeString(cause))
@@ -213,6 +217,7 @@ func (s *Server) Stats() Stats {
 		ActiveSessions:      s.ActiveSessions(),
 		SessionsAccepted:    s.accepted.Load(),
 		SessionsRefused:     s.refused.Load(),
+		Sessions0RTT:        s.zeroRTT.Load(),
 		MessagesReceived:    s.received.Load(),
 		MessagesHandled:     s.handled.Load(),
 		BackpressureEvents:  s.backpressureEvents.Load(),

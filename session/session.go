@@ -69,6 +69,10 @@ func (s *Session) Conn() *transport.Conn { return s.conn }
 // Context is cancelled when the session's connection ends; context.Cause says why.
 func (s *Session) Context() context.Context { return s.conn.Context() }
 
+// Used0RTT reports whether the client resumed with 0-RTT data that the
+// server accepted (known once the handshake has completed).
+func (s *Session) Used0RTT() bool { return s.conn.Used0RTT() }
+
 // Started returns when the session began.
 func (s *Session) Started() time.Time { return s.start }
 
