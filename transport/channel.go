@@ -48,6 +48,7 @@ type Channel struct {
 	sentBytes  uint64
 	written    uint64
 	writes     atomic.Uint64 // stream writes made by the writer (for benchmarks)
+	lastDirect time.Time     // when Send last wrote to the stream itself
 	// Batches written as 0-RTT data are kept until the handshake confirms
 	// them, so that they can be handed back if the server rejects them.
 	retained      [][]byte
@@ -58,6 +59,8 @@ type Channel struct {
 
 	rmu           sync.Mutex // serialises Receive
 	sr            *streamReader
+	large         []byte // a large message being read straight into, see directReadMin
+	largeN        int    // bytes of large already read
 	recvErr       error
 	recvDone      atomic.Bool
 	received      atomic.Uint64
@@ -168,13 +171,65 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte) error {
 	ch.bufMsgs++
 	ch.sent++
 	ch.sentBytes += uint64(len(msg))
-	kick := !ch.inFlight
-	ch.inFlight = true
-	ch.mu.Unlock()
-	if kick {
-		ch.kick <- struct{}{}
+	if ch.inFlight {
+		ch.mu.Unlock()
+		return nil
 	}
+	ch.inFlight = true
+	if len(ch.buf) <= directWriteMax && !ch.c.earlyData {
+		// A lone message: nothing was sent for a while. Write it from here,
+		// sparing it the hand-over to the writer. Messages that follow one
+		// another closely go through the writer, which batches them.
+		if now := time.Now(); now.Sub(ch.lastDirect) >= directWriteGap {
+			ch.lastDirect = now
+			if ch.writeDirect() {
+				ch.mu.Unlock()
+				return nil
+			}
+		}
+	}
+	ch.mu.Unlock()
+	ch.kick <- struct{}{}
 	return nil
+}
+
+const (
+	// directWriteMax is the largest batch that Send hands to QUIC itself.
+	directWriteMax = 1200
+	// directWriteGap is how long after one direct write Send may make
+	// another; meanwhile the writer takes the messages, in batches.
+	directWriteGap = 10 * time.Microsecond
+)
+
+// writeDirect writes a small batch found while the writer is idle from the
+// sending goroutine, sparing a lone message the hand-over to the writer. It
+// is called, and returns, with ch.mu held and ch.inFlight set by the caller,
+// which keeps the writer and other senders off the stream meanwhile. The
+// write never blocks: QUIC takes all of it at once or none of it. It reports
+// whether the writer can stay idle; if not, the caller must kick it, and it
+// writes whatever is left, or fails as it would have.
+func (ch *Channel) writeDirect() bool {
+	out, n := ch.buf, ch.bufMsgs
+	ch.buf, ch.spare, ch.bufMsgs = ch.spare[:0], nil, 0
+	ch.mu.Unlock()
+	err := ch.s.TryWriteAll(out)
+	ch.mu.Lock()
+	if err != nil {
+		// Put the batch back in front of what other senders added.
+		ch.buf = append(out, ch.buf...)
+		ch.bufMsgs += n
+		return false
+	}
+	ch.writes.Add(1)
+	ch.spare = out[:0]
+	ch.written += n
+	close(ch.progress)
+	ch.progress = make(chan struct{})
+	if len(ch.buf) > 0 || ch.closing || ch.sendErr != nil {
+		return false
+	}
+	ch.inFlight = false
+	return true
 }
 
 // Flush waits until every message accepted so far has been written to the
@@ -302,6 +357,14 @@ func (ch *Channel) failSend(err error, out []byte, n uint64) {
 	ch.progress = make(chan struct{})
 }
 
+// settle waits, once the connection has ended, for the writer to record
+// what it could not deliver.
+func (ch *Channel) settle() {
+	if ch.c.ctx.Err() != nil {
+		<-ch.writerDone
+	}
+}
+
 // UnsentMessage is a message accepted by Send that never reached the peer.
 type UnsentMessage struct {
 	Data       []byte
@@ -330,6 +393,7 @@ func appendUnsent(dst []UnsentMessage, b []byte) []UnsentMessage {
 // sent in 0-RTT data that the server rejected, in the order they were sent.
 // Before a failure it returns nil.
 func (ch *Channel) Unsent() []UnsentMessage {
+	ch.settle()
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	return ch.unsent
@@ -339,6 +403,7 @@ func (ch *Channel) Unsent() []UnsentMessage {
 // written to the connection without the peer confirming them: they may or
 // may not have been delivered.
 func (ch *Channel) InDoubt() uint64 {
+	ch.settle()
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	return ch.inDoubt
@@ -356,6 +421,20 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 		if ch.recvErr != nil {
 			return nil, ch.recvErr
 		}
+		if ch.large != nil {
+			// The rest of a large message is read straight into it.
+			if ch.largeN == len(ch.large) {
+				msg := ch.large
+				ch.large, ch.largeN = nil, 0
+				ch.received.Add(1)
+				ch.receivedBytes.Add(uint64(len(msg)))
+				return msg, nil
+			}
+			if err := ch.readMore(ctx, 0); err != nil {
+				return nil, ch.recvFailed(ctx, err)
+			}
+			continue
+		}
 		b := ch.sr.buffered()
 		_, size, n, err := wire.ParseMessageHeader(b, limit)
 		if err == nil && len(b) >= n+size {
@@ -366,6 +445,14 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 			ch.receivedBytes.Add(uint64(size))
 			return msg, nil
 		}
+		if err == nil && size >= directReadMin {
+			// Take what is buffered and read the rest without staging
+			// it in the stream reader's buffer: one copy instead of two.
+			ch.large = make([]byte, size)
+			ch.largeN = copy(ch.large, b[n:])
+			ch.sr.consume(n + ch.largeN)
+			continue
+		}
 		need := len(b) + 1
 		switch {
 		case err == nil:
@@ -374,18 +461,29 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 			return nil, ch.rejectFrame(err)
 		}
 		if err := ch.readMore(ctx, need); err != nil {
-			if ctx != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return nil, err
-			}
-			if errors.Is(err, io.EOF) {
-				ch.recvErr = io.EOF
-			} else {
-				ch.recvErr = ch.convertErr(err)
-			}
-			ch.finishRecv()
-			return nil, ch.recvErr
+			return nil, ch.recvFailed(ctx, err)
 		}
 	}
+}
+
+// directReadMin is the size from which a message that is not buffered yet in
+// full is read straight into the slice Receive returns.
+const directReadMin = channelReadBuffer / 4
+
+// recvFailed handles an error from readMore: the context's error is returned
+// as it is and leaves the channel usable; any other error ends the receive
+// side.
+func (ch *Channel) recvFailed(ctx context.Context, err error) error {
+	if ctx != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err
+	}
+	if errors.Is(err, io.EOF) {
+		ch.recvErr = io.EOF
+	} else {
+		ch.recvErr = ch.convertErr(err)
+	}
+	ch.finishRecv()
+	return ch.recvErr
 }
 
 // rejectFrame resets the channel after a frame that breaks the protocol.
@@ -404,10 +502,12 @@ func (ch *Channel) rejectFrame(err error) error {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-// readMore reads from the stream, interrupting the read when ctx ends.
+// readMore reads from the stream, interrupting the read when ctx ends: into
+// the stream reader's buffer so that need bytes could be buffered, or, with
+// need 0, into the rest of the large message being received.
 func (ch *Channel) readMore(ctx context.Context, need int) error {
 	if ctx == nil || ctx.Done() == nil {
-		return ch.sr.fill(need)
+		return ch.read(need)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -417,7 +517,7 @@ func (ch *Channel) readMore(ctx context.Context, need int) error {
 		_ = ch.s.SetReadDeadline(aLongTimeAgo)
 		close(fired)
 	})
-	err := ch.sr.fill(need)
+	err := ch.read(need)
 	if !stop() {
 		<-fired
 		_ = ch.s.SetReadDeadline(time.Time{})
@@ -425,6 +525,15 @@ func (ch *Channel) readMore(ctx context.Context, need int) error {
 			return ctx.Err()
 		}
 	}
+	return err
+}
+
+func (ch *Channel) read(need int) error {
+	if need > 0 {
+		return ch.sr.fill(need)
+	}
+	n, err := ch.sr.readInto(ch.large[ch.largeN:])
+	ch.largeN += n
 	return err
 }
 

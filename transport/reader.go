@@ -59,3 +59,19 @@ func (sr *streamReader) fill(need int) error {
 	}
 	return err
 }
+
+// readInto reads straight into p, bypassing the buffer, which must be empty.
+// Errors are handled as in fill.
+func (sr *streamReader) readInto(p []byte) (int, error) {
+	if sr.err != nil {
+		return 0, sr.err
+	}
+	n, err := sr.src.Read(p)
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		sr.err = err
+	}
+	if n > 0 {
+		return n, nil
+	}
+	return 0, err
+}

@@ -1,0 +1,351 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// pending is a message in a channel's reconnect buffer.
+type pending struct {
+	data       []byte
+	replaySafe bool
+}
+
+// Channel is a named channel of a [Client] that survives reconnects: it is
+// reopened on every new connection, and messages sent while disconnected
+// wait in the client's reconnect buffer, in order, until then.
+// All methods are safe for concurrent use.
+type Channel struct {
+	cl   *Client
+	name string
+
+	sendMu    sync.Mutex // held while the buffer drains, so that order holds
+	mu        sync.Mutex
+	conn      *transport.Conn    // the connection the channel is (being) attached to
+	cur       *transport.Channel // set once the buffer has drained into it
+	attaching *transport.Channel // opened, buffer still draining
+	buf       []pending          // reconnect buffer
+	changed   chan struct{}      // closed and replaced on every attach and detach
+	closed    bool
+}
+
+func newChannel(c *Client, name string) *Channel {
+	return &Channel{cl: c, name: name, changed: make(chan struct{})}
+}
+
+// Name returns the channel's name.
+func (ch *Channel) Name() string { return ch.name }
+
+func (ch *Channel) signalLocked() {
+	close(ch.changed)
+	ch.changed = make(chan struct{})
+}
+
+// attach opens the channel on conn and sends what waited in the buffer,
+// before any new message.
+func (ch *Channel) attach(ctx context.Context, conn *transport.Conn) error {
+	ch.mu.Lock()
+	if ch.closed || ch.conn == conn {
+		ch.mu.Unlock()
+		return nil
+	}
+	ch.conn = conn
+	ch.mu.Unlock()
+	tch, err := conn.OpenChannel(ctx, ch.name)
+	if err != nil {
+		return err
+	}
+	ch.sendMu.Lock()
+	defer ch.sendMu.Unlock()
+	ch.mu.Lock()
+	if ch.closed || ch.conn != conn {
+		ch.mu.Unlock()
+		tch.Reset(transport.CodeChannelClosed)
+		return ErrClosed
+	}
+	ch.attaching = tch
+	ch.mu.Unlock()
+	for {
+		ch.mu.Lock()
+		if ch.conn != conn {
+			ch.mu.Unlock()
+			return ErrClosed
+		}
+		if len(ch.buf) == 0 {
+			ch.cur, ch.attaching = tch, nil
+			ch.signalLocked()
+			ch.mu.Unlock()
+			return nil
+		}
+		p := ch.buf[0]
+		ch.mu.Unlock()
+		if err := sendOn(ctx, tch, p.data, p.replaySafe); err != nil {
+			return err
+		}
+		ch.mu.Lock()
+		ch.buf[0] = pending{}
+		ch.buf = ch.buf[1:]
+		ch.mu.Unlock()
+		ch.cl.release(1, len(p.data))
+	}
+}
+
+// detach drops the channel's connection and returns the transport channels
+// it had on it, whose undelivered messages recover puts back.
+func (ch *Channel) detach() []*transport.Channel {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	var old []*transport.Channel
+	for _, t := range []*transport.Channel{ch.attaching, ch.cur} {
+		if t != nil {
+			old = append(old, t)
+		}
+	}
+	ch.conn, ch.cur, ch.attaching = nil, nil, nil
+	ch.signalLocked()
+	return old
+}
+
+// recover puts back, at the front of the buffer, what the old transport
+// channels accepted but never delivered. Their connection must have ended.
+func (ch *Channel) recover(old []*transport.Channel) {
+	var back []pending
+	n := 0
+	for _, t := range old {
+		ch.cl.inDoubt.Add(t.InDoubt())
+		for _, u := range t.Unsent() {
+			back = append(back, pending{data: u.Data, replaySafe: u.ReplaySafe})
+			n += len(u.Data)
+		}
+	}
+	if len(back) == 0 {
+		return
+	}
+	ch.cl.resent.Add(uint64(len(back)))
+	ch.cl.mu.Lock()
+	ch.cl.bufBytes += n
+	ch.cl.bufMsgs += len(back)
+	ch.cl.mu.Unlock()
+	ch.mu.Lock()
+	ch.buf = append(back, ch.buf...)
+	ch.mu.Unlock()
+}
+
+// fail closes the channel for good and returns how many buffered messages
+// it drops.
+func (ch *Channel) fail() int {
+	ch.mu.Lock()
+	ch.closed = true
+	ch.signalLocked()
+	n := len(ch.buf)
+	bytes := 0
+	for _, p := range ch.buf {
+		bytes += len(p.data)
+	}
+	ch.buf = nil
+	ch.mu.Unlock()
+	ch.cl.release(n, bytes)
+	return n
+}
+
+func sendOn(ctx context.Context, tch *transport.Channel, msg []byte, replaySafe bool) error {
+	if replaySafe {
+		return tch.SendReplaySafe(ctx, msg)
+	}
+	return tch.Send(ctx, msg)
+}
+
+// isConnLost reports whether err from a channel of conn means the connection
+// is gone (so the message should wait for the next one).
+func isConnLost(conn *transport.Conn, err error) bool {
+	return conn.Context().Err() != nil || errors.Is(err, transport.ErrEarlyDataRejected)
+}
+
+// Send sends msg on the channel. While connected it behaves like
+// transport.Channel.Send; while disconnected it copies msg into the reconnect
+// buffer, waiting for space until ctx ends. Messages go out in the order Send
+// accepted them.
+func (ch *Channel) Send(ctx context.Context, msg []byte) error {
+	return ch.send(ctx, msg, false, true)
+}
+
+// SendReplaySafe is Send for a message that is safe to process twice: on a
+// resumed connection it travels in 0-RTT data, in the first flight.
+func (ch *Channel) SendReplaySafe(ctx context.Context, msg []byte) error {
+	return ch.send(ctx, msg, true, true)
+}
+
+// TrySend is Send without waiting: it fails with ErrBufferFull when the
+// reconnect buffer is full, and as transport.Channel.TrySend while connected.
+func (ch *Channel) TrySend(msg []byte) error {
+	return ch.send(context.Background(), msg, false, false)
+}
+
+func (ch *Channel) send(ctx context.Context, msg []byte, replaySafe, block bool) error {
+	for {
+		ch.mu.Lock()
+		if ch.closed {
+			ch.mu.Unlock()
+			return ErrClosed
+		}
+		tch := ch.cur
+		if tch != nil {
+			ch.mu.Unlock()
+			var err error
+			if block {
+				err = sendOn(ctx, tch, msg, replaySafe)
+			} else {
+				err = tch.TrySend(msg)
+			}
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			ch.mu.Lock()
+			detached := ch.cur != tch
+			ch.mu.Unlock()
+			if !detached && !isConnLost(tch.Conn(), err) {
+				return err
+			}
+			// The connection went away under us: the message was not
+			// accepted, so it waits for the next connection.
+			if err := ch.waitDetached(ctx, tch); err != nil {
+				return err
+			}
+			continue
+		}
+		ch.mu.Unlock()
+		if err := ch.cl.reserve(ctx, len(msg), block); err != nil {
+			return err
+		}
+		ch.mu.Lock()
+		if ch.cur != nil || ch.closed {
+			// Attached (or closed) meanwhile: send directly instead.
+			ch.mu.Unlock()
+			ch.cl.release(1, len(msg))
+			continue
+		}
+		ch.buf = append(ch.buf, pending{data: append([]byte(nil), msg...), replaySafe: replaySafe})
+		ch.mu.Unlock()
+		return nil
+	}
+}
+
+// current waits for the channel to be attached to a connection.
+func (ch *Channel) current(ctx context.Context) (*transport.Channel, error) {
+	for {
+		ch.mu.Lock()
+		tch, changed, closed := ch.cur, ch.changed, ch.closed
+		ch.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if tch != nil {
+			return tch, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch.cl.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+// Receive returns the next message on the channel, waiting across
+// reconnects until ctx ends. Messages the server sent on a connection that
+// died before they arrived are lost with it.
+func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
+	for {
+		tch, err := ch.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		msg, err := tch.Receive(ctx)
+		if err == nil || ctx.Err() != nil || !isConnLost(tch.Conn(), err) {
+			return msg, err
+		}
+		// The connection is gone: wait until the client has detached it,
+		// then for the next connection.
+		if err := ch.waitDetached(ctx, tch); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (ch *Channel) waitDetached(ctx context.Context, tch *transport.Channel) error {
+	for {
+		ch.mu.Lock()
+		cur, changed := ch.cur, ch.changed
+		ch.mu.Unlock()
+		if cur != tch {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch.cl.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// RetryError reports that SendWithRetry gave up.
+type RetryError struct {
+	Attempts int
+	Last     error
+}
+
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("client: send failed after %d attempts: %v", e.Attempts, e.Last)
+}
+
+func (e *RetryError) Unwrap() error { return e.Last }
+
+// SendWithRetry sends msg and waits until it has been written to a live
+// connection, retrying on the next connection, with the client's backoff,
+// when the connection fails first; at most Config.RetryAttempts attempts. It
+// returns a [*RetryError] with the number of attempts and the last failure.
+// It does not use the reconnect buffer: it waits for a connection instead.
+func (ch *Channel) SendWithRetry(ctx context.Context, msg []byte) error {
+	var last error
+	b := ch.cl.cfg.Backoff
+	for attempt := 0; attempt < ch.cl.cfg.RetryAttempts; attempt++ {
+		if attempt > 0 {
+			ch.cl.rndMu.Lock()
+			d := b.next(attempt-1, ch.cl.rnd)
+			ch.cl.rndMu.Unlock()
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return &RetryError{Attempts: attempt, Last: ctx.Err()}
+			}
+		}
+		tch, err := ch.current(ctx)
+		if err != nil {
+			return &RetryError{Attempts: attempt + 1, Last: err}
+		}
+		ch.sendMu.Lock()
+		err = tch.Send(ctx, msg)
+		ch.sendMu.Unlock()
+		if err == nil {
+			err = tch.Flush(ctx)
+		}
+		if err == nil {
+			return nil
+		}
+		last = err
+		if ctx.Err() != nil || !isConnLost(tch.Conn(), err) {
+			return &RetryError{Attempts: attempt + 1, Last: err}
+		}
+	}
+	return &RetryError{Attempts: ch.cl.cfg.RetryAttempts, Last: last}
+}

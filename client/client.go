@@ -1,0 +1,480 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// Errors returned by the client.
+var (
+	// ErrClosed is returned by operations on a closed Client or Channel.
+	ErrClosed = errors.New("client: closed")
+	// ErrBufferFull is returned by TrySend while the client is disconnected
+	// and its reconnect buffer is full.
+	ErrBufferFull = errors.New("client: reconnect buffer full")
+	// ErrGaveUp ends a client whose reconnection attempts ran out.
+	ErrGaveUp = errors.New("client: gave up reconnecting")
+)
+
+// UndeliveredError reports messages that Send accepted into the reconnect
+// buffer but that never reached a connection, because the client was closed
+// or gave up reconnecting.
+type UndeliveredError struct {
+	Messages int
+	Err      error // why: ErrClosed or ErrGaveUp and the last failure
+}
+
+func (e *UndeliveredError) Error() string {
+	return fmt.Sprintf("client: %d buffered messages were not delivered: %v", e.Messages, e.Err)
+}
+
+func (e *UndeliveredError) Unwrap() error { return e.Err }
+
+// Stats are a client's counters.
+type Stats struct {
+	Reconnects       uint64 // connections made after the first
+	ZeroRTT          uint64 // connections whose 0-RTT data the server accepted
+	BufferedMessages int    // messages waiting in the reconnect buffer
+	BufferedBytes    int    // their size
+	MessagesResent   uint64 // accepted by a connection that died before writing them, sent again
+	MessagesInDoubt  uint64 // written to a connection that died: delivery unknown
+	MessagesFailed   uint64 // buffered messages reported in an UndeliveredError
+	EventsDropped    uint64 // events lost because the OnEvent queue was full
+}
+
+// Client is a quicmsg client that stays usable across connection losses.
+// Its channels survive reconnects: what is sent while disconnected waits in a
+// bounded reconnect buffer and goes out, in order, on the next connection.
+//
+// Delivery: a message accepted by Send either reaches a connection (once,
+// in order per channel) or is reported in an [UndeliveredError] from Close
+// and in Stats.MessagesFailed. Messages that were already written to a
+// connection when it died are in doubt: they may or may not have been
+// delivered, and are counted in Stats.MessagesInDoubt (acknowledgements that
+// settle them come with a later protocol version). Messages the connection
+// had accepted but not yet written, and 0-RTT data the server rejected, are
+// sent again on the next connection and counted in Stats.MessagesResent.
+//
+// All methods are safe for concurrent use.
+type Client struct {
+	cfg   Config
+	addrs []string
+	dial  func(context.Context, string) (*transport.Conn, error) // replaces dialOnce in tests
+
+	ctx    context.Context // ends when the client closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	conn      *transport.Conn // nil while disconnected
+	status    Status
+	addrIdx   int
+	channels  map[string]*Channel
+	connected chan struct{} // closed while a connection is attached
+	bufBytes  int
+	bufMsgs   int
+	bufSpace  chan struct{} // closed and replaced when buffer space frees
+	closeErr  error
+	closeOnce sync.Once
+
+	noEarly atomic.Bool // the last connection's 0-RTT data was rejected
+
+	rndMu sync.Mutex
+	rnd   *rand.Rand
+
+	evMu          sync.Mutex // guards sends on events against its closing
+	evClosed      bool
+	events        chan Event
+	eventsDropped atomic.Uint64
+	reconnects    atomic.Uint64
+	zeroRTT       atomic.Uint64
+	resent        atomic.Uint64
+	inDoubt       atomic.Uint64
+	failed        atomic.Uint64
+}
+
+// Dial connects to addr and returns a client that reconnects by itself
+// when the connection is lost. The first connection must succeed within ctx;
+// its error is returned otherwise.
+func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
+	conf, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := newClient(conf, addr)
+	conn, err := c.dialOnce(ctx, addr)
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	if conf.OnEvent != nil {
+		c.events = make(chan Event, conf.EventQueueSize)
+		c.wg.Add(1)
+		go c.dispatch()
+	}
+	c.attach(conn, Event{Type: EventConnected, Addr: addr})
+	c.wg.Add(1)
+	go c.run(conn)
+	return c, nil
+}
+
+func newClient(conf Config, addr string) *Client {
+	c := &Client{
+		cfg:       conf,
+		addrs:     append([]string{addr}, conf.Fallback...),
+		channels:  make(map[string]*Channel),
+		connected: make(chan struct{}),
+		bufSpace:  make(chan struct{}),
+		rnd:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+func (c *Client) dialOnce(ctx context.Context, addr string) (*transport.Conn, error) {
+	if c.dial != nil {
+		return c.dial(ctx, addr)
+	}
+	// After the server rejected 0-RTT, one full handshake gets a ticket it
+	// accepts, instead of offering the stale one again.
+	if c.cfg.Disable0RTT || c.noEarly.Swap(false) {
+		return transport.Dial(ctx, addr, c.cfg.TLS, &c.cfg.Transport)
+	}
+	return transport.DialEarly(ctx, addr, c.cfg.TLS, &c.cfg.Transport)
+}
+
+// Status returns where the client stands.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+// Conn returns the current connection, or nil while disconnected.
+func (c *Client) Conn() *transport.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	bm, bb := c.bufMsgs, c.bufBytes
+	c.mu.Unlock()
+	return Stats{
+		Reconnects:       c.reconnects.Load(),
+		ZeroRTT:          c.zeroRTT.Load(),
+		BufferedMessages: bm,
+		BufferedBytes:    bb,
+		MessagesResent:   c.resent.Load(),
+		MessagesInDoubt:  c.inDoubt.Load(),
+		MessagesFailed:   c.failed.Load(),
+		EventsDropped:    c.eventsDropped.Load(),
+	}
+}
+
+// Channel returns the client's channel named name, creating it on first use.
+// The channel is opened on the current connection at once, and on every new
+// connection after a reconnect.
+func (c *Client) Channel(ctx context.Context, name string) (*Channel, error) {
+	c.mu.Lock()
+	if c.status == StatusClosed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if ch, ok := c.channels[name]; ok {
+		c.mu.Unlock()
+		return ch, nil
+	}
+	ch := newChannel(c, name)
+	c.channels[name] = ch
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		if err := ch.attach(ctx, conn); err != nil && !isConnLost(conn, err) {
+			c.mu.Lock()
+			delete(c.channels, name)
+			c.mu.Unlock()
+			return nil, err
+		}
+	}
+	return ch, nil
+}
+
+// run watches the current connection and replaces it when it ends or the
+// server sends GOAWAY.
+func (c *Client) run(conn *transport.Conn) {
+	defer c.wg.Done()
+	for {
+		var cause error
+		goaway := false
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-conn.Context().Done():
+			cause = context.Cause(conn.Context())
+		case <-conn.GoAwayReceived():
+			goaway = true
+			ga, _ := conn.PeerGoAway()
+			cause = fmt.Errorf("client: server sent GOAWAY: %w: %s", ga.Code, ga.Reason)
+		}
+		if goaway {
+			// New messages wait in the buffer while the old connection
+			// finishes what it accepted; then the client leaves.
+			detached := c.detach(conn)
+			_ = conn.Close()
+			c.recover(detached)
+		} else {
+			c.lost(conn)
+		}
+		c.emit(Event{Type: EventDisconnected, Addr: c.addrs[c.currentAddr()], Err: cause})
+		rejected := errors.Is(cause, transport.ErrEarlyDataRejected)
+		c.noEarly.Store(rejected)
+		immediate := goaway || rejected
+		if goaway {
+			c.rotateAddr()
+		}
+		next, err := c.reconnect(immediate)
+		if err != nil {
+			c.shutdown(err)
+			return
+		}
+		conn = next
+	}
+}
+
+func (c *Client) currentAddr() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addrIdx
+}
+
+func (c *Client) rotateAddr() {
+	c.mu.Lock()
+	c.addrIdx = (c.addrIdx + 1) % len(c.addrs)
+	c.mu.Unlock()
+}
+
+// reconnect dials until a connection is up, following the backoff schedule.
+func (c *Client) reconnect(immediate bool) (*transport.Conn, error) {
+	var last error
+	for attempt := 0; ; attempt++ {
+		if c.cfg.Backoff.exhausted(attempt) {
+			return nil, fmt.Errorf("%w after %d attempts: %w", ErrGaveUp, attempt, last)
+		}
+		var delay time.Duration
+		if !immediate || attempt > 0 {
+			c.rndMu.Lock()
+			delay = c.cfg.Backoff.next(attempt, c.rnd)
+			c.rndMu.Unlock()
+		}
+		addr := c.addrs[c.currentAddr()]
+		c.emit(Event{Type: EventReconnecting, Addr: addr, Attempt: attempt, Delay: delay})
+		t := time.NewTimer(delay)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return nil, ErrClosed
+		case <-t.C:
+		}
+		conn, err := c.dialOnce(c.ctx, addr)
+		if err != nil {
+			last = err
+			c.rotateAddr()
+			continue
+		}
+		c.reconnects.Add(1)
+		c.attach(conn, Event{Type: EventReconnected, Addr: addr})
+		return conn, nil
+	}
+}
+
+// attach makes conn the client's connection and reopens every channel on
+// it. ev is emitted once the handshake has completed, when it is known
+// whether 0-RTT was used.
+func (c *Client) attach(conn *transport.Conn, ev Event) {
+	c.mu.Lock()
+	c.conn = conn
+	c.status = StatusConnected
+	close(c.connected)
+	chans := make([]*Channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-conn.HandshakeComplete():
+			ev.Used0RTT = conn.Used0RTT()
+			if ev.Used0RTT {
+				c.zeroRTT.Add(1)
+			}
+			c.emit(ev)
+		case <-conn.Context().Done():
+		case <-c.ctx.Done():
+		}
+	}()
+	for _, ch := range chans {
+		// A failure here means the new connection is already gone; run
+		// notices and detaches it.
+		_ = ch.attach(c.ctx, conn)
+	}
+}
+
+// detach takes conn away from the client and its channels and returns
+// what each channel had on it. It returns nil if conn is not current.
+func (c *Client) detach(conn *transport.Conn) map[*Channel][]*transport.Channel {
+	c.mu.Lock()
+	if c.conn != conn || conn == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	c.conn = nil
+	if c.status != StatusClosed {
+		c.status = StatusReconnecting
+	}
+	c.connected = make(chan struct{})
+	chans := make([]*Channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	c.mu.Unlock()
+	detached := make(map[*Channel][]*transport.Channel, len(chans))
+	for _, ch := range chans {
+		detached[ch] = ch.detach()
+	}
+	return detached
+}
+
+// recover puts back what the ended connection's channels never delivered.
+func (c *Client) recover(detached map[*Channel][]*transport.Channel) {
+	for ch, old := range detached {
+		ch.recover(old)
+	}
+}
+
+// lost handles the end of conn: it detaches it, if it is still current, and
+// recovers what it never delivered.
+func (c *Client) lost(conn *transport.Conn) {
+	c.recover(c.detach(conn))
+}
+
+// waitConnected waits until a connection is attached.
+func (c *Client) waitConnected(ctx context.Context) (*transport.Conn, error) {
+	for {
+		c.mu.Lock()
+		conn, ready, status := c.conn, c.connected, c.status
+		c.mu.Unlock()
+		if status == StatusClosed {
+			return nil, ErrClosed
+		}
+		if conn != nil {
+			return conn, nil
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+// reserve takes n bytes of reconnect buffer, waiting for space if block.
+func (c *Client) reserve(ctx context.Context, n int, block bool) error {
+	for {
+		c.mu.Lock()
+		if c.status == StatusClosed {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if c.bufBytes == 0 || c.bufBytes+n <= c.cfg.ReconnectBufferSize {
+			c.bufBytes += n
+			c.bufMsgs++
+			c.mu.Unlock()
+			return nil
+		}
+		space := c.bufSpace
+		c.mu.Unlock()
+		if !block {
+			return ErrBufferFull
+		}
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// release returns buffer space taken by msgs messages of n bytes.
+func (c *Client) release(msgs, n int) {
+	if msgs == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.bufBytes -= n
+	c.bufMsgs -= msgs
+	close(c.bufSpace)
+	c.bufSpace = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// Close closes the client: the current connection gracefully (what was sent
+// on it is flushed first), and every channel. Messages still in the
+// reconnect buffer are reported in an [UndeliveredError]. Close is
+// idempotent and waits for the client's goroutines.
+func (c *Client) Close() error {
+	c.shutdown(ErrClosed)
+	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeErr
+}
+
+func (c *Client) shutdown(why error) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.status = StatusClosed
+		conn := c.conn
+		chans := make([]*Channel, 0, len(c.channels))
+		for _, ch := range c.channels {
+			chans = append(chans, ch)
+		}
+		c.mu.Unlock()
+		c.cancel()
+		var err error
+		if conn != nil {
+			err = conn.Close()
+		}
+		undelivered := 0
+		for _, ch := range chans {
+			undelivered += ch.fail()
+		}
+		if undelivered > 0 {
+			c.failed.Add(uint64(undelivered))
+			err = errors.Join(err, &UndeliveredError{Messages: undelivered, Err: why})
+		} else if !errors.Is(why, ErrClosed) {
+			err = errors.Join(err, why)
+		}
+		c.mu.Lock()
+		c.closeErr = err
+		c.conn = nil
+		c.mu.Unlock()
+		c.emit(Event{Type: EventClosed, Err: err})
+		c.closeEvents()
+	})
+}

@@ -1,0 +1,92 @@
+package client
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// Defaults for [Config].
+const (
+	// DefaultReconnectBufferSize is how many bytes of messages a Client holds,
+	// across all its channels, while it has no connection (as much as NATS).
+	DefaultReconnectBufferSize = 8 << 20
+	// DefaultEventQueueSize is how many events may wait for the OnEvent
+	// callback; further events are dropped and counted.
+	DefaultEventQueueSize = 256
+	// DefaultRetryAttempts is how many attempts SendWithRetry makes.
+	DefaultRetryAttempts = 5
+	// DefaultSessionCacheSize is the size of the TLS session cache the client
+	// creates for 0-RTT when the tls.Config has none.
+	DefaultSessionCacheSize = 64
+)
+
+// Config configures a [Client]. TLS is required; every other zero field
+// takes its default.
+type Config struct {
+	// TLS verifies the server (see package certs). If it has no
+	// ClientSessionCache, the client adds one so that reconnects can use 0-RTT.
+	TLS *tls.Config
+	// Fallback lists other addresses of the same service, tried in turn
+	// after the one given to Dial when a connection fails or the server sends
+	// GOAWAY.
+	Fallback []string
+	// Transport configures each connection.
+	Transport transport.Config
+	// Backoff is the reconnection schedule; the zero value is exponential
+	// backoff with full jitter from 100 ms to 30 s, retrying for ever.
+	Backoff Backoff
+	// ReconnectBufferSize bounds, in bytes, the messages held while
+	// disconnected. Default DefaultReconnectBufferSize (8 MiB).
+	ReconnectBufferSize int
+	// RetryAttempts is how many attempts SendWithRetry makes. Default
+	// DefaultRetryAttempts (5).
+	RetryAttempts int
+	// Disable0RTT turns 0-RTT resumption off: every connection waits for a
+	// full handshake before sending.
+	Disable0RTT bool
+	// OnEvent, when set, receives connection events, one at a time on a
+	// goroutine of the client's, never under a lock.
+	OnEvent func(Event)
+	// EventQueueSize bounds the events waiting for OnEvent; overflow is
+	// dropped and counted in Stats.EventsDropped. Default DefaultEventQueueSize.
+	EventQueueSize int
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	if c == nil {
+		return Config{}, errors.New("client: a Config with TLS is required")
+	}
+	r := *c
+	if r.TLS == nil {
+		return r, errors.New("client: Config.TLS is required (see package certs)")
+	}
+	r.TLS = r.TLS.Clone()
+	if r.TLS.ClientSessionCache == nil && !r.Disable0RTT {
+		r.TLS.ClientSessionCache = tls.NewLRUClientSessionCache(DefaultSessionCacheSize)
+	}
+	if r.ReconnectBufferSize == 0 {
+		r.ReconnectBufferSize = DefaultReconnectBufferSize
+	}
+	if r.RetryAttempts == 0 {
+		r.RetryAttempts = DefaultRetryAttempts
+	}
+	if r.EventQueueSize == 0 {
+		r.EventQueueSize = DefaultEventQueueSize
+	}
+	var err error
+	if r.Backoff, err = r.Backoff.withDefaults(); err != nil {
+		return r, err
+	}
+	switch {
+	case r.ReconnectBufferSize < 0:
+		return r, fmt.Errorf("client: Config.ReconnectBufferSize %d is negative", r.ReconnectBufferSize)
+	case r.RetryAttempts < 0:
+		return r, fmt.Errorf("client: Config.RetryAttempts %d is negative", r.RetryAttempts)
+	case r.EventQueueSize < 0:
+		return r, fmt.Errorf("client: Config.EventQueueSize %d is negative", r.EventQueueSize)
+	}
+	return r, nil
+}

@@ -1,0 +1,98 @@
+package client
+
+import (
+	"fmt"
+	"time"
+)
+
+// Status is where a Client stands.
+type Status int
+
+// Client statuses.
+const (
+	StatusConnected Status = iota
+	StatusReconnecting
+	StatusClosed
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusConnected:
+		return "connected"
+	case StatusReconnecting:
+		return "reconnecting"
+	case StatusClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// EventType says what happened.
+type EventType int
+
+// Event types.
+const (
+	EventConnected    EventType = iota // the first connection is up
+	EventDisconnected                  // the connection ended; Err says why
+	EventReconnecting                  // attempt Attempt starts after Delay
+	EventReconnected                   // a new connection is up
+	EventClosed                        // the client was closed; Err reports undelivered messages
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventConnected:
+		return "connected"
+	case EventDisconnected:
+		return "disconnected"
+	case EventReconnecting:
+		return "reconnecting"
+	case EventReconnected:
+		return "reconnected"
+	case EventClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("EventType(%d)", int(t))
+}
+
+// Event is a connection event delivered to Config.OnEvent.
+type Event struct {
+	Type     EventType
+	Addr     string        // the server address concerned
+	Attempt  int           // EventReconnecting: 0-based attempt number
+	Delay    time.Duration // EventReconnecting: wait before the attempt
+	Used0RTT bool          // EventConnected, EventReconnected: the connection resumed with 0-RTT
+	Err      error         // EventDisconnected: the cause; EventClosed: undelivered messages, if any
+}
+
+// emit queues e for the dispatcher without ever blocking.
+func (c *Client) emit(e Event) {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.events == nil || c.evClosed {
+		return
+	}
+	select {
+	case c.events <- e:
+	default:
+		c.eventsDropped.Add(1)
+	}
+}
+
+// closeEvents ends the dispatcher once it has delivered what is queued.
+func (c *Client) closeEvents() {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.events != nil && !c.evClosed {
+		c.evClosed = true
+		close(c.events)
+	}
+}
+
+// dispatch delivers events to OnEvent, one at a time, until the queue closes.
+func (c *Client) dispatch() {
+	defer c.wg.Done()
+	for e := range c.events {
+		c.cfg.OnEvent(e)
+	}
+}
