@@ -21,9 +21,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/quicmsg/quicmsg/certs"
 	"github.com/quicmsg/quicmsg/session"
@@ -47,6 +50,7 @@ type options struct {
 	certFile        string
 	keyFile         string
 	devDir          string
+	ticketKeys      string
 	maxSessions     int
 	maxMessageSize  int
 	pendingCap      int
@@ -62,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.certFile, "cert", "", "server certificate (PEM); default: development certificate")
 	fs.StringVar(&o.keyFile, "key", "", "server private key (PEM)")
 	fs.StringVar(&o.devDir, "dev-certs", certs.DefaultDevDir, "directory for development certificates, used when -cert is not given")
+	fs.StringVar(&o.ticketKeys, "ticket-keys", "", "file keeping the TLS session ticket and stateless reset keys, so that clients resume with 0-RTT after a restart (created if missing; default: session-keys.pem in -dev-certs when using development certificates)")
 	fs.IntVar(&o.maxSessions, "max-sessions", session.DefaultMaxSessions, "maximum concurrent sessions")
 	fs.IntVar(&o.maxMessageSize, "max-message-size", transport.DefaultMaxMessageSize, "largest message accepted, bytes (at most 16 MiB)")
 	fs.IntVar(&o.pendingCap, "pending-cap", session.DefaultPendingCap, "messages received but not yet handled per session before backpressure")
@@ -104,6 +109,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		sopts = dev.ServerOptions()
 		caFile, pin = dev.CAFile, dev.Pin
+		if o.ticketKeys == "" {
+			o.ticketKeys = filepath.Join(o.devDir, "session-keys.pem")
+		}
 		if dev.Generated {
 			log.Info("generated development certificates", "dir", o.devDir)
 		}
@@ -118,7 +126,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxSessions: o.maxSessions,
 		PendingCap:  o.pendingCap,
 		Logger:      log,
-		Transport:   transport.Config{MaxMessageSize: o.maxMessageSize, IdleTimeout: o.idleTimeout},
+		Transport:   transport.Config{MaxMessageSize: o.maxMessageSize, IdleTimeout: o.idleTimeout, Allow0RTT: true},
+	}
+	if o.ticketKeys != "" {
+		keys, err := certs.LoadOrCreateSessionKeys(o.ticketKeys)
+		if err != nil {
+			return err
+		}
+		tlsConf.SetSessionTicketKeys([][32]byte{keys.Ticket})
+		resetKey := quic.StatelessResetKey(keys.StatelessReset)
+		cfg.Transport.StatelessResetKey = &resetKey
 	}
 	srv, err := session.NewServer(cfg, session.HandlerFunc(func(ctx context.Context, s *session.Session, m session.Message) {
 		if err := s.Send(ctx, m.Channel, m.Data); err != nil {
