@@ -62,6 +62,12 @@ type Config struct {
 	// has ended and left the server's table. cause says why it ended.
 	OnSessionStart func(s *Session)
 	OnSessionEnd   func(s *Session, cause error)
+	// OnChannelOpen and OnChannelClose, when set, are called, never under a
+	// lock, when a channel of a session opens (by either side) and when it
+	// ends. A relay uses them to track which sessions have which channels.
+	// OnChannelOpen runs before the first message of the channel is handled.
+	OnChannelOpen  func(s *Session, channel string)
+	OnChannelClose func(s *Session, channel string)
 }
 
 func (c *Config) withDefaults() (Config, error) {

@@ -433,3 +433,36 @@ func TestDuplicateChannelNameIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "2", string(msg))
 }
+
+func TestChannelHooksSeeOpenAndClose(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	cfg := &Config{
+		OnChannelOpen: func(s *Session, ch string) {
+			mu.Lock()
+			seen = append(seen, "open "+ch)
+			mu.Unlock()
+		},
+		OnChannelClose: func(s *Session, ch string) {
+			mu.Lock()
+			seen = append(seen, "close "+ch)
+			mu.Unlock()
+		},
+	}
+	srv, addr := startServer(t, cfg, echo)
+	c := dial(t, addr, nil)
+	ctx := testCtx(t)
+	ch, err := c.OpenChannel(ctx, "topic")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("x")))
+	_, err = ch.Receive(ctx)
+	require.NoError(t, err)
+	require.NoError(t, srv.Sessions()[0].Send(ctx, "from-server", []byte("y")))
+	require.NoError(t, c.Close())
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == 4
+	}, 10*time.Second, time.Millisecond)
+	require.ElementsMatch(t, []string{"open topic", "open from-server", "close topic", "close from-server"}, seen)
+}

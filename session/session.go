@@ -154,8 +154,8 @@ func (s *Session) channel(ctx context.Context, name string) (*transport.Channel,
 // addChannel registers ch and starts its reader; false if the name is taken.
 func (s *Session) addChannel(ch *transport.Channel) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, dup := s.channels[ch.Name()]; dup || s.ended {
+		s.mu.Unlock()
 		return false
 	}
 	if s.channels == nil {
@@ -163,6 +163,10 @@ func (s *Session) addChannel(ch *transport.Channel) bool {
 	}
 	s.channels[ch.Name()] = ch
 	s.readers.Add(1)
+	s.mu.Unlock()
+	if f := s.srv.cfg.OnChannelOpen; f != nil {
+		f(s, ch.Name())
+	}
 	go s.read(ch)
 	return true
 }
@@ -197,10 +201,14 @@ func (s *Session) read(ch *transport.Channel) {
 	defer s.readers.Done()
 	defer func() {
 		s.mu.Lock()
-		if s.channels[ch.Name()] == ch {
+		mine := s.channels[ch.Name()] == ch
+		if mine {
 			delete(s.channels, ch.Name())
 		}
 		s.mu.Unlock()
+		if f := s.srv.cfg.OnChannelClose; mine && f != nil {
+			f(s, ch.Name())
+		}
 	}()
 	ctx := s.conn.Context()
 	for {

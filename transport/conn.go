@@ -633,6 +633,22 @@ func (c *Conn) closeGracefully() error {
 	opened := c.opened
 	c.mu.Unlock()
 
+	// Channels the peer opened that were never accepted will not be read:
+	// refuse them, so that the peer does not wait for them to end.
+	drained, cancelled := context.WithCancel(context.Background())
+	cancelled()
+	for {
+		s, err := c.qc.AcceptStream(drained)
+		if err != nil {
+			break
+		}
+		s.CancelRead(quic.StreamErrorCode(CodeChannelClosed))
+		s.CancelWrite(quic.StreamErrorCode(CodeChannelClosed))
+		c.mu.Lock()
+		c.accepted++
+		c.mu.Unlock()
+	}
+
 	errs := make([]error, len(chans))
 	var wg sync.WaitGroup
 	for i, ch := range chans {
@@ -649,9 +665,14 @@ func (c *Conn) closeGracefully() error {
 	}
 	c.ctrlMu.Unlock()
 	if werr == nil {
-		select {
-		case <-c.qc.Context().Done():
-		case <-ctx.Done():
+		// Wait for the peer to close; refuse channels it opens meanwhile.
+		for {
+			s, err := c.qc.AcceptStream(ctx)
+			if err != nil {
+				break
+			}
+			s.CancelRead(quic.StreamErrorCode(CodeChannelClosed))
+			s.CancelWrite(quic.StreamErrorCode(CodeChannelClosed))
 		}
 	}
 	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
