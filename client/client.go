@@ -369,28 +369,6 @@ func (c *Client) lost(conn *transport.Conn) {
 	c.recover(c.detach(conn))
 }
 
-// waitConnected waits until a connection is attached.
-func (c *Client) waitConnected(ctx context.Context) (*transport.Conn, error) {
-	for {
-		c.mu.Lock()
-		conn, ready, status := c.conn, c.connected, c.status
-		c.mu.Unlock()
-		if status == StatusClosed {
-			return nil, ErrClosed
-		}
-		if conn != nil {
-			return conn, nil
-		}
-		select {
-		case <-ready:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-c.ctx.Done():
-			return nil, ErrClosed
-		}
-	}
-}
-
 // reserve takes n bytes of reconnect buffer, waiting for space if block.
 func (c *Client) reserve(ctx context.Context, n int, block bool) error {
 	for {

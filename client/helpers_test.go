@@ -55,7 +55,13 @@ var echoHandler = session.HandlerFunc(func(ctx context.Context, s *session.Sessi
 // ephemeral port of 127.0.0.1, and closes it at cleanup. cfg may be nil.
 func startEchoServer(t testing.TB, cfg *session.Config) (srv *session.Server, addr string) {
 	t.Helper()
-	srv, err := session.NewServer(cfg, echoHandler)
+	return startTestServer(t, cfg, echoHandler)
+}
+
+// startTestServer is startEchoServer with another handler.
+func startTestServer(t testing.TB, cfg *session.Config, h session.Handler) (srv *session.Server, addr string) {
+	t.Helper()
+	srv, err := session.NewServer(cfg, h)
 	require.NoError(t, err)
 	var tc *transport.Config
 	if cfg != nil {
