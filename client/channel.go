@@ -46,19 +46,24 @@ func (ch *Channel) signalLocked() {
 	ch.changed = make(chan struct{})
 }
 
-// attach opens the channel on conn and sends what waited in the buffer,
-// before any new message.
-func (ch *Channel) attach(ctx context.Context, conn *transport.Conn) error {
+// attach opens the channel on conn, unless tch is already open there, and
+// sends what waited in the buffer, before any new message.
+func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transport.Channel) error {
 	ch.mu.Lock()
 	if ch.closed || ch.conn == conn {
 		ch.mu.Unlock()
+		if tch != nil {
+			tch.Reset(transport.CodeChannelClosed)
+		}
 		return nil
 	}
 	ch.conn = conn
 	ch.mu.Unlock()
-	tch, err := conn.OpenChannel(ctx, ch.name)
-	if err != nil {
-		return err
+	if tch == nil {
+		var err error
+		if tch, err = conn.OpenChannel(ctx, ch.name); err != nil {
+			return err
+		}
 	}
 	ch.sendMu.Lock()
 	defer ch.sendMu.Unlock()

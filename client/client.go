@@ -109,7 +109,7 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 		return nil, err
 	}
 	c := newClient(conf, addr)
-	conn, err := c.dialOnce(ctx, addr)
+	conn, err := c.dialOnce(ctx, addr, nil)
 	if err != nil {
 		c.cancel()
 		return nil, err
@@ -138,7 +138,9 @@ func newClient(conf Config, addr string) *Client {
 	return c
 }
 
-func (c *Client) dialOnce(ctx context.Context, addr string) (*transport.Conn, error) {
+// dialOnce makes one connection; on a resumed connection the channels
+// named are opened in the first flight.
+func (c *Client) dialOnce(ctx context.Context, addr string, channels []string) (*transport.Conn, error) {
 	if c.dial != nil {
 		return c.dial(ctx, addr)
 	}
@@ -147,7 +149,7 @@ func (c *Client) dialOnce(ctx context.Context, addr string) (*transport.Conn, er
 	if c.cfg.Disable0RTT || c.noEarly.Swap(false) {
 		return transport.Dial(ctx, addr, c.cfg.TLS, &c.cfg.Transport)
 	}
-	return transport.DialEarly(ctx, addr, c.cfg.TLS, &c.cfg.Transport)
+	return transport.DialEarly(ctx, addr, c.cfg.TLS, &c.cfg.Transport, channels...)
 }
 
 // Status returns where the client stands.
@@ -199,7 +201,7 @@ func (c *Client) Channel(ctx context.Context, name string) (*Channel, error) {
 	conn := c.conn
 	c.mu.Unlock()
 	if conn != nil {
-		if err := ch.attach(ctx, conn); err != nil && !isConnLost(conn, err) {
+		if err := ch.attach(ctx, conn, nil); err != nil && !isConnLost(conn, err) {
 			c.mu.Lock()
 			delete(c.channels, name)
 			c.mu.Unlock()
@@ -285,7 +287,7 @@ func (c *Client) reconnect(immediate bool) (*transport.Conn, error) {
 			return nil, ErrClosed
 		case <-t.C:
 		}
-		conn, err := c.dialOnce(c.ctx, addr)
+		conn, err := c.dialOnce(c.ctx, addr, c.channelNames())
 		if err != nil {
 			last = err
 			c.rotateAddr()
@@ -295,6 +297,16 @@ func (c *Client) reconnect(immediate bool) (*transport.Conn, error) {
 		c.attach(conn, Event{Type: EventReconnected, Addr: addr})
 		return conn, nil
 	}
+}
+
+func (c *Client) channelNames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names := make([]string, 0, len(c.channels))
+	for name := range c.channels {
+		names = append(names, name)
+	}
+	return names
 }
 
 // attach makes conn the client's connection and reopens every channel on
@@ -324,10 +336,18 @@ func (c *Client) attach(conn *transport.Conn, ev Event) {
 		case <-c.ctx.Done():
 		}
 	}()
+	early := make(map[string]*transport.Channel)
+	for _, tch := range conn.EarlyChannels() {
+		early[tch.Name()] = tch
+	}
 	for _, ch := range chans {
 		// A failure here means the new connection is already gone; run
 		// notices and detaches it.
-		_ = ch.attach(c.ctx, conn)
+		_ = ch.attach(c.ctx, conn, early[ch.name])
+		delete(early, ch.name)
+	}
+	for _, tch := range early {
+		tch.Reset(transport.CodeChannelClosed)
 	}
 }
 

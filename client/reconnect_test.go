@@ -240,12 +240,20 @@ func TestClientSurvivesBlackHole(t *testing.T) {
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 30*time.Second, 5*time.Millisecond)
 }
 
+// slowFirstAttempt gives the test time to bring the server back before the
+// client's first reconnect attempt, which then offers its session ticket to
+// a live server.
+func slowFirstAttempt(cfg *Config) *Config {
+	cfg.Backoff.Delay = func(int) time.Duration { return 300 * time.Millisecond }
+	return cfg
+}
+
 func TestReconnectUsesZeroRTTAfterRestartWithKeptKeys(t *testing.T) {
 	rec := newRecorder()
 	rs := newRestartable(t, rec)
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, rs.addr, fastConfig(t, &log))
+	c, err := Dial(ctx, rs.addr, slowFirstAttempt(fastConfig(t, &log)))
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "echo")
@@ -277,7 +285,7 @@ func TestRejectedZeroRTTIsResentExactlyOnce(t *testing.T) {
 	rs := newRestartable(t, rec)
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, rs.addr, fastConfig(t, &log))
+	c, err := Dial(ctx, rs.addr, slowFirstAttempt(fastConfig(t, &log)))
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "echo")
@@ -295,6 +303,11 @@ func TestRejectedZeroRTTIsResentExactlyOnce(t *testing.T) {
 	rs.start()
 	got := rec.waitFor(t, "echo", 21)
 	requireSequence(t, got, 0, 21)
+	defer func() {
+		if t.Failed() {
+			t.Logf("events: %+v stats %+v", log.events, c.Stats())
+		}
+	}()
 	require.Greater(t, c.Stats().MessagesResent, uint64(0), "the rejected early data was sent again")
 	require.True(t, log.has(func(e Event) bool {
 		return e.Type == EventDisconnected && strings.Contains(fmt.Sprint(e.Err), "0-RTT")

@@ -215,12 +215,23 @@ func (ch *Channel) writeDirect() bool {
 	err := ch.s.TryWriteAll(out)
 	ch.mu.Lock()
 	if err != nil {
-		// Put the batch back in front of what other senders added.
+		if ch.sendErr != nil {
+			// The connection ended meanwhile and the writer recorded what
+			// was buffered as unsent; this batch, never taken by QUIC,
+			// came before that.
+			ch.unsent = append(appendUnsent(nil, out), ch.unsent...)
+			return false
+		}
+		// Put the batch back in front of what other senders added; the
+		// writer writes it, or fails on it as it would have.
 		ch.buf = append(out, ch.buf...)
 		ch.bufMsgs += n
 		return false
 	}
 	ch.writes.Add(1)
+	if ch.sendErr != nil {
+		ch.inDoubt += n // written as the connection ended
+	}
 	ch.spare = out[:0]
 	ch.written += n
 	close(ch.progress)
@@ -335,7 +346,10 @@ func (ch *Channel) writeLoop() {
 // rest of what was written is in doubt.
 func (ch *Channel) failSend(err error, out []byte, n uint64) {
 	err = ch.convertErr(err)
-	rejected := ch.c.earlyRejected() || errors.Is(err, ErrEarlyDataRejected)
+	// Early data is replay-safe by contract, so whatever rode 0-RTT on a
+	// connection whose handshake never completed, or whose 0-RTT data was
+	// rejected, is handed back to be sent again.
+	rejected := ch.c.earlyRejected() || errors.Is(err, ErrEarlyDataRejected) || ch.c.inEarlyData()
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.sendErr == nil {

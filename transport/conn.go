@@ -61,6 +61,7 @@ type Conn struct {
 	peerMax   atomic.Int64 // peer.MaxMessageSize, read on every Send
 	earlyData bool         // DialEarly returned before the handshake completed
 	rejected  atomic.Bool  // the server refused our 0-RTT data
+	early     []*Channel   // channels opened by DialEarly
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -252,6 +253,19 @@ func (c *Conn) OpenChannel(ctx context.Context, name string) (*Channel, error) {
 	if err := wire.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidName, err)
 	}
+	// See DialEarly: no stream is created while the handshake may complete.
+	if c.earlyData {
+		if err := c.waitHandshake(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c.openChannel(ctx, name)
+}
+
+// EarlyChannels returns the channels DialEarly opened, in the order named.
+func (c *Conn) EarlyChannels() []*Channel { return c.early }
+
+func (c *Conn) openChannel(ctx context.Context, name string) (*Channel, error) {
 	c.mu.Lock()
 	closing := c.closing
 	c.mu.Unlock()

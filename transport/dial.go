@@ -8,6 +8,8 @@ import (
 	"net"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
 )
 
 // Dial connects to a quicmsg server at addr ("host:port"), completes the TLS
@@ -34,36 +36,47 @@ func DialTransport(ctx context.Context, tr *quic.Transport, addr string, tlsConf
 
 // DialEarly is Dial for 0-RTT resumption. With a session ticket from an
 // earlier connection to the same server (tlsConf.ClientSessionCache must be
-// set, ServerName the same), it returns before the handshake completes:
-// channels open and messages sent with Channel.SendReplaySafe travel in the
-// very first flight. Channel.Send waits for the handshake, so that a message
-// not marked safe to replay never travels in 0-RTT data. Without a ticket it
-// returns once the handshake completes. Either way it does not wait for the
-// server's HELLO: [Conn.Ready] says when the session ID is known, and until
-// then Send assumes the default message size limit.
+// set, ServerName the same), it returns before the handshake completes, and
+// the channels named in channels are open at once: messages sent on them
+// with Channel.SendReplaySafe travel in the very first flight. Get them with
+// [Conn.EarlyChannels]. Channel.Send waits for the handshake, so that a
+// message not marked safe to replay never travels in 0-RTT data. Without a
+// ticket DialEarly returns once the handshake completes. Either way it does
+// not wait for the server's HELLO: [Conn.Ready] says when the session ID is
+// known, and until then Send assumes the default message size limit.
+//
+// Channels opened later with OpenChannel wait for the handshake to complete
+// when it has not yet: quic-go v0.65 races when a stream is created while
+// the handshake completes (quic-go issue 4303), so early streams are only
+// created right after the dial, before the server can answer.
 //
 // If the server rejects the 0-RTT data, the connection ends with
 // ErrEarlyDataRejected and [Channel.Unsent] returns what must be sent again.
-func DialEarly(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
-	return dialConn(ctx, nil, addr, tlsConf, cfg, true)
+func DialEarly(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, channels ...string) (*Conn, error) {
+	return dialConn(ctx, nil, addr, tlsConf, cfg, true, channels)
 }
 
 // DialTransportEarly is DialEarly over a caller-owned [quic.Transport].
-func DialTransportEarly(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+func DialTransportEarly(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config, channels ...string) (*Conn, error) {
 	if tr == nil {
 		return nil, errors.New("transport: DialTransportEarly needs a *quic.Transport")
 	}
-	return dialConn(ctx, tr, addr, tlsConf, cfg, true)
+	return dialConn(ctx, tr, addr, tlsConf, cfg, true, channels)
 }
 
 func dial(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
-	return dialConn(ctx, tr, addr, tlsConf, cfg, false)
+	return dialConn(ctx, tr, addr, tlsConf, cfg, false, nil)
 }
 
-func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config, early bool) (*Conn, error) {
+func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config, early bool, channels []string) (*Conn, error) {
 	conf, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	for _, name := range channels {
+		if err := wire.ValidateName(name); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidName, err)
+		}
 	}
 	tc, err := clientTLS(tlsConf)
 	if err != nil {
@@ -99,6 +112,14 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 	if err != nil {
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeProtocolError), "handshake failed")
 		return nil, dialError(addr, conf.HandshakeTimeout, err)
+	}
+	for _, name := range channels {
+		ch, err := c.openChannel(ctx, name)
+		if err != nil {
+			_ = c.CloseWithError(CodeInternalError, "")
+			return nil, fmt.Errorf("transport: dial %s: opening channel %q: %w", addr, name, err)
+		}
+		c.early = append(c.early, ch)
 	}
 	return c, nil
 }

@@ -71,11 +71,11 @@ func TestReconnectUsesZeroRTT(t *testing.T) {
 	primeTicket(t, ln.Addr().String(), tc)
 
 	ctx := testCtx(t)
-	c, err := DialEarly(ctx, ln.Addr().String(), tc, nil)
+	c, err := DialEarly(ctx, ln.Addr().String(), tc, nil, "early")
 	require.NoError(t, err)
 	defer c.CloseWithError(CodeNoError, "")
-	ch, err := c.OpenChannel(ctx, "early")
-	require.NoError(t, err)
+	ch := c.EarlyChannels()[0]
+	require.Equal(t, "early", ch.Name())
 	require.NoError(t, ch.SendReplaySafe(ctx, []byte("in the first flight")))
 	msg, err := ch.Receive(ctx)
 	require.NoError(t, err)
@@ -98,11 +98,14 @@ func TestNonIdempotentSendWaitsForHandshake(t *testing.T) {
 	// The server's answers are held back: the handshake cannot complete.
 	proxy.SetDropRate(udpproxy.ToClient, 1)
 	ctx := testCtx(t)
-	c, err := DialEarly(ctx, proxy.Addr().String(), tc, nil)
+	c, err := DialEarly(ctx, proxy.Addr().String(), tc, nil, "rule")
 	require.NoError(t, err)
 	defer c.CloseWithError(CodeNoError, "")
-	ch, err := c.OpenChannel(ctx, "rule")
-	require.NoError(t, err)
+	ch := c.EarlyChannels()[0]
+	short0, cancel0 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel0()
+	_, err = c.OpenChannel(short0, "later")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "later channels wait for the handshake")
 	require.NoError(t, ch.SendReplaySafe(ctx, []byte("safe")), "replay-safe messages go at once")
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
@@ -140,11 +143,10 @@ func TestRejectedZeroRTTHandsBackWhatWasSentEarly(t *testing.T) {
 	ln2 := earlyServer(t, addr, [][32]byte{{2}})
 	defer ln2.Close()
 	ctx := testCtx(t)
-	c, err := DialEarly(ctx, addr, tc, nil)
+	c, err := DialEarly(ctx, addr, tc, nil, "early")
 	require.NoError(t, err)
 	defer c.CloseWithError(CodeNoError, "")
-	ch, err := c.OpenChannel(ctx, "early")
-	require.NoError(t, err)
+	ch := c.EarlyChannels()[0]
 	var want []string
 	for i := range 5 {
 		m := fmt.Sprintf("early %d", i)
