@@ -30,8 +30,17 @@ vet:
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# Each iteration runs quicmsg and its raw quic-go baseline back to back, so
+# that the two share the machine's state; compare them as ratios.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -benchtime $(BENCHTIME) -timeout 60m ./transport/
+	mkdir -p bin
+	$(GO) test -c -o bin/transport.test ./transport/
+	$(GO) test -c -o bin/client.test ./client/
+	for i in $$(seq $(BENCHCOUNT)); do \
+		./bin/transport.test -test.run '^$$' -test.bench . -test.benchmem -test.benchtime $(BENCHTIME) -test.timeout 30m || exit 1; \
+	done
+	./bin/client.test -test.run '^$$' -test.bench ReconnectFirstEcho -test.benchtime 20x -test.count 3 -test.timeout 10m
+	./bin/client.test -test.run '^$$' -test.bench PoolVsChannels -test.benchtime $(BENCHTIME) -test.count 3 -test.timeout 10m
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMessageDecoder$$' -fuzztime $(FUZZTIME) ./internal/wire/

@@ -428,6 +428,26 @@ func (ch *Channel) InDoubt() uint64 {
 // Receive returns io.EOF. A malformed or oversized frame resets the channel
 // (not the connection) and is reported as a [*ChannelError].
 func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
+	return ch.receive(ctx, nil)
+}
+
+// ReceiveBuf is Receive that stores the message in buf when it fits
+// (cap(buf) is at least its size) and returns buf[:size]; a larger message
+// gets a new slice. A receive loop that passes back the slice it got, once
+// done with it, receives without allocating.
+func (ch *Channel) ReceiveBuf(ctx context.Context, buf []byte) ([]byte, error) {
+	return ch.receive(ctx, buf)
+}
+
+// sized returns buf[:n] when it fits, a new slice otherwise.
+func sized(buf []byte, n int) []byte {
+	if cap(buf) >= n {
+		return buf[:n]
+	}
+	return make([]byte, n)
+}
+
+func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
 	ch.rmu.Lock()
 	defer ch.rmu.Unlock()
 	limit := ch.c.cfg.MaxMessageSize
@@ -445,6 +465,11 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 				return msg, nil
 			}
 			if err := ch.readMore(ctx, 0); err != nil {
+				if ch.large != nil && ctx != nil && ctx.Err() != nil {
+					// The caller may reuse its buffer once told of the
+					// error: keep the partial message in one of ours.
+					ch.large = append(make([]byte, 0, len(ch.large)), ch.large...)
+				}
 				return nil, ch.recvFailed(ctx, err)
 			}
 			continue
@@ -452,7 +477,7 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 		b := ch.sr.buffered()
 		_, size, n, err := wire.ParseMessageHeader(b, limit)
 		if err == nil && len(b) >= n+size {
-			msg := make([]byte, size)
+			msg := sized(buf, size)
 			copy(msg, b[n:n+size])
 			ch.sr.consume(n + size)
 			ch.received.Add(1)
@@ -462,7 +487,7 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 		if err == nil && size >= directReadMin {
 			// Take what is buffered and read the rest without staging
 			// it in the stream reader's buffer: one copy instead of two.
-			ch.large = make([]byte, size)
+			ch.large = sized(buf, size)
 			ch.largeN = copy(ch.large, b[n:])
 			ch.sr.consume(n + ch.largeN)
 			continue

@@ -175,3 +175,31 @@ func TestChannelErrorsAfterConnectionEnds(t *testing.T) {
 	_, err = client.OpenChannel(ctx, "another")
 	require.ErrorIs(t, err, CodeDisconnected)
 }
+
+func TestReceiveBufReusesTheCallersBuffer(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	ch, err := client.OpenChannel(ctx, "reuse")
+	require.NoError(t, err)
+	sch, err := server.AcceptChannel(ctx)
+	require.NoError(t, err)
+	big := make([]byte, 100<<10)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	require.NoError(t, ch.Send(ctx, []byte("small")))
+	require.NoError(t, ch.Send(ctx, big))
+	require.NoError(t, ch.Send(ctx, []byte("tiny")))
+
+	buf := make([]byte, 0, 64)
+	m, err := sch.ReceiveBuf(ctx, buf)
+	require.NoError(t, err)
+	require.Equal(t, "small", string(m))
+	require.Equal(t, &buf[:1][0], &m[0], "a message that fits lands in buf")
+	m, err = sch.ReceiveBuf(ctx, buf)
+	require.NoError(t, err)
+	require.Equal(t, big, m, "a larger one gets its own slice")
+	m, err = sch.ReceiveBuf(ctx, m)
+	require.NoError(t, err)
+	require.Equal(t, "tiny", string(m))
+}

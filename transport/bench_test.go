@@ -1,0 +1,395 @@
+package transport
+
+// Benchmarks of quicmsg against a raw quic-go baseline with the same framing
+// (see bench_raw_test.go), run in the same process, back to back, as
+// sub-benchmarks named quicmsg and rawquic. Everything on loopback is CPU
+// bound, so compare the two within one run (as a ratio), never with figures
+// from another run. BENCHMARKS.md has the command line and the results.
+//
+// Client and server share the process. One-way figures are counted when the
+// receiver has every message; the timer runs from the first send to the last
+// receive.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
+)
+
+// quicmsgChannels returns a connected client channel and its server side.
+func quicmsgChannels(b *testing.B) (cli, srv *Channel, ctx context.Context) {
+	b.Helper()
+	client, server, _ := pair(b, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	cli, err := client.OpenChannel(ctx, "bench")
+	require.NoError(b, err)
+	srv, err = server.AcceptChannel(ctx)
+	require.NoError(b, err)
+	return cli, srv, ctx
+}
+
+func payload(size int) []byte {
+	p := make([]byte, size)
+	for i := range p {
+		p[i] = byte(i)
+	}
+	return p
+}
+
+// oneWay sends b.N messages of size bytes from client to server, in a
+// single channel or stream, and stops the timer once the receiver has
+// them all. It reports msgs/s, how many messages went into each stream
+// write on average, and the sending connection's packet size and loss.
+func oneWay(b *testing.B, impl string, size int) {
+	b.ReportAllocs()
+	msg := payload(size)
+	done := make(chan error, 1)
+	var writes func() uint64
+	var qc *quic.Conn // the sending connection
+	switch impl {
+	case "quicmsg", "quicmsg-alloc":
+		cli, srv, ctx := quicmsgChannels(b)
+		qc = cli.c.qc
+		w0 := cli.writes.Load()
+		writes = func() uint64 { return cli.writes.Load() - w0 }
+		// quicmsg receives into a reused buffer, as the raw baseline does;
+		// quicmsg-alloc takes a new slice per message (Receive).
+		reuse := impl == "quicmsg"
+		b.ResetTimer()
+		go func() {
+			var buf []byte
+			for i := 0; i < b.N; i++ {
+				var m []byte
+				var err error
+				if reuse {
+					m, err = srv.ReceiveBuf(ctx, buf)
+					buf = m
+				} else {
+					m, err = srv.Receive(ctx)
+				}
+				if err == nil && len(m) != size {
+					err = fmt.Errorf("message %d has %d bytes, want %d", i, len(m), size)
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		for i := 0; i < b.N; i++ {
+			if err := cli.Send(ctx, msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	case "rawquic", "rawquic-alloc":
+		p := newRawPair(b)
+		w := newRawWriter(p.cs)
+		r := newRawReader(p.ss)
+		r.alloc = impl == "rawquic-alloc"
+		qc = p.cli
+		writes = func() uint64 { return w.cw.writes }
+		b.ResetTimer()
+		go func() {
+			for i := 0; i < b.N; i++ {
+				m, err := r.read()
+				if err == nil && len(m) != size {
+					err = fmt.Errorf("message %d has %d bytes, want %d", i, len(m), size)
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		for i := 0; i < b.N; i++ {
+			if err := w.write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if (i+1)%1000 == 0 {
+				if err := w.flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := w.flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	if n := writes(); n > 0 {
+		b.ReportMetric(float64(b.N)/float64(n), "msgs/write")
+	}
+	// Packetisation and loss on the sending side: both sides should fill
+	// packets alike; loopback drops packets when the receiving process
+	// falls behind (UDP socket buffer full).
+	st := qc.ConnectionStats()
+	b.ReportMetric(float64(st.BytesSent)/float64(st.PacketsSent), "B/pkt")
+	b.ReportMetric(100*float64(st.PacketsLost)/float64(st.PacketsSent), "lost-%")
+}
+
+var impls = []string{"quicmsg", "rawquic"}
+
+// oneWayImpls: quicmsg receives with ReceiveBuf into a reused buffer, like
+// rawquic; quicmsg-alloc uses Receive, which returns a new slice per message,
+// like rawquic-alloc. Targets are quicmsg against rawquic; the -alloc pair
+// shows what the per-message allocation costs both.
+var oneWayImpls = []string{"quicmsg", "rawquic", "quicmsg-alloc", "rawquic-alloc"}
+
+// BenchmarkBulk: one channel, 64 KiB messages one way. MB/s counts bytes
+// that reached the receiver.
+func BenchmarkBulk(b *testing.B) {
+	for _, impl := range oneWayImpls {
+		b.Run(impl, func(b *testing.B) {
+			b.SetBytes(64 << 10)
+			oneWay(b, impl, 64<<10)
+		})
+	}
+}
+
+// BenchmarkOneWay: one-way message rate for small messages.
+func BenchmarkOneWay(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			for _, impl := range oneWayImpls {
+				b.Run(impl, func(b *testing.B) { oneWay(b, impl, size) })
+			}
+		})
+	}
+}
+
+// reportLatency reports the p50 and p99 of d in µs.
+func reportLatency(b *testing.B, d []time.Duration) {
+	slices.Sort(d)
+	q := func(p float64) float64 {
+		return float64(d[min(len(d)-1, int(p*float64(len(d))))]) / float64(time.Microsecond)
+	}
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+}
+
+// BenchmarkRequestResponse: 64-byte echo round trips, one outstanding at a
+// time. The raw baseline flushes each message at once.
+func BenchmarkRequestResponse(b *testing.B) {
+	msg := payload(64)
+	for _, impl := range impls {
+		b.Run(impl, func(b *testing.B) {
+			d := make([]time.Duration, b.N)
+			switch impl {
+			case "quicmsg":
+				cli, srv, ctx := quicmsgChannels(b)
+				echoDone := make(chan error, 1)
+				go func() {
+					for {
+						m, err := srv.Receive(ctx)
+						if err == nil {
+							err = srv.Send(ctx, m)
+						}
+						if err != nil {
+							echoDone <- err
+							return
+						}
+					}
+				}()
+				b.Cleanup(func() {
+					b.StopTimer()
+					_ = cli.Close()
+					if err := <-echoDone; !errors.Is(err, ctx.Err()) && !isEOF(err) {
+						b.Error(err)
+					}
+				})
+				b.ResetTimer()
+				for i := range d {
+					t0 := time.Now()
+					if err := cli.Send(ctx, msg); err != nil {
+						b.Fatal(err)
+					}
+					m, err := cli.Receive(ctx)
+					if err != nil || len(m) != len(msg) {
+						b.Fatal(len(m), err)
+					}
+					d[i] = time.Since(t0)
+				}
+			case "rawquic":
+				p := newRawPair(b)
+				cw, cr := newRawWriter(p.cs), newRawReader(p.cs)
+				sw, sr := newRawWriter(p.ss), newRawReader(p.ss)
+				echoDone := make(chan error, 1)
+				go func() {
+					for {
+						m, err := sr.read()
+						if err == nil {
+							err = sw.write(m)
+						}
+						if err == nil {
+							err = sw.flush()
+						}
+						if err != nil {
+							echoDone <- err
+							return
+						}
+					}
+				}()
+				b.Cleanup(func() {
+					b.StopTimer()
+					_ = p.cs.Close()
+					if err := <-echoDone; !isEOF(err) {
+						b.Error(err)
+					}
+				})
+				b.ResetTimer()
+				for i := range d {
+					t0 := time.Now()
+					err := cw.write(msg)
+					if err == nil {
+						err = cw.flush()
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					m, err := cr.read()
+					if err != nil || len(m) != len(msg) {
+						b.Fatal(len(m), err)
+					}
+					d[i] = time.Since(t0)
+				}
+			}
+			b.StopTimer()
+			reportLatency(b, d)
+		})
+	}
+}
+
+// BenchmarkCoalescing shows what the channel's writer does with small
+// messages:
+//   - burst: b.N bursts of 1000 64-byte messages, each burst sent as fast as
+//     Send takes it and waited for at the receiver; reports messages per
+//     stream write. The raw baseline writes through its 64 KiB buffer and
+//     flushes at the end of each burst.
+//   - lone: one 64-byte message at a time, the next sent once the previous
+//     arrived; reports the one-way latency (sender's Send to the receiver's
+//     Receive, same clock) and messages per write, which must be 1: a lone
+//     message is not held back. The raw baseline flushes each message at once.
+func BenchmarkCoalescing(b *testing.B) {
+	msg := payload(64)
+	type ends struct {
+		send, flush, recv func() error
+		writes            func() uint64
+	}
+	setup := func(b *testing.B, impl string) ends {
+		switch impl {
+		case "quicmsg":
+			cli, srv, ctx := quicmsgChannels(b)
+			w0 := cli.writes.Load()
+			return ends{
+				send:   func() error { return cli.Send(ctx, msg) },
+				flush:  func() error { return nil }, // the channel's writer sends by itself
+				recv:   func() error { _, err := srv.Receive(ctx); return err },
+				writes: func() uint64 { return cli.writes.Load() - w0 },
+			}
+		default:
+			p := newRawPair(b)
+			w, r := newRawWriter(p.cs), newRawReader(p.ss)
+			return ends{
+				send:   func() error { return w.write(msg) },
+				flush:  w.flush,
+				recv:   func() error { _, err := r.read(); return err },
+				writes: func() uint64 { return w.cw.writes },
+			}
+		}
+	}
+	// receiver receives n messages for each n sent on todo and then sends the
+	// time it received the last one, or an error.
+	type result struct {
+		at  time.Time
+		err error
+	}
+	receiver := func(e ends, todo <-chan int, done chan<- result) {
+		for n := range todo {
+			var err error
+			for range n {
+				if err = e.recv(); err != nil {
+					break
+				}
+			}
+			done <- result{time.Now(), err}
+			if err != nil {
+				return
+			}
+		}
+	}
+	b.Run("burst", func(b *testing.B) {
+		const burst = 1000
+		for _, impl := range impls {
+			b.Run(impl, func(b *testing.B) {
+				e := setup(b, impl)
+				todo, done := make(chan int, 1), make(chan result, 1)
+				go receiver(e, todo, done)
+				defer close(todo)
+				b.ResetTimer()
+				for range b.N {
+					todo <- burst
+					for range burst {
+						if err := e.send(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := e.flush(); err != nil {
+						b.Fatal(err)
+					}
+					if r := <-done; r.err != nil {
+						b.Fatal(r.err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(b.N*burst)/b.Elapsed().Seconds(), "msgs/s")
+				b.ReportMetric(float64(b.N*burst)/float64(e.writes()), "msgs/write")
+			})
+		}
+	})
+	b.Run("lone", func(b *testing.B) {
+		for _, impl := range impls {
+			b.Run(impl, func(b *testing.B) {
+				e := setup(b, impl)
+				todo, done := make(chan int, 1), make(chan result, 1)
+				go receiver(e, todo, done)
+				defer close(todo)
+				d := make([]time.Duration, b.N)
+				b.ResetTimer()
+				for i := range d {
+					todo <- 1
+					t0 := time.Now()
+					if err := e.send(); err != nil {
+						b.Fatal(err)
+					}
+					if err := e.flush(); err != nil {
+						b.Fatal(err)
+					}
+					r := <-done
+					if r.err != nil {
+						b.Fatal(r.err)
+					}
+					d[i] = r.at.Sub(t0)
+				}
+				b.StopTimer()
+				reportLatency(b, d)
+				b.ReportMetric(float64(b.N)/float64(e.writes()), "msgs/write")
+			})
+		}
+	})
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }
