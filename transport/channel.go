@@ -107,32 +107,33 @@ func (ch *Channel) Conn() *Conn { return ch.c }
 // the peer's limit (the channel stays usable), with a [*ChannelError] once the
 // channel was reset, and with the connection's error once it has ended.
 func (ch *Channel) Send(ctx context.Context, msg []byte) error {
-	return ch.send(ctx, msg, 0)
+	return ch.send(ctx, msg, 0, true)
 }
 
 // SendReplaySafe is Send for a message the caller declares safe to process
 // twice (idempotent). Only such messages may travel in 0-RTT data.
 func (ch *Channel) SendReplaySafe(ctx context.Context, msg []byte) error {
-	return ch.send(ctx, msg, wire.FlagReplaySafe)
+	return ch.send(ctx, msg, wire.FlagReplaySafe, true)
 }
 
 // TrySend is Send without waiting: it fails with ErrSlowDown while the peer
 // has asked to slow down and with ErrWouldBlock while the send buffer is full.
 func (ch *Channel) TrySend(msg []byte) error {
-	return ch.send(nil, msg, 0)
+	return ch.send(context.Background(), msg, 0, false)
 }
 
-func (ch *Channel) send(ctx context.Context, msg []byte, flags byte) error {
+// send queues msg; with block false it fails where it would wait.
+func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool) error {
 	if limit := int(ch.c.peerMax.Load()); len(msg) > limit {
 		return &MessageTooLargeError{Channel: ch.name, Size: len(msg), Limit: limit}
 	}
 	if flags&wire.FlagReplaySafe == 0 && ch.c.earlyData {
-		if err := ch.c.waitHandshake(ctx); err != nil {
+		if err := ch.c.waitHandshake(ctx, block); err != nil {
 			return err
 		}
 	}
 	if ch.c.peerSlow.Load() {
-		if ctx == nil {
+		if !block {
 			return ErrSlowDown
 		}
 		if err := ch.c.waitResume(ctx); err != nil {
@@ -154,7 +155,7 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte) error {
 		if len(ch.buf) == 0 || len(ch.buf)+frameLen <= ch.c.cfg.SendBufferSize {
 			break
 		}
-		if ctx == nil {
+		if !block {
 			ch.mu.Unlock()
 			return ErrWouldBlock
 		}
@@ -441,7 +442,7 @@ func (ch *Channel) ReceiveBuf(ctx context.Context, buf []byte) ([]byte, error) {
 
 // sized returns buf[:n] when it fits, a new slice otherwise.
 func sized(buf []byte, n int) []byte {
-	if cap(buf) >= n {
+	if buf != nil && cap(buf) >= n {
 		return buf[:n]
 	}
 	return make([]byte, n)
@@ -465,7 +466,7 @@ func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
 				return msg, nil
 			}
 			if err := ch.readMore(ctx, 0); err != nil {
-				if ch.large != nil && ctx != nil && ctx.Err() != nil {
+				if ch.large != nil && ctx.Err() != nil {
 					// The caller may reuse its buffer once told of the
 					// error: keep the partial message in one of ours.
 					ch.large = append(make([]byte, 0, len(ch.large)), ch.large...)
@@ -513,7 +514,7 @@ const directReadMin = channelReadBuffer / 4
 // as it is and leaves the channel usable; any other error ends the receive
 // side.
 func (ch *Channel) recvFailed(ctx context.Context, err error) error {
-	if ctx != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return err
 	}
 	if errors.Is(err, io.EOF) {
@@ -545,7 +546,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // the stream reader's buffer so that need bytes could be buffered, or, with
 // need 0, into the rest of the large message being received.
 func (ch *Channel) readMore(ctx context.Context, need int) error {
-	if ctx == nil || ctx.Done() == nil {
+	if ctx.Done() == nil {
 		return ch.read(need)
 	}
 	if err := ctx.Err(); err != nil {

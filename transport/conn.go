@@ -191,13 +191,13 @@ func (c *Conn) HandshakeComplete() <-chan struct{} { return c.qc.HandshakeComple
 
 // waitHandshake waits for the handshake, for messages that must not travel
 // in 0-RTT data.
-func (c *Conn) waitHandshake(ctx context.Context) error {
+func (c *Conn) waitHandshake(ctx context.Context, block bool) error {
 	select {
 	case <-c.qc.HandshakeComplete():
 		return nil
 	default:
 	}
-	if ctx == nil {
+	if !block {
 		return ErrWouldBlock
 	}
 	select {
@@ -255,7 +255,7 @@ func (c *Conn) OpenChannel(ctx context.Context, name string) (*Channel, error) {
 	}
 	// See DialEarly: no stream is created while the handshake may complete.
 	if c.earlyData {
-		if err := c.waitHandshake(ctx); err != nil {
+		if err := c.waitHandshake(ctx, true); err != nil {
 			return nil, err
 		}
 	}
