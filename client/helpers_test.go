@@ -3,47 +3,20 @@ package client
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/internal/testenv"
 	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-var (
-	testPKIOnce               sync.Once
-	testServerTLS, testCliTLS *tls.Config
-	testPKIErr                error
-)
-
-// testTLS returns a server config holding a certificate for localhost and
-// 127.0.0.1 and a client config that trusts it, made once per test binary.
+// testTLS returns a server config and a client config that trusts it.
 // Callers that change a config must Clone it first.
 func testTLS(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
-	testPKIOnce.Do(func() {
-		ca, err := certs.GenerateCA("client test CA", time.Hour)
-		if err != nil {
-			testPKIErr = err
-			return
-		}
-		leaf, err := certs.GenerateLeaf(ca, certs.LeafOptions{Hosts: []string{"localhost", "127.0.0.1"}, ValidFor: time.Hour})
-		if err != nil {
-			testPKIErr = err
-			return
-		}
-		roots := x509.NewCertPool()
-		roots.AddCert(ca.Cert)
-		testServerTLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLSCertificate()}}
-		testCliTLS = &tls.Config{RootCAs: roots, ServerName: "localhost"}
-	})
-	require.NoError(t, testPKIErr)
-	return testServerTLS, testCliTLS
+	return testenv.TLS(t)
 }
 
 // echoHandler sends every message back on the channel it came on.

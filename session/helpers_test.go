@@ -3,16 +3,14 @@ package session
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/internal/testenv"
 	"github.com/quicmsg/quicmsg/internal/wire"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -22,34 +20,10 @@ type testPKI struct {
 	client *tls.Config
 }
 
-var (
-	pkiOnce sync.Once
-	pki     testPKI
-	pkiErr  error
-)
-
 func testTLS(t testing.TB) testPKI {
 	t.Helper()
-	pkiOnce.Do(func() {
-		ca, err := certs.GenerateCA("session test CA", time.Hour)
-		if err != nil {
-			pkiErr = err
-			return
-		}
-		leaf, err := certs.GenerateLeaf(ca, certs.LeafOptions{Hosts: []string{"localhost", "127.0.0.1"}, ValidFor: time.Hour})
-		if err != nil {
-			pkiErr = err
-			return
-		}
-		pool := x509.NewCertPool()
-		pool.AddCert(ca.Cert)
-		pki = testPKI{
-			server: &tls.Config{Certificates: []tls.Certificate{leaf.TLSCertificate()}},
-			client: &tls.Config{RootCAs: pool, ServerName: "localhost"},
-		}
-	})
-	require.NoError(t, pkiErr)
-	return pki
+	server, client := testenv.TLS(t)
+	return testPKI{server: server, client: client}
 }
 
 // startServer runs a session server on 127.0.0.1:0 and closes it at cleanup.

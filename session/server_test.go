@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/quicmsg/quicmsg/internal/testenv"
 	"github.com/quicmsg/quicmsg/internal/wire"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -197,7 +198,7 @@ func exchange(ctx context.Context, c *transport.Conn, name string, n int) error 
 	var g errgroup.Group
 	g.Go(func() error {
 		for i := range n {
-			if err := ch.Send(ctx, checksummed(name, i)); err != nil {
+			if err := ch.Send(ctx, testenv.Checksummed(name, i)); err != nil {
 				return err
 			}
 		}
@@ -208,7 +209,7 @@ func exchange(ctx context.Context, c *transport.Conn, name string, n int) error 
 		if err != nil {
 			return fmt.Errorf("%s: echo %d: %w", name, i, err)
 		}
-		if err := verifyChecksummed(msg, i); err != nil {
+		if err := testenv.VerifyChecksummed(msg, i); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}

@@ -1,8 +1,6 @@
 package transport
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
 func TestChannelEchoBothDirections(t *testing.T) {
@@ -101,28 +101,6 @@ func echoAll(ctx contextT, ch *Channel) error {
 	}
 }
 
-// checksummed builds message i of a channel: index, SHA-256 of the body, body.
-func checksummed(name string, i int) []byte {
-	body := bytes.Repeat([]byte(name), 1+i%50)
-	sum := sha256.Sum256(body)
-	b := binary.BigEndian.AppendUint32(nil, uint32(i))
-	b = append(b, sum[:]...)
-	return append(b, body...)
-}
-
-func verifyChecksummed(msg []byte, want int) error {
-	if len(msg) < 36 {
-		return fmt.Errorf("message %d too short: %d bytes", want, len(msg))
-	}
-	if got := int(binary.BigEndian.Uint32(msg)); got != want {
-		return fmt.Errorf("message %d arrived in place of %d", got, want)
-	}
-	if sha256.Sum256(msg[36:]) != [32]byte(msg[4:36]) {
-		return fmt.Errorf("message %d corrupted", want)
-	}
-	return nil
-}
-
 func sendAndVerify(ctx contextT, c *Conn, name string, n int) error {
 	ch, err := c.OpenChannel(ctx, name)
 	if err != nil {
@@ -131,7 +109,7 @@ func sendAndVerify(ctx contextT, c *Conn, name string, n int) error {
 	var g errgroup.Group
 	g.Go(func() error {
 		for i := range n {
-			if err := ch.Send(ctx, checksummed(name, i)); err != nil {
+			if err := ch.Send(ctx, testenv.Checksummed(name, i)); err != nil {
 				return err
 			}
 		}
@@ -142,7 +120,7 @@ func sendAndVerify(ctx contextT, c *Conn, name string, n int) error {
 		if err != nil {
 			return fmt.Errorf("%s: receive %d: %w", name, i, err)
 		}
-		if err := verifyChecksummed(msg, i); err != nil {
+		if err := testenv.VerifyChecksummed(msg, i); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}

@@ -2,70 +2,25 @@ package transport
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
 type testPKI struct {
 	server *tls.Config
 	client *tls.Config
-	pool   *x509.CertPool
 }
 
-var (
-	pkiOnce sync.Once
-	pki     testPKI
-)
-
-// testTLS returns a server config and a client config that trusts it,
-// made once per test binary.
+// testTLS returns a server config and a client config that trusts it.
 func testTLS(t testing.TB) testPKI {
 	t.Helper()
-	pkiOnce.Do(func() {
-		caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		caTmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(1),
-			Subject:               pkix.Name{CommonName: "test CA"},
-			NotBefore:             time.Now().Add(-time.Hour),
-			NotAfter:              time.Now().Add(24 * time.Hour),
-			IsCA:                  true,
-			BasicConstraintsValid: true,
-			KeyUsage:              x509.KeyUsageCertSign,
-		}
-		caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-		ca, _ := x509.ParseCertificate(caDER)
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		leafTmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(2),
-			Subject:      pkix.Name{CommonName: "localhost"},
-			DNSNames:     []string{"localhost"},
-			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		leafDER, _ := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
-		pool := x509.NewCertPool()
-		pool.AddCert(ca)
-		pki = testPKI{
-			server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}},
-			client: &tls.Config{RootCAs: pool, ServerName: "localhost"},
-			pool:   pool,
-		}
-	})
-	return pki
+	server, client := testenv.TLS(t)
+	return testPKI{server: server, client: client}
 }
 
 func listen(t testing.TB, cfg *Config) *Listener {
