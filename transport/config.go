@@ -121,6 +121,16 @@ func (c *Config) withDefaults() (Config, error) {
 	return r, nil
 }
 
+// QUICConfig returns the quic-go settings quicmsg uses for c, with defaults
+// applied: for diagnostics and for baselines that compare with raw quic-go.
+func (c *Config) QUICConfig() (*quic.Config, error) {
+	r, err := c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return r.quicConfig(), nil
+}
+
 func (c *Config) quicConfig() *quic.Config {
 	keepAlive := c.KeepAlivePeriod
 	if keepAlive < 0 {

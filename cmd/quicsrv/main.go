@@ -1,14 +1,34 @@
 // Command quicsrv runs a quicmsg server.
 //
-// With no arguments it listens on 127.0.0.1:4433, creates development
-// certificates in .quicmsg/dev-certs on first start (and reuses them after),
-// and echoes every message back on its channel:
+// With no flags it listens on 127.0.0.1:4433 in relay mode, with development
+// certificates that it creates in .quicmsg/dev-certs (certs.DefaultDevDir,
+// relative to the working directory) on first start and reuses afterwards.
+// Its first lines on stdout give the address it listens on, the CA file
+// clients need and the server key's pin:
 //
 //	quicsrv
-//	quicsrv -addr 0.0.0.0:4433 -cert server.pem -key server-key.pem
+//	quicsrv -addr 0.0.0.0:4433 -cert server.pem -key server-key.pem -metrics 127.0.0.1:9464
+//	quicsrv -mode echo -log-format json
 //
-// SIGINT or SIGTERM sends GOAWAY to every session and drains for up to
-// -shutdown-timeout; a second signal exits at once.
+// In relay mode (-mode relay, the default) quicsrv is publish/subscribe by
+// channel name: a message a client sends on channel C goes to every other
+// client that has C open. Each subscriber has a bounded queue
+// (-subscriber-queue, -subscriber-queue-bytes), so a slow subscriber never
+// slows the publisher or the others; when its queue is full its messages
+// are dropped and counted, or it is disconnected with slow_consumer, as
+// -slow-consumer says. In echo mode (-mode echo) every message goes back on
+// its channel.
+//
+// -metrics ADDR serves Prometheus metrics at /metrics and a health check at
+// /healthz, which answers 503 while the server shuts down.
+//
+// Signals: SIGINT or SIGTERM sends GOAWAY to every session and lets them
+// drain for up to -shutdown-timeout, then exits 0; a second one closes every
+// session at once and exits 1. SIGHUP reloads -cert and -key (so does a
+// change of the files, checked every -reload-interval): new connections get
+// the new certificate, live sessions keep theirs.
+//
+// cmd/quicsrv/README.md documents every flag.
 package main
 
 import (
@@ -19,16 +39,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
 	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/internal/metrics"
+	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -36,150 +57,223 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "quicsrv:", err)
+		stop()
 		os.Exit(1)
 	}
 }
 
-type options struct {
-	addr            string
-	certFile        string
-	keyFile         string
-	devDir          string
-	ticketKeys      string
-	maxSessions     int
-	maxMessageSize  int
-	pendingCap      int
-	idleTimeout     time.Duration
-	shutdownTimeout time.Duration
-}
+// errForced is returned when a second signal cut the drain short.
+var errForced = errors.New("second signal: sessions closed without draining")
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
-	fs := flag.NewFlagSet("quicsrv", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.addr, "addr", "127.0.0.1:4433", "UDP address to listen on")
-	fs.StringVar(&o.certFile, "cert", "", "server certificate (PEM); default: development certificate")
-	fs.StringVar(&o.keyFile, "key", "", "server private key (PEM)")
-	fs.StringVar(&o.devDir, "dev-certs", certs.DefaultDevDir, "directory for development certificates, used when -cert is not given")
-	fs.StringVar(&o.ticketKeys, "ticket-keys", "", "file keeping the TLS session ticket and stateless reset keys, so that clients resume with 0-RTT after a restart (created if missing; default: session-keys.pem in -dev-certs when using development certificates)")
-	fs.IntVar(&o.maxSessions, "max-sessions", session.DefaultMaxSessions, "maximum concurrent sessions")
-	fs.IntVar(&o.maxMessageSize, "max-message-size", transport.DefaultMaxMessageSize, "largest message accepted, bytes (at most 16 MiB)")
-	fs.IntVar(&o.pendingCap, "pending-cap", session.DefaultPendingCap, "messages received but not yet handled per session before backpressure")
-	fs.DurationVar(&o.idleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "close sessions that receive nothing for this long")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to drain sessions on SIGINT/SIGTERM")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: quicsrv [flags]\n\nRuns a quicmsg echo server.\n\nExample:\n  quicsrv -addr 127.0.0.1:4433\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if (o.certFile == "") != (o.keyFile == "") {
-		return nil, errors.New("-cert and -key go together")
-	}
-	return o, nil
-}
+// errShuttingDown is what /healthz reports during shutdown.
+var errShuttingDown = errors.New("shutting down")
 
+// run runs the server until ctx ends, then shuts it down gracefully. Its
+// first line on stdout is "quicsrv listening on ADDR (...)".
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if o.version {
+		fmt.Fprintln(stdout, versionLine())
+		return nil
+	}
+	log := newLogger(o, stderr)
+	if o.devClientCert != "" {
+		return issueDevClientCert(o, stdout)
+	}
+	if o.qlogDir != "" {
+		return errors.New("-qlog: not available yet: transport.Config has no Tracer field to attach a qlog tracer to")
+	}
 
-	sopts := certs.ServerOptions{CertFile: o.certFile, KeyFile: o.keyFile}
-	var caFile, pin string
-	if o.certFile == "" {
-		host, _, err := net.SplitHostPort(o.addr)
-		if err != nil {
-			return fmt.Errorf("-addr %q: %w", o.addr, err)
-		}
-		hosts := certs.DefaultDevHosts()
-		if host != "" && !slices.Contains(hosts, host) && host != "0.0.0.0" && host != "::" {
-			hosts = append(hosts, host)
-		}
-		dev, err := certs.EnsureDev(o.devDir, hosts)
+	tc := transport.Config{
+		MaxMessageSize: o.maxMessageSize,
+		IdleTimeout:    o.idleTimeout,
+		PendingCap:     o.pendingCap,
+		Allow0RTT:      true,
+	}
+	st, err := setupTLS(o, &tc, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+
+	h := &hooks{log: log}
+	var handler session.Handler
+	if o.mode == modeRelay {
+		h.relay, err = relay.New(&relay.Config{
+			QueueSize:    o.subscriberQueue,
+			QueueBytes:   o.subscriberBytes,
+			SlowConsumer: o.slowConsumer,
+			Logger:       log,
+		})
 		if err != nil {
 			return err
 		}
-		sopts = dev.ServerOptions()
-		caFile, pin = dev.CAFile, dev.Pin
-		if o.ticketKeys == "" {
-			o.ticketKeys = filepath.Join(o.devDir, "session-keys.pem")
-		}
-		if dev.Generated {
-			log.Info("generated development certificates", "dir", o.devDir)
-		}
-	} else if pin, err = certs.PinFile(o.certFile); err != nil {
-		return err
+		defer h.relay.Close()
+		handler = session.HandlerFunc(h.publish)
+	} else {
+		handler = session.HandlerFunc(h.echo)
 	}
-	tlsConf, err := certs.ServerConfig(sopts)
+	srv, err := session.NewServer(&session.Config{
+		MaxSessions:    o.maxSessions,
+		PendingCap:     o.pendingCap,
+		Overflow:       o.overflow,
+		Transport:      tc,
+		Logger:         log,
+		OnSessionStart: h.sessionStart,
+		OnSessionEnd:   h.sessionEnd,
+		OnChannelOpen:  h.channelOpen,
+		OnChannelClose: h.channelClose,
+	}, handler)
 	if err != nil {
 		return err
 	}
-	cfg := &session.Config{
-		MaxSessions: o.maxSessions,
-		PendingCap:  o.pendingCap,
-		Logger:      log,
-		Transport:   transport.Config{MaxMessageSize: o.maxMessageSize, IdleTimeout: o.idleTimeout, Allow0RTT: true},
-	}
-	if o.ticketKeys != "" {
-		keys, err := certs.LoadOrCreateSessionKeys(o.ticketKeys)
-		if err != nil {
-			return err
-		}
-		tlsConf.SetSessionTicketKeys([][32]byte{keys.Ticket})
-		resetKey := quic.StatelessResetKey(keys.StatelessReset)
-		cfg.Transport.StatelessResetKey = &resetKey
-	}
-	srv, err := session.NewServer(cfg, session.HandlerFunc(func(ctx context.Context, s *session.Session, m session.Message) {
-		if err := s.Send(ctx, m.Channel, m.Data); err != nil {
-			log.Debug("echo failed", "session", s.ID().String(), "channel", m.Channel, "err", err)
-		}
-	}))
+	ln, err := transport.Listen(o.addr, st.conf, &tc)
 	if err != nil {
 		return err
 	}
-	ln, err := transport.Listen(o.addr, tlsConf, &cfg.Transport)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "quicsrv listening on %s (quicmsg/1, echo mode)\n", ln.Addr())
-	if caFile != "" {
-		fmt.Fprintf(stdout, "CA file for clients: %s\n", caFile)
-	}
-	fmt.Fprintf(stdout, "server key pin: %s\n", pin)
 
+	var draining atomic.Bool
+	var metricsSrv *http.Server
+	var metricsLn net.Listener
+	if o.metricsAddr != "" {
+		src := metrics.Sources{
+			Server:   srv.Stats,
+			Listener: ln.Stats,
+			Version:  version(),
+			Health: func() error {
+				if draining.Load() {
+					return errShuttingDown
+				}
+				return nil
+			},
+		}
+		if h.relay != nil {
+			src.Relay = h.relay.Stats
+		}
+		if h.metrics, err = metrics.New(src); err == nil {
+			metricsLn, err = net.Listen("tcp", o.metricsAddr)
+		}
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("-metrics: %w", err)
+		}
+		metricsSrv = &http.Server{Handler: h.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	}
+
+	// SIGHUP is caught before the first line is printed, so that whoever
+	// waits for that line may send it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	fmt.Fprintf(stdout, "quicsrv listening on %s (quicmsg/1, %s mode)\n", ln.Addr(), o.mode)
+	if st.caFile != "" {
+		fmt.Fprintf(stdout, "CA file for clients: %s\n", st.caFile)
+	} else {
+		fmt.Fprintf(stdout, "certificate: %s\n", st.certFile)
+	}
+	fmt.Fprintf(stdout, "server key pin: %s\n", st.pin())
+	if o.clientCA != "" {
+		fmt.Fprintf(stdout, "mutual TLS: clients need a certificate signed by %s\n", o.clientCA)
+	}
+	if metricsLn != nil {
+		fmt.Fprintf(stdout, "metrics: http://%s/metrics\n", metricsLn.Addr())
+	}
+	log.Info("quicsrv started", "version", version(), "addr", ln.Addr().String(), "mode", o.mode,
+		"mutual_tls", o.clientCA != "", "zero_rtt", true, "ticket_keys", o.ticketKeys)
+
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(context.Background())
+	defer func() {
+		stopBG()
+		wg.Wait()
+	}()
+	wg.Go(func() { st.watchCertificate(bg, hup, o.reloadInterval, log) })
+	if metricsSrv != nil {
+		wg.Go(func() {
+			if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server failed", "err", err)
+			}
+		})
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = metricsSrv.Shutdown(sctx)
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+
 	select {
 	case err := <-serveErr:
+		_ = srv.Close()
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", o.shutdownTimeout, "sessions", srv.ActiveSessions())
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	draining.Store(true)
+	return shutdown(srv, serveErr, o.shutdownTimeout, log)
+}
+
+// shutdown sends GOAWAY to every session and waits up to timeout for them
+// to leave; a second SIGINT or SIGTERM closes them at once.
+func shutdown(srv *session.Server, serveErr <-chan error, timeout time.Duration, log *slog.Logger) error {
+	log.Info("shutting down: GOAWAY sent to every session", "sessions", srv.ActiveSessions(), "timeout", timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// A second signal ends the drain at once.
 	second := make(chan os.Signal, 1)
 	signal.Notify(second, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(second)
-	go func() {
+	var forced atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		select {
 		case <-second:
+			forced.Store(true)
+			log.Warn("second signal: closing every session now")
 			cancel()
-		case <-sctx.Done():
+		case <-ctx.Done():
 		}
-	}()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+	})
+	left := srv.ActiveSessions()
+	err := srv.Shutdown(ctx)
+	cancel()
+	wg.Wait()
+	<-serveErr
+	switch {
+	case forced.Load():
+		return errForced
+	case errors.Is(err, context.DeadlineExceeded):
+		log.Warn("drain timed out; remaining sessions closed", "timeout", timeout, "sessions_at_start", left)
+	case err != nil:
 		return err
 	}
-	<-serveErr
 	log.Info("stopped")
+	return nil
+}
+
+func newLogger(o *options, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: o.logLevel}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// issueDevClientCert implements -dev-client-cert.
+func issueDevClientCert(o *options, stdout io.Writer) error {
+	dev, err := certs.EnsureDev(o.devDir, devHosts(o.addr))
+	if err != nil {
+		return err
+	}
+	certFile, keyFile, err := certs.NewDevClientCert(o.devDir, o.devClientCert)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "client certificate: %s\nclient key: %s\nsigned by (use with -client-ca): %s\n", certFile, keyFile, dev.CAFile)
 	return nil
 }

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/quicmsg/quicmsg/internal/metrics"
+	"github.com/quicmsg/quicmsg/internal/relay"
+	"github.com/quicmsg/quicmsg/session"
+)
+
+// hooks connects the session server to the relay and the metrics: its
+// methods are the handler and the session hooks. relay is nil in echo
+// mode, metrics without -metrics.
+type hooks struct {
+	log     *slog.Logger
+	relay   *relay.Relay
+	metrics *metrics.Metrics
+}
+
+// publish is the relay mode handler.
+func (h *hooks) publish(_ context.Context, s *session.Session, m session.Message) {
+	h.relay.Publish(s, m.Channel, m.Data)
+}
+
+// echo is the echo mode handler. It waits while the client cannot take the
+// message, which holds back only that client's own messages.
+func (h *hooks) echo(ctx context.Context, s *session.Session, m session.Message) {
+	if err := s.Send(ctx, m.Channel, m.Data); err != nil {
+		h.log.Debug("echo failed", "session", s.ID().String(), "channel", m.Channel, "err", err)
+	}
+}
+
+func (h *hooks) sessionStart(s *session.Session) {
+	if h.metrics != nil {
+		h.metrics.SessionStarted(s.Conn())
+	}
+}
+
+// sessionEnd runs after the session server logged "session ended"; it adds
+// what only quicsrv knows, at debug level unless the relay dropped messages
+// for the session.
+func (h *hooks) sessionEnd(s *session.Session, cause error) {
+	if cause == nil {
+		// The session can end a moment before its connection's context
+		// records why; the connection has ended, so this wait is short.
+		<-s.Context().Done()
+		cause = context.Cause(s.Context())
+	}
+	var rs relay.SubscriberStats
+	if h.relay != nil {
+		rs = h.relay.Remove(s)
+	}
+	if h.metrics != nil {
+		h.metrics.SessionEnded(s.Conn(), s.Used0RTT(), cause)
+	}
+	code, by := metrics.DisconnectLabels(s.Conn(), cause)
+	cs := s.Conn().Stats()
+	level := slog.LevelDebug
+	if rs.Dropped > 0 {
+		level = slog.LevelWarn
+	}
+	h.log.Log(context.Background(), level, "session summary",
+		"session", s.ID().String(),
+		"code", code, "closed_by", by,
+		"zero_rtt", s.Used0RTT(),
+		"messages_in", cs.MessagesReceived, "bytes_in", cs.BytesReceived,
+		"messages_out", cs.MessagesSent, "bytes_out", cs.BytesSent,
+		"relay_delivered", rs.Delivered, "relay_dropped", rs.Dropped, "relay_failed", rs.Failed)
+}
+
+func (h *hooks) channelOpen(s *session.Session, channel string) {
+	if h.relay != nil {
+		h.relay.Subscribe(s, channel)
+	}
+	if h.metrics != nil {
+		h.metrics.ChannelOpened()
+	}
+	h.log.Debug("channel opened", "session", s.ID().String(), "channel", channel)
+}
+
+func (h *hooks) channelClose(s *session.Session, channel string) {
+	if h.relay != nil {
+		h.relay.Unsubscribe(s, channel)
+	}
+	if h.metrics != nil {
+		h.metrics.ChannelClosed()
+	}
+	h.log.Debug("channel closed", "session", s.ID().String(), "channel", channel)
+}

@@ -1,0 +1,121 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector reads the server's own counters at scrape time, each source
+// once per scrape, so that related values come from one snapshot.
+type collector struct{ m *Metrics }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
+}
+
+var (
+	descBuildInfo = desc("build_info", "Always 1; the label says which quicmsg version runs.", "version")
+
+	descSessionsActive   = desc("sessions_active", "Sessions currently held by the server.")
+	descSessionsAccepted = desc("sessions_accepted_total", "Sessions started.")
+	descSessionsRefused  = desc("sessions_refused_total", "Connections refused at the session limit or during shutdown.")
+	descMessagesHandled  = desc("messages_handled_total", "Messages returned from the server's handler.")
+	descBackpressure     = desc("backpressure_events_total", "Times a session reached its pending cap and was asked to slow down.")
+	descOverload         = desc("overload_disconnects_total", "Sessions disconnected under -overflow disconnect (code overloaded).")
+
+	descMessagesIn  = desc("messages_received_total", "Messages received from clients.")
+	descMessagesOut = desc("messages_sent_total", "Messages accepted for sending to clients.")
+	descBytesIn     = desc("received_bytes_total", "Payload bytes received from clients.")
+	descBytesOut    = desc("sent_bytes_total", "Payload bytes accepted for sending to clients.")
+	descRejected    = desc("channels_rejected_total", "Channels refused for a malformed header.")
+
+	descChannelsOpen   = desc("channels_open", "Channels currently open, over all sessions.")
+	descChannelsOpened = desc("channels_opened_total", "Channels opened by either side.")
+
+	descHandshakeFailures = desc("listener_handshake_failures_total", "QUIC or HELLO handshakes that failed.")
+	descListenerRefused   = desc("listener_refused_total", "Connections refused because the accept queue was full.")
+
+	descRelaySubscribers   = desc("relay_subscribers", "Sessions subscribed to at least one channel.")
+	descRelaySubscriptions = desc("relay_subscriptions", "Subscriptions (session, channel).")
+	descRelayChannels      = desc("relay_channels", "Channels with at least one subscriber.")
+	descRelayQueued        = desc("relay_queued_messages", "Messages waiting in subscriber queues or being sent.")
+	descRelayPublished     = desc("relay_published_total", "Messages published to the relay.")
+	descRelayRouted        = desc("relay_routed_total", "Copies of messages addressed to subscribers.")
+	descRelayDelivered     = desc("relay_delivered_total", "Copies handed to a subscriber's connection.")
+	descRelayDropped       = desc("relay_dropped_total", "Copies dropped because a subscriber was too slow.")
+	descRelayFailed        = desc("relay_failed_total", "Copies not delivered because sending failed or the subscriber left.")
+	descSlowEvents         = desc("slow_consumer_events_total", "Times a subscriber's queue overflowed.")
+	descSlowDisconnects    = desc("slow_consumer_disconnects_total", "Subscribers disconnected as slow consumers (code slow_consumer).")
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descBuildInfo, descSessionsActive, descSessionsAccepted, descSessionsRefused,
+		descMessagesHandled, descBackpressure, descOverload,
+		descMessagesIn, descMessagesOut, descBytesIn, descBytesOut, descRejected,
+		descChannelsOpen, descChannelsOpened,
+	} {
+		ch <- d
+	}
+	if c.m.src.Listener != nil {
+		ch <- descHandshakeFailures
+		ch <- descListenerRefused
+	}
+	if c.m.src.Relay != nil {
+		for _, d := range []*prometheus.Desc{
+			descRelaySubscribers, descRelaySubscriptions, descRelayChannels, descRelayQueued,
+			descRelayPublished, descRelayRouted, descRelayDelivered, descRelayDropped, descRelayFailed,
+			descSlowEvents, descSlowDisconnects,
+		} {
+			ch <- d
+		}
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	m := c.m
+	gauge(descBuildInfo, 1, m.src.Version)
+
+	st := m.src.Server()
+	gauge(descSessionsActive, float64(st.ActiveSessions))
+	counter(descSessionsAccepted, st.SessionsAccepted)
+	counter(descSessionsRefused, st.SessionsRefused)
+	counter(descMessagesHandled, st.MessagesHandled)
+	counter(descBackpressure, st.BackpressureEvents)
+	counter(descOverload, st.OverloadDisconnects)
+
+	t := m.connTotals()
+	counter(descMessagesIn, t.MessagesReceived)
+	counter(descMessagesOut, t.MessagesSent)
+	counter(descBytesIn, t.BytesReceived)
+	counter(descBytesOut, t.BytesSent)
+	counter(descRejected, t.RejectedChannels)
+
+	gauge(descChannelsOpen, float64(m.channelsOpen.Load()))
+	counter(descChannelsOpened, m.channelsOpened.Load())
+
+	if m.src.Listener != nil {
+		ls := m.src.Listener()
+		counter(descHandshakeFailures, ls.HandshakeFailures)
+		counter(descListenerRefused, ls.Refused)
+	}
+	if m.src.Relay != nil {
+		rs := m.src.Relay()
+		gauge(descRelaySubscribers, float64(rs.Subscribers))
+		gauge(descRelaySubscriptions, float64(rs.Subscriptions))
+		gauge(descRelayChannels, float64(rs.Channels))
+		gauge(descRelayQueued, float64(rs.Queued))
+		counter(descRelayPublished, rs.Published)
+		counter(descRelayRouted, rs.Routed)
+		counter(descRelayDelivered, rs.Delivered)
+		counter(descRelayDropped, rs.Dropped)
+		counter(descRelayFailed, rs.Failed)
+		counter(descSlowEvents, rs.SlowConsumerEvents)
+		counter(descSlowDisconnects, rs.SlowConsumerDisconnects)
+	}
+}

@@ -1,0 +1,169 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/quicmsg/quicmsg/internal/relay"
+	"github.com/quicmsg/quicmsg/session"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "quicmsg"
+
+// Sources are read at every scrape. Server is required; the others may be
+// nil, and their metrics are then left out.
+type Sources struct {
+	Server   func() session.Stats
+	Listener func() transport.ListenerStats
+	Relay    func() relay.Stats
+	// Health returns nil while the server admits new sessions; /healthz
+	// answers 503 with its text otherwise (for example during shutdown).
+	Health func() error
+	// Version is reported in quicmsg_build_info.
+	Version string
+}
+
+// Conn is a session's connection as the metrics see it; *transport.Conn
+// implements it. Conns are compared with ==.
+type Conn interface {
+	Stats() transport.ConnStats
+	PeerGoAway() (transport.GoAway, bool)
+}
+
+// Metrics holds a registry with the server's metrics. Its methods are safe
+// for concurrent use; the hook methods never block.
+type Metrics struct {
+	src Sources
+	reg *prometheus.Registry
+
+	mu    sync.Mutex
+	live  map[Conn]struct{}
+	ended transport.ConnStats // summed over connections that have ended
+
+	channelsOpen   atomic.Int64
+	channelsOpened atomic.Uint64
+	disconnects    *prometheus.CounterVec
+	sessionsEnded  *prometheus.CounterVec
+}
+
+// New returns metrics reading src, in a new registry that also holds the Go
+// runtime and process collectors.
+func New(src Sources) (*Metrics, error) {
+	if src.Server == nil {
+		return nil, errors.New("metrics: Sources.Server is required")
+	}
+	m := &Metrics{
+		src:  src,
+		reg:  prometheus.NewRegistry(),
+		live: make(map[Conn]struct{}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "session_disconnects_total",
+			Help:      "Sessions ended, by quicmsg error code (or idle_timeout, stateless_reset, transport_error, other) and by who ended them (client, server, network).",
+		}, []string{"code", "by"}),
+		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "handshakes_total",
+			Help:      "Handshakes of sessions that have ended, by whether the client resumed with 0-RTT data the server accepted (zero_rtt=\"true\") or not.",
+		}, []string{"zero_rtt"}),
+	}
+	// Both label values exist from the start, so that rates work at once.
+	m.sessionsEnded.WithLabelValues("true")
+	m.sessionsEnded.WithLabelValues("false")
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.disconnects,
+		m.sessionsEnded,
+		&collector{m: m},
+	} {
+		if err := m.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Registry returns the registry holding the metrics.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// SessionStarted starts counting c's messages and bytes.
+func (m *Metrics) SessionStarted(c Conn) {
+	m.mu.Lock()
+	m.live[c] = struct{}{}
+	m.mu.Unlock()
+}
+
+// SessionEnded moves c's final counters into the totals and counts the end
+// of its session: by cause (see [DisconnectLabels]) and by whether it used
+// 0-RTT.
+func (m *Metrics) SessionEnded(c Conn, used0RTT bool, cause error) {
+	st := c.Stats()
+	m.mu.Lock()
+	if _, ok := m.live[c]; ok {
+		delete(m.live, c)
+		addConnStats(&m.ended, st)
+	}
+	m.mu.Unlock()
+	m.disconnects.WithLabelValues(DisconnectLabels(c, cause)).Inc()
+	m.sessionsEnded.WithLabelValues(fmt.Sprint(used0RTT)).Inc()
+}
+
+// ChannelOpened counts a channel opened by either side.
+func (m *Metrics) ChannelOpened() {
+	m.channelsOpen.Add(1)
+	m.channelsOpened.Add(1)
+}
+
+// ChannelClosed counts a channel that ended.
+func (m *Metrics) ChannelClosed() { m.channelsOpen.Add(-1) }
+
+// connTotals sums the counters of live and ended connections. Holding mu
+// across the sum keeps the totals monotonic when a connection ends meanwhile.
+func (m *Metrics) connTotals() transport.ConnStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.ended
+	for c := range m.live {
+		addConnStats(&t, c.Stats())
+	}
+	return t
+}
+
+func addConnStats(dst *transport.ConnStats, s transport.ConnStats) {
+	dst.MessagesSent += s.MessagesSent
+	dst.MessagesWritten += s.MessagesWritten
+	dst.MessagesReceived += s.MessagesReceived
+	dst.BytesSent += s.BytesSent
+	dst.BytesReceived += s.BytesReceived
+	dst.RejectedChannels += s.RejectedChannels
+}
+
+// Handler serves the metrics at /metrics in the Prometheus exposition
+// formats and the server's health at /healthz ("ok", or 503 with the reason).
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if m.src.Health != nil {
+			if err := m.src.Health(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, err.Error()+"\n")
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
