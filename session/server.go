@@ -155,6 +155,8 @@ func (s *Server) runSession(sess *Session) {
 		s.cfg.OnSessionStart(sess)
 	}
 	sess.run()
+	// The connection's context may end a moment after its streams do.
+	<-sess.Context().Done()
 	cause := context.Cause(sess.Context())
 	s.mu.Lock()
 	delete(s.sessions, sess.ID())

@@ -125,6 +125,13 @@ func (s *Session) TrySend(ctx context.Context, channel string, msg []byte) error
 	return ch.TrySend(msg)
 }
 
+// Channel returns the session's open channel named name, if it has one.
+// Unlike Send, it never opens a channel.
+func (s *Session) Channel(name string) (*transport.Channel, bool) {
+	ch := s.lookup(name)
+	return ch, ch != nil
+}
+
 func (s *Session) lookup(name string) *transport.Channel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -215,10 +222,15 @@ func (s *Session) read(ch *transport.Channel) {
 		data, err := ch.Receive(ctx)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				// The client is done sending; our side may still be in use
-				// by the handler until the connection ends.
-				<-ctx.Done()
+				// The client is done sending. Keep our side for the handler
+				// until the client stops reading too (it closed the
+				// channel) or the connection ends.
+				select {
+				case <-ch.Done():
+				case <-ctx.Done():
+				}
 			}
+			_ = ch.Close()
 			return
 		}
 		s.received.Add(1)

@@ -95,6 +95,11 @@ func (ch *Channel) start(header []byte) {
 	go ch.writeLoop()
 }
 
+// Done returns a channel that is closed when this side can no longer send
+// on the channel: it was closed or reset, or the peer stopped reading (for
+// example because it closed the channel).
+func (ch *Channel) Done() <-chan struct{} { return ch.s.Context().Done() }
+
 // Name returns the channel's name.
 func (ch *Channel) Name() string { return ch.name }
 

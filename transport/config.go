@@ -1,10 +1,12 @@
 package transport
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlogwriter"
 
 	"github.com/quicmsg/quicmsg/internal/wire"
 )
@@ -78,6 +80,9 @@ type Config struct {
 	// it lost its state for. Keep it across restarts so that clients of a
 	// restarted server notice at once instead of at their idle timeout.
 	StatelessResetKey *quic.StatelessResetKey
+	// Tracer, when set, is quic-go's connection tracer, for example to write
+	// qlog files (see github.com/quic-go/quic-go/qlog).
+	Tracer func(ctx context.Context, isClient bool, connID quic.ConnectionID) qlogwriter.Trace
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -144,6 +149,7 @@ func (c *Config) quicConfig() *quic.Config {
 		MaxIncomingStreams:    int64(c.MaxChannels) + 1,
 		MaxIncomingUniStreams: -1,
 		Allow0RTT:             c.Allow0RTT,
+		Tracer:                c.Tracer,
 	}
 }
 

@@ -1,10 +1,92 @@
-// Command quiccli talks to a quicmsg server from the shell.
+// Command quiccli talks to a quicmsg server (quicsrv) from the shell: it sends,
+// listens, chats, pings and generates load.
 //
-//	quiccli send CHANNEL MESSAGE...   send each argument as a message
-//	quiccli ping [-count N]           round-trip times to an echo server
+//	quiccli [global flags] COMMAND [flags] [arguments]
 //
-// By default it connects to 127.0.0.1:4433 and trusts the development CA
-// that quicsrv writes to .quicmsg/dev-certs/ca.pem.
+//	quiccli send CHANNEL [MESSAGE...]  send each MESSAGE, or each line of stdin, on CHANNEL
+//	quiccli listen CHANNEL...          print every message received on the channels
+//	quiccli chat CHANNEL               send the lines typed, print the messages received
+//	quiccli ping                       round-trip times to a server in echo mode
+//	quiccli bench                      load generator: delivered message rate and latency
+//
+// Global flags go before or after the command:
+//
+//	-addr HOST:PORT  server address (default 127.0.0.1:4433)
+//	-ca FILE         CA certificate that signed the server's certificate (default:
+//	                 .quicmsg/dev-certs/ca.pem when it exists and -pin is not given,
+//	                 else the system roots)
+//	-cert, -key      client certificate and key, for servers that require mutual TLS
+//	-pin PIN         the server's public key pin (sha256/...), as quicsrv prints it;
+//	                 alone it replaces chain verification, with -ca both must pass
+//	-insecure        do not verify the server at all; only when given explicitly,
+//	                 never combined with -ca or -pin, and with a warning on stderr
+//	-json            machine-readable output: one JSON object per line
+//	-timeout D       connect timeout, and how long to wait for replies and for
+//	                 deliveries at the end of a run (default 5s)
+//	-retries N       reconnect attempts in a row before send, listen and chat give
+//	                 up after losing the connection (default 10; -1: for ever)
+//
+// send, listen and chat use package client: they reconnect by themselves with
+// backoff, keep channels open across reconnects and resume with 0-RTT. ping
+// and bench use package transport directly, so that a measurement never
+// silently spans a reconnect.
+//
+// Commands and their flags:
+//
+//	send CHANNEL [MESSAGE...]
+//	    Sends each MESSAGE argument, or each line of stdin when there is none,
+//	    as one message. Exits 0 once every message was handed to the server:
+//	    written to the connection, which was then closed gracefully after the
+//	    server read everything. Messages over the server's size limit are
+//	    refused naming the limit; messages a lost connection had written
+//	    without confirmation make it fail, since they may not have arrived.
+//
+//	listen [-count N] CHANNEL...
+//	    Opens the channels (subscribing to them on a relay) and prints every
+//	    message received, one per line, until interrupted or N messages
+//	    (-count, default 0: no limit). The payload is printed as it is when it
+//	    is printable single-line UTF-8 text, otherwise Go-quoted; with several
+//	    channels each line starts with "CHANNEL: ". With -json each line is an
+//	    object {"channel", "size", "encoding", "payload"}: encoding "utf-8"
+//	    means payload is the text, "base64" the standard base64 of the bytes.
+//
+//	chat [-name NAME] CHANNEL
+//	    Sends each line typed (prefixed with "NAME: " when -name is given)
+//	    and prints the messages received, as listen does, until the end of
+//	    input or an interrupt.
+//
+//	ping [-count N] [-interval D] [-size N] [-channel NAME]
+//	    Round-trip times to a server in echo mode (quicsrv -mode echo), like
+//	    ping(8): -count pings (default 5; 0: until interrupted), one every
+//	    -interval (default 1s), of -size bytes (default 64, at least the
+//	    41-byte header), on channel -channel (default "ping"), then
+//	    min/avg/p50/p99/max. A relay sends nothing back to the sender, so
+//	    ping stops at the first unanswered ping with an explanation.
+//
+//	bench [-mode oneway|echo] [-conns N] [-channels N] [-size N] [-count N] [-duration D] [-rate R]
+//	    Load generator counting DELIVERED messages, never sent ones: -conns
+//	    sending connections (default 1, at most 256) with -channels channels
+//	    each (default 1, at most 100, 1000 in all), -size bytes per message
+//	    (default 64, at least 9), for -duration (default 10s) or until -count
+//	    messages in all, at -rate messages/s in all (default 0: as fast as
+//	    possible). In oneway mode (default) each sending connection has a
+//	    twin opening the same channels; a test message on every channel first
+//	    finds out whether the server relays (deliveries are counted on the
+//	    twins; latency is one way from the Send call) or echoes (counted as
+//	    echoes reach the senders; latency is a round trip). In echo mode each
+//	    channel keeps one message in flight against an echo server and
+//	    latency is the round trip. Prints messages/s and MB/s of payload
+//	    delivered (1 MB = 10^6 bytes), latency p50, p90, p99, p99.9 and max
+//	    from an HDR-style histogram, undelivered messages and errors; -json
+//	    prints one object. A progress line goes to stderr when it is a
+//	    terminal.
+//
+// Exit status: 0 success; 1 error; 2 usage error; 3 cannot connect (no
+// answer, untrusted certificate, wrong protocol, session refused, or gave up
+// reconnecting); 130 interrupted before the command finished. Interrupting
+// listen, chat, ping and bench is their normal end and exits 0.
+//
+// See README.md in this directory for every flag of every command.
 package main
 
 import (
@@ -15,153 +97,143 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"slices"
 	"syscall"
-	"time"
-
-	"github.com/quicmsg/quicmsg/certs"
-	"github.com/quicmsg/quicmsg/transport"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
+	// After the first signal the default action is back, so that a second
+	// one ends the process even while it is blocked reading stdin.
+	context.AfterFunc(ctx, stop)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	code := exitCode(err)
+	if err != nil && !errors.Is(err, flag.ErrHelp) && !isReported(err) {
 		fmt.Fprintln(os.Stderr, "quiccli:", err)
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
 
-type globals struct {
-	addr    string
-	caFile  string
-	pin     string
-	timeout time.Duration
+// command is one of quiccli's commands.
+type command struct {
+	name     string
+	synopsis string // arguments, for usage lines
+	summary  string
+	run      func(ctx context.Context, g *globals, args []string) error
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	g := &globals{}
+var commands = []command{
+	{"send", "CHANNEL [MESSAGE...]", "send each MESSAGE, or each line of stdin, on CHANNEL", cmdSend},
+	{"listen", "CHANNEL...", "print every message received on the channels", cmdListen},
+	{"chat", "CHANNEL", "send the lines typed, print the messages received", cmdChat},
+	{"ping", "", "round-trip times to a server in echo mode", cmdPing},
+	{"bench", "", "load generator: delivered message rate and latency", cmdBench},
+}
+
+// run is the whole command: main without the process. It returns nil on
+// success; exitCode maps its error to the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	g := newGlobals(stdin, stdout, stderr)
 	fs := flag.NewFlagSet("quiccli", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&g.addr, "addr", "127.0.0.1:4433", "server address")
-	fs.StringVar(&g.caFile, "ca", filepath.Join(certs.DefaultDevDir, certs.DevCAFile), "CA file that signed the server's certificate")
-	fs.StringVar(&g.pin, "pin", "", "server public-key pin (sha256/...), instead of or besides -ca")
-	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "connect timeout")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: quiccli [flags] send CHANNEL MESSAGE... | ping [-count N]\n\nExample:\n  quiccli send chat hello\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(g.stderr)
+	g.register(fs)
+	fs.Usage = func() { printUsage(g.stderr, fs) }
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError(err)
 	}
+	g.markSet(fs)
 	if fs.NArg() == 0 {
 		fs.Usage()
-		return errors.New("no command given")
+		return reported(usageError("no command given"))
 	}
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	switch cmd {
-	case "send":
-		return cmdSend(ctx, g, rest, stdout)
-	case "ping":
-		return cmdPing(ctx, g, rest, stdout, stderr)
-	}
-	return fmt.Errorf("unknown command %q (want send or ping)", cmd)
-}
-
-func (g *globals) dial(ctx context.Context) (*transport.Conn, error) {
-	opts := certs.ClientOptions{PinSHA256: g.pin}
-	if g.pin == "" || fileExists(g.caFile) {
-		opts.CAFile = g.caFile
-	}
-	if opts.CAFile != "" && !fileExists(opts.CAFile) {
-		return nil, fmt.Errorf("CA file %s not found: start quicsrv once to create it, or pass -ca <file printed by quicsrv>", opts.CAFile)
-	}
-	tlsConf, err := certs.ClientConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	dctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	c, err := transport.Dial(dctx, g.addr, tlsConf, &transport.Config{HandshakeTimeout: g.timeout})
-	if errors.Is(err, transport.ErrUntrusted) {
-		return nil, fmt.Errorf("%w\n(pass -ca <file printed by quicsrv>, or -pin)", err)
-	}
-	return c, err
-}
-
-func fileExists(name string) bool {
-	_, err := os.Stat(name)
-	return err == nil
-}
-
-func cmdSend(ctx context.Context, g *globals, args []string, stdout io.Writer) error {
-	if len(args) < 2 {
-		return errors.New("usage: quiccli send CHANNEL MESSAGE...")
-	}
-	c, err := g.dial(ctx)
-	if err != nil {
-		return err
-	}
-	ch, err := c.OpenChannel(ctx, args[0])
-	if err != nil {
-		_ = c.CloseWithError(transport.CodeInternalError, "")
-		return err
-	}
-	for _, m := range args[1:] {
-		if err := ch.Send(ctx, []byte(m)); err != nil {
-			_ = c.CloseWithError(transport.CodeInternalError, "")
-			return err
-		}
-	}
-	if err := c.Close(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "sent %d messages on %q\n", len(args)-1, args[0])
-	return nil
-}
-
-func cmdPing(ctx context.Context, g *globals, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ping", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	count := fs.Int("count", 5, "number of pings")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	c, err := g.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ch, err := c.OpenChannel(ctx, "ping")
-	if err != nil {
-		return err
-	}
-	var rtts []time.Duration
-	for i := range *count {
-		start := time.Now()
-		if err := ch.Send(ctx, fmt.Appendf(nil, "ping %d", i)); err != nil {
-			return err
-		}
-		if _, err := ch.Receive(ctx); err != nil {
-			return err
-		}
-		rtt := time.Since(start)
-		rtts = append(rtts, rtt)
-		fmt.Fprintf(stdout, "reply from %s: seq=%d time=%s\n", g.addr, i, rtt.Round(time.Microsecond))
-	}
-	if len(rtts) == 0 {
+	name, rest := fs.Arg(0), fs.Args()[1:]
+	if name == "help" {
+		fs.Usage()
 		return nil
 	}
-	slices.Sort(rtts)
-	var sum time.Duration
-	for _, r := range rtts {
-		sum += r
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, g, rest)
+		}
 	}
-	fmt.Fprintf(stdout, "%d pings: min %s, avg %s, max %s\n", len(rtts), rtts[0].Round(time.Microsecond),
-		(sum / time.Duration(len(rtts))).Round(time.Microsecond), rtts[len(rtts)-1].Round(time.Microsecond))
-	return nil
+	return usageError("unknown command %q (want send, listen, chat, ping or bench; see quiccli -h)", name)
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `Usage: quiccli [global flags] COMMAND [flags] [arguments]
+
+quiccli talks to a quicmsg server (quicsrv) from the shell.
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-30s %s\n", c.name+" "+c.synopsis, c.summary)
+	}
+	fmt.Fprint(w, `
+Examples:
+  quiccli listen chat                    # in one terminal
+  quiccli send chat hello world          # in another
+  quiccli -addr 10.0.0.5:4433 -ca ca.pem ping -count 3
+  quiccli bench -conns 4 -duration 10s -json
+
+Global flags (before or after the command):
+`)
+	fs.PrintDefaults()
+	fmt.Fprint(w, `
+Exit status: 0 success, 1 error, 2 usage error, 3 cannot connect,
+130 interrupted. Run 'quiccli COMMAND -h' for the flags of a command.
+`)
+}
+
+// parseCommand parses the arguments of a command: its own flags, defined by
+// define (which may be nil), and the global flags, which may also follow the
+// command. Flags and arguments may be mixed; "--" ends the flags. It returns
+// the positional arguments.
+func (g *globals) parseCommand(name, synopsis, about string, args []string, define func(fs *flag.FlagSet)) ([]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(g.stderr)
+	if define != nil {
+		define(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(g.stderr, "Usage: quiccli [global flags] %s [flags] %s\n\n%s\n", name, synopsis, about)
+		own := 0
+		fs.VisitAll(func(*flag.Flag) { own++ })
+		if own > 0 {
+			fmt.Fprint(g.stderr, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+		fmt.Fprint(g.stderr, "\nGlobal flags may come before or after the command; see quiccli -h.\n")
+	}
+	// The global flags are registered after Usage counted the command's own,
+	// with their current values as defaults, so that those given before the
+	// command survive.
+	all := flag.NewFlagSet(name, flag.ContinueOnError)
+	all.SetOutput(io.Discard)
+	fs.VisitAll(func(f *flag.Flag) { all.Var(f.Value, f.Name, f.Usage) })
+	g.register(all)
+	all.Usage = func() {}
+	var pos []string
+	for {
+		if err := all.Parse(args); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintln(g.stderr, err)
+			}
+			fs.Usage()
+			return nil, flagError(err)
+		}
+		rest := all.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	g.markSet(all)
+	return pos, nil
 }

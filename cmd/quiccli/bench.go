@@ -1,0 +1,581 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quicmsg/quicmsg/internal/hist"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+const benchAbout = `Generates load and reports what was DELIVERED: messages/s and MB/s of
+payload received (1 MB = 10^6 bytes), latency percentiles (p50, p90, p99,
+p99.9, max) from an HDR-style histogram, undelivered messages and errors.
+Every channel name carries a random run ID, so runs never see each other's
+messages.
+
+-mode oneway (the default): -conns connections each send as fast as -rate
+allows on -channels channels. Each sending connection has a twin that opens
+the same channels. Before the run a test message on every channel finds out
+what the server does with it: a relay (quicsrv -mode relay) delivers it to the
+twin, and messages are counted there; an echo server (quicsrv -mode echo)
+sends it back, and messages are counted as their echoes reach the sender.
+Latency runs from the Send call to the delivery: one way through a relay, a
+round trip through an echo server. When sending stops, deliveries are awaited
+for up to -timeout; what has not arrived by then counts as undelivered.
+
+-mode echo: round trips against an echo server. Each channel keeps one
+message in flight: send, wait for its echo, send the next. Latency is the
+round trip without queueing. A relay server answers nothing and the command
+says so.
+
+The run ends after -duration, or earlier after -count messages in all.
+With -rate the messages are spread evenly over the channels. A live progress
+line is written to stderr when stderr is a terminal.
+
+Example:
+  quiccli bench -conns 4 -channels 4 -size 64 -duration 10s
+  quiccli bench -mode echo -rate 1000 -json`
+
+// Bounds on a bench run.
+const (
+	benchMaxConns    = 256  // -conns
+	benchMaxChannels = 100  // -channels: the server's default channel limit per connection
+	benchMaxStreams  = 1000 // conns x channels: each has a send buffer of up to 256 KiB
+	// benchHeader is a bench message's kind byte and send time.
+	benchHeader = 9
+	// syncEvery is how often a sync message is repeated until it arrives.
+	syncEvery = 50 * time.Millisecond
+	// progressEvery is how often the progress line is redrawn.
+	progressEvery = 200 * time.Millisecond
+)
+
+// Bench message kinds, the first byte of each message.
+const (
+	kindData byte = 'D' // counted; bytes 1-8: send time, ns since the run's epoch, little endian
+	kindSync byte = 'S' // before the run: finds out whether the server relays or echoes
+)
+
+// Where messages are counted.
+const (
+	serverRelays = "relay"
+	serverEchoes = "echo"
+)
+
+var errNoSync = errors.New("test message not delivered")
+
+type benchOptions struct {
+	conns    int
+	channels int
+	size     int
+	count    int64
+	duration time.Duration
+	rate     float64
+	mode     string
+}
+
+// tally counts the deliveries seen by one goroutine.
+type tally struct {
+	delivered atomic.Uint64
+	hist      hist.Histogram // owned by the counting goroutine until it ends
+	last      int64          // time of the last delivery, ns since epoch; same owner
+}
+
+// benchStream is one channel of one sending connection, with its twin on
+// the receiving connection in oneway mode.
+type benchStream struct {
+	pub, sub *transport.Channel
+	synced   chan string // receives serverRelays or serverEchoes when the sync message arrives
+	sent     atomic.Uint64
+	echoes   tally // echo mode: round trips, counted by the sender itself
+}
+
+type bench struct {
+	g     *globals
+	o     benchOptions
+	epoch time.Time
+
+	conns   []*transport.Conn // senders first, then their twins
+	streams []*benchStream
+	tallies []*tally // one per counting goroutine
+
+	remaining atomic.Int64 // messages left to send under -count
+	stopping  atomic.Bool  // set before the connections are closed at the end
+	errs      atomic.Uint64
+	errMu     sync.Mutex
+	errSample []string
+	readers   sync.WaitGroup
+}
+
+func cmdBench(ctx context.Context, g *globals, args []string) error {
+	o := benchOptions{conns: 1, channels: 1, size: 64, duration: 10 * time.Second, mode: "oneway"}
+	pos, err := g.parseCommand("bench", "", benchAbout, args, func(fs *flag.FlagSet) {
+		fs.IntVar(&o.conns, "conns", o.conns, fmt.Sprintf("sending connections (at most %d)", benchMaxConns))
+		fs.IntVar(&o.channels, "channels", o.channels, fmt.Sprintf("channels per sending connection (at most %d, and %d streams in all)", benchMaxChannels, benchMaxStreams))
+		fs.IntVar(&o.size, "size", o.size, fmt.Sprintf("message size in `bytes` (at least %d: kind and send time)", benchHeader))
+		fs.Int64Var(&o.count, "count", 0, "stop after `N` messages in all (0: no limit; -duration still applies)")
+		fs.DurationVar(&o.duration, "duration", o.duration, "how long to send")
+		fs.Float64Var(&o.rate, "rate", 0, "messages per second in all, spread evenly over the channels (0: as fast as possible)")
+		fs.StringVar(&o.mode, "mode", o.mode, "oneway: delivered message rate; echo: round trips, one message in flight per channel")
+	})
+	if err != nil {
+		return err
+	}
+	if err := o.check(pos); err != nil {
+		return err
+	}
+	b := &bench{g: g, o: o, epoch: time.Now()}
+	res, err := b.run(ctx)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		err = writeJSON(g.stdout, res)
+	} else {
+		err = res.writeText(g)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Delivered == 0 && ctx.Err() == nil {
+		return explain(exitError, nil, "no message was delivered")
+	}
+	return nil
+}
+
+func (o *benchOptions) check(pos []string) error {
+	switch {
+	case len(pos) > 0:
+		return usageError("bench takes no arguments, got %q", pos)
+	case o.conns < 1 || o.conns > benchMaxConns:
+		return usageError("-conns must be between 1 and %d", benchMaxConns)
+	case o.channels < 1 || o.channels > benchMaxChannels:
+		return usageError("-channels must be between 1 and %d", benchMaxChannels)
+	case o.conns*o.channels > benchMaxStreams:
+		return usageError("-conns x -channels must be at most %d", benchMaxStreams)
+	case o.size < benchHeader || o.size > transport.MaxMessageSizeLimit:
+		return usageError("-size must be between %d and %d bytes", benchHeader, transport.MaxMessageSizeLimit)
+	case o.count < 0:
+		return usageError("-count must not be negative")
+	case o.duration <= 0:
+		return usageError("-duration must be positive")
+	case o.rate < 0:
+		return usageError("-rate must not be negative")
+	case o.mode != "oneway" && o.mode != "echo":
+		return usageError("-mode must be oneway or echo, not %q", o.mode)
+	}
+	return nil
+}
+
+// now returns the time since the run's epoch, in nanoseconds.
+func (b *bench) now() int64 { return int64(time.Since(b.epoch)) }
+
+func (b *bench) oneway() bool { return b.o.mode == "oneway" }
+
+// run connects, finds out what the server does, sends for the run's length,
+// awaits deliveries and returns the result.
+func (b *bench) run(ctx context.Context) (*benchResult, error) {
+	conf, err := b.g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.connect(ctx, conf); err != nil {
+		b.close()
+		return nil, err
+	}
+	serverMode, err := b.sync(ctx)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	sendStart := b.now()
+	endedBy := b.send(ctx)
+	b.close()
+	return b.result(serverMode, endedBy, sendStart), nil
+}
+
+// connect dials the connections, opens the channels and starts the
+// counting readers.
+func (b *bench) connect(ctx context.Context, conf *tls.Config) error {
+	n := b.o.conns
+	if b.oneway() {
+		n *= 2
+	}
+	b.conns = make([]*transport.Conn, n)
+	var eg errgroup.Group
+	for i := range b.conns {
+		eg.Go(func() error {
+			c, err := b.g.dialConn(ctx, conf)
+			b.conns[i] = c
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	if limit := b.conns[0].PeerLimits().MaxMessageSize; b.o.size > limit {
+		return explain(exitError, &transport.MessageTooLargeError{Size: b.o.size, Limit: limit},
+			"-size %d is larger than the server's limit of %d bytes (quicsrv -max-message-size)", b.o.size, limit)
+	}
+	run := fmt.Sprintf("%08x", rand.Uint32())
+	octx, cancel := context.WithTimeout(ctx, b.g.timeout)
+	defer cancel()
+	for i := range b.o.conns {
+		for k := range b.o.channels {
+			name := fmt.Sprintf("quiccli-bench.%s.%d.%d", run, i, k)
+			s := &benchStream{synced: make(chan string, 1)}
+			var err error
+			if s.pub, err = b.conns[i].OpenChannel(octx, name); err == nil && b.oneway() {
+				s.sub, err = b.conns[b.o.conns+i].OpenChannel(octx, name)
+			}
+			if err != nil {
+				if octx.Err() != nil && ctx.Err() == nil {
+					return explain(exitError, err, "opening channel %d of a connection took longer than %s: does the server allow %d channels per connection (quicsrv default %d)?", k+1, b.g.timeout, b.o.channels, transport.DefaultMaxChannels)
+				}
+				return b.g.describe(err)
+			}
+			b.streams = append(b.streams, s)
+		}
+	}
+	if b.oneway() {
+		for _, s := range b.streams {
+			b.startReader(s, s.sub, serverRelays)
+			b.startReader(s, s.pub, serverEchoes)
+		}
+	}
+	return nil
+}
+
+// startReader counts the data messages arriving on ch and reports the
+// arrival of the sync message as where.
+func (b *bench) startReader(s *benchStream, ch *transport.Channel, where string) {
+	t := &tally{}
+	b.tallies = append(b.tallies, t)
+	b.readers.Go(func() {
+		for {
+			// No context: the reader ends when its connection is closed,
+			// and a Receive without one costs less.
+			msg, err := ch.Receive(context.Background())
+			if err != nil {
+				if !b.stopping.Load() {
+					b.fail(err)
+				}
+				return
+			}
+			b.count(s, t, msg, where)
+		}
+	})
+}
+
+// count handles a received message.
+func (b *bench) count(s *benchStream, t *tally, msg []byte, where string) {
+	switch {
+	case len(msg) < benchHeader:
+		b.fail(fmt.Errorf("unexpected message of %d bytes", len(msg)))
+	case msg[0] == kindSync:
+		select {
+		case s.synced <- where:
+		default:
+		}
+	case msg[0] == kindData:
+		now := b.now()
+		t.hist.Record(now - int64(binary.LittleEndian.Uint64(msg[1:])))
+		t.last = now
+		t.delivered.Add(1)
+	default:
+		b.fail(fmt.Errorf("unexpected message of kind %q", msg[0]))
+	}
+}
+
+// sync sends a test message on every channel until it arrives, so that the
+// server knows every receiving channel before the run starts, and returns
+// what the server did with it: serverRelays or serverEchoes.
+func (b *bench) sync(ctx context.Context) (string, error) {
+	modes := make([]string, len(b.streams))
+	var eg errgroup.Group
+	for i, s := range b.streams {
+		eg.Go(func() error {
+			var err error
+			if b.oneway() {
+				modes[i], err = b.syncOneway(ctx, s)
+			} else {
+				modes[i], err = b.syncEcho(ctx, s)
+			}
+			return err
+		})
+	}
+	err := eg.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return "", interrupted(ctx.Err(), "before the run started")
+	case errors.Is(err, errNoSync) && b.oneway():
+		return "", explain(exitError, err, "the server at %s neither relayed nor echoed a test message within %s; is it a quicsrv in relay or echo mode?", b.g.addr, b.g.timeout)
+	case errors.Is(err, errNoSync):
+		return "", explain(exitError, err, "no echo from %s within %s: bench -mode echo needs a server in echo mode (quicsrv -mode echo); against a relay use -mode oneway", b.g.addr, b.g.timeout)
+	case err != nil:
+		return "", b.g.describe(err)
+	}
+	for _, m := range modes {
+		if m != modes[0] {
+			return "", explain(exitError, nil, "the server relayed the test message on some channels and echoed it on others; bench cannot count deliveries")
+		}
+	}
+	return modes[0], nil
+}
+
+func (b *bench) syncOneway(ctx context.Context, s *benchStream) (string, error) {
+	msg := make([]byte, benchHeader)
+	msg[0] = kindSync
+	deadline := time.NewTimer(b.g.timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(syncEvery)
+	defer tick.Stop()
+	for {
+		if err := s.pub.Send(ctx, msg); err != nil {
+			return "", err
+		}
+		select {
+		case where := <-s.synced:
+			return where, nil
+		case <-tick.C:
+		case <-deadline.C:
+			return "", errNoSync
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+func (b *bench) syncEcho(ctx context.Context, s *benchStream) (string, error) {
+	msg := make([]byte, benchHeader)
+	msg[0] = kindSync
+	if err := s.pub.Send(ctx, msg); err != nil {
+		return "", err
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.g.timeout)
+	defer cancel()
+	for {
+		reply, err := s.pub.Receive(rctx)
+		switch {
+		case err != nil && rctx.Err() != nil && ctx.Err() == nil:
+			return "", errNoSync
+		case err != nil:
+			return "", err
+		case len(reply) >= 1 && reply[0] == kindSync:
+			return serverEchoes, nil
+		}
+	}
+}
+
+// send runs the senders until -duration, -count or ctx ends, and says which
+// ended the run.
+func (b *bench) send(ctx context.Context) string {
+	rctx, cancel := context.WithTimeout(ctx, b.o.duration)
+	defer cancel()
+	// An echo in flight when the run ends is still awaited, up to -timeout.
+	ectx, ecancel := context.WithTimeout(ctx, b.o.duration+b.g.timeout)
+	defer ecancel()
+	if b.o.count > 0 {
+		b.remaining.Store(b.o.count)
+	}
+	var interval time.Duration
+	if b.o.rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(len(b.streams)) / b.o.rate)
+	}
+	if !b.oneway() {
+		for _, s := range b.streams {
+			b.tallies = append(b.tallies, &s.echoes)
+		}
+	}
+	stop := b.startProgress()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for _, s := range b.streams {
+		wg.Go(func() {
+			var err error
+			if b.oneway() {
+				err = b.publish(rctx, s, interval)
+			} else {
+				err = b.pingPong(rctx, ectx, s, interval)
+			}
+			if err != nil {
+				failed.Add(1)
+				b.fail(err)
+			}
+		})
+	}
+	wg.Wait()
+	if b.oneway() {
+		b.drain(ctx)
+	}
+	stop()
+	switch {
+	case ctx.Err() != nil:
+		return "interrupt"
+	case b.o.count > 0 && b.remaining.Load() <= 0:
+		return "count"
+	case int(failed.Load()) == len(b.streams):
+		return "errors"
+	}
+	return "duration"
+}
+
+// take claims one message of the -count budget.
+func (b *bench) take() bool {
+	return b.o.count == 0 || b.remaining.Add(-1) >= 0
+}
+
+// pace waits until message i of a stream that started at start is due.
+func pace(ctx context.Context, t *time.Timer, start time.Time, i int, interval time.Duration) bool {
+	if interval == 0 {
+		return ctx.Err() == nil
+	}
+	d := time.Until(start.Add(time.Duration(i) * interval))
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t.Reset(d)
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// publish sends data messages on s until ctx ends or the -count budget is
+// spent. It returns a failure, not the end of ctx.
+func (b *bench) publish(ctx context.Context, s *benchStream, interval time.Duration) error {
+	msg := make([]byte, b.o.size)
+	msg[0] = kindData
+	t := time.NewTimer(0)
+	defer t.Stop()
+	start := time.Now()
+	for i := 0; b.take(); i++ {
+		if !pace(ctx, t, start, i, interval) {
+			return nil
+		}
+		binary.LittleEndian.PutUint64(msg[1:], uint64(b.now()))
+		if err := s.pub.Send(ctx, msg); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		s.sent.Add(1)
+	}
+	return nil
+}
+
+// pingPong sends a data message on s, waits for its echo and records the
+// round trip, until ctx ends or the -count budget is spent; echoes are
+// awaited until ectx ends.
+func (b *bench) pingPong(ctx, ectx context.Context, s *benchStream, interval time.Duration) error {
+	msg := make([]byte, b.o.size)
+	msg[0] = kindData
+	t := time.NewTimer(0)
+	defer t.Stop()
+	start := time.Now()
+	for i := 0; b.take(); i++ {
+		if !pace(ctx, t, start, i, interval) {
+			return nil
+		}
+		binary.LittleEndian.PutUint64(msg[1:], uint64(b.now()))
+		if err := s.pub.Send(ctx, msg); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		s.sent.Add(1)
+		for {
+			reply, err := s.pub.Receive(ectx)
+			if err != nil {
+				if ectx.Err() != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+					return nil // interrupted
+				}
+				if ectx.Err() != nil {
+					return fmt.Errorf("no echo within %s (-timeout) after the run", b.g.timeout)
+				}
+				return err
+			}
+			if len(reply) >= 1 && reply[0] == kindData {
+				b.count(s, &s.echoes, reply, serverEchoes)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// sent returns how many messages Send accepted.
+func (b *bench) sent() uint64 {
+	var n uint64
+	for _, s := range b.streams {
+		n += s.sent.Load()
+	}
+	return n
+}
+
+// delivered returns how many data messages arrived.
+func (b *bench) delivered() uint64 {
+	var n uint64
+	for _, t := range b.tallies {
+		n += t.delivered.Load()
+	}
+	return n
+}
+
+// drain waits up to -timeout for every message sent to be delivered.
+func (b *bench) drain(ctx context.Context) {
+	sent := b.sent()
+	if b.delivered() >= sent {
+		return
+	}
+	deadline := time.NewTimer(b.g.timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for b.delivered() < sent {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// close closes every connection at once and waits for the readers.
+func (b *bench) close() {
+	b.stopping.Store(true)
+	for _, c := range b.conns {
+		if c != nil {
+			_ = c.CloseWithError(transport.CodeNoError, "bench finished")
+		}
+	}
+	b.readers.Wait()
+}
+
+// fail counts an error and keeps the first few distinct ones.
+func (b *bench) fail(err error) {
+	b.errs.Add(1)
+	msg := b.g.describe(err).Error()
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	if len(b.errSample) < 5 && !slices.Contains(b.errSample, msg) {
+		b.errSample = append(b.errSample, msg)
+	}
+}

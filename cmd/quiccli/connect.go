@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/client"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// Defaults of the global flags.
+const (
+	defaultAddr    = "127.0.0.1:4433"
+	defaultTimeout = 5 * time.Second
+	defaultRetries = 10
+)
+
+// devCAFile is the CA quicsrv creates on first start; quiccli trusts it by
+// default when it exists.
+var devCAFile = filepath.Join(certs.DefaultDevDir, certs.DevCAFile)
+
+// globals holds the global flags and the command's input and output.
+type globals struct {
+	addr     string
+	caFile   string
+	certFile string
+	keyFile  string
+	pin      string
+	insecure bool
+	json     bool
+	timeout  time.Duration
+	retries  int
+
+	set map[string]bool // flags given explicitly
+
+	stdin  io.Reader
+	stdout io.Writer // safe for concurrent use
+	stderr io.Writer // safe for concurrent use
+}
+
+func newGlobals(stdin io.Reader, stdout, stderr io.Writer) *globals {
+	return &globals{
+		addr:    defaultAddr,
+		timeout: defaultTimeout,
+		retries: defaultRetries,
+		set:     make(map[string]bool),
+		stdin:   stdin,
+		stdout:  newSyncWriter(stdout),
+		stderr:  newSyncWriter(stderr),
+	}
+}
+
+// register defines the global flags on fs, with their current values as
+// defaults.
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.addr, "addr", g.addr, "server `address` (host:port)")
+	fs.StringVar(&g.caFile, "ca", g.caFile, "CA certificate `file` that signed the server's certificate (default: "+devCAFile+" when it exists and -pin is not given, else the system roots)")
+	fs.StringVar(&g.certFile, "cert", g.certFile, "client certificate `file` (PEM), for servers that require mutual TLS; needs -key")
+	fs.StringVar(&g.keyFile, "key", g.keyFile, "client private key `file` (PEM)")
+	fs.StringVar(&g.pin, "pin", g.pin, "the server's public key `pin` (sha256/...) as quicsrv prints it; alone it replaces chain verification, with -ca both must pass")
+	fs.BoolVar(&g.insecure, "insecure", g.insecure, "do not verify the server's certificate at all (man-in-the-middle attacks become possible); not with -ca or -pin")
+	fs.BoolVar(&g.json, "json", g.json, "machine-readable output: one JSON object per line")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "connect timeout, and how long to wait for replies and deliveries")
+	fs.IntVar(&g.retries, "retries", g.retries, "reconnect attempts in a row before send, listen and chat give up after losing the connection (-1: for ever)")
+}
+
+// markSet records which flags of fs were given explicitly.
+func (g *globals) markSet(fs *flag.FlagSet) {
+	fs.Visit(func(f *flag.Flag) { g.set[f.Name] = true })
+}
+
+// check validates the global flags.
+func (g *globals) check() error {
+	switch {
+	case g.timeout <= 0:
+		return usageError("-timeout must be positive")
+	case g.retries == 0 || g.retries < -1:
+		return usageError("-retries must be positive, or -1 to retry for ever")
+	case (g.certFile == "") != (g.keyFile == ""):
+		return usageError("-cert and -key go together")
+	case g.insecure && g.caFile != "":
+		return usageError("-insecure and -ca exclude each other: -ca verifies the server, -insecure does not")
+	case g.insecure && g.pin != "":
+		return usageError("-insecure and -pin exclude each other: -pin alone already skips chain verification and checks the key")
+	}
+	return nil
+}
+
+// trustedBy names what verifies the server, for error messages.
+func (g *globals) trustedBy() string {
+	if ca := g.effectiveCA(); ca != "" {
+		return ca
+	}
+	return "the system roots"
+}
+
+// effectiveCA returns the CA file to trust: -ca, or else the development CA
+// when it exists and no -pin was given.
+func (g *globals) effectiveCA() string {
+	if g.caFile != "" || g.insecure || g.pin != "" {
+		return g.caFile
+	}
+	if _, err := os.Stat(devCAFile); err == nil {
+		return devCAFile
+	}
+	return ""
+}
+
+// tlsConfig returns the client TLS configuration the flags ask for.
+func (g *globals) tlsConfig() (*tls.Config, error) {
+	if err := g.check(); err != nil {
+		return nil, err
+	}
+	opts := certs.ClientOptions{
+		CAFile:             g.effectiveCA(),
+		CertFile:           g.certFile,
+		KeyFile:            g.keyFile,
+		PinSHA256:          g.pin,
+		InsecureSkipVerify: g.insecure,
+	}
+	if g.insecure {
+		fmt.Fprintf(g.stderr, "quiccli: WARNING: -insecure: the certificate of %s is NOT verified; anyone on the path can read and change this traffic\n", g.addr)
+	}
+	conf, err := certs.ClientConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("TLS set-up: %w", err)
+	}
+	return conf, nil
+}
+
+// transportConfig configures every connection quiccli makes.
+func (g *globals) transportConfig() transport.Config {
+	return transport.Config{HandshakeTimeout: g.timeout, CloseTimeout: g.timeout}
+}
+
+// dialConn makes one connection with package transport, for ping and bench.
+func (g *globals) dialConn(ctx context.Context, conf *tls.Config) (*transport.Conn, error) {
+	tc := g.transportConfig()
+	dctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	conn, err := transport.Dial(dctx, g.addr, conf, &tc)
+	if err != nil {
+		return nil, g.describeDial(ctx, err)
+	}
+	return conn, nil
+}
+
+// dialClient connects a reconnecting client, for send, listen and chat, and
+// waits for the server's HELLO so that its limits are known. Connection
+// events go to stderr.
+func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
+	conf, err := g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg := &client.Config{
+		TLS:       conf,
+		Transport: g.transportConfig(),
+		Backoff:   client.Backoff{MaxAttempts: g.retries},
+		OnEvent:   g.logEvent,
+	}
+	dctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	cl, err := client.Dial(dctx, g.addr, cfg)
+	if err != nil {
+		return nil, g.describeDial(ctx, err)
+	}
+	// client.Dial returns once the TLS handshake is done, before the
+	// server's HELLO, and a server that rejects the client's certificate
+	// says so only then: a connection that ends before the HELLO failed to
+	// connect.
+	if conn := cl.Conn(); conn != nil {
+		select {
+		case <-conn.Ready():
+		case <-conn.Context().Done():
+			_ = cl.Close()
+			return nil, g.describeDial(ctx, context.Cause(conn.Context()))
+		case <-dctx.Done():
+		}
+	}
+	return cl, nil
+}
+
+// logEvent reports connection losses and reconnects on stderr.
+func (g *globals) logEvent(ev client.Event) {
+	switch ev.Type {
+	case client.EventDisconnected:
+		fmt.Fprintf(g.stderr, "quiccli: lost the connection to %s (%v); reconnecting\n", ev.Addr, ev.Err)
+	case client.EventReconnected:
+		zero := ""
+		if ev.Used0RTT {
+			zero = " with 0-RTT"
+		}
+		fmt.Fprintf(g.stderr, "quiccli: reconnected to %s%s\n", ev.Addr, zero)
+	}
+}
+
+// messageLimit returns the largest message the server accepts.
+func messageLimit(cl *client.Client) int {
+	if conn := cl.Conn(); conn != nil {
+		return conn.PeerLimits().MaxMessageSize
+	}
+	return transport.DefaultMaxMessageSize
+}

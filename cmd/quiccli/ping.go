@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quicmsg/quicmsg/internal/hist"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+const pingAbout = `Sends a message on a channel every -interval and waits for its echo, like
+ping(8), then prints min/avg/p50/p99/max of the round-trip times. It needs a
+server in echo mode (quicsrv -mode echo): a relay server sends nothing back to
+the sender, so ping stops at the first ping left unanswered with no reply
+before it. A ping unanswered within -timeout counts as lost. Each payload
+carries a random number of this run and a sequence number; other messages on
+the channel are ignored.
+
+Example:
+  quiccli ping -count 10 -interval 200ms`
+
+// pingHeader starts every ping payload.
+const pingHeader = "quiccli-ping"
+
+// errNoEcho reports a ping left unanswered within -timeout.
+var errNoEcho = errors.New("no echo")
+
+// pingEvent is a line of ping's -json output: a reply, a lost ping, or the
+// summary.
+type pingEvent struct {
+	Type  string  `json:"type"` // "reply" or "lost"
+	Seq   int     `json:"seq"`
+	Bytes int     `json:"bytes,omitempty"`
+	RTTus float64 `json:"rtt_us,omitempty"`
+}
+
+type pingSummary struct {
+	Type        string  `json:"type"` // "summary"
+	Addr        string  `json:"addr"`
+	Sent        int     `json:"sent"`
+	Received    int     `json:"received"`
+	LossPercent float64 `json:"loss_percent"`
+	MinUs       float64 `json:"min_us"`
+	AvgUs       float64 `json:"avg_us"`
+	P50Us       float64 `json:"p50_us"`
+	P99Us       float64 `json:"p99_us"`
+	MaxUs       float64 `json:"max_us"`
+}
+
+func cmdPing(ctx context.Context, g *globals, args []string) error {
+	count, interval, size, channel := 5, time.Second, 64, "ping"
+	pos, err := g.parseCommand("ping", "", pingAbout, args, func(fs *flag.FlagSet) {
+		fs.IntVar(&count, "count", count, "stop after `N` pings (0: until interrupted)")
+		fs.DurationVar(&interval, "interval", interval, "time between the starts of two pings")
+		fs.IntVar(&size, "size", size, "payload `bytes`; at least the 41-byte header is sent")
+		fs.StringVar(&channel, "channel", channel, "channel `name` to ping on")
+	})
+	switch {
+	case err != nil:
+		return err
+	case len(pos) > 0:
+		return usageError("ping takes no arguments, got %q", pos)
+	case count < 0:
+		return usageError("-count must not be negative")
+	case interval < 0:
+		return usageError("-interval must not be negative")
+	case size < 0 || size > transport.MaxMessageSizeLimit:
+		return usageError("-size must be between 0 and %d", transport.MaxMessageSizeLimit)
+	}
+	if err := checkChannelName(channel); err != nil {
+		return err
+	}
+	conf, err := g.tlsConfig()
+	if err != nil {
+		return err
+	}
+	conn, err := g.dialConn(ctx, conf)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	octx, cancel := context.WithTimeout(ctx, g.timeout)
+	ch, err := conn.OpenChannel(octx, channel)
+	cancel()
+	if err != nil {
+		return g.describe(err)
+	}
+	nonce := rand.Uint64()
+	size = len(pingPayload(nonce, 0, size))
+	if limit := conn.PeerLimits().MaxMessageSize; size > limit {
+		return explain(exitError, &transport.MessageTooLargeError{Channel: channel, Size: size, Limit: limit},
+			"-size %d is larger than the server's limit of %d bytes (quicsrv -max-message-size)", size, limit)
+	}
+	if !g.json {
+		fmt.Fprintf(g.stdout, "PING %s (quicmsg/1) on channel %q: %d bytes\n", g.addr, channel, size)
+	}
+
+	var rtts hist.Histogram
+	sent := 0
+	start := time.Now()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
+loop:
+	for seq := 0; count == 0 || seq < count; seq++ {
+		if seq > 0 {
+			wait.Reset(time.Until(start.Add(time.Duration(seq) * interval)))
+			select {
+			case <-wait.C:
+			case <-ctx.Done():
+				break loop
+			}
+		}
+		t0 := time.Now()
+		if err := ch.Send(ctx, pingPayload(nonce, seq, size)); err != nil {
+			if ctx.Err() != nil {
+				break loop
+			}
+			return g.describe(err)
+		}
+		sent++
+		err := awaitEcho(ctx, ch, nonce, seq, t0.Add(g.timeout))
+		rtt := time.Since(t0)
+		switch {
+		case ctx.Err() != nil:
+			break loop
+		case errors.Is(err, errNoEcho) && rtts.Count() == 0:
+			return explain(exitError, err, "no echo from %s within %s: ping needs a server in echo mode (quicsrv -mode echo); a relay server sends nothing back to the sender", g.addr, g.timeout)
+		case errors.Is(err, errNoEcho) && g.json:
+			_ = writeJSON(g.stdout, pingEvent{Type: "lost", Seq: seq})
+		case errors.Is(err, errNoEcho):
+			fmt.Fprintf(g.stdout, "no reply to seq=%d within %s\n", seq, g.timeout)
+		case err != nil:
+			return g.describe(err)
+		case g.json:
+			rtts.Record(int64(rtt))
+			_ = writeJSON(g.stdout, pingEvent{Type: "reply", Seq: seq, Bytes: size, RTTus: micros(int64(rtt))})
+		default:
+			rtts.Record(int64(rtt))
+			fmt.Fprintf(g.stdout, "%d bytes from %s: seq=%d time=%s ms\n", size, g.addr, seq, millis(int64(rtt)))
+		}
+	}
+	return g.pingSummary(sent, &rtts, time.Since(start))
+}
+
+func (g *globals) pingSummary(sent int, rtts *hist.Histogram, elapsed time.Duration) error {
+	received := int(rtts.Count())
+	loss := 0.0
+	if sent > 0 {
+		loss = 100 * float64(sent-received) / float64(sent)
+	}
+	s := rtts.Summary()
+	if g.json {
+		return writeJSON(g.stdout, pingSummary{
+			Type: "summary", Addr: g.addr, Sent: sent, Received: received, LossPercent: loss,
+			MinUs: micros(s.Min), AvgUs: s.Mean / 1e3, P50Us: micros(s.P50), P99Us: micros(s.P99), MaxUs: micros(s.Max),
+		})
+	}
+	fmt.Fprintf(g.stdout, "\n--- %s ping statistics ---\n", g.addr)
+	fmt.Fprintf(g.stdout, "%d pings sent, %d replies, %s%% loss, time %dms\n", sent, received,
+		strconv.FormatFloat(loss, 'f', -1, 64), elapsed.Milliseconds())
+	if received > 0 {
+		_, err := fmt.Fprintf(g.stdout, "rtt min/avg/p50/p99/max = %s/%s/%s/%s/%s ms\n",
+			millis(s.Min), millis(int64(s.Mean)), millis(s.P50), millis(s.P99), millis(s.Max))
+		return err
+	}
+	return nil
+}
+
+// pingPayload returns the payload of ping seq: the header, the run's nonce,
+// the sequence number, padded with dots to size bytes; at least 41 bytes.
+func pingPayload(nonce uint64, seq, size int) []byte {
+	p := fmt.Appendf(nil, "%s %016x %010d ", pingHeader, nonce, seq)
+	for len(p) < size {
+		p = append(p, '.')
+	}
+	return p
+}
+
+// awaitEcho waits until deadline for the echo of ping seq, skipping late
+// echoes of earlier pings and foreign messages. It returns errNoEcho at the
+// deadline.
+func awaitEcho(ctx context.Context, ch *transport.Channel, nonce uint64, seq int, deadline time.Time) error {
+	rctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for {
+		msg, err := ch.Receive(rctx)
+		switch {
+		case err != nil && ctx.Err() == nil && rctx.Err() != nil:
+			return errNoEcho
+		case err != nil:
+			return err
+		}
+		f := strings.Fields(string(msg[:min(len(msg), 64)]))
+		if len(f) >= 3 && f[0] == pingHeader && f[1] == fmt.Sprintf("%016x", nonce) && f[2] == fmt.Sprintf("%010d", seq) {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/quicmsg/quicmsg/client"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+const sendAbout = `Sends each MESSAGE argument as one message on CHANNEL, or, without MESSAGE
+arguments, each line of stdin (without its line ending). Exits 0 once every
+message was handed to the server: written, and the connection closed
+gracefully after the server read everything. A message starting with "-"
+needs "--" before it: quiccli send chat -- -5 degrees.
+
+Example:
+  quiccli send chat hello world
+  tail -f app.log | quiccli send logs`
+
+// sendResult is send's -json output.
+type sendResult struct {
+	Channel  string `json:"channel"`
+	Messages int    `json:"messages"`
+	Bytes    int    `json:"bytes"`
+}
+
+func cmdSend(ctx context.Context, g *globals, args []string) error {
+	pos, err := g.parseCommand("send", "CHANNEL [MESSAGE...]", sendAbout, args, nil)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageError("send needs a CHANNEL: quiccli send CHANNEL [MESSAGE...]")
+	}
+	name, msgs := pos[0], pos[1:]
+	if err := checkChannelName(name); err != nil {
+		return err
+	}
+	cl, err := g.dialClient(ctx)
+	if err != nil {
+		return err
+	}
+	res := sendResult{Channel: name}
+	sendErr := g.sendAll(ctx, cl, name, msgs, &res)
+	if sendErr == nil || ctx.Err() != nil || errors.Is(sendErr, errLineTooLong) {
+		// Hand over what was accepted before the end of input, an
+		// interrupt or an over-long line.
+		g.waitSent(ctx, cl)
+	}
+	closeErr := cl.Close()
+	inDoubt := cl.Stats().MessagesInDoubt
+	switch {
+	case errors.Is(sendErr, client.ErrClosed) && closeErr != nil:
+		return g.describe(closeErr) // why the client closed
+	case sendErr != nil && ctx.Err() != nil:
+		return interrupted(sendErr, "%d messages were sent on %q before the interrupt", res.Messages, name)
+	case sendErr != nil:
+		return g.describe(sendErr)
+	case closeErr != nil:
+		return g.describe(closeErr)
+	case inDoubt > 0:
+		return explain(exitError, nil, "the connection to %s was lost after %d messages had been written to it; they may or may not have arrived", g.addr, inDoubt)
+	}
+	if g.json {
+		return writeJSON(g.stdout, res)
+	}
+	_, err = fmt.Fprintf(g.stdout, "sent %s (%d bytes) on %q to %s\n", plural(res.Messages, "message"), res.Bytes, name, g.addr)
+	return err
+}
+
+// sendAll sends msgs, or each line of stdin when there are none, on the
+// client's channel name, counting them in res.
+func (g *globals) sendAll(ctx context.Context, cl *client.Client, name string, msgs []string, res *sendResult) error {
+	ch, err := cl.Channel(ctx, name)
+	if err != nil {
+		return err
+	}
+	limit := messageLimit(cl)
+	if len(msgs) > 0 {
+		for i, m := range msgs {
+			if len(m) > limit {
+				return explain(exitError, &transport.MessageTooLargeError{Channel: name, Size: len(m), Limit: limit},
+					"message %d is %d bytes, larger than the server's limit of %d bytes (quicsrv -max-message-size); nothing was sent", i+1, len(m), limit)
+			}
+		}
+		for _, m := range msgs {
+			if err := ch.Send(ctx, []byte(m)); err != nil {
+				return err
+			}
+			res.Messages++
+			res.Bytes += len(m)
+		}
+		return nil
+	}
+	if isTerminal(g.stdin) {
+		fmt.Fprintf(g.stderr, "quiccli: sending each line typed on %q; end with Ctrl-D\n", name)
+	}
+	lr := readLines(g.stdin, limit)
+	defer lr.Stop()
+	for {
+		select {
+		case line, ok := <-lr.lines:
+			if !ok {
+				if errors.Is(lr.err, errLineTooLong) {
+					return explain(exitError, lr.err, "%v, more than the server's limit of %d bytes (quicsrv -max-message-size); the %d lines before it were sent", lr.err, limit, res.Messages)
+				}
+				if lr.err != nil {
+					return fmt.Errorf("reading stdin: %w", lr.err)
+				}
+				return nil
+			}
+			if err := ch.Send(ctx, line); err != nil {
+				return err
+			}
+			res.Messages++
+			res.Bytes += len(line)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// waitSent waits, up to -timeout, until the client is connected and nothing
+// waits in its reconnect buffer, so that Close can hand everything to the
+// server instead of reporting it undelivered.
+func (g *globals) waitSent(ctx context.Context, cl *client.Client) {
+	ready := func() bool {
+		return cl.Status() == client.StatusClosed ||
+			cl.Status() == client.StatusConnected && cl.Stats().BufferedMessages == 0
+	}
+	if ready() {
+		return
+	}
+	deadline := time.NewTimer(g.timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !ready() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// plural returns "1 message", "2 messages".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// checkChannelName rejects a name the protocol does not allow.
+func checkChannelName(name string) error {
+	if name == "" || len(name) > 255 || !utf8.ValidString(name) {
+		return usageError("channel name %q: want 1 to 255 bytes of UTF-8", name)
+	}
+	return nil
+}
