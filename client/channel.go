@@ -272,7 +272,16 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 			return nil, err
 		}
 		msg, err := tch.Receive(ctx)
-		if err == nil || ctx.Err() != nil || !isConnLost(tch.Conn(), err) {
+		if err == nil || ctx.Err() != nil {
+			return msg, err
+		}
+		ch.mu.Lock()
+		detached := ch.cur != tch
+		ch.mu.Unlock()
+		// A detached channel (its connection closing after GOAWAY) ends
+		// with ErrClosed or io.EOF: that is the connection going, not the
+		// channel.
+		if !detached && !isConnLost(tch.Conn(), err) {
 			return msg, err
 		}
 		// The connection is gone: wait until the client has detached it,

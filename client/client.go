@@ -101,8 +101,9 @@ type Client struct {
 }
 
 // Dial connects to addr and returns a client that reconnects by itself
-// when the connection is lost. The first connection must succeed within ctx;
-// its error is returned otherwise.
+// when the connection is lost. The first connection must be accepted by the
+// server (HELLO exchanged) within ctx; otherwise Dial returns its error, a
+// [*transport.DialError] that names the fault.
 func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 	conf, err := cfg.withDefaults()
 	if err != nil {
@@ -110,6 +111,14 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 	}
 	c := newClient(conf, addr)
 	conn, err := c.dialOnce(ctx, addr, nil)
+	if err == nil {
+		// The first connection has no ticket, so waiting for the server's
+		// HELLO costs no 0-RTT, and a refusal (mutual TLS, session limit)
+		// is reported here rather than as a reconnect loop.
+		if err = conn.WaitReady(ctx); err != nil {
+			_ = conn.CloseWithError(transport.CodeNoError, "")
+		}
+	}
 	if err != nil {
 		c.cancel()
 		return nil, err

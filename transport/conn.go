@@ -136,6 +136,21 @@ func (c *Conn) setPeer(id SessionID, h wire.Hello) {
 // HELLO arrives for DialEarly.
 func (c *Conn) Ready() <-chan struct{} { return c.ready }
 
+// WaitReady waits until the HELLO exchange is complete, which on a
+// connection from DialEarly proves that the server accepted the session
+// (and, with mutual TLS, this client's certificate). If the connection ends
+// first it returns a [*DialError] that names the fault, as Dial would.
+func (c *Conn) WaitReady(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-c.ctx.Done():
+		return dialError(c.qc.RemoteAddr().String(), c.cfg.HandshakeTimeout, context.Cause(c.ctx))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // SessionID returns the ID the server assigned to this connection; it is
 // the zero ID until [Conn.Ready] is closed.
 func (c *Conn) SessionID() SessionID {

@@ -208,6 +208,10 @@ func (e *DialError) Unwrap() []error {
 
 func dialError(addr string, timeout time.Duration, err error) error {
 	de := &DialError{Addr: addr, Err: convertConnErr(err)}
+	var ce0 *ConnError
+	if errors.As(de.Err, &ce0) && ce0.Remote {
+		de.Reason = "the server refused the session"
+	}
 	var te *quic.TransportError
 	var ce *tls.CertificateVerificationError
 	var ht *quic.HandshakeTimeoutError

@@ -168,22 +168,11 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
+	// client.Dial returns once the server has answered the HELLO, so a
+	// refused client certificate or session is reported here.
 	cl, err := client.Dial(dctx, g.addr, cfg)
 	if err != nil {
 		return nil, g.describeDial(ctx, err)
-	}
-	// client.Dial returns once the TLS handshake is done, before the
-	// server's HELLO, and a server that rejects the client's certificate
-	// says so only then: a connection that ends before the HELLO failed to
-	// connect.
-	if conn := cl.Conn(); conn != nil {
-		select {
-		case <-conn.Ready():
-		case <-conn.Context().Done():
-			_ = cl.Close()
-			return nil, g.describeDial(ctx, context.Cause(conn.Context()))
-		case <-dctx.Done():
-		}
 	}
 	return cl, nil
 }

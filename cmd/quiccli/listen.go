@@ -8,10 +8,8 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/quicmsg/quicmsg/client"
-	"github.com/quicmsg/quicmsg/transport"
 )
 
 const listenAbout = `Prints every message received on the CHANNELs, one per line, until
@@ -94,15 +92,10 @@ func receive(ctx context.Context, cl *client.Client, chs []*client.Channel, p *p
 	for _, ch := range chs {
 		wg.Go(func() {
 			for {
-				conn := cl.Conn()
 				msg, err := ch.Receive(ctx)
 				if err != nil {
 					if ctx.Err() != nil {
 						return
-					}
-					if switching(cl, conn) {
-						pause(ctx, 10*time.Millisecond)
-						continue
 					}
 					if errors.Is(err, io.EOF) {
 						err = fmt.Errorf("the server closed channel %q", ch.Name())
@@ -127,36 +120,4 @@ func receive(ctx context.Context, cl *client.Client, chs []*client.Channel, p *p
 		return p.writeFailed()
 	}
 	return first
-}
-
-// switching reports whether a receive error on a channel of cl that was
-// attached to conn comes from the client leaving conn (it ended, or the
-// server sent GOAWAY) rather than from the channel: client.Channel.Receive
-// can return the error of a connection the client is closing itself, before
-// the connection's context has ended.
-func switching(cl *client.Client, conn *transport.Conn) bool {
-	if cl.Status() == client.StatusClosed {
-		return false
-	}
-	if conn == nil || cl.Conn() != conn {
-		return true
-	}
-	select {
-	case <-conn.Context().Done():
-		return true
-	case <-conn.GoAwayReceived():
-		return true
-	default:
-		return false
-	}
-}
-
-// pause waits for d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }

@@ -85,15 +85,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.devClientCert != "" {
 		return issueDevClientCert(o, stdout)
 	}
-	if o.qlogDir != "" {
-		return errors.New("-qlog: not available yet: transport.Config has no Tracer field to attach a qlog tracer to")
-	}
-
 	tc := transport.Config{
 		MaxMessageSize: o.maxMessageSize,
 		IdleTimeout:    o.idleTimeout,
 		PendingCap:     o.pendingCap,
 		Allow0RTT:      true,
+	}
+	if o.qlogDir != "" {
+		if err := os.MkdirAll(o.qlogDir, 0o700); err != nil {
+			return fmt.Errorf("-qlog: %w", err)
+		}
+		tc.Tracer = qlogTracer(o.qlogDir, log)
+		log.Warn("writing a qlog trace of every connection: for debugging only", "dir", o.qlogDir)
 	}
 	st, err := setupTLS(o, &tc, log, stderr)
 	if err != nil {

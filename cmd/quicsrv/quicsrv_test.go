@@ -365,11 +365,21 @@ func TestBadFlagsAreRefusedByName(t *testing.T) {
 		{[]string{"-cert", "a.pem"}, "-cert and -key"},
 		{[]string{"-pending-cap", "-1"}, "-pending-cap"},
 		{[]string{"stray"}, "unexpected argument"},
-		{[]string{"-qlog", "/tmp/q"}, "-qlog"},
 	} {
 		err := run(context.Background(), tc.args, io.Discard, io.Discard)
 		require.ErrorContains(t, err, tc.want, "%v", tc.args)
 	}
+}
+
+func TestQlogWritesATracePerConnection(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "qlog")
+	ts := startServer(t, "-qlog", dir, "-mode", "echo")
+	c := dial(t, ts.addr, ts.clientTLS(t))
+	require.NoError(t, c.Close())
+	require.Eventually(t, func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "*_server.sqlog"))
+		return len(files) > 0
+	}, waitTimeout, 5*time.Millisecond, "no qlog trace written")
 }
 
 func TestKeyLogWritesSecretsAndWarns(t *testing.T) {
