@@ -106,25 +106,7 @@ func sendAndVerify(ctx contextT, c *Conn, name string, n int) error {
 	if err != nil {
 		return err
 	}
-	var g errgroup.Group
-	g.Go(func() error {
-		for i := range n {
-			if err := ch.Send(ctx, testenv.Checksummed(name, i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	for i := range n {
-		msg, err := ch.Receive(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: receive %d: %w", name, i, err)
-		}
-		if err := testenv.VerifyChecksummed(msg, i); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	if err := g.Wait(); err != nil {
+	if err := testenv.Exchange(ctx, ch, name, n); err != nil {
 		return err
 	}
 	return ch.Close()

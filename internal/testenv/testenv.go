@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -74,4 +75,35 @@ func VerifyChecksummed(msg []byte, want int) error {
 		return fmt.Errorf("message %d corrupted", want)
 	}
 	return nil
+}
+
+// Channel is what Exchange needs of a message channel.
+type Channel interface {
+	Send(ctx context.Context, msg []byte) error
+	Receive(ctx context.Context) ([]byte, error)
+}
+
+// Exchange sends n checksummed messages on ch, named name, while reading
+// their echoes, and checks that every echo arrives intact and in order.
+func Exchange(ctx context.Context, ch Channel, name string, n int) error {
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := ch.Send(ctx, Checksummed(name, i)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	for i := range n {
+		msg, err := ch.Receive(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: echo %d: %w", name, i, err)
+		}
+		if err := VerifyChecksummed(msg, i); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return <-sent
 }
