@@ -280,6 +280,50 @@ func TestReconnectUsesZeroRTTAfterRestartWithKeptKeys(t *testing.T) {
 	require.True(t, sessions[0].Used0RTT(), "the server saw 0-RTT")
 }
 
+// A Receive that waits while the server is down carries on through 0-RTT
+// attempts that time out, and returns the first message of the connection
+// that finally comes up.
+func TestReceiveWaitsThroughFailedZeroRTTAttempts(t *testing.T) {
+	rec := newRecorder()
+	rs := newRestartable(t, rec)
+	var log eventLog
+	ctx := testCtx(t)
+	c, err := Dial(ctx, rs.addr, fastConfig(t, &log))
+	require.NoError(t, err)
+	defer c.Close()
+	ch, err := c.Channel(ctx, "echo")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, seq(0)))
+	_, err = ch.Receive(ctx) // by now the client holds a session ticket
+	require.NoError(t, err)
+
+	type result struct {
+		msg []byte
+		err error
+	}
+	received := make(chan result, 1)
+	go func() {
+		msg, err := ch.Receive(ctx)
+		received <- result{msg, err}
+	}()
+	rs.kill()
+	// Each attempt opens a 0-RTT connection at once and loses it when its
+	// handshake times out; wait for two of them to fail.
+	require.Eventually(t, func() bool {
+		return log.has(func(e Event) bool { return e.Type == EventReconnecting && e.Attempt >= 2 })
+	}, 30*time.Second, 5*time.Millisecond)
+	select {
+	case r := <-received:
+		t.Fatalf("Receive returned while the server was down: %q, %v", r.msg, r.err)
+	default:
+	}
+	rs.start()
+	require.NoError(t, ch.Send(ctx, seq(1)))
+	r := <-received
+	require.NoError(t, r.err)
+	require.Equal(t, "seq:1", string(r.msg))
+}
+
 func TestRejectedZeroRTTIsResentExactlyOnce(t *testing.T) {
 	rec := newRecorder()
 	rs := newRestartable(t, rec)

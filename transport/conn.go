@@ -425,7 +425,30 @@ func (c *Conn) wrapErr(err error) error {
 	if cerr := c.err(); cerr != nil {
 		return cerr
 	}
+	if isConnLevel(err) {
+		// quic-go fails the streams before it cancels the connection's
+		// context: end Context now, so that a caller who sees this error
+		// also sees the connection gone.
+		c.cancel(convertConnErr(err))
+		return c.err()
+	}
 	return convertConnErr(err)
+}
+
+// isConnLevel reports whether err is one that quic-go returns for a stream
+// because its whole connection ended.
+func isConnLevel(err error) bool {
+	var (
+		ae  *quic.ApplicationError
+		te  *quic.TransportError
+		ite *quic.IdleTimeoutError
+		hte *quic.HandshakeTimeoutError
+		sre *quic.StatelessResetError
+		vne *quic.VersionNegotiationError
+	)
+	return errors.As(err, &ae) || errors.As(err, &te) || errors.As(err, &ite) ||
+		errors.As(err, &hte) || errors.As(err, &sre) || errors.As(err, &vne) ||
+		errors.Is(err, quic.ErrServerClosed) || errors.Is(err, quic.ErrTransportClosed)
 }
 
 // SlowDown asks the peer to stop sending: its Send calls wait and its

@@ -8,7 +8,7 @@ import (
 // Defaults for [Config]. A zero field in Config means the default.
 const (
 	// DefaultQueueSize is how many messages may wait for one subscriber.
-	DefaultQueueSize = 1024
+	DefaultQueueSize = 65536
 	// DefaultQueueBytes is how many payload bytes may wait for one subscriber.
 	DefaultQueueBytes = 16 << 20
 )
@@ -52,7 +52,7 @@ func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
 // Config configures a [Relay]. The zero value is ready to use.
 type Config struct {
 	// QueueSize caps the messages waiting for one subscriber.
-	// Default DefaultQueueSize (1024).
+	// Default DefaultQueueSize (65536).
 	QueueSize int
 	// QueueBytes caps the payload bytes waiting for one subscriber; a
 	// message larger than QueueBytes still goes through an empty queue.
