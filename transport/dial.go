@@ -47,8 +47,11 @@ func DialTransport(ctx context.Context, tr *quic.Transport, addr string, tlsConf
 //
 // Channels opened later with OpenChannel wait for the handshake to complete
 // when it has not yet: quic-go v0.65 races when a stream is created while
-// the handshake completes (quic-go issue 4303), so early streams are only
-// created right after the dial, before the server can answer.
+// the server's transport parameters are installed (quic-go issue 4303), so
+// early streams are only created during the dial. DialEarly holds the
+// server's first packets until they exist; DialTransportEarly, over a
+// caller's transport, cannot, and relies on the streams being opened
+// before the server's answer arrives.
 //
 // If the server rejects the 0-RTT data, the connection ends with
 // ErrEarlyDataRejected and [Channel.Unsent] returns what must be sent again.
@@ -85,9 +88,13 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 	ctx, cancel := context.WithTimeout(ctx, 2*conf.HandshakeTimeout)
 	defer cancel()
 	var qc *quic.Conn
+	release := func() {}
 	switch {
 	case tr == nil && early:
-		qc, err = quic.DialAddrEarly(ctx, addr, tc, conf.quicConfig())
+		var g *earlyGate
+		if qc, g, err = dialEarlyGated(ctx, addr, tc, conf.quicConfig()); err == nil {
+			release = g.release
+		}
 	case tr == nil:
 		qc, err = quic.DialAddr(ctx, addr, tc, conf.quicConfig())
 	default:
@@ -104,6 +111,9 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 	if err != nil {
 		return nil, dialError(addr, conf.HandshakeTimeout, err)
 	}
+	// The early streams exist once the control stream and the channels
+	// are open: the server's first flight may be processed from then on.
+	defer release()
 	handshake := clientHandshake
 	if early {
 		handshake = clientHandshakeEarly

@@ -167,3 +167,52 @@ func TestRejectedZeroRTTHandsBackWhatWasSentEarly(t *testing.T) {
 	require.Equal(t, want, got, "everything sent early comes back, in order")
 	require.Zero(t, ch.InDoubt())
 }
+
+// The gate notices the 0-RTT attempt from the ticket the TLS stack offers,
+// and the handshake completes, with 0-RTT, once it is released.
+func TestEarlyGateSeesTheZeroRTTAttempt(t *testing.T) {
+	ln := earlyServer(t, "127.0.0.1:0", nil)
+	defer ln.Close()
+	tc := resumingClientTLS(t)
+	primeTicket(t, ln.Addr().String(), tc)
+
+	ctx := testCtx(t)
+	conf, err := (&Config{}).withDefaults()
+	require.NoError(t, err)
+	qtc, err := clientTLS(tc)
+	require.NoError(t, err)
+	qc, g, err := dialEarlyGated(ctx, ln.Addr().String(), qtc, conf.quicConfig())
+	require.NoError(t, err)
+	require.True(t, g.attempt.Load(), "a ticket allowing early data was offered")
+	s, err := qc.OpenStreamSync(ctx) // the stream is created before the server's parameters are installed
+	require.NoError(t, err)
+	s.CancelWrite(0)
+	g.release()
+	select {
+	case <-qc.HandshakeComplete():
+	case <-ctx.Done():
+		t.Fatal("handshake did not complete after the release")
+	}
+	require.True(t, qc.ConnectionState().Used0RTT)
+	require.NoError(t, qc.CloseWithError(0, ""))
+	<-qc.Context().Done()
+}
+
+// Without a ticket there is no 0-RTT attempt, and the gate never holds the
+// packets of the full handshake that DialEarly waits for.
+func TestEarlyGateLetsAFullHandshakeThrough(t *testing.T) {
+	ln := earlyServer(t, "127.0.0.1:0", nil)
+	defer ln.Close()
+	ctx := testCtx(t)
+	conf, err := (&Config{}).withDefaults()
+	require.NoError(t, err)
+	qtc, err := clientTLS(resumingClientTLS(t))
+	require.NoError(t, err)
+	qc, g, err := dialEarlyGated(ctx, ln.Addr().String(), qtc, conf.quicConfig())
+	require.NoError(t, err)
+	require.False(t, g.attempt.Load())
+	<-qc.HandshakeComplete()
+	require.False(t, qc.ConnectionState().Used0RTT)
+	g.release()
+	require.NoError(t, qc.CloseWithError(0, ""))
+}
