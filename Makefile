@@ -36,9 +36,11 @@ bench:
 	mkdir -p bin
 	$(GO) test -c -o bin/transport.test ./transport/
 	$(GO) test -c -o bin/client.test ./client/
+	$(GO) test -c -o bin/session.test ./session/
 	for i in $$(seq $(BENCHCOUNT)); do \
 		./bin/transport.test -test.run '^$$' -test.bench . -test.benchmem -test.benchtime $(BENCHTIME) -test.timeout 30m || exit 1; \
 	done
+	./bin/session.test -test.run '^$$' -test.bench IdleSessionMemory -test.count 3 -test.timeout 10m
 	./bin/client.test -test.run '^$$' -test.bench ReconnectFirstEcho -test.benchtime 20x -test.count 3 -test.timeout 10m
 	./bin/client.test -test.run '^$$' -test.bench PoolVsChannels -test.benchtime $(BENCHTIME) -test.count 3 -test.timeout 10m
 

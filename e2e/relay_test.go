@@ -74,7 +74,7 @@ func TestSlowListenerDoesNotSlowTheOtherListeners(t *testing.T) {
 		batch = queue / 2 // messages sent before waiting for the fast listener
 		size  = 16 << 10  // bytes per message
 		// Far more than a stopped listener's QUIC windows, its channel's
-		// send buffer on the server (256 KiB) and its relay queue hold.
+		// send buffer on the server (64 KiB) and its relay queue hold.
 		maxMessages = 1024
 	)
 	s := startServer(t, "-slow-consumer", "drop", "-subscriber-queue", strconv.Itoa(queue))

@@ -28,8 +28,9 @@ CALIBRATION=${CALIBRATION:-3s}
 NATS_SERVER_VERSION=${NATS_SERVER_VERSION:-v2.15.2}
 NATS_GO_VERSION=${NATS_GO_VERSION:-v1.55.0}
 SIZE=64
-# quicsrv -subscriber-queue for one extra unlimited-rate measurement.
-BIG_QUEUE=65536
+# quicsrv -subscriber-queue for one extra unlimited-rate measurement: the
+# default is 65536; 1024 shows what a small queue does to bursts.
+BIG_QUEUE=${BIG_QUEUE:-1024}
 # How long a client waits for deliveries after sending stopped.
 DRAIN=2s
 # A run waits up to IDLE_WAIT seconds for a second in which the machine was

@@ -185,16 +185,24 @@ func reportLatency(b *testing.B, d []time.Duration) {
 // time. The raw baseline flushes each message at once.
 func BenchmarkRequestResponse(b *testing.B) {
 	msg := payload(64)
-	for _, impl := range impls {
+	for _, impl := range oneWayImpls {
 		b.Run(impl, func(b *testing.B) {
 			d := make([]time.Duration, b.N)
 			switch impl {
-			case "quicmsg":
+			case "quicmsg", "quicmsg-alloc":
 				cli, srv, ctx := quicmsgChannels(b)
+				// quicmsg receives into a reused buffer, as the raw
+				// baseline does; quicmsg-alloc takes a new slice per
+				// message (Receive).
+				receive := func(ch *Channel, buf []byte) ([]byte, error) { return ch.ReceiveBuf(ctx, buf) }
+				if impl == "quicmsg-alloc" {
+					receive = func(ch *Channel, _ []byte) ([]byte, error) { return ch.Receive(ctx) }
+				}
 				echoDone := make(chan error, 1)
 				go func() {
+					buf := make([]byte, 0, 64)
 					for {
-						m, err := srv.Receive(ctx)
+						m, err := receive(srv, buf)
 						if err == nil {
 							err = srv.Send(ctx, m)
 						}
@@ -211,22 +219,24 @@ func BenchmarkRequestResponse(b *testing.B) {
 						b.Error(err)
 					}
 				})
+				buf := make([]byte, 0, 64)
 				b.ResetTimer()
 				for i := range d {
 					t0 := time.Now()
 					if err := cli.Send(ctx, msg); err != nil {
 						b.Fatal(err)
 					}
-					m, err := cli.Receive(ctx)
+					m, err := receive(cli, buf)
 					if err != nil || len(m) != len(msg) {
 						b.Fatal(len(m), err)
 					}
 					d[i] = time.Since(t0)
 				}
-			case "rawquic":
+			case "rawquic", "rawquic-alloc":
 				p := newRawPair(b)
 				cw, cr := newRawWriter(p.cs), newRawReader(p.cs)
 				sw, sr := newRawWriter(p.ss), newRawReader(p.ss)
+				cr.alloc, sr.alloc = impl == "rawquic-alloc", impl == "rawquic-alloc"
 				echoDone := make(chan error, 1)
 				go func() {
 					for {

@@ -43,7 +43,7 @@ type Channel struct {
 	inFlight   bool // the writer was kicked and has not gone idle yet
 	closing    bool
 	sendErr    error
-	progress   chan struct{} // closed and replaced after each write
+	progress   chan struct{} // made by a waiter, closed and cleared by the next write (see waitProgress)
 	sent       uint64
 	sentBytes  uint64
 	written    uint64
@@ -57,7 +57,9 @@ type Channel struct {
 	unsent        []UnsentMessage // after a failure: accepted, never delivered
 	inDoubt       uint64          // after a failure: written, fate unknown
 
-	rmu           sync.Mutex // serialises Receive
+	rmu           sync.Mutex    // serialises Receive, and guards the fields up to recvErr
+	interrupt     func()        // ch.interruptRead, made once
+	interrupted   chan struct{} // capacity 1: interruptRead ran
 	sr            *streamReader
 	large         []byte // a large message being read straight into, see directReadMin
 	largeN        int    // bytes of large already read
@@ -81,7 +83,6 @@ func newChannel(c *Conn, s *quic.Stream, name string, sr *streamReader) *Channel
 		sr:         sr,
 		kick:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
-		progress:   make(chan struct{}),
 	}
 }
 
@@ -164,7 +165,7 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool)
 			ch.mu.Unlock()
 			return ErrWouldBlock
 		}
-		p := ch.progress
+		p := ch.waitProgress()
 		ch.mu.Unlock()
 		select {
 		case <-p:
@@ -240,13 +241,30 @@ func (ch *Channel) writeDirect() bool {
 	}
 	ch.spare = out[:0]
 	ch.written += n
-	close(ch.progress)
-	ch.progress = make(chan struct{})
+	ch.signalProgress()
 	if len(ch.buf) > 0 || ch.closing || ch.sendErr != nil {
 		return false
 	}
 	ch.inFlight = false
 	return true
+}
+
+// waitProgress returns a channel that the next write (or the end of the
+// channel's sending) closes. ch.mu is held. It is made only when someone
+// waits, so that a write nobody waits for allocates nothing.
+func (ch *Channel) waitProgress() <-chan struct{} {
+	if ch.progress == nil {
+		ch.progress = make(chan struct{})
+	}
+	return ch.progress
+}
+
+// signalProgress wakes whoever waits in waitProgress. ch.mu is held.
+func (ch *Channel) signalProgress() {
+	if ch.progress != nil {
+		close(ch.progress)
+		ch.progress = nil
+	}
 }
 
 // Flush waits until every message accepted so far has been written to the
@@ -261,7 +279,7 @@ func (ch *Channel) Flush(ctx context.Context) error {
 			ch.mu.Unlock()
 			return err
 		}
-		p := ch.progress
+		p := ch.waitProgress()
 		ch.mu.Unlock()
 		select {
 		case <-p:
@@ -339,8 +357,7 @@ func (ch *Channel) writeLoop() {
 				ch.spare = out[:0]
 			}
 			ch.written += n
-			close(ch.progress)
-			ch.progress = make(chan struct{})
+			ch.signalProgress()
 			ch.mu.Unlock()
 		}
 	}
@@ -373,8 +390,7 @@ func (ch *Channel) failSend(err error, out []byte, n uint64) {
 		ch.unsent = appendUnsent(ch.unsent, b)
 	}
 	ch.buf, ch.spare, ch.retained = nil, nil, nil
-	close(ch.progress)
-	ch.progress = make(chan struct{})
+	ch.signalProgress()
 }
 
 // settle waits, once the connection has ended, for the writer to record
@@ -557,20 +573,27 @@ func (ch *Channel) readMore(ctx context.Context, need int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		_ = ch.s.SetReadDeadline(aLongTimeAgo)
-		close(fired)
-	})
+	if ch.interrupt == nil {
+		ch.interrupt = ch.interruptRead
+		ch.interrupted = make(chan struct{}, 1)
+	}
+	stop := context.AfterFunc(ctx, ch.interrupt)
 	err := ch.read(need)
 	if !stop() {
-		<-fired
+		<-ch.interrupted
 		_ = ch.s.SetReadDeadline(time.Time{})
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			return ctx.Err()
 		}
 	}
 	return err
+}
+
+// interruptRead ends a read that ctx cut short; readMore registers it with
+// context.AfterFunc and waits for it on ch.interrupted.
+func (ch *Channel) interruptRead() {
+	_ = ch.s.SetReadDeadline(aLongTimeAgo)
+	ch.interrupted <- struct{}{}
 }
 
 func (ch *Channel) read(need int) error {

@@ -29,7 +29,7 @@ const (
 	DefaultMaxChannels = 100
 	// DefaultSendBufferSize is how many bytes of encoded messages a channel
 	// buffers before Send blocks (TrySend fails with ErrWouldBlock).
-	DefaultSendBufferSize = 256 << 10
+	DefaultSendBufferSize = 64 << 10
 	// DefaultAcceptBacklog is how many connections may wait, handshake done,
 	// for Listener.Accept; it also caps concurrent HELLO exchanges.
 	DefaultAcceptBacklog = 128
@@ -61,7 +61,7 @@ type Config struct {
 	// more blocks in OpenChannel until one closes. Default DefaultMaxChannels (100).
 	MaxChannels int
 	// SendBufferSize is how many bytes a channel buffers before Send blocks.
-	// Default DefaultSendBufferSize (256 KiB).
+	// Default DefaultSendBufferSize (64 KiB).
 	SendBufferSize int
 	// AcceptBacklog is how many connections may wait for Listener.Accept.
 	// Default DefaultAcceptBacklog (128).

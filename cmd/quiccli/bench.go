@@ -52,7 +52,7 @@ Example:
 const (
 	benchMaxConns    = 256  // -conns
 	benchMaxChannels = 100  // -channels: the server's default channel limit per connection
-	benchMaxStreams  = 1000 // conns x channels: each has a send buffer of up to 256 KiB
+	benchMaxStreams  = 1000 // conns x channels: each has a send buffer of up to 64 KiB
 	// benchHeader is a bench message's kind byte and send time.
 	benchHeader = 9
 	// syncEvery is how often a sync message is repeated until it arrives.
