@@ -155,8 +155,11 @@ func (s *poolSlot) takeOutLocked() {
 }
 
 // Pool keeps a fixed number of connections to one server, for spreading
-// load across connections (and so across cores and, on the server, across
-// sessions, whose messages are handled one at a time each).
+// load across connections and so, on the server, across sessions, whose
+// messages are handled one at a time each. Use it when the server's handler
+// waits on something slow: N connections are N sessions at work. When the
+// handler answers at once, many channels on one connection do more with the
+// same cores (BENCHMARKS.md has the figures).
 //
 // A connection is exclusive to its holder from Acquire to Release: the pool
 // hands it to nobody else meanwhile, so the holder may open channels on it
