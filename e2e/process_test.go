@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
 // waitTimeout bounds every wait: for a process to print, to exit, or for a
@@ -25,22 +26,7 @@ const pollInterval = 10 * time.Millisecond
 
 // output collects what a process writes to stdout or stderr. It is safe for
 // the concurrent writes of os/exec and the reads of the test.
-type output struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
+type output struct{ testenv.Buffer }
 
 // lines returns the complete lines written so far, without line endings.
 func (o *output) lines() []string {

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
 // server is a quicsrv process and what its first lines said.
@@ -104,24 +106,8 @@ func (s *server) scrape(t *testing.T) map[string]*dto.MetricFamily {
 // metricValue returns the value of the counter or gauge name whose labels
 // are exactly the given name/value pairs; -1 if there is none.
 func metricValue(families map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	for _, m := range families[name].GetMetric() {
-		got := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			got[lp.GetName()] = lp.GetValue()
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		}
+	if v, ok := testenv.MetricValue(families, name, labels...); ok {
+		return v
 	}
 	return -1
 }

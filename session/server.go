@@ -129,7 +129,7 @@ func (s *Server) Serve(ln *transport.Listener) error {
 func (s *Server) admit(c *transport.Conn) {
 	s.mu.Lock()
 	switch {
-	case s.shuttingDown || s.closed:
+	case s.closed:
 		s.mu.Unlock()
 		s.refused.Add(1)
 		_ = c.CloseWithError(transport.CodeGoingAway, "server is shutting down")
@@ -143,9 +143,15 @@ func (s *Server) admit(c *transport.Conn) {
 	sess := newSession(s, c)
 	s.sessions[c.SessionID()] = sess
 	s.sessionsWG.Add(1)
+	// A connection the listener accepted while Shutdown began is a session
+	// like the others: told to go away, and drained, not cut off.
+	late := s.shuttingDown
 	s.mu.Unlock()
 	s.accepted.Add(1)
 	go s.runSession(sess)
+	if late {
+		_ = c.SendGoAway(transport.CodeGoingAway, "server shutting down")
+	}
 }
 
 func (s *Server) runSession(sess *Session) {
@@ -261,11 +267,11 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 	return sess.Disconnect(code, reason)
 }
 
-// Shutdown shuts the server down gracefully: it refuses new sessions, sends
-// GOAWAY (CodeGoingAway) to every session, and waits until the clients have
-// gone and the handler has drained what was received, or until ctx ends;
-// then it closes what is left and the listener. It returns ctx's error if
-// sessions had to be closed.
+// Shutdown shuts the server down gracefully: it sends GOAWAY
+// (CodeGoingAway) to every session, and to every connection accepted while
+// it runs, and waits until the clients have gone and the handler has drained
+// what was received, or until ctx ends; then it closes what is left and the
+// listener. It returns ctx's error if sessions had to be closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.shuttingDown || s.closed {

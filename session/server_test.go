@@ -354,6 +354,43 @@ func TestShutdownSendsGoAwayAndDrains(t *testing.T) {
 	require.Zero(t, srv.ActiveSessions())
 }
 
+// A connection that arrives while Shutdown drains is a session too: it is
+// told to go away, and its messages are handled, not cut off.
+func TestConnectionDuringShutdownGetsGoAway(t *testing.T) {
+	var handled atomic.Int64
+	srv, err := NewServer(nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) { handled.Add(1) }))
+	require.NoError(t, err)
+	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, nil)
+	require.NoError(t, err)
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+
+	first := dial(t, ln.Addr().String(), nil)
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
+	ctx := testCtx(t)
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- srv.Shutdown(ctx) }()
+	<-first.GoAwayReceived() // the drain has begun; first stays
+
+	late := dial(t, ln.Addr().String(), nil)
+	ch, err := late.OpenChannel(ctx, "work")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("job")))
+	select {
+	case <-late.GoAwayReceived():
+	case <-late.Context().Done():
+		t.Fatalf("the late connection was closed instead: %v", context.Cause(late.Context()))
+	case <-ctx.Done():
+		t.Fatal("no GOAWAY for the late connection")
+	}
+	require.NoError(t, late.Close())
+	require.NoError(t, first.Close())
+	require.NoError(t, <-shutdownDone)
+	require.ErrorIs(t, <-serveDone, ErrServerClosed)
+	require.Equal(t, int64(1), handled.Load(), "the late session's message was handled")
+	require.Equal(t, uint64(2), srv.Stats().SessionsAccepted)
+}
+
 func TestShutdownDeadlineClosesStragglers(t *testing.T) {
 	srv, err := NewServer(nil, echo)
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"github.com/quicmsg/quicmsg/certs"
 	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
 var (
@@ -124,25 +125,6 @@ func (ts *testServer) waitSubscribers(t *testing.T, channel string, n int) {
 	}, 5*time.Second, 5*time.Millisecond, "%d sessions with channel %q open", n, channel)
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent use, for the output of
-// a command still running.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // outcome is what a run of quiccli produced.
 type outcome struct {
 	stdout, stderr string
@@ -166,17 +148,17 @@ func runCLIContext(ctx context.Context, stdin io.Reader, args ...string) outcome
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testenv.Buffer
 	err := run(ctx, args, stdin, &stdout, &stderr)
 	return outcome{stdout: stdout.String(), stderr: stderr.String(), err: err, code: exitCode(err)}
 }
 
 // startCLI runs quiccli in the background; wait returns its outcome.
-func startCLI(t *testing.T, stdin io.Reader, args ...string) (stdout *lockedBuffer, wait func() outcome) {
+func startCLI(t *testing.T, stdin io.Reader, args ...string) (stdout *testenv.Buffer, wait func() outcome) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	stdout = &lockedBuffer{}
-	var stderr lockedBuffer
+	stdout = &testenv.Buffer{}
+	var stderr testenv.Buffer
 	done := make(chan outcome, 1)
 	go func() {
 		if stdin == nil {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
 func TestProgressFollowsDurationOrCountWhicheverIsFurther(t *testing.T) {
@@ -36,8 +38,8 @@ func TestNumbersAndDurationsAreFormattedForPeople(t *testing.T) {
 }
 
 func TestIsTerminalIsFalseForBuffersAndFiles(t *testing.T) {
-	require.False(t, isTerminal(&lockedBuffer{}))
-	require.False(t, isTerminal(newSyncWriter(&lockedBuffer{})))
+	require.False(t, isTerminal(&testenv.Buffer{}))
+	require.False(t, isTerminal(newSyncWriter(&testenv.Buffer{})))
 	f, err := openTemp(t)
 	require.NoError(t, err)
 	require.False(t, isTerminal(f))

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net/http"
 	"regexp"
 	"sync"
@@ -18,29 +16,12 @@ import (
 
 	"github.com/quicmsg/quicmsg/certs"
 	"github.com/quicmsg/quicmsg/transport"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
 // waitTimeout bounds every wait in these tests; nothing should come close.
 const waitTimeout = 15 * time.Second
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of run and the
-// reads of the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testServer is a run() in progress.
 type testServer struct {
@@ -49,8 +30,8 @@ type testServer struct {
 	pin        string
 	metricsURL string // "http://ADDR" when started with -metrics
 	devDir     string
-	stdout     *syncBuffer
-	stderr     *syncBuffer
+	stdout     *testenv.Buffer
+	stderr     *testenv.Buffer
 
 	cancel   context.CancelFunc
 	done     chan error
@@ -75,7 +56,7 @@ func startServer(t *testing.T, args ...string) *testServer {
 // startServerIn is startServer with development certificates in devDir.
 func startServerIn(t *testing.T, devDir string, args ...string) *testServer {
 	t.Helper()
-	ts := &testServer{devDir: devDir, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	ts := &testServer{devDir: devDir, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan error, 1)}
 	full := append([]string{"-addr", "127.0.0.1:0", "-dev-certs", devDir, "-shutdown-timeout", "10s", "-log-level", "debug"}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.cancel = cancel
@@ -200,28 +181,8 @@ func scrape(t *testing.T, baseURL string) map[string]*dto.MetricFamily {
 // metricValue returns the value of the unlabelled sample name, or of the
 // sample with the given label pairs; -1 if there is none.
 func metricValue(families map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	f, ok := families[name]
-	if !ok {
-		return -1
-	}
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	for _, m := range f.GetMetric() {
-		got := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			got[lp.GetName()] = lp.GetValue()
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		}
+	if v, ok := testenv.MetricValue(families, name, labels...); ok {
+		return v
 	}
 	return -1
 }

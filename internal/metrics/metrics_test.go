@@ -18,6 +18,8 @@ import (
 	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
 type fakeConn struct {
@@ -67,29 +69,11 @@ func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 // labels (name=value pairs).
 func value(t *testing.T, families map[string]*dto.MetricFamily, name string, labels ...string) float64 {
 	t.Helper()
-	f, ok := families[name]
+	_, ok := families[name]
 	require.True(t, ok, "no metric %s", name)
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	for _, m := range f.GetMetric() {
-		got := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			got[lp.GetName()] = lp.GetValue()
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		}
-	}
-	require.Failf(t, "sample not found", "%s%v", name, want)
-	return 0
+	v, ok := testenv.MetricValue(families, name, labels...)
+	require.True(t, ok, "no sample %s%v", name, labels)
+	return v
 }
 
 func newMetrics(t *testing.T, src Sources) *Metrics {
