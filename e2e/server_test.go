@@ -9,8 +9,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quicmsg/quicmsg/internal/testenv"
@@ -93,14 +91,7 @@ func (s *server) get(t *testing.T, path string) (int, string) {
 // scrape fetches /metrics and parses it with the Prometheus text parser.
 func (s *server) scrape(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := httpClient.Get(s.metricsURL + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return families
+	return testenv.Scrape(t, httpClient, s.metricsURL+"/metrics")
 }
 
 // metricValue returns the value of the counter or gauge name whose labels

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quicmsg/quicmsg/certs"
@@ -168,14 +166,7 @@ var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true
 // scrape fetches /metrics and parses it with the Prometheus text parser.
 func scrape(t *testing.T, baseURL string) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := httpClient.Get(baseURL + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return families
+	return testenv.Scrape(t, httpClient, baseURL+"/metrics")
 }
 
 // metricValue returns the value of the unlabelled sample name, or of the

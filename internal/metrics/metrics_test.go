@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 
@@ -55,14 +53,7 @@ func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(srv.URL + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return families
+	return testenv.Scrape(t, client, srv.URL+"/metrics")
 }
 
 // value returns the value of the sample of family name whose labels are

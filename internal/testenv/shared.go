@@ -3,9 +3,14 @@ package testenv
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"sync"
+	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
 )
 
 // Buffer is a bytes.Buffer safe for concurrent use: for the output of a
@@ -53,4 +58,18 @@ func MetricValue(families map[string]*dto.MetricFamily, name string, labels ...s
 		}
 	}
 	return 0, false
+}
+
+// Scrape fetches url (a Prometheus /metrics endpoint) with client and parses
+// the answer with the Prometheus text parser.
+func Scrape(t testing.TB, client *http.Client, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := client.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	return families
 }
