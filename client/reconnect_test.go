@@ -159,6 +159,22 @@ func requireSequence(t *testing.T, got []int, from, to int) {
 	}
 }
 
+// ticketedClient dials addr with cfg and returns the client and its "echo"
+// channel after one echo, by which time the client holds a session ticket.
+// The client is closed at cleanup.
+func ticketedClient(ctx context.Context, t *testing.T, addr string, cfg *Config) (*Client, *Channel) {
+	t.Helper()
+	c, err := Dial(ctx, addr, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	ch, err := c.Channel(ctx, "echo")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, seq(0)))
+	_, err = ch.Receive(ctx)
+	require.NoError(t, err)
+	return c, ch
+}
+
 func TestClientSurvivesServerRestart(t *testing.T) {
 	rec := newRecorder()
 	rs := newRestartable(t, rec)
@@ -253,14 +269,7 @@ func TestReconnectUsesZeroRTTAfterRestartWithKeptKeys(t *testing.T) {
 	rs := newRestartable(t, rec)
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, rs.addr, slowFirstAttempt(fastConfig(t, &log)))
-	require.NoError(t, err)
-	defer c.Close()
-	ch, err := c.Channel(ctx, "echo")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, seq(0)))
-	_, err = ch.Receive(ctx) // by now the client holds a session ticket
-	require.NoError(t, err)
+	c, ch := ticketedClient(ctx, t, rs.addr, slowFirstAttempt(fastConfig(t, &log)))
 
 	rs.kill()
 	waitStatus(t, c, StatusReconnecting)
@@ -288,14 +297,7 @@ func TestReceiveWaitsThroughFailedZeroRTTAttempts(t *testing.T) {
 	rs := newRestartable(t, rec)
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, rs.addr, fastConfig(t, &log))
-	require.NoError(t, err)
-	defer c.Close()
-	ch, err := c.Channel(ctx, "echo")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, seq(0)))
-	_, err = ch.Receive(ctx) // by now the client holds a session ticket
-	require.NoError(t, err)
+	_, ch := ticketedClient(ctx, t, rs.addr, fastConfig(t, &log))
 
 	type result struct {
 		msg []byte
@@ -329,14 +331,7 @@ func TestRejectedZeroRTTIsResentExactlyOnce(t *testing.T) {
 	rs := newRestartable(t, rec)
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, rs.addr, slowFirstAttempt(fastConfig(t, &log)))
-	require.NoError(t, err)
-	defer c.Close()
-	ch, err := c.Channel(ctx, "echo")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, seq(0)))
-	_, err = ch.Receive(ctx)
-	require.NoError(t, err)
+	c, ch := ticketedClient(ctx, t, rs.addr, slowFirstAttempt(fastConfig(t, &log)))
 
 	rs.kill()
 	waitStatus(t, c, StatusReconnecting)

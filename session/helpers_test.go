@@ -29,6 +29,18 @@ func testTLS(t testing.TB) testPKI {
 // startServer runs a session server on 127.0.0.1:0 and closes it at cleanup.
 func startServer(t testing.TB, cfg *Config, h Handler) (*Server, string) {
 	t.Helper()
+	srv, addr, done := serve(t, cfg, h)
+	t.Cleanup(func() {
+		require.NoError(t, srv.Close())
+		require.ErrorIs(t, <-done, ErrServerClosed)
+	})
+	return srv, addr
+}
+
+// serve runs a session server on 127.0.0.1:0; done receives what Serve
+// returned. The caller shuts the server down.
+func serve(t testing.TB, cfg *Config, h Handler) (srv *Server, addr string, done <-chan error) {
+	t.Helper()
 	srv, err := NewServer(cfg, h)
 	require.NoError(t, err)
 	var tc *transport.Config
@@ -39,13 +51,9 @@ func startServer(t testing.TB, cfg *Config, h Handler) (*Server, string) {
 	}
 	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, tc)
 	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		require.NoError(t, srv.Close())
-		require.ErrorIs(t, <-done, ErrServerClosed)
-	})
-	return srv, ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	return srv, ln.Addr().String(), served
 }
 
 func dial(t testing.TB, addr string, cfg *transport.Config) *transport.Conn {

@@ -320,14 +320,9 @@ func TestMaxSessionsRefusesWithCode(t *testing.T) {
 
 func TestShutdownSendsGoAwayAndDrains(t *testing.T) {
 	var handled atomic.Int64
-	srv, err := NewServer(nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) { handled.Add(1) }))
-	require.NoError(t, err)
-	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, nil)
-	require.NoError(t, err)
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
+	srv, addr, serveDone := serve(t, nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) { handled.Add(1) }))
 
-	c := dial(t, ln.Addr().String(), nil)
+	c := dial(t, addr, nil)
 	ctx := testCtx(t)
 	ch, err := c.OpenChannel(ctx, "work")
 	require.NoError(t, err)
@@ -358,21 +353,16 @@ func TestShutdownSendsGoAwayAndDrains(t *testing.T) {
 // told to go away, and its messages are handled, not cut off.
 func TestConnectionDuringShutdownGetsGoAway(t *testing.T) {
 	var handled atomic.Int64
-	srv, err := NewServer(nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) { handled.Add(1) }))
-	require.NoError(t, err)
-	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, nil)
-	require.NoError(t, err)
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
+	srv, addr, serveDone := serve(t, nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) { handled.Add(1) }))
 
-	first := dial(t, ln.Addr().String(), nil)
+	first := dial(t, addr, nil)
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 	ctx := testCtx(t)
 	shutdownDone := make(chan error, 1)
 	go func() { shutdownDone <- srv.Shutdown(ctx) }()
 	<-first.GoAwayReceived() // the drain has begun; first stays
 
-	late := dial(t, ln.Addr().String(), nil)
+	late := dial(t, addr, nil)
 	ch, err := late.OpenChannel(ctx, "work")
 	require.NoError(t, err)
 	require.NoError(t, ch.Send(ctx, []byte("job")))
@@ -392,13 +382,8 @@ func TestConnectionDuringShutdownGetsGoAway(t *testing.T) {
 }
 
 func TestShutdownDeadlineClosesStragglers(t *testing.T) {
-	srv, err := NewServer(nil, echo)
-	require.NoError(t, err)
-	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, nil)
-	require.NoError(t, err)
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
-	c := dial(t, ln.Addr().String(), nil)
+	srv, addr, serveDone := serve(t, nil, echo)
+	c := dial(t, addr, nil)
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
