@@ -22,8 +22,7 @@ type subscriber struct {
 
 	mu       sync.Mutex
 	channels map[string]struct{} // changed under Relay.mu and mu both
-	queue    []item
-	head     int
+	queue    ring
 	bytes    int
 	running  bool     // a drain goroutine is running
 	behind   bool     // Drop policy: overflowed and not yet caught up
@@ -75,7 +74,7 @@ func (s *subscriber) enqueue(channel string, msg []byte) bool {
 		r.failed.Add(1)
 		return false
 	}
-	n := len(s.queue) - s.head
+	n := s.queue.len()
 	if n >= cfg.QueueSize || (n > 0 && s.bytes+len(msg) > cfg.QueueBytes) {
 		if cfg.SlowConsumer == Disconnect {
 			s.overflowDisconnect(n)
@@ -95,7 +94,7 @@ func (s *subscriber) enqueue(channel string, msg []byte) bool {
 		}
 		return false
 	}
-	s.queue = append(s.queue, item{channel: channel, data: msg})
+	s.queue.push(item{channel: channel, data: msg})
 	s.bytes += len(msg)
 	r.queued.Add(1)
 	start := s.startLocked()
@@ -139,8 +138,9 @@ func (s *subscriber) startLocked() bool {
 // discardLocked empties the queue and returns how many messages it held.
 // s.mu is held.
 func (s *subscriber) discardLocked() int {
-	n := len(s.queue) - s.head
-	s.queue, s.head, s.bytes = nil, 0, 0
+	n := s.queue.len()
+	s.queue.reset(0)
+	s.bytes = 0
 	s.r.queued.Add(-int64(n))
 	return n
 }
@@ -165,21 +165,16 @@ func (s *subscriber) drain() {
 			r.detach(s)
 			return
 		}
-		if s.state == gone || s.head == len(s.queue) {
-			s.head, s.queue = 0, s.queue[:0]
-			if cap(s.queue) > queueKeep {
-				s.queue = nil
-			}
+		if s.state == gone || s.queue.len() == 0 {
+			s.queue.reset(queueKeep)
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
-		it := s.queue[s.head]
-		s.queue[s.head] = item{}
-		s.head++
+		it := s.queue.pop()
 		s.bytes -= len(it.data)
 		var caughtUp uint64
-		if s.behind && len(s.queue)-s.head <= r.cfg.QueueSize/2 {
+		if s.behind && s.queue.len() <= r.cfg.QueueSize/2 {
 			s.behind, caughtUp, s.episode = false, s.episode, 0
 		}
 		_, subscribed := s.channels[it.channel]
