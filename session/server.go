@@ -301,6 +301,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
+	// Stop admitting connections: once Serve has returned no session can
+	// start, so the waits below never race with a session's start.
+	s.mu.Lock()
+	stopServe := s.serveCancel
+	s.mu.Unlock()
+	if stopServe != nil {
+		stopServe()
+	}
+	s.serveWG.Wait()
 	workersDone := make(chan struct{})
 	go func() {
 		s.sessionsWG.Wait()
