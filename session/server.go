@@ -269,9 +269,10 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 
 // Shutdown shuts the server down gracefully: it sends GOAWAY
 // (CodeGoingAway) to every session, and to every connection accepted while
-// it runs, and waits until the clients have gone and the handler has drained
-// what was received, or until ctx ends; then it closes what is left and the
-// listener. It returns ctx's error if sessions had to be closed.
+// the sessions leave, and waits until the clients have gone, or until ctx
+// ends; then it stops accepting, waits for the handler to drain what was
+// received (or for ctx), and closes what is left and the listener. It
+// returns ctx's error if sessions had to be closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.shuttingDown || s.closed {
