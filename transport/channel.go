@@ -447,8 +447,10 @@ func (ch *Channel) InDoubt() uint64 {
 
 // Receive returns the next message, waiting for it until ctx ends. The
 // returned slice belongs to the caller. After the peer closed its side,
-// Receive returns io.EOF. A malformed or oversized frame resets the channel
-// (not the connection) and is reported as a [*ChannelError].
+// Receive returns io.EOF. A malformed or oversized frame, and a stream that
+// ends (FIN) inside a frame, reset the channel (not the connection) with
+// CodeProtocolError or CodeMessageTooLarge and are reported as a
+// [*ChannelError]; the partial message is never returned.
 func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 	return ch.receive(ctx, nil)
 }
@@ -539,12 +541,36 @@ func (ch *Channel) recvFailed(ctx context.Context, err error) error {
 		return err
 	}
 	if errors.Is(err, io.EOF) {
+		if cut := ch.truncatedFrame(); cut != nil {
+			return ch.rejectFrame(cut)
+		}
 		ch.recvErr = io.EOF
 	} else {
 		ch.recvErr = ch.convertErr(err)
 	}
 	ch.finishRecv()
 	return ch.recvErr
+}
+
+// truncatedFrame returns, when the stream ended (FIN) inside a message
+// frame, the [*wire.MalformedError] that says how much was missing; nil when
+// it ended between frames, the only clean end of a channel.
+func (ch *Channel) truncatedFrame() error {
+	if ch.large != nil {
+		return &wire.MalformedError{What: "message frame", Reason: fmt.Sprintf(
+			"stream ended (FIN) after %d of the %d bytes its header announced", ch.largeN, len(ch.large))}
+	}
+	b := ch.sr.buffered()
+	if len(b) == 0 {
+		return nil
+	}
+	_, size, n, err := wire.ParseMessageHeader(b, MaxMessageSizeLimit)
+	if err != nil {
+		return &wire.MalformedError{What: "message frame", Reason: fmt.Sprintf(
+			"stream ended (FIN) inside a frame header, after %d bytes", len(b))}
+	}
+	return &wire.MalformedError{What: "message frame", Reason: fmt.Sprintf(
+		"stream ended (FIN) after %d of the %d bytes its header announced", len(b)-n, size)}
 }
 
 // rejectFrame resets the channel after a frame that breaks the protocol.
