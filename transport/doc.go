@@ -45,7 +45,9 @@
 //
 // The register of used tickets is bounded by Config.ReplayCacheSize; when it
 // is full the oldest entry is forgotten and every ticket issued no later
-// than it loses 0-RTT, so that a full register never admits a replay.
+// than it loses 0-RTT, so that a full register never admits a replay. A
+// peer that makes many handshakes and spends their tickets can fill it and
+// so cost other clients their 0-RTT (a round trip each), never a replay.
 // [ListenerStats].EarlyDataRefused counts refusals.
 //
 // Limits: the register lives in one server process. A restart empties it,
