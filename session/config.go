@@ -15,6 +15,9 @@ const (
 	// DefaultPendingCap is how many messages a session may have received but
 	// not yet handled before backpressure starts.
 	DefaultPendingCap = transport.DefaultPendingCap
+	// DefaultMaxServerChannels is how many channels opened by the server
+	// (Session.Open, Session.SendOpen) a session may have open at once.
+	DefaultMaxServerChannels = 16
 )
 
 // OverflowPolicy says what a session does when its pending messages reach
@@ -51,6 +54,12 @@ type Config struct {
 	PendingCap int
 	// Overflow is the policy at the pending cap. Default OverflowBlock.
 	Overflow OverflowPolicy
+	// MaxServerChannels caps the channels the server opens to one session
+	// (Session.Open, Session.SendOpen) that are open at once; opening more
+	// fails with a *ChannelLimitError. Keep it below the clients'
+	// transport.Config.MaxChannels, or opening waits for the client.
+	// Default DefaultMaxServerChannels (16).
+	MaxServerChannels int
 	// Transport configures the listener made by ListenAndServe: message
 	// size, channels per session (QUIC stream limit), idle timeout,
 	// keep-alive and handshake timeout. Its PendingCap is set from PendingCap.
@@ -81,6 +90,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if r.PendingCap == 0 {
 		r.PendingCap = DefaultPendingCap
 	}
+	if r.MaxServerChannels == 0 {
+		r.MaxServerChannels = DefaultMaxServerChannels
+	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -89,6 +101,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return r, fmt.Errorf("session: Config.MaxSessions %d is negative", r.MaxSessions)
 	case r.PendingCap < 0:
 		return r, fmt.Errorf("session: Config.PendingCap %d is negative", r.PendingCap)
+	case r.MaxServerChannels < 0:
+		return r, fmt.Errorf("session: Config.MaxServerChannels %d is negative", r.MaxServerChannels)
 	case r.Overflow != OverflowBlock && r.Overflow != OverflowDisconnect:
 		return r, fmt.Errorf("session: Config.Overflow %v is not a known policy", r.Overflow)
 	}

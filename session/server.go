@@ -233,29 +233,14 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// Send sends msg on channel of the session with the given ID.
+// Send sends msg on channel of the session with the given ID, as
+// [Session.Send] does: the session must have the channel open.
 func (s *Server) Send(ctx context.Context, id transport.SessionID, channel string, msg []byte) error {
 	sess, ok := s.Session(id)
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNoSession, id)
 	}
 	return sess.Send(ctx, channel, msg)
-}
-
-// Broadcast sends msg on channel to every session and returns how many
-// sessions it was sent to. Sessions that failed are reported in the joined
-// error; the others are unaffected.
-func (s *Server) Broadcast(ctx context.Context, channel string, msg []byte) (int, error) {
-	var errs []error
-	n := 0
-	for _, sess := range s.Sessions() {
-		if err := sess.Send(ctx, channel, msg); err != nil {
-			errs = append(errs, fmt.Errorf("session %s: %w", sess.ID(), err))
-			continue
-		}
-		n++
-	}
-	return n, errors.Join(errs...)
 }
 
 // Disconnect closes the session with the given ID with code and reason.

@@ -401,26 +401,43 @@ func TestBroadcastAndServerSend(t *testing.T) {
 	srv, addr := startServer(t, nil, echo)
 	ctx := testCtx(t)
 	var conns []*transport.Conn
+	var news []*transport.Channel
 	for range 3 {
-		conns = append(conns, dial(t, addr, nil))
-	}
-	require.Eventually(t, func() bool { return srv.ActiveSessions() == 3 }, 10*time.Second, 5*time.Millisecond)
-	n, err := srv.Broadcast(ctx, "news", []byte("hello all"))
-	require.NoError(t, err)
-	require.Equal(t, 3, n)
-	for _, c := range conns {
-		ch, err := c.AcceptChannel(ctx)
+		c := dial(t, addr, nil)
+		ch, err := c.OpenChannel(ctx, "news")
 		require.NoError(t, err)
-		require.Equal(t, "news", ch.Name())
+		conns, news = append(conns, c), append(news, ch)
+	}
+	dial(t, addr, nil) // without the channel
+	require.Eventually(t, func() bool { return sessionsWith(srv, "news") == 3 && srv.ActiveSessions() == 4 },
+		10*time.Second, 5*time.Millisecond)
+	r := srv.Broadcast("news", []byte("hello all"))
+	require.NoError(t, r.Err())
+	require.Equal(t, BroadcastResult{Delivered: 3, NotOpen: 1}, r)
+	for _, ch := range news {
 		msg, err := ch.Receive(ctx)
 		require.NoError(t, err)
 		require.Equal(t, "hello all", string(msg))
 	}
 	require.NoError(t, srv.Send(ctx, conns[0].SessionID(), "news", []byte("just you")))
+	msg, err := news[0].Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "just you", string(msg))
 	require.ErrorIs(t, srv.Send(ctx, [16]byte{1}, "news", nil), ErrNoSession)
 	require.NoError(t, srv.Disconnect(conns[1].SessionID(), transport.CodeDisconnected, "bye"))
 	<-conns[1].Context().Done()
 	require.ErrorIs(t, context.Cause(conns[1].Context()), transport.CodeDisconnected)
+}
+
+// sessionsWith counts the server's sessions that have channel open.
+func sessionsWith(srv *Server, channel string) int {
+	n := 0
+	for _, s := range srv.Sessions() {
+		if _, ok := s.Channel(channel); ok {
+			n++
+		}
+	}
+	return n
 }
 
 func TestDuplicateChannelNameIsRefused(t *testing.T) {
@@ -465,7 +482,7 @@ func TestChannelHooksSeeOpenAndClose(t *testing.T) {
 	require.NoError(t, ch.Send(ctx, []byte("x")))
 	_, err = ch.Receive(ctx)
 	require.NoError(t, err)
-	require.NoError(t, srv.Sessions()[0].Send(ctx, "from-server", []byte("y")))
+	require.NoError(t, srv.Sessions()[0].SendOpen(ctx, "from-server", []byte("y")))
 	require.NoError(t, c.Close())
 	require.Eventually(t, func() bool {
 		mu.Lock()

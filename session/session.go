@@ -45,6 +45,8 @@ type Session struct {
 	working  bool          // a worker goroutine is draining the queue
 	ended    bool
 
+	serverOpen int // guarded by mu: channels the server opened that are open or being opened
+
 	backpressure atomic.Bool
 	received     atomic.Uint64
 	handled      atomic.Uint64
@@ -104,29 +106,8 @@ func (s *Session) Channels() []string {
 	return names
 }
 
-// Send sends msg on the session's channel named channel, opening the channel
-// if the session does not have it yet. It waits as transport.Channel.Send does.
-func (s *Session) Send(ctx context.Context, channel string, msg []byte) error {
-	ch, err := s.channel(ctx, channel)
-	if err != nil {
-		return err
-	}
-	return ch.Send(ctx, msg)
-}
-
-// TrySend is Send without waiting: it fails with transport.ErrWouldBlock or
-// transport.ErrSlowDown where Send would wait. Opening a channel may still
-// wait for the client's channel limit until ctx ends.
-func (s *Session) TrySend(ctx context.Context, channel string, msg []byte) error {
-	ch, err := s.channel(ctx, channel)
-	if err != nil {
-		return err
-	}
-	return ch.TrySend(msg)
-}
-
 // Channel returns the session's open channel named name, if it has one.
-// Unlike Send, it never opens a channel.
+// Unlike SendOpen, it never opens a channel.
 func (s *Session) Channel(name string) (*transport.Channel, bool) {
 	ch := s.lookup(name)
 	return ch, ch != nil
@@ -138,28 +119,10 @@ func (s *Session) lookup(name string) *transport.Channel {
 	return s.channels[name]
 }
 
-func (s *Session) channel(ctx context.Context, name string) (*transport.Channel, error) {
-	if ch := s.lookup(name); ch != nil {
-		return ch, nil
-	}
-	s.openMu.Lock()
-	defer s.openMu.Unlock()
-	if ch := s.lookup(name); ch != nil {
-		return ch, nil
-	}
-	ch, err := s.conn.OpenChannel(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if !s.addChannel(ch) {
-		ch.Reset(transport.CodeDuplicateChannel)
-		return nil, fmt.Errorf("session: channel %q: %w", name, transport.CodeDuplicateChannel)
-	}
-	return ch, nil
-}
-
 // addChannel registers ch and starts its reader; false if the name is taken.
-func (s *Session) addChannel(ch *transport.Channel) bool {
+// server says that the server opened ch: its reader gives back its place
+// among Config.MaxServerChannels when it ends.
+func (s *Session) addChannel(ch *transport.Channel, server bool) bool {
 	s.mu.Lock()
 	if _, dup := s.channels[ch.Name()]; dup || s.ended {
 		s.mu.Unlock()
@@ -174,7 +137,7 @@ func (s *Session) addChannel(ch *transport.Channel) bool {
 	if f := s.srv.cfg.OnChannelOpen; f != nil {
 		f(s, ch.Name())
 	}
-	go s.read(ch)
+	go s.read(ch, server)
 	return true
 }
 
@@ -192,7 +155,7 @@ func (s *Session) run() {
 		if err != nil {
 			break
 		}
-		if !s.addChannel(ch) {
+		if !s.addChannel(ch, false) {
 			ch.Reset(transport.CodeDuplicateChannel)
 		}
 	}
@@ -204,13 +167,16 @@ func (s *Session) run() {
 
 // read is a channel's reader: it moves messages from the channel into the
 // session's pending queue until the channel ends.
-func (s *Session) read(ch *transport.Channel) {
+func (s *Session) read(ch *transport.Channel, server bool) {
 	defer s.readers.Done()
 	defer func() {
 		s.mu.Lock()
 		mine := s.channels[ch.Name()] == ch
 		if mine {
 			delete(s.channels, ch.Name())
+		}
+		if server {
+			s.serverOpen--
 		}
 		s.mu.Unlock()
 		if f := s.srv.cfg.OnChannelClose; mine && f != nil {

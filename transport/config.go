@@ -75,7 +75,23 @@ type Config struct {
 	// Only messages their sender marked safe to replay travel in 0-RTT.
 	// Keep 0-RTT working across restarts by keeping the TLS session ticket
 	// keys (tls.Config.SetSessionTicketKeys).
+	//
+	// Early data is refused as a replay when a session ticket is presented a
+	// second time: each ticket carries 0-RTT data once per server process
+	// (see the package documentation, "0-RTT and replays"). A refused
+	// attempt resumes with a full round trip instead; it is never refused as
+	// a connection. Listener.Stats counts refusals.
 	Allow0RTT bool
+	// EarlyDataWindow, with Allow0RTT, is how long after it was issued a
+	// session ticket may carry 0-RTT data; an older ticket resumes with a
+	// full round trip. It also bounds how long a used ticket is remembered.
+	// Default DefaultEarlyDataWindow (24 h); at most MaxEarlyDataWindow.
+	EarlyDataWindow time.Duration
+	// ReplayCacheSize, with Allow0RTT, is how many used session tickets a
+	// Listener remembers. When it is full the oldest is forgotten and every
+	// ticket issued no later than that one gets no more 0-RTT, so a full
+	// cache costs round trips, never a replay. Default DefaultReplayCacheSize.
+	ReplayCacheSize int
 	// StatelessResetKey, when set on a Listener, lets it reset connections
 	// it lost its state for. Keep it across restarts so that clients of a
 	// restarted server notice at once instead of at their idle timeout.
@@ -105,6 +121,8 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&r.SendBufferSize, DefaultSendBufferSize)
 	def(&r.AcceptBacklog, DefaultAcceptBacklog)
 	def(&r.PendingCap, DefaultPendingCap)
+	def(&r.ReplayCacheSize, DefaultReplayCacheSize)
+	defD(&r.EarlyDataWindow, DefaultEarlyDataWindow)
 	defD(&r.HandshakeTimeout, DefaultHandshakeTimeout)
 	defD(&r.IdleTimeout, DefaultIdleTimeout)
 	defD(&r.KeepAlivePeriod, DefaultKeepAlivePeriod)
@@ -122,6 +140,10 @@ func (c *Config) withDefaults() (Config, error) {
 		return r, fmt.Errorf("transport: Config.PendingCap %d is negative", r.PendingCap)
 	case r.HandshakeTimeout < 0, r.IdleTimeout < 0, r.CloseTimeout < 0:
 		return r, fmt.Errorf("transport: Config timeouts must not be negative")
+	case r.EarlyDataWindow < 0 || r.EarlyDataWindow > MaxEarlyDataWindow:
+		return r, fmt.Errorf("transport: Config.EarlyDataWindow %v is outside 0..%v", r.EarlyDataWindow, MaxEarlyDataWindow)
+	case r.ReplayCacheSize < 0:
+		return r, fmt.Errorf("transport: Config.ReplayCacheSize %d is negative", r.ReplayCacheSize)
 	}
 	return r, nil
 }

@@ -27,6 +27,40 @@
 // dies, messages accepted but not yet acknowledged by the peer application
 // are in doubt; [Conn.Stats] counts messages accepted and written.
 //
+// # 0-RTT and replays
+//
+// A [Listener] with Config.Allow0RTT accepts early data from resuming
+// clients ([DialEarly]); only messages sent with Channel.SendReplaySafe ride
+// it. TLS 1.3 early data can be replayed: anyone on the path can send a
+// captured first flight again. The Listener therefore lets each session
+// ticket carry early data once (RFC 8446, section 8.1): every ticket it
+// issues holds a random ID and its issue time, and a ticket presented again,
+// one without an ID, or one issued more than Config.EarlyDataWindow ago
+// resumes without early data. Such a connection is not refused: its early
+// data is, and the handshake continues with a full round trip, which an
+// attacker replaying a flight cannot complete. A client whose early data was
+// refused sees [ErrEarlyDataRejected] and sends it again (package client
+// does so by itself). A client that reconnects before its connection
+// brought it a new ticket resumes without 0-RTT for the same reason.
+//
+// The register of used tickets is bounded by Config.ReplayCacheSize; when it
+// is full the oldest entry is forgotten and every ticket issued no later
+// than it loses 0-RTT, so that a full register never admits a replay. A
+// peer that makes many handshakes and spends their tickets can fill it and
+// so cost other clients their 0-RTT (a round trip each), never a replay.
+// [ListenerStats].EarlyDataRefused counts refusals.
+//
+// Limits: the register lives in one server process. A restart empties it,
+// so a flight captured before a restart can be replayed once after it while
+// its ticket is younger than EarlyDataWindow (tickets keep resuming across
+// restarts when the ticket keys are kept; shorten EarlyDataWindow to narrow
+// this). Servers that share ticket keys behind one address do not share the
+// register: a ticket used on one can be replayed once on each other. A
+// cluster needs per-server ticket keys, or a shared register behind
+// tls.Config.WrapSession and UnwrapSession, which the check calls inside
+// its own. tls.Config.GetConfigForClient cannot be used with Allow0RTT,
+// because the check would not see the tickets of the configs it returns.
+//
 // # Errors
 //
 // Application error codes are [ErrorCode] values, themselves errors:

@@ -17,6 +17,10 @@ type ListenerStats struct {
 	Accepted          uint64 // connections returned by Accept
 	HandshakeFailures uint64 // QUIC or HELLO handshakes that failed
 	Refused           uint64 // connections closed because Accept was not called in time
+	// EarlyDataRefused counts resumptions whose 0-RTT data was refused by
+	// the anti-replay check (a ticket used before, too old, or unknown); they
+	// continue with a full round trip.
+	EarlyDataRefused uint64
 }
 
 // quicListener is what *quic.Listener and *quic.EarlyListener share.
@@ -38,6 +42,8 @@ type Listener struct {
 	cfg   Config
 	queue chan *Conn
 	sem   *semaphore.Weighted
+
+	replay *replayGuard // nil unless Config.Allow0RTT
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -104,8 +110,11 @@ func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Lis
 }
 
 func newListener(tr *quic.Transport, tc *tls.Config, conf Config) (*Listener, error) {
+	replay, err := withAntiReplay(tc, conf)
+	if err != nil {
+		return nil, err
+	}
 	var ln quicListener
-	var err error
 	if conf.Allow0RTT {
 		ln, err = tr.ListenEarly(tc, conf.quicConfig())
 	} else {
@@ -122,6 +131,7 @@ func newListener(tr *quic.Transport, tc *tls.Config, conf Config) (*Listener, er
 		sem:   semaphore.NewWeighted(int64(conf.AcceptBacklog)),
 		conns: make(map[*Conn]struct{}),
 	}
+	l.replay = replay
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Add(1)
 	go l.acceptLoop()
@@ -133,7 +143,9 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Stats returns the listener's counters.
 func (l *Listener) Stats() ListenerStats {
-	return ListenerStats{Accepted: l.accepted.Load(), HandshakeFailures: l.failures.Load(), Refused: l.refused.Load()}
+	s := ListenerStats{Accepted: l.accepted.Load(), HandshakeFailures: l.failures.Load(), Refused: l.refused.Load()}
+	s.EarlyDataRefused = l.replay.refusedCount()
+	return s
 }
 
 // Accept returns the next connection whose handshake and HELLO exchange
