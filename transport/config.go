@@ -30,9 +30,23 @@ const (
 	// DefaultSendBufferSize is how many bytes of encoded messages a channel
 	// buffers before Send blocks (TrySend fails with ErrWouldBlock).
 	DefaultSendBufferSize = 64 << 10
-	// DefaultAcceptBacklog is how many connections may wait, handshake done,
-	// for Listener.Accept; it also caps concurrent HELLO exchanges.
+	// DefaultAcceptBacklog is how many connections may wait, HELLO exchange
+	// done, for Listener.Accept.
 	DefaultAcceptBacklog = 128
+	// DefaultHelloTimeout is how long a Listener waits for a client's HELLO
+	// once the TLS handshake has completed. An honest client sends HELLO in
+	// the same flight as its handshake's last message, so this only has to
+	// cover scheduling delays and one network delay.
+	DefaultHelloTimeout = 500 * time.Millisecond
+	// DefaultMaxPendingHellos is how many connections a Listener holds that
+	// have completed the TLS handshake but not yet sent HELLO.
+	DefaultMaxPendingHellos = 1024
+	// DefaultMaxPendingHellosPerIP is DefaultMaxPendingHellos for one source
+	// IP address.
+	DefaultMaxPendingHellosPerIP = 128
+	// DefaultChannelHeaderTimeout is how long the peer has to send a
+	// channel's header once its stream arrived.
+	DefaultChannelHeaderTimeout = time.Second
 	// DefaultPendingCap is the receive-side cap on messages received but not
 	// yet handled, advertised to the peer in HELLO (enforced by package session).
 	DefaultPendingCap = 1000
@@ -63,9 +77,34 @@ type Config struct {
 	// SendBufferSize is how many bytes a channel buffers before Send blocks.
 	// Default DefaultSendBufferSize (64 KiB).
 	SendBufferSize int
-	// AcceptBacklog is how many connections may wait for Listener.Accept.
-	// Default DefaultAcceptBacklog (128).
+	// AcceptBacklog is how many connections may wait for Listener.Accept
+	// once their HELLO exchange is done. Default DefaultAcceptBacklog (128).
 	AcceptBacklog int
+	// HelloTimeout is how long a Listener waits for a client's HELLO,
+	// counted from the completion of the TLS handshake (a 0-RTT client's
+	// HELLO arrives before that and is not affected); a connection that has
+	// sent none by then is closed with CodeProtocolError and counted in
+	// ListenerStats.HelloTimeouts. HandshakeTimeout, counted from the first
+	// packet, still bounds the whole. Default DefaultHelloTimeout (500 ms).
+	// Raise it for clients that may be slow to send their first stream
+	// data after the handshake.
+	HelloTimeout time.Duration
+	// MaxPendingHellos is how many connections a Listener holds that have
+	// completed the TLS handshake but not yet sent HELLO. When a new one
+	// would exceed it, the oldest is closed with CodeTooManySessions and
+	// counted in ListenerStats.EvictedHellos. Default DefaultMaxPendingHellos (1024).
+	MaxPendingHellos int
+	// MaxPendingHellosPerIP is MaxPendingHellos for the connections of one
+	// source IP address: a new connection over it evicts the oldest pending
+	// connection of the same address (not of another), so that one source
+	// cannot push out the others. Default DefaultMaxPendingHellosPerIP (128).
+	MaxPendingHellosPerIP int
+	// ChannelHeaderTimeout is how long the peer has to send a channel's
+	// header once the channel's stream arrived; a stream whose header is
+	// late is reset with CodeProtocolError. Headers are read concurrently,
+	// so a slow one does not hold up the others. Default
+	// DefaultChannelHeaderTimeout (1 s).
+	ChannelHeaderTimeout time.Duration
 	// PendingCap is the receive-side cap on unhandled messages, advertised to
 	// the peer. Default DefaultPendingCap (1000).
 	PendingCap int
@@ -105,6 +144,10 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&r.SendBufferSize, DefaultSendBufferSize)
 	def(&r.AcceptBacklog, DefaultAcceptBacklog)
 	def(&r.PendingCap, DefaultPendingCap)
+	def(&r.MaxPendingHellos, DefaultMaxPendingHellos)
+	def(&r.MaxPendingHellosPerIP, DefaultMaxPendingHellosPerIP)
+	defD(&r.HelloTimeout, DefaultHelloTimeout)
+	defD(&r.ChannelHeaderTimeout, DefaultChannelHeaderTimeout)
 	defD(&r.HandshakeTimeout, DefaultHandshakeTimeout)
 	defD(&r.IdleTimeout, DefaultIdleTimeout)
 	defD(&r.KeepAlivePeriod, DefaultKeepAlivePeriod)
@@ -120,7 +163,11 @@ func (c *Config) withDefaults() (Config, error) {
 		return r, fmt.Errorf("transport: Config.AcceptBacklog %d is negative", r.AcceptBacklog)
 	case r.PendingCap < 0:
 		return r, fmt.Errorf("transport: Config.PendingCap %d is negative", r.PendingCap)
-	case r.HandshakeTimeout < 0, r.IdleTimeout < 0, r.CloseTimeout < 0:
+	case r.MaxPendingHellos < 0:
+		return r, fmt.Errorf("transport: Config.MaxPendingHellos %d is negative", r.MaxPendingHellos)
+	case r.MaxPendingHellosPerIP < 0:
+		return r, fmt.Errorf("transport: Config.MaxPendingHellosPerIP %d is negative", r.MaxPendingHellosPerIP)
+	case r.HandshakeTimeout < 0, r.IdleTimeout < 0, r.CloseTimeout < 0, r.HelloTimeout < 0, r.ChannelHeaderTimeout < 0:
 		return r, fmt.Errorf("transport: Config timeouts must not be negative")
 	}
 	return r, nil

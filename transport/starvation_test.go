@@ -1,0 +1,102 @@
+package transport
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
+)
+
+// TestSilentPeersDoNotLockOutHonestClients: a peer that completes the TLS
+// handshake and never sends HELLO, a couple of hundred times over, must not
+// keep honest clients out. (Before the HELLO deadline and the bounded
+// pending set, AcceptBacklog + 32 such connections, 160 by default, filled
+// the listener's slots and quic-go's accept queue, and every new client was
+// refused until HandshakeTimeout freed them. The small backlog and long
+// handshake timeout here make that lockout certain on a slow machine.)
+func TestSilentPeersDoNotLockOutHonestClients(t *testing.T) {
+	ln := listen(t, &Config{AcceptBacklog: 16, HandshakeTimeout: 20 * time.Second})
+	addr := ln.Addr().String()
+	hostile := testenv.NewSilentPeer(t, addr, 4)
+	ctx := testCtx(t)
+
+	const silent = 200
+	var wg sync.WaitGroup
+	hostileDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(hostileDone)
+		hostile.Open(ctx, silent, 32, 5*time.Second)
+	})
+	defer wg.Wait()
+
+	dialAccept := func() {
+		t.Helper()
+		c, err := Dial(ctx, addr, testTLS(t).client, nil)
+		require.NoError(t, err, "an honest client was kept out (%d silent connections completed)", hostile.Completed())
+		s, err := ln.Accept(ctx)
+		require.NoError(t, err)
+		require.NoError(t, c.CloseWithError(CodeNoError, ""))
+		require.NoError(t, s.CloseWithError(CodeNoError, ""))
+	}
+	honest := 0
+	for running := true; running; honest++ {
+		select {
+		case <-hostileDone:
+			running = false
+		default:
+		}
+		dialAccept()
+	}
+	// The silent peer holds what it got; newcomers still get in.
+	for range 3 {
+		dialAccept()
+		honest++
+	}
+	t.Logf("%d honest dials, %d silent connections completed, %d refused; %+v",
+		honest, hostile.Completed(), hostile.Failed(), ln.Stats())
+
+	// Every silent connection ends evicted or timed out, and is counted.
+	require.Eventually(t, func() bool {
+		st := ln.Stats()
+		return st.EvictedHellos+st.HelloTimeouts == hostile.Completed() && st.PendingHellos == 0
+	}, 20*time.Second, 10*time.Millisecond, "stats %+v, silent connections %d", ln.Stats(), hostile.Completed())
+	require.Zero(t, hostile.Live(), "the server closed every silent connection")
+}
+
+func TestPendingSetEvictsOldest(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.1")
+	b := netip.MustParseAddr("10.0.0.2")
+	s := newPendingSet(4, 2)
+	p := func(src string) *pendingConn { return &pendingConn{src: netip.MustParseAddr(src)} }
+
+	a1, a2, a3 := p("10.0.0.1"), p("10.0.0.1"), p("10.0.0.1")
+	b1, b2, b3 := p("10.0.0.2"), p("10.0.0.2"), p("10.0.0.3")
+	for _, c := range []*pendingConn{a1, a2, b1} {
+		old, _ := s.add(c)
+		require.Nil(t, old)
+	}
+	// A third from a evicts a's oldest, not the oldest of all.
+	old, global := s.add(a3)
+	require.Same(t, a1, old)
+	require.False(t, global)
+	require.Equal(t, 3, s.len())
+	require.Equal(t, 2, s.count(a))
+
+	old, _ = s.add(b2)
+	require.Nil(t, old)
+	// Full: a newcomer from a third address evicts the oldest of all.
+	old, global = s.add(b3)
+	require.Same(t, a2, old)
+	require.True(t, global)
+	require.Equal(t, 4, s.len())
+
+	s.remove(a3)
+	s.remove(a3)
+	require.Equal(t, 0, s.count(a))
+	require.Equal(t, 2, s.count(b))
+	require.Equal(t, 3, s.len())
+}
