@@ -33,10 +33,10 @@ const (
 	// DefaultAcceptBacklog is how many connections may wait, HELLO exchange
 	// done, for Listener.Accept.
 	DefaultAcceptBacklog = 128
-	// DefaultHelloTimeout is how long a Listener waits for a client's HELLO
-	// once the TLS handshake has completed. An honest client sends HELLO in
-	// the same flight as its handshake's last message, so this only has to
-	// cover scheduling delays and one network delay.
+	// DefaultHelloTimeout is how long a Listener under pressure waits for a
+	// client's HELLO once the TLS handshake has completed. An honest client
+	// sends HELLO right after its handshake's last message, so this only has
+	// to cover scheduling delays and one network delay.
 	DefaultHelloTimeout = 500 * time.Millisecond
 	// DefaultMaxPendingHellos is how many connections a Listener holds that
 	// have completed the TLS handshake but not yet sent HELLO.
@@ -82,12 +82,14 @@ type Config struct {
 	AcceptBacklog int
 	// HelloTimeout is how long a Listener waits for a client's HELLO,
 	// counted from the completion of the TLS handshake (a 0-RTT client's
-	// HELLO arrives before that and is not affected); a connection that has
-	// sent none by then is closed with CodeProtocolError and counted in
-	// ListenerStats.HelloTimeouts. HandshakeTimeout, counted from the first
-	// packet, still bounds the whole. Default DefaultHelloTimeout (500 ms).
-	// Raise it for clients that may be slow to send their first stream
-	// data after the handshake.
+	// HELLO arrives before that). It is enforced while the listener is under
+	// pressure, with more than half of MaxPendingHellos (or of
+	// MaxPendingHellosPerIP for the client's address) waiting for HELLO: an
+	// overdue connection is then closed with CodeProtocolError and counted
+	// in ListenerStats.HelloTimeouts. Without pressure, HandshakeTimeout
+	// (counted from the first packet) bounds the wait, so that a loaded
+	// server does not turn away clients whose HELLO it has not read yet.
+	// Default DefaultHelloTimeout (500 ms).
 	HelloTimeout time.Duration
 	// MaxPendingHellos is how many connections a Listener holds that have
 	// completed the TLS handshake but not yet sent HELLO. When a new one

@@ -35,11 +35,14 @@ type quicListener interface {
 // Listener accepts quicmsg connections on one UDP socket. It takes every
 // connection from quic-go as soon as its TLS handshake is done, so that a
 // flood of connections that never speak cannot fill quic-go's accept queue
-// and keep others out. Connections then wait for their HELLO, each at most
-// Config.HelloTimeout after its handshake, and at most
+// and keep others out. Connections then wait for their HELLO, at most
 // Config.MaxPendingHellos of them (Config.MaxPendingHellosPerIP per source
-// address): a newcomer over either cap evicts the oldest such connection,
-// which is closed with CodeTooManySessions. Connections that completed the
+// address): a newcomer over either cap evicts the oldest such connection
+// (of its own address when that cap is the one reached), which is closed
+// with CodeTooManySessions. While more than half of either cap is used, a
+// connection that sent no HELLO within Config.HelloTimeout of its TLS
+// handshake is closed with CodeProtocolError; otherwise Config.HandshakeTimeout
+// bounds the wait. Connections that completed the
 // exchange wait for Accept, at most Config.AcceptBacklog in the queue and as
 // many again blocked on it; one that finds both full, or waits longer than
 // Config.HandshakeTimeout since it arrived, is refused with CodeGoingAway.
@@ -247,7 +250,7 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 		}
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 	})
-	stopHello := l.helloDeadline(qc, p.cancel)
+	stopHello := l.helloDeadline(qc, p)
 	c, err := serverHandshake(hctx, qc, l.cfg)
 	stopHello()
 	l.pendMu.Lock()
@@ -271,23 +274,12 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 }
 
 // helloDeadline gives the peer Config.HelloTimeout, from the completion of
-// the TLS handshake, to send its HELLO; then it cancels with a helloAbort.
-// A connection from the 0-RTT listener may be accepted before its handshake
-// completes: a goroutine waits for that. The returned stop ends the wait.
-func (l *Listener) helloDeadline(qc *quic.Conn, cancel context.CancelCauseFunc) (stop func()) {
-	expired := func() {
-		cancel(&helloAbort{
-			code:   CodeProtocolError,
-			reason: fmt.Sprintf("no HELLO within %s of the TLS handshake", l.cfg.HelloTimeout),
-			count:  &l.helloTimeouts,
-		})
-	}
-	select {
-	case <-qc.HandshakeComplete():
-		t := time.AfterFunc(l.cfg.HelloTimeout, expired)
-		return func() { t.Stop() }
-	default:
-	}
+// the TLS handshake, to send its HELLO, enforced while the listener is under
+// pressure (see expireHello): an overdue connection is checked again every
+// HelloTimeout. A connection from the 0-RTT listener may be accepted before
+// its handshake completes; the wait starts when it does. The returned stop
+// ends the wait.
+func (l *Listener) helloDeadline(qc *quic.Conn, p *pendingConn) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -298,16 +290,45 @@ func (l *Listener) helloDeadline(qc *quic.Conn, cancel context.CancelCauseFunc) 
 		}
 		t := time.NewTimer(l.cfg.HelloTimeout)
 		defer t.Stop()
-		select {
-		case <-t.C:
-			expired()
-		case <-done:
+		for {
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+			if l.expireHello(p) {
+				return
+			}
+			t.Reset(l.cfg.HelloTimeout)
 		}
 	})
 	return func() {
 		close(done)
 		wg.Wait()
 	}
+}
+
+// expireHello ends the HELLO wait of p, which is overdue, if the listener is
+// under pressure: more than half of MaxPendingHellos connections waiting for
+// HELLO, or more than half of MaxPendingHellosPerIP from p's address. Without
+// pressure a slow client keeps its HandshakeTimeout, so that a loaded server
+// does not turn away honest clients whose HELLO it has not yet read. It
+// reports whether p's wait is over.
+func (l *Listener) expireHello(p *pendingConn) bool {
+	l.pendMu.Lock()
+	defer l.pendMu.Unlock()
+	if p.all == nil {
+		return true // evicted, or done
+	}
+	if l.pending.len() <= l.cfg.MaxPendingHellos/2 && l.pending.count(p.src) <= l.cfg.MaxPendingHellosPerIP/2 {
+		return false
+	}
+	p.cancel(&helloAbort{
+		code:   CodeProtocolError,
+		reason: fmt.Sprintf("no HELLO within %s of the TLS handshake", l.cfg.HelloTimeout),
+		count:  &l.helloTimeouts,
+	})
+	return true
 }
 
 // enqueue hands c to Accept, waiting at most until ctx ends; at most
