@@ -44,6 +44,9 @@ const (
 	// DefaultMaxPendingHellosPerIP is DefaultMaxPendingHellos for one source
 	// IP address.
 	DefaultMaxPendingHellosPerIP = 128
+	// DefaultMaxHandshakesPerIP is how many QUIC handshakes may be in
+	// progress at once from one source IP address on a Listener.
+	DefaultMaxHandshakesPerIP = 16
 	// DefaultChannelHeaderTimeout is how long the peer has to send a
 	// channel's header once its stream arrived.
 	DefaultChannelHeaderTimeout = time.Second
@@ -101,6 +104,13 @@ type Config struct {
 	// connection of the same address (not of another), so that one source
 	// cannot push out the others. Default DefaultMaxPendingHellosPerIP (128).
 	MaxPendingHellosPerIP int
+	// MaxHandshakesPerIP is how many QUIC handshakes a Listener (from
+	// Listen) runs at once for one source IP address. A new connection over
+	// it is refused with CONNECTION_REFUSED before any cryptography is done,
+	// and counted in ListenerStats.RefusedHandshakes, so that one source's
+	// flood cannot take the CPU everyone's handshakes need. Default
+	// DefaultMaxHandshakesPerIP (16).
+	MaxHandshakesPerIP int
 	// ChannelHeaderTimeout is how long the peer has to send a channel's
 	// header once the channel's stream arrived; a stream whose header is
 	// late is reset with CodeProtocolError. Headers are read concurrently,
@@ -148,6 +158,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&r.PendingCap, DefaultPendingCap)
 	def(&r.MaxPendingHellos, DefaultMaxPendingHellos)
 	def(&r.MaxPendingHellosPerIP, DefaultMaxPendingHellosPerIP)
+	def(&r.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
 	defD(&r.HelloTimeout, DefaultHelloTimeout)
 	defD(&r.ChannelHeaderTimeout, DefaultChannelHeaderTimeout)
 	defD(&r.HandshakeTimeout, DefaultHandshakeTimeout)
@@ -169,6 +180,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return r, fmt.Errorf("transport: Config.MaxPendingHellos %d is negative", r.MaxPendingHellos)
 	case r.MaxPendingHellosPerIP < 0:
 		return r, fmt.Errorf("transport: Config.MaxPendingHellosPerIP %d is negative", r.MaxPendingHellosPerIP)
+	case r.MaxHandshakesPerIP < 0:
+		return r, fmt.Errorf("transport: Config.MaxHandshakesPerIP %d is negative", r.MaxHandshakesPerIP)
 	case r.HandshakeTimeout < 0, r.IdleTimeout < 0, r.CloseTimeout < 0, r.HelloTimeout < 0, r.ChannelHeaderTimeout < 0:
 		return r, fmt.Errorf("transport: Config timeouts must not be negative")
 	}

@@ -23,6 +23,11 @@ type ListenerStats struct {
 	HelloTimeouts     uint64 // connections closed for sending no HELLO in time (Config.HelloTimeout)
 	EvictedHellos     uint64 // connections waiting for HELLO closed to make room (Config.MaxPendingHellos, MaxPendingHellosPerIP)
 	PendingHellos     int    // connections waiting for HELLO now
+	// RefusedHandshakes counts Initials refused with CONNECTION_REFUSED
+	// because their address had Config.MaxHandshakesPerIP handshakes in
+	// progress; they never reached the listener, so they are not among the
+	// connections above.
+	RefusedHandshakes uint64
 }
 
 // quicListener is what *quic.Listener and *quic.EarlyListener share.
@@ -65,6 +70,7 @@ type Listener struct {
 
 	pendMu  sync.Mutex
 	pending *pendingSet
+	gate    *handshakeGate // nil for ListenTransport
 
 	accepted, failures, refused, helloTimeouts, evicted atomic.Uint64
 
@@ -93,8 +99,9 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
-	tr := &quic.Transport{Conn: udp, StatelessResetKey: conf.StatelessResetKey}
-	l, err := newListener(tr, tc, conf)
+	gate := newHandshakeGate(conf.MaxHandshakesPerIP)
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: conf.StatelessResetKey, ConnContext: gate.connContext}
+	l, err := newListener(tr, tc, conf, gate)
 	if err != nil {
 		_ = tr.Close()
 		_ = udp.Close()
@@ -106,7 +113,9 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 
 // ListenTransport is Listen on a caller-owned [quic.Transport], which can
 // also dial. Close leaves the transport open; the caller closes it after the
-// listener. Config.StatelessResetKey is not used: set it on the transport.
+// listener. Config.StatelessResetKey and Config.MaxHandshakesPerIP are not
+// used: the first is the transport's, and the second needs the transport's
+// ConnContext hook, which is the caller's.
 func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	conf, err := cfg.withDefaults()
 	if err != nil {
@@ -116,14 +125,14 @@ func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Lis
 	if err != nil {
 		return nil, err
 	}
-	l, err := newListener(tr, tc, conf)
+	l, err := newListener(tr, tc, conf, nil)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen: %w", err)
 	}
 	return l, nil
 }
 
-func newListener(tr *quic.Transport, tc *tls.Config, conf Config) (*Listener, error) {
+func newListener(tr *quic.Transport, tc *tls.Config, conf Config, gate *handshakeGate) (*Listener, error) {
 	var ln quicListener
 	var err error
 	if conf.Allow0RTT {
@@ -142,6 +151,7 @@ func newListener(tr *quic.Transport, tc *tls.Config, conf Config) (*Listener, er
 		sem:     semaphore.NewWeighted(int64(conf.AcceptBacklog)),
 		conns:   make(map[*Conn]struct{}),
 		pending: newPendingSet(conf.MaxPendingHellos, conf.MaxPendingHellosPerIP),
+		gate:    gate,
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Add(1)
@@ -157,7 +167,12 @@ func (l *Listener) Stats() ListenerStats {
 	l.pendMu.Lock()
 	pending := l.pending.len()
 	l.pendMu.Unlock()
+	var refusedHandshakes uint64
+	if l.gate != nil {
+		refusedHandshakes = l.gate.refused.Load()
+	}
 	return ListenerStats{
+		RefusedHandshakes: refusedHandshakes,
 		Accepted:          l.accepted.Load(),
 		HandshakeFailures: l.failures.Load(),
 		Refused:           l.refused.Load(),
@@ -190,6 +205,7 @@ func (l *Listener) acceptLoop() {
 		if err != nil {
 			return
 		}
+		releaseHandshake(qc)
 		ctx, cancel := context.WithTimeoutCause(l.ctx, l.cfg.HandshakeTimeout, &helloAbort{
 			code:   CodeProtocolError,
 			reason: fmt.Sprintf("no HELLO within the handshake timeout of %s", l.cfg.HandshakeTimeout),

@@ -3,8 +3,13 @@ package transport
 import (
 	"container/list"
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go"
 )
 
 // pendingConn is a connection that has completed the TLS handshake (or was
@@ -81,4 +86,68 @@ func sourceIP(a net.Addr) netip.Addr {
 		return ua.AddrPort().Addr().Unmap()
 	}
 	return netip.Addr{}
+}
+
+// handshakeGate caps the QUIC handshakes in progress per source address,
+// before any cryptography is done for a new one, so that one source's flood
+// of Initials cannot take all the CPU the handshakes of others need. It is
+// quic.Transport.ConnContext of the transports Listen makes. A connection
+// counts from its first Initial until the listener takes it from quic-go or
+// it ends, whichever is first.
+type handshakeGate struct {
+	max     int
+	refused atomic.Uint64
+
+	mu sync.Mutex
+	n  map[netip.Addr]int
+}
+
+// handshakeToken is a connection's place in the gate, released once.
+type handshakeToken struct {
+	g        *handshakeGate
+	src      netip.Addr
+	released atomic.Bool
+}
+
+type handshakeTokenKey struct{}
+
+// errHandshakeCap refuses an Initial over the gate's cap; quic-go answers
+// it with CONNECTION_REFUSED.
+var errHandshakeCap = errors.New("transport: too many handshakes in progress from this address (Config.MaxHandshakesPerIP)")
+
+func newHandshakeGate(max int) *handshakeGate {
+	return &handshakeGate{max: max, n: make(map[netip.Addr]int)}
+}
+
+func (g *handshakeGate) connContext(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	src := sourceIP(info.RemoteAddr)
+	g.mu.Lock()
+	if g.n[src] >= g.max {
+		g.mu.Unlock()
+		g.refused.Add(1)
+		return nil, errHandshakeCap
+	}
+	g.n[src]++
+	g.mu.Unlock()
+	tok := &handshakeToken{g: g, src: src}
+	context.AfterFunc(ctx, tok.release)
+	return context.WithValue(ctx, handshakeTokenKey{}, tok), nil
+}
+
+// releaseHandshake releases qc's place in the gate, if it holds one.
+func releaseHandshake(qc *quic.Conn) {
+	if tok, ok := qc.Context().Value(handshakeTokenKey{}).(*handshakeToken); ok {
+		tok.release()
+	}
+}
+
+func (t *handshakeToken) release() {
+	if t.released.Swap(true) {
+		return
+	}
+	t.g.mu.Lock()
+	defer t.g.mu.Unlock()
+	if t.g.n[t.src]--; t.g.n[t.src] <= 0 {
+		delete(t.g.n, t.src)
+	}
 }

@@ -21,7 +21,7 @@ import (
 func TestSilentPeersDoNotLockOutHonestClients(t *testing.T) {
 	ln := listen(t, &Config{AcceptBacklog: 16, HandshakeTimeout: 20 * time.Second})
 	addr := ln.Addr().String()
-	hostile := testenv.NewSilentPeer(t, addr, 4)
+	hostile := testenv.NewSilentPeer(t, addr, "127.0.0.1", 4)
 	ctx := testCtx(t)
 
 	const silent = 200
@@ -29,7 +29,7 @@ func TestSilentPeersDoNotLockOutHonestClients(t *testing.T) {
 	hostileDone := make(chan struct{})
 	wg.Go(func() {
 		defer close(hostileDone)
-		hostile.Open(ctx, silent, 32, 5*time.Second)
+		hostile.Open(ctx, silent, 8, 5*time.Second)
 	})
 	defer wg.Wait()
 

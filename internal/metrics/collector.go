@@ -33,6 +33,9 @@ var (
 
 	descHandshakeFailures = desc("listener_handshake_failures_total", "QUIC or HELLO handshakes that failed.")
 	descListenerRefused   = desc("listener_refused_total", "Connections refused because the accept queue was full.")
+	descHelloTimeouts     = desc("listener_hello_timeouts_total", "Connections closed for sending no HELLO in time after the TLS handshake.")
+	descHelloEvictions    = desc("listener_hello_evictions_total", "Connections waiting for HELLO closed to make room for newer ones.")
+	descPendingHellos     = desc("listener_pending_hellos", "Connections that completed the TLS handshake and have not sent HELLO yet.")
 
 	descRelaySubscribers   = desc("relay_subscribers", "Sessions subscribed to at least one channel.")
 	descRelaySubscriptions = desc("relay_subscriptions", "Subscriptions (session, channel).")
@@ -59,6 +62,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	if c.m.src.Listener != nil {
 		ch <- descHandshakeFailures
 		ch <- descListenerRefused
+		ch <- descHelloTimeouts
+		ch <- descHelloEvictions
+		ch <- descPendingHellos
 	}
 	if c.m.src.Relay != nil {
 		for _, d := range []*prometheus.Desc{
@@ -103,6 +109,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ls := m.src.Listener()
 		counter(descHandshakeFailures, ls.HandshakeFailures)
 		counter(descListenerRefused, ls.Refused)
+		counter(descHelloTimeouts, ls.HelloTimeouts)
+		counter(descHelloEvictions, ls.EvictedHellos)
+		gauge(descPendingHellos, float64(ls.PendingHellos))
 	}
 	if m.src.Relay != nil {
 		rs := m.src.Relay()
