@@ -36,6 +36,7 @@ const (
 // honestDial is one measured connect by an honest client.
 type honestDial struct {
 	kind string
+	at   time.Time
 	took time.Duration
 	err  error
 }
@@ -53,6 +54,7 @@ func TestSoakHandshakeStarvation(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), soakRun)
 	defer cancel()
+	begin := time.Now()
 	var wg sync.WaitGroup
 	var hostile silentReport
 	wg.Go(func() { hostile = runSilentPeerProcess(t, addr) })
@@ -77,6 +79,11 @@ func TestSoakHandshakeStarvation(t *testing.T) {
 
 	st := ln.Stats()
 	reportHonest(t, dials)
+	for _, d := range dials {
+		if d.took > time.Second {
+			t.Logf("slow %s dial: started %s into the run, took %s", d.kind, d.at.Sub(begin).Round(time.Millisecond), d.took.Round(time.Millisecond))
+		}
+	}
 	testenv.Figure(t, "silent connections completed", "%d", hostile.completed)
 	testenv.Figure(t, "silent dials failed (refused, timed out)", "%d", hostile.failed)
 	testenv.Figure(t, "silent dials skipped (in flight at cap)", "%d", hostile.skipped)
@@ -195,7 +202,7 @@ func honestLoop(ctx context.Context, kind string, record func(honestDial), dial 
 		dctx, cancel := context.WithTimeout(context.Background(), 2*transport.DefaultHandshakeTimeout)
 		start := time.Now()
 		closeConn, err := dial(dctx)
-		record(honestDial{kind: kind, took: time.Since(start), err: err})
+		record(honestDial{kind: kind, at: start, took: time.Since(start), err: err})
 		cancel()
 		if err == nil {
 			closeConn()

@@ -36,6 +36,7 @@ var (
 	descHelloTimeouts     = desc("listener_hello_timeouts_total", "Connections closed for sending no HELLO in time after the TLS handshake.")
 	descHelloEvictions    = desc("listener_hello_evictions_total", "Connections waiting for HELLO closed to make room for newer ones.")
 	descPendingHellos     = desc("listener_pending_hellos", "Connections that completed the TLS handshake and have not sent HELLO yet.")
+	descHandshakesRefused = desc("listener_handshakes_refused_total", "New connections refused because their address had too many handshakes in progress.")
 
 	descRelaySubscribers   = desc("relay_subscribers", "Sessions subscribed to at least one channel.")
 	descRelaySubscriptions = desc("relay_subscriptions", "Subscriptions (session, channel).")
@@ -65,6 +66,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- descHelloTimeouts
 		ch <- descHelloEvictions
 		ch <- descPendingHellos
+		ch <- descHandshakesRefused
 	}
 	if c.m.src.Relay != nil {
 		for _, d := range []*prometheus.Desc{
@@ -112,6 +114,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descHelloTimeouts, ls.HelloTimeouts)
 		counter(descHelloEvictions, ls.EvictedHellos)
 		gauge(descPendingHellos, float64(ls.PendingHellos))
+		counter(descHandshakesRefused, ls.RefusedHandshakes)
 	}
 	if m.src.Relay != nil {
 		rs := m.src.Relay()
