@@ -13,9 +13,10 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// ListenerStats are a listener's counters. Every connection quic-go hands
-// over ends in exactly one of Accepted, HandshakeFailures, Refused,
-// HelloTimeouts and EvictedHellos, or is still pending or queued.
+// ListenerStats are a listener's counters. Until the listener closes, every
+// connection quic-go hands over ends in exactly one of Accepted,
+// HandshakeFailures, Refused, HelloTimeouts and EvictedHellos, or is still
+// pending or queued.
 type ListenerStats struct {
 	Accepted          uint64 // connections returned by Accept
 	HandshakeFailures uint64 // HELLO exchanges that failed (bad HELLO, wrong version, connection lost)
@@ -71,6 +72,9 @@ type Listener struct {
 	pendMu  sync.Mutex
 	pending *pendingSet
 	gate    *handshakeGate // nil for ListenTransport
+
+	// Immutable causes of a HELLO wait that ran out.
+	handshakeExpired, helloExpired *helloAbort
 
 	accepted, failures, refused, helloTimeouts, evicted atomic.Uint64
 
@@ -153,6 +157,16 @@ func newListener(tr *quic.Transport, tc *tls.Config, conf Config, gate *handshak
 		pending: newPendingSet(conf.MaxPendingHellos, conf.MaxPendingHellosPerIP),
 		gate:    gate,
 	}
+	l.handshakeExpired = &helloAbort{
+		code:   CodeProtocolError,
+		reason: fmt.Sprintf("no HELLO within the handshake timeout of %s", conf.HandshakeTimeout),
+		count:  &l.helloTimeouts,
+	}
+	l.helloExpired = &helloAbort{
+		code:   CodeProtocolError,
+		reason: fmt.Sprintf("no HELLO within %s of the TLS handshake", conf.HelloTimeout),
+		count:  &l.helloTimeouts,
+	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Add(1)
 	go l.acceptLoop()
@@ -206,11 +220,7 @@ func (l *Listener) acceptLoop() {
 			return
 		}
 		releaseHandshake(qc)
-		ctx, cancel := context.WithTimeoutCause(l.ctx, l.cfg.HandshakeTimeout, &helloAbort{
-			code:   CodeProtocolError,
-			reason: fmt.Sprintf("no HELLO within the handshake timeout of %s", l.cfg.HandshakeTimeout),
-			count:  &l.helloTimeouts,
-		})
+		ctx, cancel := context.WithTimeoutCause(l.ctx, l.cfg.HandshakeTimeout, l.handshakeExpired)
 		hctx, hcancel := context.WithCancelCause(ctx)
 		p := &pendingConn{src: sourceIP(qc.RemoteAddr()), cancel: hcancel}
 		l.admit(p)
@@ -339,11 +349,7 @@ func (l *Listener) expireHello(p *pendingConn) bool {
 	if l.pending.len() <= l.cfg.MaxPendingHellos/2 && l.pending.count(p.src) <= l.cfg.MaxPendingHellosPerIP/2 {
 		return false
 	}
-	p.cancel(&helloAbort{
-		code:   CodeProtocolError,
-		reason: fmt.Sprintf("no HELLO within %s of the TLS handshake", l.cfg.HelloTimeout),
-		count:  &l.helloTimeouts,
-	})
+	p.cancel(l.helloExpired)
 	return true
 }
 

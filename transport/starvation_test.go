@@ -1,11 +1,14 @@
 package transport
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quicmsg/quicmsg/internal/testenv"
@@ -99,4 +102,38 @@ func TestPendingSetEvictsOldest(t *testing.T) {
 	require.Equal(t, 0, s.count(a))
 	require.Equal(t, 2, s.count(b))
 	require.Equal(t, 3, s.len())
+}
+
+func TestHandshakeGateCapsHandshakesPerAddress(t *testing.T) {
+	g := newHandshakeGate(2)
+	from := func(ip string) *quic.ClientInfo {
+		return &quic.ClientInfo{RemoteAddr: &net.UDPAddr{IP: net.ParseIP(ip), Port: 4433}}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, cancelFirst := context.WithCancel(ctx)
+	_, err := g.connContext(first, from("10.0.0.1"))
+	require.NoError(t, err)
+	second, err := g.connContext(ctx, from("10.0.0.1"))
+	require.NoError(t, err)
+	_, err = g.connContext(ctx, from("10.0.0.1"))
+	require.ErrorIs(t, err, errHandshakeCap)
+	_, err = g.connContext(ctx, from("10.0.0.2"))
+	require.NoError(t, err, "another address has its own cap")
+	require.Equal(t, uint64(1), g.refused.Load())
+
+	// A connection that ends frees its place...
+	cancelFirst()
+	require.Eventually(t, func() bool {
+		_, err := g.connContext(ctx, from("10.0.0.1"))
+		return err == nil
+	}, 10*time.Second, time.Millisecond)
+	// ...and so does one the listener takes, once only.
+	tok := second.Value(handshakeTokenKey{}).(*handshakeToken)
+	tok.release()
+	tok.release()
+	_, err = g.connContext(ctx, from("10.0.0.1"))
+	require.NoError(t, err)
+	_, err = g.connContext(ctx, from("10.0.0.1"))
+	require.ErrorIs(t, err, errHandshakeCap)
 }
