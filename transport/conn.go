@@ -86,7 +86,7 @@ type Conn struct {
 	stats       ConnStats // counters of channels that are gone
 	in          incoming  // the peer's new streams; see incoming.go
 
-	wg        sync.WaitGroup // control reader and channel flushers
+	wg        sync.WaitGroup // control reader, channel flushers, stream acceptor and header readers
 	closeOnce sync.Once
 	closed    chan struct{}
 	closeErr  error
