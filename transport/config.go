@@ -108,7 +108,10 @@ type Config struct {
 	// Listen) runs at once for one source IP address. A new connection over
 	// it is refused with CONNECTION_REFUSED before any cryptography is done,
 	// and counted in ListenerStats.RefusedHandshakes, so that one source's
-	// flood cannot take the CPU everyone's handshakes need. Default
+	// flood cannot take the CPU everyone's handshakes need. A handshake
+	// lasts about one round trip, so 16 at once allow hundreds of new
+	// connections per second from one address; raise it for many clients
+	// behind one NAT that all connect at the same instant. Default
 	// DefaultMaxHandshakesPerIP (16).
 	MaxHandshakesPerIP int
 	// ChannelHeaderTimeout is how long the peer has to send a channel's
