@@ -65,7 +65,8 @@ func TestBenchFastPathsKeepMessagesIntact(t *testing.T) {
 }
 
 // A Receive cut short by its context in the middle of a large message loses
-// nothing; the stream ending in the middle of one is io.EOF, as before.
+// nothing; the stream ending in the middle of one is a protocol error that
+// resets the channel, never a clean io.EOF.
 func TestBenchLargeReceiveInterrupted(t *testing.T) {
 	client, server, _ := pair(t, nil, nil)
 	ctx := testCtx(t)
@@ -113,7 +114,10 @@ func TestBenchLargeReceiveInterrupted(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ch.Close())
 	_, err = sch.Receive(ctx)
-	require.ErrorIs(t, err, io.EOF)
+	var ce *ChannelError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, CodeProtocolError, ce.Code)
+	require.Contains(t, ce.Reason, "after 99994 of the 300000 bytes")
 }
 
 // Lone messages written by Send itself and bursts through the writer keep

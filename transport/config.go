@@ -30,9 +30,26 @@ const (
 	// DefaultSendBufferSize is how many bytes of encoded messages a channel
 	// buffers before Send blocks (TrySend fails with ErrWouldBlock).
 	DefaultSendBufferSize = 64 << 10
-	// DefaultAcceptBacklog is how many connections may wait, handshake done,
-	// for Listener.Accept; it also caps concurrent HELLO exchanges.
+	// DefaultAcceptBacklog is how many connections may wait, HELLO exchange
+	// done, for Listener.Accept.
 	DefaultAcceptBacklog = 128
+	// DefaultHelloTimeout is how long a Listener under pressure waits for a
+	// client's HELLO once the TLS handshake has completed. An honest client
+	// sends HELLO right after its handshake's last message, so this only has
+	// to cover scheduling delays and one network delay.
+	DefaultHelloTimeout = 500 * time.Millisecond
+	// DefaultMaxPendingHellos is how many connections a Listener holds that
+	// have completed the TLS handshake but not yet sent HELLO.
+	DefaultMaxPendingHellos = 1024
+	// DefaultMaxPendingHellosPerIP is DefaultMaxPendingHellos for one source
+	// IP address.
+	DefaultMaxPendingHellosPerIP = 128
+	// DefaultMaxHandshakesPerIP is how many QUIC handshakes may be in
+	// progress at once from one source IP address on a Listener.
+	DefaultMaxHandshakesPerIP = 16
+	// DefaultChannelHeaderTimeout is how long the peer has to send a
+	// channel's header once its stream arrived.
+	DefaultChannelHeaderTimeout = time.Second
 	// DefaultPendingCap is the receive-side cap on messages received but not
 	// yet handled, advertised to the peer in HELLO (enforced by package session).
 	DefaultPendingCap = 1000
@@ -63,9 +80,46 @@ type Config struct {
 	// SendBufferSize is how many bytes a channel buffers before Send blocks.
 	// Default DefaultSendBufferSize (64 KiB).
 	SendBufferSize int
-	// AcceptBacklog is how many connections may wait for Listener.Accept.
-	// Default DefaultAcceptBacklog (128).
+	// AcceptBacklog is how many connections may wait for Listener.Accept
+	// once their HELLO exchange is done. Default DefaultAcceptBacklog (128).
 	AcceptBacklog int
+	// HelloTimeout is how long a Listener waits for a client's HELLO,
+	// counted from the completion of the TLS handshake (a 0-RTT client's
+	// HELLO arrives before that). It is enforced while the listener is under
+	// pressure, with more than half of MaxPendingHellos (or of
+	// MaxPendingHellosPerIP for the client's address) waiting for HELLO: an
+	// overdue connection is then closed with CodeProtocolError and counted
+	// in ListenerStats.HelloTimeouts. Without pressure, HandshakeTimeout
+	// (counted from the first packet) bounds the wait, so that a loaded
+	// server does not turn away clients whose HELLO it has not read yet.
+	// Default DefaultHelloTimeout (500 ms).
+	HelloTimeout time.Duration
+	// MaxPendingHellos is how many connections a Listener holds that have
+	// completed the TLS handshake but not yet sent HELLO. When a new one
+	// would exceed it, the oldest is closed with CodeTooManySessions and
+	// counted in ListenerStats.EvictedHellos. Default DefaultMaxPendingHellos (1024).
+	MaxPendingHellos int
+	// MaxPendingHellosPerIP is MaxPendingHellos for the connections of one
+	// source IP address: a new connection over it evicts the oldest pending
+	// connection of the same address (not of another), so that one source
+	// cannot push out the others. Default DefaultMaxPendingHellosPerIP (128).
+	MaxPendingHellosPerIP int
+	// MaxHandshakesPerIP is how many QUIC handshakes a Listener (from
+	// Listen) runs at once for one source IP address. A new connection over
+	// it is refused with CONNECTION_REFUSED before any cryptography is done,
+	// and counted in ListenerStats.RefusedHandshakes, so that one source's
+	// flood cannot take the CPU everyone's handshakes need. A handshake
+	// lasts about one round trip, so 16 at once allow hundreds of new
+	// connections per second from one address; raise it for many clients
+	// behind one NAT that all connect at the same instant. Default
+	// DefaultMaxHandshakesPerIP (16).
+	MaxHandshakesPerIP int
+	// ChannelHeaderTimeout is how long the peer has to send a channel's
+	// header once the channel's stream arrived; a stream whose header is
+	// late is reset with CodeProtocolError. Headers are read concurrently,
+	// so a slow one does not hold up the others. Default
+	// DefaultChannelHeaderTimeout (1 s).
+	ChannelHeaderTimeout time.Duration
 	// PendingCap is the receive-side cap on unhandled messages, advertised to
 	// the peer. Default DefaultPendingCap (1000).
 	PendingCap int
@@ -123,6 +177,11 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&r.PendingCap, DefaultPendingCap)
 	def(&r.ReplayCacheSize, DefaultReplayCacheSize)
 	defD(&r.EarlyDataWindow, DefaultEarlyDataWindow)
+	def(&r.MaxPendingHellos, DefaultMaxPendingHellos)
+	def(&r.MaxPendingHellosPerIP, DefaultMaxPendingHellosPerIP)
+	def(&r.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
+	defD(&r.HelloTimeout, DefaultHelloTimeout)
+	defD(&r.ChannelHeaderTimeout, DefaultChannelHeaderTimeout)
 	defD(&r.HandshakeTimeout, DefaultHandshakeTimeout)
 	defD(&r.IdleTimeout, DefaultIdleTimeout)
 	defD(&r.KeepAlivePeriod, DefaultKeepAlivePeriod)
@@ -138,7 +197,13 @@ func (c *Config) withDefaults() (Config, error) {
 		return r, fmt.Errorf("transport: Config.AcceptBacklog %d is negative", r.AcceptBacklog)
 	case r.PendingCap < 0:
 		return r, fmt.Errorf("transport: Config.PendingCap %d is negative", r.PendingCap)
-	case r.HandshakeTimeout < 0, r.IdleTimeout < 0, r.CloseTimeout < 0:
+	case r.MaxPendingHellos < 0:
+		return r, fmt.Errorf("transport: Config.MaxPendingHellos %d is negative", r.MaxPendingHellos)
+	case r.MaxPendingHellosPerIP < 0:
+		return r, fmt.Errorf("transport: Config.MaxPendingHellosPerIP %d is negative", r.MaxPendingHellosPerIP)
+	case r.MaxHandshakesPerIP < 0:
+		return r, fmt.Errorf("transport: Config.MaxHandshakesPerIP %d is negative", r.MaxHandshakesPerIP)
+	case r.HandshakeTimeout < 0, r.IdleTimeout < 0, r.CloseTimeout < 0, r.HelloTimeout < 0, r.ChannelHeaderTimeout < 0:
 		return r, fmt.Errorf("transport: Config timeouts must not be negative")
 	case r.EarlyDataWindow < 0 || r.EarlyDataWindow > MaxEarlyDataWindow:
 		return r, fmt.Errorf("transport: Config.EarlyDataWindow %v is outside 0..%v", r.EarlyDataWindow, MaxEarlyDataWindow)

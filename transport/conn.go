@@ -84,8 +84,9 @@ type Conn struct {
 	closing     bool
 	channels    map[*Channel]struct{}
 	stats       ConnStats // counters of channels that are gone
+	in          incoming  // the peer's new streams; see incoming.go
 
-	wg        sync.WaitGroup // control reader and channel flushers
+	wg        sync.WaitGroup // control reader, channel flushers, stream acceptor and header readers
 	closeOnce sync.Once
 	closed    chan struct{}
 	closeErr  error
@@ -304,46 +305,39 @@ func (c *Conn) openChannel(ctx context.Context, name string) (*Channel, error) {
 	return ch, nil
 }
 
-// AcceptChannel returns the next channel opened by the peer. A stream whose
-// header is malformed is reset with CodeProtocolError and skipped; the
-// connection carries on.
+// AcceptChannel returns the next channel opened by the peer. Headers of
+// new channels are read concurrently (up to 16 at once), each within
+// Config.ChannelHeaderTimeout, so that a slow header does not hold up the
+// channels opened after it. Channels come out in the order the peer opened
+// them, except that one whose header is still incomplete is passed over
+// until it is complete: a channel opened later may come out first. A
+// stream whose header is malformed or late is reset with CodeProtocolError,
+// counted in ConnStats.RejectedChannels and skipped; the connection carries
+// on.
 func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
-	for {
-		s, err := c.qc.AcceptStream(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, c.wrapErr(err)
+	if !c.startIncoming() {
+		if err := c.err(); err != nil {
+			return nil, err
 		}
-		sr := &streamReader{src: s, base: channelReadBuffer}
-		name, err := readChannelHeader(s, sr, c.cfg.HandshakeTimeout)
-		if err != nil {
-			code := CodeProtocolError
-			if c.err() != nil {
-				return nil, c.err()
-			}
-			s.CancelRead(quic.StreamErrorCode(code))
-			s.CancelWrite(quic.StreamErrorCode(code))
-			c.mu.Lock()
-			c.accepted++
-			c.stats.RejectedChannels++
-			c.mu.Unlock()
-			c.maybeFinish()
-			continue
-		}
-		ch := newChannel(c, s, name, sr)
-		if !c.register(ch, false) {
-			c.mu.Lock()
-			c.accepted++
-			c.mu.Unlock()
-			s.CancelWrite(quic.StreamErrorCode(CodeGoingAway))
-			s.CancelRead(quic.StreamErrorCode(CodeGoingAway))
-			return nil, ErrClosed
-		}
-		ch.start(nil)
-		return ch, nil
+		return nil, ErrClosed
 	}
+	r, err := c.nextReady(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	ch := newChannel(c, r.s, r.name, r.sr)
+	if !c.register(ch, false) {
+		c.mu.Lock()
+		c.accepted++
+		c.mu.Unlock()
+		resetStream(r.s, CodeGoingAway)
+		return nil, ErrClosed
+	}
+	ch.start(nil)
+	return ch, nil
 }
 
 func readChannelHeader(s *quic.Stream, sr *streamReader, timeout time.Duration) (string, error) {
@@ -683,7 +677,9 @@ func (c *Conn) closeGracefully() error {
 		chans = append(chans, ch)
 	}
 	opened := c.opened
+	unclaimed := c.takeAllReadyLocked()
 	c.mu.Unlock()
+	c.refuseReady(unclaimed)
 
 	// Channels the peer opened that were never accepted will not be read:
 	// refuse them, so that the peer does not wait for them to end.

@@ -127,9 +127,14 @@ func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn
 
 // serverHandshake accepts the control stream, reads the client's HELLO and
 // answers with the session ID and the server's limits. On failure it closes
-// the QUIC connection with a code that says why.
+// the QUIC connection with a code that says why, unless ctx ended: then it
+// returns the cause and leaves the close to whoever ended ctx.
 func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, error) {
 	fail := func(code ErrorCode, err error) (*Conn, error) {
+		if ctx.Err() != nil {
+			// Whoever ended ctx closes the connection, with its own code.
+			return nil, context.Cause(ctx)
+		}
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), err.Error())
 		return nil, err
 	}

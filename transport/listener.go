@@ -7,16 +7,28 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"golang.org/x/sync/semaphore"
 )
 
-// ListenerStats are a listener's counters.
+// ListenerStats are a listener's counters. Until the listener closes, every
+// connection quic-go hands over ends in exactly one of Accepted,
+// HandshakeFailures, Refused, HelloTimeouts and EvictedHellos, or is still
+// pending or queued.
 type ListenerStats struct {
 	Accepted          uint64 // connections returned by Accept
-	HandshakeFailures uint64 // QUIC or HELLO handshakes that failed
+	HandshakeFailures uint64 // HELLO exchanges that failed (bad HELLO, wrong version, connection lost)
 	Refused           uint64 // connections closed because Accept was not called in time
+	HelloTimeouts     uint64 // connections closed for sending no HELLO in time (Config.HelloTimeout)
+	EvictedHellos     uint64 // connections waiting for HELLO closed to make room (Config.MaxPendingHellos, MaxPendingHellosPerIP)
+	PendingHellos     int    // connections waiting for HELLO now
+	// RefusedHandshakes counts Initials refused with CONNECTION_REFUSED
+	// because their address had Config.MaxHandshakesPerIP handshakes in
+	// progress; they never reached the listener, so they are not among the
+	// connections above.
+	RefusedHandshakes uint64
 	// EarlyDataRefused counts resumptions whose 0-RTT data was refused by
 	// the anti-replay check (a ticket used before, too old, or unknown); they
 	// continue with a full round trip.
@@ -30,18 +42,29 @@ type quicListener interface {
 	Addr() net.Addr
 }
 
-// Listener accepts quicmsg connections on one UDP socket. HELLO exchanges
-// run in the background, at most Config.AcceptBacklog at once; connections
-// that completed them wait, at most Config.AcceptBacklog of them, for Accept.
-// A connection that waits longer than Config.HandshakeTimeout is refused
-// with CodeGoingAway and counted. All methods are safe for concurrent use.
+// Listener accepts quicmsg connections on one UDP socket. It takes every
+// connection from quic-go as soon as its TLS handshake is done, so that a
+// flood of connections that never speak cannot fill quic-go's accept queue
+// and keep others out. Connections then wait for their HELLO, at most
+// Config.MaxPendingHellos of them (Config.MaxPendingHellosPerIP per source
+// address): a newcomer over either cap evicts the oldest such connection
+// (of its own address when that cap is the one reached), which is closed
+// with CodeTooManySessions. While more than half of either cap is used, a
+// connection that sent no HELLO within Config.HelloTimeout of its TLS
+// handshake is closed with CodeProtocolError; otherwise Config.HandshakeTimeout
+// bounds the wait. Connections that completed the
+// exchange wait for Accept, at most Config.AcceptBacklog in the queue and as
+// many again blocked on it; one that finds both full, or waits longer than
+// Config.HandshakeTimeout since it arrived, is refused with CodeGoingAway.
+// Everything is counted in [ListenerStats]. All methods are safe for
+// concurrent use.
 type Listener struct {
 	tr    *quic.Transport
 	ownTr bool // Listen made tr and closes it
 	ln    quicListener
 	cfg   Config
 	queue chan *Conn
-	sem   *semaphore.Weighted
+	sem   *semaphore.Weighted // connections blocked on a full queue
 
 	replay *replayGuard // nil unless Config.Allow0RTT
 
@@ -52,7 +75,14 @@ type Listener struct {
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
 
-	accepted, failures, refused atomic.Uint64
+	pendMu  sync.Mutex
+	pending *pendingSet
+	gate    *handshakeGate // nil for ListenTransport
+
+	// Immutable causes of a HELLO wait that ran out.
+	handshakeExpired, helloExpired *helloAbort
+
+	accepted, failures, refused, helloTimeouts, evicted atomic.Uint64
 
 	closeOnce sync.Once
 }
@@ -79,8 +109,9 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
-	tr := &quic.Transport{Conn: udp, StatelessResetKey: conf.StatelessResetKey}
-	l, err := newListener(tr, tc, conf)
+	gate := newHandshakeGate(conf.MaxHandshakesPerIP)
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: conf.StatelessResetKey, ConnContext: gate.connContext}
+	l, err := newListener(tr, tc, conf, gate)
 	if err != nil {
 		_ = tr.Close()
 		_ = udp.Close()
@@ -92,7 +123,9 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 
 // ListenTransport is Listen on a caller-owned [quic.Transport], which can
 // also dial. Close leaves the transport open; the caller closes it after the
-// listener. Config.StatelessResetKey is not used: set it on the transport.
+// listener. Config.StatelessResetKey and Config.MaxHandshakesPerIP are not
+// used: the first is the transport's, and the second needs the transport's
+// ConnContext hook, which is the caller's.
 func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	conf, err := cfg.withDefaults()
 	if err != nil {
@@ -102,14 +135,14 @@ func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Lis
 	if err != nil {
 		return nil, err
 	}
-	l, err := newListener(tr, tc, conf)
+	l, err := newListener(tr, tc, conf, nil)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen: %w", err)
 	}
 	return l, nil
 }
 
-func newListener(tr *quic.Transport, tc *tls.Config, conf Config) (*Listener, error) {
+func newListener(tr *quic.Transport, tc *tls.Config, conf Config, gate *handshakeGate) (*Listener, error) {
 	replay, err := withAntiReplay(tc, conf)
 	if err != nil {
 		return nil, err
@@ -124,12 +157,24 @@ func newListener(tr *quic.Transport, tc *tls.Config, conf Config) (*Listener, er
 		return nil, err
 	}
 	l := &Listener{
-		tr:    tr,
-		ln:    ln,
-		cfg:   conf,
-		queue: make(chan *Conn, conf.AcceptBacklog),
-		sem:   semaphore.NewWeighted(int64(conf.AcceptBacklog)),
-		conns: make(map[*Conn]struct{}),
+		tr:      tr,
+		ln:      ln,
+		cfg:     conf,
+		queue:   make(chan *Conn, conf.AcceptBacklog),
+		sem:     semaphore.NewWeighted(int64(conf.AcceptBacklog)),
+		conns:   make(map[*Conn]struct{}),
+		pending: newPendingSet(conf.MaxPendingHellos, conf.MaxPendingHellosPerIP),
+		gate:    gate,
+	}
+	l.handshakeExpired = &helloAbort{
+		code:   CodeProtocolError,
+		reason: fmt.Sprintf("no HELLO within the handshake timeout of %s", conf.HandshakeTimeout),
+		count:  &l.helloTimeouts,
+	}
+	l.helloExpired = &helloAbort{
+		code:   CodeProtocolError,
+		reason: fmt.Sprintf("no HELLO within %s of the TLS handshake", conf.HelloTimeout),
+		count:  &l.helloTimeouts,
 	}
 	l.replay = replay
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -143,9 +188,23 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Stats returns the listener's counters.
 func (l *Listener) Stats() ListenerStats {
-	s := ListenerStats{Accepted: l.accepted.Load(), HandshakeFailures: l.failures.Load(), Refused: l.refused.Load()}
-	s.EarlyDataRefused = l.replay.refusedCount()
-	return s
+	l.pendMu.Lock()
+	pending := l.pending.len()
+	l.pendMu.Unlock()
+	var refusedHandshakes uint64
+	if l.gate != nil {
+		refusedHandshakes = l.gate.refused.Load()
+	}
+	return ListenerStats{
+		RefusedHandshakes: refusedHandshakes,
+		Accepted:          l.accepted.Load(),
+		HandshakeFailures: l.failures.Load(),
+		Refused:           l.refused.Load(),
+		HelloTimeouts:     l.helloTimeouts.Load(),
+		EvictedHellos:     l.evicted.Load(),
+		PendingHellos:     pending,
+		EarlyDataRefused:  l.replay.refusedCount(),
+	}
 }
 
 // Accept returns the next connection whose handshake and HELLO exchange
@@ -162,39 +221,174 @@ func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	}
 }
 
+// acceptLoop takes every connection quic-go has ready, at once: nothing
+// in it waits for a peer.
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
 	for {
-		if err := l.sem.Acquire(l.ctx, 1); err != nil {
-			return
-		}
 		qc, err := l.ln.Accept(l.ctx)
 		if err != nil {
-			l.sem.Release(1)
 			return
 		}
+		releaseHandshake(qc)
+		ctx, cancel := context.WithTimeoutCause(l.ctx, l.cfg.HandshakeTimeout, l.handshakeExpired)
+		hctx, hcancel := context.WithCancelCause(ctx)
+		p := &pendingConn{src: sourceIP(qc.RemoteAddr()), cancel: hcancel}
+		l.admit(p)
 		l.wg.Add(1)
-		go l.handshake(qc)
+		go func() {
+			defer l.wg.Done()
+			defer cancel()
+			defer hcancel(nil)
+			l.handshake(ctx, hctx, qc, p)
+		}()
 	}
 }
 
-func (l *Listener) handshake(qc *quic.Conn) {
-	defer l.wg.Done()
-	defer l.sem.Release(1)
-	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
-	defer cancel()
-	c, err := serverHandshake(ctx, qc, l.cfg)
+// admit adds p to the connections waiting for HELLO, evicting the oldest
+// one if a cap is reached.
+func (l *Listener) admit(p *pendingConn) {
+	l.pendMu.Lock()
+	defer l.pendMu.Unlock()
+	old, global := l.pending.add(p)
+	if old == nil {
+		return
+	}
+	reason := fmt.Sprintf("closed to make room: %d connections were waiting for HELLO (Config.MaxPendingHellos)", l.cfg.MaxPendingHellos)
+	if !global {
+		reason = fmt.Sprintf("closed to make room: %d connections from %s were waiting for HELLO (Config.MaxPendingHellosPerIP)", l.cfg.MaxPendingHellosPerIP, p.src)
+	}
+	// Cancelled under pendMu, so that a connection whose HELLO exchange
+	// already ended (and left the set) is never evicted.
+	old.cancel(&helloAbort{code: CodeTooManySessions, reason: reason, count: &l.evicted})
+}
+
+// helloAbort is why the listener gave up on a connection waiting for
+// HELLO: the close code and reason the peer sees, and what to count.
+type helloAbort struct {
+	code   ErrorCode
+	reason string
+	count  *atomic.Uint64
+}
+
+func (a *helloAbort) Error() string { return "transport: " + a.reason }
+
+// handshake runs the HELLO exchange of one connection under hctx and
+// queues the connection for Accept under ctx. When hctx ends first (the
+// listener closes, a newer connection evicts this one, or it sends no HELLO
+// in time), the connection is closed with the code of the cause.
+func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendingConn) {
+	aborted := make(chan struct{})
+	stopAbort := context.AfterFunc(hctx, func() {
+		defer close(aborted)
+		code, reason := CodeGoingAway, "listener closed"
+		if a, ok := context.Cause(hctx).(*helloAbort); ok {
+			code, reason = a.code, a.reason
+		}
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+	})
+	stopHello := l.helloDeadline(qc, p)
+	c, err := serverHandshake(hctx, qc, l.cfg)
+	stopHello()
+	l.pendMu.Lock()
+	l.pending.remove(p)
+	l.pendMu.Unlock()
+	if !stopAbort() {
+		<-aborted
+		if a, ok := context.Cause(hctx).(*helloAbort); ok {
+			a.count.Add(1)
+		}
+		if c != nil {
+			_ = c.CloseWithError(CodeGoingAway, "")
+		}
+		return
+	}
 	if err != nil {
 		l.failures.Add(1)
 		return
 	}
+	l.enqueue(ctx, c)
+}
+
+// helloDeadline gives the peer Config.HelloTimeout, from the completion of
+// the TLS handshake, to send its HELLO, enforced while the listener is under
+// pressure (see expireHello): an overdue connection is checked again every
+// HelloTimeout. A connection from the 0-RTT listener may be accepted before
+// its handshake completes; the wait starts when it does. The returned stop
+// ends the wait.
+func (l *Listener) helloDeadline(qc *quic.Conn, p *pendingConn) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-qc.HandshakeComplete():
+		case <-done:
+			return
+		}
+		t := time.NewTimer(l.cfg.HelloTimeout)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+			if l.expireHello(p) {
+				return
+			}
+			t.Reset(l.cfg.HelloTimeout)
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// expireHello ends the HELLO wait of p, which is overdue, if the listener is
+// under pressure: more than half of MaxPendingHellos connections waiting for
+// HELLO, or more than half of MaxPendingHellosPerIP from p's address. Without
+// pressure a slow client keeps its HandshakeTimeout, so that a loaded server
+// does not turn away honest clients whose HELLO it has not yet read. It
+// reports whether p's wait is over.
+func (l *Listener) expireHello(p *pendingConn) bool {
+	l.pendMu.Lock()
+	defer l.pendMu.Unlock()
+	if p.all == nil {
+		return true // evicted, or done
+	}
+	if l.pending.len() <= l.cfg.MaxPendingHellos/2 && l.pending.count(p.src) <= l.cfg.MaxPendingHellosPerIP/2 {
+		return false
+	}
+	p.cancel(l.helloExpired)
+	return true
+}
+
+// enqueue hands c to Accept, waiting at most until ctx ends; at most
+// Config.AcceptBacklog connections wait for room at once.
+func (l *Listener) enqueue(ctx context.Context, c *Conn) {
 	if !l.track(c) {
 		_ = c.CloseWithError(CodeGoingAway, "server is closing")
 		return
 	}
 	select {
 	case l.queue <- c:
+		return
+	default:
+	}
+	if !l.sem.TryAcquire(1) {
+		l.refused.Add(1)
+		_ = c.CloseWithError(CodeGoingAway, fmt.Sprintf("server's accept queue is full (%d waiting)", 2*l.cfg.AcceptBacklog))
+		return
+	}
+	defer l.sem.Release(1)
+	select {
+	case l.queue <- c:
 	case <-ctx.Done():
+		if l.ctx.Err() != nil {
+			_ = c.CloseWithError(CodeGoingAway, "listener closed")
+			return
+		}
 		l.refused.Add(1)
 		_ = c.CloseWithError(CodeGoingAway, "server did not accept the connection in time")
 	}

@@ -33,6 +33,10 @@ var (
 
 	descHandshakeFailures = desc("listener_handshake_failures_total", "QUIC or HELLO handshakes that failed.")
 	descListenerRefused   = desc("listener_refused_total", "Connections refused because the accept queue was full.")
+	descHelloTimeouts     = desc("listener_hello_timeouts_total", "Connections closed for sending no HELLO in time after the TLS handshake.")
+	descHelloEvictions    = desc("listener_hello_evictions_total", "Connections waiting for HELLO closed to make room for newer ones.")
+	descPendingHellos     = desc("listener_pending_hellos", "Connections that completed the TLS handshake and have not sent HELLO yet.")
+	descHandshakesRefused = desc("listener_handshakes_refused_total", "New connections refused because their address had too many handshakes in progress.")
 
 	descRelaySubscribers   = desc("relay_subscribers", "Sessions subscribed to at least one channel.")
 	descRelaySubscriptions = desc("relay_subscriptions", "Subscriptions (session, channel).")
@@ -59,6 +63,10 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	if c.m.src.Listener != nil {
 		ch <- descHandshakeFailures
 		ch <- descListenerRefused
+		ch <- descHelloTimeouts
+		ch <- descHelloEvictions
+		ch <- descPendingHellos
+		ch <- descHandshakesRefused
 	}
 	if c.m.src.Relay != nil {
 		for _, d := range []*prometheus.Desc{
@@ -103,6 +111,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ls := m.src.Listener()
 		counter(descHandshakeFailures, ls.HandshakeFailures)
 		counter(descListenerRefused, ls.Refused)
+		counter(descHelloTimeouts, ls.HelloTimeouts)
+		counter(descHelloEvictions, ls.EvictedHellos)
+		gauge(descPendingHellos, float64(ls.PendingHellos))
+		counter(descHandshakesRefused, ls.RefusedHandshakes)
 	}
 	if m.src.Relay != nil {
 		rs := m.src.Relay()

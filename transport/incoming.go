@@ -1,0 +1,200 @@
+package transport
+
+import (
+	"context"
+
+	"github.com/quic-go/quic-go"
+)
+
+// maxHeaderReads is how many of the peer's new streams a connection takes
+// from QUIC before AcceptChannel takes them: their headers being read, or
+// read and waiting. Further streams wait in QUIC, within the peer's stream
+// limit (Config.MaxChannels).
+const maxHeaderReads = 16
+
+// incoming reads the headers of the peer's new streams, up to
+// maxHeaderReads at once, so that a header trickled slowly does not hold up
+// the channels opened after it. Started by the first AcceptChannel.
+//
+// A stream taken from QUIC is owned by exactly one of: the goroutine reading
+// its header, the ready list, or AcceptChannel; whichever resets it or hands
+// it out counts it in Conn.accepted, once, so that maybeFinish sees every
+// channel the peer opened.
+type incoming struct {
+	slots chan struct{} // one per stream taken from QUIC and not yet handed out or reset
+	avail chan struct{} // a token when ready may have grown (capacity 1)
+	done  chan struct{} // closed when the stream acceptor has ended
+
+	// Guarded by Conn.mu.
+	started bool
+	ready   []readyStream
+	err     error // why the acceptor ended, set before done is closed
+}
+
+// readyStream is a stream whose channel header was read.
+type readyStream struct {
+	seq  uint64 // order in which QUIC handed the stream over
+	s    *quic.Stream
+	sr   *streamReader
+	name string
+}
+
+// startIncoming starts the stream acceptor once. It reports false if the
+// connection is closing or closed.
+func (c *Conn) startIncoming() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.in.started {
+		return true
+	}
+	if c.closing || c.ctx.Err() != nil {
+		return false
+	}
+	c.in.started = true
+	c.in.slots = make(chan struct{}, maxHeaderReads)
+	c.in.avail = make(chan struct{}, 1)
+	c.in.done = make(chan struct{})
+	c.wg.Add(1)
+	go c.acceptStreams()
+	return true
+}
+
+// acceptStreams takes the peer's new streams from QUIC while there is a
+// free slot, and reads each header on a goroutine of its own.
+func (c *Conn) acceptStreams() {
+	defer c.wg.Done()
+	var seq uint64
+	for {
+		select {
+		case c.in.slots <- struct{}{}:
+		case <-c.ctx.Done():
+			c.endIncoming(c.err())
+			return
+		}
+		s, err := c.qc.AcceptStream(c.ctx)
+		if err != nil {
+			<-c.in.slots
+			c.endIncoming(c.wrapErr(err))
+			return
+		}
+		seq++
+		c.wg.Add(1)
+		go c.readHeader(seq, s)
+	}
+}
+
+func (c *Conn) endIncoming(err error) {
+	c.mu.Lock()
+	c.in.err = err
+	c.mu.Unlock()
+	close(c.in.done)
+}
+
+// readHeader reads the header of stream s within Config.ChannelHeaderTimeout
+// and puts it on the ready list, or resets the stream.
+func (c *Conn) readHeader(seq uint64, s *quic.Stream) {
+	defer c.wg.Done()
+	sr := &streamReader{src: s, base: channelReadBuffer}
+	name, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
+	c.mu.Lock()
+	code := CodeNoError
+	switch {
+	case err != nil && c.err() != nil:
+		// The connection is gone, and the stream with it.
+	case err != nil:
+		code = CodeProtocolError
+		c.accepted++
+		c.stats.RejectedChannels++
+	case c.closing:
+		code = CodeChannelClosed
+		c.accepted++
+	default:
+		c.in.ready = append(c.in.ready, readyStream{seq: seq, s: s, sr: sr, name: name})
+		c.mu.Unlock()
+		c.signalReady()
+		return
+	}
+	c.mu.Unlock()
+	if code != CodeNoError {
+		resetStream(s, code)
+	}
+	<-c.in.slots
+	c.maybeFinish()
+}
+
+func (c *Conn) signalReady() {
+	select {
+	case c.in.avail <- struct{}{}:
+	default:
+	}
+}
+
+// takeReady removes and returns the earliest stream on the ready list.
+// Called with c.mu held.
+func (c *Conn) takeReady() (readyStream, bool) {
+	if len(c.in.ready) == 0 {
+		return readyStream{}, false
+	}
+	first := 0
+	for i, r := range c.in.ready {
+		if r.seq < c.in.ready[first].seq {
+			first = i
+		}
+	}
+	r := c.in.ready[first]
+	c.in.ready = append(c.in.ready[:first], c.in.ready[first+1:]...)
+	return r, true
+}
+
+// nextReady waits for a stream whose header was read.
+func (c *Conn) nextReady(ctx context.Context) (readyStream, error) {
+	for {
+		c.mu.Lock()
+		r, ok := c.takeReady()
+		more := len(c.in.ready) > 0
+		c.mu.Unlock()
+		if ok {
+			<-c.in.slots
+			if more {
+				c.signalReady() // for another AcceptChannel waiting
+			}
+			return r, nil
+		}
+		select {
+		case <-c.in.avail:
+		case <-ctx.Done():
+			return readyStream{}, ctx.Err()
+		case <-c.in.done:
+			c.mu.Lock()
+			err, n := c.in.err, len(c.in.ready)
+			c.mu.Unlock()
+			if n == 0 {
+				return readyStream{}, err
+			}
+		}
+	}
+}
+
+// takeAllReady empties the ready list, for a graceful close: the streams
+// on it were never handed out and will not be. Called with c.mu held, after
+// closing was set, so that no more join the list; it counts them as
+// accepted, and the caller resets them with refuseReady.
+func (c *Conn) takeAllReadyLocked() []readyStream {
+	rs := c.in.ready
+	c.in.ready = nil
+	c.accepted += uint64(len(rs))
+	return rs
+}
+
+// refuseReady resets streams taken with takeAllReadyLocked and frees their slots.
+func (c *Conn) refuseReady(rs []readyStream) {
+	for _, r := range rs {
+		resetStream(r.s, CodeChannelClosed)
+		<-c.in.slots
+	}
+}
+
+func resetStream(s *quic.Stream, code ErrorCode) {
+	s.CancelRead(quic.StreamErrorCode(code))
+	s.CancelWrite(quic.StreamErrorCode(code))
+}
