@@ -45,6 +45,7 @@ func FuzzMessageDecoder(f *testing.F) {
 // the same frame.
 func FuzzControlDecoder(f *testing.F) {
 	f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, SessionID: make([]byte, 16), MaxMessageSize: 1 << 20, PendingCap: 1000}}))
+	f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 1 << 20, PendingCap: 1000, PendingBytes: 8 << 20, SendBuffer: 64 << 10}}))
 	f.Add(AppendControl(nil, Control{Type: ControlGoAway, Code: 5, Reason: "bye"}))
 	f.Add(AppendControl(nil, Control{Type: ControlSlowDown}))
 	f.Add([]byte{0x40, 0x40, 0})
@@ -66,6 +67,7 @@ func FuzzControlDecoder(f *testing.F) {
 		}
 		if c2.Type != c.Type || c2.Code != c.Code || c2.Opened != c.Opened || c2.Reason != c.Reason || c2.Hello.Version != c.Hello.Version ||
 			c2.Hello.MaxMessageSize != c.Hello.MaxMessageSize || c2.Hello.PendingCap != c.Hello.PendingCap ||
+			c2.Hello.PendingBytes != c.Hello.PendingBytes || c2.Hello.SendBuffer != c.Hello.SendBuffer ||
 			string(c2.Hello.SessionID) != string(c.Hello.SessionID) {
 			t.Fatalf("round trip changed the frame: %+v != %+v", c2, c)
 		}
