@@ -36,6 +36,18 @@ const (
 	// DefaultPendingCap is the receive-side cap on messages received but not
 	// yet handled, advertised to the peer in HELLO (enforced by package session).
 	DefaultPendingCap = 1000
+	// DefaultPendingBytes is the receive-side budget, in bytes of message
+	// payload, of messages received but not yet handled, advertised to the
+	// peer in HELLO beside DefaultPendingCap (enforced by package session).
+	DefaultPendingBytes = 8 << 20
+	// DefaultMaxStreamReceiveWindow is the largest QUIC flow-control window,
+	// in bytes, that one channel's receive side auto-tunes up to: what the
+	// peer may send on a channel that this side has not read.
+	DefaultMaxStreamReceiveWindow = 4 << 20
+	// DefaultMaxConnectionReceiveWindow is the largest QUIC flow-control
+	// window, in bytes, for all channels of a connection together: the bound
+	// on data received but not read, per connection.
+	DefaultMaxConnectionReceiveWindow = 8 << 20
 	// DefaultCloseTimeout bounds how long Close waits to write what Send accepted
 	// and for the peer to acknowledge a graceful close.
 	DefaultCloseTimeout = 5 * time.Second
@@ -69,6 +81,16 @@ type Config struct {
 	// PendingCap is the receive-side cap on unhandled messages, advertised to
 	// the peer. Default DefaultPendingCap (1000).
 	PendingCap int
+	// PendingBytes is the receive-side budget on unhandled message bytes,
+	// advertised to the peer. Default DefaultPendingBytes (8 MiB).
+	PendingBytes int
+	// MaxStreamReceiveWindow caps the QUIC receive window of one channel, in
+	// bytes. Default DefaultMaxStreamReceiveWindow (4 MiB).
+	MaxStreamReceiveWindow int
+	// MaxConnectionReceiveWindow caps the QUIC receive window of the whole
+	// connection, in bytes: received data that was not read yet stays within
+	// it. Default DefaultMaxConnectionReceiveWindow (8 MiB).
+	MaxConnectionReceiveWindow int
 	// CloseTimeout bounds a graceful Close. Default DefaultCloseTimeout (5 s).
 	CloseTimeout time.Duration
 	// Allow0RTT lets a Listener accept 0-RTT data from resuming clients.
@@ -105,6 +127,9 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&r.SendBufferSize, DefaultSendBufferSize)
 	def(&r.AcceptBacklog, DefaultAcceptBacklog)
 	def(&r.PendingCap, DefaultPendingCap)
+	def(&r.PendingBytes, DefaultPendingBytes)
+	def(&r.MaxStreamReceiveWindow, DefaultMaxStreamReceiveWindow)
+	def(&r.MaxConnectionReceiveWindow, DefaultMaxConnectionReceiveWindow)
 	defD(&r.HandshakeTimeout, DefaultHandshakeTimeout)
 	defD(&r.IdleTimeout, DefaultIdleTimeout)
 	defD(&r.KeepAlivePeriod, DefaultKeepAlivePeriod)
@@ -120,6 +145,12 @@ func (c *Config) withDefaults() (Config, error) {
 		return r, fmt.Errorf("transport: Config.AcceptBacklog %d is negative", r.AcceptBacklog)
 	case r.PendingCap < 0:
 		return r, fmt.Errorf("transport: Config.PendingCap %d is negative", r.PendingCap)
+	case r.PendingBytes < 0:
+		return r, fmt.Errorf("transport: Config.PendingBytes %d is negative", r.PendingBytes)
+	case r.MaxStreamReceiveWindow < 0:
+		return r, fmt.Errorf("transport: Config.MaxStreamReceiveWindow %d is negative", r.MaxStreamReceiveWindow)
+	case r.MaxConnectionReceiveWindow < 0:
+		return r, fmt.Errorf("transport: Config.MaxConnectionReceiveWindow %d is negative", r.MaxConnectionReceiveWindow)
 	case r.HandshakeTimeout < 0, r.IdleTimeout < 0, r.CloseTimeout < 0:
 		return r, fmt.Errorf("transport: Config timeouts must not be negative")
 	}
@@ -150,7 +181,19 @@ func (c *Config) quicConfig() *quic.Config {
 		MaxIncomingUniStreams: -1,
 		Allow0RTT:             c.Allow0RTT,
 		Tracer:                c.Tracer,
+		// quic-go starts at 512 KiB per stream and 768 KiB per connection
+		// and does not lower its start to a smaller maximum itself.
+		InitialStreamReceiveWindow:     uint64(min(c.MaxStreamReceiveWindow, quicInitialStreamWindow)),
+		MaxStreamReceiveWindow:         uint64(c.MaxStreamReceiveWindow),
+		InitialConnectionReceiveWindow: uint64(min(c.MaxConnectionReceiveWindow, quicInitialConnWindow)),
+		MaxConnectionReceiveWindow:     uint64(c.MaxConnectionReceiveWindow),
 	}
 }
+
+// quic-go's starting receive windows (its defaults for the Initial fields).
+const (
+	quicInitialStreamWindow = 512 << 10
+	quicInitialConnWindow   = 768 << 10
+)
 
 const alpn = wire.ALPN
