@@ -162,6 +162,7 @@ type floodFigures struct {
 	received     uint64
 	roundTrips   int // healthy session's round trips while the flood was held
 	maxRoundTrip time.Duration
+	rtts         []time.Duration
 }
 
 // floodSetup configures runFlood.
@@ -177,8 +178,9 @@ type floodSetup struct {
 // that each write 1 MiB messages on channel "flood" without heeding
 // SLOW_DOWN, waits until the server stops taking more, and measures the heap
 // growth of this process (server and clients) after a GC against the
-// documented bound: server budget + clients × (message + connection window)
-// on the server side, clients × window (what the sender keeps until it is
+// documented bound: min(server budget + clients × message, clients ×
+// (session budget + message)) + clients × connection window on the server
+// side, clients × window (what the sender keeps until it is
 // acknowledged) on the client side, and 256 KiB per connection for its
 // fixed costs. Then the healthy client makes its round trips.
 func runFlood(t *testing.T, setup floodSetup) floodFigures {
@@ -239,7 +241,8 @@ func runFlood(t *testing.T, setup floodSetup) floodFigures {
 		window = transport.DefaultMaxConnectionReceiveWindow
 	}
 	n := int64(setup.clients)
-	f.formula = int64(cfg.ServerPendingBytes) + n*(msgSize+window) + n*window + (n+1)*256<<10
+	held := min(int64(cfg.ServerPendingBytes)+n*msgSize, n*(int64(cfg.PendingBytes)+msgSize))
+	f.formula = held + n*window + n*window + (n+1)*256<<10
 
 	for range setup.roundTrips {
 		start := time.Now()
@@ -248,6 +251,7 @@ func runFlood(t *testing.T, setup floodSetup) floodFigures {
 		require.NoError(t, err)
 		require.Equal(t, "ping", string(got))
 		f.roundTrips++
+		f.rtts = append(f.rtts, time.Since(start))
 		f.maxRoundTrip = max(f.maxRoundTrip, time.Since(start))
 	}
 	require.NoError(t, healthy.Context().Err(), "the healthy session is unaffected")
