@@ -311,6 +311,10 @@ func (s *Session) localFull() bool {
 	return s.pendingBytes >= budget+a || int64(s.pending) >= int64(capN)+a/minMessageCharge
 }
 
+// maxFrameHeader is the longest message frame header: type, flags and an
+// eight-byte length.
+const maxFrameHeader = 10
+
 // minMessageCharge is the memory a pending message is taken to cost at
 // least, in bytes, when the hard limit under OverflowDisconnect turns the
 // byte allowance into a message count.
@@ -322,7 +326,7 @@ const minMessageCharge = 64
 // one buffered behind it, each at most its send buffer or one message.
 // s.mu is held.
 func (s *Session) allowance() int64 {
-	frame := int64(wire.MessageLen(s.conn.Limits().MaxMessageSize))
+	frame := int64(s.conn.Limits().MaxMessageSize) + maxFrameHeader
 	perChannel := 2 * max(int64(s.conn.PeerLimits().SendBufferSize), frame)
 	return 2*int64(s.conn.ReceiveWindow()) + int64(max(len(s.channels), 1))*perChannel
 }
