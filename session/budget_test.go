@@ -216,23 +216,7 @@ func runFlood(t *testing.T, setup floodSetup) floodFigures {
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == setup.clients+1 }, 20*time.Second, 5*time.Millisecond)
 	before := heapAlloc()
 
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	for _, r := range raws {
-		s, err := r.qc.OpenStreamSync(ctx)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = r.qc.CloseWithError(0, "") })
-		wg.Go(func() {
-			if _, err := s.Write(frame); err != nil {
-				return
-			}
-			for range setup.perClient - 1 {
-				if _, err := s.Write(frame[header:]); err != nil {
-					return
-				}
-			}
-		})
-	}
+	flood(t, raws, frame, header, setup.perClient)
 	waitStalled(t, srv, uint64(setup.clients))
 	after := heapAlloc()
 	f := floodFigures{heapGrowth: after - before, pending: srv.Stats().PendingBytes, received: srv.Stats().MessagesReceived}
@@ -257,6 +241,30 @@ func runFlood(t *testing.T, setup floodSetup) floodFigures {
 	require.NoError(t, healthy.Context().Err(), "the healthy session is unaffected")
 	stop()
 	return f
+}
+
+// flood makes every raw client write count messages of frame (which
+// starts with a channel header of header bytes) on a new stream, in the
+// background, until the writes are done or the connection closes, which
+// the test's cleanup does.
+func flood(t *testing.T, raws []*rawClient, frame []byte, header, count int) {
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	for _, r := range raws {
+		s, err := r.qc.OpenStreamSync(testCtx(t))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = r.qc.CloseWithError(0, "") })
+		wg.Go(func() {
+			if _, err := s.Write(frame); err != nil {
+				return
+			}
+			for range count - 1 {
+				if _, err := s.Write(frame[header:]); err != nil {
+					return
+				}
+			}
+		})
+	}
 }
 
 // waitStalled waits until the server has received at least least messages

@@ -86,7 +86,7 @@ func (s *Session) Used0RTT() bool { return s.conn.Used0RTT() }
 func (s *Session) Started() time.Time { return s.start }
 
 // BackpressureActive reports whether the session has asked its client to
-// slow down because its pending messages reached the cap.
+// slow down because its pending messages reached the cap or the byte budget.
 func (s *Session) BackpressureActive() bool { return s.backpressure.Load() }
 
 // Stats returns the session's counters.

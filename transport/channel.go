@@ -154,14 +154,9 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool)
 		// that SLOW_DOWN reached accepts nothing new (PROTOCOL.md), so what
 		// the peer may still receive is what was buffered before.
 		if ch.c.peerSlow.Load() {
-			ch.mu.Unlock()
-			if !block {
-				return ErrSlowDown
-			}
-			if err := ch.c.waitResume(ctx); err != nil {
+			if err := ch.waitResumeLocked(ctx, block); err != nil {
 				return err
 			}
-			ch.mu.Lock()
 			continue
 		}
 		if len(ch.buf) == 0 || len(ch.buf)+frameLen <= ch.c.cfg.SendBufferSize {
@@ -203,6 +198,21 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool)
 	}
 	ch.mu.Unlock()
 	ch.kick <- struct{}{}
+	return nil
+}
+
+// waitResumeLocked waits, with ch.mu released, while the peer has asked to
+// slow down; with block false it fails with ErrSlowDown instead. It returns
+// with ch.mu held if it returns nil, released otherwise.
+func (ch *Channel) waitResumeLocked(ctx context.Context, block bool) error {
+	ch.mu.Unlock()
+	if !block {
+		return ErrSlowDown
+	}
+	if err := ch.c.waitResume(ctx); err != nil {
+		return err
+	}
+	ch.mu.Lock()
 	return nil
 }
 
