@@ -280,11 +280,11 @@ func (s *Session) waitRoom(ctx context.Context) bool {
 		space := s.space
 		s.mu.Unlock()
 		var freed <-chan struct{}
-		done := func() {}
+		stopWaiting := func() {}
 		if !full {
-			freed, done = s.srv.budget.wait()
+			freed, stopWaiting = s.srv.budget.wait()
 			if !s.srv.budget.stop(held) {
-				done()
+				stopWaiting()
 				return true
 			}
 		}
@@ -293,7 +293,7 @@ func (s *Session) waitRoom(ctx context.Context) bool {
 		case <-freed:
 		case <-ctx.Done():
 		}
-		done()
+		stopWaiting()
 		if ctx.Err() != nil {
 			return false
 		}
