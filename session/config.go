@@ -18,20 +18,31 @@ const (
 	// DefaultMaxServerChannels is how many channels opened by the server
 	// (Session.Open, Session.SendOpen) a session may have open at once.
 	DefaultMaxServerChannels = 16
+	// DefaultPendingBytes is how many bytes of message payload a session may
+	// have received but not yet handled before backpressure starts.
+	DefaultPendingBytes = transport.DefaultPendingBytes
 )
 
 // OverflowPolicy says what a session does when its pending messages reach
-// Config.PendingCap.
+// Config.PendingCap or their bytes Config.PendingBytes.
 type OverflowPolicy int
 
 const (
 	// OverflowBlock signals slow-down to the client and stops reading its
 	// channels, so that QUIC flow control stops the sender. Below half the
-	// cap the session signals resume and reads again. Nothing is dropped.
+	// cap and half the byte budget the session signals resume and reads
+	// again. Nothing is dropped.
 	OverflowBlock OverflowPolicy = iota
-	// OverflowDisconnect signals slow-down at the cap but keeps reading; a
-	// client that pushes on to twice the cap is disconnected with
-	// transport.CodeOverloaded. Messages already received are still handled.
+	// OverflowDisconnect signals slow-down at the cap or the byte budget but
+	// keeps reading, to see whether the client obeys. A client that sends
+	// more after SLOW_DOWN than a conforming one could have had under way
+	// (the allowance, see PROTOCOL.md: twice the connection receive window
+	// plus, per open channel, twice the larger of the client's send buffer
+	// and one message) is disconnected with transport.CodeOverloaded, once
+	// per session. Messages already received are still handled. Memory stays
+	// bounded all the same: at PendingBytes plus the allowance (or PendingCap
+	// plus one message per 64 bytes of allowance) the session stops reading
+	// as under OverflowBlock.
 	OverflowDisconnect
 )
 
@@ -52,6 +63,18 @@ type Config struct {
 	// PendingCap caps messages received but not yet handled, per session.
 	// Default DefaultPendingCap (1000).
 	PendingCap int
+	// PendingBytes caps the payload bytes of messages received but not yet
+	// handled, per session, beside PendingCap: backpressure starts at
+	// whichever is reached first. Default DefaultPendingBytes (8 MiB).
+	PendingBytes int
+	// ServerPendingBytes is the budget of pending message bytes of all
+	// sessions together. From half of it the server stops reading from the
+	// sessions that hold more than their fair share, at all of it from every
+	// session that holds any, so that QUIC flow control pushes back on their
+	// clients; they read again as the handler frees the budget. A session
+	// with an empty queue may always read one message. Default
+	// DefaultServerPendingBytes(), sized from the machine.
+	ServerPendingBytes int
 	// Overflow is the policy at the pending cap. Default OverflowBlock.
 	Overflow OverflowPolicy
 	// MaxServerChannels caps the channels the server opens to one session
@@ -62,7 +85,8 @@ type Config struct {
 	MaxServerChannels int
 	// Transport configures the listener made by ListenAndServe: message
 	// size, channels per session (QUIC stream limit), idle timeout,
-	// keep-alive and handshake timeout. Its PendingCap is set from PendingCap.
+	// keep-alive and handshake timeout, QUIC receive windows. Its PendingCap
+	// and PendingBytes are set from those of this Config.
 	Transport transport.Config
 	// Logger receives one line per session start and end. Default: discard.
 	Logger *slog.Logger
@@ -93,6 +117,12 @@ func (c *Config) withDefaults() (Config, error) {
 	if r.MaxServerChannels == 0 {
 		r.MaxServerChannels = DefaultMaxServerChannels
 	}
+	if r.PendingBytes == 0 {
+		r.PendingBytes = DefaultPendingBytes
+	}
+	if r.ServerPendingBytes == 0 {
+		r.ServerPendingBytes = DefaultServerPendingBytes()
+	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -103,9 +133,14 @@ func (c *Config) withDefaults() (Config, error) {
 		return r, fmt.Errorf("session: Config.PendingCap %d is negative", r.PendingCap)
 	case r.MaxServerChannels < 0:
 		return r, fmt.Errorf("session: Config.MaxServerChannels %d is negative", r.MaxServerChannels)
+	case r.PendingBytes < 0:
+		return r, fmt.Errorf("session: Config.PendingBytes %d is negative", r.PendingBytes)
+	case r.ServerPendingBytes < 0:
+		return r, fmt.Errorf("session: Config.ServerPendingBytes %d is negative", r.ServerPendingBytes)
 	case r.Overflow != OverflowBlock && r.Overflow != OverflowDisconnect:
 		return r, fmt.Errorf("session: Config.Overflow %v is not a known policy", r.Overflow)
 	}
 	r.Transport.PendingCap = r.PendingCap
+	r.Transport.PendingBytes = r.PendingBytes
 	return r, nil
 }

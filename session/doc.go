@@ -7,13 +7,47 @@
 //
 // Messages from a session's channels go to a [Handler], one at a time per
 // session, in arrival order per channel. Between the network and the handler
-// sits a bounded pending queue (Config.PendingCap, default 1000 messages).
-// At the cap the session signals slow-down to its client; under
-// [OverflowBlock] it also stops reading, so that QUIC flow control stops the
-// sender, and signals resume below half the cap. Under [OverflowDisconnect]
-// it keeps reading but disconnects a client that pushes on to twice the cap
-// with transport.CodeOverloaded. Either way memory per session is bounded and
-// no message the handler was given is lost or reordered.
+// sits a bounded pending queue: Config.PendingCap messages (default 1000)
+// and Config.PendingBytes bytes of payload (default 8 MiB), both advertised
+// to the client in HELLO. At whichever is reached first the session signals
+// slow-down to its client; under [OverflowBlock] it also stops reading, so
+// that QUIC flow control stops the sender, and signals resume below half of
+// both. Under [OverflowDisconnect] it keeps reading and disconnects, with
+// transport.CodeOverloaded, a client that sends more after SLOW_DOWN than a
+// conforming one could have had under way (PROTOCOL.md, "Overload").
+// Either way no message the handler was given is lost or reordered.
+//
+// A server-wide budget, Config.ServerPendingBytes, caps the pending bytes of
+// all sessions together: from half of it the server stops reading from the
+// sessions holding more than their fair share, at all of it from every
+// session holding anything; a session with an empty queue still reads one
+// message at a time, so sessions whose handler keeps up go on working.
+//
+// # Memory bound
+//
+// With M the largest message (transport.Config.MaxMessageSize), W the
+// connection receive window (transport.Config.MaxConnectionReceiveWindow)
+// and C the channels of a session that are receiving at once, a session
+// holds at most
+//
+//	PendingBytes + C×M              pending messages (a reader stopped at
+//	                                the budget finishes the message it was
+//	                                receiving, and holds nothing more)
+//	+ W                             received by QUIC, not yet read
+//	+ channels × SendBufferSize     the server's own send buffers
+//
+// under OverflowBlock. Under OverflowDisconnect the pending part may grow by
+// the allowance A = 2W + channels × 2 × max(client's send buffer, M) before
+// the client is shed, and no further (the session then stops reading). A
+// server holds at most
+//
+//	min(ServerPendingBytes + sessions×C×M, Σ sessions' pending parts)
+//	+ sessions × (W + channels × SendBufferSize)
+//
+// With the defaults (M 1 MiB, W 8 MiB, PendingBytes 8 MiB, one busy channel)
+// a session flooding 1 MiB messages holds at most 17 MiB; the server's
+// default budget is a quarter of GOMEMLIMIT when one is set, else an eighth
+// of physical memory (see [DefaultServerPendingBytes]).
 //
 // # Sending to clients
 //

@@ -41,7 +41,8 @@ type Stats struct {
 	MessagesReceived    uint64
 	MessagesHandled     uint64
 	BackpressureEvents  uint64 // times a session reached its pending cap
-	OverloadDisconnects uint64 // sessions closed under OverflowDisconnect
+	OverloadDisconnects uint64 // sessions closed under OverflowDisconnect, once per session
+	PendingBytes        int64  // payload bytes of all sessions' pending messages (Config.ServerPendingBytes)
 }
 
 // Server serves sessions on a [transport.Listener]: it tracks every session
@@ -52,6 +53,7 @@ type Stats struct {
 type Server struct {
 	cfg     Config
 	handler Handler
+	budget  *serverBudget
 
 	baseCtx    context.Context
 	baseCancel context.CancelFunc
@@ -80,7 +82,7 @@ func NewServer(cfg *Config, h Handler) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, handler: h, sessions: make(map[transport.SessionID]*Session)}
+	s := &Server{cfg: c, handler: h, budget: newServerBudget(c.ServerPendingBytes), sessions: make(map[transport.SessionID]*Session)}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -230,6 +232,7 @@ func (s *Server) Stats() Stats {
 		MessagesHandled:     s.handled.Load(),
 		BackpressureEvents:  s.backpressureEvents.Load(),
 		OverloadDisconnects: s.overloadDisconnects.Load(),
+		PendingBytes:        s.budget.used.Load(),
 	}
 }
 

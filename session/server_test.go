@@ -146,7 +146,10 @@ func TestFloodAtStalledHandlerTurnsBackpressureOn(t *testing.T) {
 func TestFloodWithShedPolicyDisconnectsOverloadedSender(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	srv, addr := startServer(t, &Config{PendingCap: 1000, Overflow: OverflowDisconnect}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+	// Small windows and messages keep the allowance after SLOW_DOWN (what a
+	// conforming client may still have under way) at 256 KiB.
+	tc := transport.Config{MaxMessageSize: 1024, MaxConnectionReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10}
+	srv, addr := startServer(t, &Config{PendingCap: 1000, Overflow: OverflowDisconnect, Transport: tc}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -158,7 +161,7 @@ func TestFloodWithShedPolicyDisconnectsOverloadedSender(t *testing.T) {
 	raw := dialRaw(t, addr)
 	var frames []byte
 	frames = wire.AppendChannelHeader(frames, "flood")
-	for range 2500 {
+	for range 8000 {
 		frames = wire.AppendMessage(frames, 0, make([]byte, 64))
 	}
 	s, err := raw.qc.OpenStreamSync(testCtx(t))

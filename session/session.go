@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quicmsg/quicmsg/internal/wire"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -23,8 +24,9 @@ type Message struct {
 type SessionStats struct {
 	MessagesReceived   uint64 // read from the client's channels
 	MessagesHandled    uint64 // returned from the handler
-	BackpressureEvents uint64 // times the pending cap was reached
+	BackpressureEvents uint64 // times the pending cap or byte budget was reached
 	Pending            int    // received, not yet handled
+	PendingBytes       int64  // payload bytes of the pending messages
 }
 
 // Session is one client connection on a [Server]. It lives while its
@@ -35,15 +37,22 @@ type Session struct {
 	start time.Time
 
 	openMu   sync.Mutex // serialises opening channels from the server side
+	sigMu    sync.Mutex // serialises SLOW_DOWN/RESUME, see syncSignal
 	mu       sync.Mutex
 	channels map[string]*transport.Channel
 	queue    []Message
 	head     int
 	pending  int
-	slowed   bool
-	space    chan struct{} // closed and replaced when the queue drains below half the cap
-	working  bool          // a worker goroutine is draining the queue
-	ended    bool
+	// pendingBytes is the payload of the pending messages; it counts
+	// against Config.PendingBytes and the server's budget.
+	pendingBytes int64
+	slowed       bool
+	sinceSlow    int64 // message frame bytes received since SLOW_DOWN (OverflowDisconnect)
+	shed         bool  // disconnected with CodeOverloaded
+	space        chan struct{}
+	spaceWanted  bool // a reader waits on space: the worker closes it after a message
+	working      bool // a worker goroutine is draining the queue
+	ended        bool
 
 	serverOpen int // guarded by mu: channels the server opened that are open or being opened
 
@@ -79,19 +88,20 @@ func (s *Session) Used0RTT() bool { return s.conn.Used0RTT() }
 func (s *Session) Started() time.Time { return s.start }
 
 // BackpressureActive reports whether the session has asked its client to
-// slow down because its pending messages reached the cap.
+// slow down because its pending messages reached the cap or the byte budget.
 func (s *Session) BackpressureActive() bool { return s.backpressure.Load() }
 
 // Stats returns the session's counters.
 func (s *Session) Stats() SessionStats {
 	s.mu.Lock()
-	p := s.pending
+	p, pb := s.pending, s.pendingBytes
 	s.mu.Unlock()
 	return SessionStats{
 		MessagesReceived:   s.received.Load(),
 		MessagesHandled:    s.handled.Load(),
 		BackpressureEvents: s.events.Load(),
 		Pending:            p,
+		PendingBytes:       pb,
 	}
 }
 
@@ -185,6 +195,9 @@ func (s *Session) read(ch *transport.Channel, server bool) {
 	}()
 	ctx := s.conn.Context()
 	for {
+		if !s.waitRoom(ctx) {
+			return
+		}
 		data, err := ch.Receive(ctx)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -201,62 +214,158 @@ func (s *Session) read(ch *transport.Channel, server bool) {
 		}
 		s.received.Add(1)
 		s.srv.received.Add(1)
-		if !s.enqueue(ctx, Message{Channel: ch.Name(), Data: data}) {
+		if !s.enqueue(Message{Channel: ch.Name(), Data: data}) {
 			return
 		}
 	}
 }
 
-// enqueue adds m to the pending queue under the overflow policy. It returns
-// false when the reader should stop.
-func (s *Session) enqueue(ctx context.Context, m Message) bool {
-	capN := s.srv.cfg.PendingCap
-	s.mu.Lock()
-	for s.pending >= capN {
-		if !s.slowed {
-			s.slowed = true
-			s.backpressure.Store(true)
-			s.events.Add(1)
-			s.srv.backpressureEvents.Add(1)
+// Reading a message is gated before the read, so that a stopped reader
+// holds no message of its own: all it leaves to QUIC flow control. A reader
+// that passed the gate completes the one message it then receives, which is
+// why the bounds in the package doc add one message per receiving channel.
+
+// waitRoom waits until the session may read another message: under
+// OverflowBlock, until it is below its pending cap and byte budget (under
+// OverflowDisconnect, below the hard limits of localFull); and until the
+// server's budget lets it (see serverBudget). It returns false when the
+// reader should stop.
+func (s *Session) waitRoom(ctx context.Context) bool {
+	for {
+		s.mu.Lock()
+		if s.shed {
 			s.mu.Unlock()
-			_ = s.conn.SlowDown()
-			s.mu.Lock()
-			continue
-		}
-		if s.srv.cfg.Overflow == OverflowDisconnect {
-			if s.pending < 2*capN {
-				break
-			}
-			s.mu.Unlock()
-			s.srv.overloadDisconnects.Add(1)
-			_ = s.conn.CloseWithError(transport.CodeOverloaded,
-				fmt.Sprintf("more than %d messages pending (pending cap %d, overflow policy disconnect)", 2*capN, capN))
 			return false
 		}
+		full, held := s.localFull(), s.pendingBytes
+		if !full && !s.srv.budget.stop(held) {
+			s.mu.Unlock()
+			return true
+		}
+		s.spaceWanted = true
 		space := s.space
 		s.mu.Unlock()
+		var freed <-chan struct{}
+		stopWaiting := func() {}
+		if !full {
+			freed, stopWaiting = s.srv.budget.wait()
+			if !s.srv.budget.stop(held) {
+				stopWaiting()
+				return true
+			}
+		}
 		select {
 		case <-space:
+		case <-freed:
 		case <-ctx.Done():
+		}
+		stopWaiting()
+		if ctx.Err() != nil {
 			return false
 		}
-		s.mu.Lock()
+	}
+}
+
+// localFull reports whether the session's own limits stop its readers.
+// s.mu is held.
+func (s *Session) localFull() bool {
+	capN, budget := s.srv.cfg.PendingCap, int64(s.srv.cfg.PendingBytes)
+	if s.srv.cfg.Overflow == OverflowBlock {
+		return s.pending >= capN || s.pendingBytes >= budget
+	}
+	a := s.allowance()
+	return s.pendingBytes >= budget+a || int64(s.pending) >= int64(capN)+a/minMessageCharge
+}
+
+// maxFrameHeader is the longest message frame header: type, flags and an
+// eight-byte length.
+const maxFrameHeader = 10
+
+// minMessageCharge is the memory a pending message is taken to cost at
+// least, in bytes, when the hard limit under OverflowDisconnect turns the
+// byte allowance into a message count.
+const minMessageCharge = 64
+
+// allowance is what a conforming client may still send after SLOW_DOWN
+// reached it (PROTOCOL.md, "Overload"): up to twice the connection receive
+// window in flight, and per open channel the batch it was writing and the
+// one buffered behind it, each at most its send buffer or one message.
+// s.mu is held.
+func (s *Session) allowance() int64 {
+	frame := int64(s.conn.Limits().MaxMessageSize) + maxFrameHeader
+	perChannel := 2 * max(int64(s.conn.PeerLimits().SendBufferSize), frame)
+	return 2*int64(s.conn.ReceiveWindow()) + int64(max(len(s.channels), 1))*perChannel
+}
+
+// enqueue adds m to the pending queue; it signals slow-down when the queue
+// reaches its cap or byte budget, and under OverflowDisconnect sheds a
+// client that sent more after SLOW_DOWN than the allowance. It returns false
+// when the reader should stop.
+func (s *Session) enqueue(m Message) bool {
+	n := int64(len(m.Data))
+	s.mu.Lock()
+	if s.shed {
+		s.mu.Unlock()
+		return false
+	}
+	if s.slowed && s.srv.cfg.Overflow == OverflowDisconnect {
+		s.sinceSlow += int64(wire.MessageLen(len(m.Data)))
+		if a := s.allowance(); s.sinceSlow > a {
+			s.shed = true
+			s.mu.Unlock()
+			s.srv.overloadDisconnects.Add(1)
+			_ = s.conn.CloseWithError(transport.CodeOverloaded, fmt.Sprintf(
+				"%d bytes of messages arrived after SLOW_DOWN, more than the %d a conforming sender may have under way (pending cap %d, pending bytes %d, overflow policy disconnect)",
+				s.sinceSlow, a, s.srv.cfg.PendingCap, s.srv.cfg.PendingBytes))
+			return false
+		}
 	}
 	if s.head > 0 && len(s.queue) == cap(s.queue) {
-		n := copy(s.queue, s.queue[s.head:])
-		clear(s.queue[n:])
-		s.queue, s.head = s.queue[:n], 0
+		k := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[k:])
+		s.queue, s.head = s.queue[:k], 0
 	}
 	s.queue = append(s.queue, m)
+	s.srv.budget.take(n, s.pending == 0)
 	s.pending++
+	s.pendingBytes += n
+	signal := !s.slowed && (s.pending >= s.srv.cfg.PendingCap || s.pendingBytes >= int64(s.srv.cfg.PendingBytes))
+	if signal {
+		s.slowed = true
+		s.sinceSlow = 0
+		s.backpressure.Store(true)
+		s.events.Add(1)
+		s.srv.backpressureEvents.Add(1)
+	}
 	start := !s.working
 	s.working = true
 	s.mu.Unlock()
+	if signal {
+		s.syncSignal()
+	}
 	if start {
 		s.srv.workers.Add(1)
 		go s.work()
 	}
 	return true
+}
+
+// syncSignal tells the client the session's current state, SLOW_DOWN or
+// RESUME. The decision is taken under s.mu and the frame written outside it;
+// serialising the writes and sending the state as it is by then makes the
+// last frame sent always match the state, whatever order the enqueue and
+// the worker get here in.
+func (s *Session) syncSignal() {
+	s.sigMu.Lock()
+	defer s.sigMu.Unlock()
+	s.mu.Lock()
+	slow := s.slowed
+	s.mu.Unlock()
+	if slow {
+		_ = s.conn.SlowDown()
+	} else {
+		_ = s.conn.Resume()
+	}
 }
 
 // work hands pending messages to the handler, in order, one at a time. It
@@ -284,19 +393,30 @@ func (s *Session) work() {
 		s.srv.handler.HandleMessage(s.srv.baseCtx, s, m)
 		s.handled.Add(1)
 		s.srv.handled.Add(1)
+		s.done(int64(len(m.Data)))
+	}
+}
 
-		s.mu.Lock()
-		s.pending--
-		resume := s.slowed && s.pending < s.srv.cfg.PendingCap/2
-		if resume {
-			s.slowed = false
-			s.backpressure.Store(false)
-			close(s.space)
-			s.space = make(chan struct{})
-		}
-		s.mu.Unlock()
-		if resume {
-			_ = s.conn.Resume()
-		}
+// done takes a handled message of n bytes off the session's and the
+// server's counts, wakes readers waiting for room, and signals RESUME below
+// half the cap and half the byte budget.
+func (s *Session) done(n int64) {
+	s.mu.Lock()
+	s.pending--
+	s.pendingBytes -= n
+	s.srv.budget.release(n, s.pending == 0)
+	resume := s.slowed && s.pending < s.srv.cfg.PendingCap/2 && s.pendingBytes < int64(s.srv.cfg.PendingBytes)/2
+	if resume {
+		s.slowed = false
+		s.backpressure.Store(false)
+	}
+	if s.spaceWanted {
+		s.spaceWanted = false
+		close(s.space)
+		s.space = make(chan struct{})
+	}
+	s.mu.Unlock()
+	if resume {
+		s.syncSignal()
 	}
 }

@@ -138,14 +138,6 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool)
 			return err
 		}
 	}
-	if ch.c.peerSlow.Load() {
-		if !block {
-			return ErrSlowDown
-		}
-		if err := ch.c.waitResume(ctx); err != nil {
-			return err
-		}
-	}
 	frameLen := wire.MessageLen(len(msg))
 	ch.mu.Lock()
 	for {
@@ -157,6 +149,15 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool)
 		if ch.closing {
 			ch.mu.Unlock()
 			return ErrClosed
+		}
+		// Checked on every pass, also after waiting for room: a sender
+		// that SLOW_DOWN reached accepts nothing new (PROTOCOL.md), so what
+		// the peer may still receive is what was buffered before.
+		if ch.c.peerSlow.Load() {
+			if err := ch.waitResumeLocked(ctx, block); err != nil {
+				return err
+			}
+			continue
 		}
 		if len(ch.buf) == 0 || len(ch.buf)+frameLen <= ch.c.cfg.SendBufferSize {
 			break
@@ -197,6 +198,21 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool)
 	}
 	ch.mu.Unlock()
 	ch.kick <- struct{}{}
+	return nil
+}
+
+// waitResumeLocked waits, with ch.mu released, while the peer has asked to
+// slow down; with block false it fails with ErrSlowDown instead. It returns
+// with ch.mu held if it returns nil, released otherwise.
+func (ch *Channel) waitResumeLocked(ctx context.Context, block bool) error {
+	ch.mu.Unlock()
+	if !block {
+		return ErrSlowDown
+	}
+	if err := ch.c.waitResume(ctx); err != nil {
+		return err
+	}
+	ch.mu.Lock()
 	return nil
 }
 

@@ -53,6 +53,18 @@ const (
 	// DefaultPendingCap is the receive-side cap on messages received but not
 	// yet handled, advertised to the peer in HELLO (enforced by package session).
 	DefaultPendingCap = 1000
+	// DefaultPendingBytes is the receive-side budget, in bytes of message
+	// payload, of messages received but not yet handled, advertised to the
+	// peer in HELLO beside DefaultPendingCap (enforced by package session).
+	DefaultPendingBytes = 8 << 20
+	// DefaultMaxStreamReceiveWindow is the largest QUIC flow-control window,
+	// in bytes, that one channel's receive side auto-tunes up to: what the
+	// peer may send on a channel that this side has not read.
+	DefaultMaxStreamReceiveWindow = 4 << 20
+	// DefaultMaxConnectionReceiveWindow is the largest QUIC flow-control
+	// window, in bytes, for all channels of a connection together: the bound
+	// on data received but not read, per connection.
+	DefaultMaxConnectionReceiveWindow = 8 << 20
 	// DefaultCloseTimeout bounds how long Close waits to write what Send accepted
 	// and for the peer to acknowledge a graceful close.
 	DefaultCloseTimeout = 5 * time.Second
@@ -123,6 +135,16 @@ type Config struct {
 	// PendingCap is the receive-side cap on unhandled messages, advertised to
 	// the peer. Default DefaultPendingCap (1000).
 	PendingCap int
+	// PendingBytes is the receive-side budget on unhandled message bytes,
+	// advertised to the peer. Default DefaultPendingBytes (8 MiB).
+	PendingBytes int
+	// MaxStreamReceiveWindow caps the QUIC receive window of one channel, in
+	// bytes. Default DefaultMaxStreamReceiveWindow (4 MiB).
+	MaxStreamReceiveWindow int
+	// MaxConnectionReceiveWindow caps the QUIC receive window of the whole
+	// connection, in bytes: received data that was not read yet stays within
+	// it. Default DefaultMaxConnectionReceiveWindow (8 MiB).
+	MaxConnectionReceiveWindow int
 	// CloseTimeout bounds a graceful Close. Default DefaultCloseTimeout (5 s).
 	CloseTimeout time.Duration
 	// Allow0RTT lets a Listener accept 0-RTT data from resuming clients.
@@ -182,35 +204,49 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&r.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
 	defD(&r.HelloTimeout, DefaultHelloTimeout)
 	defD(&r.ChannelHeaderTimeout, DefaultChannelHeaderTimeout)
+	def(&r.PendingBytes, DefaultPendingBytes)
+	def(&r.MaxStreamReceiveWindow, DefaultMaxStreamReceiveWindow)
+	def(&r.MaxConnectionReceiveWindow, DefaultMaxConnectionReceiveWindow)
 	defD(&r.HandshakeTimeout, DefaultHandshakeTimeout)
 	defD(&r.IdleTimeout, DefaultIdleTimeout)
 	defD(&r.KeepAlivePeriod, DefaultKeepAlivePeriod)
 	defD(&r.CloseTimeout, DefaultCloseTimeout)
-	switch {
-	case r.MaxMessageSize < 0 || r.MaxMessageSize > MaxMessageSizeLimit:
-		return r, fmt.Errorf("transport: Config.MaxMessageSize %d is outside 1..%d", r.MaxMessageSize, MaxMessageSizeLimit)
-	case r.MaxChannels < 0:
-		return r, fmt.Errorf("transport: Config.MaxChannels %d is negative", r.MaxChannels)
-	case r.SendBufferSize < 0:
-		return r, fmt.Errorf("transport: Config.SendBufferSize %d is negative", r.SendBufferSize)
-	case r.AcceptBacklog < 0:
-		return r, fmt.Errorf("transport: Config.AcceptBacklog %d is negative", r.AcceptBacklog)
-	case r.PendingCap < 0:
-		return r, fmt.Errorf("transport: Config.PendingCap %d is negative", r.PendingCap)
-	case r.MaxPendingHellos < 0:
-		return r, fmt.Errorf("transport: Config.MaxPendingHellos %d is negative", r.MaxPendingHellos)
-	case r.MaxPendingHellosPerIP < 0:
-		return r, fmt.Errorf("transport: Config.MaxPendingHellosPerIP %d is negative", r.MaxPendingHellosPerIP)
-	case r.MaxHandshakesPerIP < 0:
-		return r, fmt.Errorf("transport: Config.MaxHandshakesPerIP %d is negative", r.MaxHandshakesPerIP)
-	case r.HandshakeTimeout < 0, r.IdleTimeout < 0, r.CloseTimeout < 0, r.HelloTimeout < 0, r.ChannelHeaderTimeout < 0:
-		return r, fmt.Errorf("transport: Config timeouts must not be negative")
-	case r.EarlyDataWindow < 0 || r.EarlyDataWindow > MaxEarlyDataWindow:
-		return r, fmt.Errorf("transport: Config.EarlyDataWindow %v is outside 0..%v", r.EarlyDataWindow, MaxEarlyDataWindow)
-	case r.ReplayCacheSize < 0:
-		return r, fmt.Errorf("transport: Config.ReplayCacheSize %d is negative", r.ReplayCacheSize)
+	return r, r.validate()
+}
+
+// validate names the first field of a Config (defaults applied) that is out
+// of range.
+func (c *Config) validate() error {
+	if c.MaxMessageSize < 0 || c.MaxMessageSize > MaxMessageSizeLimit {
+		return fmt.Errorf("transport: Config.MaxMessageSize %d is outside 1..%d", c.MaxMessageSize, MaxMessageSizeLimit)
 	}
-	return r, nil
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"MaxChannels", c.MaxChannels},
+		{"SendBufferSize", c.SendBufferSize},
+		{"AcceptBacklog", c.AcceptBacklog},
+		{"PendingCap", c.PendingCap},
+		{"PendingBytes", c.PendingBytes},
+		{"MaxStreamReceiveWindow", c.MaxStreamReceiveWindow},
+		{"MaxConnectionReceiveWindow", c.MaxConnectionReceiveWindow},
+		{"MaxPendingHellos", c.MaxPendingHellos},
+		{"MaxPendingHellosPerIP", c.MaxPendingHellosPerIP},
+		{"MaxHandshakesPerIP", c.MaxHandshakesPerIP},
+		{"ReplayCacheSize", c.ReplayCacheSize},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("transport: Config.%s %d is negative", f.name, f.v)
+		}
+	}
+	if min(c.HandshakeTimeout, c.IdleTimeout, c.CloseTimeout, c.HelloTimeout, c.ChannelHeaderTimeout) < 0 {
+		return fmt.Errorf("transport: Config timeouts must not be negative")
+	}
+	if c.EarlyDataWindow < 0 || c.EarlyDataWindow > MaxEarlyDataWindow {
+		return fmt.Errorf("transport: Config.EarlyDataWindow %v is outside 0..%v", c.EarlyDataWindow, MaxEarlyDataWindow)
+	}
+	return nil
 }
 
 // QUICConfig returns the quic-go settings quicmsg uses for c, with defaults
@@ -237,7 +273,19 @@ func (c *Config) quicConfig() *quic.Config {
 		MaxIncomingUniStreams: -1,
 		Allow0RTT:             c.Allow0RTT,
 		Tracer:                c.Tracer,
+		// quic-go starts at 512 KiB per stream and 768 KiB per connection
+		// and does not lower its start to a smaller maximum itself.
+		InitialStreamReceiveWindow:     uint64(min(c.MaxStreamReceiveWindow, quicInitialStreamWindow)),
+		MaxStreamReceiveWindow:         uint64(c.MaxStreamReceiveWindow),
+		InitialConnectionReceiveWindow: uint64(min(c.MaxConnectionReceiveWindow, quicInitialConnWindow)),
+		MaxConnectionReceiveWindow:     uint64(c.MaxConnectionReceiveWindow),
 	}
 }
+
+// quic-go's starting receive windows (its defaults for the Initial fields).
+const (
+	quicInitialStreamWindow = 512 << 10
+	quicInitialConnWindow   = 768 << 10
+)
 
 const alpn = wire.ALPN

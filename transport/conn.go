@@ -29,10 +29,19 @@ type GoAway struct {
 	Reason string
 }
 
-// Limits are the receive limits a peer announced in its HELLO.
+// Limits are the receive limits a side announces in its HELLO.
 type Limits struct {
 	MaxMessageSize int
 	PendingCap     int
+	// PendingBytes is the budget of unhandled message bytes; 0 from a peer
+	// that did not announce one.
+	PendingBytes int
+	// SendBufferSize is the side's send buffer per channel, in bytes: what
+	// a conforming sender may still write on a channel, twice over (the
+	// batch being written and the one behind it), after SLOW_DOWN reached
+	// it. A peer that did not announce one is taken to use
+	// DefaultSendBufferSize.
+	SendBufferSize int
 }
 
 // ConnStats are a connection's counters, summed over its channels.
@@ -127,7 +136,15 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 
 func (c *Conn) setPeer(id SessionID, h wire.Hello) {
 	c.id = id
-	c.peer = Limits{MaxMessageSize: int(min(h.MaxMessageSize, MaxMessageSizeLimit)), PendingCap: int(min(h.PendingCap, 1<<31))}
+	c.peer = Limits{
+		MaxMessageSize: int(min(h.MaxMessageSize, MaxMessageSizeLimit)),
+		PendingCap:     int(min(h.PendingCap, 1<<31)),
+		PendingBytes:   int(min(h.PendingBytes, 1<<62)),
+		SendBufferSize: int(min(h.SendBuffer, 1<<62)),
+	}
+	if c.peer.SendBufferSize == 0 {
+		c.peer.SendBufferSize = DefaultSendBufferSize
+	}
 	c.peerMax.Store(int64(c.peer.MaxMessageSize))
 	close(c.ready)
 }
@@ -170,9 +187,24 @@ func (c *Conn) PeerLimits() Limits {
 	case <-c.ready:
 		return c.peer
 	default:
-		return Limits{MaxMessageSize: DefaultMaxMessageSize, PendingCap: DefaultPendingCap}
+		return Limits{MaxMessageSize: DefaultMaxMessageSize, PendingCap: DefaultPendingCap, SendBufferSize: DefaultSendBufferSize}
 	}
 }
+
+// Limits returns the receive limits this side announced in its HELLO.
+func (c *Conn) Limits() Limits {
+	return Limits{
+		MaxMessageSize: c.cfg.MaxMessageSize,
+		PendingCap:     c.cfg.PendingCap,
+		PendingBytes:   c.cfg.PendingBytes,
+		SendBufferSize: c.cfg.SendBufferSize,
+	}
+}
+
+// ReceiveWindow returns the largest QUIC connection receive window this side
+// grants the peer (Config.MaxConnectionReceiveWindow): the most the peer can
+// have sent that this side has not read.
+func (c *Conn) ReceiveWindow() int { return c.cfg.MaxConnectionReceiveWindow }
 
 // Used0RTT reports whether this connection sent data in 0-RTT that the
 // server accepted. It is meaningful once the handshake has completed.

@@ -62,6 +62,8 @@ func localHello(cfg *Config, id []byte) wire.Control {
 		SessionID:      id,
 		MaxMessageSize: uint64(cfg.MaxMessageSize),
 		PendingCap:     uint64(cfg.PendingCap),
+		PendingBytes:   uint64(cfg.PendingBytes),
+		SendBuffer:     uint64(cfg.SendBufferSize),
 	}}
 }
 

@@ -38,6 +38,7 @@ type options struct {
 	maxSessions     int
 	maxMessageSize  int
 	pendingCap      int
+	pendingBytes    int
 	overflow        session.OverflowPolicy
 	idleTimeout     time.Duration
 	ticketKeys      string
@@ -90,7 +91,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxSessions, "max-sessions", session.DefaultMaxSessions, "sessions held at once; more are refused with too_many_sessions")
 	fs.IntVar(&o.maxMessageSize, "max-message-size", transport.DefaultMaxMessageSize, "largest message accepted, in `bytes` (at most 16 MiB)")
 	fs.IntVar(&o.pendingCap, "pending-cap", session.DefaultPendingCap, "`messages` received from a session but not yet handled before it is asked to slow down")
-	fs.Func("overflow", "`policy` for a session at -pending-cap: block (stop reading it, nothing is lost) or disconnect (close it with overloaded at twice the cap) (default block)", func(s string) error {
+	fs.IntVar(&o.pendingBytes, "pending-bytes", session.DefaultPendingBytes, "`bytes` of messages received from a session but not yet handled before it is asked to slow down")
+	fs.Func("overflow", "`policy` for a session at -pending-cap or -pending-bytes: block (stop reading it, nothing is lost) or disconnect (close it with overloaded once it sends on past SLOW_DOWN beyond what was under way) (default block)", func(s string) error {
 		switch s {
 		case "block":
 			o.overflow = session.OverflowBlock
@@ -134,8 +136,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-mode %q: want relay or echo", o.mode)
 	case o.logFormat != "text" && o.logFormat != "json":
 		return nil, fmt.Errorf("-log-format %q: want text or json", o.logFormat)
-	case o.maxSessions < 0, o.maxMessageSize < 0, o.pendingCap < 0, o.subscriberQueue < 0, o.subscriberBytes < 0:
-		return nil, errors.New("-max-sessions, -max-message-size, -pending-cap, -subscriber-queue and -subscriber-queue-bytes must not be negative")
+	case o.maxSessions < 0, o.maxMessageSize < 0, o.pendingCap < 0, o.subscriberQueue < 0, o.subscriberBytes < 0,
+		o.pendingBytes < 0:
+		return nil, errors.New("-max-sessions, -max-message-size, -pending-cap, -pending-bytes, -subscriber-queue and -subscriber-queue-bytes must not be negative")
 	case o.idleTimeout < 0:
 		return nil, fmt.Errorf("-idle-timeout %v is negative", o.idleTimeout)
 	case o.shutdownTimeout < 0:

@@ -124,6 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv, err := session.NewServer(&session.Config{
 		MaxSessions:    o.maxSessions,
 		PendingCap:     o.pendingCap,
+		PendingBytes:   o.pendingBytes,
 		Overflow:       o.overflow,
 		Transport:      tc,
 		Logger:         log,

@@ -345,7 +345,7 @@ func TestHelpShowsAnExampleAndEveryFlag(t *testing.T) {
 	help := errOut.String()
 	require.Contains(t, help, "Examples:\n  quicsrv\n")
 	for _, f := range []string{"addr", "cert", "key", "client-ca", "mode", "max-sessions", "max-message-size",
-		"pending-cap", "overflow", "idle-timeout", "ticket-keys", "metrics", "log-format", "log-level", "qlog",
+		"pending-cap", "pending-bytes", "overflow", "idle-timeout", "ticket-keys", "metrics", "log-format", "log-level", "qlog",
 		"keylog", "shutdown-timeout", "version", "slow-consumer", "subscriber-queue", "subscriber-queue-bytes",
 		"reload-interval", "dev-certs", "dev-client-cert"} {
 		require.Regexp(t, `\n  -`+f+`[ \n]`, help)
@@ -364,6 +364,7 @@ func TestBadFlagsAreRefusedByName(t *testing.T) {
 		{[]string{"-log-level", "loud"}, "log-level"},
 		{[]string{"-cert", "a.pem"}, "-cert and -key"},
 		{[]string{"-pending-cap", "-1"}, "-pending-cap"},
+		{[]string{"-pending-bytes", "-1"}, "-pending-bytes"},
 		{[]string{"stray"}, "unexpected argument"},
 	} {
 		err := run(context.Background(), tc.args, io.Discard, io.Discard)

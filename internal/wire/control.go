@@ -41,13 +41,29 @@ const MaxSessionIDLen = 32
 const MaxReasonLen = 1024
 
 // Hello is the payload of a HELLO frame: the sender's protocol version and
-// receive limits, and (from the server) the session ID.
+// receive limits, and (from the server) the session ID. PendingBytes and
+// SendBuffer travel as HELLO extensions; zero means the sender did not
+// advertise them (a peer that predates them).
 type Hello struct {
 	Version        uint64
 	SessionID      []byte
 	MaxMessageSize uint64
 	PendingCap     uint64
+	// PendingBytes is the receive-side budget, in bytes, of messages received
+	// but not yet handled before the sender signals SLOW_DOWN.
+	PendingBytes uint64
+	// SendBuffer is how many bytes of messages the sender buffers per channel
+	// that it has accepted but not written: what may still arrive on a
+	// channel after the peer's SLOW_DOWN reached it.
+	SendBuffer uint64
 }
+
+// HELLO extension IDs. Extensions follow the fixed HELLO fields as
+// `ID (i), Length (i), Value (..)`; a receiver skips IDs it does not know.
+const (
+	HelloExtPendingBytes uint64 = 0x01
+	HelloExtSendBuffer   uint64 = 0x02
+)
 
 // Control is a decoded control frame. Hello is set for HELLO; Code, Opened
 // and Reason for GOAWAY.
@@ -72,6 +88,8 @@ func AppendControl(b []byte, c Control) []byte {
 		p = append(p, c.Hello.SessionID...)
 		p = quicvarint.Append(p, c.Hello.MaxMessageSize)
 		p = quicvarint.Append(p, c.Hello.PendingCap)
+		p = appendHelloExt(p, HelloExtPendingBytes, c.Hello.PendingBytes)
+		p = appendHelloExt(p, HelloExtSendBuffer, c.Hello.SendBuffer)
 	case ControlGoAway:
 		r := c.Reason
 		if len(r) > MaxReasonLen {
@@ -162,8 +180,60 @@ func parseHello(p []byte) (Hello, error) {
 	if h.PendingCap, ok = next(); !ok {
 		return Hello{}, malformedControl("HELLO is truncated")
 	}
-	// Trailing bytes are extensions from later versions and are ignored.
+	if err := parseHelloExts(p, &h); err != nil {
+		return Hello{}, err
+	}
 	return h, nil
+}
+
+// appendHelloExt appends an extension whose value is one varint; a zero
+// value is not advertised.
+func appendHelloExt(p []byte, id, v uint64) []byte {
+	if v == 0 {
+		return p
+	}
+	p = quicvarint.Append(p, id)
+	p = quicvarint.Append(p, uint64(quicvarint.Len(v)))
+	return quicvarint.Append(p, v)
+}
+
+// parseHelloExts decodes the extensions after HELLO's fixed fields. Unknown
+// IDs are skipped, so that later versions can add extensions that this one
+// ignores; a truncated extension, a known one whose value is not exactly one
+// varint, or a known one given twice is malformed.
+func parseHelloExts(p []byte, h *Hello) error {
+	var seen [3]bool
+	for len(p) > 0 {
+		id, n1, err := quicvarint.Parse(p)
+		if err != nil {
+			return malformedControl("HELLO extension is truncated")
+		}
+		l, n2, err := quicvarint.Parse(p[n1:])
+		if err != nil || l > uint64(len(p)-n1-n2) {
+			return malformedControl("HELLO extension 0x%x is truncated", id)
+		}
+		val := p[n1+n2 : n1+n2+int(l)]
+		p = p[n1+n2+int(l):]
+		var dst *uint64
+		switch id {
+		case HelloExtPendingBytes:
+			dst = &h.PendingBytes
+		case HelloExtSendBuffer:
+			dst = &h.SendBuffer
+		default:
+			continue
+		}
+		if seen[id] {
+			return malformedControl("HELLO extension 0x%x is given twice", id)
+		}
+		seen[id] = true
+		v, n, err := quicvarint.Parse(val)
+		if err != nil || n != len(val) {
+			return malformedControl("HELLO extension 0x%x does not hold exactly one integer", id)
+		}
+		*dst = v
+	}
+	return nil
 }
 
 func malformedControl(format string, args ...any) error {

@@ -45,6 +45,7 @@ func FuzzMessageDecoder(f *testing.F) {
 // the same frame.
 func FuzzControlDecoder(f *testing.F) {
 	f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, SessionID: make([]byte, 16), MaxMessageSize: 1 << 20, PendingCap: 1000}}))
+	f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 1 << 20, PendingCap: 1000, PendingBytes: 8 << 20, SendBuffer: 64 << 10}}))
 	f.Add(AppendControl(nil, Control{Type: ControlGoAway, Code: 5, Reason: "bye"}))
 	f.Add(AppendControl(nil, Control{Type: ControlSlowDown}))
 	f.Add([]byte{0x40, 0x40, 0})
@@ -64,10 +65,13 @@ func FuzzControlDecoder(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded frame does not decode: %v", err)
 		}
-		if c2.Type != c.Type || c2.Code != c.Code || c2.Opened != c.Opened || c2.Reason != c.Reason || c2.Hello.Version != c.Hello.Version ||
-			c2.Hello.MaxMessageSize != c.Hello.MaxMessageSize || c2.Hello.PendingCap != c.Hello.PendingCap ||
-			string(c2.Hello.SessionID) != string(c.Hello.SessionID) {
+		if c2.Type != c.Type || c2.Code != c.Code || c2.Opened != c.Opened || c2.Reason != c.Reason || !sameHello(c2.Hello, c.Hello) {
 			t.Fatalf("round trip changed the frame: %+v != %+v", c2, c)
 		}
 	})
+}
+
+func sameHello(a, b Hello) bool {
+	return a.Version == b.Version && a.MaxMessageSize == b.MaxMessageSize && a.PendingCap == b.PendingCap &&
+		a.PendingBytes == b.PendingBytes && a.SendBuffer == b.SendBuffer && string(a.SessionID) == string(b.SessionID)
 }

@@ -75,6 +75,7 @@ func TestValidateName(t *testing.T) {
 func TestControlRoundTrip(t *testing.T) {
 	frames := []Control{
 		{Type: ControlHello, Hello: Hello{Version: 1, SessionID: []byte("0123456789abcdef"), MaxMessageSize: 1 << 20, PendingCap: 1000}},
+		{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 1 << 20, PendingCap: 1000, PendingBytes: 8 << 20, SendBuffer: 64 << 10}},
 		{Type: ControlSlowDown},
 		{Type: ControlResume},
 		{Type: ControlGoAway, Code: 5, Opened: 3, Reason: "server shutting down"},
@@ -118,14 +119,48 @@ func TestControlRejectsUnknownAndOversized(t *testing.T) {
 	require.True(t, errors.As(err, &me))
 }
 
-func TestHelloIgnoresExtensions(t *testing.T) {
-	b := AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 2, MaxMessageSize: 10, PendingCap: 3}})
-	// Grow the payload by two extension bytes.
-	b[1] += 2
-	b = append(b, 0xaa, 0xbb)
+func TestHelloSkipsUnknownExtensions(t *testing.T) {
+	b := AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 2, MaxMessageSize: 10, PendingCap: 3, PendingBytes: 1 << 20}})
+	// Grow the payload by an extension of a later version: ID 0x30, 2 bytes.
+	b[1] += 4
+	b = append(b, 0x30, 2, 0xaa, 0xbb)
 	c, n, err := ParseControl(b)
 	require.NoError(t, err)
 	require.Equal(t, len(b), n)
 	require.Equal(t, uint64(2), c.Hello.Version)
 	require.Equal(t, uint64(3), c.Hello.PendingCap)
+	require.Equal(t, uint64(1<<20), c.Hello.PendingBytes)
+}
+
+// An old peer sends HELLO without extensions; a new one decodes it with the
+// budgets unset, and the old decoder, which stops after Pending Cap, reads a
+// new HELLO's fixed fields unchanged.
+func TestHelloWithoutExtensionsStillDecodes(t *testing.T) {
+	old := []byte{byte(ControlHello), 5, 1, 0, 0x0a, 0x40, 100}
+	c, n, err := ParseControl(old)
+	require.NoError(t, err)
+	require.Equal(t, len(old), n)
+	require.Equal(t, Hello{Version: 1, MaxMessageSize: 10, PendingCap: 100}, c.Hello)
+
+	b := AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 10, PendingCap: 100, PendingBytes: 7, SendBuffer: 9}})
+	require.Equal(t, old[2:], b[2:2+5], "the fixed fields come first, as before")
+}
+
+func TestHelloRejectsMalformedExtensions(t *testing.T) {
+	base := AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 10, PendingCap: 3}})
+	for name, ext := range map[string][]byte{
+		"truncated length":   {0x01},
+		"value past the end": {0x01, 4, 1},
+		"two integers":       {0x01, 2, 1, 2},
+		"given twice":        {0x01, 1, 5, 0x01, 1, 6},
+		"truncated send buf": {0x02, 1},
+	} {
+		b := append([]byte(nil), base...)
+		b[1] += byte(len(ext))
+		b = append(b, ext...)
+		_, _, err := ParseControl(b)
+		var me *MalformedError
+		require.ErrorAs(t, err, &me, name)
+		require.Contains(t, err.Error(), "HELLO extension", name)
+	}
 }

@@ -1,0 +1,317 @@
+package session
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+func TestDefaultServerBudgetIsAShareOfTheMemoryLimit(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	debug.SetMemoryLimit(4 << 30)
+	require.Equal(t, (4<<30)/ServerPendingMemoryLimitShare, DefaultServerPendingBytes())
+	debug.SetMemoryLimit(math.MaxInt64)
+	if total, ok := memTotal(); ok {
+		require.Equal(t, int(total/ServerPendingPhysicalShare), DefaultServerPendingBytes())
+	} else {
+		require.Equal(t, FallbackServerPendingBytes, DefaultServerPendingBytes())
+	}
+}
+
+func TestByteBudgetSlowsDownBeforeMessageCap(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	const budget, size = 1 << 20, 64 << 10
+	srv, addr := startServer(t, &Config{PendingCap: 1000, PendingBytes: budget}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}))
+	c := dial(t, addr, nil)
+	require.Equal(t, budget, c.PeerLimits().PendingBytes, "the budget is advertised in HELLO")
+	require.Equal(t, 1000, c.PeerLimits().PendingCap)
+	ctx := testCtx(t)
+	ch, err := c.OpenChannel(ctx, "big")
+	require.NoError(t, err)
+	go func() {
+		for range 40 {
+			if ch.Send(ctx, make([]byte, size)) != nil {
+				return
+			}
+		}
+	}()
+	var sess *Session
+	require.Eventually(t, func() bool {
+		if ss := srv.Sessions(); len(ss) == 1 {
+			sess = ss[0]
+		}
+		return sess != nil && sess.BackpressureActive() && c.PeerSlowedDown()
+	}, 20*time.Second, 5*time.Millisecond)
+	st := sess.Stats()
+	require.Less(t, st.Pending, 1000, "the byte budget fired long before the message cap")
+	require.LessOrEqual(t, st.PendingBytes, int64(budget+size), "one reader holds at most one message beyond the budget")
+	require.Equal(t, st.PendingBytes, srv.Stats().PendingBytes)
+}
+
+// A client of this project that honours SLOW_DOWN floods four channels with
+// small messages at a handler that stalls until the flood has reached the
+// cap and the server has taken everything that was under way, under
+// OverflowDisconnect: what its send buffers held when the signal arrived is
+// within the allowance, so it is never shed and everything it sent is
+// handled.
+func TestClientObeyingSlowDownIsNeverShed(t *testing.T) {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	stop := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(stop)
+	var handled atomic.Int64
+	srv, addr := startServer(t, &Config{PendingCap: 1000, Overflow: OverflowDisconnect}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		handled.Add(1)
+	}))
+	c := dial(t, addr, nil)
+	ctx := testCtx(t)
+	const channels, n = 4, 5000
+	var wg sync.WaitGroup
+	errs := make([]error, channels)
+	for i := range channels {
+		ch, err := c.OpenChannel(ctx, "flood-"+string(rune('a'+i)))
+		require.NoError(t, err)
+		wg.Go(func() {
+			msg := make([]byte, 64)
+			for j := range n {
+				binary.BigEndian.PutUint32(msg, uint32(j))
+				if errs[i] = ch.Send(ctx, msg); errs[i] != nil {
+					return
+				}
+			}
+			errs[i] = ch.Flush(ctx)
+		})
+	}
+	require.Eventually(t, func() bool { return c.PeerSlowedDown() || c.Context().Err() != nil }, 20*time.Second, time.Millisecond)
+	waitStalled(t, srv, 1000)
+	require.NoError(t, context.Cause(c.Context()), "the client was not disconnected while the handler stalled")
+	stop()
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return handled.Load() == channels*n || c.Context().Err() != nil }, 60*time.Second, 5*time.Millisecond)
+	require.NoError(t, context.Cause(c.Context()), "the client was not disconnected")
+	require.Equal(t, int64(channels*n), handled.Load())
+	require.GreaterOrEqual(t, srv.Stats().BackpressureEvents, uint64(1), "the flood did reach the cap")
+	require.Zero(t, srv.Stats().OverloadDisconnects)
+}
+
+// A raw peer that ignores SLOW_DOWN on four channels is shed, and the
+// session counts once in OverloadDisconnects, not once per channel reader.
+func TestPeerIgnoringSlowDownIsShedOncePerSession(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	tc := transport.Config{MaxMessageSize: 1024, MaxConnectionReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10}
+	srv, addr := startServer(t, &Config{PendingCap: 1000, Overflow: OverflowDisconnect, Transport: tc}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}))
+	raw := dialRaw(t, addr)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		frames := wire.AppendChannelHeader(nil, "flood-"+string(rune('a'+i)))
+		for range 4000 {
+			frames = wire.AppendMessage(frames, 0, make([]byte, 64))
+		}
+		s, err := raw.qc.OpenStreamSync(testCtx(t))
+		require.NoError(t, err)
+		// The writes end early with the server's close: that is the point.
+		wg.Go(func() { _, _ = s.Write(frames) })
+	}
+	<-raw.qc.Context().Done()
+	wg.Wait()
+	var ae *quic.ApplicationError
+	require.ErrorAs(t, context.Cause(raw.qc.Context()), &ae)
+	require.Equal(t, quic.ApplicationErrorCode(transport.CodeOverloaded), ae.ErrorCode)
+	require.Contains(t, ae.ErrorMessage, "after SLOW_DOWN")
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 0 }, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, uint64(1), srv.Stats().OverloadDisconnects)
+}
+
+// floodFigures is what runFlood measured.
+type floodFigures struct {
+	heapGrowth   int64 // server and clients, bytes
+	formula      int64 // bytes the documented bounds allow for both
+	pending      int64 // the server's pending bytes at the measurement
+	received     uint64
+	roundTrips   int // healthy session's round trips while the flood was held
+	maxRoundTrip time.Duration
+	rtts         []time.Duration
+}
+
+// floodSetup configures runFlood.
+type floodSetup struct {
+	clients    int // raw flooders ignoring SLOW_DOWN
+	perClient  int // 1 MiB messages each tries to send
+	roundTrips int
+	cfg        Config
+}
+
+// runFlood starts a server whose handler stalls on channel "flood" and
+// echoes elsewhere, connects one healthy client and setup.clients raw peers
+// that each write 1 MiB messages on channel "flood" without heeding
+// SLOW_DOWN, waits until the server stops taking more, and measures the heap
+// growth of this process (server and clients) after a GC against the
+// documented bound: min(server budget + clients × message, clients ×
+// (session budget + message)) + clients × connection window on the server
+// side, clients × window (what the sender keeps until it is
+// acknowledged) on the client side, and 256 KiB per connection for its
+// fixed costs. Then the healthy client makes its round trips.
+func runFlood(t *testing.T, setup floodSetup) floodFigures {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	stop := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(stop)
+	srv, addr := startServer(t, &setup.cfg, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		if m.Channel != "flood" {
+			_ = s.Send(ctx, m.Channel, m.Data)
+			return
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}))
+	cfg, err := setup.cfg.withDefaults()
+	require.NoError(t, err)
+	const msgSize = 1 << 20
+	frame := wire.AppendChannelHeader(nil, "flood")
+	frame = wire.AppendMessage(frame, 0, make([]byte, msgSize))
+	header := len(wire.AppendChannelHeader(nil, "flood"))
+
+	healthy := dial(t, addr, nil)
+	ctx := testCtx(t)
+	rt, err := healthy.OpenChannel(ctx, "rt")
+	require.NoError(t, err)
+	raws := make([]*rawClient, setup.clients)
+	for i := range raws {
+		raws[i] = dialRaw(t, addr)
+	}
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == setup.clients+1 }, 20*time.Second, 5*time.Millisecond)
+	before := heapAlloc()
+
+	flood(t, raws, frame, header, setup.perClient)
+	waitStalled(t, srv, uint64(setup.clients))
+	after := heapAlloc()
+	f := floodFigures{heapGrowth: after - before, pending: srv.Stats().PendingBytes, received: srv.Stats().MessagesReceived}
+	window := int64(cfg.Transport.MaxConnectionReceiveWindow)
+	if window == 0 {
+		window = transport.DefaultMaxConnectionReceiveWindow
+	}
+	n := int64(setup.clients)
+	held := min(int64(cfg.ServerPendingBytes)+n*msgSize, n*(int64(cfg.PendingBytes)+msgSize))
+	f.formula = held + n*window + n*window + (n+1)*256<<10
+
+	for range setup.roundTrips {
+		start := time.Now()
+		require.NoError(t, rt.Send(ctx, []byte("ping")))
+		got, err := rt.Receive(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "ping", string(got))
+		f.roundTrips++
+		f.rtts = append(f.rtts, time.Since(start))
+		f.maxRoundTrip = max(f.maxRoundTrip, time.Since(start))
+	}
+	require.NoError(t, healthy.Context().Err(), "the healthy session is unaffected")
+	stop()
+	return f
+}
+
+// flood makes every raw client write count messages of frame (which
+// starts with a channel header of header bytes) on a new stream, in the
+// background, until the writes are done or the connection closes, which
+// the test's cleanup does.
+func flood(t *testing.T, raws []*rawClient, frame []byte, header, count int) {
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	for _, r := range raws {
+		s, err := r.qc.OpenStreamSync(testCtx(t))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = r.qc.CloseWithError(0, "") })
+		wg.Go(func() {
+			if _, err := s.Write(frame); err != nil {
+				return
+			}
+			for range count - 1 {
+				if _, err := s.Write(frame[header:]); err != nil {
+					return
+				}
+			}
+		})
+	}
+}
+
+// waitStalled waits until the server has received at least least messages
+// and then nothing more for a second: the senders are held back.
+func waitStalled(t *testing.T, srv *Server, least uint64) {
+	t.Helper()
+	const quietFor = 20 // polls of 50 ms
+	deadline := time.Now().Add(60 * time.Second)
+	for srv.Stats().MessagesReceived < least && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	last, quiet := srv.Stats().MessagesReceived, 0
+	for quiet < quietFor && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		if r := srv.Stats().MessagesReceived; r != last {
+			last, quiet = r, 0
+			continue
+		}
+		quiet++
+	}
+	require.GreaterOrEqual(t, last, least, "the senders' messages never arrived")
+	require.Equal(t, quietFor, quiet, "the server kept receiving: nothing held the senders back")
+}
+
+func heapAlloc() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// Ten peers flood 1 MiB messages at a stalled handler, ignoring SLOW_DOWN;
+// the server's budget holds, the heap grows no more than the documented
+// formula, and a healthy session beside them keeps its round trips.
+func TestFloodOfLargeMessagesStaysWithinMemoryFormula(t *testing.T) {
+	f := runFlood(t, floodSetup{clients: 10, perClient: 24, roundTrips: 20, cfg: Config{
+		PendingBytes:       4 << 20,
+		ServerPendingBytes: 12 << 20,
+		Transport: transport.Config{
+			MaxStreamReceiveWindow:     2 << 20,
+			MaxConnectionReceiveWindow: 2 << 20,
+		},
+	}})
+	t.Logf("heap growth %d MiB, formula %d MiB, pending %d MiB, %d messages received, max round trip %v",
+		f.heapGrowth>>20, f.formula>>20, f.pending>>20, f.received, f.maxRoundTrip)
+	require.LessOrEqual(t, f.pending, int64(12<<20+10*(1<<20)), "server budget plus one message per reader")
+	require.LessOrEqual(t, f.heapGrowth, f.formula)
+	require.Equal(t, 20, f.roundTrips)
+}
