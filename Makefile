@@ -44,9 +44,12 @@ bench:
 	./bin/client.test -test.run '^$$' -test.bench ReconnectFirstEcho -test.benchtime 20x -test.count 3 -test.timeout 10m
 	./bin/client.test -test.run '^$$' -test.bench PoolVsChannels -test.benchtime $(BENCHTIME) -test.count 3 -test.timeout 10m
 
+# Every parser of network bytes, one after another for $(FUZZTIME) each.
+FUZZTARGETS ?= FuzzMessageDecoder FuzzControlDecoder FuzzHelloDecoder FuzzChannelHeader
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzMessageDecoder$$' -fuzztime $(FUZZTIME) ./internal/wire/
-	$(GO) test -run '^$$' -fuzz '^FuzzControlDecoder$$' -fuzztime $(FUZZTIME) ./internal/wire/
+	for t in $(FUZZTARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./internal/wire/ || exit 1; \
+	done
 
 clean:
 	rm -rf bin
