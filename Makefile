@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 BENCHCOUNT ?= 5
 BENCHTIME  ?= 1s
 
-.PHONY: all build run test vet fmt-check bench fuzz clean
+.PHONY: all build run test vet fmt-check bench fuzz soak clean
 
 all: build
 
@@ -43,6 +43,19 @@ bench:
 	./bin/session.test -test.run '^$$' -test.bench IdleSessionMemory -test.count 3 -test.timeout 10m
 	./bin/client.test -test.run '^$$' -test.bench ReconnectFirstEcho -test.benchtime 20x -test.count 3 -test.timeout 10m
 	./bin/client.test -test.run '^$$' -test.bench PoolVsChannels -test.benchtime $(BENCHTIME) -test.count 3 -test.timeout 10m
+
+# Long reliability runs: every TestSoak in the module (files with the soak
+# build tag), under the race detector; the output goes to bin/soak.log and the
+# FIGURE lines the tests print are collected into one table. Fails if any
+# test fails. The network namespace cases in e2e need root and skip without it.
+SOAKTIMEOUT ?= 60m
+SOAKRUN     ?= ^TestSoak
+soak:
+	mkdir -p bin
+	{ $(GO) test -race -tags soak -count=1 -run '$(SOAKRUN)' -v -timeout $(SOAKTIMEOUT) ./... 2>&1; \
+		echo $$? > bin/soak.rc; } | tee bin/soak.log
+	scripts/soak-table.sh bin/soak.log
+	@rc=$$(cat bin/soak.rc); if [ "$$rc" != 0 ]; then echo "soak: go test failed (exit $$rc), see bin/soak.log"; exit $$rc; fi
 
 # Every parser of network bytes, one after another for $(FUZZTIME) each.
 FUZZTARGETS ?= FuzzMessageDecoder FuzzControlDecoder FuzzHelloDecoder FuzzChannelHeader
