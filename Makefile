@@ -45,17 +45,13 @@ bench:
 	./bin/client.test -test.run '^$$' -test.bench PoolVsChannels -test.benchtime $(BENCHTIME) -test.count 3 -test.timeout 10m
 
 # Long reliability runs: every TestSoak in the module (files with the soak
-# build tag), under the race detector; the output goes to bin/soak.log and the
-# FIGURE lines the tests print are collected into one table. Fails if any
-# test fails. The network namespace cases in e2e need root and skip without it.
-SOAKTIMEOUT ?= 60m
-SOAKRUN     ?= ^TestSoak
+# build tag), under the race detector except rate measurements in files
+# tagged `soak && !race`, which run in a second pass without it (see
+# scripts/soak.sh). The output goes to bin/soak.log and the FIGURE lines the
+# tests print are collected into one table. Fails if any test fails. The
+# network namespace cases in e2e need root and skip without it.
 soak:
-	mkdir -p bin
-	{ $(GO) test -race -tags soak -count=1 -run '$(SOAKRUN)' -v -timeout $(SOAKTIMEOUT) ./... 2>&1; \
-		echo $$? > bin/soak.rc; } | tee bin/soak.log
-	scripts/soak-table.sh bin/soak.log
-	@rc=$$(cat bin/soak.rc); if [ "$$rc" != 0 ]; then echo "soak: go test failed (exit $$rc), see bin/soak.log"; exit $$rc; fi
+	GO=$(GO) scripts/soak.sh bin/soak.log
 
 # Every parser of network bytes, one after another for $(FUZZTIME) each.
 FUZZTARGETS ?= FuzzMessageDecoder FuzzControlDecoder FuzzHelloDecoder FuzzChannelHeader
