@@ -112,3 +112,9 @@ func (l *netLab) txBytes(ns, dev string) uint64 {
 	require.Len(l.t, links, 1)
 	return links[0].Stats64.TX.Bytes
 }
+
+// exec runs a command inside namespace ns.
+func (l *netLab) exec(ns string, args ...string) {
+	l.t.Helper()
+	l.ip(append([]string{"netns", "exec", ns}, args...)...)
+}

@@ -58,12 +58,6 @@ func (l *netLab) ip(args ...string) {
 	require.NoError(l.t, err, "ip %s: %s", strings.Join(args, " "), out)
 }
 
-// exec runs a command inside namespace ns.
-func (l *netLab) exec(ns string, args ...string) {
-	l.t.Helper()
-	l.ip(append([]string{"netns", "exec", ns}, args...)...)
-}
-
 // namespace creates a namespace with its loopback up, deleted at cleanup.
 func (l *netLab) namespace() string {
 	l.t.Helper()
