@@ -29,6 +29,10 @@ func benchNS(t *testing.T, ns string, s *server, args ...string) benchJSON {
 	return r
 }
 
+// TestSoakNetnsPathMTU is TestNetnsMessagesLargerThanThePathMTUArrive, in
+// the soak run.
+func TestSoakNetnsPathMTU(t *testing.T) { testPathMTU(t) }
+
 // TestSoakNetnsBulkThroughputReachesATBFLinkRate limits both directions of a
 // veth link with a token bucket (tc tbf, 50 Mbit/s; this kernel has no
 // netem) and measures quiccli bench through quicsrv's relay across it: the

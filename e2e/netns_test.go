@@ -134,7 +134,11 @@ type pingSummary struct {
 // first 1280-byte datagrams do not fit in it with their IPv4 and UDP headers,
 // so it must fall back to 1200-byte packets) and of MTU 9000 (jumbo frames,
 // found by path MTU discovery), with messages several times the MTU.
-func TestNetnsMessagesLargerThanThePathMTUArrive(t *testing.T) {
+// It is quick, so it runs in make test; make soak runs it too, as
+// TestSoakNetnsPathMTU, so that its figures are in the soak table.
+func TestNetnsMessagesLargerThanThePathMTUArrive(t *testing.T) { testPathMTU(t) }
+
+func testPathMTU(t *testing.T) {
 	for _, mtu := range []int{1280, 9000} {
 		t.Run(fmt.Sprintf("mtu%d", mtu), func(t *testing.T) {
 			lab := newNetLab(t)
