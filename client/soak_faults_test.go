@@ -313,20 +313,21 @@ func (tr *traffic) all() ([]*sender, []*echoReader) {
 
 // finish stops the senders, waits until the client has a connection and an
 // empty reconnect buffer, sends one marker per sender and waits for the
-// server to handle it (what came before it has then arrived or is lost),
-// and stops everything.
+// server to handle it (what came before it has then arrived or is lost) and
+// for its echo, and stops everything.
 func (tr *traffic) finish(ctx context.Context, t *testing.T, chk *checker) {
 	close(tr.stop)
 	tr.sendWG.Wait()
 	waitStatus(t, tr.client, StatusConnected)
 	require.Eventually(t, func() bool { return tr.client.Stats().BufferedMessages == 0 }, faultWait, 5*time.Millisecond)
-	ss, _ := tr.all()
-	for _, s := range ss {
+	ss, rs := tr.all()
+	for k, s := range ss {
 		mctx, cancel := context.WithTimeout(ctx, faultWait)
 		i, err := s.sendMarker(mctx)
 		cancel()
 		require.NoError(t, err, "marker on %s", s.name)
 		require.Eventually(t, func() bool { return chk.reached(s.name, i) }, faultWait, 5*time.Millisecond, "marker %d on %s", i, s.name)
+		require.Eventually(t, func() bool { return rs[k].last.Load() >= int64(i) }, faultWait, 5*time.Millisecond, "echo of marker %d on %s", i, s.name)
 	}
 	tr.cancel()
 	tr.readWG.Wait()
