@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 BENCHCOUNT ?= 5
 BENCHTIME  ?= 1s
 
-.PHONY: all build run test vet fmt-check bench fuzz clean
+.PHONY: all build run test vet fmt-check bench fuzz soak clean
 
 all: build
 
@@ -45,9 +45,21 @@ bench:
 	./bin/client.test -test.run '^$$' -test.bench ReconnectFirstEcho -test.benchtime 20x -test.count 3 -test.timeout 10m
 	./bin/client.test -test.run '^$$' -test.bench PoolVsChannels -test.benchtime $(BENCHTIME) -test.count 3 -test.timeout 10m
 
+# Long reliability runs: every TestSoak in the module (files with the soak
+# build tag), under the race detector except rate measurements in files
+# tagged `soak && !race`, which run in a second pass without it (see
+# scripts/soak.sh). The output goes to bin/soak.log and the FIGURE lines the
+# tests print are collected into one table. Fails if any test fails. The
+# network namespace cases in e2e need root and skip without it.
+soak:
+	GO=$(GO) scripts/soak.sh bin/soak.log
+
+# Every parser of network bytes, one after another for $(FUZZTIME) each.
+FUZZTARGETS ?= FuzzMessageDecoder FuzzControlDecoder FuzzHelloDecoder FuzzChannelHeader
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzMessageDecoder$$' -fuzztime $(FUZZTIME) ./internal/wire/
-	$(GO) test -run '^$$' -fuzz '^FuzzControlDecoder$$' -fuzztime $(FUZZTIME) ./internal/wire/
+	for t in $(FUZZTARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./internal/wire/ || exit 1; \
+	done
 
 clean:
 	rm -rf bin

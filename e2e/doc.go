@@ -17,4 +17,9 @@
 //
 // The race detector applies to the test process; the commands are built
 // without it.
+//
+// The netns tests run the commands in network namespaces joined by veth
+// pairs (path MTU, a tc tbf rate limit, a client that changes address); they
+// need root and skip without it. The longer of them carry the soak build tag
+// and run in make soak.
 package e2e
