@@ -272,10 +272,22 @@ func (s *Session) enqueue(ctx context.Context, m Message) bool {
 		select {
 		case <-space:
 		case <-ctx.Done():
+			// The connection ended with m already read: it is still
+			// handled, past the cap (by one message per channel reader
+			// at most), and the reader stops.
+			s.mu.Lock()
+			s.push(m)
 			return false
 		}
 		s.mu.Lock()
 	}
+	s.push(m)
+	return true
+}
+
+// push appends m to the pending queue and starts a worker if none runs.
+// s.mu is held, and released.
+func (s *Session) push(m Message) {
 	if s.head > 0 && len(s.queue) == cap(s.queue) {
 		n := copy(s.queue, s.queue[s.head:])
 		clear(s.queue[n:])
@@ -290,7 +302,6 @@ func (s *Session) enqueue(ctx context.Context, m Message) bool {
 		s.srv.workers.Add(1)
 		go s.work()
 	}
-	return true
 }
 
 // work hands pending messages to the handler, in order, one at a time. It
