@@ -23,9 +23,10 @@ var (
 	ErrGaveUp = errors.New("client: gave up reconnecting")
 )
 
-// UndeliveredError reports messages that Send accepted into the reconnect
-// buffer but that never reached a connection, because the client was closed
-// or gave up reconnecting.
+// UndeliveredError reports messages that Send accepted but that were never
+// written to a connection, because the client was closed or gave up
+// reconnecting: those waiting in the reconnect buffer, and those the last
+// connection could not write before its close timeout.
 type UndeliveredError struct {
 	Messages int
 	Err      error // why: ErrClosed or ErrGaveUp and the last failure
@@ -44,8 +45,8 @@ type Stats struct {
 	BufferedMessages int    // messages waiting in the reconnect buffer
 	BufferedBytes    int    // their size
 	MessagesResent   uint64 // accepted by a connection that died before writing them, sent again
-	MessagesInDoubt  uint64 // written to a connection that died: delivery unknown
-	MessagesFailed   uint64 // buffered messages reported in an UndeliveredError
+	MessagesInDoubt  uint64 // written to a connection that died or whose close the server did not confirm: delivery unknown
+	MessagesFailed   uint64 // accepted, never written, reported in an UndeliveredError
 	EventsDropped    uint64 // events lost because the OnEvent queue was full
 }
 
@@ -56,8 +57,9 @@ type Stats struct {
 // Delivery: a message accepted by Send either reaches a connection (once,
 // in order per channel) or is reported in an [UndeliveredError] from Close
 // and in Stats.MessagesFailed. Messages that were already written to a
-// connection when it died are in doubt: they may or may not have been
-// delivered, and are counted in Stats.MessagesInDoubt (acknowledgements that
+// connection when it died, or whose graceful close (after GOAWAY, or in
+// Close) the server did not confirm, are in doubt: they may or may not have
+// been delivered, and are counted in Stats.MessagesInDoubt (acknowledgements that
 // settle them come with a later protocol version). Messages the connection
 // had accepted but not yet written, and 0-RTT data the server rejected, are
 // sent again on the next connection and counted in Stats.MessagesResent.

@@ -100,9 +100,10 @@ func runShutdown(t *testing.T, run shutdownRun, clientCfg func(*Config)) shutdow
 
 	senders := make([]*sender, run.Clients)
 	var dials sync.WaitGroup
+	slots := make(chan struct{}, 16) // a few handshakes at a time on a small machine
 	for i := range senders {
 		cfg := &Config{
-			TLS:       clientTLS,
+			TLS: clientTLS,
 			// A connection the closing server's listener dropped in its
 			// handshake gets no CONNECTION_CLOSE: Close waits this long.
 			Transport: transport.Config{HandshakeTimeout: 10 * time.Second, CloseTimeout: 2 * time.Second},
@@ -114,6 +115,8 @@ func runShutdown(t *testing.T, run shutdownRun, clientCfg func(*Config)) shutdow
 		s := &sender{id: i, accepted: make(map[int]bool)}
 		senders[i] = s
 		dials.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			c, err := Dial(ctx, addr, cfg)
 			if err != nil {
 				t.Errorf("client %d: %v", s.id, err)
