@@ -234,10 +234,10 @@ func (c *Client) Channel(ctx context.Context, name string) (*Channel, error) {
 // A server that sent GOAWAY is draining: the client does not dial it again
 // at once. It moves to the next address at once if there is one; it comes
 // back to the same address only after a backoff delay, and a GOAWAY (or a
-// close with GOING_AWAY) that
-// arrives on a connection younger than the last delay's ceiling (the server
-// is still draining) counts as a failed attempt: the next delay grows as
-// after a failed dial, instead of the client spinning on the drain.
+// close with GOING_AWAY) that arrives on a connection younger than the last
+// delay's ceiling (the server is still draining) counts as a failed attempt:
+// the next delay grows as after a failed dial, instead of the client
+// spinning on the drain.
 func (c *Client) run(conn *transport.Conn) {
 	defer c.wg.Done()
 	since := time.Now()

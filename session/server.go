@@ -274,11 +274,11 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 // (CodeGoingAway) to every session, and to every connection accepted while
 // the sessions leave, and waits until the sessions it began with have gone,
 // or until ctx ends; then it refuses new connections (CodeGoingAway), waits
-// for the sessions that arrived meanwhile to leave too and for the handler to drain what was
-// received (or for ctx), and closes what is left and the listener. Clients
-// that keep reconnecting therefore cannot hold the drain open. Every message
-// a session read is handled, even when ctx cuts the drain short. Shutdown
-// returns ctx's error if sessions had to be closed.
+// for the sessions that arrived meanwhile to leave too and for the handler
+// to drain what was received (or for ctx), and closes what is left and the
+// listener. Clients that keep reconnecting therefore cannot hold the drain
+// open. Every message a session read is handled, even when ctx cuts the
+// drain short. Shutdown returns ctx's error if sessions had to be closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.shuttingDown || s.closed {
