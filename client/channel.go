@@ -119,6 +119,10 @@ func (ch *Channel) detach() []*transport.Channel {
 // recover puts back, at the front of the buffer, what the old transport
 // channels accepted but never delivered. Their connection must have ended.
 func (ch *Channel) recover(old []*transport.Channel) {
+	// An attach still sending on the old connection finishes first, so
+	// that it takes from the buffer what it sent, not what comes back.
+	ch.sendMu.Lock()
+	defer ch.sendMu.Unlock()
 	var back []pending
 	n := 0
 	for _, t := range old {
@@ -144,6 +148,8 @@ func (ch *Channel) recover(old []*transport.Channel) {
 // fail closes the channel for good and returns how many buffered messages
 // it drops.
 func (ch *Channel) fail() int {
+	ch.sendMu.Lock()
+	defer ch.sendMu.Unlock()
 	ch.mu.Lock()
 	ch.closed = true
 	ch.signalLocked()

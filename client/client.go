@@ -23,9 +23,10 @@ var (
 	ErrGaveUp = errors.New("client: gave up reconnecting")
 )
 
-// UndeliveredError reports messages that Send accepted into the reconnect
-// buffer but that never reached a connection, because the client was closed
-// or gave up reconnecting.
+// UndeliveredError reports messages that Send accepted but that were never
+// written to a connection, because the client was closed or gave up
+// reconnecting: those waiting in the reconnect buffer, and those the last
+// connection could not write before its close timeout.
 type UndeliveredError struct {
 	Messages int
 	Err      error // why: ErrClosed or ErrGaveUp and the last failure
@@ -44,8 +45,8 @@ type Stats struct {
 	BufferedMessages int    // messages waiting in the reconnect buffer
 	BufferedBytes    int    // their size
 	MessagesResent   uint64 // accepted by a connection that died before writing them, sent again
-	MessagesInDoubt  uint64 // written to a connection that died: delivery unknown
-	MessagesFailed   uint64 // buffered messages reported in an UndeliveredError
+	MessagesInDoubt  uint64 // written to a connection that died or whose close the server did not confirm: delivery unknown
+	MessagesFailed   uint64 // accepted, never written, reported in an UndeliveredError
 	EventsDropped    uint64 // events lost because the OnEvent queue was full
 }
 
@@ -56,8 +57,9 @@ type Stats struct {
 // Delivery: a message accepted by Send either reaches a connection (once,
 // in order per channel) or is reported in an [UndeliveredError] from Close
 // and in Stats.MessagesFailed. Messages that were already written to a
-// connection when it died are in doubt: they may or may not have been
-// delivered, and are counted in Stats.MessagesInDoubt (acknowledgements that
+// connection when it died, or whose graceful close (after GOAWAY, or in
+// Close) the server did not confirm, are in doubt: they may or may not have
+// been delivered, and are counted in Stats.MessagesInDoubt (acknowledgements that
 // settle them come with a later protocol version). Messages the connection
 // had accepted but not yet written, and 0-RTT data the server rejected, are
 // sent again on the next connection and counted in Stats.MessagesResent.
@@ -71,6 +73,12 @@ type Client struct {
 	ctx    context.Context // ends when the client closes
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// handoff is held while a connection is attached, or taken away and
+	// what it never delivered recovered or counted: run and shutdown do
+	// these in turn, so that no message moves between a buffer and a
+	// connection that the other is counting.
+	handoff sync.Mutex
 
 	mu        sync.Mutex
 	conn      *transport.Conn // nil while disconnected
@@ -222,8 +230,18 @@ func (c *Client) Channel(ctx context.Context, name string) (*Channel, error) {
 
 // run watches the current connection and replaces it when it ends or the
 // server sends GOAWAY.
+//
+// A server that sent GOAWAY is draining: the client does not dial it again
+// at once. It moves to the next address at once if there is one; it comes
+// back to the same address only after a backoff delay, and a GOAWAY (or a
+// close with GOING_AWAY) that arrives on a connection younger than the last
+// delay's ceiling (the server is still draining) counts as a failed attempt:
+// the next delay grows as after a failed dial, instead of the client
+// spinning on the drain.
 func (c *Client) run(conn *transport.Conn) {
 	defer c.wg.Done()
+	since := time.Now()
+	streak := 0 // GOAWAYs in a row, each soon after its connection began
 	for {
 		var cause error
 		goaway := false
@@ -237,28 +255,42 @@ func (c *Client) run(conn *transport.Conn) {
 			ga, _ := conn.PeerGoAway()
 			cause = fmt.Errorf("client: server sent GOAWAY: %w: %s", ga.Code, ga.Reason)
 		}
+		c.handoff.Lock()
 		if goaway {
 			// New messages wait in the buffer while the old connection
-			// finishes what it accepted; then the client leaves.
+			// finishes what it accepted; then the client leaves. What
+			// the server did not confirm reading is counted in doubt.
 			detached := c.detach(conn)
 			_ = conn.Close()
 			c.recover(detached)
 		} else {
 			c.lost(conn)
 		}
+		c.handoff.Unlock()
 		c.emit(Event{Type: EventDisconnected, Addr: c.addrs[c.currentAddr()], Err: cause})
 		rejected := errors.Is(cause, transport.ErrEarlyDataRejected)
 		c.noEarly.Store(rejected)
-		immediate := goaway || rejected
-		if goaway {
+		immediate, from := rejected, 0
+		// A server that refuses a connection while it shuts down closes
+		// it with GOING_AWAY: the same as a GOAWAY for the schedule.
+		if goaway || errors.Is(cause, transport.CodeGoingAway) {
+			if time.Since(since) > c.cfg.Backoff.Ceiling(streak) {
+				streak = 0
+			}
+			left := c.currentAddr()
 			c.rotateAddr()
+			immediate = streak == 0 && c.currentAddr() != left
+			from = streak
+			streak++
+		} else {
+			streak = 0
 		}
-		next, err := c.reconnect(immediate)
+		next, err := c.reconnect(immediate, from)
 		if err != nil {
 			c.shutdown(err)
 			return
 		}
-		conn = next
+		conn, since = next, time.Now()
 	}
 }
 
@@ -274,8 +306,9 @@ func (c *Client) rotateAddr() {
 	c.mu.Unlock()
 }
 
-// reconnect dials until a connection is up, following the backoff schedule.
-func (c *Client) reconnect(immediate bool) (*transport.Conn, error) {
+// reconnect dials until a connection is up, following the backoff schedule
+// from step from on (after GOAWAYs in a row); immediate skips the first delay.
+func (c *Client) reconnect(immediate bool, from int) (*transport.Conn, error) {
 	var last error
 	for attempt := 0; ; attempt++ {
 		if c.cfg.Backoff.exhausted(attempt) {
@@ -284,7 +317,7 @@ func (c *Client) reconnect(immediate bool) (*transport.Conn, error) {
 		var delay time.Duration
 		if !immediate || attempt > 0 {
 			c.rndMu.Lock()
-			delay = c.cfg.Backoff.next(attempt, c.rnd)
+			delay = c.cfg.Backoff.next(from+attempt, c.rnd)
 			c.rndMu.Unlock()
 		}
 		addr := c.addrs[c.currentAddr()]
@@ -303,7 +336,9 @@ func (c *Client) reconnect(immediate bool) (*transport.Conn, error) {
 			continue
 		}
 		c.reconnects.Add(1)
+		c.handoff.Lock()
 		c.attach(conn, Event{Type: EventReconnected, Addr: addr})
+		c.handoff.Unlock()
 		return conn, nil
 	}
 }
@@ -392,6 +427,20 @@ func (c *Client) recover(detached map[*Channel][]*transport.Channel) {
 	}
 }
 
+// drop counts what the ended connection's channels wrote without the
+// server confirming it as in doubt, and returns how many messages they never
+// wrote, which the closing client will not send.
+func (c *Client) drop(detached map[*Channel][]*transport.Channel) int {
+	n := 0
+	for _, old := range detached {
+		for _, t := range old {
+			c.inDoubt.Add(t.InDoubt())
+			n += len(t.Unsent())
+		}
+	}
+	return n
+}
+
 // lost handles the end of conn: it detaches it, if it is still current, and
 // recovers what it never delivered.
 func (c *Client) lost(conn *transport.Conn) {
@@ -442,8 +491,11 @@ func (c *Client) release(msgs, n int) {
 
 // Close closes the client: the current connection gracefully (what was sent
 // on it is flushed first), and every channel. Messages still in the
-// reconnect buffer are reported in an [UndeliveredError]. Close is
-// idempotent and waits for the client's goroutines.
+// reconnect buffer, and those the connection could not write before its
+// close timeout, are reported in an [UndeliveredError] and counted in
+// Stats.MessagesFailed; those it wrote but the server did not confirm
+// reading are counted in Stats.MessagesInDoubt. Close is idempotent and
+// waits for the client's goroutines.
 func (c *Client) Close() error {
 	c.shutdown(ErrClosed)
 	c.wg.Wait()
@@ -456,18 +508,26 @@ func (c *Client) shutdown(why error) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.status = StatusClosed
+		c.mu.Unlock()
+		// Ends the reconnect loop's waits and sends, so that handoff is
+		// free soon.
+		c.cancel()
+		c.handoff.Lock()
+		defer c.handoff.Unlock()
+		c.mu.Lock()
 		conn := c.conn
 		chans := make([]*Channel, 0, len(c.channels))
 		for _, ch := range c.channels {
 			chans = append(chans, ch)
 		}
 		c.mu.Unlock()
-		c.cancel()
 		var err error
-		if conn != nil {
-			err = conn.Close()
-		}
 		undelivered := 0
+		if conn != nil {
+			detached := c.detach(conn)
+			err = conn.Close()
+			undelivered = c.drop(detached)
+		}
 		for _, ch := range chans {
 			undelivered += ch.fail()
 		}

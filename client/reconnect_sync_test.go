@@ -31,7 +31,7 @@ func TestReconnectScheduleStaysWithinBounds(t *testing.T) {
 			return nil, dialErr
 		}
 		start := time.Now()
-		_, err = c.reconnect(false)
+		_, err = c.reconnect(false, 0)
 		require.ErrorIs(t, err, ErrGaveUp)
 		require.ErrorIs(t, err, dialErr)
 		require.Len(t, attempts, 12)
@@ -65,7 +65,7 @@ func TestReconnectImmediateFirstAttempt(t *testing.T) {
 			return nil, errors.New("down")
 		}
 		start := time.Now()
-		_, err = c.reconnect(true)
+		_, err = c.reconnect(true, 0)
 		require.ErrorIs(t, err, ErrGaveUp)
 		require.Equal(t, start, at)
 	})

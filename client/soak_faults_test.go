@@ -171,9 +171,9 @@ func (c *checker) reached(channel string, i int) bool {
 	return ok && last >= i
 }
 
-// sender sends checksummed messages on one channel until stopped, and
+// faultSender sends checksummed messages on one channel until stopped, and
 // remembers which ones Send accepted.
-type sender struct {
+type faultSender struct {
 	name     string
 	send     func(ctx context.Context, msg []byte) error
 	next     atomic.Int64 // index of the next message to send
@@ -182,7 +182,7 @@ type sender struct {
 	errs     int
 }
 
-func (s *sender) run(ctx context.Context, stop <-chan struct{}) {
+func (s *faultSender) run(ctx context.Context, stop <-chan struct{}) {
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
@@ -204,7 +204,7 @@ func (s *sender) run(ctx context.Context, stop <-chan struct{}) {
 }
 
 // sendMarker sends one more message, after the others, and returns its index.
-func (s *sender) sendMarker(ctx context.Context) (int, error) {
+func (s *faultSender) sendMarker(ctx context.Context) (int, error) {
 	i := int(s.next.Load())
 	err := s.send(ctx, testenv.Checksummed(s.name, i))
 	s.mu.Lock()
@@ -255,9 +255,9 @@ func TestSoakFaultMatrix(t *testing.T) {
 // and the transport.Conn's (nil in direct cases).
 type traffic struct {
 	client   *Client
-	senders  []*sender
+	senders  []*faultSender
 	readers  []*echoReader
-	tx       *sender
+	tx       *faultSender
 	txReader *echoReader
 	txConn   *transport.Conn
 	stop     chan struct{}
@@ -275,7 +275,7 @@ func startTraffic(ctx context.Context, t *testing.T, addr string, withTransport 
 	for i := range faultChannels {
 		ch, err := c.Channel(ctx, "ch"+string(rune('0'+i)))
 		require.NoError(t, err)
-		tr.add(ctx, rctx, &sender{name: ch.Name(), send: ch.Send}, ch.Receive)
+		tr.add(ctx, rctx, &faultSender{name: ch.Name(), send: ch.Send}, ch.Receive)
 	}
 	if withTransport {
 		_, clientTLS := testTLS(t)
@@ -283,13 +283,13 @@ func startTraffic(ctx context.Context, t *testing.T, addr string, withTransport 
 		require.NoError(t, err)
 		tch, err := tr.txConn.OpenChannel(ctx, "tx")
 		require.NoError(t, err)
-		tr.tx = &sender{name: "tx", send: tch.Send}
+		tr.tx = &faultSender{name: "tx", send: tch.Send}
 		tr.txReader = tr.add(ctx, rctx, tr.tx, tch.Receive)
 	}
 	return tr
 }
 
-func (tr *traffic) add(ctx, rctx context.Context, s *sender, recv func(context.Context) ([]byte, error)) *echoReader {
+func (tr *traffic) add(ctx, rctx context.Context, s *faultSender, recv func(context.Context) ([]byte, error)) *echoReader {
 	r := &echoReader{}
 	if s.name != "tx" {
 		tr.senders = append(tr.senders, s)
@@ -303,10 +303,10 @@ func (tr *traffic) add(ctx, rctx context.Context, s *sender, recv func(context.C
 }
 
 // all is every sender with its reader, the transport's last.
-func (tr *traffic) all() ([]*sender, []*echoReader) {
+func (tr *traffic) all() ([]*faultSender, []*echoReader) {
 	ss, rs := tr.senders, tr.readers
 	if tr.tx != nil {
-		ss, rs = append(append([]*sender(nil), ss...), tr.tx), append(append([]*echoReader(nil), rs...), tr.txReader)
+		ss, rs = append(append([]*faultSender(nil), ss...), tr.tx), append(append([]*echoReader(nil), rs...), tr.txReader)
 	}
 	return ss, rs
 }
@@ -341,12 +341,12 @@ func (tr *traffic) finish(ctx context.Context, t *testing.T, chk *checker) {
 // client's channels and for the transport's (0 without one).
 func (tr *traffic) measureRecovery(t *testing.T, chk *checker) (client, tx time.Duration) {
 	healed := time.Now()
-	marks := make(map[*sender]int)
+	marks := make(map[*faultSender]int)
 	ss, _ := tr.all()
 	for _, s := range ss {
 		marks[s] = int(s.next.Load())
 	}
-	done := func(s *sender) bool { return chk.reached(s.name, marks[s]) }
+	done := func(s *faultSender) bool { return chk.reached(s.name, marks[s]) }
 	require.Eventually(t, func() bool {
 		if tr.tx != nil && tx == 0 && done(tr.tx) {
 			tx = time.Since(healed)
@@ -450,7 +450,7 @@ func reportFaultCase(t *testing.T, e *faultEnv, tr *traffic, chk *checker, st St
 
 // tally counts a sender's accepted messages, those of them the server
 // handled, and messages handled that Send had not accepted.
-func tally(s *sender, handled map[int]bool) (accepted, delivered, unaccepted int) {
+func tally(s *faultSender, handled map[int]bool) (accepted, delivered, unaccepted int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, ok := range s.accepted {

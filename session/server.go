@@ -63,8 +63,10 @@ type Server struct {
 	ln           *transport.Listener
 	serveCancel  context.CancelFunc
 	shuttingDown bool
+	refusing     bool // the drain is over: new connections are refused
 	closed       bool
-	drained      chan struct{} // closed when sessions reaches zero during shutdown
+	draining     map[*Session]struct{} // during shutdown: the sessions it began with that are still there
+	drained      chan struct{}         // closed when draining becomes empty
 
 	sessionsWG sync.WaitGroup // session goroutines
 	workers    sync.WaitGroup // handler workers
@@ -131,7 +133,7 @@ func (s *Server) Serve(ln *transport.Listener) error {
 func (s *Server) admit(c *transport.Conn) {
 	s.mu.Lock()
 	switch {
-	case s.closed:
+	case s.closed || s.refusing:
 		s.mu.Unlock()
 		s.refused.Add(1)
 		_ = c.CloseWithError(transport.CodeGoingAway, "server is shutting down")
@@ -168,7 +170,8 @@ func (s *Server) runSession(sess *Session) {
 	cause := context.Cause(sess.Context())
 	s.mu.Lock()
 	delete(s.sessions, sess.ID())
-	if s.drained != nil && len(s.sessions) == 0 {
+	delete(s.draining, sess)
+	if s.drained != nil && len(s.draining) == 0 {
 		close(s.drained)
 		s.drained = nil
 	}
@@ -257,10 +260,13 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 
 // Shutdown shuts the server down gracefully: it sends GOAWAY
 // (CodeGoingAway) to every session, and to every connection accepted while
-// the sessions leave, and waits until the clients have gone, or until ctx
-// ends; then it stops accepting, waits for the handler to drain what was
-// received (or for ctx), and closes what is left and the listener. It
-// returns ctx's error if sessions had to be closed.
+// the sessions leave, and waits until the sessions it began with have gone,
+// or until ctx ends; then it refuses new connections (CodeGoingAway), waits
+// for the sessions that arrived meanwhile to leave too and for the handler
+// to drain what was received (or for ctx), and closes what is left and the
+// listener. Clients that keep reconnecting therefore cannot hold the drain
+// open. Every message a session read is handled, even when ctx cuts the
+// drain short. Shutdown returns ctx's error if sessions had to be closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.shuttingDown || s.closed {
@@ -272,10 +278,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if len(s.sessions) > 0 {
 		drained = make(chan struct{})
 		s.drained = drained
+		s.draining = make(map[*Session]struct{}, len(s.sessions))
 	}
 	sessions := make([]*Session, 0, len(s.sessions))
 	for _, sess := range s.sessions {
 		sessions = append(sessions, sess)
+		s.draining[sess] = struct{}{}
 	}
 	s.mu.Unlock()
 
@@ -290,15 +298,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
-	// Stop admitting connections: once Serve has returned no session can
-	// start, so the waits below never race with a session's start.
+	// Refuse new connections from now on, at once, so that they learn
+	// it rather than wait in the listener's queue: once admit refuses, no
+	// session can start, so the waits below never race with a session's
+	// start.
 	s.mu.Lock()
-	stopServe := s.serveCancel
+	s.refusing = true
 	s.mu.Unlock()
-	if stopServe != nil {
-		stopServe()
-	}
-	s.serveWG.Wait()
 	workersDone := make(chan struct{})
 	go func() {
 		s.sessionsWG.Wait()

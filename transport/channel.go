@@ -409,6 +409,23 @@ func (ch *Channel) failSend(err error, out []byte, n uint64) {
 	ch.signalProgress()
 }
 
+// markInDoubt records, after a graceful close of the connection that the
+// peer did not confirm, that everything written is in doubt, and returns how
+// many messages are. A channel that failed before keeps its own account.
+func (ch *Channel) markInDoubt(err error) uint64 {
+	<-ch.writerDone
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.sendErr == nil {
+		ch.sendErr = ch.convertErr(err)
+		ch.inDoubt = ch.written
+		ch.unsent = appendUnsent(ch.unsent, ch.buf)
+		ch.buf, ch.spare = nil, nil
+		ch.signalProgress()
+	}
+	return ch.inDoubt
+}
+
 // settle waits, once the connection has ended, for the writer to record
 // what it could not deliver.
 func (ch *Channel) settle() {
@@ -451,7 +468,8 @@ func (ch *Channel) Unsent() []UnsentMessage {
 	return ch.unsent
 }
 
-// InDoubt returns, after the channel failed, how many messages had been
+// InDoubt returns, after the channel failed or its connection's graceful
+// Close ended without the peer's confirmation, how many messages had been
 // written to the connection without the peer confirming them: they may or
 // may not have been delivered.
 func (ch *Channel) InDoubt() uint64 {

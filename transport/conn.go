@@ -687,8 +687,12 @@ func (c *Conn) CloseWithError(code ErrorCode, reason string) error {
 // Close closes the connection gracefully: it writes what Send accepted on
 // every channel, tells the peer, and waits until the peer has read everything
 // and closed too, or until Config.CloseTimeout. It returns an error wrapping
-// ErrUnflushed if accepted messages could not be written in time. Close is
-// idempotent; every call waits for the first to finish.
+// ErrUnflushed if accepted messages could not be written in time, and one
+// wrapping ErrInDoubt if the connection ended before the peer confirmed that
+// it had read every channel to its end (it was cut short, the close timeout
+// passed, or the peer was closing too): then [Channel.InDoubt] counts what
+// each channel wrote and [Channel.Unsent] holds what it never wrote. Close
+// is idempotent; every call waits for the first to finish.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.closeGracefully()
@@ -744,17 +748,52 @@ func (c *Conn) closeGracefully() error {
 		_ = c.ctrl.Close()
 	}
 	c.ctrlMu.Unlock()
+	confirmed := false
 	if werr == nil {
-		// Wait for the peer to close; refuse channels it opens meanwhile.
-		for {
-			s, err := c.qc.AcceptStream(ctx)
-			if err != nil {
-				break
-			}
-			s.CancelRead(quic.StreamErrorCode(CodeChannelClosed))
-			s.CancelWrite(quic.StreamErrorCode(CodeChannelClosed))
-		}
+		confirmed = c.awaitPeerClose(ctx)
 	}
 	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
+	if !confirmed {
+		err = errors.Join(err, c.unconfirmed(chans, ctx))
+	}
 	return err
+}
+
+// awaitPeerClose waits for the peer to close after our closing GOAWAY,
+// refusing channels it opens meanwhile. It reports whether the peer
+// confirmed the close: it closed with NO_ERROR, which it does only once it
+// has read every channel to its end, and it was not closing itself (a peer
+// that closes gracefully too may have stopped reading our channels).
+func (c *Conn) awaitPeerClose(ctx context.Context) bool {
+	for {
+		s, err := c.qc.AcceptStream(ctx)
+		if err != nil {
+			var ae *quic.ApplicationError
+			if !errors.As(err, &ae) || !ae.Remote || ErrorCode(ae.ErrorCode) != CodeNoError {
+				return false
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.goAway == nil || c.goAway.Code != CodeNoError
+		}
+		s.CancelRead(quic.StreamErrorCode(CodeChannelClosed))
+		s.CancelWrite(quic.StreamErrorCode(CodeChannelClosed))
+	}
+}
+
+// unconfirmed marks what chans wrote as in doubt after a close the peer did
+// not confirm, and returns an error wrapping ErrInDoubt if anything was.
+func (c *Conn) unconfirmed(chans []*Channel, ctx context.Context) error {
+	cause := context.Cause(c.qc.Context())
+	if ctx.Err() != nil {
+		cause = fmt.Errorf("no close from the peer within the close timeout of %s", c.cfg.CloseTimeout)
+	}
+	var n uint64
+	for _, ch := range chans {
+		n += ch.markInDoubt(cause)
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d messages written, the connection ended before the peer confirmed reading them: %w", ErrInDoubt, n, convertConnErr(cause))
 }

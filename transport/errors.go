@@ -86,6 +86,10 @@ var (
 	// ErrUnflushed is wrapped by Close when messages accepted by Send could
 	// not be written before the close timeout.
 	ErrUnflushed = errors.New("transport: messages not written before close timeout")
+	// ErrInDoubt is wrapped by Conn.Close when the connection ended before
+	// the peer confirmed that it had read everything: messages written to it
+	// may or may not have been processed (Channel.InDoubt counts them).
+	ErrInDoubt = errors.New("transport: written messages in doubt")
 )
 
 // ConnError reports that a connection ended with an application error code,

@@ -1,0 +1,80 @@
+package session
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// A reader that has read a message and waits for room in the pending queue
+// when Close cuts the connection still hands the message to the handler:
+// everything the server received is handled.
+func TestCloseHandsEveryReceivedMessageToTheHandler(t *testing.T) {
+	srv, addr, serveDone := serve(t, &Config{PendingCap: 2}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		<-s.Context().Done() // stalled until the server closes the session
+	}))
+	c := dial(t, addr, nil)
+	ctx := testCtx(t)
+	for _, name := range []string{"a", "b"} {
+		ch, err := c.OpenChannel(ctx, name)
+		require.NoError(t, err)
+		for range 10 {
+			require.NoError(t, ch.Send(ctx, []byte("job")))
+		}
+	}
+	// Both readers read one message past the cap and wait for room.
+	require.Eventually(t, func() bool { return srv.Stats().MessagesReceived == 4 }, 20*time.Second, time.Millisecond)
+	require.NoError(t, srv.Close())
+	require.ErrorIs(t, <-serveDone, ErrServerClosed)
+	st := srv.Stats()
+	require.Equal(t, uint64(4), st.MessagesReceived)
+	require.Equal(t, st.MessagesReceived, st.MessagesHandled, "every message received was handled")
+}
+
+// Once the sessions Shutdown began with have left, new connections are
+// refused at once with GOING_AWAY, so that clients that keep coming back
+// cannot hold the drain open; sessions that arrived during the drain are
+// still waited for.
+func TestShutdownRefusesConnectionsOnceDrained(t *testing.T) {
+	var handled atomic.Int64
+	srv, addr, serveDone := serve(t, nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) { handled.Add(1) }))
+	first := dial(t, addr, nil)
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
+	ctx := testCtx(t)
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- srv.Shutdown(ctx) }()
+	<-first.GoAwayReceived()
+
+	late := dial(t, addr, nil) // admitted during the drain, told to go away
+	<-late.GoAwayReceived()
+	require.NoError(t, first.Close())
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	refusedBefore := srv.Stats().SessionsRefused
+	// The refusal may reach the client before its dial returns, or after.
+	after, err := transport.Dial(ctx, addr, testTLS(t).client, nil)
+	if err == nil {
+		select {
+		case <-after.Context().Done():
+		case <-ctx.Done():
+			t.Fatal("a connection after the drain was not refused")
+		}
+		err = context.Cause(after.Context())
+	}
+	require.ErrorIs(t, err, transport.CodeGoingAway)
+	require.Equal(t, refusedBefore+1, srv.Stats().SessionsRefused)
+
+	ch, err := late.OpenChannel(ctx, "work")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("job")))
+	require.NoError(t, late.Close())
+	require.NoError(t, <-shutdownDone)
+	require.ErrorIs(t, <-serveDone, ErrServerClosed)
+	require.Equal(t, int64(1), handled.Load(), "the late session's message was handled")
+	require.Equal(t, uint64(2), srv.Stats().SessionsAccepted)
+}
