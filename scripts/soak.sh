@@ -3,9 +3,10 @@
 # figures they measured.
 #
 # Soak tests live in files with the `soak` build tag and are named TestSoak...
-# They run under the race detector, except those in files tagged
-# `soak && !race` (rate measurements the race detector would distort), which
-# run in a second pass without it. The output of both passes goes to LOG, and
+# They run one package at a time (-p 1, so that no package's figures share
+# the machine with another's), under the race detector, except those in
+# files tagged `soak && !race` (rates and latencies the race detector would
+# distort), which run in a second pass without it. The output of both passes goes to LOG, and
 # scripts/soak-table.sh turns its FIGURE lines into a table. The exit status
 # is non-zero if any test failed.
 #
@@ -30,11 +31,11 @@ norace_tests=$(for f in $norace_files; do grep -o '^func TestSoak[A-Za-z0-9_]*' 
 
 status=0
 echo "== soak, race detector on: $run" | tee -a "$log"
-$go test -race -tags soak -count=1 -run "$run" -v -timeout "$timeout" ./... 2>&1 | tee -a "$log" || status=1
+$go test -race -p 1 -tags soak -count=1 -run "$run" -v -timeout "$timeout" ./... 2>&1 | tee -a "$log" || status=1
 if [[ -n $norace_tests ]]; then
 	echo "== soak, race detector off: ^($norace_tests)\$" | tee -a "$log"
 	# shellcheck disable=SC2086 # one argument per package
-	$go test -tags soak -count=1 -run "^($norace_tests)\$" -v -timeout "$timeout" $norace_pkgs 2>&1 | tee -a "$log" || status=1
+	$go test -p 1 -tags soak -count=1 -run "^($norace_tests)\$" -v -timeout "$timeout" $norace_pkgs 2>&1 | tee -a "$log" || status=1
 fi
 
 echo
