@@ -170,14 +170,7 @@ func TestServerOpenedChannelsAreBounded(t *testing.T) {
 func TestBroadcastSkipsASlowedSession(t *testing.T) {
 	srv, addr := startServer(t, nil, echo)
 	ctx := testCtx(t)
-	var conns []*transport.Conn
-	var news []*transport.Channel
-	for range 3 {
-		c := dial(t, addr, nil)
-		ch, err := c.OpenChannel(ctx, "news")
-		require.NoError(t, err)
-		conns, news = append(conns, c), append(news, ch)
-	}
+	conns, news := dialWithChannel(t, addr, "news", 3)
 	require.Eventually(t, func() bool { return sessionsWith(srv, "news") == 3 }, 10*time.Second, time.Millisecond)
 	slow := conns[1]
 	require.NoError(t, slow.SlowDown())

@@ -403,14 +403,7 @@ func TestShutdownDeadlineClosesStragglers(t *testing.T) {
 func TestBroadcastAndServerSend(t *testing.T) {
 	srv, addr := startServer(t, nil, echo)
 	ctx := testCtx(t)
-	var conns []*transport.Conn
-	var news []*transport.Channel
-	for range 3 {
-		c := dial(t, addr, nil)
-		ch, err := c.OpenChannel(ctx, "news")
-		require.NoError(t, err)
-		conns, news = append(conns, c), append(news, ch)
-	}
+	conns, news := dialWithChannel(t, addr, "news", 3)
 	dial(t, addr, nil) // without the channel
 	require.Eventually(t, func() bool { return sessionsWith(srv, "news") == 3 && srv.ActiveSessions() == 4 },
 		10*time.Second, 5*time.Millisecond)
@@ -433,6 +426,20 @@ func TestBroadcastAndServerSend(t *testing.T) {
 }
 
 // sessionsWith counts the server's sessions that have channel open.
+// dialWithChannel dials n clients that each open channel.
+func dialWithChannel(t *testing.T, addr, channel string, n int) ([]*transport.Conn, []*transport.Channel) {
+	t.Helper()
+	var conns []*transport.Conn
+	var chans []*transport.Channel
+	for range n {
+		c := dial(t, addr, nil)
+		ch, err := c.OpenChannel(testCtx(t), channel)
+		require.NoError(t, err)
+		conns, chans = append(conns, c), append(chans, ch)
+	}
+	return conns, chans
+}
+
 func sessionsWith(srv *Server, channel string) int {
 	n := 0
 	for _, s := range srv.Sessions() {

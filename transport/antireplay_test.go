@@ -238,26 +238,8 @@ func TestReplayCheckKeepsTheCallersSessionHooks(t *testing.T) {
 		unwrapped.Add(1)
 		return tc.DecryptTicket(identity, cs)
 	}
-	ln, err := Listen("127.0.0.1:0", tc, &Config{Allow0RTT: true})
-	require.NoError(t, err)
+	ln := earlyServerTLS(t, "127.0.0.1:0", tc)
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept(context.Background())
-			if err != nil {
-				return
-			}
-			go func() {
-				for {
-					ch, err := c.AcceptChannel(context.Background())
-					if err != nil {
-						return
-					}
-					go func() { _ = echoAll(context.Background(), ch) }()
-				}
-			}()
-		}
-	}()
 	ctc := resumingClientTLS(t)
 	primeTicket(t, ln.Addr().String(), ctc)
 	ctx := testCtx(t)

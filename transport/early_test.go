@@ -21,6 +21,12 @@ func earlyServer(t *testing.T, addr string, keys [][32]byte) *Listener {
 	if keys != nil {
 		tc.SetSessionTicketKeys(keys)
 	}
+	return earlyServerTLS(t, addr, tc)
+}
+
+// earlyServerTLS is earlyServer with the server's TLS config tc.
+func earlyServerTLS(t *testing.T, addr string, tc *tls.Config) *Listener {
+	t.Helper()
 	ln, err := Listen(addr, tc, &Config{Allow0RTT: true})
 	require.NoError(t, err)
 	go func() {
