@@ -21,6 +21,7 @@ var (
 	descMessagesHandled  = desc("messages_handled_total", "Messages returned from the server's handler.")
 	descBackpressure     = desc("backpressure_events_total", "Times a session reached its pending cap and was asked to slow down.")
 	descOverload         = desc("overload_disconnects_total", "Sessions disconnected under -overflow disconnect (code overloaded).")
+	descPendingBytes     = desc("pending_bytes", "Payload bytes of messages received and not yet handled, over all sessions (bounded by the server's pending budget).")
 
 	descMessagesIn  = desc("messages_received_total", "Messages received from clients.")
 	descMessagesOut = desc("messages_sent_total", "Messages accepted for sending to clients.")
@@ -37,6 +38,7 @@ var (
 	descHelloEvictions    = desc("listener_hello_evictions_total", "Connections waiting for HELLO closed to make room for newer ones.")
 	descPendingHellos     = desc("listener_pending_hellos", "Connections that completed the TLS handshake and have not sent HELLO yet.")
 	descHandshakesRefused = desc("listener_handshakes_refused_total", "New connections refused because their address had too many handshakes in progress.")
+	descEarlyDataRefused  = desc("listener_early_data_refused_total", "Resumptions whose 0-RTT data the anti-replay check refused (ticket used before, too old or unknown).")
 
 	descRelaySubscribers   = desc("relay_subscribers", "Sessions subscribed to at least one channel.")
 	descRelaySubscriptions = desc("relay_subscriptions", "Subscriptions (session, channel).")
@@ -54,7 +56,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descBuildInfo, descSessionsActive, descSessionsAccepted, descSessionsRefused,
-		descMessagesHandled, descBackpressure, descOverload,
+		descMessagesHandled, descBackpressure, descOverload, descPendingBytes,
 		descMessagesIn, descMessagesOut, descBytesIn, descBytesOut, descRejected,
 		descChannelsOpen, descChannelsOpened,
 	} {
@@ -67,6 +69,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- descHelloEvictions
 		ch <- descPendingHellos
 		ch <- descHandshakesRefused
+		ch <- descEarlyDataRefused
 	}
 	if c.m.src.Relay != nil {
 		for _, d := range []*prometheus.Desc{
@@ -96,6 +99,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMessagesHandled, st.MessagesHandled)
 	counter(descBackpressure, st.BackpressureEvents)
 	counter(descOverload, st.OverloadDisconnects)
+	gauge(descPendingBytes, float64(st.PendingBytes))
 
 	t := m.connTotals()
 	counter(descMessagesIn, t.MessagesReceived)
@@ -115,6 +119,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descHelloEvictions, ls.EvictedHellos)
 		gauge(descPendingHellos, float64(ls.PendingHellos))
 		counter(descHandshakesRefused, ls.RefusedHandshakes)
+		counter(descEarlyDataRefused, ls.EarlyDataRefused)
 	}
 	if m.src.Relay != nil {
 		rs := m.src.Relay()
