@@ -337,8 +337,11 @@ func (c *Client) reconnect(immediate bool, from int) (*transport.Conn, error) {
 		}
 		c.reconnects.Add(1)
 		c.handoff.Lock()
-		c.attach(conn, Event{Type: EventReconnected, Addr: addr})
+		attached := c.attach(conn, Event{Type: EventReconnected, Addr: addr})
 		c.handoff.Unlock()
+		if !attached {
+			return nil, ErrClosed
+		}
 		return conn, nil
 	}
 }
@@ -355,9 +358,16 @@ func (c *Client) channelNames() []string {
 
 // attach makes conn the client's connection and reopens every channel on
 // it. ev is emitted once the handshake has completed, when it is known
-// whether 0-RTT was used.
-func (c *Client) attach(conn *transport.Conn, ev Event) {
+// whether 0-RTT was used. It reports false, and closes conn, when the client
+// was closed meanwhile: Close has already settled the channels, and a
+// connection attached after it would take messages nobody accounts for.
+func (c *Client) attach(conn *transport.Conn, ev Event) bool {
 	c.mu.Lock()
+	if c.status == StatusClosed {
+		c.mu.Unlock()
+		_ = conn.CloseWithError(transport.CodeNoError, "client closed")
+		return false
+	}
 	c.conn = conn
 	c.status = StatusConnected
 	close(c.connected)
@@ -393,6 +403,7 @@ func (c *Client) attach(conn *transport.Conn, ev Event) {
 	for _, tch := range early {
 		tch.Reset(transport.CodeChannelClosed)
 	}
+	return true
 }
 
 // detach takes conn away from the client and its channels and returns
