@@ -18,8 +18,9 @@ const (
 	// or debug.SetMemoryLimit), pending messages may take 1/4 of it.
 	ServerPendingMemoryLimitShare = 4
 	// ServerPendingPhysicalShare: without one, they may take 1/8 of the
-	// physical memory (MemTotal in /proc/meminfo), which the process shares
-	// with everything else on the machine.
+	// physical memory (MemTotal in /proc/meminfo, or the cgroup's
+	// memory.max when the process runs in a container with a lower limit),
+	// which the process shares with everything else there.
 	ServerPendingPhysicalShare = 8
 	// FallbackServerPendingBytes is the budget where neither is known.
 	FallbackServerPendingBytes = 1 << 30
@@ -28,16 +29,38 @@ const (
 // DefaultServerPendingBytes returns the default of
 // Config.ServerPendingBytes, sized from the machine: the Go memory limit
 // divided by ServerPendingMemoryLimitShare when one is set, else physical
-// memory divided by ServerPendingPhysicalShare on Linux, else
+// memory (or a lower cgroup memory limit) divided by
+// ServerPendingPhysicalShare on Linux, else
 // FallbackServerPendingBytes.
 func DefaultServerPendingBytes() int {
 	if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < math.MaxInt64 {
 		return int(limit / ServerPendingMemoryLimitShare)
 	}
-	if total, ok := memTotal(); ok {
+	total, ok := memTotal()
+	if limit, lok := cgroupMemoryMax(cgroupMemoryMaxFile); lok && (!ok || limit < total) {
+		total, ok = limit, true
+	}
+	if ok {
 		return int(total / ServerPendingPhysicalShare)
 	}
 	return FallbackServerPendingBytes
+}
+
+// cgroupMemoryMaxFile holds the memory limit of the process's cgroup (v2).
+const cgroupMemoryMaxFile = "/sys/fs/cgroup/memory.max"
+
+// cgroupMemoryMax returns the cgroup memory limit in file, in bytes, if
+// there is one.
+func cgroupMemoryMax(file string) (int64, bool) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || v <= 0 {
+		return 0, false // "max": no limit
+	}
+	return v, true
 }
 
 // memTotal returns MemTotal from /proc/meminfo in bytes.

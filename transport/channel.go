@@ -599,9 +599,12 @@ func (ch *Channel) truncatedFrame() error {
 		return nil
 	}
 	_, size, n, err := wire.ParseMessageHeader(b, MaxMessageSizeLimit)
-	if err != nil {
+	if errors.Is(err, wire.ErrShort) {
 		return &wire.MalformedError{What: "message frame", Reason: fmt.Sprintf(
 			"stream ended (FIN) inside a frame header, after %d bytes", len(b))}
+	}
+	if err != nil {
+		return err
 	}
 	return &wire.MalformedError{What: "message frame", Reason: fmt.Sprintf(
 		"stream ended (FIN) after %d of the %d bytes its header announced", len(b)-n, size)}

@@ -754,7 +754,7 @@ func (c *Conn) closeGracefully() error {
 	}
 	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
 	if !confirmed {
-		err = errors.Join(err, c.unconfirmed(chans, ctx))
+		err = errors.Join(err, c.unconfirmed(ctx, chans))
 	}
 	return err
 }
@@ -783,7 +783,7 @@ func (c *Conn) awaitPeerClose(ctx context.Context) bool {
 
 // unconfirmed marks what chans wrote as in doubt after a close the peer did
 // not confirm, and returns an error wrapping ErrInDoubt if anything was.
-func (c *Conn) unconfirmed(chans []*Channel, ctx context.Context) error {
+func (c *Conn) unconfirmed(ctx context.Context, chans []*Channel) error {
 	cause := context.Cause(c.qc.Context())
 	if ctx.Err() != nil {
 		cause = fmt.Errorf("no close from the peer within the close timeout of %s", c.cfg.CloseTimeout)
