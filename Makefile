@@ -41,7 +41,9 @@ bench:
 		./bin/transport.test -test.run '^$$' -test.bench . -test.benchmem -test.benchtime $(BENCHTIME) -test.timeout 30m || exit 1; \
 	done
 	./bin/session.test -test.run '^$$' -test.bench IdleSessionMemory -test.count 3 -test.timeout 10m
-	./bin/session.test -test.run '^$$' -test.bench Broadcast -test.benchmem -test.benchtime 20x -test.count 3 -test.timeout 10m
+	for i in $$(seq $(BENCHCOUNT)); do \
+		./bin/session.test -test.run '^$$' -test.bench Broadcast -test.benchmem -test.benchtime 20x -test.timeout 10m || exit 1; \
+	done
 	./bin/client.test -test.run '^$$' -test.bench ReconnectFirstEcho -test.benchtime 20x -test.count 3 -test.timeout 10m
 	./bin/client.test -test.run '^$$' -test.bench PoolVsChannels -test.benchtime $(BENCHTIME) -test.count 3 -test.timeout 10m
 
