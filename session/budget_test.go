@@ -154,6 +154,56 @@ func TestPeerIgnoringSlowDownIsShedOncePerSession(t *testing.T) {
 	require.Equal(t, uint64(1), srv.Stats().OverloadDisconnects)
 }
 
+// A raw peer that advertises a 1 TiB send buffer in HELLO and ignores
+// SLOW_DOWN is shed all the same: the receiver counts at most
+// transport.MaxAdvertisedSendBuffer of it in the allowance, so the peer
+// trips it after about 2 MiB here rather than never.
+func TestPeerAdvertisingHugeSendBufferIsShed(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	tc := transport.Config{MaxMessageSize: 1024, MaxConnectionReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10}
+	srv, addr := startServer(t, &Config{PendingCap: 1000, PendingBytes: 64 << 10, Overflow: OverflowDisconnect, Transport: tc}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}))
+	raw := dialRawHello(t, addr, wire.Hello{Version: wire.Version, MaxMessageSize: 1 << 20, PendingCap: 1000, SendBuffer: 1 << 40})
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, transport.MaxAdvertisedSendBuffer, srv.Sessions()[0].Conn().PeerLimits().SendBufferSize)
+	// 4000 messages of 1000 bytes: about twice the clamped allowance
+	// (2 × 64 KiB + 2 × 1 MiB), far below the one the peer asked for.
+	const count = 4000
+	frames := wire.AppendChannelHeader(nil, "flood")
+	for range count {
+		frames = wire.AppendMessage(frames, 0, make([]byte, 1000))
+	}
+	s, err := raw.qc.OpenStreamSync(testCtx(t))
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	defer func() { _ = raw.qc.CloseWithError(0, ""); wg.Wait() }()
+	// The write ends early with the server's close: that is the point.
+	wg.Go(func() { _, _ = s.Write(frames) })
+	require.Eventually(t, func() bool {
+		return raw.qc.Context().Err() != nil || srv.Stats().MessagesReceived == count
+	}, 30*time.Second, 5*time.Millisecond)
+	var ae *quic.ApplicationError
+	require.ErrorAs(t, context.Cause(raw.qc.Context()), &ae, "the peer took all %d messages without being shed", count)
+	require.Equal(t, quic.ApplicationErrorCode(transport.CodeOverloaded), ae.ErrorCode)
+	require.Contains(t, ae.ErrorMessage, "after SLOW_DOWN")
+	require.Less(t, srv.Stats().MessagesReceived, uint64(count))
+	require.Equal(t, uint64(1), srv.Stats().OverloadDisconnects)
+}
+
+func TestAllowanceArithmeticSaturates(t *testing.T) {
+	require.Equal(t, int64(5), satAdd(2, 3))
+	require.Equal(t, int64(math.MaxInt64), satAdd(math.MaxInt64-1, 2))
+	require.Equal(t, int64(6), satMul(2, 3))
+	require.Equal(t, int64(0), satMul(0, math.MaxInt64))
+	require.Equal(t, int64(math.MaxInt64), satMul(2, 1<<62))
+	require.Equal(t, int64(math.MaxInt64), satMul(100, math.MaxInt64/64))
+}
+
 // floodFigures is what runFlood measured.
 type floodFigures struct {
 	heapGrowth   int64 // server and clients, bytes

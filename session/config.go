@@ -29,16 +29,18 @@ type OverflowPolicy int
 
 const (
 	// OverflowBlock signals slow-down to the client and stops reading its
-	// channels, so that QUIC flow control stops the sender. Below half the
-	// cap and half the byte budget the session signals resume and reads
-	// again. Nothing is dropped.
+	// channels, so that QUIC flow control stops the sender. The readers read
+	// again as soon as the pending messages are below the cap and the byte
+	// budget; the session signals resume only below half the cap and half
+	// the byte budget. Nothing is dropped.
 	OverflowBlock OverflowPolicy = iota
 	// OverflowDisconnect signals slow-down at the cap or the byte budget but
 	// keeps reading, to see whether the client obeys. A client that sends
 	// more after SLOW_DOWN than a conforming one could have had under way
 	// (the allowance, see PROTOCOL.md: twice the connection receive window
-	// plus, per open channel, twice the larger of the client's send buffer
-	// and one message) is disconnected with transport.CodeOverloaded, once
+	// plus, per open channel, twice the larger of the client's send buffer,
+	// counted up to transport.MaxAdvertisedSendBuffer or the server's own
+	// send buffer if larger, and one message) is disconnected with transport.CodeOverloaded, once
 	// per session. Messages already received are still handled. Memory stays
 	// bounded all the same: at PendingBytes plus the allowance (or PendingCap
 	// plus one message per 64 bytes of allowance) the session stops reading

@@ -10,9 +10,9 @@
 // sits a bounded pending queue: Config.PendingCap messages (default 1000)
 // and Config.PendingBytes bytes of payload (default 8 MiB), both advertised
 // to the client in HELLO. At whichever is reached first the session signals
-// slow-down to its client; under [OverflowBlock] it also stops reading, so
-// that QUIC flow control stops the sender, and signals resume below half of
-// both. Under [OverflowDisconnect] it keeps reading and disconnects, with
+// slow-down to its client; under [OverflowBlock] it also stops reading until
+// the queue is below both again, so that QUIC flow control stops the
+// sender, and signals resume below half of both. Under [OverflowDisconnect] it keeps reading and disconnects, with
 // transport.CodeOverloaded, a client that sends more after SLOW_DOWN than a
 // conforming one could have had under way (PROTOCOL.md, "Overload").
 // Either way no message the handler was given is lost or reordered.
@@ -37,15 +37,23 @@
 //	+ channels × SendBufferSize     the server's own send buffers
 //
 // under OverflowBlock. Under OverflowDisconnect the pending part may grow by
-// the allowance A = 2W + channels × 2 × max(client's send buffer, M) before
-// the client is shed, and no further (the session then stops reading). A
-// server holds at most
+// the allowance A = 2W + channels × 2 × max(S, M + 10) before the client is
+// shed, and no further (the session then stops reading), where S is the
+// client's send buffer counted up to max(transport.MaxAdvertisedSendBuffer
+// (1 MiB), the server's own SendBufferSize): a client cannot raise A by
+// advertising a larger one. A server holds at most
 //
 //	min(ServerPendingBytes + sessions×C×M, Σ sessions' pending parts)
 //	+ sessions × (W + channels × SendBufferSize)
 //
-// With the defaults (M 1 MiB, W 8 MiB, PendingBytes 8 MiB, one busy channel)
-// a session flooding 1 MiB messages holds at most 17 MiB; the server's
+// With the defaults (M 1 MiB, W 8 MiB, PendingBytes 8 MiB) a session
+// flooding 1 MiB messages on one channel holds at most 17 MiB under
+// OverflowBlock. Under OverflowDisconnect A grows with the channels the
+// client keeps open: about 2 × 8 MiB + 2 × (1 MiB + 10) = 18 MiB with one,
+// about 2 × 8 MiB + 100 × 2 × max(1 MiB, 1 MiB + 10) = 216 MiB with 100
+// (the default transport.Config.MaxChannels), so such a client may hold
+// PendingBytes + A + C×M + W, up to about 330 MiB, before it is shed;
+// ServerPendingBytes bounds all sessions together either way. The server's
 // default budget is a quarter of GOMEMLIMIT when one is set, else an eighth
 // of physical memory (see [DefaultServerPendingBytes]).
 //
@@ -62,6 +70,8 @@
 // session whose client asked to slow down, or whose channel's buffer is full,
 // is skipped and reported in the [BroadcastResult].
 //
-// [Server.Shutdown] sends GOAWAY to every session, stops admitting new ones,
-// and lets clients leave and the handler drain until its context ends.
+// [Server.Shutdown] sends GOAWAY to every session, and to connections that
+// arrive while those sessions leave (they are admitted and drained too); once
+// the first sessions have left it refuses new connections, and it lets
+// clients leave and the handler drain until its context ends.
 package session

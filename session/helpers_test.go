@@ -86,6 +86,12 @@ type rawClient struct {
 
 func dialRaw(t testing.TB, addr string) *rawClient {
 	t.Helper()
+	return dialRawHello(t, addr, wire.Hello{Version: wire.Version, MaxMessageSize: 1 << 20, PendingCap: 1000})
+}
+
+// dialRawHello is dialRaw with the client's HELLO given.
+func dialRawHello(t testing.TB, addr string, h wire.Hello) *rawClient {
+	t.Helper()
 	ctx := testCtx(t)
 	tc := testTLS(t).client.Clone()
 	tc.NextProtos = []string{wire.ALPN}
@@ -94,7 +100,7 @@ func dialRaw(t testing.TB, addr string) *rawClient {
 	t.Cleanup(func() { _ = qc.CloseWithError(0, "") })
 	ctrl, err := qc.OpenStreamSync(ctx)
 	require.NoError(t, err)
-	hello := wire.Control{Type: wire.ControlHello, Hello: wire.Hello{Version: wire.Version, MaxMessageSize: 1 << 20, PendingCap: 1000}}
+	hello := wire.Control{Type: wire.ControlHello, Hello: h}
 	_, err = ctrl.Write(wire.AppendControl([]byte{wire.StreamControl}, hello))
 	require.NoError(t, err)
 	buf := make([]byte, 64)

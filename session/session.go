@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -32,9 +33,14 @@ type SessionStats struct {
 // Session is one client connection on a [Server]. It lives while its
 // connection does. All methods are safe for concurrent use.
 type Session struct {
+	// Immutable after newSession.
 	srv   *Server
 	conn  *transport.Conn
 	start time.Time
+	// allowFixed and allowPerChannel are the parts of the allowance (see
+	// allowance) that do not change during the session.
+	allowFixed      int64
+	allowPerChannel int64
 
 	openMu   sync.Mutex // serialises opening channels from the server side
 	sigMu    sync.Mutex // serialises SLOW_DOWN/RESUME, see syncSignal
@@ -64,8 +70,14 @@ type Session struct {
 	readers sync.WaitGroup
 }
 
+// newSession makes the session of c, whose HELLO exchange is complete.
 func newSession(srv *Server, c *transport.Conn) *Session {
-	return &Session{srv: srv, conn: c, start: time.Now(), space: make(chan struct{})}
+	frame := int64(c.Limits().MaxMessageSize) + maxFrameHeader
+	return &Session{
+		srv: srv, conn: c, start: time.Now(), space: make(chan struct{}),
+		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
+		allowPerChannel: satMul(2, max(int64(c.PeerLimits().SendBufferSize), frame)),
+	}
 }
 
 // ID returns the session's unique ID.
@@ -274,7 +286,7 @@ func (s *Session) localFull() bool {
 		return s.pending >= capN || s.pendingBytes >= budget
 	}
 	a := s.allowance()
-	return s.pendingBytes >= budget+a || int64(s.pending) >= int64(capN)+a/minMessageCharge
+	return s.pendingBytes >= satAdd(budget, a) || int64(s.pending) >= satAdd(int64(capN), a/minMessageCharge)
 }
 
 // maxFrameHeader is the longest message frame header: type, flags and an
@@ -289,12 +301,28 @@ const minMessageCharge = 64
 // allowance is what a conforming client may still send after SLOW_DOWN
 // reached it (PROTOCOL.md, "Overload"): up to twice the connection receive
 // window in flight, and per open channel the batch it was writing and the
-// one buffered behind it, each at most its send buffer or one message.
+// one buffered behind it, each at most its send buffer or one message. The
+// client's send buffer counts up to transport.MaxAdvertisedSendBuffer (see
+// transport.Conn.PeerLimits), and the sum saturates instead of overflowing.
 // s.mu is held.
 func (s *Session) allowance() int64 {
-	frame := int64(s.conn.Limits().MaxMessageSize) + maxFrameHeader
-	perChannel := 2 * max(int64(s.conn.PeerLimits().SendBufferSize), frame)
-	return 2*int64(s.conn.ReceiveWindow()) + int64(max(len(s.channels), 1))*perChannel
+	return satAdd(s.allowFixed, satMul(int64(max(len(s.channels), 1)), s.allowPerChannel))
+}
+
+// satAdd returns a+b for a, b >= 0, or math.MaxInt64 if that overflows.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// satMul returns a×b for a, b >= 0, or math.MaxInt64 if that overflows.
+func satMul(a, b int64) int64 {
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
 }
 
 // enqueue adds m to the pending queue; it signals slow-down when the queue

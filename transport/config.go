@@ -30,6 +30,13 @@ const (
 	// DefaultSendBufferSize is how many bytes of encoded messages a channel
 	// buffers before Send blocks (TrySend fails with ErrWouldBlock).
 	DefaultSendBufferSize = 64 << 10
+	// MaxAdvertisedSendBuffer is the most of a peer's advertised send buffer
+	// (HELLO extension SEND_BUFFER) that this side takes into account, unless
+	// its own Config.SendBufferSize is larger, which is then the limit: a
+	// receiver sizes from it what the peer may still send after SLOW_DOWN
+	// (PROTOCOL.md, "Overload"), and a peer must not be able to raise that
+	// without bound by advertising a huge buffer.
+	MaxAdvertisedSendBuffer = 1 << 20
 	// DefaultAcceptBacklog is how many connections may wait, HELLO exchange
 	// done, for Listener.Accept.
 	DefaultAcceptBacklog = 128
@@ -90,6 +97,11 @@ type Config struct {
 	// more blocks in OpenChannel until one closes. Default DefaultMaxChannels (100).
 	MaxChannels int
 	// SendBufferSize is how many bytes a channel buffers before Send blocks.
+	// It is advertised to the peer in HELLO; a peer counts at most
+	// max(MaxAdvertisedSendBuffer, its own SendBufferSize) of it when it
+	// sizes what may still arrive after SLOW_DOWN, so a sender with a larger
+	// buffer may be disconnected with CodeOverloaded by a server that sheds
+	// (session.OverflowDisconnect) if it keeps sending what it buffered.
 	// Default DefaultSendBufferSize (64 KiB).
 	SendBufferSize int
 	// AcceptBacklog is how many connections may wait for Listener.Accept

@@ -40,7 +40,8 @@ type Limits struct {
 	// a conforming sender may still write on a channel, twice over (the
 	// batch being written and the one behind it), after SLOW_DOWN reached
 	// it. A peer that did not announce one is taken to use
-	// DefaultSendBufferSize.
+	// DefaultSendBufferSize; what a peer announced counts up to
+	// max(MaxAdvertisedSendBuffer, this side's Config.SendBufferSize).
 	SendBufferSize int
 }
 
@@ -140,7 +141,7 @@ func (c *Conn) setPeer(id SessionID, h wire.Hello) {
 		MaxMessageSize: int(min(h.MaxMessageSize, MaxMessageSizeLimit)),
 		PendingCap:     int(min(h.PendingCap, 1<<31)),
 		PendingBytes:   int(min(h.PendingBytes, 1<<62)),
-		SendBufferSize: int(min(h.SendBuffer, 1<<62)),
+		SendBufferSize: int(min(h.SendBuffer, uint64(max(MaxAdvertisedSendBuffer, c.cfg.SendBufferSize)))),
 	}
 	if c.peer.SendBufferSize == 0 {
 		c.peer.SendBufferSize = DefaultSendBufferSize
@@ -180,8 +181,9 @@ func (c *Conn) SessionID() SessionID {
 	}
 }
 
-// PeerLimits returns the receive limits the peer announced; before
-// [Conn.Ready] is closed, the defaults.
+// PeerLimits returns the receive limits the peer announced, each counted up
+// to what this side accepts of it (MaxMessageSizeLimit,
+// MaxAdvertisedSendBuffer); before [Conn.Ready] is closed, the defaults.
 func (c *Conn) PeerLimits() Limits {
 	select {
 	case <-c.ready:

@@ -19,7 +19,7 @@ var (
 	descSessionsAccepted = desc("sessions_accepted_total", "Sessions started.")
 	descSessionsRefused  = desc("sessions_refused_total", "Connections refused at the session limit or during shutdown.")
 	descMessagesHandled  = desc("messages_handled_total", "Messages returned from the server's handler.")
-	descBackpressure     = desc("backpressure_events_total", "Times a session reached its pending cap and was asked to slow down.")
+	descBackpressure     = desc("backpressure_events_total", "Times a session reached its pending cap or byte budget and was asked to slow down.")
 	descOverload         = desc("overload_disconnects_total", "Sessions disconnected under -overflow disconnect (code overloaded).")
 	descPendingBytes     = desc("pending_bytes", "Payload bytes of messages received and not yet handled, over all sessions (bounded by the server's pending budget).")
 
@@ -32,7 +32,7 @@ var (
 	descChannelsOpen   = desc("channels_open", "Channels currently open, over all sessions.")
 	descChannelsOpened = desc("channels_opened_total", "Channels opened by either side.")
 
-	descHandshakeFailures = desc("listener_handshake_failures_total", "QUIC or HELLO handshakes that failed.")
+	descHandshakeFailures = desc("listener_handshake_failures_total", "HELLO exchanges that failed (bad HELLO, wrong version, connection lost); failed QUIC handshakes are not counted.")
 	descListenerRefused   = desc("listener_refused_total", "Connections refused because the accept queue was full.")
 	descHelloTimeouts     = desc("listener_hello_timeouts_total", "Connections closed for sending no HELLO in time after the TLS handshake.")
 	descHelloEvictions    = desc("listener_hello_evictions_total", "Connections waiting for HELLO closed to make room for newer ones.")
