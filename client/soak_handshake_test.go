@@ -91,7 +91,6 @@ func TestSoakHandshakeStarvation(t *testing.T) {
 	testenv.Figure(t, "listener evictions", "%d", st.EvictedHellos)
 	testenv.Figure(t, "listener refused / handshake failures", "%d / %d", st.Refused, st.HandshakeFailures)
 	testenv.Figure(t, "listener handshakes refused (per-IP cap)", "%d", st.RefusedHandshakes)
-	testenv.Figure(t, "listener Retries forced (per-IP cap)", "%d", st.HandshakeRetries)
 	testenv.Figure(t, "listener accepted", "%d", st.Accepted)
 
 	for _, d := range dials {

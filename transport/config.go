@@ -129,18 +129,17 @@ type Config struct {
 	// cannot push out the others. Default DefaultMaxPendingHellosPerIP (128).
 	MaxPendingHellosPerIP int
 	// MaxHandshakesPerIP is how many QUIC handshakes a Listener (from
-	// Listen) runs at once for one source IP address, so that one source's
-	// flood cannot take the CPU everyone's handshakes need. An Initial's
-	// address may be spoofed, so one from an address at the cap is not
-	// refused but answered with a Retry (counted in
-	// ListenerStats.HandshakeRetries), before any cryptography is done: a
-	// spoofer cannot answer it, an honest client answers with its address
-	// proven, at the cost of one round trip. A proven address with this many
-	// proven handshakes in progress is refused with CONNECTION_REFUSED and
-	// counted in ListenerStats.RefusedHandshakes. A handshake lasts about
-	// one round trip, so 16 at once allow hundreds of new connections per
-	// second from one address; raise it for many clients behind one NAT that
-	// all connect at the same instant. Default DefaultMaxHandshakesPerIP (16).
+	// Listen) runs at once for one source IP address. A new connection over
+	// it is refused with CONNECTION_REFUSED before any cryptography is done,
+	// and counted in ListenerStats.RefusedHandshakes, so that one source's
+	// flood cannot take the CPU everyone's handshakes need. A handshake
+	// lasts about one round trip, so 16 at once allow hundreds of new
+	// connections per second from one address; raise it for many clients
+	// behind one NAT that all connect at the same instant. The cap is
+	// applied before the source address is validated: a peer that can spoof
+	// a victim's address can keep that address at its cap (and refused) for
+	// as long as it keeps sending Initials; a Listener exposed to such
+	// peers should raise the cap. Default DefaultMaxHandshakesPerIP (16).
 	MaxHandshakesPerIP int
 	// ChannelHeaderTimeout is how long the peer has to send a channel's
 	// header once the channel's stream arrived; a stream whose header is

@@ -24,17 +24,11 @@ type ListenerStats struct {
 	HelloTimeouts     uint64 // connections closed for sending no HELLO in time (Config.HelloTimeout)
 	EvictedHellos     uint64 // connections waiting for HELLO closed to make room (Config.MaxPendingHellos, MaxPendingHellosPerIP)
 	PendingHellos     int    // connections waiting for HELLO now
-	// RefusedHandshakes counts Initials from a validated address (one that
-	// answered a Retry, or presented an address validation token) refused
-	// with CONNECTION_REFUSED because that address had
-	// Config.MaxHandshakesPerIP validated handshakes in progress; they never
-	// reached the listener, so they are not among the connections above.
+	// RefusedHandshakes counts Initials refused with CONNECTION_REFUSED
+	// because their address had Config.MaxHandshakesPerIP handshakes in
+	// progress; they never reached the listener, so they are not among the
+	// connections above.
 	RefusedHandshakes uint64
-	// HandshakeRetries counts Initials from an unvalidated address answered
-	// with a Retry, which forces the client to prove its address, because
-	// that address had Config.MaxHandshakesPerIP handshakes in progress.
-	// A client that answers comes back validated; a spoofed address does not.
-	HandshakeRetries uint64
 	// EarlyDataRefused counts resumptions whose 0-RTT data was refused by
 	// the anti-replay check (a ticket used before, too old, or unknown); they
 	// continue with a full round trip.
@@ -116,12 +110,7 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
 	gate := newHandshakeGate(conf.MaxHandshakesPerIP)
-	tr := &quic.Transport{
-		Conn:                udp,
-		StatelessResetKey:   conf.StatelessResetKey,
-		VerifySourceAddress: gate.verifySourceAddress,
-		ConnContext:         gate.connContext,
-	}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: conf.StatelessResetKey, ConnContext: gate.connContext}
 	l, err := newListener(tr, tc, conf, gate)
 	if err != nil {
 		_ = tr.Close()
@@ -136,7 +125,7 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 // also dial. Close leaves the transport open; the caller closes it after the
 // listener. Config.StatelessResetKey and Config.MaxHandshakesPerIP are not
 // used: the first is the transport's, and the second needs the transport's
-// VerifySourceAddress and ConnContext hooks, which are the caller's.
+// ConnContext hook, which is the caller's.
 func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	conf, err := cfg.withDefaults()
 	if err != nil {
@@ -202,14 +191,12 @@ func (l *Listener) Stats() ListenerStats {
 	l.pendMu.Lock()
 	pending := l.pending.len()
 	l.pendMu.Unlock()
-	var refusedHandshakes, handshakeRetries uint64
+	var refusedHandshakes uint64
 	if l.gate != nil {
 		refusedHandshakes = l.gate.refused.Load()
-		handshakeRetries = l.gate.retries.Load()
 	}
 	return ListenerStats{
 		RefusedHandshakes: refusedHandshakes,
-		HandshakeRetries:  handshakeRetries,
 		Accepted:          l.accepted.Load(),
 		HandshakeFailures: l.failures.Load(),
 		Refused:           l.refused.Load(),

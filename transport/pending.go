@@ -90,73 +90,46 @@ func sourceIP(a net.Addr) netip.Addr {
 
 // handshakeGate caps the QUIC handshakes in progress per source address,
 // before any cryptography is done for a new one, so that one source's flood
-// of Initials cannot take all the CPU the handshakes of others need. Its
-// verifySourceAddress and connContext are the quic.Transport hooks of the
-// transports Listen makes.
-//
-// The address of an Initial is not validated and may be spoofed, so an
-// unvalidated Initial is never refused: if its address has max handshakes
-// in progress (validated or not), verifySourceAddress has quic-go answer it
-// with a Retry, which a spoofer cannot answer and an honest client answers
-// with a validated address. Only a validated address that has max validated
-// handshakes in progress is refused, so spoofed Initials cost a victim at
-// most one round trip. A connection counts from its first Initial until the
-// listener takes it from quic-go or it ends, whichever is first.
+// of Initials cannot take all the CPU the handshakes of others need. It is
+// quic.Transport.ConnContext of the transports Listen makes. A connection
+// counts from its first Initial until the listener takes it from quic-go or
+// it ends, whichever is first.
 type handshakeGate struct {
 	max     int
-	refused atomic.Uint64 // validated Initials refused with CONNECTION_REFUSED
-	retries atomic.Uint64 // unvalidated Initials answered with a Retry
+	refused atomic.Uint64
 
-	mu       sync.Mutex
-	n        map[netip.Addr]int // handshakes in progress, validated or not
-	verified map[netip.Addr]int // the validated ones among them
+	mu sync.Mutex
+	n  map[netip.Addr]int
 }
 
 // handshakeToken is a connection's place in the gate, released once.
 type handshakeToken struct {
 	g        *handshakeGate
 	src      netip.Addr
-	verified bool
 	released atomic.Bool
 }
 
 type handshakeTokenKey struct{}
 
-// errHandshakeCap refuses a validated Initial over the gate's cap; quic-go
-// answers it with CONNECTION_REFUSED.
+// errHandshakeCap refuses an Initial over the gate's cap; quic-go answers
+// it with CONNECTION_REFUSED.
 var errHandshakeCap = errors.New("transport: too many handshakes in progress from this address (Config.MaxHandshakesPerIP)")
 
 func newHandshakeGate(max int) *handshakeGate {
-	return &handshakeGate{max: max, n: make(map[netip.Addr]int), verified: make(map[netip.Addr]int)}
-}
-
-// verifySourceAddress is quic.Transport.VerifySourceAddress: it asks for a
-// Retry when the address has max handshakes in progress.
-func (g *handshakeGate) verifySourceAddress(addr net.Addr) bool {
-	src := sourceIP(addr)
-	g.mu.Lock()
-	retry := g.n[src] >= g.max
-	g.mu.Unlock()
-	if retry {
-		g.retries.Add(1)
-	}
-	return retry
+	return &handshakeGate{max: max, n: make(map[netip.Addr]int)}
 }
 
 func (g *handshakeGate) connContext(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
 	src := sourceIP(info.RemoteAddr)
 	g.mu.Lock()
-	if info.AddrVerified && g.verified[src] >= g.max {
+	if g.n[src] >= g.max {
 		g.mu.Unlock()
 		g.refused.Add(1)
 		return nil, errHandshakeCap
 	}
 	g.n[src]++
-	if info.AddrVerified {
-		g.verified[src]++
-	}
 	g.mu.Unlock()
-	tok := &handshakeToken{g: g, src: src, verified: info.AddrVerified}
+	tok := &handshakeToken{g: g, src: src}
 	context.AfterFunc(ctx, tok.release)
 	return context.WithValue(ctx, handshakeTokenKey{}, tok), nil
 }
@@ -174,14 +147,7 @@ func (t *handshakeToken) release() {
 	}
 	t.g.mu.Lock()
 	defer t.g.mu.Unlock()
-	decr(t.g.n, t.src)
-	if t.verified {
-		decr(t.g.verified, t.src)
-	}
-}
-
-func decr(m map[netip.Addr]int, k netip.Addr) {
-	if m[k]--; m[k] <= 0 {
-		delete(m, k)
+	if t.g.n[t.src]--; t.g.n[t.src] <= 0 {
+		delete(t.g.n, t.src)
 	}
 }

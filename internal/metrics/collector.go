@@ -37,8 +37,7 @@ var (
 	descHelloTimeouts     = desc("listener_hello_timeouts_total", "Connections closed for sending no HELLO in time after the TLS handshake.")
 	descHelloEvictions    = desc("listener_hello_evictions_total", "Connections waiting for HELLO closed to make room for newer ones.")
 	descPendingHellos     = desc("listener_pending_hellos", "Connections that completed the TLS handshake and have not sent HELLO yet.")
-	descHandshakesRefused = desc("listener_handshakes_refused_total", "New connections from a validated address refused because it had too many validated handshakes in progress.")
-	descRetries           = desc("listener_retries_total", "New connections from an unvalidated address answered with a Retry because it had too many handshakes in progress.")
+	descHandshakesRefused = desc("listener_handshakes_refused_total", "New connections refused because their address had too many handshakes in progress.")
 	descEarlyDataRefused  = desc("listener_early_data_refused_total", "Resumptions whose 0-RTT data the anti-replay check refused (ticket used before, too old or unknown).")
 
 	descRelaySubscribers   = desc("relay_subscribers", "Sessions subscribed to at least one channel.")
@@ -70,7 +69,6 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- descHelloEvictions
 		ch <- descPendingHellos
 		ch <- descHandshakesRefused
-		ch <- descRetries
 		ch <- descEarlyDataRefused
 	}
 	if c.m.src.Relay != nil {
@@ -121,7 +119,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descHelloEvictions, ls.EvictedHellos)
 		gauge(descPendingHellos, float64(ls.PendingHellos))
 		counter(descHandshakesRefused, ls.RefusedHandshakes)
-		counter(descRetries, ls.HandshakeRetries)
 		counter(descEarlyDataRefused, ls.EarlyDataRefused)
 	}
 	if m.src.Relay != nil {

@@ -80,7 +80,7 @@ func TestScrapeReportsServerRelayAndSessionCounters(t *testing.T) {
 			return session.Stats{ActiveSessions: 1, SessionsAccepted: 2, SessionsRefused: 3, MessagesHandled: 40, BackpressureEvents: 5, OverloadDisconnects: 6, PendingBytes: 14}
 		},
 		Listener: func() transport.ListenerStats {
-			return transport.ListenerStats{HandshakeFailures: 7, Refused: 8, HelloTimeouts: 9, EvictedHellos: 11, PendingHellos: 12, RefusedHandshakes: 13, HandshakeRetries: 16, EarlyDataRefused: 15}
+			return transport.ListenerStats{HandshakeFailures: 7, Refused: 8, HelloTimeouts: 9, EvictedHellos: 11, PendingHellos: 12, RefusedHandshakes: 13, EarlyDataRefused: 15}
 		},
 		Relay: func() relay.Stats {
 			return relay.Stats{Subscribers: 2, Subscriptions: 3, Channels: 1, Queued: 4, Published: 10, Routed: 20, Delivered: 15, Dropped: 1, SlowConsumerEvents: 1, SlowConsumerDisconnects: 1}
@@ -114,7 +114,6 @@ func TestScrapeReportsServerRelayAndSessionCounters(t *testing.T) {
 		"quicmsg_listener_pending_hellos":           12,
 		"quicmsg_listener_handshakes_refused_total": 13,
 		"quicmsg_listener_early_data_refused_total": 15,
-		"quicmsg_listener_retries_total":            16,
 		"quicmsg_pending_bytes":                     14,
 		"quicmsg_messages_received_total":           12,
 		"quicmsg_received_bytes_total":              102,
