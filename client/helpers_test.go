@@ -43,6 +43,13 @@ func startTestServer(t testing.TB, cfg *session.Config, h session.Handler) (srv 
 		c.PendingCap = cfg.PendingCap
 		tc = &c
 	}
+	return srv, serveListener(t, srv, tc).Addr().String()
+}
+
+// serveListener serves srv on a listener of 127.0.0.1 made with tc (nil
+// for the defaults) until cleanup, and returns the listener.
+func serveListener(t testing.TB, srv *session.Server, tc *transport.Config) *transport.Listener {
+	t.Helper()
 	serverTLS, _ := testTLS(t)
 	ln, err := transport.Listen("127.0.0.1:0", serverTLS, tc)
 	require.NoError(t, err)
@@ -52,5 +59,5 @@ func startTestServer(t testing.TB, cfg *session.Config, h session.Handler) (srv 
 		require.NoError(t, srv.Close())
 		require.ErrorIs(t, <-served, session.ErrServerClosed)
 	})
-	return srv, ln.Addr().String()
+	return ln
 }

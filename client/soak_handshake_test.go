@@ -155,15 +155,7 @@ func TestHelperSilentPeerProcess(t *testing.T) {
 func soakServer(t *testing.T) (*transport.Listener, string) {
 	srv, err := session.NewServer(nil, echoHandler)
 	require.NoError(t, err)
-	serverTLS, _ := testTLS(t)
-	ln, err := transport.Listen("127.0.0.1:0", serverTLS, &transport.Config{Allow0RTT: true})
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		require.NoError(t, srv.Close())
-		require.ErrorIs(t, <-served, session.ErrServerClosed)
-	})
+	ln := serveListener(t, srv, &transport.Config{Allow0RTT: true})
 	return ln, ln.Addr().String()
 }
 

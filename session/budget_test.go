@@ -123,15 +123,7 @@ func TestClientObeyingSlowDownIsNeverShed(t *testing.T) {
 // A raw peer that ignores SLOW_DOWN on four channels is shed, and the
 // session counts once in OverloadDisconnects, not once per channel reader.
 func TestPeerIgnoringSlowDownIsShedOncePerSession(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	tc := transport.Config{MaxMessageSize: 1024, MaxConnectionReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10}
-	srv, addr := startServer(t, &Config{PendingCap: 1000, Overflow: OverflowDisconnect, Transport: tc}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-	}))
+	srv, addr := startStalledSheddingServer(t, Config{PendingCap: 1000})
 	raw := dialRaw(t, addr)
 	var wg sync.WaitGroup
 	for i := range 4 {
@@ -159,15 +151,7 @@ func TestPeerIgnoringSlowDownIsShedOncePerSession(t *testing.T) {
 // transport.MaxAdvertisedSendBuffer of it in the allowance, so the peer
 // trips it after about 2 MiB here rather than never.
 func TestPeerAdvertisingHugeSendBufferIsShed(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	tc := transport.Config{MaxMessageSize: 1024, MaxConnectionReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10}
-	srv, addr := startServer(t, &Config{PendingCap: 1000, PendingBytes: 64 << 10, Overflow: OverflowDisconnect, Transport: tc}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-	}))
+	srv, addr := startStalledSheddingServer(t, Config{PendingCap: 1000, PendingBytes: 64 << 10})
 	raw := dialRawHello(t, addr, wire.Hello{Version: wire.Version, MaxMessageSize: 1 << 20, PendingCap: 1000, SendBuffer: 1 << 40})
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 20*time.Second, 5*time.Millisecond)
 	require.Equal(t, transport.MaxAdvertisedSendBuffer, srv.Sessions()[0].Conn().PeerLimits().SendBufferSize)

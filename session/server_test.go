@@ -144,17 +144,9 @@ func TestFloodAtStalledHandlerTurnsBackpressureOn(t *testing.T) {
 }
 
 func TestFloodWithShedPolicyDisconnectsOverloadedSender(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
 	// Small windows and messages keep the allowance after SLOW_DOWN (what a
 	// conforming client may still have under way) at 256 KiB.
-	tc := transport.Config{MaxMessageSize: 1024, MaxConnectionReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10}
-	srv, addr := startServer(t, &Config{PendingCap: 1000, Overflow: OverflowDisconnect, Transport: tc}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-	}))
+	srv, addr := startStalledSheddingServer(t, Config{PendingCap: 1000})
 	healthy := dial(t, addr, nil)
 
 	// An abusive client that ignores SLOW_DOWN and keeps writing.
@@ -361,12 +353,8 @@ func TestConnectionDuringShutdownGetsGoAway(t *testing.T) {
 	var handled atomic.Int64
 	srv, addr, serveDone := serve(t, nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) { handled.Add(1) }))
 
-	first := dial(t, addr, nil)
-	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 	ctx := testCtx(t)
-	shutdownDone := make(chan error, 1)
-	go func() { shutdownDone <- srv.Shutdown(ctx) }()
-	<-first.GoAwayReceived() // the drain has begun; first stays
+	first, shutdownDone := beginDrain(t, srv, addr) // the drain has begun; first stays
 
 	late := dial(t, addr, nil)
 	ch, err := late.OpenChannel(ctx, "work")
@@ -438,6 +426,24 @@ func dialWithChannel(t *testing.T, addr, channel string, n int) ([]*transport.Co
 		conns, chans = append(conns, c), append(chans, ch)
 	}
 	return conns, chans
+}
+
+// startStalledSheddingServer runs a server under OverflowDisconnect whose
+// handler stalls until the test ends, with 1 KiB messages and 64 KiB
+// receive windows, which keep the allowance after SLOW_DOWN (what a
+// conforming client may still have under way) small; cfg sets the rest.
+func startStalledSheddingServer(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	cfg.Overflow = OverflowDisconnect
+	cfg.Transport = transport.Config{MaxMessageSize: 1024, MaxConnectionReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10}
+	return startServer(t, &cfg, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}))
 }
 
 func sessionsWith(srv *Server, channel string) int {

@@ -46,12 +46,8 @@ func TestCloseHandsEveryReceivedMessageToTheHandler(t *testing.T) {
 func TestShutdownRefusesConnectionsOnceDrained(t *testing.T) {
 	var handled atomic.Int64
 	srv, addr, serveDone := serve(t, nil, HandlerFunc(func(ctx context.Context, s *Session, m Message) { handled.Add(1) }))
-	first := dial(t, addr, nil)
-	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 	ctx := testCtx(t)
-	shutdownDone := make(chan error, 1)
-	go func() { shutdownDone <- srv.Shutdown(ctx) }()
-	<-first.GoAwayReceived()
+	first, shutdownDone := beginDrain(t, srv, addr)
 
 	late := dial(t, addr, nil) // admitted during the drain, told to go away
 	<-late.GoAwayReceived()
@@ -80,4 +76,18 @@ func TestShutdownRefusesConnectionsOnceDrained(t *testing.T) {
 	require.ErrorIs(t, <-serveDone, ErrServerClosed)
 	require.Equal(t, int64(1), handled.Load(), "the late session's message was handled")
 	require.Equal(t, uint64(2), srv.Stats().SessionsAccepted)
+}
+
+// beginDrain connects one client to srv, starts Shutdown and returns once
+// the client got GOAWAY: the drain has begun and the client stays. The
+// channel receives what Shutdown returned.
+func beginDrain(t *testing.T, srv *Server, addr string) (*transport.Conn, <-chan error) {
+	t.Helper()
+	first := dial(t, addr, nil)
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
+	ctx := testCtx(t)
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- srv.Shutdown(ctx) }()
+	<-first.GoAwayReceived()
+	return first, shutdownDone
 }
