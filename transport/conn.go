@@ -377,25 +377,19 @@ func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
 func readChannelHeader(s *quic.Stream, sr *streamReader, timeout time.Duration) (string, error) {
 	_ = s.SetReadDeadline(time.Now().Add(timeout))
 	defer s.SetReadDeadline(time.Time{})
-	for {
-		b := sr.buffered()
-		if len(b) > 0 {
-			if b[0] != wire.StreamChannel {
-				return "", fmt.Errorf("stream type 0x%02x where a channel was expected", b[0])
-			}
-			name, n, err := wire.ParseChannelHeader(b[1:])
-			if err == nil {
-				sr.consume(1 + n)
-				return name, nil
-			}
-			if !errors.Is(err, wire.ErrShort) {
-				return "", err
-			}
-		}
-		if err := sr.fill(len(b) + 1); err != nil {
-			return "", err
-		}
+	return readNext(sr, parseChannelHeader)
+}
+
+// parseChannelHeader parses a channel stream's type byte and header.
+func parseChannelHeader(b []byte) (string, int, error) {
+	if len(b) == 0 {
+		return "", 0, wire.ErrShort
 	}
+	if b[0] != wire.StreamChannel {
+		return "", 0, fmt.Errorf("stream type 0x%02x where a channel was expected", b[0])
+	}
+	name, n, err := wire.ParseChannelHeader(b[1:])
+	return name, 1 + n, err
 }
 
 func (c *Conn) register(ch *Channel, opened bool) bool {
@@ -563,38 +557,39 @@ func (c *Conn) waitResume(ctx context.Context) error {
 func (c *Conn) readControl(sr *streamReader) {
 	defer c.wg.Done()
 	for {
-		f, n, err := wire.ParseControl(sr.buffered())
-		if errors.Is(err, wire.ErrShort) {
-			if err = sr.fill(len(sr.buffered()) + 1); err == nil {
-				continue
-			}
-			if errors.Is(err, io.EOF) {
-				c.mu.Lock()
-				c.peerClosing = c.goAway != nil && c.goAway.Code == CodeNoError
-				c.mu.Unlock()
-				c.maybeFinish()
-				return
-			}
-			if errors.Is(err, quic.Err0RTTRejected) {
-				c.rejected.Store(true)
-				c.cancel(ErrEarlyDataRejected)
-				_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "0-RTT rejected")
-				return
-			}
-			if c.err() == nil {
-				c.protocolError(fmt.Sprintf("control stream failed: %v", err))
-			}
-			return
-		}
-		if err != nil {
+		f, err := readControlFrame(sr)
+		var malformed *wire.MalformedError
+		switch {
+		case err == nil:
+		case errors.As(err, &malformed):
 			c.protocolError(err.Error())
 			return
+		default:
+			c.controlEnded(err)
+			return
 		}
-		sr.consume(n)
 		if err := c.handleControl(f); err != nil {
 			c.protocolError(err.Error())
 			return
 		}
+	}
+}
+
+// controlEnded handles the end of the peer's control stream: a FIN after a
+// graceful GOAWAY, a rejected 0-RTT attempt, or a failure.
+func (c *Conn) controlEnded(err error) {
+	switch {
+	case errors.Is(err, io.EOF):
+		c.mu.Lock()
+		c.peerClosing = c.goAway != nil && c.goAway.Code == CodeNoError
+		c.mu.Unlock()
+		c.maybeFinish()
+	case errors.Is(err, quic.Err0RTTRejected):
+		c.rejected.Store(true)
+		c.cancel(ErrEarlyDataRejected)
+		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "0-RTT rejected")
+	case c.err() == nil:
+		c.protocolError(fmt.Sprintf("control stream failed: %v", err))
 	}
 }
 

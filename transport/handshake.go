@@ -41,19 +41,7 @@ func forceTLS13(c *tls.Config) (*tls.Config, error) {
 
 // readControlFrame reads one control frame, honouring the stream's deadline.
 func readControlFrame(sr *streamReader) (wire.Control, error) {
-	for {
-		f, n, err := wire.ParseControl(sr.buffered())
-		if err == nil {
-			sr.consume(n)
-			return f, nil
-		}
-		if !errors.Is(err, wire.ErrShort) {
-			return wire.Control{}, err
-		}
-		if err := sr.fill(len(sr.buffered()) + 1); err != nil {
-			return wire.Control{}, err
-		}
-	}
+	return readNext(sr, wire.ParseControl)
 }
 
 func localHello(cfg *Config, id []byte) wire.Control {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"os"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
 )
 
 // streamReader buffers reads from a QUIC stream so that frames can be parsed
@@ -74,4 +76,26 @@ func (sr *streamReader) readInto(p []byte) (int, error) {
 		return n, nil
 	}
 	return 0, err
+}
+
+// readNext parses the next item out of sr: it calls parse on what is
+// buffered and, while parse reports [wire.ErrShort], reads more and tries
+// again. parse returns the item and the number of bytes it used, which are
+// consumed. Any other parse error, and any read error, is returned as is.
+func readNext[T any](sr *streamReader, parse func([]byte) (T, int, error)) (T, error) {
+	for {
+		b := sr.buffered()
+		v, n, err := parse(b)
+		if err == nil {
+			sr.consume(n)
+			return v, nil
+		}
+		if !errors.Is(err, wire.ErrShort) {
+			return v, err
+		}
+		if err := sr.fill(len(b) + 1); err != nil {
+			var zero T
+			return zero, err
+		}
+	}
 }
