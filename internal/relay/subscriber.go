@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/quicmsg/quicmsg/internal/ring"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -22,7 +23,7 @@ type subscriber struct {
 
 	mu       sync.Mutex
 	channels map[string]struct{} // changed under Relay.mu and mu both
-	queue    ring
+	queue    ring.Ring[item]
 	bytes    int
 	running  bool     // a drain goroutine is running
 	behind   bool     // Drop policy: overflowed and not yet caught up
@@ -74,7 +75,7 @@ func (s *subscriber) enqueue(channel string, msg []byte) bool {
 		r.failed.Add(1)
 		return false
 	}
-	n := s.queue.len()
+	n := s.queue.Len()
 	if n >= cfg.QueueSize || (n > 0 && s.bytes+len(msg) > cfg.QueueBytes) {
 		if cfg.SlowConsumer == Disconnect {
 			s.overflowDisconnect(n)
@@ -94,7 +95,7 @@ func (s *subscriber) enqueue(channel string, msg []byte) bool {
 		}
 		return false
 	}
-	s.queue.push(item{channel: channel, data: msg})
+	s.queue.Push(item{channel: channel, data: msg})
 	s.bytes += len(msg)
 	r.queued.Add(1)
 	start := s.startLocked()
@@ -138,8 +139,8 @@ func (s *subscriber) startLocked() bool {
 // discardLocked empties the queue and returns how many messages it held.
 // s.mu is held.
 func (s *subscriber) discardLocked() int {
-	n := s.queue.len()
-	s.queue.reset(0)
+	n := s.queue.Len()
+	s.queue.Reset(0)
 	s.bytes = 0
 	s.r.queued.Add(-int64(n))
 	return n
@@ -165,16 +166,16 @@ func (s *subscriber) drain() {
 			r.detach(s)
 			return
 		}
-		if s.state == gone || s.queue.len() == 0 {
-			s.queue.reset(queueKeep)
+		if s.state == gone || s.queue.Len() == 0 {
+			s.queue.Reset(queueKeep)
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
-		it := s.queue.pop()
+		it := s.queue.Pop()
 		s.bytes -= len(it.data)
 		var caughtUp uint64
-		if s.behind && s.queue.len() <= r.cfg.QueueSize/2 {
+		if s.behind && s.queue.Len() <= r.cfg.QueueSize/2 {
 			s.behind, caughtUp, s.episode = false, s.episode, 0
 		}
 		_, subscribed := s.channels[it.channel]
