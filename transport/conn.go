@@ -733,7 +733,7 @@ func (c *Conn) closeGracefully() error {
 	errs := make([]error, len(chans))
 	var wg sync.WaitGroup
 	for i, ch := range chans {
-		wg.Go(func() { errs[i] = ch.closeCtx(ctx) })
+		wg.Go(func() { errs[i] = ch.Shutdown(ctx) })
 	}
 	wg.Wait()
 	err := errors.Join(errs...)
