@@ -73,20 +73,39 @@ func TestTrySendFailsWhenBufferFull(t *testing.T) {
 	require.ErrorIs(t, ch.Send(short, make([]byte, 64<<10)), context.DeadlineExceeded)
 }
 
+// Close, after Config.CloseTimeout, and Shutdown, once its context ended, do
+// not wait for a peer that reads nothing: they cut the channel and report
+// what was not written. Both are idempotent.
 func TestCloseReportsUnwrittenMessages(t *testing.T) {
-	client, server, _ := pair(t, nil, &Config{SendBufferSize: 128 << 10, CloseTimeout: 200 * time.Millisecond})
-	ctx := testCtx(t)
-	ch, err := client.OpenChannel(ctx, "stuck")
-	require.NoError(t, err)
-	_, err = server.AcceptChannel(ctx) // accepted, never read
-	require.NoError(t, err)
-	fillUntilBlocked(t, ch)
-	err = ch.Close()
-	require.ErrorIs(t, err, ErrUnflushed)
-	require.Contains(t, err.Error(), "were not written")
-	require.Equal(t, err, ch.Close(), "Close is idempotent")
-	st := client.Stats()
-	require.Greater(t, st.MessagesSent, st.MessagesWritten, "the loss is counted, not silent")
+	for _, tc := range []struct {
+		name  string
+		close func(*Channel) error
+	}{
+		{"Close", (*Channel).Close},
+		{"Shutdown", func(ch *Channel) error {
+			ended, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ch.Shutdown(ended)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server, _ := pair(t, nil, &Config{SendBufferSize: 128 << 10, CloseTimeout: 200 * time.Millisecond})
+			ctx := testCtx(t)
+			ch, err := client.OpenChannel(ctx, "stuck")
+			require.NoError(t, err)
+			_, err = server.AcceptChannel(ctx) // accepted, never read
+			require.NoError(t, err)
+			fillUntilBlocked(t, ch)
+			err = tc.close(ch)
+			require.ErrorIs(t, err, ErrUnflushed)
+			require.Contains(t, err.Error(), "were not written")
+			require.Equal(t, err, ch.Close(), "Close is idempotent")
+			require.Equal(t, err, ch.Shutdown(ctx), "Shutdown is idempotent")
+			require.ErrorIs(t, ch.Send(ctx, []byte("late")), ErrClosed)
+			st := client.Stats()
+			require.Greater(t, st.MessagesSent, st.MessagesWritten, "the loss is counted, not silent")
+		})
+	}
 }
 
 func TestReceiveHonoursContextAndCarriesOn(t *testing.T) {
