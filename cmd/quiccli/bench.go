@@ -438,12 +438,20 @@ func (b *bench) take() bool {
 	return b.o.count == 0 || b.remaining.Add(-1) >= 0
 }
 
-// pace waits until message i of a stream that started at start is due.
+// pace waits until message i of a stream that started at start is due. It
+// returns false when ctx ends first. A message due after ctx's deadline is
+// never sent, even while the deadline's timer has not fired yet, as happens
+// on a loaded machine: pace then waits for ctx to end.
 func pace(ctx context.Context, t *time.Timer, start time.Time, i int, interval time.Duration) bool {
 	if interval == 0 {
 		return ctx.Err() == nil
 	}
-	d := time.Until(start.Add(time.Duration(i) * interval))
+	due := start.Add(time.Duration(i) * interval)
+	if dl, ok := ctx.Deadline(); ok && due.After(dl) {
+		<-ctx.Done()
+		return false
+	}
+	d := time.Until(due)
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
