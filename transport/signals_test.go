@@ -22,6 +22,8 @@ func TestPeerSlowDownHoldsSendsUntilResume(t *testing.T) {
 
 	require.NoError(t, server.SlowDown())
 	require.NoError(t, server.SlowDown(), "repeated signals are harmless")
+	// Polled, and a short real deadline to show Send blocks: SLOW_DOWN
+	// crosses a real UDP socket, which synctest cannot wait for.
 	require.Eventually(t, client.PeerSlowedDown, 10*time.Second, time.Millisecond)
 	require.ErrorIs(t, ch.TrySend([]byte("x")), ErrSlowDown)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -51,7 +53,9 @@ func fillUntilBlocked(t *testing.T, ch *Channel) {
 			blocked = 0
 			continue
 		}
-		// Full for a while: QUIC flow control has stopped the writer.
+		// Full for a while: QUIC flow control has stopped the writer. A
+		// real sleep: the writer blocks on a real socket, which synctest
+		// cannot treat as blocked.
 		if blocked++; blocked == 5 {
 			return
 		}
@@ -68,6 +72,7 @@ func TestTrySendFailsWhenBufferFull(t *testing.T) {
 	_, err = server.AcceptChannel(ctx)
 	require.NoError(t, err)
 	fillUntilBlocked(t, ch)
+	// A short real deadline: the buffer drains only through a real socket.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, ch.Send(short, make([]byte, 64<<10)), context.DeadlineExceeded)
@@ -96,6 +101,7 @@ func TestReceiveHonoursContextAndCarriesOn(t *testing.T) {
 	require.NoError(t, err)
 	sch, err := server.AcceptChannel(ctx)
 	require.NoError(t, err)
+	// A short real deadline: Receive waits on a real QUIC stream.
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
 	_, err = sch.Receive(short)
@@ -171,6 +177,7 @@ func TestChannelErrorsAfterConnectionEnds(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.True(t, ce.Remote)
 	require.Equal(t, "operator said so", ce.Reason)
+	// Polled: the send side learns of the close from the real connection.
 	require.Eventually(t, func() bool { return errors.Is(ch.Send(ctx, []byte("x")), CodeDisconnected) }, 10*time.Second, time.Millisecond)
 	_, err = client.OpenChannel(ctx, "another")
 	require.ErrorIs(t, err, CodeDisconnected)
