@@ -160,18 +160,23 @@ func (res *sendResult) send(ctx context.Context, ch *client.Channel, msg []byte)
 // waits in its reconnect buffer, so that Close can hand everything to the
 // server instead of reporting it undelivered.
 func (g *globals) waitSent(ctx context.Context, cl *client.Client) {
-	ready := func() bool {
+	waitUntil(ctx, g.timeout, 10*time.Millisecond, func() bool {
 		return cl.Status() == client.StatusClosed ||
 			cl.Status() == client.StatusConnected && cl.Stats().BufferedMessages == 0
-	}
-	if ready() {
+	})
+}
+
+// waitUntil checks cond every poll until it holds, timeout passed or ctx
+// ended. It is for conditions that give no signal when they change.
+func waitUntil(ctx context.Context, timeout, poll time.Duration, cond func() bool) {
+	if cond() {
 		return
 	}
-	deadline := time.NewTimer(g.timeout)
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
-	for !ready() {
+	for !cond() {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
