@@ -477,4 +477,3 @@ func isConnLevel(err error) bool {
 		errors.As(err, &hte) || errors.As(err, &sre) || errors.As(err, &vne) ||
 		errors.Is(err, quic.ErrServerClosed) || errors.Is(err, quic.ErrTransportClosed)
 }
-
