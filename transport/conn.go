@@ -165,7 +165,7 @@ func (c *Conn) WaitReady(ctx context.Context) error {
 	case <-c.ready:
 		return nil
 	case <-c.ctx.Done():
-		return dialError(c.qc.RemoteAddr().String(), c.cfg.HandshakeTimeout, context.Cause(c.ctx))
+		return dialError(dialBounds{addr: c.qc.RemoteAddr().String(), handshake: c.cfg.HandshakeTimeout}, context.Cause(c.ctx))
 	case <-ctx.Done():
 		return ctx.Err()
 	}
