@@ -39,17 +39,25 @@ func TestCloseCutShortByPeerReportsMessagesInDoubt(t *testing.T) {
 // never reads the channel).
 func TestCloseTimeoutReportsMessagesInDoubt(t *testing.T) {
 	client, server, _ := pair(t, nil, &Config{CloseTimeout: 300 * time.Millisecond})
+	ch := unreadChannel(t, client, server)
+	err := client.Close()
+	require.ErrorIs(t, err, ErrInDoubt)
+	require.Equal(t, uint64(1), ch.InDoubt())
+	require.False(t, errors.Is(err, ErrUnflushed), "everything was written")
+}
+
+// unreadChannel opens a channel from client, writes one message on it, and
+// has server accept it and never read it: the server cannot confirm a close.
+func unreadChannel(t *testing.T, client, server *Conn) *Channel {
+	t.Helper()
 	ctx := testCtx(t)
 	ch, err := client.OpenChannel(ctx, "jobs")
 	require.NoError(t, err)
 	require.NoError(t, ch.Send(ctx, []byte("job")))
 	require.NoError(t, ch.Flush(ctx))
-	_, err = server.AcceptChannel(ctx) // never read: the server cannot confirm
+	_, err = server.AcceptChannel(ctx)
 	require.NoError(t, err)
-	err = client.Close()
-	require.ErrorIs(t, err, ErrInDoubt)
-	require.Equal(t, uint64(1), ch.InDoubt())
-	require.False(t, errors.Is(err, ErrUnflushed), "everything was written")
+	return ch
 }
 
 // Shutdown waits as long as its context allows, then reports what the peer
@@ -57,15 +65,10 @@ func TestCloseTimeoutReportsMessagesInDoubt(t *testing.T) {
 func TestShutdownContextBoundsTheClose(t *testing.T) {
 	client, server, _ := pair(t, nil, nil)
 	ctx := testCtx(t)
-	ch, err := client.OpenChannel(ctx, "jobs")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("job")))
-	require.NoError(t, ch.Flush(ctx))
-	_, err = server.AcceptChannel(ctx) // never read: the server cannot confirm
-	require.NoError(t, err)
+	ch := unreadChannel(t, client, server)
 	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	err = client.Shutdown(sctx)
+	err := client.Shutdown(sctx)
 	require.ErrorIs(t, err, ErrInDoubt)
 	require.ErrorIs(t, err, context.DeadlineExceeded, "the error says which bound ended the close")
 	require.Equal(t, uint64(1), ch.InDoubt())
@@ -77,12 +80,7 @@ func TestShutdownContextBoundsTheClose(t *testing.T) {
 func TestCloseCutsShortAShutdownThatWaits(t *testing.T) {
 	client, server, _ := pair(t, nil, &Config{CloseTimeout: 300 * time.Millisecond})
 	ctx := testCtx(t)
-	ch, err := client.OpenChannel(ctx, "jobs")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("job")))
-	require.NoError(t, ch.Flush(ctx))
-	_, err = server.AcceptChannel(ctx) // never read: the server cannot confirm
-	require.NoError(t, err)
+	ch := unreadChannel(t, client, server)
 
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- client.Shutdown(context.Background()) }()
@@ -160,4 +158,31 @@ func TestCloseStateThisSideClosing(t *testing.T) {
 	require.True(t, s.peerClosingToo())
 	s.peerControlEnded()
 	require.True(t, s.peerFinished(func() bool { return true }))
+}
+
+// CloseWithError during a graceful close closes at once, with its code, and
+// the graceful close reports what the peer never confirmed.
+func TestCloseWithErrorEndsAGracefulCloseAtOnce(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	ch := unreadChannel(t, client, server)
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- client.Shutdown(context.Background()) }()
+	select {
+	case <-server.GoAwayReceived(): // the Shutdown is waiting for the server
+	case <-ctx.Done():
+		t.Fatal("no GOAWAY from the Shutdown")
+	}
+	require.NoError(t, client.CloseWithError(CodeGoingAway, "leaving"))
+	var err error
+	select {
+	case err = <-shutdown:
+	case <-ctx.Done():
+		t.Fatal("CloseWithError did not end the Shutdown")
+	}
+	require.ErrorIs(t, err, ErrInDoubt)
+	require.ErrorIs(t, err, CodeGoingAway, "the error says why")
+	require.Equal(t, uint64(1), ch.InDoubt())
+	<-server.Context().Done()
+	require.ErrorIs(t, contextCause(server), CodeGoingAway)
 }
