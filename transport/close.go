@@ -137,9 +137,9 @@ func (c *Conn) channelsReadLocked() bool {
 }
 
 // closer is the one close of a connection. The first Close, Shutdown or
-// CloseWithError sets started and runs the close on its own goroutine; it
-// sets err and closes done once every goroutine of the connection has
-// ended. Later calls wait for done; a later Close or Shutdown whose own
+// CloseWithError sets started and runs the close on the caller's
+// goroutine; it sets err and closes done once every goroutine of the
+// connection has ended. Later calls wait for done; a later Close or Shutdown whose own
 // bound ends first cuts a graceful close short through abort.
 type closer struct {
 	started  atomic.Bool

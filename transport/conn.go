@@ -86,7 +86,7 @@ type Conn struct {
 	peerMax   atomic.Int64 // peer.MaxMessageSize, read on every Send
 	earlyData bool         // DialEarly returned before the handshake completed
 	rejected  atomic.Bool  // the server refused our 0-RTT data (set by the control reader)
-	early     []*Channel   // channels opened by DialEarly, set before Dial returns
+	early     []*Channel   // channels opened by DialEarly, set before DialEarly returns
 
 	ctrl controlWriter // this side's control frames; see control.go
 	sig  peerSignals   // what the peer said on its control stream; see control.go
