@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -209,4 +210,36 @@ func TestReceiveBufReusesTheCallersBuffer(t *testing.T) {
 	m, err = sch.ReceiveBuf(ctx, m)
 	require.NoError(t, err)
 	require.Equal(t, "tiny", string(m))
+}
+
+// A dial cut short by its context's deadline says so, and does not blame
+// the handshake timeout, which never fired.
+func TestDialNamesTheDeadlineThatFired(t *testing.T) {
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}) // nothing answers
+	require.NoError(t, err)
+	defer udp.Close()
+	ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
+	defer cancel()
+	_, err = Dial(ctx, udp.LocalAddr().String(), testTLS(t).client, nil)
+	require.ErrorIs(t, err, ErrNoAnswer)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var de *DialError
+	require.ErrorAs(t, err, &de)
+	require.Contains(t, de.Reason, "the dial context's deadline")
+	require.NotContains(t, de.Reason, DefaultHandshakeTimeout.String(), "the handshake timeout did not fire")
+}
+
+// A server that completes the QUIC handshake but never sends its HELLO is
+// reported by the handshake timeout, which is the deadline that fired.
+func TestDialNamesTheHelloTimeout(t *testing.T) {
+	tc := testTLS(t).server.Clone()
+	tc.NextProtos = []string{alpn}
+	ql, err := quic.ListenAddr("127.0.0.1:0", tc, nil) // answers QUIC, never HELLO
+	require.NoError(t, err)
+	defer ql.Close()
+	_, err = Dial(testCtx(t), ql.Addr().String(), testTLS(t).client, &Config{HandshakeTimeout: 300 * time.Millisecond})
+	require.ErrorIs(t, err, ErrNoAnswer)
+	var de *DialError
+	require.ErrorAs(t, err, &de)
+	require.Contains(t, de.Reason, "no HELLO within 300ms, the handshake timeout")
 }
