@@ -38,7 +38,7 @@ type Channel struct {
 
 	// recvDone is set once the receive side needs nothing more from the
 	// stream: Receive read it to its end or failed (with rx.mu held), or
-	// Shutdown or Reset cancelled it. Conn.maybeFinish reads it.
+	// Shutdown or Reset cancelled it. Conn.channelsReadLocked reads it.
 	recvDone atomic.Bool
 
 	// The first of Shutdown and Reset runs inside closeOnce; closeErr is
@@ -126,8 +126,7 @@ func (ch *Channel) Shutdown(ctx context.Context) error {
 		if unwritten > 0 {
 			ch.closeErr = fmt.Errorf("transport: channel %q: %d messages accepted by Send were not written: %w", ch.name, unwritten, ErrUnflushed)
 		}
-		ch.c.forget(ch)
-		ch.c.maybeFinish()
+		ch.c.channelDone(ch)
 	})
 	return ch.closeErr
 }
@@ -147,8 +146,7 @@ func (ch *Channel) Reset(code ErrorCode) {
 		ch.recvDone.Store(true)
 		ch.stopWriter()
 		<-ch.tx.writerDone
-		ch.c.forget(ch)
-		ch.c.maybeFinish()
+		ch.c.channelDone(ch)
 	})
 }
 

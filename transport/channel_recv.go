@@ -238,7 +238,7 @@ func (ch *Channel) rejectFrame(err error) error {
 
 func (ch *Channel) finishRecv() {
 	ch.recvDone.Store(true)
-	ch.c.maybeFinish()
+	ch.c.channelRead()
 }
 
 // errInterrupted is what ctxReader returns for a read that the Receive

@@ -197,7 +197,7 @@ func (ch *Channel) waitRoom(ctx context.Context, frameLen int, block bool) error
 		// Checked on every pass, also after waiting for room: a sender
 		// that SLOW_DOWN reached accepts nothing new (PROTOCOL.md), so what
 		// the peer may still receive is what was buffered before.
-		if ch.c.peerSlow.Load() {
+		if ch.c.PeerSlowedDown() {
 			if err := ch.waitResume(ctx, block); err != nil {
 				return err
 			}
