@@ -17,9 +17,9 @@ import (
 func TestCloseDuringReconnectKeepsTheClientClosed(t *testing.T) {
 	_, addr := startEchoServer(t, nil)
 	_, ctc := testTLS(t)
-	conf, err := (&Config{TLS: ctc}).withDefaults()
+	conf, err := (&Config{}).withDefaults()
 	require.NoError(t, err)
-	c := newClient(conf, addr)
+	c := newClient(conf, clientTLS(ctc, conf.Disable0RTT), addr)
 	ch, err := c.Channel(testCtx(t), "work")
 	require.NoError(t, err)
 

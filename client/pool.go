@@ -436,7 +436,6 @@ func (p *Pool) runSlot(s *poolSlot, firstCtx context.Context, first chan<- error
 		}
 		p.mu.Unlock()
 	}()
-	rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	ctx := firstCtx
 	retry := 0
 	for {
@@ -474,7 +473,7 @@ func (p *Pool) runSlot(s *poolSlot, firstCtx context.Context, first chan<- error
 				return
 			}
 		}
-		if !p.sleep(p.cfg.Backoff.next(retry, rnd)) {
+		if !p.sleep(p.cfg.Backoff.next(retry, rand.Int64N)) {
 			return
 		}
 		retry++

@@ -136,10 +136,8 @@ func (l *eventLog) has(match func(Event) bool) bool {
 }
 
 // fastConfig reconnects quickly and notices a dead server within a second.
-func fastConfig(t *testing.T, log *eventLog) *Config {
-	_, clientTLS := testTLS(t)
+func fastConfig(_ *testing.T, log *eventLog) *Config {
 	return &Config{
-		TLS:       clientTLS,
 		Transport: transport.Config{IdleTimeout: time.Second, KeepAlivePeriod: 200 * time.Millisecond, HandshakeTimeout: time.Second},
 		Backoff:   Backoff{InitialDelay: 20 * time.Millisecond, MaxDelay: 300 * time.Millisecond},
 		OnEvent:   log.add,
@@ -164,7 +162,7 @@ func requireSequence(t *testing.T, got []int, from, to int) {
 // The client is closed at cleanup.
 func ticketedClient(ctx context.Context, t *testing.T, addr string, cfg *Config) (*Client, *Channel) {
 	t.Helper()
-	c, err := Dial(ctx, addr, cfg)
+	c, err := Dial(ctx, addr, testClientTLS(t), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	ch, err := c.Channel(ctx, "echo")
@@ -180,7 +178,7 @@ func TestClientSurvivesServerRestart(t *testing.T) {
 	rs := newRestartable(t, rec)
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, rs.addr, fastConfig(t, &log))
+	c, err := Dial(ctx, rs.addr, testClientTLS(t), fastConfig(t, &log))
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "orders")
@@ -232,7 +230,7 @@ func TestClientSurvivesBlackHole(t *testing.T) {
 
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, proxy.Addr().String(), fastConfig(t, &log))
+	c, err := Dial(ctx, proxy.Addr().String(), testClientTLS(t), fastConfig(t, &log))
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "ticks")
@@ -361,7 +359,7 @@ func TestGoAwayMovesClientToFallbackWithoutLoss(t *testing.T) {
 	ctx := testCtx(t)
 	cfg := fastConfig(t, &log)
 	cfg.Fallback = []string{b.addr}
-	c, err := Dial(ctx, a.addr, cfg)
+	c, err := Dial(ctx, a.addr, testClientTLS(t), cfg)
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "jobs")
@@ -397,7 +395,7 @@ func TestCloseReportsUndeliveredBufferedMessages(t *testing.T) {
 	rs := newRestartable(t, newRecorder())
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, rs.addr, fastConfig(t, &log))
+	c, err := Dial(ctx, rs.addr, testClientTLS(t), fastConfig(t, &log))
 	require.NoError(t, err)
 	ch, err := c.Channel(ctx, "x")
 	require.NoError(t, err)
@@ -422,7 +420,7 @@ func TestTrySendFailsWhenReconnectBufferFull(t *testing.T) {
 	ctx := testCtx(t)
 	cfg := fastConfig(t, &log)
 	cfg.ReconnectBufferSize = 1000
-	c, err := Dial(ctx, rs.addr, cfg)
+	c, err := Dial(ctx, rs.addr, testClientTLS(t), cfg)
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "x")
@@ -443,7 +441,7 @@ func TestSendWithRetryReportsAttempts(t *testing.T) {
 	ctx := testCtx(t)
 	cfg := fastConfig(t, &log)
 	cfg.RetryAttempts = 3
-	c, err := Dial(ctx, rs.addr, cfg)
+	c, err := Dial(ctx, rs.addr, testClientTLS(t), cfg)
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "x")

@@ -103,7 +103,6 @@ func runShutdown(t *testing.T, run shutdownRun, clientCfg func(*Config)) shutdow
 	slots := make(chan struct{}, 16) // a few handshakes at a time on a small machine
 	for i := range senders {
 		cfg := &Config{
-			TLS: clientTLS,
 			// A connection the closing server's listener dropped in its
 			// handshake gets no CONNECTION_CLOSE: Close waits this long.
 			Transport: transport.Config{HandshakeTimeout: 10 * time.Second, CloseTimeout: 2 * time.Second},
@@ -117,7 +116,7 @@ func runShutdown(t *testing.T, run shutdownRun, clientCfg func(*Config)) shutdow
 		dials.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			c, err := Dial(ctx, addr, cfg)
+			c, err := Dial(ctx, addr, clientTLS, cfg)
 			if err != nil {
 				t.Errorf("client %d: %v", s.id, err)
 				return
@@ -251,8 +250,7 @@ func TestClientWaitsBeforeReturningToDrainingServer(t *testing.T) {
 	ctx := testCtx(t)
 	var log eventLog
 	_, clientTLS := testTLS(t)
-	c, err := Dial(ctx, addr, &Config{
-		TLS:     clientTLS,
+	c, err := Dial(ctx, addr, clientTLS, &Config{
 		Backoff: Backoff{MaxDelay: time.Hour, Delay: func(int) time.Duration { return time.Hour }},
 		OnEvent: log.add,
 	})
@@ -284,8 +282,7 @@ func TestGoAwayAtConnectBacksOffFurther(t *testing.T) {
 	var log eventLog
 	_, clientTLS := testTLS(t)
 	step := 200 * time.Millisecond
-	c, err := Dial(ctx, addr, &Config{
-		TLS:     clientTLS,
+	c, err := Dial(ctx, addr, clientTLS, &Config{
 		Backoff: Backoff{MaxDelay: time.Hour, Delay: func(n int) time.Duration { return time.Duration(n+1) * step }},
 		OnEvent: log.add,
 	})
