@@ -207,6 +207,12 @@ func (ch *Channel) fail() int {
 // buffer are not sent: Close reports them in an [UndeliveredError] and
 // counts them in Stats.MessagesFailed. Afterwards Send and Receive fail
 // with [ErrClosed]. Close is idempotent; every call waits for the first.
+//
+// The server lets the name go once it has read the old channel to its end,
+// soon after Close returns. Until then it may refuse a new channel of the
+// same name on the same connection (PROTOCOL.md, DUPLICATE_CHANNEL): the
+// fresh channel's Send and Receive then fail with a
+// [*transport.ChannelError] matching transport.CodeDuplicateChannel.
 func (ch *Channel) Close() error {
 	ch.closeOnce.Do(func() {
 		ch.cl.forget(ch)

@@ -158,13 +158,10 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*
 	}
 	if err != nil {
 		c.cancel()
+		c.cancelAbort()
 		return nil, err
 	}
-	if conf.OnEvent != nil {
-		c.events = make(chan Event, conf.EventQueueSize+1)
-		c.wg.Add(1)
-		go c.dispatch()
-	}
+	c.startEvents()
 	c.attach(conn, Event{Type: EventConnected, Addr: addr})
 	c.wg.Add(1)
 	go c.run(conn)

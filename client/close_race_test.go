@@ -27,6 +27,7 @@ func TestCloseDuringReconnectKeepsTheClientClosed(t *testing.T) {
 	dialed := make(chan *transport.Conn, 1)
 	c.dial = func(context.Context, string) (*transport.Conn, error) {
 		close(entered)
+		// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 		require.Eventually(t, func() bool { return c.Status() == StatusClosed }, 10*time.Second, time.Millisecond)
 		conn, err := transport.Dial(testCtx(t), addr, ctc, nil)
 		dialed <- conn

@@ -65,6 +65,16 @@ type Event struct {
 	Err      error         // EventDisconnected: the cause; EventClosed: undelivered messages, if any
 }
 
+// startEvents starts dispatch, when Config.OnEvent is set.
+func (c *Client) startEvents() {
+	if c.cfg.OnEvent == nil {
+		return
+	}
+	c.events = make(chan Event, c.cfg.EventQueueSize+1)
+	c.wg.Add(1)
+	go c.dispatch()
+}
+
 // emit queues e for the dispatcher without ever blocking. It leaves the
 // queue's last place free for EventClosed: an ordinary event that finds
 // EventQueueSize events waiting is dropped and counted.

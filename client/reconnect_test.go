@@ -48,6 +48,7 @@ func (r *recorder) got(channel string) []int {
 
 func (r *recorder) waitFor(t *testing.T, channel string, n int) []int {
 	t.Helper()
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return len(r.got(channel)) >= n }, 30*time.Second, 5*time.Millisecond,
 		"channel %s: %d of %d messages", channel, len(r.got(channel)), n)
 	return r.got(channel)
@@ -146,6 +147,7 @@ func fastConfig(_ *testing.T, log *eventLog) *Config {
 
 func waitStatus(t *testing.T, c *Client, s Status) {
 	t.Helper()
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return c.Status() == s }, 30*time.Second, 5*time.Millisecond, "status %s, want %s", c.Status(), s)
 }
 
@@ -251,6 +253,7 @@ func TestClientSurvivesBlackHole(t *testing.T) {
 	requireSequence(t, got, 0, 150)
 	require.False(t, proxy.BlackHoled())
 	// The server dropped the old session when it went quiet.
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 30*time.Second, 5*time.Millisecond)
 }
 
@@ -277,6 +280,7 @@ func TestReconnectUsesZeroRTTAfterRestartWithKeptKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "seq:1", string(msg))
 
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool {
 		return log.has(func(e Event) bool { return e.Type == EventReconnected && e.Used0RTT })
 	}, 10*time.Second, 5*time.Millisecond, "the client saw 0-RTT")
@@ -309,6 +313,7 @@ func TestReceiveWaitsThroughFailedZeroRTTAttempts(t *testing.T) {
 	rs.kill()
 	// Each attempt opens a 0-RTT connection at once and loses it when its
 	// handshake times out; wait for two of them to fail.
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool {
 		return log.has(func(e Event) bool { return e.Type == EventReconnecting && e.Attempt >= 2 })
 	}, 30*time.Second, 5*time.Millisecond)
@@ -367,6 +372,7 @@ func TestGoAwayMovesClientToFallbackWithoutLoss(t *testing.T) {
 	for i := range 100 {
 		require.NoError(t, ch.Send(ctx, seq(i)))
 	}
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return a.srv.ActiveSessions() == 1 }, 10*time.Second, time.Millisecond)
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- a.srv.Shutdown(ctx) }()

@@ -135,6 +135,8 @@ func runShutdown(t *testing.T, run shutdownRun, clientCfg func(*Config)) shutdow
 		require.NoError(t, err)
 		sending.Go(func() { s.loop(ctx, ch, run.SendEvery, stop) })
 	}
+	// Wall clock: the clients send over real sockets for this long first,
+	// which a synctest bubble cannot hold.
 	time.Sleep(run.Before)
 	sctx, cancel := context.WithTimeout(ctx, run.Deadline)
 	var tally shutdownTally
@@ -211,6 +213,7 @@ func drainingServer(t *testing.T, h session.Handler) (srv *session.Server, addr 
 	holder, err := transport.Dial(ctx, addr, clientTLS, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = holder.CloseWithError(transport.CodeNoError, "") })
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, time.Millisecond)
 	done := make(chan error, 1)
 	start = func() {
@@ -260,6 +263,7 @@ func TestClientWaitsBeforeReturningToDrainingServer(t *testing.T) {
 	for i := range 10 {
 		require.NoError(t, ch.Send(ctx, seq(i)))
 	}
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 2 }, 10*time.Second, time.Millisecond)
 
 	start()
@@ -287,6 +291,7 @@ func TestGoAwayAtConnectBacksOffFurther(t *testing.T) {
 		OnEvent: log.add,
 	})
 	require.NoError(t, err)
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return len(reconnectDelays(&log)) >= 3 }, 30*time.Second, time.Millisecond)
 	require.Equal(t, []time.Duration{step, 2 * step, 3 * step}, reconnectDelays(&log)[:3])
 	require.NoError(t, c.Close())
