@@ -574,9 +574,14 @@ func (c *Client) shutdown(ctx context.Context, why error) {
 	})
 }
 
-// closeConn closes conn gracefully until ctx ends, and at once then. The
-// graceful close is also bounded by conn's own close timeout.
+// closeConn closes conn gracefully until ctx ends, and at once then (what
+// it did not write is in its channels' Unsent). The graceful close is also
+// bounded by conn's own close timeout (Config.CloseTimeout): once it has
+// begun, transport.Conn.CloseWithError waits for it.
 func closeConn(ctx context.Context, conn *transport.Conn) error {
+	if ctx.Err() != nil {
+		return conn.CloseWithError(transport.CodeNoError, "client closed")
+	}
 	aborted := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(aborted)

@@ -203,8 +203,8 @@ type Pool struct {
 	// permit is owed one idle connection. It queues waiters in FIFO order.
 	idleSem *semaphore.Weighted
 
-	mu      sync.Mutex
-	slots   []*poolSlot
+	mu      sync.Mutex  // guards the fields below and every slot's state
+	slots   []*poolSlot // one per PoolConfig.Size; each owned by its runSlot goroutine
 	idle    []*poolSlot // FIFO, so that use rotates over the connections
 	closed  bool
 	failed  int
