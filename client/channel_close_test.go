@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quicmsg/quicmsg/session"
+	"github.com/quicmsg/quicmsg/transport"
 )
 
 // ErrClosed matches net.ErrClosed, as transport.ErrClosed does, so that
@@ -177,4 +178,33 @@ func TestShutdownWithoutConnectionReportsTheBuffer(t *testing.T) {
 		require.True(t, errors.Is(err, ErrClosed))
 		require.Equal(t, err, c.Close(), "every call returns the first one's result")
 	})
+}
+
+// Shutdown closes gracefully while its context lasts and at once after: a
+// context that has already ended closes the connection with CloseWithError
+// (the server sees it), where Close's graceful close waits for the server to
+// confirm by closing itself.
+func TestShutdownWithEndedContextClosesAtOnce(t *testing.T) {
+	ends := make(chan error, 2)
+	_, addr := startEchoServer(t, &session.Config{OnSessionEnd: func(_ *session.Session, cause error) { ends <- cause }})
+	for _, graceful := range []bool{true, false} {
+		ctx := testCtx(t)
+		c, _ := ticketedClient(ctx, t, addr, nil)
+		if graceful {
+			require.NoError(t, c.Close())
+		} else {
+			ended, cancel := context.WithCancel(ctx)
+			cancel()
+			_ = c.Shutdown(ended) // what it reports depends on what was confirmed
+		}
+		var ce *transport.ConnError
+		require.ErrorAs(t, <-ends, &ce)
+		require.Equal(t, transport.CodeNoError, ce.Code)
+		if graceful {
+			require.False(t, ce.Remote, "the server read everything and closed, confirming")
+		} else {
+			require.True(t, ce.Remote, "the client closed at once")
+			require.Equal(t, "client closed", ce.Reason)
+		}
+	}
 }
