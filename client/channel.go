@@ -41,13 +41,14 @@ type Channel struct {
 	buf     ring.Ring[pending]
 	changed chan struct{} // closed and replaced on every attach and detach
 	closed  bool
+	done    chan struct{} // closed when closed is set
 
 	closeOnce sync.Once
 	closeErr  error // set by closeOnce
 }
 
 func newChannel(c *Client, name string) *Channel {
-	return &Channel{cl: c, name: name, changed: make(chan struct{})}
+	return &Channel{cl: c, name: name, changed: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Name returns the channel's name.
@@ -175,7 +176,10 @@ func (ch *Channel) recover(old []*transport.Channel) {
 // how many messages, of how many bytes, it dropped from the buffer. The
 // caller holds sendMu and mu, and releases the room in the client's buffer.
 func (ch *Channel) closeLocked() (open []*transport.Channel, msgs, bytes int) {
-	ch.closed = true
+	if !ch.closed {
+		ch.closed = true
+		close(ch.done)
+	}
 	open = ch.openLocked()
 	ch.conn, ch.cur, ch.attaching = nil, nil, nil
 	ch.signalLocked()
@@ -301,7 +305,7 @@ func (ch *Channel) send(ctx context.Context, msg []byte, replaySafe, block bool)
 			continue
 		}
 		ch.mu.Unlock()
-		if err := ch.cl.buf.reserve(ctx, len(msg), block); err != nil {
+		if err := ch.cl.buf.reserve(ctx, ch.done, len(msg), block); err != nil {
 			return err
 		}
 		ch.mu.Lock()

@@ -208,3 +208,25 @@ func TestShutdownWithEndedContextClosesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A Send waiting for room in a full reconnect buffer ends with ErrClosed
+// when its channel is closed, instead of waiting for space that other
+// channels hold.
+func TestChannelCloseEndsASendWaitingForBufferSpace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := disconnectedClient(t, &Config{ReconnectBufferSize: 10})
+		ctx := t.Context()
+		full, err := c.Channel(ctx, "full")
+		require.NoError(t, err)
+		require.NoError(t, full.Send(ctx, make([]byte, 10)))
+		waiting, err := c.Channel(ctx, "waiting")
+		require.NoError(t, err)
+		sent := make(chan error, 1)
+		go func() { sent <- waiting.Send(ctx, []byte("x")) }()
+		synctest.Wait()
+		require.Empty(t, sent, "Send waits for room")
+		require.NoError(t, waiting.Close())
+		require.ErrorIs(t, <-sent, ErrClosed)
+		require.Equal(t, 1, c.Stats().BufferedMessages, "the other channel keeps its message")
+	})
+}

@@ -39,9 +39,10 @@ func newReconnectBuffer(limit int, done <-chan struct{}) *reconnectBuffer {
 }
 
 // reserve takes room for one message of n bytes, waiting for space if
-// block. It fails with ErrClosed once the buffer is closed, ErrBufferFull
-// when full and !block, and ctx.Err() when ctx ends first.
-func (b *reconnectBuffer) reserve(ctx context.Context, n int, block bool) error {
+// block. It fails with ErrClosed once the buffer is closed or stop is
+// closed (the sending channel closed), ErrBufferFull when full and !block,
+// and ctx.Err() when ctx ends first.
+func (b *reconnectBuffer) reserve(ctx context.Context, stop <-chan struct{}, n int, block bool) error {
 	for {
 		b.mu.Lock()
 		if b.closed {
@@ -64,6 +65,8 @@ func (b *reconnectBuffer) reserve(ctx context.Context, n int, block bool) error 
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-b.done:
+			return ErrClosed
+		case <-stop:
 			return ErrClosed
 		}
 	}
