@@ -305,7 +305,7 @@ func (c *Client) run(conn *transport.Conn) {
 			// finishes what it accepted; then the client leaves. What
 			// the server did not confirm reading is counted in doubt.
 			detached := c.detach(conn)
-			_ = closeConn(c.abort, conn)
+			_ = conn.Shutdown(c.abort)
 			c.recover(detached)
 		} else {
 			c.lost(conn)
@@ -554,7 +554,7 @@ func (c *Client) shutdown(ctx context.Context, why error) {
 		undelivered := 0
 		if conn != nil {
 			detached := c.detach(conn)
-			err = closeConn(ctx, conn)
+			err = conn.Shutdown(ctx)
 			undelivered = c.drop(detached)
 		}
 		for _, ch := range c.channelList() {
@@ -572,24 +572,4 @@ func (c *Client) shutdown(ctx context.Context, why error) {
 		c.mu.Unlock()
 		c.closeEvents(Event{Type: EventClosed, Err: err})
 	})
-}
-
-// closeConn closes conn gracefully until ctx ends, and at once then (what
-// it did not write is in its channels' Unsent). The graceful close is also
-// bounded by conn's own close timeout (Config.CloseTimeout): once it has
-// begun, transport.Conn.CloseWithError waits for it.
-func closeConn(ctx context.Context, conn *transport.Conn) error {
-	if ctx.Err() != nil {
-		return conn.CloseWithError(transport.CodeNoError, "client closed")
-	}
-	aborted := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(aborted)
-		_ = conn.CloseWithError(transport.CodeNoError, "client closed")
-	})
-	err := conn.Close()
-	if !stop() {
-		<-aborted
-	}
-	return err
 }

@@ -647,7 +647,7 @@ func (p *Pool) shutdownSlot(s *poolSlot, conn *transport.Conn) {
 	case discarded || conn.Context().Err() != nil:
 		_ = conn.CloseWithError(transport.CodeNoError, "client pool closed")
 	default:
-		if err := closeConn(p.stop, conn); err != nil {
+		if err := conn.Shutdown(p.stop); err != nil {
 			p.mu.Lock()
 			p.errs = append(p.errs, err)
 			p.mu.Unlock()

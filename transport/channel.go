@@ -153,7 +153,7 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool)
 		// Checked on every pass, also after waiting for room: a sender
 		// that SLOW_DOWN reached accepts nothing new (PROTOCOL.md), so what
 		// the peer may still receive is what was buffered before.
-		if ch.c.peerSlow.Load() {
+		if ch.c.PeerSlowedDown() {
 			if err := ch.waitResumeLocked(ctx, block); err != nil {
 				return err
 			}
@@ -670,7 +670,7 @@ func (ch *Channel) read(need int) error {
 
 func (ch *Channel) finishRecv() {
 	ch.recvDone.Store(true)
-	ch.c.maybeFinish()
+	ch.c.channelRead()
 }
 
 func (ch *Channel) convertErr(err error) error {
@@ -721,8 +721,7 @@ func (ch *Channel) closeCtx(ctx context.Context) error {
 		if unwritten > 0 {
 			ch.closeErr = fmt.Errorf("transport: channel %q: %d messages accepted by Send were not written: %w", ch.name, unwritten, ErrUnflushed)
 		}
-		ch.c.forget(ch)
-		ch.c.maybeFinish()
+		ch.c.channelDone(ch)
 	})
 	return ch.closeErr
 }
@@ -755,7 +754,6 @@ func (ch *Channel) Reset(code ErrorCode) {
 			ch.kick <- struct{}{}
 		}
 		<-ch.writerDone
-		ch.c.forget(ch)
-		ch.c.maybeFinish()
+		ch.c.channelDone(ch)
 	})
 }
