@@ -180,32 +180,44 @@ func TestShutdownWithoutConnectionReportsTheBuffer(t *testing.T) {
 	})
 }
 
-// Shutdown closes gracefully while its context lasts and at once after: with
-// a context that has already ended, the client closes the connection itself,
-// where Close's graceful close waits for the server to confirm by closing
-// it.
-func TestShutdownWithEndedContextClosesAtOnce(t *testing.T) {
-	ends := make(chan error, 2)
-	_, addr := startEchoServer(t, &session.Config{OnSessionEnd: func(_ *session.Session, cause error) { ends <- cause }})
-	for _, graceful := range []bool{true, false} {
-		ctx := testCtx(t)
-		c, _ := ticketedClient(ctx, t, addr, nil)
-		if graceful {
-			require.NoError(t, c.Close())
-		} else {
-			ended, cancel := context.WithCancel(ctx)
-			cancel()
-			_ = c.Shutdown(ended) // what it reports depends on what was confirmed
-		}
-		var ce *transport.ConnError
-		require.ErrorAs(t, <-ends, &ce)
-		require.Equal(t, transport.CodeNoError, ce.Code)
-		if graceful {
-			require.False(t, ce.Remote, "the server read everything and closed, confirming")
-		} else {
-			require.True(t, ce.Remote, "the client closed at once")
-		}
+// Shutdown closes gracefully while its context lasts and at once when it
+// ends: against a server that cannot confirm the close (its handler is
+// stuck and its pending queue full, so it stops reading), Shutdown waits
+// until its context is cancelled, then reports the messages it wrote as in
+// doubt and those it could not write as undelivered.
+func TestShutdownWaitsForItsContextThenClosesAtOnce(t *testing.T) {
+	stuck, handling := make(chan struct{}), make(chan struct{}, 1)
+	_, addr := startTestServer(t, &session.Config{PendingCap: 1}, session.HandlerFunc(
+		func(context.Context, *session.Session, session.Message) {
+			select {
+			case handling <- struct{}{}:
+			default:
+			}
+			<-stuck
+		}))
+	t.Cleanup(func() { close(stuck) }) // before the server closes
+	ctx := testCtx(t)
+	c, err := Dial(ctx, addr, testClientTLS(t), nil)
+	require.NoError(t, err)
+	ch, err := c.Channel(ctx, "jobs")
+	require.NoError(t, err)
+	const sent = 3
+	for range sent {
+		require.NoError(t, ch.Send(ctx, []byte("job")))
 	}
+	<-handling
+
+	sctx, cancel := context.WithCancel(ctx)
+	shut := make(chan error, 1)
+	go func() { shut <- c.Shutdown(sctx) }()
+	require.Empty(t, shut, "Shutdown waits while its context lasts")
+	cancel()
+	err = <-shut
+	require.ErrorIs(t, err, transport.ErrInDoubt)
+	st := c.Stats()
+	require.Positive(t, st.MessagesInDoubt)
+	require.Equal(t, uint64(sent), st.MessagesInDoubt+st.MessagesFailed, "every accepted message is accounted for")
+	require.Equal(t, err, c.Close())
 }
 
 // A Send waiting for room in a full reconnect buffer ends with ErrClosed

@@ -94,8 +94,9 @@ type Client struct {
 	ctx    context.Context // ends when the client begins to close
 	cancel context.CancelFunc
 	// abort ends when the graceful part of Shutdown must stop (its ctx
-	// ended): the close of a connection that sent GOAWAY, in run, turns
-	// abrupt then, so that Shutdown waits for it no longer than for its own.
+	// ended): the close of a connection that sent GOAWAY, in run (bounded
+	// by the close timeout too), turns abrupt then, so that Shutdown waits
+	// for it no longer than for its own.
 	abort       context.Context
 	cancelAbort context.CancelFunc
 	wg          sync.WaitGroup // run, dispatch, the handshake watchers
@@ -305,7 +306,7 @@ func (c *Client) run(conn *transport.Conn) {
 			// finishes what it accepted; then the client leaves. What
 			// the server did not confirm reading is counted in doubt.
 			detached := c.detach(conn)
-			_ = conn.Shutdown(c.abort)
+			c.closeAfterGoAway(conn)
 			c.recover(detached)
 		} else {
 			c.lost(conn)
@@ -337,6 +338,15 @@ func (c *Client) run(conn *transport.Conn) {
 		}
 		conn, since = next, time.Now()
 	}
+}
+
+// closeAfterGoAway closes conn, whose server sent GOAWAY, gracefully: for
+// the close timeout, as Close would, and no longer than Shutdown's context
+// once the client is closing.
+func (c *Client) closeAfterGoAway(conn *transport.Conn) {
+	ctx, cancel := context.WithTimeout(c.abort, c.closeTimeout())
+	defer cancel()
+	_ = conn.Shutdown(ctx)
 }
 
 func (c *Client) currentAddr() int {
