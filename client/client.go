@@ -107,7 +107,7 @@ type Client struct {
 	// connection that the other is counting.
 	handoff sync.Mutex
 
-	mu        sync.Mutex      // guards the fields below
+	mu        sync.Mutex      // guards conn through closeErr
 	conn      *transport.Conn // nil while disconnected; replaced only by run and shutdown
 	status    Status
 	addrIdx   int
