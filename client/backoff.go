@@ -3,7 +3,6 @@ package client
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"time"
 )
 
@@ -78,13 +77,15 @@ func (b Backoff) Ceiling(attempt int) time.Duration {
 }
 
 // next returns the delay before attempt n: uniform in [0, Ceiling(n)] for the
-// built-in schedule, exactly the hook's value (capped) otherwise.
-func (b Backoff) next(attempt int, rnd *rand.Rand) time.Duration {
+// built-in schedule, exactly the hook's value (capped) otherwise. intN
+// returns a uniform number in [0, n): rand.Int64N, which is safe for
+// concurrent use, or a seeded source's in tests.
+func (b Backoff) next(attempt int, intN func(n int64) int64) time.Duration {
 	c := b.Ceiling(attempt)
 	if b.Delay != nil || c <= 0 {
 		return max(c, 0)
 	}
-	return time.Duration(rnd.Int64N(int64(c) + 1))
+	return time.Duration(intN(int64(c) + 1))
 }
 
 // exhausted reports whether attempt n (0-based) is over the limit.

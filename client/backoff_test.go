@@ -25,7 +25,7 @@ func TestBackoffFullJitterStaysInBoundsAndSpreads(t *testing.T) {
 	for attempt := range 20 {
 		seen := map[time.Duration]bool{}
 		for range 200 {
-			d := b.next(attempt, rnd)
+			d := b.next(attempt, rnd.Int64N)
 			require.GreaterOrEqual(t, d, time.Duration(0))
 			require.LessOrEqual(t, d, b.Ceiling(attempt))
 			seen[d] = true

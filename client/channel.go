@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/quicmsg/quicmsg/internal/ring"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -21,21 +23,32 @@ type pending struct {
 // wait in the client's reconnect buffer, in order, until then.
 // All methods are safe for concurrent use.
 type Channel struct {
-	cl   *Client
-	name string
+	cl   *Client // immutable
+	name string  // immutable
 
-	sendMu    sync.Mutex // held while the buffer drains, so that order holds
-	mu        sync.Mutex
+	// sendMu is held by whoever moves messages between buf and a
+	// connection (attach draining buf, recover putting messages back, fail
+	// and Close dropping them), so that order holds: one mover at a time.
+	sendMu sync.Mutex
+
+	mu        sync.Mutex         // guards the fields below
 	conn      *transport.Conn    // the connection the channel is (being) attached to
 	cur       *transport.Channel // set once the buffer has drained into it
 	attaching *transport.Channel // opened, buffer still draining
-	buf       []pending          // reconnect buffer
-	changed   chan struct{}      // closed and replaced on every attach and detach
-	closed    bool
+	// buf holds messages waiting for a connection, oldest first; their
+	// room is reserved in cl.buf, which bounds them. Send pushes at the
+	// back; recover pushes what a dead connection never wrote at the front.
+	buf     ring.Ring[pending]
+	changed chan struct{} // closed and replaced on every attach and detach
+	closed  bool
+	done    chan struct{} // closed when closed is set
+
+	closeOnce sync.Once
+	closeErr  error // set by closeOnce
 }
 
 func newChannel(c *Client, name string) *Channel {
-	return &Channel{cl: c, name: name, changed: make(chan struct{})}
+	return &Channel{cl: c, name: name, changed: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Name returns the channel's name.
@@ -81,23 +94,36 @@ func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transp
 			ch.mu.Unlock()
 			return ErrClosed
 		}
-		if len(ch.buf) == 0 {
+		if ch.buf.Len() == 0 {
 			ch.cur, ch.attaching = tch, nil
 			ch.signalLocked()
 			ch.mu.Unlock()
 			return nil
 		}
-		p := ch.buf[0]
+		// Only this holder of sendMu takes from the front, so the
+		// message is still there after the send.
+		p := ch.buf.Peek()
 		ch.mu.Unlock()
 		if err := sendOn(ctx, tch, p.data, p.replaySafe); err != nil {
 			return err
 		}
 		ch.mu.Lock()
-		ch.buf[0] = pending{}
-		ch.buf = ch.buf[1:]
+		ch.buf.Pop()
 		ch.mu.Unlock()
-		ch.cl.release(1, len(p.data))
+		ch.cl.buf.release(1, len(p.data))
 	}
+}
+
+// openLocked returns the transport channels the channel has on its
+// connection.
+func (ch *Channel) openLocked() []*transport.Channel {
+	var open []*transport.Channel
+	for _, t := range []*transport.Channel{ch.attaching, ch.cur} {
+		if t != nil {
+			open = append(open, t)
+		}
+	}
+	return open
 }
 
 // detach drops the channel's connection and returns the transport channels
@@ -105,12 +131,7 @@ func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transp
 func (ch *Channel) detach() []*transport.Channel {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	var old []*transport.Channel
-	for _, t := range []*transport.Channel{ch.attaching, ch.cur} {
-		if t != nil {
-			old = append(old, t)
-		}
-	}
+	old := ch.openLocked()
 	ch.conn, ch.cur, ch.attaching = nil, nil, nil
 	ch.signalLocked()
 	return old
@@ -118,6 +139,8 @@ func (ch *Channel) detach() []*transport.Channel {
 
 // recover puts back, at the front of the buffer, what the old transport
 // channels accepted but never delivered. Their connection must have ended.
+// If the channel was closed meanwhile, those messages are counted as
+// failed instead.
 func (ch *Channel) recover(old []*transport.Channel) {
 	// An attach still sending on the old connection finishes first, so
 	// that it takes from the buffer what it sent, not what comes back.
@@ -135,33 +158,85 @@ func (ch *Channel) recover(old []*transport.Channel) {
 	if len(back) == 0 {
 		return
 	}
-	ch.cl.resent.Add(uint64(len(back)))
-	ch.cl.mu.Lock()
-	ch.cl.bufBytes += n
-	ch.cl.bufMsgs += len(back)
-	ch.cl.mu.Unlock()
 	ch.mu.Lock()
-	ch.buf = append(back, ch.buf...)
-	ch.mu.Unlock()
+	defer ch.mu.Unlock()
+	if ch.closed {
+		ch.cl.failed.Add(uint64(len(back)))
+		return
+	}
+	ch.cl.resent.Add(uint64(len(back)))
+	ch.cl.buf.putBack(len(back), n)
+	for _, p := range slices.Backward(back) {
+		ch.buf.PushFront(p)
+	}
 }
 
-// fail closes the channel for good and returns how many buffered messages
-// it drops.
+// closeLocked marks the channel closed, takes it off its connection and
+// empties its buffer. It returns the transport channels it had open and
+// how many messages, of how many bytes, it dropped from the buffer. The
+// caller holds sendMu and mu, and releases the room in the client's buffer.
+func (ch *Channel) closeLocked() (open []*transport.Channel, msgs, bytes int) {
+	if !ch.closed {
+		ch.closed = true
+		close(ch.done)
+	}
+	open = ch.openLocked()
+	ch.conn, ch.cur, ch.attaching = nil, nil, nil
+	ch.signalLocked()
+	msgs = ch.buf.Len()
+	for p := range ch.buf.All() {
+		bytes += len(p.data)
+	}
+	ch.buf.Reset(0)
+	return open, msgs, bytes
+}
+
+// fail closes the channel for good, when its client closes, and returns
+// how many buffered messages it drops. The client has detached it first.
 func (ch *Channel) fail() int {
 	ch.sendMu.Lock()
 	defer ch.sendMu.Unlock()
 	ch.mu.Lock()
-	ch.closed = true
-	ch.signalLocked()
-	n := len(ch.buf)
-	bytes := 0
-	for _, p := range ch.buf {
-		bytes += len(p.data)
-	}
-	ch.buf = nil
+	_, msgs, bytes := ch.closeLocked()
 	ch.mu.Unlock()
-	ch.cl.release(n, bytes)
-	return n
+	ch.cl.buf.release(msgs, bytes)
+	return msgs
+}
+
+// Close closes the channel for this client. The client forgets it: it is
+// not reopened on later connections, and a later [Client.Channel] with the
+// same name makes a fresh one. What the current connection accepted is
+// written first, as [transport.Channel.Close] does (bounded by
+// Config.Transport.CloseTimeout); messages still waiting in the reconnect
+// buffer are not sent: Close reports them in an [UndeliveredError] and
+// counts them in Stats.MessagesFailed. Afterwards Send and Receive fail
+// with [ErrClosed]. Close is idempotent; every call waits for the first.
+//
+// The server lets the name go once it has read the old channel to its end,
+// soon after Close returns. Until then it may refuse a new channel of the
+// same name on the same connection (PROTOCOL.md, DUPLICATE_CHANNEL): the
+// fresh channel's Send and Receive then fail with a
+// [*transport.ChannelError] matching transport.CodeDuplicateChannel.
+func (ch *Channel) Close() error {
+	ch.closeOnce.Do(func() {
+		ch.cl.forget(ch)
+		ch.sendMu.Lock()
+		ch.mu.Lock()
+		open, msgs, bytes := ch.closeLocked()
+		ch.mu.Unlock()
+		ch.sendMu.Unlock()
+		ch.cl.buf.release(msgs, bytes)
+		var errs []error
+		for _, t := range open {
+			errs = append(errs, t.Close())
+		}
+		if msgs > 0 {
+			ch.cl.failed.Add(uint64(msgs))
+			errs = append(errs, &UndeliveredError{Messages: msgs, Err: ErrClosed})
+		}
+		ch.closeErr = errors.Join(errs...)
+	})
+	return ch.closeErr
 }
 
 func sendOn(ctx context.Context, tch *transport.Channel, msg []byte, replaySafe bool) error {
@@ -230,17 +305,17 @@ func (ch *Channel) send(ctx context.Context, msg []byte, replaySafe, block bool)
 			continue
 		}
 		ch.mu.Unlock()
-		if err := ch.cl.reserve(ctx, len(msg), block); err != nil {
+		if err := ch.cl.buf.reserve(ctx, ch.done, len(msg), block); err != nil {
 			return err
 		}
 		ch.mu.Lock()
 		if ch.cur != nil || ch.closed {
 			// Attached (or closed) meanwhile: send directly instead.
 			ch.mu.Unlock()
-			ch.cl.release(1, len(msg))
+			ch.cl.buf.release(1, len(msg))
 			continue
 		}
-		ch.buf = append(ch.buf, pending{data: append([]byte(nil), msg...), replaySafe: replaySafe})
+		ch.buf.Push(pending{data: append([]byte(nil), msg...), replaySafe: replaySafe})
 		ch.mu.Unlock()
 		return nil
 	}
@@ -272,12 +347,25 @@ func (ch *Channel) current(ctx context.Context) (*transport.Channel, error) {
 // reconnects until ctx ends. Messages the server sent on a connection that
 // died before they arrived are lost with it.
 func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
+	return ch.receive(ctx, nil)
+}
+
+// ReceiveBuf is Receive that stores the message in buf when it fits, as
+// [transport.Channel.ReceiveBuf] does: it returns buf[:size], or a new slice
+// for a larger message, so that a receive loop that passes back the slice
+// it got, once done with it, receives without allocating.
+func (ch *Channel) ReceiveBuf(ctx context.Context, buf []byte) ([]byte, error) {
+	return ch.receive(ctx, buf)
+}
+
+// receive is Receive into buf (nil: a new slice per message).
+func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
 	for {
 		tch, err := ch.current(ctx)
 		if err != nil {
 			return nil, err
 		}
-		msg, err := tch.Receive(ctx)
+		msg, err := tch.ReceiveBuf(ctx, buf)
 		if err == nil || ctx.Err() != nil {
 			return msg, err
 		}
@@ -338,9 +426,7 @@ func (ch *Channel) SendWithRetry(ctx context.Context, msg []byte) error {
 	b := ch.cl.cfg.Backoff
 	for attempt := 0; attempt < ch.cl.cfg.RetryAttempts; attempt++ {
 		if attempt > 0 {
-			ch.cl.rndMu.Lock()
-			d := b.next(attempt-1, ch.cl.rnd)
-			ch.cl.rndMu.Unlock()
+			d := b.next(attempt-1, ch.cl.jitter)
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:

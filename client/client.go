@@ -2,9 +2,13 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +19,8 @@ import (
 // Errors returned by the client.
 var (
 	// ErrClosed is returned by operations on a closed Client or Channel.
-	ErrClosed = errors.New("client: closed")
+	// It matches net.ErrClosed, as transport.ErrClosed does.
+	ErrClosed = fmt.Errorf("client: use of closed client or channel: %w", net.ErrClosed)
 	// ErrBufferFull is returned by TrySend while the client is disconnected
 	// and its reconnect buffer is full.
 	ErrBufferFull = errors.New("client: reconnect buffer full")
@@ -64,15 +69,37 @@ type Stats struct {
 // had accepted but not yet written, and 0-RTT data the server rejected, are
 // sent again on the next connection and counted in Stats.MessagesResent.
 //
+// Close and Shutdown follow the convention of every closable type in
+// quicmsg: Shutdown(ctx) is the graceful close, bounded by ctx; Close is
+// Shutdown bounded by the connection's close timeout
+// (Config.Transport.CloseTimeout, transport.DefaultCloseTimeout by default).
+//
+// Goroutines: a Client owns run (the reconnect loop, started by Dial, which
+// alone replaces the connection), dispatch (delivers events to
+// Config.OnEvent, started by Dial when it is set) and one short watcher per
+// attached connection (emits its Connected or Reconnected event once the
+// handshake completes). Shutdown stops them all, through ctx and the event
+// queue, and waits for them with wg.
+//
 // All methods are safe for concurrent use.
 type Client struct {
-	cfg   Config
-	addrs []string
-	dial  func(context.Context, string) (*transport.Conn, error) // replaces dialOnce in tests
+	// Immutable after Dial.
+	cfg    Config
+	tls    *tls.Config // cloned, with a session cache unless 0-RTT is off
+	addrs  []string
+	dial   func(context.Context, string) (*transport.Conn, error) // replaces dialOnce in tests
+	jitter func(n int64) int64                                    // backoff's random source; rand.Int64N
+	buf    *reconnectBuffer                                       // owned by the Client; see its doc
 
-	ctx    context.Context // ends when the client closes
+	ctx    context.Context // ends when the client begins to close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// abort ends when the graceful part of Shutdown must stop (its ctx
+	// ended): the close of a connection that sent GOAWAY, in run (bounded
+	// by the close timeout too), turns abrupt then, so that Shutdown waits
+	// for it no longer than for its own.
+	abort       context.Context
+	cancelAbort context.CancelFunc
+	wg          sync.WaitGroup // run, dispatch, the handshake watchers
 
 	// handoff is held while a connection is attached, or taken away and
 	// what it never delivered recovered or counted: run and shutdown do
@@ -80,25 +107,22 @@ type Client struct {
 	// connection that the other is counting.
 	handoff sync.Mutex
 
-	mu        sync.Mutex
-	conn      *transport.Conn // nil while disconnected
+	mu        sync.Mutex      // guards conn through closeErr
+	conn      *transport.Conn // nil while disconnected; replaced only by run and shutdown
 	status    Status
 	addrIdx   int
-	channels  map[string]*Channel
-	connected chan struct{} // closed while a connection is attached
-	bufBytes  int
-	bufMsgs   int
-	bufSpace  chan struct{} // closed and replaced when buffer space frees
+	channels  map[string]*Channel // a Channel leaves it when closed
+	connected chan struct{}       // closed while a connection is attached
 	closeErr  error
 	closeOnce sync.Once
 
 	noEarly atomic.Bool // the last connection's 0-RTT data was rejected
 
-	rndMu sync.Mutex
-	rnd   *rand.Rand
-
-	evMu          sync.Mutex // guards sends on events against its closing
-	evClosed      bool
+	evMu     sync.Mutex // guards sends on events against its closing
+	evClosed bool
+	// events is the queue dispatch reads: EventQueueSize places for
+	// ordinary events plus one kept for EventClosed, so that it is never
+	// dropped. Nil without Config.OnEvent.
 	events        chan Event
 	eventsDropped atomic.Uint64
 	reconnects    atomic.Uint64
@@ -109,15 +133,21 @@ type Client struct {
 }
 
 // Dial connects to addr and returns a client that reconnects by itself
-// when the connection is lost. The first connection must be accepted by the
-// server (HELLO exchanged) within ctx; otherwise Dial returns its error, a
-// [*transport.DialError] that names the fault.
-func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
+// when the connection is lost. tlsConf verifies the server (see package
+// certs); if it has no ClientSessionCache, the client uses a copy with one,
+// so that reconnects can use 0-RTT. cfg may be nil for the defaults. The
+// first connection must be accepted by the server (HELLO exchanged) within
+// ctx; otherwise Dial returns its error, a [*transport.DialError] that names
+// the fault.
+func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Client, error) {
 	conf, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	c := newClient(conf, addr)
+	if tlsConf == nil {
+		return nil, errors.New("client: Dial needs a *tls.Config (see package certs)")
+	}
+	c := newClient(conf, clientTLS(tlsConf, conf.Disable0RTT), addr)
 	conn, err := c.dialOnce(ctx, addr, nil)
 	if err == nil {
 		// The first connection has no ticket, so waiting for the server's
@@ -129,30 +159,39 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 	}
 	if err != nil {
 		c.cancel()
+		c.cancelAbort()
 		return nil, err
 	}
-	if conf.OnEvent != nil {
-		c.events = make(chan Event, conf.EventQueueSize)
-		c.wg.Add(1)
-		go c.dispatch()
-	}
+	c.startEvents()
 	c.attach(conn, Event{Type: EventConnected, Addr: addr})
 	c.wg.Add(1)
 	go c.run(conn)
 	return c, nil
 }
 
-func newClient(conf Config, addr string) *Client {
+func newClient(conf Config, tlsConf *tls.Config, addr string) *Client {
 	c := &Client{
 		cfg:       conf,
+		tls:       tlsConf,
 		addrs:     append([]string{addr}, conf.Fallback...),
+		jitter:    rand.Int64N,
 		channels:  make(map[string]*Channel),
 		connected: make(chan struct{}),
-		bufSpace:  make(chan struct{}),
-		rnd:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.abort, c.cancelAbort = context.WithCancel(context.Background())
+	c.buf = newReconnectBuffer(conf.ReconnectBufferSize, c.ctx.Done())
 	return c
+}
+
+// clientTLS returns a copy of tlsConf with a session cache for 0-RTT,
+// unless it has one or 0-RTT is off.
+func clientTLS(tlsConf *tls.Config, disable0RTT bool) *tls.Config {
+	tlsConf = tlsConf.Clone()
+	if tlsConf.ClientSessionCache == nil && !disable0RTT {
+		tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(DefaultSessionCacheSize)
+	}
+	return tlsConf
 }
 
 // dialOnce makes one connection; on a resumed connection the channels
@@ -164,9 +203,9 @@ func (c *Client) dialOnce(ctx context.Context, addr string, channels []string) (
 	// After the server rejected 0-RTT, one full handshake gets a ticket it
 	// accepts, instead of offering the stale one again.
 	if c.cfg.Disable0RTT || c.noEarly.Swap(false) {
-		return transport.Dial(ctx, addr, c.cfg.TLS, &c.cfg.Transport)
+		return transport.Dial(ctx, addr, c.tls, &c.cfg.Transport)
 	}
-	return transport.DialEarly(ctx, addr, c.cfg.TLS, &c.cfg.Transport, channels...)
+	return transport.DialEarly(ctx, addr, c.tls, &c.cfg.Transport, channels...)
 }
 
 // Status returns where the client stands.
@@ -185,9 +224,7 @@ func (c *Client) Conn() *transport.Conn {
 
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
-	c.mu.Lock()
-	bm, bb := c.bufMsgs, c.bufBytes
-	c.mu.Unlock()
+	bm, bb := c.buf.held()
 	return Stats{
 		Reconnects:       c.reconnects.Load(),
 		ZeroRTT:          c.zeroRTT.Load(),
@@ -200,9 +237,10 @@ func (c *Client) Stats() Stats {
 	}
 }
 
-// Channel returns the client's channel named name, creating it on first use.
-// The channel is opened on the current connection at once, and on every new
-// connection after a reconnect.
+// Channel returns the client's channel named name, creating it on first use
+// (or on the first use after [Channel.Close]). The channel is opened on the
+// current connection at once, and on every new connection after a
+// reconnect.
 func (c *Client) Channel(ctx context.Context, name string) (*Channel, error) {
 	c.mu.Lock()
 	if c.status == StatusClosed {
@@ -219,13 +257,20 @@ func (c *Client) Channel(ctx context.Context, name string) (*Channel, error) {
 	c.mu.Unlock()
 	if conn != nil {
 		if err := ch.attach(ctx, conn, nil); err != nil && !isConnLost(conn, err) {
-			c.mu.Lock()
-			delete(c.channels, name)
-			c.mu.Unlock()
+			c.forget(ch)
 			return nil, err
 		}
 	}
 	return ch, nil
+}
+
+// forget removes ch from the client's channels, if it is still there.
+func (c *Client) forget(ch *Channel) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.channels[ch.name] == ch {
+		delete(c.channels, ch.name)
+	}
 }
 
 // run watches the current connection and replaces it when it ends or the
@@ -261,7 +306,7 @@ func (c *Client) run(conn *transport.Conn) {
 			// finishes what it accepted; then the client leaves. What
 			// the server did not confirm reading is counted in doubt.
 			detached := c.detach(conn)
-			_ = conn.Close()
+			c.closeAfterGoAway(conn)
 			c.recover(detached)
 		} else {
 			c.lost(conn)
@@ -287,11 +332,21 @@ func (c *Client) run(conn *transport.Conn) {
 		}
 		next, err := c.reconnect(immediate, from)
 		if err != nil {
-			c.shutdown(err)
+			// There is no connection left to close gracefully.
+			c.shutdown(context.Background(), err)
 			return
 		}
 		conn, since = next, time.Now()
 	}
+}
+
+// closeAfterGoAway closes conn, whose server sent GOAWAY, gracefully: for
+// the close timeout, as Close would, and no longer than Shutdown's context
+// once the client is closing.
+func (c *Client) closeAfterGoAway(conn *transport.Conn) {
+	ctx, cancel := context.WithTimeout(c.abort, c.closeTimeout())
+	defer cancel()
+	_ = conn.Shutdown(ctx)
 }
 
 func (c *Client) currentAddr() int {
@@ -316,9 +371,7 @@ func (c *Client) reconnect(immediate bool, from int) (*transport.Conn, error) {
 		}
 		var delay time.Duration
 		if !immediate || attempt > 0 {
-			c.rndMu.Lock()
-			delay = c.cfg.Backoff.next(from+attempt, c.rnd)
-			c.rndMu.Unlock()
+			delay = c.cfg.Backoff.next(from+attempt, c.jitter)
 		}
 		addr := c.addrs[c.currentAddr()]
 		c.emit(Event{Type: EventReconnecting, Addr: addr, Attempt: attempt, Delay: delay})
@@ -349,11 +402,14 @@ func (c *Client) reconnect(immediate bool, from int) (*transport.Conn, error) {
 func (c *Client) channelNames() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	names := make([]string, 0, len(c.channels))
-	for name := range c.channels {
-		names = append(names, name)
-	}
-	return names
+	return slices.Collect(maps.Keys(c.channels))
+}
+
+// channelList returns the client's channels.
+func (c *Client) channelList() []*Channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Collect(maps.Values(c.channels))
 }
 
 // attach makes conn the client's connection and reopens every channel on
@@ -371,10 +427,7 @@ func (c *Client) attach(conn *transport.Conn, ev Event) bool {
 	c.conn = conn
 	c.status = StatusConnected
 	close(c.connected)
-	chans := make([]*Channel, 0, len(c.channels))
-	for _, ch := range c.channels {
-		chans = append(chans, ch)
-	}
+	chans := slices.Collect(maps.Values(c.channels))
 	c.mu.Unlock()
 	c.wg.Add(1)
 	go func() {
@@ -419,10 +472,7 @@ func (c *Client) detach(conn *transport.Conn) map[*Channel][]*transport.Channel 
 		c.status = StatusReconnecting
 	}
 	c.connected = make(chan struct{})
-	chans := make([]*Channel, 0, len(c.channels))
-	for _, ch := range c.channels {
-		chans = append(chans, ch)
-	}
+	chans := slices.Collect(maps.Values(c.channels))
 	c.mu.Unlock()
 	detached := make(map[*Channel][]*transport.Channel, len(chans))
 	for _, ch := range chans {
@@ -458,88 +508,66 @@ func (c *Client) lost(conn *transport.Conn) {
 	c.recover(c.detach(conn))
 }
 
-// reserve takes n bytes of reconnect buffer, waiting for space if block.
-func (c *Client) reserve(ctx context.Context, n int, block bool) error {
-	for {
-		c.mu.Lock()
-		if c.status == StatusClosed {
-			c.mu.Unlock()
-			return ErrClosed
-		}
-		if c.bufBytes == 0 || c.bufBytes+n <= c.cfg.ReconnectBufferSize {
-			c.bufBytes += n
-			c.bufMsgs++
-			c.mu.Unlock()
-			return nil
-		}
-		space := c.bufSpace
-		c.mu.Unlock()
-		if !block {
-			return ErrBufferFull
-		}
-		select {
-		case <-space:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.ctx.Done():
-			return ErrClosed
-		}
-	}
-}
-
-// release returns buffer space taken by msgs messages of n bytes.
-func (c *Client) release(msgs, n int) {
-	if msgs == 0 {
-		return
-	}
-	c.mu.Lock()
-	c.bufBytes -= n
-	c.bufMsgs -= msgs
-	close(c.bufSpace)
-	c.bufSpace = make(chan struct{})
-	c.mu.Unlock()
-}
-
-// Close closes the client: the current connection gracefully (what was sent
-// on it is flushed first), and every channel. Messages still in the
-// reconnect buffer, and those the connection could not write before its
-// close timeout, are reported in an [UndeliveredError] and counted in
-// Stats.MessagesFailed; those it wrote but the server did not confirm
-// reading are counted in Stats.MessagesInDoubt. Close is idempotent and
-// waits for the client's goroutines.
-func (c *Client) Close() error {
-	c.shutdown(ErrClosed)
+// Shutdown closes the client gracefully: it stops reconnecting and takes
+// no new messages, and the current connection writes what it accepted and
+// waits for the server to confirm reading it, until ctx ends; then the
+// connection is closed at once. Messages still in the reconnect buffer,
+// and those the connection did not write in time, are reported in an
+// [UndeliveredError] and counted in Stats.MessagesFailed; those it wrote but
+// the server did not confirm reading are counted in Stats.MessagesInDoubt.
+// Every channel is closed. Shutdown is idempotent: every call waits for the
+// first to finish, for the client's goroutines, and returns its result.
+func (c *Client) Shutdown(ctx context.Context) error {
+	c.shutdown(ctx, ErrClosed)
 	c.wg.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeErr
 }
 
-func (c *Client) shutdown(why error) {
+// Close is Shutdown bounded by the connection's close timeout
+// (Config.Transport.CloseTimeout), so that a deferred Close neither hangs
+// nor drops messages silently.
+func (c *Client) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout())
+	defer cancel()
+	return c.Shutdown(ctx)
+}
+
+func (c *Client) closeTimeout() time.Duration {
+	if d := c.cfg.Transport.CloseTimeout; d > 0 {
+		return d
+	}
+	return transport.DefaultCloseTimeout
+}
+
+// shutdown closes the client once, for why (ErrClosed, or ErrGaveUp from
+// run): gracefully until ctx ends.
+func (c *Client) shutdown(ctx context.Context, why error) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.status = StatusClosed
 		c.mu.Unlock()
+		c.buf.close()
 		// Ends the reconnect loop's waits and sends, so that handoff is
-		// free soon.
+		// free soon; abort bounds what run may still be closing.
 		c.cancel()
+		stop := context.AfterFunc(ctx, c.cancelAbort)
+		defer stop()
+		defer c.cancelAbort()
 		c.handoff.Lock()
 		defer c.handoff.Unlock()
 		c.mu.Lock()
 		conn := c.conn
-		chans := make([]*Channel, 0, len(c.channels))
-		for _, ch := range c.channels {
-			chans = append(chans, ch)
-		}
 		c.mu.Unlock()
 		var err error
 		undelivered := 0
 		if conn != nil {
 			detached := c.detach(conn)
-			err = conn.Close()
+			err = conn.Shutdown(ctx)
 			undelivered = c.drop(detached)
 		}
-		for _, ch := range chans {
+		for _, ch := range c.channelList() {
 			undelivered += ch.fail()
 		}
 		if undelivered > 0 {
@@ -552,7 +580,6 @@ func (c *Client) shutdown(why error) {
 		c.closeErr = err
 		c.conn = nil
 		c.mu.Unlock()
-		c.emit(Event{Type: EventClosed, Err: err})
-		c.closeEvents()
+		c.closeEvents(Event{Type: EventClosed, Err: err})
 	})
 }

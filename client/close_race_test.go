@@ -17,9 +17,9 @@ import (
 func TestCloseDuringReconnectKeepsTheClientClosed(t *testing.T) {
 	_, addr := startEchoServer(t, nil)
 	_, ctc := testTLS(t)
-	conf, err := (&Config{TLS: ctc}).withDefaults()
+	conf, err := (&Config{}).withDefaults()
 	require.NoError(t, err)
-	c := newClient(conf, addr)
+	c := newClient(conf, clientTLS(ctc, conf.Disable0RTT), addr)
 	ch, err := c.Channel(testCtx(t), "work")
 	require.NoError(t, err)
 
@@ -27,6 +27,7 @@ func TestCloseDuringReconnectKeepsTheClientClosed(t *testing.T) {
 	dialed := make(chan *transport.Conn, 1)
 	c.dial = func(context.Context, string) (*transport.Conn, error) {
 		close(entered)
+		// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 		require.Eventually(t, func() bool { return c.Status() == StatusClosed }, 10*time.Second, time.Millisecond)
 		conn, err := transport.Dial(testCtx(t), addr, ctc, nil)
 		dialed <- conn

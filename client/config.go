@@ -1,8 +1,6 @@
 package client
 
 import (
-	"crypto/tls"
-	"errors"
 	"fmt"
 
 	"github.com/quicmsg/quicmsg/transport"
@@ -23,17 +21,15 @@ const (
 	DefaultSessionCacheSize = 64
 )
 
-// Config configures a [Client]. TLS is required; every other zero field
-// takes its default.
+// Config configures a [Client]. The zero value is ready to use: every zero
+// field takes its default. TLS is a parameter of [Dial].
 type Config struct {
-	// TLS verifies the server (see package certs). If it has no
-	// ClientSessionCache, the client adds one so that reconnects can use 0-RTT.
-	TLS *tls.Config
 	// Fallback lists other addresses of the same service, tried in turn
 	// after the one given to Dial when a connection fails or the server sends
 	// GOAWAY.
 	Fallback []string
-	// Transport configures each connection.
+	// Transport configures each connection. Its CloseTimeout also bounds
+	// [Client.Close].
 	Transport transport.Config
 	// Backoff is the reconnection schedule; the zero value is exponential
 	// backoff with full jitter from 100 ms to 30 s, retrying for ever.
@@ -51,21 +47,15 @@ type Config struct {
 	// goroutine of the client's, never under a lock.
 	OnEvent func(Event)
 	// EventQueueSize bounds the events waiting for OnEvent; overflow is
-	// dropped and counted in Stats.EventsDropped. Default DefaultEventQueueSize.
+	// dropped and counted in Stats.EventsDropped. EventClosed is never
+	// dropped: the queue keeps a place for it. Default DefaultEventQueueSize.
 	EventQueueSize int
 }
 
 func (c *Config) withDefaults() (Config, error) {
-	if c == nil {
-		return Config{}, errors.New("client: a Config with TLS is required")
-	}
-	r := *c
-	if r.TLS == nil {
-		return r, errors.New("client: Config.TLS is required (see package certs)")
-	}
-	r.TLS = r.TLS.Clone()
-	if r.TLS.ClientSessionCache == nil && !r.Disable0RTT {
-		r.TLS.ClientSessionCache = tls.NewLRUClientSessionCache(DefaultSessionCacheSize)
+	var r Config
+	if c != nil {
+		r = *c
 	}
 	if r.ReconnectBufferSize == 0 {
 		r.ReconnectBufferSize = DefaultReconnectBufferSize

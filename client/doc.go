@@ -6,9 +6,9 @@
 // # Delivery across reconnects
 //
 // A message accepted by [Channel.Send] either reaches a connection, once and
-// in order per channel, or its loss is reported: [Client.Close] returns an
-// [UndeliveredError] for messages still waiting in the reconnect buffer, and
-// Stats.MessagesFailed counts them. While disconnected, Send waits in a
+// in order per channel, or its loss is reported: [Client.Shutdown] and
+// [Client.Close] return an [UndeliveredError] for messages still waiting in
+// the reconnect buffer, and Stats.MessagesFailed counts them. While disconnected, Send waits in a
 // bounded reconnect buffer (Config.ReconnectBufferSize, 8 MiB by default) and
 // TrySend fails with [ErrBufferFull] when it is full.
 //

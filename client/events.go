@@ -65,31 +65,48 @@ type Event struct {
 	Err      error         // EventDisconnected: the cause; EventClosed: undelivered messages, if any
 }
 
-// emit queues e for the dispatcher without ever blocking.
+// startEvents starts dispatch, when Config.OnEvent is set.
+func (c *Client) startEvents() {
+	if c.cfg.OnEvent == nil {
+		return
+	}
+	c.events = make(chan Event, c.cfg.EventQueueSize+1)
+	c.wg.Add(1)
+	go c.dispatch()
+}
+
+// emit queues e for the dispatcher without ever blocking. It leaves the
+// queue's last place free for EventClosed: an ordinary event that finds
+// EventQueueSize events waiting is dropped and counted.
 func (c *Client) emit(e Event) {
 	c.evMu.Lock()
 	defer c.evMu.Unlock()
 	if c.events == nil || c.evClosed {
 		return
 	}
-	select {
-	case c.events <- e:
-	default:
+	// Only dispatch takes from the queue, so it cannot fill up between the
+	// check and the send.
+	if len(c.events) >= cap(c.events)-1 {
 		c.eventsDropped.Add(1)
+		return
 	}
+	c.events <- e
 }
 
-// closeEvents ends the dispatcher once it has delivered what is queued.
-func (c *Client) closeEvents() {
+// closeEvents queues last, in the place emit keeps for it, and ends the
+// dispatcher once it has delivered what is queued.
+func (c *Client) closeEvents(last Event) {
 	c.evMu.Lock()
 	defer c.evMu.Unlock()
 	if c.events != nil && !c.evClosed {
 		c.evClosed = true
+		c.events <- last
 		close(c.events)
 	}
 }
 
-// dispatch delivers events to OnEvent, one at a time, until the queue closes.
+// dispatch delivers events to OnEvent, one at a time, until the queue
+// closes. It is started by Dial and stopped by closeEvents, in shutdown.
 func (c *Client) dispatch() {
 	defer c.wg.Done()
 	for e := range c.events {

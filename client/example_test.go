@@ -25,7 +25,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	c, err := client.Dial(ctx, addr, &client.Config{TLS: clientTLS})
+	c, err := client.Dial(ctx, addr, clientTLS, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -49,7 +49,6 @@ func Example() {
 // ExampleConfig shows the reconnection options.
 func ExampleConfig() {
 	cfg := &client.Config{
-		// TLS: from certs.ClientConfig.
 		Fallback: []string{"10.0.0.2:4433"}, // tried in turn after the Dial address
 		Backoff: client.Backoff{
 			InitialDelay: 50 * time.Millisecond, // ceiling of the first wait

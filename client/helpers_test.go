@@ -19,6 +19,13 @@ func testTLS(t testing.TB) (server, client *tls.Config) {
 	return testenv.TLS(t)
 }
 
+// testClientTLS returns the client config of testTLS.
+func testClientTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	_, c := testTLS(t)
+	return c
+}
+
 // echoHandler sends every message back on the channel it came on.
 var echoHandler = session.HandlerFunc(func(ctx context.Context, s *session.Session, m session.Message) {
 	_ = s.Send(ctx, m.Channel, m.Data)

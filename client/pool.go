@@ -27,8 +27,9 @@ const (
 	// DefaultPoolDialTimeout bounds one dial: QUIC and TLS handshakes and the
 	// HELLO exchange.
 	DefaultPoolDialTimeout = 5 * time.Second
-	// DefaultPoolCloseTimeout is how long Pool.Close waits for held
-	// connections to be released before closing them under their holders.
+	// DefaultPoolCloseTimeout bounds Pool.Close: how long it waits for held
+	// connections to be released, and for connections to close gracefully,
+	// before closing them at once.
 	DefaultPoolCloseTimeout = 5 * time.Second
 )
 
@@ -55,8 +56,9 @@ type PoolConfig struct {
 	MinHealthy int
 	// DialTimeout bounds each dial. Default DefaultPoolDialTimeout (5 s).
 	DialTimeout time.Duration
-	// CloseTimeout is how long Close waits for held connections to be
-	// released before it closes them under their holders.
+	// CloseTimeout bounds Close (which is Shutdown with this timeout): how
+	// long it waits for held connections to be released, and for connections
+	// to close gracefully, before it closes them at once.
 	// Default DefaultPoolCloseTimeout (5 s).
 	CloseTimeout time.Duration
 	// Backoff is the re-dial schedule of a connection slot: exponential
@@ -171,15 +173,28 @@ func (s *poolSlot) takeOutLocked() {
 // connection that ends or receives GOAWAY is taken out of service, closed,
 // and re-dialled in the background. A connection can still end while held;
 // its holder sees the connection's error and should Release it.
+//
+// Close and Shutdown follow the convention of every closable type in
+// quicmsg: Shutdown(ctx) is the graceful close, bounded by ctx; Close is
+// Shutdown bounded by PoolConfig.CloseTimeout.
+//
+// Goroutines: a Pool owns one goroutine per slot (runSlot, started by
+// NewPool), the only one that dials for the slot, watches its connection and
+// closes it. Shutdown stops them through ctx and waits for them with wg.
 // All methods are safe for concurrent use.
 type Pool struct {
+	// Immutable after NewPool.
 	addr string
 	cfg  PoolConfig
 	dial func(ctx context.Context) (*transport.Conn, error)
 
-	// ctx ends when Close begins; it cancels dials and backoff waits.
+	// ctx ends when Shutdown begins; it cancels dials and backoff waits.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// stop is Shutdown's context, set before ctx ends and read by the slot
+	// goroutines after: it bounds their waits for holders and their
+	// graceful closes.
+	stop context.Context
 	// unavailable ends, with a cause wrapping ErrPoolUnavailable, once
 	// every slot has failed.
 	unavailable       context.Context
@@ -188,8 +203,8 @@ type Pool struct {
 	// permit is owed one idle connection. It queues waiters in FIFO order.
 	idleSem *semaphore.Weighted
 
-	mu      sync.Mutex
-	slots   []*poolSlot
+	mu      sync.Mutex  // guards the fields below and every slot's state
+	slots   []*poolSlot // one per PoolConfig.Size; each owned by its runSlot goroutine
 	idle    []*poolSlot // FIFO, so that use rotates over the connections
 	closed  bool
 	failed  int
@@ -401,16 +416,18 @@ func (p *Pool) Stats() PoolStats {
 	return st
 }
 
-// Close closes the pool: Acquire fails with ErrPoolClosed from then on,
-// dials in progress are cancelled, and idle connections are closed
-// gracefully. Connections still held are closed gracefully when released;
-// Close waits up to PoolConfig.CloseTimeout for that, then closes them under
-// their holders with CodeGoingAway. Close returns once every connection is
-// closed and every goroutine of the pool has finished, with the errors of the
-// graceful closes (for example transport.ErrUnflushed), if any. It is
-// idempotent; every call waits for the first to finish.
-func (p *Pool) Close() error {
+// Shutdown closes the pool gracefully: Acquire fails with ErrPoolClosed
+// from then on, dials in progress are cancelled, and idle connections are
+// closed gracefully. Connections still held are closed gracefully when
+// released. Shutdown waits for that until ctx ends, then closes what is
+// left at once: held connections under their holders with CodeGoingAway.
+// It returns once every connection is closed and every goroutine of the
+// pool has finished, with the errors of the graceful closes (for example
+// transport.ErrUnflushed), if any. It is idempotent; every call waits for
+// the first to finish and returns its result.
+func (p *Pool) Shutdown(ctx context.Context) error {
 	p.closeOnce.Do(func() {
+		p.stop = ctx
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
@@ -420,6 +437,13 @@ func (p *Pool) Close() error {
 		p.closeErr = errors.Join(p.errs...)
 	})
 	return p.closeErr
+}
+
+// Close is Shutdown bounded by PoolConfig.CloseTimeout.
+func (p *Pool) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.CloseTimeout)
+	defer cancel()
+	return p.Shutdown(ctx)
 }
 
 // runSlot dials for s until the pool closes or the slot gives up. The
@@ -436,7 +460,6 @@ func (p *Pool) runSlot(s *poolSlot, firstCtx context.Context, first chan<- error
 		}
 		p.mu.Unlock()
 	}()
-	rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	ctx := firstCtx
 	retry := 0
 	for {
@@ -474,7 +497,7 @@ func (p *Pool) runSlot(s *poolSlot, firstCtx context.Context, first chan<- error
 				return
 			}
 		}
-		if !p.sleep(p.cfg.Backoff.next(retry, rnd)) {
+		if !p.sleep(p.cfg.Backoff.next(retry, rand.Int64N)) {
 			return
 		}
 		retry++
@@ -596,8 +619,8 @@ func (p *Pool) retire(s *poolSlot, conn *transport.Conn) (used bool, refused err
 	return used, nil
 }
 
-// shutdownSlot closes s's connection when the pool closes, waiting up to
-// CloseTimeout for its holder, if any, to release it.
+// shutdownSlot closes s's connection when the pool closes, waiting until
+// Shutdown's context ends for its holder, if any, to release it.
 func (p *Pool) shutdownSlot(s *poolSlot, conn *transport.Conn) {
 	p.mu.Lock()
 	held := s.state == slotHeld
@@ -608,12 +631,10 @@ func (p *Pool) shutdownSlot(s *poolSlot, conn *transport.Conn) {
 	}
 	p.mu.Unlock()
 	if held {
-		t := time.NewTimer(p.cfg.CloseTimeout)
 		select {
 		case <-s.out:
-		case <-t.C:
+		case <-p.stop.Done():
 		}
-		t.Stop()
 	}
 	p.mu.Lock()
 	forced := s.state == slotHeld
@@ -626,7 +647,7 @@ func (p *Pool) shutdownSlot(s *poolSlot, conn *transport.Conn) {
 	case discarded || conn.Context().Err() != nil:
 		_ = conn.CloseWithError(transport.CodeNoError, "client pool closed")
 	default:
-		if err := conn.Close(); err != nil {
+		if err := conn.Shutdown(p.stop); err != nil {
 			p.mu.Lock()
 			p.errs = append(p.errs, err)
 			p.mu.Unlock()

@@ -79,6 +79,7 @@ func TestPoolAcquiredConnectionCarriesARequestAndItsEcho(t *testing.T) {
 	srv, addr := startEchoServer(t, nil)
 	p := newTestPool(t, addr, &PoolConfig{Size: 3})
 	ctx := poolTestCtx(t)
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 3 }, 10*time.Second, 5*time.Millisecond)
 	require.Equal(t, PoolStats{Size: 3, Idle: 3, Dials: 3}, p.Stats())
 
@@ -216,6 +217,7 @@ func TestPoolNeverHandsOutADeadConnectionUnderChurn(t *testing.T) {
 	require.NoError(t, killer.Wait())
 	require.Greater(t, kills, 10, "the killer got to work")
 
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool {
 		st := p.Stats()
 		return st.Idle == size && st.Replaced == uint64(kills)
@@ -234,6 +236,7 @@ func TestPoolReplacesIdleConnectionsTheServerDropped(t *testing.T) {
 	srv, addr := startEchoServer(t, nil)
 	p := newTestPool(t, addr, &PoolConfig{Size: 3, Backoff: fastBackoff})
 	ctx := poolTestCtx(t)
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 3 }, 10*time.Second, 5*time.Millisecond)
 
 	old := map[transport.SessionID]bool{}
@@ -310,6 +313,7 @@ func TestPoolCountsRefusedSessionsAsFailedDialsAndGivesUp(t *testing.T) {
 	p := newTestPool(t, addr, &PoolConfig{Size: 5, Backoff: Backoff{InitialDelay: 2 * time.Millisecond, MaxDelay: 10 * time.Millisecond, MaxAttempts: maxAttempts}})
 	ctx := poolTestCtx(t)
 
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return p.Stats().Failed == 2 }, 10*time.Second, 5*time.Millisecond, "%+v", p.Stats())
 	// Two slots were refused on the first dial and on each of their re-dials.
 	refusals := 2 * (1 + maxAttempts)
@@ -340,6 +344,7 @@ func TestPoolLeavesAServerThatSendsGoAway(t *testing.T) {
 	srv, addr := startEchoServer(t, nil)
 	p := newTestPool(t, addr, &PoolConfig{Size: 3, Backoff: fastBackoff})
 	ctx := poolTestCtx(t)
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 3 }, 10*time.Second, 5*time.Millisecond)
 
 	pc, err := p.Acquire(ctx)
@@ -398,6 +403,29 @@ func TestPoolCloseClosesConnectionsHeldPastCloseTimeout(t *testing.T) {
 	pc.Release()
 	_, err = p.Acquire(context.Background())
 	require.ErrorIs(t, err, ErrPoolClosed)
+}
+
+// Shutdown waits for a held connection until its context ends, whatever
+// the CloseTimeout, and closes it under its holder then.
+func TestPoolShutdownClosesHeldConnectionsWhenItsContextEnds(t *testing.T) {
+	_, addr := startEchoServer(t, nil)
+	p := newTestPool(t, addr, &PoolConfig{Size: 1, CloseTimeout: time.Hour})
+	pc, err := p.Acquire(poolTestCtx(t))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(poolTestCtx(t))
+	shut := make(chan error, 1)
+	go func() { shut <- p.Shutdown(ctx) }()
+	_, err = p.Acquire(poolTestCtx(t))
+	require.ErrorIs(t, err, ErrPoolClosed)
+	require.Empty(t, shut, "Shutdown waits for the holder")
+	cancel()
+	require.NoError(t, <-shut)
+	var ce *transport.ConnError
+	require.ErrorAs(t, connEnded(t, pc.Conn()), &ce)
+	require.Equal(t, transport.CodeGoingAway, ce.Code)
+	pc.Release()
+	require.NoError(t, p.Close(), "Close after Shutdown returns its result")
 }
 
 func TestNewPoolFailsWhenNoConnectionComesUp(t *testing.T) {

@@ -18,11 +18,11 @@ import (
 // must stop at the attempt limit.
 func TestReconnectScheduleStaysWithinBounds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		conf, err := (&Config{TLS: testClientTLSStub(), Backoff: Backoff{
+		conf, err := (&Config{Backoff: Backoff{
 			InitialDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, Factor: 2, MaxAttempts: 12,
 		}}).withDefaults()
 		require.NoError(t, err)
-		c := newClient(conf, "127.0.0.1:1")
+		c := newClient(conf, testClientTLSStub(), "127.0.0.1:1")
 		defer c.cancel()
 		var attempts []time.Time
 		dialErr := errors.New("no answer")
@@ -55,9 +55,9 @@ func TestReconnectScheduleStaysWithinBounds(t *testing.T) {
 // GOAWAY or a rejected 0-RTT is not delayed.
 func TestReconnectImmediateFirstAttempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		conf, err := (&Config{TLS: testClientTLSStub(), Backoff: Backoff{MaxAttempts: 1}}).withDefaults()
+		conf, err := (&Config{Backoff: Backoff{MaxAttempts: 1}}).withDefaults()
 		require.NoError(t, err)
-		c := newClient(conf, "127.0.0.1:1")
+		c := newClient(conf, testClientTLSStub(), "127.0.0.1:1")
 		defer c.cancel()
 		var at time.Time
 		c.dial = func(context.Context, string) (*transport.Conn, error) {

@@ -48,6 +48,7 @@ func (r *recorder) got(channel string) []int {
 
 func (r *recorder) waitFor(t *testing.T, channel string, n int) []int {
 	t.Helper()
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return len(r.got(channel)) >= n }, 30*time.Second, 5*time.Millisecond,
 		"channel %s: %d of %d messages", channel, len(r.got(channel)), n)
 	return r.got(channel)
@@ -136,10 +137,8 @@ func (l *eventLog) has(match func(Event) bool) bool {
 }
 
 // fastConfig reconnects quickly and notices a dead server within a second.
-func fastConfig(t *testing.T, log *eventLog) *Config {
-	_, clientTLS := testTLS(t)
+func fastConfig(_ *testing.T, log *eventLog) *Config {
 	return &Config{
-		TLS:       clientTLS,
 		Transport: transport.Config{IdleTimeout: time.Second, KeepAlivePeriod: 200 * time.Millisecond, HandshakeTimeout: time.Second},
 		Backoff:   Backoff{InitialDelay: 20 * time.Millisecond, MaxDelay: 300 * time.Millisecond},
 		OnEvent:   log.add,
@@ -148,6 +147,7 @@ func fastConfig(t *testing.T, log *eventLog) *Config {
 
 func waitStatus(t *testing.T, c *Client, s Status) {
 	t.Helper()
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return c.Status() == s }, 30*time.Second, 5*time.Millisecond, "status %s, want %s", c.Status(), s)
 }
 
@@ -164,7 +164,7 @@ func requireSequence(t *testing.T, got []int, from, to int) {
 // The client is closed at cleanup.
 func ticketedClient(ctx context.Context, t *testing.T, addr string, cfg *Config) (*Client, *Channel) {
 	t.Helper()
-	c, err := Dial(ctx, addr, cfg)
+	c, err := Dial(ctx, addr, testClientTLS(t), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	ch, err := c.Channel(ctx, "echo")
@@ -180,7 +180,7 @@ func TestClientSurvivesServerRestart(t *testing.T) {
 	rs := newRestartable(t, rec)
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, rs.addr, fastConfig(t, &log))
+	c, err := Dial(ctx, rs.addr, testClientTLS(t), fastConfig(t, &log))
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "orders")
@@ -232,7 +232,7 @@ func TestClientSurvivesBlackHole(t *testing.T) {
 
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, proxy.Addr().String(), fastConfig(t, &log))
+	c, err := Dial(ctx, proxy.Addr().String(), testClientTLS(t), fastConfig(t, &log))
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "ticks")
@@ -253,6 +253,7 @@ func TestClientSurvivesBlackHole(t *testing.T) {
 	requireSequence(t, got, 0, 150)
 	require.False(t, proxy.BlackHoled())
 	// The server dropped the old session when it went quiet.
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 30*time.Second, 5*time.Millisecond)
 }
 
@@ -279,6 +280,7 @@ func TestReconnectUsesZeroRTTAfterRestartWithKeptKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "seq:1", string(msg))
 
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool {
 		return log.has(func(e Event) bool { return e.Type == EventReconnected && e.Used0RTT })
 	}, 10*time.Second, 5*time.Millisecond, "the client saw 0-RTT")
@@ -311,6 +313,7 @@ func TestReceiveWaitsThroughFailedZeroRTTAttempts(t *testing.T) {
 	rs.kill()
 	// Each attempt opens a 0-RTT connection at once and loses it when its
 	// handshake times out; wait for two of them to fail.
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool {
 		return log.has(func(e Event) bool { return e.Type == EventReconnecting && e.Attempt >= 2 })
 	}, 30*time.Second, 5*time.Millisecond)
@@ -361,7 +364,7 @@ func TestGoAwayMovesClientToFallbackWithoutLoss(t *testing.T) {
 	ctx := testCtx(t)
 	cfg := fastConfig(t, &log)
 	cfg.Fallback = []string{b.addr}
-	c, err := Dial(ctx, a.addr, cfg)
+	c, err := Dial(ctx, a.addr, testClientTLS(t), cfg)
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "jobs")
@@ -369,6 +372,7 @@ func TestGoAwayMovesClientToFallbackWithoutLoss(t *testing.T) {
 	for i := range 100 {
 		require.NoError(t, ch.Send(ctx, seq(i)))
 	}
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return a.srv.ActiveSessions() == 1 }, 10*time.Second, time.Millisecond)
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- a.srv.Shutdown(ctx) }()
@@ -397,7 +401,7 @@ func TestCloseReportsUndeliveredBufferedMessages(t *testing.T) {
 	rs := newRestartable(t, newRecorder())
 	var log eventLog
 	ctx := testCtx(t)
-	c, err := Dial(ctx, rs.addr, fastConfig(t, &log))
+	c, err := Dial(ctx, rs.addr, testClientTLS(t), fastConfig(t, &log))
 	require.NoError(t, err)
 	ch, err := c.Channel(ctx, "x")
 	require.NoError(t, err)
@@ -422,7 +426,7 @@ func TestTrySendFailsWhenReconnectBufferFull(t *testing.T) {
 	ctx := testCtx(t)
 	cfg := fastConfig(t, &log)
 	cfg.ReconnectBufferSize = 1000
-	c, err := Dial(ctx, rs.addr, cfg)
+	c, err := Dial(ctx, rs.addr, testClientTLS(t), cfg)
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "x")
@@ -443,7 +447,7 @@ func TestSendWithRetryReportsAttempts(t *testing.T) {
 	ctx := testCtx(t)
 	cfg := fastConfig(t, &log)
 	cfg.RetryAttempts = 3
-	c, err := Dial(ctx, rs.addr, cfg)
+	c, err := Dial(ctx, rs.addr, testClientTLS(t), cfg)
 	require.NoError(t, err)
 	defer c.Close()
 	ch, err := c.Channel(ctx, "x")

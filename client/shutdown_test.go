@@ -103,7 +103,6 @@ func runShutdown(t *testing.T, run shutdownRun, clientCfg func(*Config)) shutdow
 	slots := make(chan struct{}, 16) // a few handshakes at a time on a small machine
 	for i := range senders {
 		cfg := &Config{
-			TLS: clientTLS,
 			// A connection the closing server's listener dropped in its
 			// handshake gets no CONNECTION_CLOSE: Close waits this long.
 			Transport: transport.Config{HandshakeTimeout: 10 * time.Second, CloseTimeout: 2 * time.Second},
@@ -117,7 +116,7 @@ func runShutdown(t *testing.T, run shutdownRun, clientCfg func(*Config)) shutdow
 		dials.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			c, err := Dial(ctx, addr, cfg)
+			c, err := Dial(ctx, addr, clientTLS, cfg)
 			if err != nil {
 				t.Errorf("client %d: %v", s.id, err)
 				return
@@ -136,6 +135,8 @@ func runShutdown(t *testing.T, run shutdownRun, clientCfg func(*Config)) shutdow
 		require.NoError(t, err)
 		sending.Go(func() { s.loop(ctx, ch, run.SendEvery, stop) })
 	}
+	// Wall clock: the clients send over real sockets for this long first,
+	// which a synctest bubble cannot hold.
 	time.Sleep(run.Before)
 	sctx, cancel := context.WithTimeout(ctx, run.Deadline)
 	var tally shutdownTally
@@ -212,6 +213,7 @@ func drainingServer(t *testing.T, h session.Handler) (srv *session.Server, addr 
 	holder, err := transport.Dial(ctx, addr, clientTLS, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = holder.CloseWithError(transport.CodeNoError, "") })
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, time.Millisecond)
 	done := make(chan error, 1)
 	start = func() {
@@ -251,8 +253,7 @@ func TestClientWaitsBeforeReturningToDrainingServer(t *testing.T) {
 	ctx := testCtx(t)
 	var log eventLog
 	_, clientTLS := testTLS(t)
-	c, err := Dial(ctx, addr, &Config{
-		TLS:     clientTLS,
+	c, err := Dial(ctx, addr, clientTLS, &Config{
 		Backoff: Backoff{MaxDelay: time.Hour, Delay: func(int) time.Duration { return time.Hour }},
 		OnEvent: log.add,
 	})
@@ -262,6 +263,7 @@ func TestClientWaitsBeforeReturningToDrainingServer(t *testing.T) {
 	for i := range 10 {
 		require.NoError(t, ch.Send(ctx, seq(i)))
 	}
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 2 }, 10*time.Second, time.Millisecond)
 
 	start()
@@ -284,12 +286,12 @@ func TestGoAwayAtConnectBacksOffFurther(t *testing.T) {
 	var log eventLog
 	_, clientTLS := testTLS(t)
 	step := 200 * time.Millisecond
-	c, err := Dial(ctx, addr, &Config{
-		TLS:     clientTLS,
+	c, err := Dial(ctx, addr, clientTLS, &Config{
 		Backoff: Backoff{MaxDelay: time.Hour, Delay: func(n int) time.Duration { return time.Duration(n+1) * step }},
 		OnEvent: log.add,
 	})
 	require.NoError(t, err)
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool { return len(reconnectDelays(&log)) >= 3 }, 30*time.Second, time.Millisecond)
 	require.Equal(t, []time.Duration{step, 2 * step, 3 * step}, reconnectDelays(&log)[:3])
 	require.NoError(t, c.Close())

@@ -268,7 +268,7 @@ type traffic struct {
 }
 
 func startTraffic(ctx context.Context, t *testing.T, addr string, withTransport bool, log *eventLog) *traffic {
-	c, err := Dial(ctx, addr, fastConfig(t, log))
+	c, err := Dial(ctx, addr, testClientTLS(t), fastConfig(t, log))
 	require.NoError(t, err)
 	rctx, cancel := context.WithCancel(ctx)
 	tr := &traffic{client: c, stop: make(chan struct{}), cancel: cancel, log: log}

@@ -215,7 +215,7 @@ func dialTransport(ctx context.Context, addr string, tc *tls.Config) (func(), er
 }
 
 func dialClient(ctx context.Context, addr string, tc *tls.Config) (func(), error) {
-	c, err := Dial(ctx, addr, &Config{TLS: tc})
+	c, err := Dial(ctx, addr, tc, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -43,8 +43,7 @@ func BenchmarkReconnectFirstEcho(b *testing.B) {
 		tc.ClientSessionCache = cache
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		c, err := Dial(ctx, proxy.Addr().String(), &Config{
-			TLS:         tc,
+		c, err := Dial(ctx, proxy.Addr().String(), tc, &Config{
 			Disable0RTT: disable0RTT,
 			// The reconnect starts as soon as the loss is seen.
 			Backoff: Backoff{Delay: func(int) time.Duration { return 0 }},

@@ -161,7 +161,6 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 		return nil, err
 	}
 	cfg := &client.Config{
-		TLS:       conf,
 		Transport: g.transportConfig(),
 		Backoff:   client.Backoff{MaxAttempts: g.retries},
 		OnEvent:   g.logEvent,
@@ -170,7 +169,7 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 	defer cancel()
 	// client.Dial returns once the server has answered the HELLO, so a
 	// refused client certificate or session is reported here.
-	cl, err := client.Dial(dctx, g.addr, cfg)
+	cl, err := client.Dial(dctx, g.addr, conf, cfg)
 	if err != nil {
 		return nil, g.describeDial(ctx, err)
 	}
