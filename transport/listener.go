@@ -186,6 +186,12 @@ func newListener(tr *quic.Transport, tc *tls.Config, conf Config, gate *handshak
 // Addr returns the listener's UDP address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
+// Limits returns the receive limits that the listener's connections
+// announce in their HELLO (what [Conn.Limits] returns on each of them),
+// defaults applied. A server that enforces the pending limits checks with
+// it that the listener advertises what it enforces.
+func (l *Listener) Limits() Limits { return l.cfg.advertised() }
+
 // Stats returns the listener's counters.
 func (l *Listener) Stats() ListenerStats {
 	l.pendMu.Lock()
