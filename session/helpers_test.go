@@ -43,13 +43,7 @@ func serve(t testing.TB, cfg *Config, h Handler) (srv *Server, addr string, done
 	t.Helper()
 	srv, err := NewServer(cfg, h)
 	require.NoError(t, err)
-	var tc *transport.Config
-	if cfg != nil {
-		c, err := cfg.withDefaults()
-		require.NoError(t, err)
-		tc = &c.Transport
-	}
-	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, tc)
+	ln, err := srv.Listen("127.0.0.1:0", testTLS(t).server)
 	require.NoError(t, err)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

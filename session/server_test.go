@@ -435,15 +435,18 @@ func dialWithChannel(t *testing.T, addr, channel string, n int) ([]*transport.Co
 func startStalledSheddingServer(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	cfg.Overflow = OverflowDisconnect
 	cfg.Transport = transport.Config{MaxMessageSize: 1024, MaxConnectionReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10}
-	return startServer(t, &cfg, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+	srv, addr := startServer(t, &cfg, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
 		select {
 		case <-release:
 		case <-ctx.Done():
 		}
 	}))
+	// Registered after the server's, so it runs first: Close lets the
+	// handler drain what was received.
+	t.Cleanup(func() { close(release) })
+	return srv, addr
 }
 
 func sessionsWith(srv *Server, channel string) int {
