@@ -88,7 +88,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tc := transport.Config{
 		MaxMessageSize: o.maxMessageSize,
 		IdleTimeout:    o.idleTimeout,
-		PendingCap:     o.pendingCap,
 		Allow0RTT:      true,
 	}
 	if o.qlogDir != "" {
@@ -136,7 +135,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := transport.Listen(o.addr, st.conf, &tc)
+	// The server's listener advertises the pending limits it enforces.
+	ln, err := srv.Listen(o.addr, st.conf)
 	if err != nil {
 		return err
 	}
