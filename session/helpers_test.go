@@ -26,6 +26,13 @@ func testTLS(t testing.TB) testPKI {
 	return testPKI{server: server, client: client}
 }
 
+// Why most tests here poll the wall clock: a session exists only over a
+// real QUIC connection on 127.0.0.1 (no mocks of QUIC), and quic-go's UDP
+// reads and timers are not durably blocking, so a testing/synctest bubble
+// cannot hold them. What the server does without a connection (the budget's
+// wake-ups, the waits of Shutdown and Close) runs on synctest in
+// synctest_test.go.
+
 // startServer runs a session server on 127.0.0.1:0 and closes it at cleanup.
 func startServer(t testing.TB, cfg *Config, h Handler) (*Server, string) {
 	t.Helper()

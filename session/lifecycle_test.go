@@ -140,6 +140,7 @@ func TestOnSessionEndRunsAfterLastMessageHandled(t *testing.T) {
 func TestShutdownIsIdempotentAndDoneContextClosesAtOnce(t *testing.T) {
 	srv, addr, serveDone := serve(t, nil, echo)
 	c := dial(t, addr, nil)
+	// Real sockets, so the wall clock: the session starts once the server has read the HELLO (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 20*time.Second, time.Millisecond)
 	done, cancel := context.WithCancel(context.Background())
 	cancel()

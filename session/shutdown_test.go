@@ -31,6 +31,7 @@ func TestCloseHandsEveryReceivedMessageToTheHandler(t *testing.T) {
 		}
 	}
 	// The queue reaches its cap and both readers wait for room.
+	// Real sockets, so the wall clock: the readers fill the queue from real QUIC streams (see helpers_test.go).
 	require.Eventually(t, func() bool {
 		ss := srv.Sessions()
 		return len(ss) == 1 && ss[0].BackpressureActive() && srv.Stats().MessagesReceived >= 2
@@ -56,6 +57,7 @@ func TestShutdownRefusesConnectionsOnceDrained(t *testing.T) {
 	late := dial(t, addr, nil) // admitted during the drain, told to go away
 	<-late.GoAwayReceived()
 	require.NoError(t, first.Close())
+	// Real sockets, so the wall clock: the session ends when quic-go reports the client gone (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 
 	refusedBefore := srv.Stats().SessionsRefused
@@ -88,6 +90,7 @@ func TestShutdownRefusesConnectionsOnceDrained(t *testing.T) {
 func beginDrain(t *testing.T, srv *Server, addr string) (*transport.Conn, <-chan error) {
 	t.Helper()
 	first := dial(t, addr, nil)
+	// Real sockets, so the wall clock: the session starts once the server has read the HELLO (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 	ctx := testCtx(t)
 	shutdownDone := make(chan error, 1)
