@@ -104,7 +104,9 @@ type Config struct {
 	Logger *slog.Logger
 	// OnSessionStart and OnSessionEnd, when set, are called on the session's
 	// own goroutine, never under a lock, when a session begins and after it
-	// has ended and left the server's table. cause says why it ended.
+	// has ended: its connection is gone, it left the server's table, its
+	// channels' readers have ended and the handler has returned for the last
+	// message it read. cause says why it ended.
 	OnSessionStart func(s *Session)
 	OnSessionEnd   func(s *Session, cause error)
 	// OnChannelOpen and OnChannelClose, when set, are called, never under a

@@ -23,8 +23,10 @@ var ErrNoSession = errors.New("session: no such session")
 
 // Handler handles messages received from sessions. Calls for one session are
 // made one at a time, in the order the messages arrived on each channel;
-// different sessions are handled concurrently. ctx ends when the server is
-// closed; a message may be handled after its session has ended.
+// different sessions are handled concurrently, each on the session's worker
+// goroutine. ctx ends when Shutdown's context or Close's timeout runs out. A
+// message may be handled after its session's connection has ended, but
+// always before Config.OnSessionEnd runs for the session.
 type Handler interface {
 	HandleMessage(ctx context.Context, s *Session, m Message)
 }
@@ -71,6 +73,9 @@ type Server struct {
 	baseCtx    context.Context
 	baseCancel context.CancelFunc
 	ready      chan struct{} // closed under mu by Serve once it accepts, or by stop
+	// stopOnce runs stop's body for the first Shutdown call to get there;
+	// later ones wait for it.
+	stopOnce sync.Once
 
 	// mu guards the fields below. It is never held while user code runs or
 	// while waiting.
@@ -86,9 +91,6 @@ type Server struct {
 	// as it returns. It can hold a session that already left the table
 	// while its handler finishes what was received.
 	running map[*Session]struct{}
-	// stopOnce runs stop's body for the first of the Shutdown calls to get
-	// there.
-	stopOnce sync.Once
 
 	accepted, refused, zeroRTT, received, handled, backpressureEvents, overloadDisconnects atomic.Uint64
 }
