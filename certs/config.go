@@ -45,9 +45,8 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 		NextProtos: slices.Clone(opts.NextProtos),
 	}
 
-	files := opts.CertFile != "" || opts.KeyFile != ""
 	n := 0
-	for _, set := range []bool{files, opts.Certificate != nil, opts.Reloader != nil} {
+	for _, set := range []bool{opts.CertFile != "" || opts.KeyFile != "", opts.Certificate != nil, opts.Reloader != nil} {
 		if set {
 			n++
 		}
@@ -55,24 +54,14 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 	if n != 1 {
 		return nil, fmt.Errorf("certs: ServerConfig: %w: need exactly one of CertFile/KeyFile, Certificate and Reloader", ErrInvalidOptions)
 	}
-	switch {
-	case files:
-		if opts.CertFile == "" || opts.KeyFile == "" {
-			return nil, fmt.Errorf("certs: ServerConfig: %w: CertFile and KeyFile must be set together", ErrInvalidOptions)
-		}
-		cert, err := LoadKeyPair(opts.CertFile, opts.KeyFile)
+	if opts.Reloader != nil {
+		cfg.GetCertificate = opts.Reloader.GetCertificate
+	} else {
+		chain, err := certificate("ServerConfig", opts.CertFile, opts.KeyFile, opts.Certificate)
 		if err != nil {
 			return nil, err
 		}
-		cfg.Certificates = []tls.Certificate{cert}
-	case opts.Certificate != nil:
-		cert, err := checkCertificate(*opts.Certificate)
-		if err != nil {
-			return nil, fmt.Errorf("certs: ServerConfig: Certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	default:
-		cfg.GetCertificate = opts.Reloader.GetCertificate
+		cfg.Certificates = chain
 	}
 
 	pool, err := caPool("ServerConfig", "ClientCAFile", opts.ClientCAFile, "ClientCAs", opts.ClientCAs)
@@ -147,49 +136,66 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		KeyLogWriter: opts.KeyLogWriter,
 	}
 
-	roots, err := caPool("ClientConfig", "CAFile", opts.CAFile, "RootCAs", opts.RootCAs)
+	if err := verifyServer(cfg, opts); err != nil {
+		return nil, err
+	}
+	chain, err := certificate("ClientConfig", opts.CertFile, opts.KeyFile, opts.Certificate)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Certificates = chain
+	return cfg, nil
+}
+
+// verifyServer sets up cfg to authenticate the server in the mode opts
+// selects; see [ClientOptions].
+func verifyServer(cfg *tls.Config, opts ClientOptions) error {
+	roots, err := caPool("ClientConfig", "CAFile", opts.CAFile, "RootCAs", opts.RootCAs)
+	if err != nil {
+		return err
+	}
 	if opts.InsecureSkipVerify && roots != nil {
-		return nil, fmt.Errorf("certs: ClientConfig: %w: InsecureSkipVerify contradicts CAFile/RootCAs", ErrInvalidOptions)
+		return fmt.Errorf("certs: ClientConfig: %w: InsecureSkipVerify contradicts CAFile/RootCAs", ErrInvalidOptions)
 	}
 	cfg.RootCAs = roots
-
-	if opts.PinSHA256 != "" {
-		pin, err := decodePin(opts.PinSHA256)
-		if err != nil {
-			return nil, err
-		}
-		pinOnly := roots == nil
-		// Without roots the pin replaces chain verification.
-		cfg.InsecureSkipVerify = pinOnly
-		cfg.VerifyConnection = verifyPin(pin, pinOnly)
-	} else if opts.InsecureSkipVerify {
-		cfg.InsecureSkipVerify = true
+	if opts.PinSHA256 == "" {
+		cfg.InsecureSkipVerify = opts.InsecureSkipVerify
+		return nil
 	}
+	pin, err := decodePin(opts.PinSHA256)
+	if err != nil {
+		return err
+	}
+	// Without roots the pin replaces chain verification.
+	pinOnly := roots == nil
+	cfg.InsecureSkipVerify = pinOnly
+	cfg.VerifyConnection = verifyPin(pin, pinOnly)
+	return nil
+}
 
-	files := opts.CertFile != "" || opts.KeyFile != ""
+// certificate returns the certificate loaded from certFile and keyFile or
+// checked from c, nil if none is set. fn names the caller in errors.
+func certificate(fn, certFile, keyFile string, c *tls.Certificate) ([]tls.Certificate, error) {
+	files := certFile != "" || keyFile != ""
 	switch {
-	case files && opts.Certificate != nil:
-		return nil, fmt.Errorf("certs: ClientConfig: %w: CertFile/KeyFile and Certificate are mutually exclusive", ErrInvalidOptions)
+	case files && c != nil:
+		return nil, fmt.Errorf("certs: %s: %w: CertFile/KeyFile and Certificate are mutually exclusive", fn, ErrInvalidOptions)
+	case files && (certFile == "" || keyFile == ""):
+		return nil, fmt.Errorf("certs: %s: %w: CertFile and KeyFile must be set together", fn, ErrInvalidOptions)
 	case files:
-		if opts.CertFile == "" || opts.KeyFile == "" {
-			return nil, fmt.Errorf("certs: ClientConfig: %w: CertFile and KeyFile must be set together", ErrInvalidOptions)
-		}
-		cert, err := LoadKeyPair(opts.CertFile, opts.KeyFile)
+		cert, err := LoadKeyPair(certFile, keyFile)
 		if err != nil {
 			return nil, err
 		}
-		cfg.Certificates = []tls.Certificate{cert}
-	case opts.Certificate != nil:
-		cert, err := checkCertificate(*opts.Certificate)
+		return []tls.Certificate{cert}, nil
+	case c != nil:
+		cert, err := checkCertificate(*c)
 		if err != nil {
-			return nil, fmt.Errorf("certs: ClientConfig: Certificate: %w", err)
+			return nil, fmt.Errorf("certs: %s: Certificate: %w", fn, err)
 		}
-		cfg.Certificates = []tls.Certificate{cert}
+		return []tls.Certificate{cert}, nil
 	}
-	return cfg, nil
+	return nil, nil
 }
 
 // caPool returns the pool from file or pool, nil if neither is set.

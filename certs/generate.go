@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -107,57 +109,70 @@ func GenerateCA(commonName string, validFor time.Duration) (*KeyPair, error) {
 // by ca. If ca is nil the certificate is self-signed, which suits setups
 // that authenticate the server by public key pin only.
 func GenerateLeaf(ca *KeyPair, opts LeafOptions) (*KeyPair, error) {
-	if opts.ValidFor < 0 {
-		return nil, fmt.Errorf("certs: GenerateLeaf: %w: negative validity %v", ErrInvalidOptions, opts.ValidFor)
+	if err := opts.check(ca); err != nil {
+		return nil, fmt.Errorf("certs: GenerateLeaf: %w", err)
 	}
-	if !opts.Client && len(opts.Hosts) == 0 {
-		return nil, fmt.Errorf("certs: GenerateLeaf: %w: server certificate without hosts", ErrInvalidOptions)
+	kp, err := createKeyPair(opts.template(), ca)
+	if err != nil {
+		return nil, fmt.Errorf("certs: GenerateLeaf: %w", err)
 	}
-	if ca != nil && (ca.Cert == nil || ca.Key == nil) {
-		return nil, fmt.Errorf("certs: GenerateLeaf: %w: CA without certificate or key", ErrInvalidOptions)
+	return kp, nil
+}
+
+// check rejects options, or a CA, that GenerateLeaf cannot use.
+func (o *LeafOptions) check(ca *KeyPair) error {
+	switch {
+	case o.ValidFor < 0:
+		return fmt.Errorf("%w: negative validity %v", ErrInvalidOptions, o.ValidFor)
+	case !o.Client && len(o.Hosts) == 0:
+		return fmt.Errorf("%w: server certificate without hosts", ErrInvalidOptions)
+	case ca != nil && (ca.Cert == nil || ca.Key == nil):
+		return fmt.Errorf("%w: CA without certificate or key", ErrInvalidOptions)
+	case slices.Contains(o.Hosts, ""):
+		return fmt.Errorf("%w: empty host", ErrInvalidOptions)
 	}
-	notBefore := opts.NotBefore
+	return nil
+}
+
+// template returns the certificate o describes, with its defaults applied.
+func (o *LeafOptions) template() *x509.Certificate {
+	notBefore := o.NotBefore
 	if notBefore.IsZero() {
 		notBefore = time.Now().Add(-Backdate)
 	}
-	validFor := opts.ValidFor
-	if validFor == 0 {
-		validFor = DefaultLeafValidity
-	}
-	cn := opts.CommonName
-	switch {
-	case cn != "":
-	case len(opts.Hosts) > 0:
-		cn = opts.Hosts[0]
-	default:
-		cn = "quicmsg client"
+	validFor := cmp.Or(o.ValidFor, DefaultLeafValidity)
+	usage := x509.ExtKeyUsageServerAuth
+	if o.Client {
+		usage = x509.ExtKeyUsageClientAuth
 	}
 	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: cn},
+		Subject:               pkix.Name{CommonName: o.commonName()},
 		NotBefore:             notBefore,
 		NotAfter:              notBefore.Add(validFor),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
 		BasicConstraintsValid: true,
 	}
-	if opts.Client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	for _, h := range opts.Hosts {
-		if h == "" {
-			return nil, fmt.Errorf("certs: GenerateLeaf: %w: empty host", ErrInvalidOptions)
-		}
+	for _, h := range o.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	kp, err := createKeyPair(tmpl, ca)
-	if err != nil {
-		return nil, fmt.Errorf("certs: GenerateLeaf: %w", err)
+	return tmpl
+}
+
+// commonName returns CommonName, or its default: the first host, or
+// "quicmsg client" without hosts.
+func (o *LeafOptions) commonName() string {
+	switch {
+	case o.CommonName != "":
+		return o.CommonName
+	case len(o.Hosts) > 0:
+		return o.Hosts[0]
 	}
-	return kp, nil
+	return "quicmsg client"
 }
 
 // createKeyPair generates a key and signs tmpl with parent, or self-signs

@@ -83,29 +83,59 @@ func readFile(name string) ([]byte, error) {
 	return b, nil
 }
 
-// readCertificates returns every certificate in the PEM file name, in order.
-func readCertificates(name string) ([]*x509.Certificate, error) {
+// readPEM reads the PEM file name and parses it with parse. It returns the
+// parsed value and the file's content; a parse failure is a *FileError.
+func readPEM[T any](name string, parse func([]byte) (T, error)) (T, []byte, error) {
+	var zero T
 	data, err := readFile(name)
 	if err != nil {
-		return nil, err
+		return zero, nil, err
 	}
-	certs, err := parseCertificatesPEM(data)
+	v, err := parse(data)
 	if err != nil {
-		return nil, &FileError{Op: "parse", File: name, Err: err}
+		return zero, nil, &FileError{Op: "parse", File: name, Err: err}
 	}
-	return certs, nil
+	return v, data, nil
 }
 
-func parseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	sawPEM := false
+// readCertificates returns every certificate in the PEM file name, in order.
+func readCertificates(name string) ([]*x509.Certificate, error) {
+	certs, _, err := readPEM(name, parseCertificatesPEM)
+	return certs, err
+}
+
+// readPrivateKey returns the first private key in the PEM file name.
+func readPrivateKey(name string) (crypto.Signer, error) {
+	key, _, err := readPEM(name, parsePrivateKeyPEM)
+	return key, err
+}
+
+// decodePEM returns the PEM blocks in data, in order, or ErrNotPEM if there
+// are none.
+func decodePEM(data []byte) ([]*pem.Block, error) {
+	var blocks []*pem.Block
 	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
+		block, rest := pem.Decode(data)
 		if block == nil {
 			break
 		}
-		sawPEM = true
+		blocks, data = append(blocks, block), rest
+	}
+	if len(blocks) == 0 {
+		return nil, ErrNotPEM
+	}
+	return blocks, nil
+}
+
+// parseCertificatesPEM returns the certificates of the CERTIFICATE blocks
+// in data; other blocks are skipped.
+func parseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
+	blocks, err := decodePEM(data)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	for _, block := range blocks {
 		if block.Type != "CERTIFICATE" {
 			continue
 		}
@@ -115,44 +145,23 @@ func parseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
 		}
 		certs = append(certs, c)
 	}
-	switch {
-	case !sawPEM:
-		return nil, ErrNotPEM
-	case len(certs) == 0:
+	if len(certs) == 0 {
 		return nil, ErrNoCertificates
 	}
 	return certs, nil
 }
 
-// readPrivateKey returns the first private key in the PEM file name.
-func readPrivateKey(name string) (crypto.Signer, error) {
-	data, err := readFile(name)
+// parsePrivateKeyPEM returns the key of the first "PRIVATE KEY" or
+// "... PRIVATE KEY" block in data.
+func parsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
+	blocks, err := decodePEM(data)
 	if err != nil {
 		return nil, err
 	}
-	key, err := parsePrivateKeyPEM(data)
-	if err != nil {
-		return nil, &FileError{Op: "parse", File: name, Err: err}
-	}
-	return key, nil
-}
-
-func parsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
-	sawPEM := false
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
+	for _, block := range blocks {
+		if block.Type == "PRIVATE KEY" || strings.HasSuffix(block.Type, " PRIVATE KEY") {
+			return parsePrivateKeyDER(block.Bytes)
 		}
-		sawPEM = true
-		if block.Type != "PRIVATE KEY" && !strings.HasSuffix(block.Type, " PRIVATE KEY") {
-			continue
-		}
-		return parsePrivateKeyDER(block.Bytes)
-	}
-	if !sawPEM {
-		return nil, ErrNotPEM
 	}
 	return nil, ErrNoPrivateKey
 }
@@ -196,21 +205,13 @@ func checkValidity(c *x509.Certificate, now time.Time) error {
 // readKeyPair reads a certificate and an ECDSA private key into a KeyPair,
 // checking that they match but not the validity period.
 func readKeyPair(certFile, keyFile string) (*KeyPair, error) {
-	certPEM, err := readFile(certFile)
+	certs, certPEM, err := readPEM(certFile, parseCertificatesPEM)
 	if err != nil {
 		return nil, err
 	}
-	certs, err := parseCertificatesPEM(certPEM)
-	if err != nil {
-		return nil, &FileError{Op: "parse", File: certFile, Err: err}
-	}
-	keyPEM, err := readFile(keyFile)
+	signer, keyPEM, err := readPEM(keyFile, parsePrivateKeyPEM)
 	if err != nil {
 		return nil, err
-	}
-	signer, err := parsePrivateKeyPEM(keyPEM)
-	if err != nil {
-		return nil, &FileError{Op: "parse", File: keyFile, Err: err}
 	}
 	key, ok := signer.(*ecdsa.PrivateKey)
 	if !ok {

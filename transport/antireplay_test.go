@@ -88,6 +88,8 @@ func captureFirstFlight(t *testing.T, ln *Listener, tc *tls.Config, handled *ato
 	c, err := DialEarly(ctx, proxy.Addr().String(), tc, nil, "jobs")
 	require.NoError(t, err)
 	require.NoError(t, c.EarlyChannels()[0].SendReplaySafe(ctx, []byte("replay-safe job")))
+	// Polled on the wall clock: the 0-RTT packets cross real UDP sockets and
+	// the proxy, which a synctest bubble cannot wait for.
 	require.Eventually(t, func() bool { return handled.Load() == 1 }, 10*time.Second, time.Millisecond,
 		"the server handles the message from the 0-RTT data")
 	recording.Store(false)
@@ -122,6 +124,8 @@ func replay(t *testing.T, ln *Listener, flight [][]byte, decided func() int64) {
 			if decided() > before {
 				return
 			}
+			// A real sleep: the replay is raw UDP to a real listener,
+			// which synctest cannot treat as blocked.
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

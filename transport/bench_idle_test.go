@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -60,24 +59,9 @@ func TestBenchIdleServerChild(t *testing.T) {
 		"quicmsg": func(ctx context.Context, tlsConf *tls.Config, accepted *atomic.Int64) (string, func(), error) {
 			ln, err := Listen("127.0.0.1:0", tlsConf, nil)
 			require.NoError(t, err)
-			ctx, cancel := context.WithCancel(ctx)
-			var wg sync.WaitGroup
-			wg.Go(func() {
-				for {
-					c, err := ln.Accept(ctx)
-					if err != nil {
-						return
-					}
-					accepted.Add(1)
-					// A real server waits for the client's channels.
-					wg.Go(func() { _, _ = c.AcceptChannel(ctx) })
-				}
-			})
-			return ln.Addr().String(), func() {
-				cancel()
-				_ = ln.Close()
-				wg.Wait()
-			}, nil
+			// A real server waits for the client's channels.
+			park := func(ctx context.Context, c *Conn) { _, _ = c.AcceptChannel(ctx) }
+			return ln.Addr().String(), idlemem.Park(ctx, accepted, ln.Accept, park, ln.Close), nil
 		},
 		"rawquic": idlemem.RawQUIC(qconf, alpn),
 	})

@@ -152,7 +152,7 @@ func TestBenchDirectWritesKeepOrder(t *testing.T) {
 	st := client.Stats()
 	require.Equal(t, st.MessagesSent, st.MessagesWritten)
 	// Some went directly, some in batches.
-	require.Less(t, ch.writes.Load(), uint64(n))
+	require.Less(t, ch.tx.writes.Load(), uint64(n))
 	require.NoError(t, ch.Close())
 	_, err = sch.Receive(ctx)
 	require.True(t, errors.Is(err, io.EOF))

@@ -58,8 +58,8 @@ func oneWay(b *testing.B, impl string, size int) {
 	case "quicmsg", "quicmsg-alloc":
 		cli, srv, ctx := quicmsgChannels(b)
 		qc = cli.c.qc
-		w0 := cli.writes.Load()
-		writes = func() uint64 { return cli.writes.Load() - w0 }
+		w0 := cli.tx.writes.Load()
+		writes = func() uint64 { return cli.tx.writes.Load() - w0 }
 		// quicmsg receives into a reused buffer, as the raw baseline does;
 		// quicmsg-alloc takes a new slice per message (Receive).
 		reuse := impl == "quicmsg"
@@ -303,12 +303,12 @@ func BenchmarkCoalescing(b *testing.B) {
 		switch impl {
 		case "quicmsg":
 			cli, srv, ctx := quicmsgChannels(b)
-			w0 := cli.writes.Load()
+			w0 := cli.tx.writes.Load()
 			return ends{
 				send:   func() error { return cli.Send(ctx, msg) },
 				flush:  func() error { return nil }, // the channel's writer sends by itself
 				recv:   func() error { _, err := srv.Receive(ctx); return err },
-				writes: func() uint64 { return cli.writes.Load() - w0 },
+				writes: func() uint64 { return cli.tx.writes.Load() - w0 },
 			}
 		default:
 			p := newRawPair(b)

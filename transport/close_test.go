@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -38,15 +39,150 @@ func TestCloseCutShortByPeerReportsMessagesInDoubt(t *testing.T) {
 // never reads the channel).
 func TestCloseTimeoutReportsMessagesInDoubt(t *testing.T) {
 	client, server, _ := pair(t, nil, &Config{CloseTimeout: 300 * time.Millisecond})
+	ch := unreadChannel(t, client, server)
+	err := client.Close()
+	require.ErrorIs(t, err, ErrInDoubt)
+	require.Equal(t, uint64(1), ch.InDoubt())
+	require.False(t, errors.Is(err, ErrUnflushed), "everything was written")
+}
+
+// unreadChannel opens a channel from client, writes one message on it, and
+// has server accept it and never read it: the server cannot confirm a close.
+func unreadChannel(t *testing.T, client, server *Conn) *Channel {
+	t.Helper()
 	ctx := testCtx(t)
 	ch, err := client.OpenChannel(ctx, "jobs")
 	require.NoError(t, err)
 	require.NoError(t, ch.Send(ctx, []byte("job")))
 	require.NoError(t, ch.Flush(ctx))
-	_, err = server.AcceptChannel(ctx) // never read: the server cannot confirm
+	_, err = server.AcceptChannel(ctx)
 	require.NoError(t, err)
-	err = client.Close()
+	return ch
+}
+
+// Shutdown waits as long as its context allows, then reports what the peer
+// did not confirm, and says that the context ended.
+func TestShutdownContextBoundsTheClose(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	ch := unreadChannel(t, client, server)
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	err := client.Shutdown(sctx)
 	require.ErrorIs(t, err, ErrInDoubt)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the error says which bound ended the close")
 	require.Equal(t, uint64(1), ch.InDoubt())
-	require.False(t, errors.Is(err, ErrUnflushed), "everything was written")
+	require.ErrorIs(t, client.Shutdown(ctx), ErrInDoubt, "a second call returns the first one's result")
+}
+
+// A Close while a Shutdown without a deadline waits for a peer that never
+// confirms ends both within Close's timeout: a deferred Close never hangs.
+func TestCloseCutsShortAShutdownThatWaits(t *testing.T) {
+	client, server, _ := pair(t, nil, &Config{CloseTimeout: 300 * time.Millisecond})
+	ctx := testCtx(t)
+	ch := unreadChannel(t, client, server)
+
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- client.Shutdown(context.Background()) }()
+	select {
+	case <-server.GoAwayReceived(): // the Shutdown is waiting for the server
+	case <-ctx.Done():
+		t.Fatal("no GOAWAY from the Shutdown")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- client.Close() }()
+	for _, res := range []chan error{closed, shutdown} {
+		select {
+		case err := <-res:
+			require.ErrorIs(t, err, ErrInDoubt)
+			require.ErrorContains(t, err, "close timeout of 300ms")
+		case <-ctx.Done():
+			t.Fatal("Close did not cut the Shutdown short")
+		}
+	}
+	require.Equal(t, uint64(1), ch.InDoubt())
+}
+
+// closeState's rule for when a peer's graceful close is complete, over
+// sequences of events.
+func TestCloseStatePeerFinished(t *testing.T) {
+	type event func(*closeState)
+	goAway := func(code ErrorCode, opened uint64) event {
+		return func(s *closeState) { s.peerGoAway(code, opened) }
+	}
+	accept := func(s *closeState) { s.channelAccepted() }
+	refuse := func(n int) event { return func(s *closeState) { s.streamsRefused(n) } }
+	fin := func(s *closeState) { s.peerControlEnded() }
+	for _, tc := range []struct {
+		name    string
+		events  []event
+		allRead bool
+		want    bool
+	}{
+		{"nothing happened", nil, true, false},
+		{"closing GOAWAY and FIN, no channels", []event{goAway(CodeNoError, 0), fin}, true, true},
+		{"closing GOAWAY without FIN", []event{goAway(CodeNoError, 0)}, true, false},
+		{"FIN without GOAWAY", []event{fin}, true, false},
+		{"GOAWAY with an error code", []event{goAway(CodeGoingAway, 0), fin}, true, false},
+		{"a channel not yet accepted", []event{goAway(CodeNoError, 2), accept, fin}, true, false},
+		{"every channel accepted or refused", []event{goAway(CodeNoError, 2), accept, refuse(1), fin}, true, true},
+		{"accepted before the GOAWAY", []event{accept, accept, goAway(CodeNoError, 2), fin}, true, true},
+		{"a channel not read to its end", []event{goAway(CodeNoError, 1), accept, fin}, false, false},
+		{"the last GOAWAY is not a closing one", []event{goAway(CodeNoError, 0), goAway(CodeGoingAway, 0), fin}, true, false},
+		{"a closing GOAWAY after another", []event{goAway(CodeGoingAway, 0), goAway(CodeNoError, 1), refuse(1), fin}, true, true},
+		{"FIN before the last GOAWAY counts", []event{goAway(CodeNoError, 3), fin, refuse(3)}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s closeState
+			for _, e := range tc.events {
+				e(&s)
+			}
+			require.Equal(t, tc.want, s.peerFinished(func() bool { return tc.allRead }))
+		})
+	}
+}
+
+// Once this side closes, it opens no channel and turns away the peer's,
+// counting them, and its closing GOAWAY reports what it opened.
+func TestCloseStateThisSideClosing(t *testing.T) {
+	var s closeState
+	require.True(t, s.channelOpened())
+	require.True(t, s.channelOpened())
+	require.True(t, s.channelAccepted())
+	require.Equal(t, uint64(2), s.beginClose())
+	require.False(t, s.channelOpened())
+	require.False(t, s.channelAccepted(), "refused while closing")
+	require.Equal(t, uint64(2), s.opened)
+	require.Equal(t, uint64(2), s.accepted, "a stream turned away is still counted as taken")
+	s.peerGoAway(CodeNoError, 2)
+	require.True(t, s.peerClosingToo())
+	s.peerControlEnded()
+	require.True(t, s.peerFinished(func() bool { return true }))
+}
+
+// CloseWithError during a graceful close closes at once, with its code, and
+// the graceful close reports what the peer never confirmed.
+func TestCloseWithErrorEndsAGracefulCloseAtOnce(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	ch := unreadChannel(t, client, server)
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- client.Shutdown(context.Background()) }()
+	select {
+	case <-server.GoAwayReceived(): // the Shutdown is waiting for the server
+	case <-ctx.Done():
+		t.Fatal("no GOAWAY from the Shutdown")
+	}
+	require.NoError(t, client.CloseWithError(CodeGoingAway, "leaving"))
+	var err error
+	select {
+	case err = <-shutdown:
+	case <-ctx.Done():
+		t.Fatal("CloseWithError did not end the Shutdown")
+	}
+	require.ErrorIs(t, err, ErrInDoubt)
+	require.ErrorIs(t, err, CodeGoingAway, "the error says why")
+	require.Equal(t, uint64(1), ch.InDoubt())
+	<-server.Context().Done()
+	require.ErrorIs(t, contextCause(server), CodeGoingAway)
 }

@@ -169,7 +169,8 @@ type Config struct {
 	// at the cost of memory per session). Default
 	// DefaultMaxConnectionReceiveWindow (8 MiB).
 	MaxConnectionReceiveWindow int
-	// CloseTimeout bounds a graceful Close. Default DefaultCloseTimeout (5 s).
+	// CloseTimeout bounds a graceful Conn.Close and Channel.Close
+	// (Conn.Shutdown takes a context instead). Default DefaultCloseTimeout (5 s).
 	CloseTimeout time.Duration
 	// Allow0RTT lets a Listener accept 0-RTT data from resuming clients.
 	// Only messages their sender marked safe to replay travel in 0-RTT.

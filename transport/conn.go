@@ -5,8 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,49 +58,49 @@ type ConnStats struct {
 
 // Conn is a quicmsg connection: a QUIC connection with a control stream and
 // any number of named channels. All methods are safe for concurrent use.
+//
+// Closing follows one convention across the module: [Conn.Shutdown] is the
+// graceful close, waiting until the peer confirmed it or its context ends;
+// [Conn.Close] is Shutdown bounded by Config.CloseTimeout; and
+// [Conn.CloseWithError] closes at once.
+//
+// Goroutines: the control reader (control.go) runs from newConn until the
+// peer's control stream ends; the stream acceptor and one header reader per
+// new stream (incoming.go) run from the first AcceptChannel; each channel
+// has a writer. All are counted in wg, end when the connection ends, and
+// are waited for by the close (close.go).
 type Conn struct {
+	// Immutable after newConn.
 	qc       *quic.Conn
 	cfg      Config
 	isClient bool
-	ctrl     *quic.Stream
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
 
-	// The session ID and the peer's limits are known once ready is closed:
-	// at once for Dial and Accept, after the server's HELLO for DialEarly.
+	// The session ID and the peer's limits are written once, before ready
+	// is closed (by newConn, or by the control reader on the server's HELLO
+	// after DialEarly), and only read after it: at once for Dial and Accept.
 	ready     chan struct{}
 	id        SessionID
 	peer      Limits
 	peerMax   atomic.Int64 // peer.MaxMessageSize, read on every Send
 	earlyData bool         // DialEarly returned before the handshake completed
-	rejected  atomic.Bool  // the server refused our 0-RTT data
-	early     []*Channel   // channels opened by DialEarly
+	rejected  atomic.Bool  // the server refused our 0-RTT data (set by the control reader)
+	early     []*Channel   // channels opened by DialEarly, set before DialEarly returns
 
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	ctrl controlWriter // this side's control frames; see control.go
+	sig  peerSignals   // what the peer said on its control stream; see control.go
 
-	ctrlMu     sync.Mutex // serialises writes on ctrl
-	ctrlBuf    []byte
-	localSlow  bool // we asked the peer to slow down
-	ctrlClosed bool
+	// mu guards the channel set, the counters of channels that are gone,
+	// the graceful-close state and the incoming streams.
+	mu       sync.Mutex
+	channels map[*Channel]struct{} // added by OpenChannel and AcceptChannel, removed by Channel.Close/Reset
+	stats    ConnStats             // counters of channels that are gone
+	cs       closeState            // see close.go
+	in       incoming              // the peer's new streams; see incoming.go
 
-	peerSlow atomic.Bool // fast path for Send
-
-	mu          sync.Mutex
-	resumed     chan struct{} // closed when the peer resumes
-	goAway      *GoAway
-	goAwayCh    chan struct{}
-	peerOpened  uint64 // channels the peer opened, from its closing GOAWAY
-	peerClosing bool   // the peer sent a closing GOAWAY and ended its control stream
-	accepted    uint64 // incoming streams taken from QUIC
-	opened      uint64 // channels this side opened
-	closing     bool
-	channels    map[*Channel]struct{}
-	stats       ConnStats // counters of channels that are gone
-	in          incoming  // the peer's new streams; see incoming.go
-
-	wg        sync.WaitGroup // control reader, channel flushers, stream acceptor and header readers
-	closeOnce sync.Once
-	closed    chan struct{}
-	closeErr  error
+	wg  sync.WaitGroup // control reader, channel writers, stream acceptor and header readers
+	end closer         // the one close of the connection; see close.go
 }
 
 // newConn wraps an established connection. peer is nil for an early client
@@ -109,12 +110,12 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 		qc:       qc,
 		cfg:      cfg,
 		isClient: isClient,
-		ctrl:     ctrl,
+		ctrl:     controlWriter{s: ctrl},
+		sig:      peerSignals{goAwayCh: make(chan struct{})},
 		ready:    make(chan struct{}),
-		goAwayCh: make(chan struct{}),
 		channels: make(map[*Channel]struct{}),
-		closed:   make(chan struct{}),
 	}
+	c.end.init()
 	if peer != nil {
 		c.setPeer(id, *peer)
 	} else {
@@ -164,7 +165,7 @@ func (c *Conn) WaitReady(ctx context.Context) error {
 	case <-c.ready:
 		return nil
 	case <-c.ctx.Done():
-		return dialError(c.qc.RemoteAddr().String(), c.cfg.HandshakeTimeout, context.Cause(c.ctx))
+		return dialError(dialBounds{addr: c.qc.RemoteAddr().String(), handshake: c.cfg.HandshakeTimeout}, context.Cause(c.ctx))
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -317,7 +318,7 @@ func (c *Conn) EarlyChannels() []*Channel { return c.early }
 
 func (c *Conn) openChannel(ctx context.Context, name string) (*Channel, error) {
 	c.mu.Lock()
-	closing := c.closing
+	closing := c.cs.closing
 	c.mu.Unlock()
 	if closing {
 		return nil, ErrClosed
@@ -331,8 +332,7 @@ func (c *Conn) openChannel(ctx context.Context, name string) (*Channel, error) {
 	}
 	ch := newChannel(c, s, name, nil)
 	if !c.register(ch, true) {
-		s.CancelWrite(quic.StreamErrorCode(CodeGoingAway))
-		s.CancelRead(quic.StreamErrorCode(CodeGoingAway))
+		resetStream(s, CodeGoingAway)
 		return nil, ErrClosed
 	}
 	ch.start(wire.AppendChannelHeader(nil, name))
@@ -364,9 +364,6 @@ func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
 	}
 	ch := newChannel(c, r.s, r.name, r.sr)
 	if !c.register(ch, false) {
-		c.mu.Lock()
-		c.accepted++
-		c.mu.Unlock()
 		resetStream(r.s, CodeGoingAway)
 		return nil, ErrClosed
 	}
@@ -392,55 +389,63 @@ func parseChannelHeader(b []byte) (string, int, error) {
 	return name, 1 + n, err
 }
 
+// register adds a channel this side opened (opened) or took from the peer,
+// and reports whether it may be used: not once the connection is closing
+// or gone. A channel is counted in the close state only here, so that a
+// graceful close never ends the connection under a channel being set up.
 func (c *Conn) register(ch *Channel, opened bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || c.ctx.Err() != nil {
-		return false
-	}
-	// Counting an accepted channel only once it is registered keeps
-	// maybeFinish from closing the connection under a channel being set up.
+	alive := c.ctx.Err() == nil
+	var ok bool
 	if opened {
-		c.opened++
+		ok = alive && c.cs.channelOpened()
 	} else {
-		c.accepted++
+		ok = c.cs.channelAccepted() && alive
+	}
+	if !ok {
+		return false
 	}
 	c.channels[ch] = struct{}{}
 	c.wg.Add(1)
 	return true
 }
 
-// forget drops a finished channel and keeps its counters.
-func (c *Conn) forget(ch *Channel) {
+// channelRead is called when a channel's receive side has ended: read to
+// its end, reset or refused.
+func (c *Conn) channelRead() { c.finishIfDone() }
+
+// channelDone drops a channel that was closed or reset, keeps its
+// counters, and finishes a graceful close the peer began if that was the
+// last thing it waited for.
+func (c *Conn) channelDone(ch *Channel) {
 	st := ch.stats()
 	c.mu.Lock()
 	delete(c.channels, ch)
-	c.stats.MessagesSent += st.MessagesSent
-	c.stats.MessagesWritten += st.MessagesWritten
-	c.stats.MessagesReceived += st.MessagesReceived
-	c.stats.BytesSent += st.BytesSent
-	c.stats.BytesReceived += st.BytesReceived
+	c.stats.add(st)
 	c.mu.Unlock()
+	c.finishIfDone()
 }
 
 // Stats returns the connection's counters.
 func (c *Conn) Stats() ConnStats {
 	c.mu.Lock()
 	s := c.stats
-	chans := make([]*Channel, 0, len(c.channels))
-	for ch := range c.channels {
-		chans = append(chans, ch)
-	}
+	chans := slices.Collect(maps.Keys(c.channels))
 	c.mu.Unlock()
 	for _, ch := range chans {
-		st := ch.stats()
-		s.MessagesSent += st.MessagesSent
-		s.MessagesWritten += st.MessagesWritten
-		s.MessagesReceived += st.MessagesReceived
-		s.BytesSent += st.BytesSent
-		s.BytesReceived += st.BytesReceived
+		s.add(ch.stats())
 	}
 	return s
+}
+
+// add adds a channel's message and byte counters to s.
+func (s *ConnStats) add(ch ConnStats) {
+	s.MessagesSent += ch.MessagesSent
+	s.MessagesWritten += ch.MessagesWritten
+	s.MessagesReceived += ch.MessagesReceived
+	s.BytesSent += ch.BytesSent
+	s.BytesReceived += ch.BytesReceived
 }
 
 func (c *Conn) wrapErr(err error) error {
@@ -471,326 +476,4 @@ func isConnLevel(err error) bool {
 	return errors.As(err, &ae) || errors.As(err, &te) || errors.As(err, &ite) ||
 		errors.As(err, &hte) || errors.As(err, &sre) || errors.As(err, &vne) ||
 		errors.Is(err, quic.ErrServerClosed) || errors.Is(err, quic.ErrTransportClosed)
-}
-
-// SlowDown asks the peer to stop sending: its Send calls wait and its
-// TrySend calls fail with ErrSlowDown until [Conn.Resume]. Repeated calls send
-// one signal.
-func (c *Conn) SlowDown() error { return c.setLocalSlow(true) }
-
-// Resume lets the peer send again after [Conn.SlowDown].
-func (c *Conn) Resume() error { return c.setLocalSlow(false) }
-
-func (c *Conn) setLocalSlow(slow bool) error {
-	c.ctrlMu.Lock()
-	defer c.ctrlMu.Unlock()
-	if c.localSlow == slow {
-		return nil
-	}
-	t := wire.ControlResume
-	if slow {
-		t = wire.ControlSlowDown
-	}
-	if err := c.writeControlLocked(wire.Control{Type: t}); err != nil {
-		return err
-	}
-	c.localSlow = slow
-	return nil
-}
-
-// PeerSlowedDown reports whether the peer has asked this side to slow down.
-func (c *Conn) PeerSlowedDown() bool { return c.peerSlow.Load() }
-
-// SendGoAway tells the peer that this side is going away, with a code and a
-// reason, without closing anything: the peer should finish its work and
-// reconnect, elsewhere if it can.
-func (c *Conn) SendGoAway(code ErrorCode, reason string) error {
-	c.ctrlMu.Lock()
-	defer c.ctrlMu.Unlock()
-	return c.writeControlLocked(wire.Control{Type: wire.ControlGoAway, Code: uint64(code), Reason: reason})
-}
-
-// GoAwayReceived returns a channel that is closed when the peer sends GOAWAY.
-func (c *Conn) GoAwayReceived() <-chan struct{} { return c.goAwayCh }
-
-// PeerGoAway returns what the peer said in its GOAWAY, if it sent one.
-func (c *Conn) PeerGoAway() (GoAway, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.goAway == nil {
-		return GoAway{}, false
-	}
-	return *c.goAway, true
-}
-
-func (c *Conn) writeControlLocked(f wire.Control) error {
-	if c.ctrlClosed {
-		return ErrClosed
-	}
-	c.ctrlBuf = wire.AppendControl(c.ctrlBuf[:0], f)
-	if _, err := c.ctrl.Write(c.ctrlBuf); err != nil {
-		return c.wrapErr(err)
-	}
-	return nil
-}
-
-// waitResume waits while the peer has asked us to slow down.
-func (c *Conn) waitResume(ctx context.Context) error {
-	for c.peerSlow.Load() {
-		c.mu.Lock()
-		ch := c.resumed
-		c.mu.Unlock()
-		if ch == nil {
-			continue
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.ctx.Done():
-			return context.Cause(c.ctx)
-		}
-	}
-	return nil
-}
-
-func (c *Conn) readControl(sr *streamReader) {
-	defer c.wg.Done()
-	for {
-		f, err := readControlFrame(sr)
-		var malformed *wire.MalformedError
-		switch {
-		case err == nil:
-		case errors.As(err, &malformed):
-			c.protocolError(err.Error())
-			return
-		default:
-			c.controlEnded(err)
-			return
-		}
-		if err := c.handleControl(f); err != nil {
-			c.protocolError(err.Error())
-			return
-		}
-	}
-}
-
-// controlEnded handles the end of the peer's control stream: a FIN after a
-// graceful GOAWAY, a rejected 0-RTT attempt, or a failure.
-func (c *Conn) controlEnded(err error) {
-	switch {
-	case errors.Is(err, io.EOF):
-		c.mu.Lock()
-		c.peerClosing = c.goAway != nil && c.goAway.Code == CodeNoError
-		c.mu.Unlock()
-		c.maybeFinish()
-	case errors.Is(err, quic.Err0RTTRejected):
-		c.rejected.Store(true)
-		c.cancel(ErrEarlyDataRejected)
-		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "0-RTT rejected")
-	case c.err() == nil:
-		c.protocolError(fmt.Sprintf("control stream failed: %v", err))
-	}
-}
-
-func (c *Conn) handleControl(f wire.Control) error {
-	select {
-	case <-c.ready:
-	default:
-		return c.handleEarlyHello(f)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch f.Type {
-	case wire.ControlSlowDown:
-		if !c.peerSlow.Load() {
-			c.resumed = make(chan struct{})
-			c.peerSlow.Store(true)
-		}
-	case wire.ControlResume:
-		if c.peerSlow.Load() {
-			c.peerSlow.Store(false)
-			close(c.resumed)
-		}
-	case wire.ControlGoAway:
-		first := c.goAway == nil
-		c.goAway = &GoAway{Code: ErrorCode(f.Code), Reason: f.Reason}
-		if ErrorCode(f.Code) == CodeNoError {
-			c.peerOpened = f.Opened
-		}
-		if first {
-			close(c.goAwayCh)
-		}
-	default:
-		return fmt.Errorf("unexpected %s frame after the HELLO exchange", f.Type)
-	}
-	return nil
-}
-
-// handleEarlyHello takes the server's HELLO on a connection from DialEarly.
-func (c *Conn) handleEarlyHello(f wire.Control) error {
-	if f.Type != wire.ControlHello || len(f.Hello.SessionID) != len(SessionID{}) {
-		return fmt.Errorf("expected the server's HELLO with a %d-byte session ID, got %s", len(SessionID{}), f.Type)
-	}
-	if f.Hello.Version != wire.Version {
-		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeVersionMismatch),
-			fmt.Sprintf("server speaks version %d, this client version %d", f.Hello.Version, wire.Version))
-		return nil
-	}
-	c.setPeer(SessionID(f.Hello.SessionID), f.Hello)
-	return nil
-}
-
-func (c *Conn) protocolError(reason string) {
-	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeProtocolError), reason)
-}
-
-// maybeFinish closes the connection once a peer that is closing gracefully
-// has nothing more for us: its control stream ended after a closing GOAWAY,
-// every channel it opened was accepted, and every channel's receive side was
-// read to its end.
-func (c *Conn) maybeFinish() {
-	c.mu.Lock()
-	done := c.peerClosing && c.accepted >= c.peerOpened
-	if done {
-		for ch := range c.channels {
-			if !ch.recvDone.Load() {
-				done = false
-				break
-			}
-		}
-	}
-	c.mu.Unlock()
-	if done {
-		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
-	}
-}
-
-// CloseWithError closes the connection at once with code and reason. Messages
-// not yet written are discarded; the peer sees a [*ConnError] with Remote set.
-func (c *Conn) CloseWithError(code ErrorCode, reason string) error {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		c.closing = true
-		c.mu.Unlock()
-		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
-		c.wg.Wait()
-		close(c.closed)
-	})
-	<-c.closed
-	return nil
-}
-
-// Close closes the connection gracefully: it writes what Send accepted on
-// every channel, tells the peer, and waits until the peer has read everything
-// and closed too, or until Config.CloseTimeout. It returns an error wrapping
-// ErrUnflushed if accepted messages could not be written in time, and one
-// wrapping ErrInDoubt if the connection ended before the peer confirmed that
-// it had read every channel to its end (it was cut short, the close timeout
-// passed, or the peer was closing too): then [Channel.InDoubt] counts what
-// each channel wrote and [Channel.Unsent] holds what it never wrote. Close
-// is idempotent; every call waits for the first to finish.
-func (c *Conn) Close() error {
-	c.closeOnce.Do(func() {
-		c.closeErr = c.closeGracefully()
-		c.wg.Wait()
-		close(c.closed)
-	})
-	<-c.closed
-	return c.closeErr
-}
-
-func (c *Conn) closeGracefully() error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
-	defer cancel()
-	c.mu.Lock()
-	c.closing = true
-	chans := make([]*Channel, 0, len(c.channels))
-	for ch := range c.channels {
-		chans = append(chans, ch)
-	}
-	opened := c.opened
-	unclaimed := c.takeAllReadyLocked()
-	c.mu.Unlock()
-	c.refuseReady(unclaimed)
-
-	// Channels the peer opened that were never accepted will not be read:
-	// refuse them, so that the peer does not wait for them to end.
-	drained, cancelled := context.WithCancel(context.Background())
-	cancelled()
-	for {
-		s, err := c.qc.AcceptStream(drained)
-		if err != nil {
-			break
-		}
-		s.CancelRead(quic.StreamErrorCode(CodeChannelClosed))
-		s.CancelWrite(quic.StreamErrorCode(CodeChannelClosed))
-		c.mu.Lock()
-		c.accepted++
-		c.mu.Unlock()
-	}
-
-	errs := make([]error, len(chans))
-	var wg sync.WaitGroup
-	for i, ch := range chans {
-		wg.Go(func() { errs[i] = ch.closeCtx(ctx) })
-	}
-	wg.Wait()
-	err := errors.Join(errs...)
-
-	c.ctrlMu.Lock()
-	werr := c.writeControlLocked(wire.Control{Type: wire.ControlGoAway, Code: uint64(CodeNoError), Opened: opened})
-	if werr == nil {
-		c.ctrlClosed = true
-		_ = c.ctrl.Close()
-	}
-	c.ctrlMu.Unlock()
-	confirmed := false
-	if werr == nil {
-		confirmed = c.awaitPeerClose(ctx)
-	}
-	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
-	if !confirmed {
-		err = errors.Join(err, c.unconfirmed(ctx, chans))
-	}
-	return err
-}
-
-// awaitPeerClose waits for the peer to close after our closing GOAWAY,
-// refusing channels it opens meanwhile. It reports whether the peer
-// confirmed the close: it closed with NO_ERROR, which it does only once it
-// has read every channel to its end, and it was not closing itself (a peer
-// that closes gracefully too may have stopped reading our channels).
-func (c *Conn) awaitPeerClose(ctx context.Context) bool {
-	for {
-		s, err := c.qc.AcceptStream(ctx)
-		if err != nil {
-			var ae *quic.ApplicationError
-			if !errors.As(err, &ae) || !ae.Remote || ErrorCode(ae.ErrorCode) != CodeNoError {
-				return false
-			}
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return c.goAway == nil || c.goAway.Code != CodeNoError
-		}
-		s.CancelRead(quic.StreamErrorCode(CodeChannelClosed))
-		s.CancelWrite(quic.StreamErrorCode(CodeChannelClosed))
-	}
-}
-
-// unconfirmed marks what chans wrote as in doubt after a close the peer did
-// not confirm, and returns an error wrapping ErrInDoubt if anything was.
-func (c *Conn) unconfirmed(ctx context.Context, chans []*Channel) error {
-	cause := context.Cause(c.qc.Context())
-	if ctx.Err() != nil {
-		cause = fmt.Errorf("no close from the peer within the close timeout of %s", c.cfg.CloseTimeout)
-	}
-	var n uint64
-	for _, ch := range chans {
-		n += ch.markInDoubt(cause)
-	}
-	if n == 0 {
-		return nil
-	}
-	return fmt.Errorf("%w: %d messages written, the connection ended before the peer confirmed reading them: %w", ErrInDoubt, n, convertConnErr(cause))
 }

@@ -72,44 +72,16 @@ func dial(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Con
 }
 
 func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config, early bool, channels []string) (*Conn, error) {
-	conf, err := cfg.withDefaults()
+	conf, tc, err := dialSetup(tlsConf, cfg, channels)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range channels {
-		if err := wire.ValidateName(name); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidName, err)
-		}
-	}
-	tc, err := clientTLS(tlsConf)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*conf.HandshakeTimeout)
+	b := newDialBounds(ctx, addr, conf.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, b.overall())
 	defer cancel()
-	var qc *quic.Conn
-	release := func() {}
-	switch {
-	case tr == nil && early:
-		var g *earlyGate
-		if qc, g, err = dialEarlyGated(ctx, addr, tc, conf.quicConfig()); err == nil {
-			release = g.release
-		}
-	case tr == nil:
-		qc, err = quic.DialAddr(ctx, addr, tc, conf.quicConfig())
-	default:
-		var ua *net.UDPAddr
-		if ua, err = net.ResolveUDPAddr("udp", addr); err != nil {
-			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
-		}
-		if early {
-			qc, err = tr.DialEarly(ctx, ua, tc, conf.quicConfig())
-		} else {
-			qc, err = tr.Dial(ctx, ua, tc, conf.quicConfig())
-		}
-	}
+	qc, release, err := dialQUIC(ctx, tr, addr, tc, conf.quicConfig(), early)
 	if err != nil {
-		return nil, dialError(addr, conf.HandshakeTimeout, err)
+		return nil, dialError(b, err)
 	}
 	// The early streams exist once the control stream and the channels
 	// are open: the server's first flight may be processed from then on.
@@ -121,7 +93,7 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 	c, err := handshake(ctx, qc, conf)
 	if err != nil {
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeProtocolError), "handshake failed")
-		return nil, dialError(addr, conf.HandshakeTimeout, err)
+		return nil, dialError(b, err)
 	}
 	for _, name := range channels {
 		ch, err := c.openChannel(ctx, name)
@@ -132,4 +104,52 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 		c.early = append(c.early, ch)
 	}
 	return c, nil
+}
+
+// dialSetup checks a dial's arguments and returns the configuration with
+// defaults and the TLS configuration to dial with.
+func dialSetup(tlsConf *tls.Config, cfg *Config, channels []string) (Config, *tls.Config, error) {
+	conf, err := cfg.withDefaults()
+	if err != nil {
+		return Config{}, nil, err
+	}
+	for _, name := range channels {
+		if err := wire.ValidateName(name); err != nil {
+			return Config{}, nil, fmt.Errorf("%w: %w", ErrInvalidName, err)
+		}
+	}
+	tc, err := clientTLS(tlsConf)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	return conf, tc, nil
+}
+
+// dialQUIC makes the QUIC connection, over tr if it is not nil. For an
+// early dial of its own it returns the gate's release, to be called once
+// the early streams are open (see earlygate.go); otherwise a no-op.
+func dialQUIC(ctx context.Context, tr *quic.Transport, addr string, tc *tls.Config, qconf *quic.Config, early bool) (*quic.Conn, func(), error) {
+	noop := func() {}
+	switch {
+	case tr == nil && early:
+		qc, g, err := dialEarlyGated(ctx, addr, tc, qconf)
+		if err != nil {
+			return nil, noop, err
+		}
+		return qc, g.release, nil
+	case tr == nil:
+		qc, err := quic.DialAddr(ctx, addr, tc, qconf)
+		return qc, noop, err
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, noop, err
+	}
+	var qc *quic.Conn
+	if early {
+		qc, err = tr.DialEarly(ctx, ua, tc, qconf)
+	} else {
+		qc, err = tr.Dial(ctx, ua, tc, qconf)
+	}
+	return qc, noop, err
 }

@@ -21,9 +21,11 @@
 // # Delivery
 //
 // Within a live connection, QUIC delivers what was written reliably and in
-// order per channel. [Conn.Close] and [Channel.Close] are graceful: they
-// write everything Send accepted and, for Conn.Close, wait until the peer has
-// read it and closed too (bounded by Config.CloseTimeout). If a connection
+// order per channel. [Conn.Shutdown], [Conn.Close], [Channel.Shutdown] and
+// [Channel.Close] are graceful: they write everything Send accepted and, for
+// a connection, wait until the peer has read it and closed too: Shutdown
+// until its context ends, Close for at most Config.CloseTimeout.
+// [Conn.CloseWithError] and [Channel.Reset] close at once. If a connection
 // dies, messages accepted but not yet acknowledged by the peer application
 // are in doubt; [Conn.Stats] counts messages accepted and written.
 //

@@ -108,6 +108,8 @@ func TestNonIdempotentSendWaitsForHandshake(t *testing.T) {
 	require.NoError(t, err)
 	defer c.CloseWithError(CodeNoError, "")
 	ch := c.EarlyChannels()[0]
+	// Short real deadlines show that these calls block: the handshake waits
+	// on real UDP through the proxy, out of synctest's reach.
 	short0, cancel0 := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel0()
 	_, err = c.OpenChannel(short0, "later")
@@ -164,6 +166,8 @@ func TestRejectedZeroRTTHandsBackWhatWasSentEarly(t *testing.T) {
 	_, err = ch.Receive(ctx)
 	require.Error(t, err)
 	require.NotErrorIs(t, err, io.EOF)
+	// Polled: the send side hands messages back after the real connection
+	// was refused over UDP, which synctest cannot wait for.
 	require.Eventually(t, func() bool { return len(ch.Unsent()) == len(want) }, 10*time.Second, time.Millisecond)
 	var got []string
 	for _, u := range ch.Unsent() {

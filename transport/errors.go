@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -187,10 +188,12 @@ var ErrNoAnswer = errors.New("transport: no answer from server")
 
 // DialError reports why Dial failed. Kind is one of ErrNoAnswer,
 // ErrUntrusted or ErrProtocol when the fault is one of those, and matches
-// with errors.Is; Err is the underlying error.
+// with errors.Is; Err is the underlying error. For ErrNoAnswer, Reason names
+// the deadline that fired: the dial context's, Config.HandshakeTimeout, or
+// the dial's overall bound of twice that.
 type DialError struct {
 	Addr   string
-	Reason string // what a person should know, e.g. "no answer within 5s (is the server running?)"
+	Reason string // what a person should know, e.g. "no answer within 5s, the handshake timeout (is the server running?)"
 	Kind   error
 	Err    error
 }
@@ -210,31 +213,82 @@ func (e *DialError) Unwrap() []error {
 	return []error{e.Kind, e.Err}
 }
 
-func dialError(addr string, timeout time.Duration, err error) error {
-	de := &DialError{Addr: addr, Err: convertConnErr(err)}
-	var ce0 *ConnError
-	if errors.As(de.Err, &ce0) && ce0.Remote {
+// dialBounds are the deadlines that bound a dial, so that a failure names
+// the one that fired.
+type dialBounds struct {
+	addr      string
+	handshake time.Duration // Config.HandshakeTimeout: QUIC handshake idle timeout, HELLO wait
+	start     time.Time     // when the dial began; zero outside a dial (WaitReady)
+	deadline  time.Time     // the caller's context's deadline; zero if it has none
+}
+
+func newDialBounds(ctx context.Context, addr string, handshake time.Duration) dialBounds {
+	b := dialBounds{addr: addr, handshake: handshake, start: time.Now()}
+	b.deadline, _ = ctx.Deadline()
+	return b
+}
+
+// overall is the dial's own bound on the QUIC handshake plus the HELLO
+// exchange: twice the handshake timeout, as quic-go caps a whole handshake
+// at twice its idle timeout.
+func (b dialBounds) overall() time.Duration { return 2 * b.handshake }
+
+// noAnswer says which deadline ended a dial that timed out: the caller's
+// context's, the dial's overall bound, or the handshake timeout.
+func (b dialBounds) noAnswer(err error) string {
+	now := time.Now()
+	switch {
+	case !b.deadline.IsZero() && !now.Before(b.deadline):
+		return fmt.Sprintf("no answer within %s, the dial context's deadline (is the server running?)", b.deadline.Sub(b.start).Round(time.Millisecond))
+	case !b.start.IsZero() && !now.Before(b.start.Add(b.overall())):
+		return fmt.Sprintf("no answer within %s, twice the handshake timeout (is the server running?)", b.overall())
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Sprintf("no HELLO within %s, the handshake timeout (does the server speak %s?)", b.handshake, alpn)
+	default:
+		return fmt.Sprintf("no answer within %s, the handshake timeout (is the server running?)", b.handshake)
+	}
+}
+
+func dialError(b dialBounds, err error) error {
+	de := &DialError{Addr: b.addr, Err: convertConnErr(err)}
+	var ce *ConnError
+	if errors.As(de.Err, &ce) && ce.Remote {
 		de.Reason = "the server refused the session"
 	}
-	var te *quic.TransportError
-	var ce *tls.CertificateVerificationError
-	var ht *quic.HandshakeTimeoutError
-	var it *quic.IdleTimeoutError
-	switch {
+	switch reason, kind := tlsFault(err); {
 	case errors.Is(err, ErrProtocol):
 		de.Kind = ErrProtocol
-	case errors.As(err, &te) && te.ErrorCode == tlsAlertNoALPN:
-		de.Reason, de.Kind = "the server does not speak "+alpn, ErrProtocol
-	case errors.As(err, &te) && (te.ErrorCode == tlsAlertBadCertificate || te.ErrorCode == tlsAlertUnknownCA || te.ErrorCode == tlsAlertCertificateRequired):
-		de.Kind = ErrUntrusted
-		de.Reason = "the server rejected this client's certificate"
-		if !te.Remote {
-			de.Reason = "the server's certificate is not trusted"
-		}
-	case errors.As(err, &ce):
-		de.Reason, de.Kind = "the server's certificate is not trusted", ErrUntrusted
-	case errors.As(err, &ht), errors.As(err, &it), errors.Is(err, context.DeadlineExceeded):
-		de.Reason, de.Kind = fmt.Sprintf("no answer within %s (is the server running?)", timeout), ErrNoAnswer
+	case kind != nil:
+		de.Reason, de.Kind = reason, kind
+	case isTimeout(err):
+		de.Reason, de.Kind = b.noAnswer(err), ErrNoAnswer
 	}
 	return de
+}
+
+// tlsFault says what a TLS failure of a dial means to a person, and its
+// kind (ErrProtocol or ErrUntrusted); kind is nil for other errors.
+func tlsFault(err error) (reason string, kind error) {
+	var te *quic.TransportError
+	var ce *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &te) && te.ErrorCode == tlsAlertNoALPN:
+		return "the server does not speak " + alpn, ErrProtocol
+	case errors.As(err, &te) && (te.ErrorCode == tlsAlertBadCertificate || te.ErrorCode == tlsAlertUnknownCA || te.ErrorCode == tlsAlertCertificateRequired):
+		if !te.Remote {
+			return "the server's certificate is not trusted", ErrUntrusted
+		}
+		return "the server rejected this client's certificate", ErrUntrusted
+	case errors.As(err, &ce):
+		return "the server's certificate is not trusted", ErrUntrusted
+	}
+	return "", nil
+}
+
+// isTimeout reports whether err is one of the timeouts that can end a dial.
+func isTimeout(err error) bool {
+	var ht *quic.HandshakeTimeoutError
+	var it *quic.IdleTimeoutError
+	return errors.As(err, &ht) || errors.As(err, &it) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
 }

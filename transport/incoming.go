@@ -16,10 +16,13 @@ const maxHeaderReads = 16
 // maxHeaderReads at once, so that a header trickled slowly does not hold up
 // the channels opened after it. Started by the first AcceptChannel.
 //
-// A stream taken from QUIC is owned by exactly one of: the goroutine reading
-// its header, the ready list, or AcceptChannel; whichever resets it or hands
-// it out counts it in Conn.accepted, once, so that maybeFinish sees every
-// channel the peer opened.
+// The acceptor goroutine is started by the first AcceptChannel and ends
+// when the connection ends; it starts one header reader per stream. All are
+// counted in Conn.wg. A stream taken from QUIC is owned by exactly one of:
+// the goroutine reading its header, the ready list, or AcceptChannel;
+// whichever resets it or hands it out counts it in the close state, once
+// (closeState.channelAccepted or streamsRefused), so that a graceful close
+// the peer began sees every channel the peer opened.
 type incoming struct {
 	slots chan struct{} // one per stream taken from QUIC and not yet handed out or reset
 	avail chan struct{} // a token when ready may have grown (capacity 1)
@@ -47,7 +50,7 @@ func (c *Conn) startIncoming() bool {
 	if c.in.started {
 		return true
 	}
-	if c.closing || c.ctx.Err() != nil {
+	if c.cs.closing || c.ctx.Err() != nil {
 		return false
 	}
 	c.in.started = true
@@ -97,29 +100,24 @@ func (c *Conn) readHeader(seq uint64, s *quic.Stream) {
 	sr := &streamReader{src: s, base: channelReadBuffer}
 	name, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
 	c.mu.Lock()
-	code := CodeNoError
 	switch {
 	case err != nil && c.err() != nil:
 		// The connection is gone, and the stream with it.
+		c.mu.Unlock()
 	case err != nil:
-		code = CodeProtocolError
-		c.accepted++
 		c.stats.RejectedChannels++
-	case c.closing:
-		code = CodeChannelClosed
-		c.accepted++
+		c.mu.Unlock()
+		c.refuseStream(s, CodeProtocolError)
+	case c.cs.closing:
+		c.mu.Unlock()
+		c.refuseStream(s, CodeChannelClosed)
 	default:
 		c.in.ready = append(c.in.ready, readyStream{seq: seq, s: s, sr: sr, name: name})
 		c.mu.Unlock()
 		c.signalReady()
 		return
 	}
-	c.mu.Unlock()
-	if code != CodeNoError {
-		resetStream(s, code)
-	}
 	<-c.in.slots
-	c.maybeFinish()
 }
 
 func (c *Conn) signalReady() {
@@ -175,14 +173,14 @@ func (c *Conn) nextReady(ctx context.Context) (readyStream, error) {
 	}
 }
 
-// takeAllReady empties the ready list, for a graceful close: the streams
-// on it were never handed out and will not be. Called with c.mu held, after
-// closing was set, so that no more join the list; it counts them as
-// accepted, and the caller resets them with refuseReady.
+// takeAllReadyLocked empties the ready list, for a graceful close: the
+// streams on it were never handed out and will not be. Called with c.mu
+// held, after closing was set, so that no more join the list; it counts
+// them as refused, and the caller resets them with refuseReady.
 func (c *Conn) takeAllReadyLocked() []readyStream {
 	rs := c.in.ready
 	c.in.ready = nil
-	c.accepted += uint64(len(rs))
+	c.cs.streamsRefused(len(rs))
 	return rs
 }
 

@@ -57,6 +57,8 @@ func TestSendWaitingForRoomHonoursSlowDown(t *testing.T) {
 	msg := make([]byte, size)
 	accepted, still := 0, 0
 	var written uint64
+	// Polled on the wall clock: whether the writer is stuck depends on QUIC
+	// flow control over a real socket, which synctest cannot see blocked.
 	require.Eventually(t, func() bool {
 		for ch.TrySend(msg) == nil {
 			accepted++
@@ -75,6 +77,7 @@ func TestSendWaitingForRoomHonoursSlowDown(t *testing.T) {
 	go func() { late <- ch.Send(ctx, lateMsg) }()
 
 	require.NoError(t, server.SlowDown())
+	// Polled: SLOW_DOWN crosses a real UDP socket.
 	require.Eventually(t, client.PeerSlowedDown, 10*time.Second, time.Millisecond)
 	for range accepted {
 		got, err := sch.Receive(ctx)

@@ -417,8 +417,8 @@ func (l *Listener) track(c *Conn) bool {
 }
 
 // Close stops accepting, closes every connection that came from this
-// listener with CodeGoingAway (use session.Server.Shutdown, or close
-// connections yourself first, for a graceful end) and releases the UDP
+// listener with CodeGoingAway (for a graceful end, shut the connections
+// down first, as the layer serving them does) and releases the UDP
 // socket. It is idempotent and waits for the listener's goroutines.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {

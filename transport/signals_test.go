@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -22,6 +23,8 @@ func TestPeerSlowDownHoldsSendsUntilResume(t *testing.T) {
 
 	require.NoError(t, server.SlowDown())
 	require.NoError(t, server.SlowDown(), "repeated signals are harmless")
+	// Polled, and a short real deadline to show Send blocks: SLOW_DOWN
+	// crosses a real UDP socket, which synctest cannot wait for.
 	require.Eventually(t, client.PeerSlowedDown, 10*time.Second, time.Millisecond)
 	require.ErrorIs(t, ch.TrySend([]byte("x")), ErrSlowDown)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -51,7 +54,9 @@ func fillUntilBlocked(t *testing.T, ch *Channel) {
 			blocked = 0
 			continue
 		}
-		// Full for a while: QUIC flow control has stopped the writer.
+		// Full for a while: QUIC flow control has stopped the writer. A
+		// real sleep: the writer blocks on a real socket, which synctest
+		// cannot treat as blocked.
 		if blocked++; blocked == 5 {
 			return
 		}
@@ -68,25 +73,42 @@ func TestTrySendFailsWhenBufferFull(t *testing.T) {
 	_, err = server.AcceptChannel(ctx)
 	require.NoError(t, err)
 	fillUntilBlocked(t, ch)
+	// A short real deadline: the buffer drains only through a real socket.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, ch.Send(short, make([]byte, 64<<10)), context.DeadlineExceeded)
 }
 
+// Close, after Config.CloseTimeout, and Shutdown, once its context ended, do
+// not wait for a peer that reads nothing: they cut the channel and report
+// what was not written. Both are idempotent.
 func TestCloseReportsUnwrittenMessages(t *testing.T) {
-	client, server, _ := pair(t, nil, &Config{SendBufferSize: 128 << 10, CloseTimeout: 200 * time.Millisecond})
-	ctx := testCtx(t)
-	ch, err := client.OpenChannel(ctx, "stuck")
-	require.NoError(t, err)
-	_, err = server.AcceptChannel(ctx) // accepted, never read
-	require.NoError(t, err)
-	fillUntilBlocked(t, ch)
-	err = ch.Close()
-	require.ErrorIs(t, err, ErrUnflushed)
-	require.Contains(t, err.Error(), "were not written")
-	require.Equal(t, err, ch.Close(), "Close is idempotent")
-	st := client.Stats()
-	require.Greater(t, st.MessagesSent, st.MessagesWritten, "the loss is counted, not silent")
+	for _, tc := range []struct {
+		name  string
+		close func(*Channel) error
+	}{
+		{"Close", (*Channel).Close},
+		{"Shutdown", func(ch *Channel) error {
+			ended, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ch.Shutdown(ended)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server, _ := pair(t, nil, &Config{SendBufferSize: 128 << 10, CloseTimeout: 200 * time.Millisecond})
+			ctx := testCtx(t)
+			ch := unreadChannel(t, client, server)
+			fillUntilBlocked(t, ch)
+			err := tc.close(ch)
+			require.ErrorIs(t, err, ErrUnflushed)
+			require.Contains(t, err.Error(), "were not written")
+			require.Equal(t, err, ch.Close(), "Close is idempotent")
+			require.Equal(t, err, ch.Shutdown(ctx), "Shutdown is idempotent")
+			require.ErrorIs(t, ch.Send(ctx, []byte("late")), ErrClosed)
+			st := client.Stats()
+			require.Greater(t, st.MessagesSent, st.MessagesWritten, "the loss is counted, not silent")
+		})
+	}
 }
 
 func TestReceiveHonoursContextAndCarriesOn(t *testing.T) {
@@ -96,6 +118,7 @@ func TestReceiveHonoursContextAndCarriesOn(t *testing.T) {
 	require.NoError(t, err)
 	sch, err := server.AcceptChannel(ctx)
 	require.NoError(t, err)
+	// A short real deadline: Receive waits on a real QUIC stream.
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
 	_, err = sch.Receive(short)
@@ -171,6 +194,7 @@ func TestChannelErrorsAfterConnectionEnds(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.True(t, ce.Remote)
 	require.Equal(t, "operator said so", ce.Reason)
+	// Polled: the send side learns of the close from the real connection.
 	require.Eventually(t, func() bool { return errors.Is(ch.Send(ctx, []byte("x")), CodeDisconnected) }, 10*time.Second, time.Millisecond)
 	_, err = client.OpenChannel(ctx, "another")
 	require.ErrorIs(t, err, CodeDisconnected)
@@ -202,4 +226,36 @@ func TestReceiveBufReusesTheCallersBuffer(t *testing.T) {
 	m, err = sch.ReceiveBuf(ctx, m)
 	require.NoError(t, err)
 	require.Equal(t, "tiny", string(m))
+}
+
+// A dial cut short by its context's deadline says so, and does not blame
+// the handshake timeout, which never fired.
+func TestDialNamesTheDeadlineThatFired(t *testing.T) {
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}) // nothing answers
+	require.NoError(t, err)
+	defer udp.Close()
+	ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
+	defer cancel()
+	_, err = Dial(ctx, udp.LocalAddr().String(), testTLS(t).client, nil)
+	require.ErrorIs(t, err, ErrNoAnswer)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var de *DialError
+	require.ErrorAs(t, err, &de)
+	require.Contains(t, de.Reason, "the dial context's deadline")
+	require.NotContains(t, de.Reason, DefaultHandshakeTimeout.String(), "the handshake timeout did not fire")
+}
+
+// A server that completes the QUIC handshake but never sends its HELLO is
+// reported by the handshake timeout, which is the deadline that fired.
+func TestDialNamesTheHelloTimeout(t *testing.T) {
+	tc := testTLS(t).server.Clone()
+	tc.NextProtos = []string{alpn}
+	ql, err := quic.ListenAddr("127.0.0.1:0", tc, nil) // answers QUIC, never HELLO
+	require.NoError(t, err)
+	defer ql.Close()
+	_, err = Dial(testCtx(t), ql.Addr().String(), testTLS(t).client, &Config{HandshakeTimeout: 300 * time.Millisecond})
+	require.ErrorIs(t, err, ErrNoAnswer)
+	var de *DialError
+	require.ErrorAs(t, err, &de)
+	require.Contains(t, de.Reason, "no HELLO within 300ms, the handshake timeout")
 }

@@ -438,12 +438,20 @@ func (b *bench) take() bool {
 	return b.o.count == 0 || b.remaining.Add(-1) >= 0
 }
 
-// pace waits until message i of a stream that started at start is due.
+// pace waits until message i of a stream that started at start is due. It
+// returns false when ctx ends first. A message due after ctx's deadline is
+// never sent, even while the deadline's timer has not fired yet, as happens
+// on a loaded machine: pace then waits for ctx to end.
 func pace(ctx context.Context, t *time.Timer, start time.Time, i int, interval time.Duration) bool {
 	if interval == 0 {
 		return ctx.Err() == nil
 	}
-	d := time.Until(start.Add(time.Duration(i) * interval))
+	due := start.Add(time.Duration(i) * interval)
+	if dl, ok := ctx.Deadline(); ok && due.After(dl) {
+		<-ctx.Done()
+		return false
+	}
+	d := time.Until(due)
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -459,34 +467,41 @@ func pace(ctx context.Context, t *time.Timer, start time.Time, i int, interval t
 // publish sends data messages on s until ctx ends or the -count budget is
 // spent. It returns a failure, not the end of ctx.
 func (b *bench) publish(ctx context.Context, s *benchStream, interval time.Duration) error {
-	msg := make([]byte, b.o.size)
-	msg[0] = kindData
-	t := time.NewTimer(0)
-	defer t.Stop()
-	start := time.Now()
-	for i := 0; b.take(); i++ {
-		if !pace(ctx, t, start, i, interval) {
-			return nil
-		}
-		binary.LittleEndian.PutUint64(msg[1:], uint64(b.now()))
-		if err := s.pub.Send(ctx, msg); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		s.sent.Add(1)
-	}
-	return nil
+	return b.sendLoop(ctx, s, interval, nil)
 }
 
 // pingPong sends a data message on s, waits for its echo and records the
 // round trip, until ctx ends or the -count budget is spent; echoes are
 // awaited until ectx ends.
 func (b *bench) pingPong(ctx, ectx context.Context, s *benchStream, interval time.Duration) error {
+	buf := make([]byte, 0, b.o.size) // for the echoes, of which count keeps nothing
+	return b.sendLoop(ctx, s, interval, func() (bool, error) {
+		for {
+			reply, err := s.pub.ReceiveBuf(ectx, buf)
+			if err != nil {
+				if ectx.Err() != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+					return true, nil // interrupted
+				}
+				if ectx.Err() != nil {
+					return true, fmt.Errorf("no echo within %s (-timeout) after the run", b.g.timeout)
+				}
+				return true, err
+			}
+			if len(reply) >= 1 && reply[0] == kindData {
+				b.count(s, &s.echoes, reply, serverEchoes)
+				return false, nil
+			}
+		}
+	})
+}
+
+// sendLoop sends data messages stamped with their send time on s, paced by
+// interval, until ctx ends or the -count budget is spent. After each one it
+// calls after, if set, which may stop the loop. It returns a failure, not
+// the end of ctx.
+func (b *bench) sendLoop(ctx context.Context, s *benchStream, interval time.Duration, after func() (stop bool, err error)) error {
 	msg := make([]byte, b.o.size)
 	msg[0] = kindData
-	buf := make([]byte, 0, len(msg)) // for the echoes, of which count keeps nothing
 	t := time.NewTimer(0)
 	defer t.Stop()
 	start := time.Now()
@@ -502,21 +517,11 @@ func (b *bench) pingPong(ctx, ectx context.Context, s *benchStream, interval tim
 			return err
 		}
 		s.sent.Add(1)
-		for {
-			reply, err := s.pub.ReceiveBuf(ectx, buf)
-			if err != nil {
-				if ectx.Err() != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
-					return nil // interrupted
-				}
-				if ectx.Err() != nil {
-					return fmt.Errorf("no echo within %s (-timeout) after the run", b.g.timeout)
-				}
-				return err
-			}
-			if len(reply) >= 1 && reply[0] == kindData {
-				b.count(s, &s.echoes, reply, serverEchoes)
-				break
-			}
+		if after == nil {
+			continue
+		}
+		if stop, err := after(); stop {
+			return err
 		}
 	}
 	return nil
@@ -543,22 +548,7 @@ func (b *bench) delivered() uint64 {
 // drain waits up to -timeout for every message sent to be delivered.
 func (b *bench) drain(ctx context.Context) {
 	sent := b.sent()
-	if b.delivered() >= sent {
-		return
-	}
-	deadline := time.NewTimer(b.g.timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for b.delivered() < sent {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
+	waitUntil(ctx, b.g.timeout, 5*time.Millisecond, func() bool { return b.delivered() >= sent })
 }
 
 // close closes every connection at once and waits for the readers.

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -95,4 +98,30 @@ func TestBenchRefusesAMessageSizeOverTheServerLimit(t *testing.T) {
 	got := runCLI(t, nil, ts.args("bench", "-size", "2000", "-duration", "200ms")...)
 	require.Equal(t, exitError, got.code)
 	require.Equal(t, "-size 2000 is larger than the server's limit of 1000 bytes (quicsrv -max-message-size)", got.err.Error())
+}
+
+// lateDeadline is a context whose deadline has passed while its timer has
+// not fired yet: Err is nil until cancel.
+type lateDeadline struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c lateDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func TestBenchPaceSendsNothingDueAfterTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		start := time.Now().Add(-time.Second)
+		late := lateDeadline{Context: ctx, deadline: start.Add(500 * time.Millisecond)}
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		require.True(t, pace(late, timer, start, 1, 100*time.Millisecond), "due before the deadline")
+		done := make(chan bool, 1)
+		go func() { done <- pace(late, timer, start, 6, 100*time.Millisecond) }()
+		synctest.Wait()
+		require.Empty(t, done, "message 6 is overdue by the clock but due after the deadline")
+		cancel() // the deadline's timer fires
+		require.False(t, <-done)
+	})
 }

@@ -53,27 +53,17 @@ type pingSummary struct {
 	MaxUs       float64 `json:"max_us"`
 }
 
+// pingOptions are ping's flags.
+type pingOptions struct {
+	count    int
+	interval time.Duration
+	size     int
+	channel  string
+}
+
 func cmdPing(ctx context.Context, g *globals, args []string) error {
-	count, interval, size, channel := 5, time.Second, 64, "ping"
-	pos, err := g.parseCommand("ping", "", pingAbout, args, func(fs *flag.FlagSet) {
-		fs.IntVar(&count, "count", count, "stop after `N` pings (0: until interrupted)")
-		fs.DurationVar(&interval, "interval", interval, "time between the starts of two pings")
-		fs.IntVar(&size, "size", size, "payload `bytes`; at least the 41-byte header is sent")
-		fs.StringVar(&channel, "channel", channel, "channel `name` to ping on")
-	})
-	switch {
-	case err != nil:
-		return err
-	case len(pos) > 0:
-		return usageError("ping takes no arguments, got %q", pos)
-	case count < 0:
-		return usageError("-count must not be negative")
-	case interval < 0:
-		return usageError("-interval must not be negative")
-	case size < 0 || size > transport.MaxMessageSizeLimit:
-		return usageError("-size must be between 0 and %d", transport.MaxMessageSizeLimit)
-	}
-	if err := checkChannelName(channel); err != nil {
+	o, err := parsePing(g, args)
+	if err != nil {
 		return err
 	}
 	conf, err := g.tlsConfig()
@@ -85,67 +75,137 @@ func cmdPing(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	octx, cancel := context.WithTimeout(ctx, g.timeout)
-	ch, err := conn.OpenChannel(octx, channel)
-	cancel()
+	p, err := g.newPinger(ctx, conn, o)
 	if err != nil {
-		return g.describe(err)
-	}
-	nonce := rand.Uint64()
-	size = len(pingPayload(nonce, 0, size))
-	if limit := conn.PeerLimits().MaxMessageSize; size > limit {
-		return explain(exitError, &transport.MessageTooLargeError{Channel: channel, Size: size, Limit: limit},
-			"-size %d is larger than the server's limit of %d bytes (quicsrv -max-message-size)", size, limit)
+		return err
 	}
 	if !g.json {
-		fmt.Fprintf(g.stdout, "PING %s (quicmsg/1) on channel %q: %d bytes\n", g.addr, channel, size)
+		fmt.Fprintf(g.stdout, "PING %s (quicmsg/1) on channel %q: %d bytes\n", g.addr, o.channel, p.size)
 	}
+	return p.run(ctx)
+}
 
-	var rtts hist.Histogram
-	sent := 0
+// parsePing parses and checks ping's flags.
+func parsePing(g *globals, args []string) (pingOptions, error) {
+	o := pingOptions{count: 5, interval: time.Second, size: 64, channel: "ping"}
+	pos, err := g.parseCommand("ping", "", pingAbout, args, func(fs *flag.FlagSet) {
+		fs.IntVar(&o.count, "count", o.count, "stop after `N` pings (0: until interrupted)")
+		fs.DurationVar(&o.interval, "interval", o.interval, "time between the starts of two pings")
+		fs.IntVar(&o.size, "size", o.size, "payload `bytes`; at least the 41-byte header is sent")
+		fs.StringVar(&o.channel, "channel", o.channel, "channel `name` to ping on")
+	})
+	switch {
+	case err != nil:
+		return o, err
+	case len(pos) > 0:
+		return o, usageError("ping takes no arguments, got %q", pos)
+	case o.count < 0:
+		return o, usageError("-count must not be negative")
+	case o.interval < 0:
+		return o, usageError("-interval must not be negative")
+	case o.size < 0 || o.size > transport.MaxMessageSizeLimit:
+		return o, usageError("-size must be between 0 and %d", transport.MaxMessageSizeLimit)
+	}
+	return o, checkChannelName(o.channel)
+}
+
+// pinger sends the pings of one run on its channel and records the round
+// trips of their echoes.
+type pinger struct {
+	g     *globals
+	o     pingOptions
+	ch    *transport.Channel
+	nonce uint64
+	size  int // of every payload, header included
+	sent  int
+	rtts  hist.Histogram
+}
+
+// newPinger opens the channel to ping on and checks that the payloads fit
+// the server's message size limit.
+func (g *globals) newPinger(ctx context.Context, conn *transport.Conn, o pingOptions) (*pinger, error) {
+	octx, cancel := context.WithTimeout(ctx, g.timeout)
+	ch, err := conn.OpenChannel(octx, o.channel)
+	cancel()
+	if err != nil {
+		return nil, g.describe(err)
+	}
+	p := &pinger{g: g, o: o, ch: ch, nonce: rand.Uint64()}
+	p.size = len(pingPayload(p.nonce, 0, o.size))
+	if limit := conn.PeerLimits().MaxMessageSize; p.size > limit {
+		return nil, explain(exitError, &transport.MessageTooLargeError{Channel: o.channel, Size: p.size, Limit: limit},
+			"-size %d is larger than the server's limit of %d bytes (quicsrv -max-message-size)", p.size, limit)
+	}
+	return p, nil
+}
+
+// run sends a ping every interval, starting at once, until count were sent
+// or ctx ends, then prints the statistics.
+func (p *pinger) run(ctx context.Context) error {
 	start := time.Now()
 	wait := time.NewTimer(0)
 	defer wait.Stop()
 loop:
-	for seq := 0; count == 0 || seq < count; seq++ {
+	for seq := 0; p.o.count == 0 || seq < p.o.count; seq++ {
 		if seq > 0 {
-			wait.Reset(time.Until(start.Add(time.Duration(seq) * interval)))
+			wait.Reset(time.Until(start.Add(time.Duration(seq) * p.o.interval)))
 			select {
 			case <-wait.C:
 			case <-ctx.Done():
 				break loop
 			}
 		}
-		t0 := time.Now()
-		if err := ch.Send(ctx, pingPayload(nonce, seq, size)); err != nil {
-			if ctx.Err() != nil {
-				break loop
-			}
-			return g.describe(err)
+		interrupted, err := p.ping(ctx, seq)
+		if err != nil {
+			return err
 		}
-		sent++
-		err := awaitEcho(ctx, ch, nonce, seq, t0.Add(g.timeout))
-		rtt := time.Since(t0)
-		switch {
-		case ctx.Err() != nil:
+		if interrupted {
 			break loop
-		case errors.Is(err, errNoEcho) && rtts.Count() == 0:
-			return explain(exitError, err, "no echo from %s within %s: ping needs a server in echo mode (quicsrv -mode echo); a relay server sends nothing back to the sender", g.addr, g.timeout)
-		case errors.Is(err, errNoEcho) && g.json:
-			_ = writeJSON(g.stdout, pingEvent{Type: "lost", Seq: seq})
-		case errors.Is(err, errNoEcho):
-			fmt.Fprintf(g.stdout, "no reply to seq=%d within %s\n", seq, g.timeout)
-		case err != nil:
-			return g.describe(err)
-		case g.json:
-			rtts.Record(int64(rtt))
-			_ = writeJSON(g.stdout, pingEvent{Type: "reply", Seq: seq, Bytes: size, RTTus: micros(int64(rtt))})
-		default:
-			rtts.Record(int64(rtt))
-			fmt.Fprintf(g.stdout, "%d bytes from %s: seq=%d time=%s ms\n", size, g.addr, seq, millis(int64(rtt)))
 		}
 	}
-	return g.pingSummary(sent, &rtts, time.Since(start))
+	return p.g.pingSummary(p.sent, &p.rtts, time.Since(start))
+}
+
+// ping sends ping seq, waits for its echo and reports it. It returns
+// interrupted when ctx ended meanwhile.
+func (p *pinger) ping(ctx context.Context, seq int) (interrupted bool, err error) {
+	t0 := time.Now()
+	if err := p.ch.Send(ctx, pingPayload(p.nonce, seq, p.size)); err != nil {
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		return false, p.g.describe(err)
+	}
+	p.sent++
+	err = awaitEcho(ctx, p.ch, p.nonce, seq, t0.Add(p.g.timeout))
+	rtt := time.Since(t0)
+	if ctx.Err() != nil {
+		return true, nil
+	}
+	return false, p.report(seq, rtt, err)
+}
+
+// report prints the reply to ping seq, or its loss; the first ping lost
+// before any reply ends the run with an explanation.
+func (p *pinger) report(seq int, rtt time.Duration, err error) error {
+	g := p.g
+	switch {
+	case errors.Is(err, errNoEcho) && p.rtts.Count() == 0:
+		return explain(exitError, err, "no echo from %s within %s: ping needs a server in echo mode (quicsrv -mode echo); a relay server sends nothing back to the sender", g.addr, g.timeout)
+	case errors.Is(err, errNoEcho) && g.json:
+		_ = writeJSON(g.stdout, pingEvent{Type: "lost", Seq: seq})
+	case errors.Is(err, errNoEcho):
+		fmt.Fprintf(g.stdout, "no reply to seq=%d within %s\n", seq, g.timeout)
+	case err != nil:
+		return g.describe(err)
+	case g.json:
+		p.rtts.Record(int64(rtt))
+		_ = writeJSON(g.stdout, pingEvent{Type: "reply", Seq: seq, Bytes: p.size, RTTus: micros(int64(rtt))})
+	default:
+		p.rtts.Record(int64(rtt))
+		fmt.Fprintf(g.stdout, "%d bytes from %s: seq=%d time=%s ms\n", p.size, g.addr, seq, millis(int64(rtt)))
+	}
+	return nil
 }
 
 func (g *globals) pingSummary(sent int, rtts *hist.Histogram, elapsed time.Duration) error {

@@ -51,13 +51,27 @@ func cmdSend(ctx context.Context, g *globals, args []string) error {
 		// interrupt or an over-long line.
 		g.waitSent(ctx, cl)
 	}
+	if err := g.closeSend(ctx, cl, res, sendErr); err != nil {
+		return err
+	}
+	if g.json {
+		return writeJSON(g.stdout, res)
+	}
+	_, err = fmt.Fprintf(g.stdout, "sent %s (%d bytes) on %q to %s\n", plural(res.Messages, "message"), res.Bytes, name, g.addr)
+	return err
+}
+
+// closeSend closes the client and returns what makes send fail: why
+// sending stopped (sendErr) or the client closed, or messages left in doubt
+// by a lost connection. It returns nil when every message was delivered.
+func (g *globals) closeSend(ctx context.Context, cl *client.Client, res sendResult, sendErr error) error {
 	closeErr := cl.Close()
 	inDoubt := cl.Stats().MessagesInDoubt
 	switch {
 	case errors.Is(sendErr, client.ErrClosed) && closeErr != nil:
 		return g.describe(closeErr) // why the client closed
 	case sendErr != nil && ctx.Err() != nil:
-		return interrupted(sendErr, "%d messages were sent on %q before the interrupt", res.Messages, name)
+		return interrupted(sendErr, "%d messages were sent on %q before the interrupt", res.Messages, res.Channel)
 	case sendErr != nil:
 		return g.describe(sendErr)
 	case closeErr != nil:
@@ -65,11 +79,7 @@ func cmdSend(ctx context.Context, g *globals, args []string) error {
 	case inDoubt > 0:
 		return explain(exitError, nil, "the connection to %s was lost after %d messages had been written to it; they may or may not have arrived", g.addr, inDoubt)
 	}
-	if g.json {
-		return writeJSON(g.stdout, res)
-	}
-	_, err = fmt.Fprintf(g.stdout, "sent %s (%d bytes) on %q to %s\n", plural(res.Messages, "message"), res.Bytes, name, g.addr)
-	return err
+	return nil
 }
 
 // sendAll sends msgs, or each line of stdin when there are none, on the
@@ -79,25 +89,33 @@ func (g *globals) sendAll(ctx context.Context, cl *client.Client, name string, m
 	if err != nil {
 		return err
 	}
-	limit := messageLimit(cl)
 	if len(msgs) > 0 {
-		for i, m := range msgs {
-			if len(m) > limit {
-				return explain(exitError, &transport.MessageTooLargeError{Channel: name, Size: len(m), Limit: limit},
-					"message %d is %d bytes, larger than the server's limit of %d bytes (quicsrv -max-message-size); nothing was sent", i+1, len(m), limit)
-			}
-		}
-		for _, m := range msgs {
-			if err := ch.Send(ctx, []byte(m)); err != nil {
-				return err
-			}
-			res.Messages++
-			res.Bytes += len(m)
-		}
-		return nil
+		return sendArgs(ctx, ch, messageLimit(cl), msgs, res)
 	}
+	return g.sendLines(ctx, ch, messageLimit(cl), res)
+}
+
+// sendArgs sends msgs on ch, or none of them if one is over limit.
+func sendArgs(ctx context.Context, ch *client.Channel, limit int, msgs []string, res *sendResult) error {
+	for i, m := range msgs {
+		if len(m) > limit {
+			return explain(exitError, &transport.MessageTooLargeError{Channel: res.Channel, Size: len(m), Limit: limit},
+				"message %d is %d bytes, larger than the server's limit of %d bytes (quicsrv -max-message-size); nothing was sent", i+1, len(m), limit)
+		}
+	}
+	for _, m := range msgs {
+		if err := res.send(ctx, ch, []byte(m)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendLines sends each line of stdin on ch until its end or a line over
+// limit.
+func (g *globals) sendLines(ctx context.Context, ch *client.Channel, limit int, res *sendResult) error {
 	if isTerminal(g.stdin) {
-		fmt.Fprintf(g.stderr, "quiccli: sending each line typed on %q; end with Ctrl-D\n", name)
+		fmt.Fprintf(g.stderr, "quiccli: sending each line typed on %q; end with Ctrl-D\n", res.Channel)
 	}
 	lr := readLines(g.stdin, limit)
 	defer lr.Stop()
@@ -105,41 +123,60 @@ func (g *globals) sendAll(ctx context.Context, cl *client.Client, name string, m
 		select {
 		case line, ok := <-lr.lines:
 			if !ok {
-				if errors.Is(lr.err, errLineTooLong) {
-					return explain(exitError, lr.err, "%v, more than the server's limit of %d bytes (quicsrv -max-message-size); the %d lines before it were sent", lr.err, limit, res.Messages)
-				}
-				if lr.err != nil {
-					return fmt.Errorf("reading stdin: %w", lr.err)
-				}
-				return nil
+				return stdinEnded(lr.err, limit, res.Messages)
 			}
-			if err := ch.Send(ctx, line); err != nil {
+			if err := res.send(ctx, ch, line); err != nil {
 				return err
 			}
-			res.Messages++
-			res.Bytes += len(line)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
+// stdinEnded returns what ends sending lines: nil at the end of stdin, or
+// the read error, explained for a line over limit.
+func stdinEnded(err error, limit, sent int) error {
+	switch {
+	case errors.Is(err, errLineTooLong):
+		return explain(exitError, err, "%v, more than the server's limit of %d bytes (quicsrv -max-message-size); the %d lines before it were sent", err, limit, sent)
+	case err != nil:
+		return fmt.Errorf("reading stdin: %w", err)
+	}
+	return nil
+}
+
+// send sends msg on ch and counts it.
+func (res *sendResult) send(ctx context.Context, ch *client.Channel, msg []byte) error {
+	if err := ch.Send(ctx, msg); err != nil {
+		return err
+	}
+	res.Messages++
+	res.Bytes += len(msg)
+	return nil
+}
+
 // waitSent waits, up to -timeout, until the client is connected and nothing
 // waits in its reconnect buffer, so that Close can hand everything to the
 // server instead of reporting it undelivered.
 func (g *globals) waitSent(ctx context.Context, cl *client.Client) {
-	ready := func() bool {
+	waitUntil(ctx, g.timeout, 10*time.Millisecond, func() bool {
 		return cl.Status() == client.StatusClosed ||
 			cl.Status() == client.StatusConnected && cl.Stats().BufferedMessages == 0
-	}
-	if ready() {
+	})
+}
+
+// waitUntil checks cond every poll until it holds, timeout passed or ctx
+// ended. It is for conditions that give no signal when they change.
+func waitUntil(ctx context.Context, timeout, poll time.Duration, cond func() bool) {
+	if cond() {
 		return
 	}
-	deadline := time.NewTimer(g.timeout)
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
-	for !ready() {
+	for !cond() {
 		select {
 		case <-tick.C:
 		case <-deadline.C:

@@ -77,16 +77,35 @@ once), SIGHUP reloads -cert/-key.
 Flags:
 `
 
+// parseFlags parses quicsrv's command line into options and checks them.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{overflow: session.OverflowBlock, slowConsumer: relay.Drop}
 	fs := flag.NewFlagSet("quicsrv", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	o.serverFlags(fs)
+	o.tlsFlags(fs)
+	o.relayFlags(fs)
+	o.operationFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, usageHead, certs.DefaultDevDir)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (quicsrv takes flags only; see -h)", fs.Arg(0))
+	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// serverFlags defines the flags of the session server: address, mode and
+// limits.
+func (o *options) serverFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.addr, "addr", defaultAddr, "UDP `address` to listen on; port 0 picks a free port (printed on the first line)")
-	fs.StringVar(&o.certFile, "cert", "", "server certificate chain, PEM `file`; default: the development certificate in -dev-certs")
-	fs.StringVar(&o.keyFile, "key", "", "private key of -cert, PEM `file`")
-	fs.StringVar(&o.devDir, "dev-certs", certs.DefaultDevDir, "`dir`ectory of the development CA and certificate, used when -cert is not given")
-	fs.StringVar(&o.devClientCert, "dev-client-cert", "", "issue a development client certificate for mutual TLS, with `name` as its common name, into -dev-certs; print its files and exit")
-	fs.StringVar(&o.clientCA, "client-ca", "", "require mutual TLS: clients must present a certificate signed by a CA in this PEM `file`")
 	fs.StringVar(&o.mode, "mode", modeRelay, "server `mode`: relay (publish/subscribe by channel name) or echo (every message back to its sender)")
 	fs.IntVar(&o.maxSessions, "max-sessions", session.DefaultMaxSessions, "sessions held at once; more are refused with too_many_sessions")
 	fs.IntVar(&o.maxMessageSize, "max-message-size", transport.DefaultMaxMessageSize, "largest message accepted, in `bytes` (at most 16 MiB)")
@@ -104,14 +123,23 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil
 	})
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "close sessions that receive nothing for this long (clients send keep-alives)")
-	fs.StringVar(&o.ticketKeys, "ticket-keys", "", "`file` keeping the TLS session ticket and QUIC stateless reset keys across restarts, so that clients resume with 0-RTT; created if missing (default: session-keys.pem in -dev-certs with development certificates, none otherwise)")
-	fs.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://`address`/metrics and health at /healthz (e.g. 127.0.0.1:9464); off by default")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log `format` on stderr: text or json")
-	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "least severe `level` logged: debug, info, warn or error")
-	fs.StringVar(&o.qlogDir, "qlog", "", "write a qlog trace of every QUIC connection into `dir`, for debugging (qvis, Wireshark)")
-	fs.StringVar(&o.keyLogFile, "keylog", "", "append TLS secrets to `file` in NSS key log format so that Wireshark can decrypt the traffic; for debugging only")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGINT/SIGTERM, how long sessions may drain after GOAWAY before they are closed")
+}
+
+// tlsFlags defines the flags of certificates, keys and TLS debugging.
+func (o *options) tlsFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.certFile, "cert", "", "server certificate chain, PEM `file`; default: the development certificate in -dev-certs")
+	fs.StringVar(&o.keyFile, "key", "", "private key of -cert, PEM `file`")
+	fs.StringVar(&o.devDir, "dev-certs", certs.DefaultDevDir, "`dir`ectory of the development CA and certificate, used when -cert is not given")
+	fs.StringVar(&o.devClientCert, "dev-client-cert", "", "issue a development client certificate for mutual TLS, with `name` as its common name, into -dev-certs; print its files and exit")
+	fs.StringVar(&o.clientCA, "client-ca", "", "require mutual TLS: clients must present a certificate signed by a CA in this PEM `file`")
+	fs.StringVar(&o.ticketKeys, "ticket-keys", "", "`file` keeping the TLS session ticket and QUIC stateless reset keys across restarts, so that clients resume with 0-RTT; created if missing (default: session-keys.pem in -dev-certs with development certificates, none otherwise)")
+	fs.StringVar(&o.keyLogFile, "keylog", "", "append TLS secrets to `file` in NSS key log format so that Wireshark can decrypt the traffic; for debugging only")
 	fs.DurationVar(&o.reloadInterval, "reload-interval", defaultReloadInterval, "how often to check the certificate files for changes and reload them (0: only on SIGHUP)")
+}
+
+// relayFlags defines the flags of relay mode's subscriber queues.
+func (o *options) relayFlags(fs *flag.FlagSet) {
 	fs.Func("slow-consumer", "relay mode: `policy` for a subscriber whose queue is full: drop (its messages are dropped and counted) or disconnect (close it with slow_consumer) (default drop)", func(s string) error {
 		p, err := relay.ParseSlowConsumerPolicy(s)
 		o.slowConsumer = p
@@ -119,32 +147,36 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	})
 	fs.IntVar(&o.subscriberQueue, "subscriber-queue", relay.DefaultQueueSize, "relay mode: `messages` that may wait for one subscriber before -slow-consumer applies")
 	fs.IntVar(&o.subscriberBytes, "subscriber-queue-bytes", relay.DefaultQueueBytes, "relay mode: payload `bytes` that may wait for one subscriber before -slow-consumer applies")
+}
+
+// operationFlags defines the flags for operating the server: metrics,
+// logs, traces and the version.
+func (o *options) operationFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://`address`/metrics and health at /healthz (e.g. 127.0.0.1:9464); off by default")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format` on stderr: text or json")
+	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "least severe `level` logged: debug, info, warn or error")
+	fs.StringVar(&o.qlogDir, "qlog", "", "write a qlog trace of every QUIC connection into `dir`, for debugging (qvis, Wireshark)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, usageHead, certs.DefaultDevDir)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
+}
+
+// check rejects flag values that contradict each other or are out of range.
+func (o *options) check() error {
 	switch {
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("unexpected argument %q (quicsrv takes flags only; see -h)", fs.Arg(0))
 	case (o.certFile == "") != (o.keyFile == ""):
-		return nil, errors.New("-cert and -key go together")
+		return errors.New("-cert and -key go together")
 	case o.mode != modeRelay && o.mode != modeEcho:
-		return nil, fmt.Errorf("-mode %q: want relay or echo", o.mode)
+		return fmt.Errorf("-mode %q: want relay or echo", o.mode)
 	case o.logFormat != "text" && o.logFormat != "json":
-		return nil, fmt.Errorf("-log-format %q: want text or json", o.logFormat)
+		return fmt.Errorf("-log-format %q: want text or json", o.logFormat)
 	case o.maxSessions < 0, o.maxMessageSize < 0, o.pendingCap < 0, o.subscriberQueue < 0, o.subscriberBytes < 0,
 		o.pendingBytes < 0:
-		return nil, errors.New("-max-sessions, -max-message-size, -pending-cap, -pending-bytes, -subscriber-queue and -subscriber-queue-bytes must not be negative")
+		return errors.New("-max-sessions, -max-message-size, -pending-cap, -pending-bytes, -subscriber-queue and -subscriber-queue-bytes must not be negative")
 	case o.idleTimeout < 0:
-		return nil, fmt.Errorf("-idle-timeout %v is negative", o.idleTimeout)
+		return fmt.Errorf("-idle-timeout %v is negative", o.idleTimeout)
 	case o.shutdownTimeout < 0:
-		return nil, fmt.Errorf("-shutdown-timeout %v is negative", o.shutdownTimeout)
+		return fmt.Errorf("-shutdown-timeout %v is negative", o.shutdownTimeout)
 	case o.reloadInterval < 0:
-		return nil, fmt.Errorf("-reload-interval %v is negative", o.reloadInterval)
+		return fmt.Errorf("-reload-interval %v is negative", o.reloadInterval)
 	}
-	return o, nil
+	return nil
 }

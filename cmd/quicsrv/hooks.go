@@ -88,3 +88,22 @@ func (h *hooks) channelClose(s *session.Session, channel string) {
 	}
 	h.log.Debug("channel closed", "session", s.ID().String(), "channel", channel)
 }
+
+// handler returns the handler of the mode o selects. In relay mode it
+// creates h.relay, which the caller closes.
+func (h *hooks) handler(o *options) (session.Handler, error) {
+	if o.mode != modeRelay {
+		return session.HandlerFunc(h.echo), nil
+	}
+	r, err := relay.New(&relay.Config{
+		QueueSize:    o.subscriberQueue,
+		QueueBytes:   o.subscriberBytes,
+		SlowConsumer: o.slowConsumer,
+		Logger:       h.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.relay = r
+	return session.HandlerFunc(h.publish), nil
+}

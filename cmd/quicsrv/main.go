@@ -39,7 +39,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -48,8 +47,6 @@ import (
 	"time"
 
 	"github.com/quicmsg/quicmsg/certs"
-	"github.com/quicmsg/quicmsg/internal/metrics"
-	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -85,88 +82,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.devClientCert != "" {
 		return issueDevClientCert(o, stdout)
 	}
-	tc := transport.Config{
-		MaxMessageSize: o.maxMessageSize,
-		IdleTimeout:    o.idleTimeout,
-		Allow0RTT:      true,
-	}
-	if o.qlogDir != "" {
-		if err := os.MkdirAll(o.qlogDir, 0o700); err != nil {
-			return fmt.Errorf("-qlog: %w", err)
-		}
-		tc.Tracer = qlogTracer(o.qlogDir, log)
-		log.Warn("writing a qlog trace of every connection: for debugging only", "dir", o.qlogDir)
+	tc, err := transportConfig(o, log)
+	if err != nil {
+		return err
 	}
 	st, err := setupTLS(o, &tc, log, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.close()
-
 	h := &hooks{log: log}
-	var handler session.Handler
-	if o.mode == modeRelay {
-		h.relay, err = relay.New(&relay.Config{
-			QueueSize:    o.subscriberQueue,
-			QueueBytes:   o.subscriberBytes,
-			SlowConsumer: o.slowConsumer,
-			Logger:       log,
-		})
-		if err != nil {
-			return err
-		}
+	handler, err := h.handler(o)
+	if err != nil {
+		return err
+	}
+	if h.relay != nil {
 		defer h.relay.Close()
-		handler = session.HandlerFunc(h.publish)
-	} else {
-		handler = session.HandlerFunc(h.echo)
 	}
-	srv, err := session.NewServer(&session.Config{
-		MaxSessions:    o.maxSessions,
-		PendingCap:     o.pendingCap,
-		PendingBytes:   o.pendingBytes,
-		Overflow:       o.overflow,
-		Transport:      tc,
-		Logger:         log,
-		OnSessionStart: h.sessionStart,
-		OnSessionEnd:   h.sessionEnd,
-		OnChannelOpen:  h.channelOpen,
-		OnChannelClose: h.channelClose,
-	}, handler)
+	srv, ln, err := listen(o, st, &tc, h, handler)
 	if err != nil {
 		return err
 	}
-	// The server's listener advertises the pending limits it enforces.
-	ln, err := srv.Listen(o.addr, st.conf)
-	if err != nil {
-		return err
-	}
-
 	var draining atomic.Bool
-	var metricsSrv *http.Server
-	var metricsLn net.Listener
-	if o.metricsAddr != "" {
-		src := metrics.Sources{
-			Server:   srv.Stats,
-			Listener: ln.Stats,
-			Version:  version(),
-			Health: func() error {
-				if draining.Load() {
-					return errShuttingDown
-				}
-				return nil
-			},
-		}
-		if h.relay != nil {
-			src.Relay = h.relay.Stats
-		}
-		if h.metrics, err = metrics.New(src); err == nil {
-			metricsLn, err = net.Listen("tcp", o.metricsAddr)
-		}
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("-metrics: %w", err)
-		}
-		metricsSrv = &http.Server{Handler: h.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	ms, err := newMetricsServer(o.metricsAddr, srv, ln, h, &draining)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("-metrics: %w", err)
 	}
 
 	// SIGHUP is caught before the first line is printed, so that whoever
@@ -174,8 +115,80 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	printBanner(stdout, o, st, ln.Addr(), ms)
+	log.Info("quicsrv started", "version", version(), "addr", ln.Addr().String(), "mode", o.mode,
+		"mutual_tls", o.clientCA != "", "zero_rtt", true, "ticket_keys", o.ticketKeys)
 
-	fmt.Fprintf(stdout, "quicsrv listening on %s (quicmsg/1, %s mode)\n", ln.Addr(), o.mode)
+	defer startBackground(st, hup, o.reloadInterval, ms, log)()
+	return serve(ctx, srv, ln, &draining, o.shutdownTimeout, log)
+}
+
+// startBackground starts the goroutines that run beside the session
+// server: the certificate watcher and, with -metrics, the HTTP server. The
+// function it returns stops them and waits for them; run calls it on return.
+func startBackground(st *serverTLS, hup <-chan os.Signal, reloadInterval time.Duration, ms *metricsServer, log *slog.Logger) (stop func()) {
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	wg.Go(func() { st.watchCertificate(ctx, hup, reloadInterval, log) })
+	if ms != nil {
+		wg.Go(func() { ms.serve(log) })
+	}
+	return func() {
+		if ms != nil {
+			ms.shutdown()
+		}
+		cancel()
+		wg.Wait()
+	}
+}
+
+// transportConfig returns the transport settings the flags ask for. With
+// -qlog it creates the trace directory.
+func transportConfig(o *options, log *slog.Logger) (transport.Config, error) {
+	tc := transport.Config{
+		MaxMessageSize: o.maxMessageSize,
+		IdleTimeout:    o.idleTimeout,
+		Allow0RTT:      true,
+	}
+	if o.qlogDir != "" {
+		if err := os.MkdirAll(o.qlogDir, 0o700); err != nil {
+			return tc, fmt.Errorf("-qlog: %w", err)
+		}
+		tc.Tracer = qlogTracer(o.qlogDir, log)
+		log.Warn("writing a qlog trace of every connection: for debugging only", "dir", o.qlogDir)
+	}
+	return tc, nil
+}
+
+// listen creates the session server and the QUIC listener it will serve.
+func listen(o *options, st *serverTLS, tc *transport.Config, h *hooks, handler session.Handler) (*session.Server, *transport.Listener, error) {
+	srv, err := session.NewServer(&session.Config{
+		MaxSessions:    o.maxSessions,
+		PendingCap:     o.pendingCap,
+		PendingBytes:   o.pendingBytes,
+		Overflow:       o.overflow,
+		Transport:      *tc,
+		Logger:         h.log,
+		OnSessionStart: h.sessionStart,
+		OnSessionEnd:   h.sessionEnd,
+		OnChannelOpen:  h.channelOpen,
+		OnChannelClose: h.channelClose,
+	}, handler)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The server's listener advertises the pending limits it enforces.
+	ln, err := srv.Listen(o.addr, st.conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, ln, nil
+}
+
+// printBanner prints the first lines: where the server listens and what
+// clients need to reach it.
+func printBanner(stdout io.Writer, o *options, st *serverTLS, addr net.Addr, ms *metricsServer) {
+	fmt.Fprintf(stdout, "quicsrv listening on %s (quicmsg/1, %s mode)\n", addr, o.mode)
 	if st.caFile != "" {
 		fmt.Fprintf(stdout, "CA file for clients: %s\n", st.caFile)
 	} else {
@@ -185,34 +198,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.clientCA != "" {
 		fmt.Fprintf(stdout, "mutual TLS: clients need a certificate signed by %s\n", o.clientCA)
 	}
-	if metricsLn != nil {
-		fmt.Fprintf(stdout, "metrics: http://%s/metrics\n", metricsLn.Addr())
+	if ms != nil {
+		fmt.Fprintf(stdout, "metrics: http://%s/metrics\n", ms.ln.Addr())
 	}
-	log.Info("quicsrv started", "version", version(), "addr", ln.Addr().String(), "mode", o.mode,
-		"mutual_tls", o.clientCA != "", "zero_rtt", true, "ticket_keys", o.ticketKeys)
+}
 
-	var wg sync.WaitGroup
-	bg, stopBG := context.WithCancel(context.Background())
-	defer func() {
-		stopBG()
-		wg.Wait()
-	}()
-	wg.Go(func() { st.watchCertificate(bg, hup, o.reloadInterval, log) })
-	if metricsSrv != nil {
-		wg.Go(func() {
-			if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server failed", "err", err)
-			}
-		})
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = metricsSrv.Shutdown(sctx)
-		}()
-	}
+// serve serves ln until it fails or ctx ends; then it marks the server
+// draining and shuts it down.
+func serve(ctx context.Context, srv *session.Server, ln *transport.Listener, draining *atomic.Bool, timeout time.Duration, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-
 	select {
 	case err := <-serveErr:
 		_ = srv.Close()
@@ -220,7 +215,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	draining.Store(true)
-	return shutdown(srv, serveErr, o.shutdownTimeout, log)
+	return shutdown(srv, serveErr, timeout, log)
 }
 
 // shutdown sends GOAWAY to every session and waits up to timeout for them

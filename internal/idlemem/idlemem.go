@@ -265,22 +265,32 @@ func RawQUIC(qconf *quic.Config, nextProto string) Server {
 		if err != nil {
 			return "", nil, err
 		}
-		ctx, cancel := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				c, err := ln.Accept(ctx)
-				if err != nil {
-					return
-				}
-				accepted.Add(1)
-				wg.Go(func() { _, _ = c.AcceptStream(ctx) })
+		park := func(ctx context.Context, c *quic.Conn) { _, _ = c.AcceptStream(ctx) }
+		return ln.Addr().String(), Park(ctx, accepted, ln.Accept, park, ln.Close), nil
+	}
+}
+
+// Park is the accept loop of a [Server]: it accepts connections with accept
+// until that fails, counts each in accepted, and parks one goroutine per
+// connection in wait. The loop and the parked goroutines are owned by the
+// returned stop, which cancels their context, closes the listener with
+// closeLn and waits for them.
+func Park[C any](ctx context.Context, accepted *atomic.Int64, accept func(context.Context) (C, error), wait func(context.Context, C), closeLn func() error) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := accept(ctx)
+			if err != nil {
+				return
 			}
-		})
-		return ln.Addr().String(), func() {
-			cancel()
-			_ = ln.Close()
-			wg.Wait()
-		}, nil
+			accepted.Add(1)
+			wg.Go(func() { wait(ctx, c) })
+		}
+	})
+	return func() {
+		cancel()
+		_ = closeLn()
+		wg.Wait()
 	}
 }

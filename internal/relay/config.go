@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 )
@@ -71,12 +72,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if c != nil {
 		r = *c
 	}
-	if r.QueueSize == 0 {
-		r.QueueSize = DefaultQueueSize
-	}
-	if r.QueueBytes == 0 {
-		r.QueueBytes = DefaultQueueBytes
-	}
+	r.QueueSize = cmp.Or(r.QueueSize, DefaultQueueSize)
+	r.QueueBytes = cmp.Or(r.QueueBytes, DefaultQueueBytes)
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}

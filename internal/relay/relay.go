@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -218,10 +220,7 @@ func (r *Relay) Close() error {
 		return nil
 	}
 	r.closed = true
-	subs := make([]*subscriber, 0, len(r.peers))
-	for _, sub := range r.peers {
-		subs = append(subs, sub)
-	}
+	subs := slices.Collect(maps.Values(r.peers))
 	clear(r.peers)
 	clear(r.channels)
 	r.mu.Unlock()

@@ -1,0 +1,291 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
+)
+
+// channelReadBuffer is the size of a channel's receive buffer; it grows for a
+// message that does not fit and shrinks back afterwards.
+const channelReadBuffer = 64 << 10
+
+// directReadMin is the size from which a message that is not buffered yet in
+// full is read straight into the slice Receive returns.
+const directReadMin = channelReadBuffer / 4
+
+// recvSide is a channel's receive direction. It has no goroutine: the
+// stream is read by the goroutine calling Receive, which holds mu for the
+// whole call, so that one call at a time reads.
+type recvSide struct {
+	// Counters, atomic so that stats reads them without mu.
+	received, receivedBytes atomic.Uint64
+
+	// Immutable after init.
+	limit int                               // Config.MaxMessageSize
+	parse func([]byte) ([]byte, int, error) // rx.parseMessage, bound once
+
+	mu sync.Mutex // held by Receive for its whole call; guards everything below
+
+	in  ctxReader     // the stream, read until the Receive call's ctx ends
+	sr  *streamReader // buffers what is read from in
+	dst []byte        // the caller's buffer, during a ReceiveBuf call
+	// A large message being read straight into, see directReadMin, and how
+	// many of its bytes were read.
+	large  []byte
+	largeN int
+	err    error // the receive side ended: returned by every later Receive
+}
+
+// init sets the receive side up to read s through sr, which, for a channel
+// the peer opened, holds what was read past the channel header.
+func (rx *recvSide) init(s *quic.Stream, sr *streamReader, limit int) {
+	rx.limit = limit
+	rx.parse = rx.parseMessage
+	rx.in.s = s
+	if sr == nil {
+		sr = &streamReader{base: channelReadBuffer}
+	}
+	sr.src = &rx.in
+	rx.sr = sr
+}
+
+// Receive returns the next message, waiting for it until ctx ends. The
+// returned slice belongs to the caller. After the peer closed its side,
+// Receive returns io.EOF. A malformed or oversized frame, and a stream that
+// ends (FIN) inside a frame, reset the channel (not the connection) with
+// CodeProtocolError or CodeMessageTooLarge and are reported as a
+// [*ChannelError]; the partial message is never returned.
+func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
+	return ch.receive(ctx, nil)
+}
+
+// ReceiveBuf is Receive that stores the message in buf when it fits
+// (cap(buf) is at least its size) and returns buf[:size]; a larger message
+// gets a new slice. A receive loop that passes back the slice it got, once
+// done with it, receives without allocating.
+func (ch *Channel) ReceiveBuf(ctx context.Context, buf []byte) ([]byte, error) {
+	return ch.receive(ctx, buf)
+}
+
+// sized returns buf[:n] when it fits, a new slice otherwise.
+func sized(buf []byte, n int) []byte {
+	if buf != nil && cap(buf) >= n {
+		return buf[:n]
+	}
+	return make([]byte, n)
+}
+
+// receive returns the next message. The stream is read until ctx ends
+// (see ctxReader).
+func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
+	rx := &ch.rx
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	if rx.err != nil {
+		return nil, rx.err
+	}
+	rx.in.ctx = ctx
+	msg, err := ch.receiveLocked(ctx, buf)
+	rx.in.ctx = nil
+	return msg, err
+}
+
+// receiveLocked returns the next message: one buffered in full is parsed out
+// of the stream reader (readNext); a large one is read straight into the
+// slice returned (receiveLarge), also when an earlier call was cut short by
+// its ctx in the middle of it. rx.mu is held.
+func (ch *Channel) receiveLocked(ctx context.Context, buf []byte) ([]byte, error) {
+	rx := &ch.rx
+	if rx.large == nil {
+		rx.dst = buf
+		msg, err := readNext(rx.sr, rx.parse)
+		rx.dst = nil
+		if err != nil {
+			return nil, ch.recvFailed(ctx, err)
+		}
+		if rx.large == nil {
+			rx.count(len(msg))
+			return msg, nil
+		}
+	}
+	return ch.receiveLarge(ctx)
+}
+
+// parseMessage is the receive side's parser for readNext. A message buffered
+// in full is copied into rx.dst, if it fits, or a new slice. Of a large one
+// that is not, it takes what is buffered into rx.large and returns nil,
+// leaving the rest to receiveLarge. rx.mu is held.
+func (rx *recvSide) parseMessage(b []byte) ([]byte, int, error) {
+	_, size, n, err := wire.ParseMessageHeader(b, rx.limit)
+	switch {
+	case err != nil:
+		return nil, 0, err
+	case len(b) >= n+size:
+		msg := sized(rx.dst, size)
+		copy(msg, b[n:n+size])
+		return msg, n + size, nil
+	case size >= directReadMin:
+		// Take what is buffered and read the rest without staging it in
+		// the stream reader's buffer: one copy instead of two.
+		rx.large = sized(rx.dst, size)
+		rx.largeN = copy(rx.large, b[n:])
+		return nil, len(b), nil
+	}
+	return nil, 0, wire.ErrShort
+}
+
+// receiveLarge reads the rest of the large message being received straight
+// into it and returns it. rx.mu is held.
+func (ch *Channel) receiveLarge(ctx context.Context) ([]byte, error) {
+	rx := &ch.rx
+	for rx.largeN < len(rx.large) {
+		n, err := rx.sr.readInto(rx.large[rx.largeN:])
+		rx.largeN += n
+		if err != nil {
+			if ctx.Err() != nil {
+				// The caller may reuse its buffer once told of the
+				// error: keep the partial message in one of ours.
+				rx.large = slices.Clone(rx.large)
+			}
+			return nil, ch.recvFailed(ctx, err)
+		}
+	}
+	msg := rx.large
+	rx.large, rx.largeN = nil, 0
+	rx.count(len(msg))
+	return msg, nil
+}
+
+func (rx *recvSide) count(size int) {
+	rx.received.Add(1)
+	rx.receivedBytes.Add(uint64(size))
+}
+
+// recvFailed handles an error from reading or parsing: a read cut short by
+// the caller's ctx returns the context's error and leaves the channel
+// usable; a frame that breaks the protocol resets the channel; any other
+// error ends the receive side. rx.mu is held.
+func (ch *Channel) recvFailed(ctx context.Context, err error) error {
+	var malformed *wire.MalformedError
+	var tooLarge *wire.TooLargeError
+	switch {
+	case errors.Is(err, errInterrupted):
+		return ctx.Err()
+	case errors.As(err, &malformed) || errors.As(err, &tooLarge):
+		return ch.rejectFrame(err)
+	case errors.Is(err, io.EOF):
+		if cut := ch.truncatedFrame(); cut != nil {
+			return ch.rejectFrame(cut)
+		}
+		ch.rx.err = io.EOF
+	default:
+		ch.rx.err = ch.convertErr(err)
+	}
+	ch.finishRecv()
+	return ch.rx.err
+}
+
+// truncatedFrame returns, when the stream ended (FIN) inside a message
+// frame, the [*wire.MalformedError] that says how much was missing; nil when
+// it ended between frames, the only clean end of a channel. rx.mu is held.
+func (ch *Channel) truncatedFrame() error {
+	rx := &ch.rx
+	if rx.large != nil {
+		return &wire.MalformedError{What: "message frame", Reason: fmt.Sprintf(
+			"stream ended (FIN) after %d of the %d bytes its header announced", rx.largeN, len(rx.large))}
+	}
+	b := rx.sr.buffered()
+	if len(b) == 0 {
+		return nil
+	}
+	_, size, n, err := wire.ParseMessageHeader(b, MaxMessageSizeLimit)
+	if errors.Is(err, wire.ErrShort) {
+		return &wire.MalformedError{What: "message frame", Reason: fmt.Sprintf(
+			"stream ended (FIN) inside a frame header, after %d bytes", len(b))}
+	}
+	if err != nil {
+		return err
+	}
+	return &wire.MalformedError{What: "message frame", Reason: fmt.Sprintf(
+		"stream ended (FIN) after %d of the %d bytes its header announced", len(b)-n, size)}
+}
+
+// rejectFrame resets the channel after a frame that breaks the protocol.
+// rx.mu is held.
+func (ch *Channel) rejectFrame(err error) error {
+	code := CodeProtocolError
+	var tl *wire.TooLargeError
+	if errors.As(err, &tl) {
+		code = CodeMessageTooLarge
+	}
+	ch.s.CancelRead(quic.StreamErrorCode(code))
+	ch.s.CancelWrite(quic.StreamErrorCode(code))
+	ch.rx.err = &ChannelError{Channel: ch.name, Code: code, Reason: err.Error()}
+	ch.finishRecv()
+	return ch.rx.err
+}
+
+func (ch *Channel) finishRecv() {
+	ch.recvDone.Store(true)
+	ch.c.channelRead()
+}
+
+// errInterrupted is what ctxReader returns for a read that the Receive
+// call's ctx cut short. It matches os.ErrDeadlineExceeded, so that the
+// stream reader keeps the stream usable.
+var errInterrupted = fmt.Errorf("transport: read interrupted by the caller's context: %w", os.ErrDeadlineExceeded)
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// ctxReader reads a channel's stream and cuts a read short, with a read
+// deadline in the past, when the context of the Receive call in progress
+// ends. It is part of the receive side and used with rx.mu held.
+type ctxReader struct {
+	s   *quic.Stream
+	ctx context.Context // the Receive call's; nil between calls
+	// interrupt is r.interruptRead, made at the first read that can be
+	// interrupted; interrupted (capacity 1) says that it ran.
+	interrupt   func()
+	interrupted chan struct{}
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if r.ctx.Done() == nil {
+		return r.s.Read(p)
+	}
+	if r.ctx.Err() != nil {
+		return 0, errInterrupted
+	}
+	if r.interrupt == nil {
+		r.interrupt = r.interruptRead
+		r.interrupted = make(chan struct{}, 1)
+	}
+	stop := context.AfterFunc(r.ctx, r.interrupt)
+	n, err := r.s.Read(p)
+	if !stop() {
+		<-r.interrupted
+		_ = r.s.SetReadDeadline(time.Time{})
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, errInterrupted
+		}
+	}
+	return n, err
+}
+
+// interruptRead ends a read that the context cut short; Read registers it
+// with context.AfterFunc and waits for it on r.interrupted.
+func (r *ctxReader) interruptRead() {
+	_ = r.s.SetReadDeadline(aLongTimeAgo)
+	r.interrupted <- struct{}{}
+}

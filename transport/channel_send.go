@@ -1,0 +1,488 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
+)
+
+// sendSide is a channel's send direction: the send buffer that Send fills
+// and the writer goroutine empties into the stream.
+//
+// The writer goroutine (writeLoop) is started by Channel.start and counted
+// in the connection's WaitGroup; it exits once Shutdown or Reset stopped it
+// and it closed the stream's send direction, when a write fails, or when
+// the connection ends, and then closes writerDone.
+type sendSide struct {
+	// kick wakes the writer (capacity 1). Whoever sets inFlight from false
+	// to true sends on it, unless it writes the batch itself (writeDirect).
+	kick       chan struct{}
+	writerDone chan struct{} // closed when the writer has exited
+	writes     atomic.Uint64 // stream writes made (for benchmarks)
+
+	mu sync.Mutex // guards everything below
+
+	// The buffer. inFlight is the right to write to the stream: it is
+	// held by the writer from its kick until it finds the buffer empty,
+	// or by a Send that writes a lone batch itself (writeDirect).
+	buf        []byte // encoded messages waiting to be written
+	spare      []byte // an empty buffer to swap in for buf at the next write
+	bufMsgs    uint64 // messages in buf
+	inFlight   bool
+	closing    bool      // Shutdown or Reset began: Send accepts nothing more
+	lastDirect time.Time // when a Send last wrote to the stream itself
+	progress   chan struct{}
+
+	// Counters; written counts what the stream took.
+	sent, sentBytes, written uint64
+
+	// Batches written as 0-RTT data, until the handshake settles them;
+	// only the writer adds to it.
+	early earlyRetention
+
+	// The outcome once the send side failed: err is returned by every
+	// later Send and Flush, unsent and inDoubt account for what Send had
+	// accepted (see Unsent and InDoubt).
+	err     error
+	unsent  []UnsentMessage
+	inDoubt uint64
+}
+
+func (tx *sendSide) init() {
+	tx.kick = make(chan struct{}, 1)
+	tx.writerDone = make(chan struct{})
+}
+
+// take takes the buffered batch for a write and the number of messages in
+// it, leaving the spare buffer in its place. tx.mu is held.
+func (tx *sendSide) take() ([]byte, uint64) {
+	out, n := tx.buf, tx.bufMsgs
+	tx.buf, tx.spare, tx.bufMsgs = tx.spare[:0], nil, 0
+	return out, n
+}
+
+// stateErr returns why Send cannot accept anything, or nil. tx.mu is held.
+func (tx *sendSide) stateErr() error {
+	if tx.err != nil {
+		return tx.err
+	}
+	if tx.closing {
+		return ErrClosed
+	}
+	return nil
+}
+
+// waitProgress waits, with tx.mu released, until the next write (or the end
+// of the channel's sending) or until ctx ends. It is called with tx.mu held
+// and returns with it held if it returns nil, released otherwise.
+func (tx *sendSide) waitProgress(ctx context.Context) error {
+	// The channel is made only when someone waits, so that a write nobody
+	// waits for allocates nothing.
+	if tx.progress == nil {
+		tx.progress = make(chan struct{})
+	}
+	p := tx.progress
+	tx.mu.Unlock()
+	select {
+	case <-p:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	tx.mu.Lock()
+	return nil
+}
+
+// signalProgress wakes whoever waits in waitProgress. tx.mu is held.
+func (tx *sendSide) signalProgress() {
+	if tx.progress != nil {
+		close(tx.progress)
+		tx.progress = nil
+	}
+}
+
+// fail ends the send side with err, unless it has ended already, and wakes
+// every waiter. inDoubt is how many written messages may or may not have
+// arrived; lost are written batches that certainly did not, which become
+// Unsent in order, before what is still buffered. tx.mu is held.
+func (tx *sendSide) fail(err error, inDoubt uint64, lost ...[]byte) {
+	if tx.err == nil {
+		tx.err = err
+	}
+	tx.inDoubt = inDoubt
+	for _, b := range append(lost, tx.buf) {
+		tx.unsent = appendUnsent(tx.unsent, b)
+	}
+	tx.buf, tx.spare = nil, nil
+	tx.signalProgress()
+}
+
+// Send queues msg for sending. It returns once msg is copied into the send
+// buffer, waiting while the buffer is full or the peer has asked to slow down,
+// until ctx ends. It fails with a [*MessageTooLargeError] for a message over
+// the peer's limit (the channel stays usable), with a [*ChannelError] once the
+// channel was reset, and with the connection's error once it has ended.
+func (ch *Channel) Send(ctx context.Context, msg []byte) error {
+	return ch.send(ctx, msg, 0, true)
+}
+
+// SendReplaySafe is Send for a message the caller declares safe to process
+// twice (idempotent). Only such messages may travel in 0-RTT data.
+func (ch *Channel) SendReplaySafe(ctx context.Context, msg []byte) error {
+	return ch.send(ctx, msg, wire.FlagReplaySafe, true)
+}
+
+// TrySend is Send without waiting: it fails with ErrSlowDown while the peer
+// has asked to slow down and with ErrWouldBlock while the send buffer is full.
+func (ch *Channel) TrySend(msg []byte) error {
+	return ch.send(context.Background(), msg, 0, false)
+}
+
+// send queues msg; with block false it fails where it would wait. The sender
+// that finds the writer idle takes the right to write (inFlight) and either
+// writes a lone batch itself or kicks the writer.
+func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool) error {
+	if err := ch.admit(ctx, len(msg), flags, block); err != nil {
+		return err
+	}
+	tx := &ch.tx
+	tx.mu.Lock()
+	if err := ch.waitRoom(ctx, wire.MessageLen(len(msg)), block); err != nil {
+		return err
+	}
+	tx.buf = wire.AppendMessage(tx.buf, flags, msg)
+	tx.bufMsgs++
+	tx.sent++
+	tx.sentBytes += uint64(len(msg))
+	if tx.inFlight {
+		tx.mu.Unlock()
+		return nil
+	}
+	tx.inFlight = true
+	out, n, direct := ch.takeDirect()
+	tx.mu.Unlock()
+	if direct && ch.writeDirect(out, n) {
+		return nil
+	}
+	tx.kick <- struct{}{}
+	return nil
+}
+
+// admit checks what does not depend on the send buffer: the peer's size
+// limit and, for a message that must not travel in 0-RTT data, the handshake.
+func (ch *Channel) admit(ctx context.Context, size int, flags byte, block bool) error {
+	if limit := int(ch.c.peerMax.Load()); size > limit {
+		return &MessageTooLargeError{Channel: ch.name, Size: size, Limit: limit}
+	}
+	if flags&wire.FlagReplaySafe == 0 && ch.c.earlyData {
+		return ch.c.waitHandshake(ctx, block)
+	}
+	return nil
+}
+
+// waitRoom waits until the send buffer can take a frame of frameLen bytes
+// (an empty buffer takes any) and the peer has not asked to slow down; with
+// block false it fails where it would wait. It is called with tx.mu held and
+// returns with it held if it returns nil, released otherwise.
+func (ch *Channel) waitRoom(ctx context.Context, frameLen int, block bool) error {
+	tx := &ch.tx
+	for {
+		if err := tx.stateErr(); err != nil {
+			tx.mu.Unlock()
+			return err
+		}
+		// Checked on every pass, also after waiting for room: a sender
+		// that SLOW_DOWN reached accepts nothing new (PROTOCOL.md), so what
+		// the peer may still receive is what was buffered before.
+		if ch.c.PeerSlowedDown() {
+			if err := ch.waitResume(ctx, block); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(tx.buf) == 0 || len(tx.buf)+frameLen <= ch.c.cfg.SendBufferSize {
+			return nil
+		}
+		if !block {
+			tx.mu.Unlock()
+			return ErrWouldBlock
+		}
+		if err := tx.waitProgress(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// waitResume waits, with tx.mu released, while the peer has asked to slow
+// down; with block false it fails with ErrSlowDown instead. It is called
+// with tx.mu held and returns with it held if it returns nil, released
+// otherwise.
+func (ch *Channel) waitResume(ctx context.Context, block bool) error {
+	ch.tx.mu.Unlock()
+	if !block {
+		return ErrSlowDown
+	}
+	if err := ch.c.waitResume(ctx); err != nil {
+		return err
+	}
+	ch.tx.mu.Lock()
+	return nil
+}
+
+const (
+	// directWriteMax is the largest batch that Send hands to QUIC itself.
+	directWriteMax = 1200
+	// directWriteGap is how long after one direct write Send may make
+	// another; meanwhile the writer takes the messages, in batches.
+	directWriteGap = 10 * time.Microsecond
+)
+
+// takeDirect takes the buffered batch for writeDirect when it is a lone
+// message: small, nothing written directly for a while, and no 0-RTT data
+// in play. Messages that follow one another closely go through the writer,
+// which batches them. It is called by the sender that just took inFlight,
+// with tx.mu held, and reports whether it took the batch.
+func (ch *Channel) takeDirect() ([]byte, uint64, bool) {
+	tx := &ch.tx
+	if len(tx.buf) > directWriteMax || ch.c.earlyData {
+		return nil, 0, false
+	}
+	now := time.Now()
+	if now.Sub(tx.lastDirect) < directWriteGap {
+		return nil, 0, false
+	}
+	tx.lastDirect = now
+	out, n := tx.take()
+	return out, n, true
+}
+
+// writeDirect writes the batch out of n messages, taken by takeDirect, from
+// the sending goroutine, sparing a lone message the hand-over to the writer.
+// It is called without tx.mu, by the sender that holds inFlight, which keeps
+// the writer and other senders off the stream meanwhile. The write never
+// blocks: QUIC takes all of it at once or none of it. It reports whether it
+// gave up inFlight; if not, the caller must kick the writer, which writes
+// whatever is left, or fails as it would have.
+func (ch *Channel) writeDirect(out []byte, n uint64) bool {
+	err := ch.s.TryWriteAll(out)
+	tx := &ch.tx
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err != nil {
+		if tx.err != nil {
+			// The connection ended meanwhile and the writer recorded what
+			// was buffered as unsent; this batch, never taken by QUIC,
+			// came before that.
+			tx.unsent = append(appendUnsent(nil, out), tx.unsent...)
+			return false
+		}
+		// Put the batch back in front of what other senders added; the
+		// writer writes it, or fails on it as it would have.
+		tx.buf = append(out, tx.buf...)
+		tx.bufMsgs += n
+		return false
+	}
+	tx.writes.Add(1)
+	if tx.err != nil {
+		tx.inDoubt += n // written as the connection ended
+	}
+	tx.spare = out[:0]
+	tx.written += n
+	tx.signalProgress()
+	if len(tx.buf) > 0 || tx.closing || tx.err != nil {
+		return false
+	}
+	tx.inFlight = false
+	return true
+}
+
+// Flush waits until every message accepted so far has been written to the
+// QUIC stream, or until ctx ends. Written is not delivered: QUIC retransmits
+// until the peer acknowledges, but the peer application may not have read it.
+func (ch *Channel) Flush(ctx context.Context) error {
+	tx := &ch.tx
+	tx.mu.Lock()
+	target := tx.sent
+	for tx.written < target {
+		if tx.err != nil {
+			err := tx.err
+			tx.mu.Unlock()
+			return err
+		}
+		if err := tx.waitProgress(ctx); err != nil {
+			return err
+		}
+	}
+	tx.mu.Unlock()
+	return nil
+}
+
+// writeLoop is the channel's writer goroutine. It swaps the send buffer with
+// a spare one and writes the whole batch in one stream write, so that Send
+// never waits for the network while the buffer has room.
+func (ch *Channel) writeLoop() {
+	defer ch.c.wg.Done()
+	defer close(ch.tx.writerDone)
+	for {
+		select {
+		case <-ch.tx.kick:
+		case <-ch.c.ctx.Done():
+			ch.failSend(context.Cause(ch.c.ctx), nil, 0)
+			return
+		}
+		if !ch.drain() {
+			return
+		}
+	}
+}
+
+// drain writes batches until it finds the send buffer empty, and then gives
+// up inFlight. It reports false once the channel's sending has ended: it was
+// closed (the stream's send direction is closed then) or it failed.
+func (ch *Channel) drain() bool {
+	tx := &ch.tx
+	for {
+		tx.mu.Lock()
+		if len(tx.buf) == 0 {
+			tx.inFlight = false
+			closing := tx.closing
+			tx.mu.Unlock()
+			if !closing {
+				return true
+			}
+			if err := ch.s.Close(); err != nil {
+				ch.failSend(err, nil, 0)
+			}
+			return false
+		}
+		early, err := ch.settleEarly()
+		if err != nil {
+			tx.mu.Unlock()
+			ch.failSend(err, nil, 0)
+			return false
+		}
+		if early && tx.early.full(ch.c.cfg.SendBufferSize) {
+			// Enough is riding on 0-RTT; wait for the handshake.
+			tx.mu.Unlock()
+			ch.awaitHandshake()
+			continue
+		}
+		out, n := tx.take()
+		tx.mu.Unlock()
+
+		_, err = ch.s.Write(out)
+		tx.writes.Add(1)
+		if err != nil {
+			ch.failSend(err, out, n)
+			return false
+		}
+		ch.wrote(out, n, early)
+	}
+}
+
+// wrote records that the writer wrote the batch out of n messages; early
+// says it travelled as 0-RTT data.
+func (ch *Channel) wrote(out []byte, n uint64, early bool) {
+	tx := &ch.tx
+	tx.mu.Lock()
+	if early {
+		tx.early.retain(out, n)
+	} else if cap(out) <= 2*ch.c.cfg.SendBufferSize {
+		tx.spare = out[:0]
+	}
+	tx.written += n
+	tx.signalProgress()
+	tx.mu.Unlock()
+}
+
+// failSend makes the send side fail for good and wakes every waiter. out is
+// the batch whose write failed, holding n messages. Messages never handed to
+// QUIC, and those sent in 0-RTT data the server rejected, become Unsent; the
+// rest of what was written is in doubt.
+func (ch *Channel) failSend(err error, out []byte, n uint64) {
+	err = ch.convertErr(err)
+	// Early data is replay-safe by contract, so whatever rode 0-RTT on a
+	// connection whose handshake never completed, or whose 0-RTT data was
+	// rejected, is handed back to be sent again.
+	rejected := ch.c.earlyRejected() || errors.Is(err, ErrEarlyDataRejected) || ch.c.inEarlyData()
+	tx := &ch.tx
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if !rejected {
+		tx.early.release()
+		tx.fail(err, tx.written+n)
+		return
+	}
+	lost, msgs := tx.early.handBack()
+	tx.fail(err, tx.written-msgs, append(lost, out)...)
+}
+
+// markInDoubt records, after a graceful close of the connection that the
+// peer did not confirm, that everything written is in doubt, and returns how
+// many messages are. A channel that failed before keeps its own account.
+func (ch *Channel) markInDoubt(err error) uint64 {
+	<-ch.tx.writerDone
+	tx := &ch.tx
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.err == nil {
+		tx.fail(ch.convertErr(err), tx.written)
+	}
+	return tx.inDoubt
+}
+
+// settle waits, once the connection has ended, for the writer to record
+// what it could not deliver.
+func (ch *Channel) settle() {
+	if ch.c.ctx.Err() != nil {
+		<-ch.tx.writerDone
+	}
+}
+
+// UnsentMessage is a message accepted by Send that never reached the peer.
+type UnsentMessage struct {
+	Data       []byte
+	ReplaySafe bool
+}
+
+// appendUnsent decodes the messages of an encoded batch, skipping a channel
+// header (which starts with the stream type, never a message type).
+func appendUnsent(dst []UnsentMessage, b []byte) []UnsentMessage {
+	if len(b) > 1 && b[0] == wire.StreamChannel {
+		b = b[min(len(b), 2+int(b[1])):]
+	}
+	for len(b) > 0 {
+		flags, size, n, err := wire.ParseMessageHeader(b, MaxMessageSizeLimit)
+		if err != nil || len(b) < n+size {
+			break
+		}
+		dst = append(dst, UnsentMessage{Data: b[n : n+size : n+size], ReplaySafe: flags&wire.FlagReplaySafe != 0})
+		b = b[n+size:]
+	}
+	return dst
+}
+
+// Unsent returns, after the channel failed, the messages that Send accepted
+// but that certainly never reached the peer: those still buffered, and those
+// sent in 0-RTT data that the server rejected, in the order they were sent.
+// Before a failure it returns nil.
+func (ch *Channel) Unsent() []UnsentMessage {
+	ch.settle()
+	ch.tx.mu.Lock()
+	defer ch.tx.mu.Unlock()
+	return ch.tx.unsent
+}
+
+// InDoubt returns, after the channel failed or its connection's graceful
+// Close ended without the peer's confirmation, how many messages had been
+// written to the connection without the peer confirming them: they may or
+// may not have been delivered.
+func (ch *Channel) InDoubt() uint64 {
+	ch.settle()
+	ch.tx.mu.Lock()
+	defer ch.tx.mu.Unlock()
+	return ch.tx.inDoubt
+}

@@ -1,0 +1,333 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// closeState is the bookkeeping of a graceful close, on both sides: what
+// each side opened, what this side took of the peer's, and whether either
+// is closing. Each event is one method; peerFinished is the one rule for
+// when a peer that closes gracefully has nothing more for this side.
+//
+// Guarded by Conn.mu. The peer's events come from the control reader,
+// channelOpened and channelAccepted from OpenChannel and AcceptChannel,
+// streamsRefused from whoever resets a stream of the peer's (header
+// readers, AcceptChannel, the close), beginClose from the first Close or
+// Shutdown.
+type closeState struct {
+	closing      bool   // this side is closing: no channel is opened or accepted any more
+	opened       uint64 // channels this side opened
+	accepted     uint64 // the peer's streams taken from QUIC, handed out as channels or refused
+	peerGraceful bool   // the peer's last GOAWAY had CodeNoError
+	peerOpened   uint64 // channels the peer opened, from its last closing GOAWAY
+	peerClosing  bool   // the peer ended its control stream after a closing GOAWAY
+}
+
+// channelOpened counts a channel this side opens; it reports false, and
+// counts nothing, once this side is closing.
+func (s *closeState) channelOpened() bool {
+	if s.closing {
+		return false
+	}
+	s.opened++
+	return true
+}
+
+// channelAccepted counts a stream of the peer's that AcceptChannel took
+// from the ready list, and reports whether it may become a channel: not
+// once this side is closing (the caller then refuses it).
+func (s *closeState) channelAccepted() bool {
+	s.accepted++
+	return !s.closing
+}
+
+// streamsRefused counts n streams of the peer's that were reset instead of
+// becoming channels.
+func (s *closeState) streamsRefused(n int) { s.accepted += uint64(n) }
+
+// beginClose marks this side closing and returns the number of channels it
+// opened, for its closing GOAWAY.
+func (s *closeState) beginClose() (opened uint64) {
+	s.closing = true
+	return s.opened
+}
+
+// peerGoAway records a GOAWAY from the peer; one with CodeNoError begins
+// its graceful close and says how many channels it opened.
+func (s *closeState) peerGoAway(code ErrorCode, opened uint64) {
+	s.peerGraceful = code == CodeNoError
+	if s.peerGraceful {
+		s.peerOpened = opened
+	}
+}
+
+// peerControlEnded records the end of the peer's control stream, which
+// completes its graceful close if its last GOAWAY was a closing one.
+func (s *closeState) peerControlEnded() { s.peerClosing = s.peerGraceful }
+
+// peerClosingToo reports whether the peer began a graceful close of its
+// own: it may then have stopped reading this side's channels, so its
+// NO_ERROR close does not confirm that it read them.
+func (s *closeState) peerClosingToo() bool { return s.peerGraceful }
+
+// peerFinished reports whether a peer closing gracefully has nothing more
+// for this side: its control stream ended after a closing GOAWAY, every
+// channel it opened was accepted or refused, and allRead reports that
+// every channel's receive side was read to its end. allRead is called only
+// when the rest holds.
+func (s *closeState) peerFinished(allRead func() bool) bool {
+	return s.peerClosing && s.accepted >= s.peerOpened && allRead()
+}
+
+// peerGoAway is the control reader's event for a GOAWAY frame.
+func (c *Conn) peerGoAway(code ErrorCode, opened uint64) {
+	c.mu.Lock()
+	c.cs.peerGoAway(code, opened)
+	c.mu.Unlock()
+}
+
+// peerControlEnded is the control reader's event for a FIN on the peer's
+// control stream.
+func (c *Conn) peerControlEnded() {
+	c.mu.Lock()
+	c.cs.peerControlEnded()
+	c.mu.Unlock()
+	c.finishIfDone()
+}
+
+// refuseStream resets a stream of the peer's that will not become a
+// channel, and counts it.
+func (c *Conn) refuseStream(s *quic.Stream, code ErrorCode) {
+	c.mu.Lock()
+	c.cs.streamsRefused(1)
+	c.mu.Unlock()
+	resetStream(s, code)
+	c.finishIfDone()
+}
+
+// finishIfDone closes the connection once a peer that is closing
+// gracefully has nothing more for this side (closeState.peerFinished).
+func (c *Conn) finishIfDone() {
+	c.mu.Lock()
+	done := c.cs.peerFinished(c.channelsReadLocked)
+	c.mu.Unlock()
+	if done {
+		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
+	}
+}
+
+// channelsReadLocked reports whether every channel's receive side has
+// ended. Called with c.mu held.
+func (c *Conn) channelsReadLocked() bool {
+	for ch := range c.channels {
+		if !ch.recvDone.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// closer is the one close of a connection. The first Close, Shutdown or
+// CloseWithError sets started and runs the close on the caller's
+// goroutine; it sets err and closes done once every goroutine of the
+// connection has ended. Later calls wait for done; a later Close or Shutdown whose own
+// bound ends first cuts a graceful close short through abort.
+type closer struct {
+	started  atomic.Bool
+	abortCtx context.Context
+	abort    context.CancelCauseFunc
+	done     chan struct{}
+	err      error // written before done is closed, read after
+}
+
+func (e *closer) init() {
+	e.done = make(chan struct{})
+	e.abortCtx, e.abort = context.WithCancelCause(context.Background())
+}
+
+// wait waits for the close to finish; if ctx ends first, it cuts a
+// graceful close short and waits for it to end.
+func (e *closer) wait(ctx context.Context) error {
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		e.abort(context.Cause(ctx))
+		<-e.done
+	}
+	return e.err
+}
+
+// finishClose waits for the connection's goroutines and ends the close
+// with err.
+func (c *Conn) finishClose(err error) {
+	c.wg.Wait()
+	c.end.err = err
+	c.end.abort(nil)
+	close(c.end.done)
+}
+
+// CloseWithError closes the connection at once with code and reason. Messages
+// not yet written are discarded; the peer sees a [*ConnError] with Remote set.
+// During a graceful close it ends that close at once; the graceful close then
+// reports what it could not deliver. CloseWithError is idempotent, and waits
+// until the connection's goroutines have ended.
+func (c *Conn) CloseWithError(code ErrorCode, reason string) error {
+	first := c.end.started.CompareAndSwap(false, true)
+	if first {
+		c.mu.Lock()
+		c.cs.beginClose()
+		c.mu.Unlock()
+	}
+	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+	if first {
+		c.finishClose(nil)
+	}
+	<-c.end.done
+	return nil
+}
+
+// Shutdown closes the connection gracefully: it opens and accepts no more
+// channels, writes what Send accepted on every channel, tells the peer, and
+// waits until the peer has read everything and closed too, or until ctx
+// ends; then it closes the connection. It returns an error wrapping
+// ErrUnflushed if accepted messages could not be written in time, and one
+// wrapping ErrInDoubt if the connection ended before the peer confirmed that
+// it had read every channel to its end (it was cut short, ctx ended, or the
+// peer was closing too): then [Channel.InDoubt] counts what each channel
+// wrote and [Channel.Unsent] holds what it never wrote.
+//
+// Shutdown is idempotent: a later call waits for the first to finish and
+// returns its result, and if its own ctx ends first it cuts the graceful
+// close short. Shutdown returns once the connection's goroutines have ended.
+func (c *Conn) Shutdown(ctx context.Context) error {
+	if c.end.started.CompareAndSwap(false, true) {
+		c.finishClose(c.closeGracefully(ctx))
+	}
+	return c.end.wait(ctx)
+}
+
+// Close is [Conn.Shutdown] bounded by Config.CloseTimeout (default
+// DefaultCloseTimeout), so that a deferred Close neither hangs nor drops
+// messages silently: what it could not deliver in time is reported as
+// Shutdown reports it.
+func (c *Conn) Close() error {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), c.cfg.CloseTimeout, &closeTimeoutError{c.cfg.CloseTimeout})
+	defer cancel()
+	return c.Shutdown(ctx)
+}
+
+// closeTimeoutError is the cause of a Close that reached Config.CloseTimeout.
+type closeTimeoutError struct{ d time.Duration }
+
+func (e *closeTimeoutError) Error() string {
+	return fmt.Sprintf("no close from the peer within the close timeout of %s", e.d)
+}
+
+// closeGracefully is the graceful close, run by the first Shutdown.
+func (c *Conn) closeGracefully(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(c.end.abortCtx, func() { cancel(context.Cause(c.end.abortCtx)) })
+	defer stop()
+
+	chans, opened := c.beginClose()
+	c.refuseUnaccepted()
+	err := closeChannels(ctx, chans)
+	confirmed := c.sendClosingGoAway(opened) && c.awaitPeerClose(ctx)
+	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
+	if !confirmed {
+		err = errors.Join(err, c.unconfirmed(ctx, chans))
+	}
+	return err
+}
+
+// beginClose marks the connection closing, refuses the streams whose
+// headers were read but that AcceptChannel never took, and returns the
+// channels to close and the number this side opened.
+func (c *Conn) beginClose() ([]*Channel, uint64) {
+	c.mu.Lock()
+	opened := c.cs.beginClose()
+	chans := slices.Collect(maps.Keys(c.channels))
+	unclaimed := c.takeAllReadyLocked()
+	c.mu.Unlock()
+	c.refuseReady(unclaimed)
+	return chans, opened
+}
+
+// refuseUnaccepted refuses the channels the peer opened that are still
+// waiting in QUIC: they will not be read, and the peer should not wait for
+// them to end.
+func (c *Conn) refuseUnaccepted() {
+	drained, cancelled := context.WithCancel(context.Background())
+	cancelled()
+	for {
+		s, err := c.qc.AcceptStream(drained)
+		if err != nil {
+			return
+		}
+		c.refuseStream(s, CodeChannelClosed)
+	}
+}
+
+// closeChannels closes chans at once, each writing what Send accepted
+// until ctx ends.
+func closeChannels(ctx context.Context, chans []*Channel) error {
+	errs := make([]error, len(chans))
+	var wg sync.WaitGroup
+	for i, ch := range chans {
+		wg.Go(func() { errs[i] = ch.Shutdown(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// awaitPeerClose waits for the peer to close after our closing GOAWAY,
+// refusing channels it opens meanwhile. It reports whether the peer
+// confirmed the close: it closed with NO_ERROR, which it does only once it
+// has read every channel to its end, and it was not closing itself (a peer
+// that closes gracefully too may have stopped reading our channels).
+func (c *Conn) awaitPeerClose(ctx context.Context) bool {
+	for {
+		s, err := c.qc.AcceptStream(ctx)
+		if err != nil {
+			var ae *quic.ApplicationError
+			if !errors.As(err, &ae) || !ae.Remote || ErrorCode(ae.ErrorCode) != CodeNoError {
+				return false
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return !c.cs.peerClosingToo()
+		}
+		resetStream(s, CodeChannelClosed)
+	}
+}
+
+// unconfirmed marks what chans wrote as in doubt after a close the peer did
+// not confirm, and returns an error wrapping ErrInDoubt if anything was.
+func (c *Conn) unconfirmed(ctx context.Context, chans []*Channel) error {
+	cause := context.Cause(c.qc.Context())
+	if ctx.Err() != nil {
+		cause = context.Cause(ctx)
+		var te *closeTimeoutError
+		if !errors.As(cause, &te) {
+			cause = fmt.Errorf("no close from the peer before the close was cut short: %w", cause)
+		}
+	}
+	var n uint64
+	for _, ch := range chans {
+		n += ch.markInDoubt(cause)
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d messages written, the connection ended before the peer confirmed reading them: %w", ErrInDoubt, n, convertConnErr(cause))
+}
