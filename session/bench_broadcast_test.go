@@ -37,6 +37,7 @@ func BenchmarkBroadcast(b *testing.B) {
 		_ = udp.Close()
 	})
 	conns := dialMany(b, tr, ua.String(), sessions)
+	// Real sockets, so the wall clock: the sessions and channels arrive over QUIC (see helpers_test.go).
 	require.Eventually(b, func() bool { return sessionsWith(srv, "news") == sessions }, time.Minute, 10*time.Millisecond)
 	msg := make([]byte, 64)
 
@@ -74,6 +75,7 @@ func BenchmarkBroadcast(b *testing.B) {
 // they accepted, so that each Broadcast starts on a quiet machine.
 func waitWritten(b *testing.B, srv *Server) {
 	b.Helper()
+	// Real sockets, so the wall clock: what was written travels over QUIC (see helpers_test.go).
 	require.Eventually(b, func() bool {
 		for _, s := range srv.Sessions() {
 			if st := s.Conn().Stats(); st.MessagesWritten < st.MessagesSent {

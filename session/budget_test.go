@@ -55,6 +55,7 @@ func TestByteBudgetSlowsDownBeforeMessageCap(t *testing.T) {
 		}
 	}()
 	var sess *Session
+	// Real sockets, so the wall clock: SLOW_DOWN reaches the client over its QUIC control stream (see helpers_test.go).
 	require.Eventually(t, func() bool {
 		if ss := srv.Sessions(); len(ss) == 1 {
 			sess = ss[0]
@@ -105,6 +106,7 @@ func TestClientObeyingSlowDownIsNeverShed(t *testing.T) {
 			errs[i] = ch.Flush(ctx)
 		})
 	}
+	// Real sockets, so the wall clock: the flood and the SLOW_DOWN that stops it cross QUIC (see helpers_test.go).
 	require.Eventually(t, func() bool { return c.PeerSlowedDown() || c.Context().Err() != nil }, 20*time.Second, time.Millisecond)
 	waitStalled(t, srv, 1000)
 	require.NoError(t, context.Cause(c.Context()), "the client was not disconnected while the handler stalled")
@@ -142,6 +144,7 @@ func TestPeerIgnoringSlowDownIsShedOncePerSession(t *testing.T) {
 	require.ErrorAs(t, context.Cause(raw.qc.Context()), &ae)
 	require.Equal(t, quic.ApplicationErrorCode(transport.CodeOverloaded), ae.ErrorCode)
 	require.Contains(t, ae.ErrorMessage, "after SLOW_DOWN")
+	// Real sockets, so the wall clock: the server learns of the closed connection from quic-go (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 0 }, 20*time.Second, 5*time.Millisecond)
 	require.Equal(t, uint64(1), srv.Stats().OverloadDisconnects)
 }
@@ -153,6 +156,7 @@ func TestPeerIgnoringSlowDownIsShedOncePerSession(t *testing.T) {
 func TestPeerAdvertisingHugeSendBufferIsShed(t *testing.T) {
 	srv, addr := startStalledSheddingServer(t, Config{PendingCap: 1000, PendingBytes: 64 << 10})
 	raw := dialRawHello(t, addr, wire.Hello{Version: wire.Version, MaxMessageSize: 1 << 20, PendingCap: 1000, SendBuffer: 1 << 40})
+	// Real sockets, so the wall clock: the session starts once the server has read the raw HELLO (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 20*time.Second, 5*time.Millisecond)
 	require.Equal(t, transport.MaxAdvertisedSendBuffer, srv.Sessions()[0].Conn().PeerLimits().SendBufferSize)
 	// 4000 messages of 1000 bytes: about twice the clamped allowance
@@ -247,6 +251,7 @@ func runFlood(t *testing.T, setup floodSetup) floodFigures {
 	for i := range raws {
 		raws[i] = dialRaw(t, addr)
 	}
+	// Real sockets, so the wall clock: the sessions start once the server has read each HELLO (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == setup.clients+1 }, 20*time.Second, 5*time.Millisecond)
 	before := heapAlloc()
 
@@ -308,6 +313,7 @@ func waitStalled(t *testing.T, srv *Server, least uint64) {
 	const quietFor = 20 // polls of 50 ms
 	deadline := time.Now().Add(60 * time.Second)
 	for srv.Stats().MessagesReceived < least && time.Now().Before(deadline) {
+		// Real sockets, so the wall clock: "held back" means QUIC flow control stopped real senders; only the wall clock shows that nothing more arrives (see helpers_test.go).
 		time.Sleep(10 * time.Millisecond)
 	}
 	last, quiet := srv.Stats().MessagesReceived, 0

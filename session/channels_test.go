@@ -133,6 +133,7 @@ func TestServerOpenedChannelsAreBounded(t *testing.T) {
 	srv, addr := startServer(t, &Config{MaxServerChannels: limit}, echo)
 	c := dial(t, addr, nil) // accepts nothing the server opens
 	ctx := testCtx(t)
+	// Real sockets, so the wall clock: the session starts once the server has read the HELLO (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, time.Millisecond)
 	sess := srv.Sessions()[0]
 	for i := range limit {
@@ -171,6 +172,7 @@ func TestBroadcastSkipsASlowedSession(t *testing.T) {
 	srv, addr := startServer(t, nil, echo)
 	ctx := testCtx(t)
 	conns, news := dialWithChannel(t, addr, "news", 3)
+	// Real sockets, so the wall clock: the channels and SLOW_DOWN arrive over QUIC (see helpers_test.go).
 	require.Eventually(t, func() bool { return sessionsWith(srv, "news") == 3 }, 10*time.Second, time.Millisecond)
 	slow := conns[1]
 	require.NoError(t, slow.SlowDown())
@@ -221,6 +223,7 @@ func TestBroadcastReportsFailedSessions(t *testing.T) {
 		_, err := c.OpenChannel(ctx, "news")
 		require.NoError(t, err)
 	}
+	// Real sockets, so the wall clock: the channels arrive over QUIC (see helpers_test.go).
 	require.Eventually(t, func() bool { return sessionsWith(srv, "news") == 2 }, 10*time.Second, time.Millisecond)
 	r := srv.Broadcast("news", make([]byte, 2048))
 	require.Equal(t, 1, r.Delivered)

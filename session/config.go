@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -21,6 +22,9 @@ const (
 	// DefaultPendingBytes is how many bytes of message payload a session may
 	// have received but not yet handled before backpressure starts.
 	DefaultPendingBytes = transport.DefaultPendingBytes
+	// DefaultCloseTimeout is how long Server.Close lets sessions leave
+	// after GOAWAY before it closes them.
+	DefaultCloseTimeout = transport.DefaultCloseTimeout
 )
 
 // OverflowPolicy says what a session does when its pending messages reach
@@ -85,16 +89,24 @@ type Config struct {
 	// transport.Config.MaxChannels, or opening waits for the client.
 	// Default DefaultMaxServerChannels (16).
 	MaxServerChannels int
-	// Transport configures the listener made by ListenAndServe: message
-	// size, channels per session (QUIC stream limit), idle timeout,
-	// keep-alive and handshake timeout, QUIC receive windows. Its PendingCap
-	// and PendingBytes are set from those of this Config.
+	// CloseTimeout bounds Server.Close: how long sessions have to leave
+	// after GOAWAY, and the handler to drain what was received, before the
+	// rest are closed. Default DefaultCloseTimeout (5 s).
+	CloseTimeout time.Duration
+	// Transport configures the listener made by Server.Listen and
+	// ListenAndServe: message size, channels per session (QUIC stream
+	// limit), idle timeout, keep-alive and handshake timeout, QUIC receive
+	// windows. Its PendingCap and PendingBytes, what the listener advertises
+	// in HELLO, are set from those of this Config, which the server
+	// enforces; whatever they held is replaced.
 	Transport transport.Config
 	// Logger receives one line per session start and end. Default: discard.
 	Logger *slog.Logger
 	// OnSessionStart and OnSessionEnd, when set, are called on the session's
 	// own goroutine, never under a lock, when a session begins and after it
-	// has ended and left the server's table. cause says why it ended.
+	// has ended: its connection is gone, it left the server's table, its
+	// channels' readers have ended and the handler has returned for the last
+	// message it read. cause says why it ended.
 	OnSessionStart func(s *Session)
 	OnSessionEnd   func(s *Session, cause error)
 	// OnChannelOpen and OnChannelClose, when set, are called, never under a
@@ -110,39 +122,51 @@ func (c *Config) withDefaults() (Config, error) {
 	if c != nil {
 		r = *c
 	}
-	if r.MaxSessions == 0 {
-		r.MaxSessions = DefaultMaxSessions
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if r.PendingCap == 0 {
-		r.PendingCap = DefaultPendingCap
-	}
-	if r.MaxServerChannels == 0 {
-		r.MaxServerChannels = DefaultMaxServerChannels
-	}
-	if r.PendingBytes == 0 {
-		r.PendingBytes = DefaultPendingBytes
-	}
+	def(&r.MaxSessions, DefaultMaxSessions)
+	def(&r.PendingCap, DefaultPendingCap)
+	def(&r.MaxServerChannels, DefaultMaxServerChannels)
+	def(&r.PendingBytes, DefaultPendingBytes)
 	if r.ServerPendingBytes == 0 {
-		r.ServerPendingBytes = DefaultServerPendingBytes()
+		r.ServerPendingBytes = DefaultServerPendingBytes() // reads /proc: only when needed
+	}
+	if r.CloseTimeout == 0 {
+		r.CloseTimeout = DefaultCloseTimeout
 	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
-	switch {
-	case r.MaxSessions < 0:
-		return r, fmt.Errorf("session: Config.MaxSessions %d is negative", r.MaxSessions)
-	case r.PendingCap < 0:
-		return r, fmt.Errorf("session: Config.PendingCap %d is negative", r.PendingCap)
-	case r.MaxServerChannels < 0:
-		return r, fmt.Errorf("session: Config.MaxServerChannels %d is negative", r.MaxServerChannels)
-	case r.PendingBytes < 0:
-		return r, fmt.Errorf("session: Config.PendingBytes %d is negative", r.PendingBytes)
-	case r.ServerPendingBytes < 0:
-		return r, fmt.Errorf("session: Config.ServerPendingBytes %d is negative", r.ServerPendingBytes)
-	case r.Overflow != OverflowBlock && r.Overflow != OverflowDisconnect:
-		return r, fmt.Errorf("session: Config.Overflow %v is not a known policy", r.Overflow)
-	}
 	r.Transport.PendingCap = r.PendingCap
 	r.Transport.PendingBytes = r.PendingBytes
-	return r, nil
+	return r, r.validate()
+}
+
+// validate names the first field of a Config (defaults applied) that is out
+// of range.
+func (c *Config) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"MaxSessions", c.MaxSessions},
+		{"PendingCap", c.PendingCap},
+		{"MaxServerChannels", c.MaxServerChannels},
+		{"PendingBytes", c.PendingBytes},
+		{"ServerPendingBytes", c.ServerPendingBytes},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("session: Config.%s %d is negative", f.name, f.v)
+		}
+	}
+	switch {
+	case c.CloseTimeout < 0:
+		return fmt.Errorf("session: Config.CloseTimeout %v is negative", c.CloseTimeout)
+	case c.Overflow != OverflowBlock && c.Overflow != OverflowDisconnect:
+		return fmt.Errorf("session: Config.Overflow %v is not a known policy", c.Overflow)
+	}
+	return nil
 }

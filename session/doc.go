@@ -74,4 +74,8 @@
 // arrive while those sessions leave (they are admitted and drained too); once
 // the first sessions have left it refuses new connections, and it lets
 // clients leave and the handler drain until its context ends.
+// [Server.Close] is Shutdown bounded by Config.CloseTimeout. Both return
+// once every session's goroutine has ended: a session owns the readers of
+// its channels and its worker, and ends (Config.OnSessionEnd) only after
+// the last message it read has been handled.
 package session

@@ -54,3 +54,27 @@ func (e *ChannelLimitError) Error() string {
 
 // Is makes the error match ErrTooManyChannels.
 func (e *ChannelLimitError) Is(target error) bool { return target == ErrTooManyChannels }
+
+// ErrListenerLimits is matched, with errors.Is, by the error of Serve on a
+// listener that advertises other pending limits than the server enforces
+// (see [ListenerLimitsError]).
+var ErrListenerLimits = errors.New("session: listener advertises other limits than the server enforces")
+
+// ListenerLimitsError is returned by [Server.Serve] for a listener whose
+// HELLO advertises a pending limit other than the server's: clients would
+// size their sending to the advertised value while the server enforces its
+// own. [Server.Listen] makes a listener that advertises the server's
+// limits. It matches ErrListenerLimits.
+type ListenerLimitsError struct {
+	Limit      string // "PendingCap" or "PendingBytes"
+	Advertised int    // what the listener advertises (its transport.Config)
+	Enforced   int    // what the server enforces (its Config)
+}
+
+func (e *ListenerLimitsError) Error() string {
+	return fmt.Sprintf("session: the listener advertises %s %d in HELLO but the server enforces %d: make the listener with Server.Listen, or set transport.Config.%s to %d",
+		e.Limit, e.Advertised, e.Enforced, e.Limit, e.Enforced)
+}
+
+// Is makes the error match ErrListenerLimits.
+func (e *ListenerLimitsError) Is(target error) bool { return target == ErrListenerLimits }

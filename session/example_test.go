@@ -36,14 +36,15 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ln, err := transport.Listen("127.0.0.1:0", serverTLS, nil)
-	if err != nil {
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe("127.0.0.1:0", serverTLS) }()
+	select {
+	case <-srv.Ready(): // listening: Addr says where
+	case err := <-served:
 		log.Fatal(err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 
-	conn, err := transport.Dial(ctx, ln.Addr().String(), clientTLS, nil)
+	conn, err := transport.Dial(ctx, srv.Addr().String(), clientTLS, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

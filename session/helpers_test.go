@@ -26,6 +26,13 @@ func testTLS(t testing.TB) testPKI {
 	return testPKI{server: server, client: client}
 }
 
+// Why most tests here poll the wall clock: a session exists only over a
+// real QUIC connection on 127.0.0.1 (no mocks of QUIC), and quic-go's UDP
+// reads and timers are not durably blocking, so a testing/synctest bubble
+// cannot hold them. What the server does without a connection (the budget's
+// wake-ups, the waits of Shutdown and Close) runs on synctest in
+// synctest_test.go.
+
 // startServer runs a session server on 127.0.0.1:0 and closes it at cleanup.
 func startServer(t testing.TB, cfg *Config, h Handler) (*Server, string) {
 	t.Helper()
@@ -43,13 +50,7 @@ func serve(t testing.TB, cfg *Config, h Handler) (srv *Server, addr string, done
 	t.Helper()
 	srv, err := NewServer(cfg, h)
 	require.NoError(t, err)
-	var tc *transport.Config
-	if cfg != nil {
-		c, err := cfg.withDefaults()
-		require.NoError(t, err)
-		tc = &c.Transport
-	}
-	ln, err := transport.Listen("127.0.0.1:0", testTLS(t).server, tc)
+	ln, err := srv.Listen("127.0.0.1:0", testTLS(t).server)
 	require.NoError(t, err)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -5,6 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +23,10 @@ var ErrNoSession = errors.New("session: no such session")
 
 // Handler handles messages received from sessions. Calls for one session are
 // made one at a time, in the order the messages arrived on each channel;
-// different sessions are handled concurrently. ctx ends when the server is
-// closed; a message may be handled after its session has ended.
+// different sessions are handled concurrently, each on the session's worker
+// goroutine. ctx ends when Shutdown's context or Close's timeout runs out. A
+// message may be handled after its session's connection has ended, but
+// always before Config.OnSessionEnd runs for the session.
 type Handler interface {
 	HandleMessage(ctx context.Context, s *Session, m Message)
 }
@@ -49,31 +54,56 @@ type Stats struct {
 // while its connection lives, removes it as soon as the connection's context
 // ends, whatever ended it, and passes received messages to a [Handler] under
 // an app-level pending cap on top of QUIC flow control.
-// All methods are safe for concurrent use.
+//
+// Its goroutines form one tree. Serve runs on the caller's goroutine and
+// starts one goroutine per session; the server waits only for those. A
+// session's goroutine owns the session's channel readers and its worker,
+// waits for them, and ends the session (see [Config.OnSessionEnd]).
+//
+// Shutdown is the graceful close and Close is Shutdown bounded by
+// Config.CloseTimeout; both are idempotent and return only once every
+// session's goroutine has ended. A Shutdown with a context that is already
+// done is the immediate close. All methods are safe for concurrent use.
 type Server struct {
+	// Immutable after NewServer.
 	cfg     Config
 	handler Handler
 	budget  *serverBudget
-
+	// baseCtx is the handlers' context; stop cancels it.
 	baseCtx    context.Context
 	baseCancel context.CancelFunc
+	ready      chan struct{} // closed under mu by Serve once it accepts, or by stop
+	// stopOnce runs stop's body for the first Shutdown call to get there;
+	// later ones wait for it.
+	stopOnce sync.Once
 
-	mu           sync.Mutex
-	sessions     map[transport.SessionID]*Session
-	ln           *transport.Listener
-	serveCancel  context.CancelFunc
-	shuttingDown bool
-	refusing     bool // the drain is over: new connections are refused
-	closed       bool
-	draining     map[*Session]struct{} // during shutdown: the sessions it began with that are still there
-	drained      chan struct{}         // closed when draining becomes empty
-
-	sessionsWG sync.WaitGroup // session goroutines
-	workers    sync.WaitGroup // handler workers
-	serveWG    sync.WaitGroup
+	// mu guards the fields below. It is never held while user code runs or
+	// while waiting.
+	mu    sync.Mutex
+	phase phase               // advanced by Shutdown and stop, and only forward
+	ln    *transport.Listener // set once by Serve; closed by stop
+	// sessions is the table of sessions whose connection lives: admit (on
+	// Serve's goroutine) adds one, the session's own goroutine removes it
+	// when the connection has ended.
+	sessions map[transport.SessionID]*Session
+	// running holds the sessions whose goroutine runs, the one thing the
+	// server waits for: admit adds one, the session's goroutine removes it
+	// as it returns. It can hold a session that already left the table
+	// while its handler finishes what was received.
+	running map[*Session]struct{}
 
 	accepted, refused, zeroRTT, received, handled, backpressureEvents, overloadDisconnects atomic.Uint64
 }
+
+// phase is where a Server stands in its life; it only moves forward.
+type phase int
+
+const (
+	phaseServing  phase = iota // sessions are admitted
+	phaseDraining              // Shutdown began: new sessions are admitted and told GOAWAY
+	phaseRefusing              // the first sessions left: new connections are refused
+	phaseStopped               // stop ran: handlers' context cancelled, listener closed
+)
 
 // NewServer returns a server that passes messages to h. cfg may be nil.
 func NewServer(cfg *Config, h Handler) (*Server, error) {
@@ -84,15 +114,24 @@ func NewServer(cfg *Config, h Handler) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, handler: h, budget: newServerBudget(c.ServerPendingBytes), sessions: make(map[transport.SessionID]*Session)}
+	s := &Server{cfg: c, handler: h, budget: newServerBudget(c.ServerPendingBytes),
+		ready: make(chan struct{}), sessions: make(map[transport.SessionID]*Session), running: make(map[*Session]struct{})}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
-// ListenAndServe listens on addr with Config.Transport and serves until
-// Shutdown or Close.
+// Listen listens on addr with Config.Transport, its pending limits set from
+// Config.PendingCap and Config.PendingBytes, so that the listener advertises
+// in HELLO what the server enforces. Pass the listener to Serve.
+func (s *Server) Listen(addr string, tlsConf *tls.Config) (*transport.Listener, error) {
+	return transport.Listen(addr, tlsConf, &s.cfg.Transport)
+}
+
+// ListenAndServe is Listen followed by Serve: it serves on addr until
+// Shutdown or Close. With port 0, [Server.Ready] and [Server.Addr] tell
+// when and where it listens.
 func (s *Server) ListenAndServe(addr string, tlsConf *tls.Config) error {
-	ln, err := transport.Listen(addr, tlsConf, &s.cfg.Transport)
+	ln, err := s.Listen(addr, tlsConf)
 	if err != nil {
 		return err
 	}
@@ -100,12 +139,18 @@ func (s *Server) ListenAndServe(addr string, tlsConf *tls.Config) error {
 }
 
 // Serve accepts sessions from ln until Shutdown or Close, which also close
-// ln. It returns ErrServerClosed then, or the listener's error.
+// ln; it returns ErrServerClosed then, or the listener's error. Shutdown and
+// Close do not wait for Serve to return, only for the sessions it started.
+//
+// Serve refuses, with a [*ListenerLimitsError] and leaving ln open, a
+// listener whose HELLO advertises other pending limits than the server
+// enforces; [Server.Listen] makes one that fits.
 func (s *Server) Serve(ln *transport.Listener) error {
-	ctx, cancel := context.WithCancel(s.baseCtx)
-	defer cancel()
+	if err := s.checkLimits(ln.Limits()); err != nil {
+		return err
+	}
 	s.mu.Lock()
-	if s.closed || s.shuttingDown {
+	if s.phase != phaseServing {
 		s.mu.Unlock()
 		_ = ln.Close()
 		return ErrServerClosed
@@ -114,14 +159,13 @@ func (s *Server) Serve(ln *transport.Listener) error {
 		s.mu.Unlock()
 		return errors.New("session: Serve called twice")
 	}
-	s.ln, s.serveCancel = ln, cancel
-	s.serveWG.Add(1)
+	s.ln = ln
+	s.markReady()
 	s.mu.Unlock()
-	defer s.serveWG.Done()
 	for {
-		c, err := ln.Accept(ctx)
+		c, err := ln.Accept(s.baseCtx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
+			if s.baseCtx.Err() != nil || errors.Is(err, transport.ErrClosed) {
 				return ErrServerClosed
 			}
 			return err
@@ -130,10 +174,61 @@ func (s *Server) Serve(ln *transport.Listener) error {
 	}
 }
 
+// checkLimits returns a [*ListenerLimitsError] if adv, what a listener
+// advertises, is not what the server enforces.
+func (s *Server) checkLimits(adv transport.Limits) error {
+	switch {
+	case adv.PendingCap != s.cfg.PendingCap:
+		return &ListenerLimitsError{Limit: "PendingCap", Advertised: adv.PendingCap, Enforced: s.cfg.PendingCap}
+	case adv.PendingBytes != s.cfg.PendingBytes:
+		return &ListenerLimitsError{Limit: "PendingBytes", Advertised: adv.PendingBytes, Enforced: s.cfg.PendingBytes}
+	}
+	return nil
+}
+
+// markReady closes ready unless it is closed. s.mu is held.
+func (s *Server) markReady() {
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready)
+	}
+}
+
+// Ready returns a channel that is closed once Serve (or ListenAndServe)
+// accepts connections, from when Addr returns the listener's address, or
+// once Shutdown or Close has stopped the server, whichever comes first. A
+// ListenAndServe that cannot listen returns its error and leaves Ready
+// open, so wait for both:
+//
+//	go func() { errc <- srv.ListenAndServe("127.0.0.1:0", tlsConf) }()
+//	select {
+//	case <-srv.Ready():
+//	case err := <-errc:
+//		return err
+//	}
+//	addr := srv.Addr()
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr returns the address of the listener that Serve accepts on, or nil
+// while the server serves on none (before Ready is closed, or when it was
+// stopped without having served).
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// admit makes c a session, or refuses it: during the last part of Shutdown
+// with CodeGoingAway, at Config.MaxSessions with CodeTooManySessions. It runs
+// on Serve's goroutine.
 func (s *Server) admit(c *transport.Conn) {
 	s.mu.Lock()
 	switch {
-	case s.closed || s.refusing:
+	case s.phase >= phaseRefusing:
 		s.mu.Unlock()
 		s.refused.Add(1)
 		_ = c.CloseWithError(transport.CodeGoingAway, "server is shutting down")
@@ -146,10 +241,10 @@ func (s *Server) admit(c *transport.Conn) {
 	}
 	sess := newSession(s, c)
 	s.sessions[c.SessionID()] = sess
-	s.sessionsWG.Add(1)
+	s.running[sess] = struct{}{}
 	// A connection the listener accepted while Shutdown began is a session
 	// like the others: told to go away, and drained, not cut off.
-	late := s.shuttingDown
+	late := s.phase == phaseDraining
 	s.mu.Unlock()
 	s.accepted.Add(1)
 	go s.runSession(sess)
@@ -158,24 +253,25 @@ func (s *Server) admit(c *transport.Conn) {
 	}
 }
 
+// runSession is a session's goroutine, started by admit and waited for by
+// Shutdown. It accepts the session's channels until the connection ends,
+// takes the session out of the table, waits for the goroutines the session
+// owns, so that the last message read has been handled, and only then ends
+// the session with OnSessionEnd.
 func (s *Server) runSession(sess *Session) {
-	defer s.sessionsWG.Done()
 	s.cfg.Logger.Info("session started", "session", sess.ID().String(), "remote", sess.RemoteAddr().String())
 	if s.cfg.OnSessionStart != nil {
 		s.cfg.OnSessionStart(sess)
 	}
-	sess.run()
+	sess.acceptChannels()
 	// The connection's context may end a moment after its streams do.
 	<-sess.Context().Done()
 	cause := context.Cause(sess.Context())
 	s.mu.Lock()
 	delete(s.sessions, sess.ID())
-	delete(s.draining, sess)
-	if s.drained != nil && len(s.draining) == 0 {
-		close(s.drained)
-		s.drained = nil
-	}
 	s.mu.Unlock()
+	close(sess.left)
+	sess.owned.Wait()
 	if sess.Used0RTT() {
 		s.zeroRTT.Add(1)
 	}
@@ -185,6 +281,10 @@ func (s *Server) runSession(sess *Session) {
 	if s.cfg.OnSessionEnd != nil {
 		s.cfg.OnSessionEnd(sess, cause)
 	}
+	s.mu.Lock()
+	delete(s.running, sess)
+	s.mu.Unlock()
+	close(sess.finished)
 }
 
 func causeString(err error) string {
@@ -209,11 +309,7 @@ func (s *Server) ActiveSessions() int {
 func (s *Server) Sessions() []*Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*Session, 0, len(s.sessions))
-	for _, sess := range s.sessions {
-		out = append(out, sess)
-	}
-	return out
+	return slices.Collect(maps.Values(s.sessions))
 }
 
 // Session returns the session with the given ID.
@@ -266,98 +362,95 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 // to drain what was received (or for ctx), and closes what is left and the
 // listener. Clients that keep reconnecting therefore cannot hold the drain
 // open. Every message a session read is handled, even when ctx cuts the
-// drain short. Shutdown returns ctx's error if sessions had to be closed.
+// drain short (then with the handler's context cancelled).
+//
+// Shutdown returns once every session's goroutine has ended, Config
+// .OnSessionEnd included; its error is ctx's if sessions had to be closed.
+// It may be called more than once and concurrently: each call waits, with
+// its own ctx, and the first ctx to end closes what is left. A ctx that is
+// already done closes the server at once.
 func (s *Server) Shutdown(ctx context.Context) error {
+	err := waitClosed(ctx, s.beginDrain(), (*Session).leftChan)
+	// Refuse new connections from now on, at once, so that they learn it
+	// rather than wait in the listener's queue. No session starts after
+	// this, so running holds every session there will be.
 	s.mu.Lock()
-	if s.shuttingDown || s.closed {
-		s.mu.Unlock()
-		return s.Close()
-	}
-	s.shuttingDown = true
-	var drained chan struct{}
-	if len(s.sessions) > 0 {
-		drained = make(chan struct{})
-		s.drained = drained
-		s.draining = make(map[*Session]struct{}, len(s.sessions))
-	}
-	sessions := make([]*Session, 0, len(s.sessions))
-	for _, sess := range s.sessions {
-		sessions = append(sessions, sess)
-		s.draining[sess] = struct{}{}
-	}
+	s.phase = max(s.phase, phaseRefusing)
+	running := slices.Collect(maps.Keys(s.running))
 	s.mu.Unlock()
-
-	for _, sess := range sessions {
-		_ = sess.conn.SendGoAway(transport.CodeGoingAway, "server shutting down")
-	}
-	var err error
-	if drained != nil {
-		select {
-		case <-drained:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	// Refuse new connections from now on, at once, so that they learn
-	// it rather than wait in the listener's queue: once admit refuses, no
-	// session can start, so the waits below never race with a session's
-	// start.
-	s.mu.Lock()
-	s.refusing = true
-	s.mu.Unlock()
-	workersDone := make(chan struct{})
-	go func() {
-		s.sessionsWG.Wait()
-		s.workers.Wait()
-		close(workersDone)
-	}()
 	if err == nil {
-		select {
-		case <-workersDone:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
+		err = waitClosed(ctx, running, (*Session).finishedChan)
 	}
-	cerr := s.Close()
-	<-workersDone
-	if err != nil {
-		return err
-	}
-	return cerr
+	s.stop()
+	_ = waitClosed(context.Background(), running, (*Session).finishedChan)
+	return err
 }
 
-// Close closes every session with CodeGoingAway and the listener at once,
-// and waits for the server's goroutines. Messages still pending are handled
-// with a cancelled context. Close is idempotent.
-func (s *Server) Close() error {
+// beginDrain starts the drain, if no Shutdown has, with GOAWAY to every
+// session, and returns the sessions the server holds.
+func (s *Server) beginDrain() []*Session {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.serveWG.Wait()
-		return nil
+	first := s.phase == phaseServing
+	if first {
+		s.phase = phaseDraining
 	}
-	s.closed = true
-	ln, cancel := s.ln, s.serveCancel
-	sessions := make([]*Session, 0, len(s.sessions))
-	for _, sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	sessions := slices.Collect(maps.Values(s.sessions))
 	s.mu.Unlock()
+	if first {
+		for _, sess := range sessions {
+			_ = sess.conn.SendGoAway(transport.CodeGoingAway, "server shutting down")
+		}
+	}
+	return sessions
+}
 
-	if cancel != nil {
-		cancel()
-	}
-	s.serveWG.Wait()
-	var wg sync.WaitGroup
+// waitClosed waits until the channel that ch picks of each of sessions is
+// closed, or ctx ends.
+func waitClosed(ctx context.Context, sessions []*Session, ch func(*Session) <-chan struct{}) error {
 	for _, sess := range sessions {
-		wg.Go(func() { _ = sess.conn.CloseWithError(transport.CodeGoingAway, "server closed") })
+		select {
+		case <-ch(sess):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	wg.Wait()
-	if ln != nil {
-		_ = ln.Close()
+	return nil
+}
+
+// stop closes, once, what the drain left: it cancels the handlers' context,
+// closes the remaining sessions with CodeGoingAway and the listener.
+// Concurrent calls wait for the first.
+func (s *Server) stop() {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.phase = phaseStopped
+		s.markReady()
+		ln := s.ln
+		left := slices.Collect(maps.Values(s.sessions))
+		s.mu.Unlock()
+		s.baseCancel()
+		var wg sync.WaitGroup
+		for _, sess := range left {
+			wg.Go(func() { _ = sess.conn.CloseWithError(transport.CodeGoingAway, "server closed") })
+		}
+		wg.Wait()
+		if ln != nil {
+			_ = ln.Close()
+		}
+	})
+}
+
+// Close is Shutdown bounded by Config.CloseTimeout, so that a deferred
+// Close neither hangs nor drops what was received: sessions get GOAWAY and
+// that long to leave, then the rest are closed with CodeGoingAway. It
+// returns once the server's goroutines have ended, with an error matching
+// context.DeadlineExceeded if sessions had to be closed. Close is
+// idempotent.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CloseTimeout)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		return fmt.Errorf("session: sessions still open after Config.CloseTimeout (%v) were closed: %w", s.cfg.CloseTimeout, err)
 	}
-	s.sessionsWG.Wait()
-	s.baseCancel()
-	s.workers.Wait()
 	return nil
 }

@@ -53,6 +53,7 @@ func TestThousandClientsLeaveNoSessionBehind(t *testing.T) {
 		})
 	}
 	require.NoError(t, g.Wait())
+	// Real sockets, so the wall clock: the server learns of each client leaving from quic-go (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 0 }, 30*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return got.Load() == clients }, 10*time.Second, time.Millisecond, "every message handled")
 	st := srv.Stats()
@@ -82,6 +83,7 @@ func TestSessionRemovedWhenClientVanishes(t *testing.T) {
 	// The client disappears without a word: no CONNECTION_CLOSE is sent.
 	require.NoError(t, tr.Close())
 	require.NoError(t, udp.Close())
+	// Real sockets, so the wall clock: the vanished client is found by the real QUIC idle timeout (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 0 }, 20*time.Second, 10*time.Millisecond)
 	_ = c.CloseWithError(transport.CodeNoError, "")
 }
@@ -116,6 +118,7 @@ func TestFloodAtStalledHandlerTurnsBackpressureOn(t *testing.T) {
 	}()
 
 	var sess *Session
+	// Real sockets, so the wall clock: the flood and SLOW_DOWN/RESUME cross QUIC (see helpers_test.go).
 	require.Eventually(t, func() bool {
 		ss := srv.Sessions()
 		if len(ss) == 1 {
@@ -273,6 +276,7 @@ func TestUnknownControlFrameClosesOnlyThatSession(t *testing.T) {
 	msg, err := ch.Receive(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "up", string(msg))
+	// Real sockets, so the wall clock: the sessions start and end as the server reads real connections (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 }
 
@@ -302,6 +306,7 @@ func TestMaxSessionsRefusesWithCode(t *testing.T) {
 	srv, addr := startServer(t, &Config{MaxSessions: 2}, echo)
 	dial(t, addr, nil)
 	dial(t, addr, nil)
+	// Real sockets, so the wall clock: the sessions start once the server has read each HELLO (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 2 }, 10*time.Second, 5*time.Millisecond)
 	// The refusal comes right after the HELLO exchange: Dial either fails
 	// with it or returns a connection that ends with it.
@@ -378,6 +383,7 @@ func TestConnectionDuringShutdownGetsGoAway(t *testing.T) {
 func TestShutdownDeadlineClosesStragglers(t *testing.T) {
 	srv, addr, serveDone := serve(t, nil, echo)
 	c := dial(t, addr, nil)
+	// Real sockets, so the wall clock: the straggler is a real client that must see GOING_AWAY (the deadline logic alone runs on synctest in TestCloseWaitsCloseTimeoutThenCancelsHandlers) (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -393,6 +399,7 @@ func TestBroadcastAndServerSend(t *testing.T) {
 	ctx := testCtx(t)
 	conns, news := dialWithChannel(t, addr, "news", 3)
 	dial(t, addr, nil) // without the channel
+	// Real sockets, so the wall clock: the sessions and their channels arrive over QUIC (see helpers_test.go).
 	require.Eventually(t, func() bool { return sessionsWith(srv, "news") == 3 && srv.ActiveSessions() == 4 },
 		10*time.Second, 5*time.Millisecond)
 	r := srv.Broadcast("news", []byte("hello all"))
@@ -435,15 +442,18 @@ func dialWithChannel(t *testing.T, addr, channel string, n int) ([]*transport.Co
 func startStalledSheddingServer(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	cfg.Overflow = OverflowDisconnect
 	cfg.Transport = transport.Config{MaxMessageSize: 1024, MaxConnectionReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10}
-	return startServer(t, &cfg, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+	srv, addr := startServer(t, &cfg, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
 		select {
 		case <-release:
 		case <-ctx.Done():
 		}
 	}))
+	// Registered after the server's, so it runs first: Close lets the
+	// handler drain what was received.
+	t.Cleanup(func() { close(release) })
+	return srv, addr
 }
 
 func sessionsWith(srv *Server, channel string) int {
@@ -500,6 +510,7 @@ func TestChannelHooksSeeOpenAndClose(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, srv.Sessions()[0].SendOpen(ctx, "from-server", []byte("y")))
 	require.NoError(t, c.Close())
+	// Real sockets, so the wall clock: the channel closes over QUIC (see helpers_test.go).
 	require.Eventually(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()

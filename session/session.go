@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/quicmsg/quicmsg/internal/ring"
 	"github.com/quicmsg/quicmsg/internal/wire"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -41,14 +44,26 @@ type Session struct {
 	// allowance) that do not change during the session.
 	allowFixed      int64
 	allowPerChannel int64
+	// left and finished are closed by the session's goroutine
+	// (Server.runSession): left once the session is out of the server's
+	// table, finished as the goroutine returns, after the last message was
+	// handled and OnSessionEnd ran.
+	left, finished chan struct{}
 
-	openMu   sync.Mutex // serialises opening channels from the server side
-	sigMu    sync.Mutex // serialises SLOW_DOWN/RESUME, see syncSignal
-	mu       sync.Mutex
+	openMu sync.Mutex // serialises opening channels from the server side
+	sigMu  sync.Mutex // serialises SLOW_DOWN/RESUME, see syncSignal
+
+	// mu guards the fields below; never held while user code runs.
+	mu sync.Mutex
+	// channels: addChannel adds one (from acceptChannels or Open), its
+	// reader removes it as it ends.
 	channels map[string]*transport.Channel
-	queue    []Message
-	head     int
-	pending  int
+	// queue holds the pending messages not yet given to the handler: the
+	// readers push, the worker pops. Bounded by the pending cap and byte
+	// budget: readers wait for room (waitRoom) before they read.
+	queue     ring.Ring[Message]
+	queuePeak int // most messages queue held since the worker last emptied it
+	pending   int // received, not yet handled: queue plus the one being handled
 	// pendingBytes is the payload of the pending messages; it counts
 	// against Config.PendingBytes and the server's budget.
 	pendingBytes int64
@@ -57,24 +72,28 @@ type Session struct {
 	shed         bool  // disconnected with CodeOverloaded
 	space        chan struct{}
 	spaceWanted  bool // a reader waits on space: the worker closes it after a message
-	working      bool // a worker goroutine is draining the queue
-	ended        bool
+	working      bool // a worker goroutine runs: set by enqueue as it starts one, cleared by the worker as it exits
+	ended        bool // set by acceptChannels once the connection ended: no reader starts after it
 
-	serverOpen int // guarded by mu: channels the server opened that are open or being opened
+	serverOpen int // channels the server opened that are open or being opened
 
 	backpressure atomic.Bool
 	received     atomic.Uint64
 	handled      atomic.Uint64
 	events       atomic.Uint64
 
-	readers sync.WaitGroup
+	// owned counts the goroutines the session owns: one reader per channel
+	// and the worker while it runs. addChannel adds a reader under mu
+	// while !ended; enqueue adds the worker from a reader, which is itself
+	// counted, so no Add races with the Wait in Server.runSession.
+	owned sync.WaitGroup
 }
 
 // newSession makes the session of c, whose HELLO exchange is complete.
 func newSession(srv *Server, c *transport.Conn) *Session {
 	frame := int64(c.Limits().MaxMessageSize) + maxFrameHeader
 	return &Session{
-		srv: srv, conn: c, start: time.Now(), space: make(chan struct{}),
+		srv: srv, conn: c, start: time.Now(), space: make(chan struct{}), left: make(chan struct{}), finished: make(chan struct{}),
 		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
 		allowPerChannel: satMul(2, max(int64(c.PeerLimits().SendBufferSize), frame)),
 	}
@@ -121,11 +140,7 @@ func (s *Session) Stats() SessionStats {
 func (s *Session) Channels() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.channels))
-	for n := range s.channels {
-		names = append(names, n)
-	}
-	return names
+	return slices.Collect(maps.Keys(s.channels))
 }
 
 // Channel returns the session's open channel named name, if it has one.
@@ -154,7 +169,7 @@ func (s *Session) addChannel(ch *transport.Channel, server bool) bool {
 		s.channels = make(map[string]*transport.Channel)
 	}
 	s.channels[ch.Name()] = ch
-	s.readers.Add(1)
+	s.owned.Add(1)
 	s.mu.Unlock()
 	if f := s.srv.cfg.OnChannelOpen; f != nil {
 		f(s, ch.Name())
@@ -168,9 +183,11 @@ func (s *Session) Disconnect(code transport.ErrorCode, reason string) error {
 	return s.conn.CloseWithError(code, reason)
 }
 
-// run is the session's goroutine: it accepts the client's channels until the
-// connection ends, then waits for its readers and its worker.
-func (s *Session) run() {
+// acceptChannels runs on the session's goroutine (Server.runSession): it
+// accepts the client's channels until the connection ends; after it
+// returns no reader starts, and owned.Wait waits for the readers and the
+// worker.
+func (s *Session) acceptChannels() {
 	ctx := context.Background()
 	for {
 		ch, err := s.conn.AcceptChannel(ctx)
@@ -181,16 +198,19 @@ func (s *Session) run() {
 			ch.Reset(transport.CodeDuplicateChannel)
 		}
 	}
-	s.readers.Wait()
 	s.mu.Lock()
 	s.ended = true
 	s.mu.Unlock()
 }
 
-// read is a channel's reader: it moves messages from the channel into the
+func (s *Session) leftChan() <-chan struct{}     { return s.left }
+func (s *Session) finishedChan() <-chan struct{} { return s.finished }
+
+// read is a channel's reader, owned by the session (started by addChannel,
+// waited for by Server.runSession): it moves messages from the channel into the
 // session's pending queue until the channel ends.
 func (s *Session) read(ch *transport.Channel, server bool) {
-	defer s.readers.Done()
+	defer s.owned.Done()
 	defer func() {
 		s.mu.Lock()
 		mine := s.channels[ch.Name()] == ch
@@ -348,12 +368,8 @@ func (s *Session) enqueue(m Message) bool {
 			return false
 		}
 	}
-	if s.head > 0 && len(s.queue) == cap(s.queue) {
-		k := copy(s.queue, s.queue[s.head:])
-		clear(s.queue[k:])
-		s.queue, s.head = s.queue[:k], 0
-	}
-	s.queue = append(s.queue, m)
+	s.queue.Push(m)
+	s.queuePeak = max(s.queuePeak, s.queue.Len())
 	s.srv.budget.take(n, s.pending == 0)
 	s.pending++
 	s.pendingBytes += n
@@ -372,7 +388,7 @@ func (s *Session) enqueue(m Message) bool {
 		s.syncSignal()
 	}
 	if start {
-		s.srv.workers.Add(1)
+		s.owned.Add(1)
 		go s.work()
 	}
 	return true
@@ -396,26 +412,26 @@ func (s *Session) syncSignal() {
 	}
 }
 
-// work hands pending messages to the handler, in order, one at a time. It
-// runs while the queue is not empty and exits when it drains, so that idle
-// sessions hold no worker goroutine. Messages received before the connection
-// ended are still handled.
+// work is the session's worker, owned by the session (started by enqueue,
+// waited for by Server.runSession): it hands pending messages to the handler, in order,
+// one at a time. It runs while the queue is not empty and exits when it
+// drains, so that idle sessions hold no worker goroutine. Messages received
+// before the connection ended are still handled.
 func (s *Session) work() {
-	defer s.srv.workers.Done()
+	defer s.owned.Done()
 	for {
 		s.mu.Lock()
-		if s.head == len(s.queue) {
-			s.queue, s.head = s.queue[:0], 0
-			if cap(s.queue) > 4*s.srv.cfg.PendingCap {
-				s.queue = nil
+		if s.queue.Len() == 0 {
+			// Give back a buffer that a burst grew far beyond the cap.
+			if keep := 4 * s.srv.cfg.PendingCap; s.queuePeak > keep {
+				s.queue.Reset(keep)
 			}
+			s.queuePeak = 0
 			s.working = false
 			s.mu.Unlock()
 			return
 		}
-		m := s.queue[s.head]
-		s.queue[s.head] = Message{}
-		s.head++
+		m := s.queue.Pop()
 		s.mu.Unlock()
 
 		s.srv.handler.HandleMessage(s.srv.baseCtx, s, m)

@@ -14,8 +14,11 @@ import (
 // Messages the readers took in before Close cut the connection are all
 // handed to the handler, also while the session stands at its pending cap
 // with readers waiting for room: everything the server received is handled.
+// The client stays after GOAWAY, so Close waits its CloseTimeout, closes
+// the session and says so.
 func TestCloseHandsEveryReceivedMessageToTheHandler(t *testing.T) {
-	srv, addr, serveDone := serve(t, &Config{PendingCap: 2}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+	cfg := &Config{PendingCap: 2, CloseTimeout: 200 * time.Millisecond}
+	srv, addr, serveDone := serve(t, cfg, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
 		<-s.Context().Done() // stalled until the server closes the session
 	}))
 	c := dial(t, addr, nil)
@@ -28,12 +31,14 @@ func TestCloseHandsEveryReceivedMessageToTheHandler(t *testing.T) {
 		}
 	}
 	// The queue reaches its cap and both readers wait for room.
+	// Real sockets, so the wall clock: the readers fill the queue from real QUIC streams (see helpers_test.go).
 	require.Eventually(t, func() bool {
 		ss := srv.Sessions()
 		return len(ss) == 1 && ss[0].BackpressureActive() && srv.Stats().MessagesReceived >= 2
 	}, 20*time.Second, time.Millisecond)
-	require.NoError(t, srv.Close())
+	require.ErrorIs(t, srv.Close(), context.DeadlineExceeded, "the session had to be closed")
 	require.ErrorIs(t, <-serveDone, ErrServerClosed)
+	require.NoError(t, srv.Close(), "Close is idempotent")
 	st := srv.Stats()
 	require.GreaterOrEqual(t, st.MessagesReceived, uint64(2))
 	require.Equal(t, st.MessagesReceived, st.MessagesHandled, "every message received was handled")
@@ -52,6 +57,7 @@ func TestShutdownRefusesConnectionsOnceDrained(t *testing.T) {
 	late := dial(t, addr, nil) // admitted during the drain, told to go away
 	<-late.GoAwayReceived()
 	require.NoError(t, first.Close())
+	// Real sockets, so the wall clock: the session ends when quic-go reports the client gone (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 
 	refusedBefore := srv.Stats().SessionsRefused
@@ -84,6 +90,7 @@ func TestShutdownRefusesConnectionsOnceDrained(t *testing.T) {
 func beginDrain(t *testing.T, srv *Server, addr string) (*transport.Conn, <-chan error) {
 	t.Helper()
 	first := dial(t, addr, nil)
+	// Real sockets, so the wall clock: the session starts once the server has read the HELLO (see helpers_test.go).
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 	ctx := testCtx(t)
 	shutdownDone := make(chan error, 1)

@@ -57,12 +57,11 @@ const (
 	// DefaultChannelHeaderTimeout is how long the peer has to send a
 	// channel's header once its stream arrived.
 	DefaultChannelHeaderTimeout = time.Second
-	// DefaultPendingCap is the receive-side cap on messages received but not
-	// yet handled, advertised to the peer in HELLO (enforced by package session).
+	// DefaultPendingCap is what Config.PendingCap advertises in HELLO when
+	// the layer that enforces it sets nothing.
 	DefaultPendingCap = 1000
-	// DefaultPendingBytes is the receive-side budget, in bytes of message
-	// payload, of messages received but not yet handled, advertised to the
-	// peer in HELLO beside DefaultPendingCap (enforced by package session).
+	// DefaultPendingBytes is what Config.PendingBytes advertises in HELLO
+	// when the layer that enforces it sets nothing.
 	DefaultPendingBytes = 8 << 20
 	// DefaultMaxStreamReceiveWindow is the largest QUIC flow-control window,
 	// in bytes, that one channel's receive side auto-tunes up to: what the
@@ -100,8 +99,8 @@ type Config struct {
 	// It is advertised to the peer in HELLO; a peer counts at most
 	// max(MaxAdvertisedSendBuffer, its own SendBufferSize) of it when it
 	// sizes what may still arrive after SLOW_DOWN, so a sender with a larger
-	// buffer may be disconnected with CodeOverloaded by a server that sheds
-	// (session.OverflowDisconnect) if it keeps sending what it buffered.
+	// buffer may be disconnected with CodeOverloaded by a receiver that sheds
+	// senders ignoring SLOW_DOWN if it keeps sending what it buffered.
 	// Default DefaultSendBufferSize (64 KiB).
 	SendBufferSize int
 	// AcceptBacklog is how many connections may wait for Listener.Accept
@@ -147,11 +146,17 @@ type Config struct {
 	// so a slow one does not hold up the others. Default
 	// DefaultChannelHeaderTimeout (1 s).
 	ChannelHeaderTimeout time.Duration
-	// PendingCap is the receive-side cap on unhandled messages, advertised to
-	// the peer. Default DefaultPendingCap (1000).
+	// PendingCap is what this side advertises in HELLO as its cap on
+	// messages received but not yet handled (PROTOCOL.md, HELLO frame). It is an
+	// advertisement only: transport neither interprets nor enforces it. It
+	// is set by the layer that consumes the messages and enforces the cap,
+	// so that what the peer is told is what is enforced. Default
+	// DefaultPendingCap (1000).
 	PendingCap int
-	// PendingBytes is the receive-side budget on unhandled message bytes,
-	// advertised to the peer. Default DefaultPendingBytes (8 MiB).
+	// PendingBytes is what this side advertises in HELLO, beside PendingCap,
+	// as its budget of payload bytes of messages received but not yet
+	// handled; like PendingCap an advertisement only, set by the layer that
+	// enforces it. Default DefaultPendingBytes (8 MiB).
 	PendingBytes int
 	// MaxStreamReceiveWindow caps the QUIC receive window of one channel, in
 	// bytes. A channel receives at most this much per round trip: 4 MiB is
@@ -299,6 +304,17 @@ func (c *Config) quicConfig() *quic.Config {
 		MaxStreamReceiveWindow:         uint64(c.MaxStreamReceiveWindow),
 		InitialConnectionReceiveWindow: uint64(min(c.MaxConnectionReceiveWindow, quicInitialConnWindow)),
 		MaxConnectionReceiveWindow:     uint64(c.MaxConnectionReceiveWindow),
+	}
+}
+
+// advertised returns the receive limits a side with configuration c (defaults
+// applied) announces in its HELLO.
+func (c *Config) advertised() Limits {
+	return Limits{
+		MaxMessageSize: c.MaxMessageSize,
+		PendingCap:     c.PendingCap,
+		PendingBytes:   c.PendingBytes,
+		SendBufferSize: c.SendBufferSize,
 	}
 }
 

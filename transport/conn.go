@@ -195,14 +195,7 @@ func (c *Conn) PeerLimits() Limits {
 }
 
 // Limits returns the receive limits this side announced in its HELLO.
-func (c *Conn) Limits() Limits {
-	return Limits{
-		MaxMessageSize: c.cfg.MaxMessageSize,
-		PendingCap:     c.cfg.PendingCap,
-		PendingBytes:   c.cfg.PendingBytes,
-		SendBufferSize: c.cfg.SendBufferSize,
-	}
-}
+func (c *Conn) Limits() Limits { return c.cfg.advertised() }
 
 // ReceiveWindow returns the largest QUIC connection receive window this side
 // grants the peer (Config.MaxConnectionReceiveWindow): the most the peer can

@@ -44,14 +44,17 @@ func readControlFrame(sr *streamReader) (wire.Control, error) {
 	return readNext(sr, wire.ParseControl)
 }
 
+// localHello is this side's HELLO: the limits of cfg.advertised(), which
+// Listener.Limits reports, and for a server the session ID.
 func localHello(cfg *Config, id []byte) wire.Control {
+	adv := cfg.advertised()
 	return wire.Control{Type: wire.ControlHello, Hello: wire.Hello{
 		Version:        wire.Version,
 		SessionID:      id,
-		MaxMessageSize: uint64(cfg.MaxMessageSize),
-		PendingCap:     uint64(cfg.PendingCap),
-		PendingBytes:   uint64(cfg.PendingBytes),
-		SendBuffer:     uint64(cfg.SendBufferSize),
+		MaxMessageSize: uint64(adv.MaxMessageSize),
+		PendingCap:     uint64(adv.PendingCap),
+		PendingBytes:   uint64(adv.PendingBytes),
+		SendBuffer:     uint64(adv.SendBufferSize),
 	}}
 }
 

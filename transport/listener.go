@@ -186,6 +186,12 @@ func newListener(tr *quic.Transport, tc *tls.Config, conf Config, gate *handshak
 // Addr returns the listener's UDP address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
+// Limits returns the receive limits that the listener's connections
+// announce in their HELLO (what [Conn.Limits] returns on each of them),
+// defaults applied. A server that enforces the pending limits checks with
+// it that the listener advertises what it enforces.
+func (l *Listener) Limits() Limits { return l.cfg.advertised() }
+
 // Stats returns the listener's counters.
 func (l *Listener) Stats() ListenerStats {
 	l.pendMu.Lock()
@@ -411,8 +417,8 @@ func (l *Listener) track(c *Conn) bool {
 }
 
 // Close stops accepting, closes every connection that came from this
-// listener with CodeGoingAway (use session.Server.Shutdown, or close
-// connections yourself first, for a graceful end) and releases the UDP
+// listener with CodeGoingAway (for a graceful end, shut the connections
+// down first, as the layer serving them does) and releases the UDP
 // socket. It is idempotent and waits for the listener's goroutines.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {

@@ -148,7 +148,6 @@ func transportConfig(o *options, log *slog.Logger) (transport.Config, error) {
 	tc := transport.Config{
 		MaxMessageSize: o.maxMessageSize,
 		IdleTimeout:    o.idleTimeout,
-		PendingCap:     o.pendingCap,
 		Allow0RTT:      true,
 	}
 	if o.qlogDir != "" {
@@ -178,7 +177,8 @@ func listen(o *options, st *serverTLS, tc *transport.Config, h *hooks, handler s
 	if err != nil {
 		return nil, nil, err
 	}
-	ln, err := transport.Listen(o.addr, st.conf, tc)
+	// The server's listener advertises the pending limits it enforces.
+	ln, err := srv.Listen(o.addr, st.conf)
 	if err != nil {
 		return nil, nil, err
 	}
