@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"time"
@@ -39,18 +40,10 @@ type Backoff struct {
 }
 
 func (b Backoff) withDefaults() (Backoff, error) {
-	if b.InitialDelay == 0 {
-		b.InitialDelay = DefaultInitialDelay
-	}
-	if b.MaxDelay == 0 {
-		b.MaxDelay = DefaultMaxDelay
-	}
-	if b.Factor == 0 {
-		b.Factor = DefaultFactor
-	}
-	if b.MaxAttempts == 0 {
-		b.MaxAttempts = DefaultMaxAttempts
-	}
+	b.InitialDelay = cmp.Or(b.InitialDelay, DefaultInitialDelay)
+	b.MaxDelay = cmp.Or(b.MaxDelay, DefaultMaxDelay)
+	b.Factor = cmp.Or(b.Factor, DefaultFactor)
+	b.MaxAttempts = cmp.Or(b.MaxAttempts, DefaultMaxAttempts)
 	switch {
 	case b.InitialDelay < 0:
 		return b, fmt.Errorf("client: Backoff.InitialDelay %s is negative", b.InitialDelay)

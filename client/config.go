@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/quicmsg/quicmsg/transport"
@@ -57,15 +58,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if c != nil {
 		r = *c
 	}
-	if r.ReconnectBufferSize == 0 {
-		r.ReconnectBufferSize = DefaultReconnectBufferSize
-	}
-	if r.RetryAttempts == 0 {
-		r.RetryAttempts = DefaultRetryAttempts
-	}
-	if r.EventQueueSize == 0 {
-		r.EventQueueSize = DefaultEventQueueSize
-	}
+	r.ReconnectBufferSize = cmp.Or(r.ReconnectBufferSize, DefaultReconnectBufferSize)
+	r.RetryAttempts = cmp.Or(r.RetryAttempts, DefaultRetryAttempts)
+	r.EventQueueSize = cmp.Or(r.EventQueueSize, DefaultEventQueueSize)
 	var err error
 	if r.Backoff, err = r.Backoff.withDefaults(); err != nil {
 		return r, err

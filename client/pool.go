@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -80,18 +81,10 @@ func (c *PoolConfig) withDefaults() (PoolConfig, error) {
 	if c != nil {
 		r = *c
 	}
-	if r.Size == 0 {
-		r.Size = DefaultPoolSize
-	}
-	if r.MinHealthy == 0 {
-		r.MinHealthy = DefaultPoolMinHealthy
-	}
-	if r.DialTimeout == 0 {
-		r.DialTimeout = DefaultPoolDialTimeout
-	}
-	if r.CloseTimeout == 0 {
-		r.CloseTimeout = DefaultPoolCloseTimeout
-	}
+	r.Size = cmp.Or(r.Size, DefaultPoolSize)
+	r.MinHealthy = cmp.Or(r.MinHealthy, DefaultPoolMinHealthy)
+	r.DialTimeout = cmp.Or(r.DialTimeout, DefaultPoolDialTimeout)
+	r.CloseTimeout = cmp.Or(r.CloseTimeout, DefaultPoolCloseTimeout)
 	switch {
 	case r.Size < 0:
 		return r, fmt.Errorf("client: PoolConfig.Size %d is negative", r.Size)

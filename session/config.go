@@ -1,10 +1,12 @@
 package session
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/quicmsg/quicmsg/internal/cfgcheck"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -122,21 +124,14 @@ func (c *Config) withDefaults() (Config, error) {
 	if c != nil {
 		r = *c
 	}
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&r.MaxSessions, DefaultMaxSessions)
-	def(&r.PendingCap, DefaultPendingCap)
-	def(&r.MaxServerChannels, DefaultMaxServerChannels)
-	def(&r.PendingBytes, DefaultPendingBytes)
+	r.MaxSessions = cmp.Or(r.MaxSessions, DefaultMaxSessions)
+	r.PendingCap = cmp.Or(r.PendingCap, DefaultPendingCap)
+	r.MaxServerChannels = cmp.Or(r.MaxServerChannels, DefaultMaxServerChannels)
+	r.PendingBytes = cmp.Or(r.PendingBytes, DefaultPendingBytes)
 	if r.ServerPendingBytes == 0 {
 		r.ServerPendingBytes = DefaultServerPendingBytes() // reads /proc: only when needed
 	}
-	if r.CloseTimeout == 0 {
-		r.CloseTimeout = DefaultCloseTimeout
-	}
+	r.CloseTimeout = cmp.Or(r.CloseTimeout, DefaultCloseTimeout)
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -148,19 +143,14 @@ func (c *Config) withDefaults() (Config, error) {
 // validate names the first field of a Config (defaults applied) that is out
 // of range.
 func (c *Config) validate() error {
-	for _, f := range []struct {
-		name string
-		v    int
-	}{
-		{"MaxSessions", c.MaxSessions},
-		{"PendingCap", c.PendingCap},
-		{"MaxServerChannels", c.MaxServerChannels},
-		{"PendingBytes", c.PendingBytes},
-		{"ServerPendingBytes", c.ServerPendingBytes},
-	} {
-		if f.v < 0 {
-			return fmt.Errorf("session: Config.%s %d is negative", f.name, f.v)
-		}
+	if err := cfgcheck.NonNegative("session: Config",
+		cfgcheck.Int{Name: "MaxSessions", Value: c.MaxSessions},
+		cfgcheck.Int{Name: "PendingCap", Value: c.PendingCap},
+		cfgcheck.Int{Name: "MaxServerChannels", Value: c.MaxServerChannels},
+		cfgcheck.Int{Name: "PendingBytes", Value: c.PendingBytes},
+		cfgcheck.Int{Name: "ServerPendingBytes", Value: c.ServerPendingBytes},
+	); err != nil {
+		return err
 	}
 	switch {
 	case c.CloseTimeout < 0:

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/qlogwriter"
 
+	"github.com/quicmsg/quicmsg/internal/cfgcheck"
 	"github.com/quicmsg/quicmsg/internal/wire"
 )
 
@@ -207,35 +209,25 @@ func (c *Config) withDefaults() (Config, error) {
 	if c != nil {
 		r = *c
 	}
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defD := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&r.MaxMessageSize, DefaultMaxMessageSize)
-	def(&r.MaxChannels, DefaultMaxChannels)
-	def(&r.SendBufferSize, DefaultSendBufferSize)
-	def(&r.AcceptBacklog, DefaultAcceptBacklog)
-	def(&r.PendingCap, DefaultPendingCap)
-	def(&r.ReplayCacheSize, DefaultReplayCacheSize)
-	defD(&r.EarlyDataWindow, DefaultEarlyDataWindow)
-	def(&r.MaxPendingHellos, DefaultMaxPendingHellos)
-	def(&r.MaxPendingHellosPerIP, DefaultMaxPendingHellosPerIP)
-	def(&r.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
-	defD(&r.HelloTimeout, DefaultHelloTimeout)
-	defD(&r.ChannelHeaderTimeout, DefaultChannelHeaderTimeout)
-	def(&r.PendingBytes, DefaultPendingBytes)
-	def(&r.MaxStreamReceiveWindow, DefaultMaxStreamReceiveWindow)
-	def(&r.MaxConnectionReceiveWindow, DefaultMaxConnectionReceiveWindow)
-	defD(&r.HandshakeTimeout, DefaultHandshakeTimeout)
-	defD(&r.IdleTimeout, DefaultIdleTimeout)
-	defD(&r.KeepAlivePeriod, DefaultKeepAlivePeriod)
-	defD(&r.CloseTimeout, DefaultCloseTimeout)
+	r.MaxMessageSize = cmp.Or(r.MaxMessageSize, DefaultMaxMessageSize)
+	r.MaxChannels = cmp.Or(r.MaxChannels, DefaultMaxChannels)
+	r.SendBufferSize = cmp.Or(r.SendBufferSize, DefaultSendBufferSize)
+	r.AcceptBacklog = cmp.Or(r.AcceptBacklog, DefaultAcceptBacklog)
+	r.PendingCap = cmp.Or(r.PendingCap, DefaultPendingCap)
+	r.ReplayCacheSize = cmp.Or(r.ReplayCacheSize, DefaultReplayCacheSize)
+	r.EarlyDataWindow = cmp.Or(r.EarlyDataWindow, DefaultEarlyDataWindow)
+	r.MaxPendingHellos = cmp.Or(r.MaxPendingHellos, DefaultMaxPendingHellos)
+	r.MaxPendingHellosPerIP = cmp.Or(r.MaxPendingHellosPerIP, DefaultMaxPendingHellosPerIP)
+	r.MaxHandshakesPerIP = cmp.Or(r.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
+	r.HelloTimeout = cmp.Or(r.HelloTimeout, DefaultHelloTimeout)
+	r.ChannelHeaderTimeout = cmp.Or(r.ChannelHeaderTimeout, DefaultChannelHeaderTimeout)
+	r.PendingBytes = cmp.Or(r.PendingBytes, DefaultPendingBytes)
+	r.MaxStreamReceiveWindow = cmp.Or(r.MaxStreamReceiveWindow, DefaultMaxStreamReceiveWindow)
+	r.MaxConnectionReceiveWindow = cmp.Or(r.MaxConnectionReceiveWindow, DefaultMaxConnectionReceiveWindow)
+	r.HandshakeTimeout = cmp.Or(r.HandshakeTimeout, DefaultHandshakeTimeout)
+	r.IdleTimeout = cmp.Or(r.IdleTimeout, DefaultIdleTimeout)
+	r.KeepAlivePeriod = cmp.Or(r.KeepAlivePeriod, DefaultKeepAlivePeriod)
+	r.CloseTimeout = cmp.Or(r.CloseTimeout, DefaultCloseTimeout)
 	return r, r.validate()
 }
 
@@ -245,25 +237,20 @@ func (c *Config) validate() error {
 	if c.MaxMessageSize < 0 || c.MaxMessageSize > MaxMessageSizeLimit {
 		return fmt.Errorf("transport: Config.MaxMessageSize %d is outside 1..%d", c.MaxMessageSize, MaxMessageSizeLimit)
 	}
-	for _, f := range []struct {
-		name string
-		v    int
-	}{
-		{"MaxChannels", c.MaxChannels},
-		{"SendBufferSize", c.SendBufferSize},
-		{"AcceptBacklog", c.AcceptBacklog},
-		{"PendingCap", c.PendingCap},
-		{"PendingBytes", c.PendingBytes},
-		{"MaxStreamReceiveWindow", c.MaxStreamReceiveWindow},
-		{"MaxConnectionReceiveWindow", c.MaxConnectionReceiveWindow},
-		{"MaxPendingHellos", c.MaxPendingHellos},
-		{"MaxPendingHellosPerIP", c.MaxPendingHellosPerIP},
-		{"MaxHandshakesPerIP", c.MaxHandshakesPerIP},
-		{"ReplayCacheSize", c.ReplayCacheSize},
-	} {
-		if f.v < 0 {
-			return fmt.Errorf("transport: Config.%s %d is negative", f.name, f.v)
-		}
+	if err := cfgcheck.NonNegative("transport: Config",
+		cfgcheck.Int{Name: "MaxChannels", Value: c.MaxChannels},
+		cfgcheck.Int{Name: "SendBufferSize", Value: c.SendBufferSize},
+		cfgcheck.Int{Name: "AcceptBacklog", Value: c.AcceptBacklog},
+		cfgcheck.Int{Name: "PendingCap", Value: c.PendingCap},
+		cfgcheck.Int{Name: "PendingBytes", Value: c.PendingBytes},
+		cfgcheck.Int{Name: "MaxStreamReceiveWindow", Value: c.MaxStreamReceiveWindow},
+		cfgcheck.Int{Name: "MaxConnectionReceiveWindow", Value: c.MaxConnectionReceiveWindow},
+		cfgcheck.Int{Name: "MaxPendingHellos", Value: c.MaxPendingHellos},
+		cfgcheck.Int{Name: "MaxPendingHellosPerIP", Value: c.MaxPendingHellosPerIP},
+		cfgcheck.Int{Name: "MaxHandshakesPerIP", Value: c.MaxHandshakesPerIP},
+		cfgcheck.Int{Name: "ReplayCacheSize", Value: c.ReplayCacheSize},
+	); err != nil {
+		return err
 	}
 	if min(c.HandshakeTimeout, c.IdleTimeout, c.CloseTimeout, c.HelloTimeout, c.ChannelHeaderTimeout) < 0 {
 		return fmt.Errorf("transport: Config timeouts must not be negative")

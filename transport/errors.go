@@ -102,10 +102,7 @@ type ConnError struct {
 }
 
 func (e *ConnError) Error() string {
-	who := "locally"
-	if e.Remote {
-		who = "by peer"
-	}
+	who := closedBy(e.Remote)
 	if e.Reason == "" {
 		return fmt.Sprintf("transport: connection closed %s: %s", who, e.Code.String())
 	}
@@ -120,6 +117,14 @@ func (e *ConnError) Is(target error) bool {
 	return target == net.ErrClosed
 }
 
+// closedBy says which side ended a connection or channel.
+func closedBy(remote bool) string {
+	if remote {
+		return "by peer"
+	}
+	return "locally"
+}
+
 // ChannelError reports that a channel's stream was reset with an application
 // error code. The connection and its other channels are unaffected.
 type ChannelError struct {
@@ -130,11 +135,7 @@ type ChannelError struct {
 }
 
 func (e *ChannelError) Error() string {
-	who := "locally"
-	if e.Remote {
-		who = "by peer"
-	}
-	s := fmt.Sprintf("transport: channel %q reset %s: %s", e.Channel, who, e.Code.String())
+	s := fmt.Sprintf("transport: channel %q reset %s: %s", e.Channel, closedBy(e.Remote), e.Code.String())
 	if e.Reason != "" {
 		s += ": " + e.Reason
 	}

@@ -66,15 +66,24 @@ func deadlineOf(ctx context.Context, d time.Duration) time.Time {
 	return t
 }
 
-// clientHandshake opens the control stream, sends the client's HELLO and
-// waits for the server's.
-func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, error) {
+// sendHello opens the client's control stream and writes its HELLO.
+func sendHello(ctx context.Context, qc *quic.Conn, cfg *Config) (*quic.Stream, error) {
 	ctrl, err := qc.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b := wire.AppendControl([]byte{wire.StreamControl}, localHello(&cfg, nil))
+	b := wire.AppendControl([]byte{wire.StreamControl}, localHello(cfg, nil))
 	if _, err := ctrl.Write(b); err != nil {
+		return nil, err
+	}
+	return ctrl, nil
+}
+
+// clientHandshake opens the control stream, sends the client's HELLO and
+// waits for the server's.
+func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, error) {
+	ctrl, err := sendHello(ctx, qc, &cfg)
+	if err != nil {
 		return nil, err
 	}
 	_ = ctrl.SetReadDeadline(deadlineOf(ctx, cfg.HandshakeTimeout))
@@ -107,12 +116,8 @@ func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 // clientHandshakeEarly opens the control stream and sends the client's HELLO
 // without waiting for the server's, which the control reader takes later.
 func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, error) {
-	ctrl, err := qc.OpenStreamSync(ctx)
+	ctrl, err := sendHello(ctx, qc, &cfg)
 	if err != nil {
-		return nil, err
-	}
-	b := wire.AppendControl([]byte{wire.StreamControl}, localHello(&cfg, nil))
-	if _, err := ctrl.Write(b); err != nil {
 		return nil, err
 	}
 	return newConn(qc, ctrl, &streamReader{src: ctrl, base: 256}, cfg, true, SessionID{}, nil), nil

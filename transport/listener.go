@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,11 +95,7 @@ type Listener struct {
 // clients offering another protocol are refused during the handshake. cfg may
 // be nil for the defaults.
 func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
-	conf, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	tc, err := serverTLS(tlsConf)
+	conf, tc, err := listenSetup(tlsConf, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -121,17 +119,23 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	return l, nil
 }
 
+// listenSetup applies cfg's defaults and makes the server's TLS config.
+func listenSetup(tlsConf *tls.Config, cfg *Config) (Config, *tls.Config, error) {
+	conf, err := cfg.withDefaults()
+	if err != nil {
+		return Config{}, nil, err
+	}
+	tc, err := serverTLS(tlsConf)
+	return conf, tc, err
+}
+
 // ListenTransport is Listen on a caller-owned [quic.Transport], which can
 // also dial. Close leaves the transport open; the caller closes it after the
 // listener. Config.StatelessResetKey and Config.MaxHandshakesPerIP are not
 // used: the first is the transport's, and the second needs the transport's
 // ConnContext hook, which is the caller's.
 func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
-	conf, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	tc, err := serverTLS(tlsConf)
+	conf, tc, err := listenSetup(tlsConf, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -428,10 +432,7 @@ func (l *Listener) Close() error {
 		_ = l.ln.Close()
 		l.wg.Wait()
 		l.mu.Lock()
-		conns := make([]*Conn, 0, len(l.conns))
-		for c := range l.conns {
-			conns = append(conns, c)
-		}
+		conns := slices.Collect(maps.Keys(l.conns))
 		l.mu.Unlock()
 		var wg sync.WaitGroup
 		for _, c := range conns {
