@@ -61,28 +61,40 @@ type quicListener interface {
 // Everything is counted in [ListenerStats]. All methods are safe for
 // concurrent use.
 type Listener struct {
-	tr    *quic.Transport
-	ownTr bool // Listen made tr and closes it
-	ln    quicListener
-	cfg   Config
-	queue chan *Conn
-	sem   *semaphore.Weighted // connections blocked on a full queue
-
-	replay *replayGuard // nil unless Config.Allow0RTT
-
-	ctx    context.Context
+	// Immutable after newListener.
+	tr     *quic.Transport
+	ownTr  bool // Listen made tr and closes it
+	ln     quicListener
+	cfg    Config
+	replay *replayGuard    // nil unless Config.Allow0RTT
+	gate   *handshakeGate  // nil for ListenTransport
+	ctx    context.Context // ends when Close begins
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// Immutable causes of a HELLO wait that ran out.
+	handshakeExpired, helloExpired *helloAbort
 
+	// queue holds connections whose HELLO arrived, for Accept: handshake
+	// goroutines send, Accept receives. When it is full, at most
+	// AcceptBacklog more handshake goroutines (sem) wait to put theirs in;
+	// beyond that a connection is refused with GOAWAY.
+	queue chan *Conn
+	sem   *semaphore.Weighted
+
+	// wg counts the accept loop and one handshake goroutine per connection
+	// quic-go hands over; Close waits for it.
+	wg sync.WaitGroup
+
+	// mu guards conns: connections handed to Accept's queue and not yet
+	// ended, which Close closes. Added by the handshake goroutine (track),
+	// removed when the connection's context ends.
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
 
+	// pendMu guards pending: connections waiting for HELLO, added by the
+	// accept loop (admit), removed by their handshake goroutine or evicted
+	// by a later admit.
 	pendMu  sync.Mutex
 	pending *pendingSet
-	gate    *handshakeGate // nil for ListenTransport
-
-	// Immutable causes of a HELLO wait that ran out.
-	handshakeExpired, helloExpired *helloAbort
 
 	accepted, failures, refused, helloTimeouts, evicted atomic.Uint64
 
