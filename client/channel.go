@@ -40,15 +40,21 @@ type Channel struct {
 	// back; recover pushes what a dead connection never wrote at the front.
 	buf     ring.Ring[pending]
 	changed chan struct{} // closed and replaced on every attach and detach
-	closed  bool
-	done    chan struct{} // closed when closed is set
+	closed  bool          // set by Close (under Client.handoff) or fail
+	// closing ends when Close begins (or with closed, from fail): holders of
+	// sendMu that wait on the network, and Sends waiting for room in the
+	// reconnect buffer, give way to Close.
+	closing     context.Context
+	stopClosing context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error // set by closeOnce
 }
 
 func newChannel(c *Client, name string) *Channel {
-	return &Channel{cl: c, name: name, changed: make(chan struct{}), done: make(chan struct{})}
+	ch := &Channel{cl: c, name: name, changed: make(chan struct{})}
+	ch.closing, ch.stopClosing = context.WithCancel(context.Background())
+	return ch
 }
 
 // Name returns the channel's name.
@@ -78,6 +84,8 @@ func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transp
 			return err
 		}
 	}
+	ctx, stop := ch.bound(ctx)
+	defer stop()
 	ch.sendMu.Lock()
 	defer ch.sendMu.Unlock()
 	ch.mu.Lock()
@@ -111,6 +119,27 @@ func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transp
 		ch.buf.Pop()
 		ch.mu.Unlock()
 		ch.cl.buf.release(1, len(p.data))
+	}
+}
+
+// sendLocked sends msg on tch holding sendMu, so that it does not overtake
+// messages an attach is still draining; Close ends its wait.
+func (ch *Channel) sendLocked(ctx context.Context, tch *transport.Channel, msg []byte) error {
+	ctx, stop := ch.bound(ctx)
+	defer stop()
+	ch.sendMu.Lock()
+	defer ch.sendMu.Unlock()
+	return tch.Send(ctx, msg)
+}
+
+// bound returns ctx, ended also when Close begins, for a holder of sendMu
+// that waits on the network.
+func (ch *Channel) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(ch.closing, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
 	}
 }
 
@@ -178,7 +207,7 @@ func (ch *Channel) recover(old []*transport.Channel) {
 func (ch *Channel) closeLocked() (open []*transport.Channel, msgs, bytes int) {
 	if !ch.closed {
 		ch.closed = true
-		close(ch.done)
+		ch.stopClosing()
 	}
 	open = ch.openLocked()
 	ch.conn, ch.cur, ch.attaching = nil, nil, nil
@@ -218,25 +247,37 @@ func (ch *Channel) fail() int {
 // fresh channel's Send and Receive then fail with a
 // [*transport.ChannelError] matching transport.CodeDuplicateChannel.
 func (ch *Channel) Close() error {
-	ch.closeOnce.Do(func() {
-		ch.cl.forget(ch)
-		ch.sendMu.Lock()
-		ch.mu.Lock()
-		open, msgs, bytes := ch.closeLocked()
-		ch.mu.Unlock()
-		ch.sendMu.Unlock()
-		ch.cl.buf.release(msgs, bytes)
-		var errs []error
-		for _, t := range open {
-			errs = append(errs, t.Close())
-		}
-		if msgs > 0 {
-			ch.cl.failed.Add(uint64(msgs))
-			errs = append(errs, &UndeliveredError{Messages: msgs, Err: ErrClosed})
-		}
-		ch.closeErr = errors.Join(errs...)
-	})
+	ch.closeOnce.Do(func() { ch.closeErr = ch.close() })
 	return ch.closeErr
+}
+
+// close runs Close once. It first ends the waits of sendMu's holders, then
+// takes the channel off its connection under Client.handoff, so that what a
+// connection being taken away never delivered is back in the buffer and
+// reported here, not dropped with only a count.
+func (ch *Channel) close() error {
+	cl := ch.cl
+	cl.forget(ch)
+	ch.stopClosing()
+	cl.handoff.Lock()
+	ch.sendMu.Lock()
+	ch.mu.Lock()
+	open, msgs, bytes := ch.closeLocked()
+	ch.mu.Unlock()
+	ch.sendMu.Unlock()
+	cl.handoff.Unlock()
+	cl.buf.release(msgs, bytes)
+	var errs []error
+	for _, t := range open {
+		errs = append(errs, t.Close())
+		cl.inDoubt.Add(t.InDoubt())
+		msgs += len(t.Unsent())
+	}
+	if msgs > 0 {
+		cl.failed.Add(uint64(msgs))
+		errs = append(errs, &UndeliveredError{Messages: msgs, Err: ErrClosed})
+	}
+	return errors.Join(errs...)
 }
 
 func sendOn(ctx context.Context, tch *transport.Channel, msg []byte, replaySafe bool) error {
@@ -305,7 +346,7 @@ func (ch *Channel) send(ctx context.Context, msg []byte, replaySafe, block bool)
 			continue
 		}
 		ch.mu.Unlock()
-		if err := ch.cl.buf.reserve(ctx, ch.done, len(msg), block); err != nil {
+		if err := ch.cl.buf.reserve(ctx, ch.closing.Done(), len(msg), block); err != nil {
 			return err
 		}
 		ch.mu.Lock()
@@ -439,9 +480,7 @@ func (ch *Channel) SendWithRetry(ctx context.Context, msg []byte) error {
 		if err != nil {
 			return &RetryError{Attempts: attempt + 1, Last: err}
 		}
-		ch.sendMu.Lock()
-		err = tch.Send(ctx, msg)
-		ch.sendMu.Unlock()
+		err = ch.sendLocked(ctx, tch, msg)
 		if err == nil {
 			err = tch.Flush(ctx)
 		}

@@ -333,7 +333,7 @@ func (c *Client) run(conn *transport.Conn) {
 		next, err := c.reconnect(immediate, from)
 		if err != nil {
 			// There is no connection left to close gracefully.
-			c.shutdown(context.Background(), err)
+			c.shutdown(err)
 			return
 		}
 		conn, since = next, time.Now()
@@ -506,6 +506,8 @@ func (c *Client) drop(detached map[*Channel][]*transport.Channel) int {
 // recovers what it never delivered.
 func (c *Client) lost(conn *transport.Conn) {
 	c.recover(c.detach(conn))
+	// The connection has ended: this only waits for its goroutines.
+	_ = conn.CloseWithError(transport.CodeNoError, "")
 }
 
 // Shutdown closes the client gracefully: it stops reconnecting and takes
@@ -516,9 +518,12 @@ func (c *Client) lost(conn *transport.Conn) {
 // [UndeliveredError] and counted in Stats.MessagesFailed; those it wrote but
 // the server did not confirm reading are counted in Stats.MessagesInDoubt.
 // Every channel is closed. Shutdown is idempotent: every call waits for the
-// first to finish, for the client's goroutines, and returns its result.
+// first to finish, for the client's goroutines, and returns its result; a
+// later call whose ctx ends first cuts the graceful part short.
 func (c *Client) Shutdown(ctx context.Context) error {
-	c.shutdown(ctx, ErrClosed)
+	stop := context.AfterFunc(ctx, c.cancelAbort)
+	defer stop()
+	c.shutdown(ErrClosed)
 	c.wg.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -542,8 +547,9 @@ func (c *Client) closeTimeout() time.Duration {
 }
 
 // shutdown closes the client once, for why (ErrClosed, or ErrGaveUp from
-// run): gracefully until ctx ends.
-func (c *Client) shutdown(ctx context.Context, why error) {
+// run): gracefully until c.abort ends, which every Shutdown caller's
+// context does as it ends.
+func (c *Client) shutdown(why error) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.status = StatusClosed
@@ -552,8 +558,6 @@ func (c *Client) shutdown(ctx context.Context, why error) {
 		// Ends the reconnect loop's waits and sends, so that handoff is
 		// free soon; abort bounds what run may still be closing.
 		c.cancel()
-		stop := context.AfterFunc(ctx, c.cancelAbort)
-		defer stop()
 		defer c.cancelAbort()
 		c.handoff.Lock()
 		defer c.handoff.Unlock()
@@ -564,7 +568,7 @@ func (c *Client) shutdown(ctx context.Context, why error) {
 		undelivered := 0
 		if conn != nil {
 			detached := c.detach(conn)
-			err = conn.Shutdown(ctx)
+			err = conn.Shutdown(c.abort)
 			undelivered = c.drop(detached)
 		}
 		for _, ch := range c.channelList() {

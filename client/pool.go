@@ -184,10 +184,11 @@ type Pool struct {
 	// ctx ends when Shutdown begins; it cancels dials and backoff waits.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	// stop is Shutdown's context, set before ctx ends and read by the slot
-	// goroutines after: it bounds their waits for holders and their
-	// graceful closes.
-	stop context.Context
+	// stop ends when the graceful part of closing must: when the context
+	// of any Shutdown call ends. It bounds the slot goroutines' waits for
+	// holders and their graceful closes, those after a GOAWAY included.
+	stop       context.Context
+	cancelStop context.CancelFunc
 	// unavailable ends, with a cause wrapping ErrPoolUnavailable, once
 	// every slot has failed.
 	unavailable       context.Context
@@ -266,6 +267,7 @@ func newPool(addr string, cfg PoolConfig, dial func(context.Context) (*transport
 	// becomes idle.
 	p.idleSem.TryAcquire(int64(cfg.Size))
 	p.ctx, p.cancel = context.WithCancelCause(context.Background())
+	p.stop, p.cancelStop = context.WithCancel(context.Background())
 	p.unavailable, p.cancelUnavailable = context.WithCancelCause(context.Background())
 	p.slots = make([]*poolSlot, cfg.Size)
 	for i := range p.slots {
@@ -417,10 +419,13 @@ func (p *Pool) Stats() PoolStats {
 // It returns once every connection is closed and every goroutine of the
 // pool has finished, with the errors of the graceful closes (for example
 // transport.ErrUnflushed), if any. It is idempotent; every call waits for
-// the first to finish and returns its result.
+// the first to finish and returns its result, and a later call whose ctx
+// ends first cuts the graceful part short.
 func (p *Pool) Shutdown(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, p.cancelStop)
+	defer stop()
 	p.closeOnce.Do(func() {
-		p.stop = ctx
+		defer p.cancelStop()
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
@@ -598,8 +603,11 @@ func (p *Pool) retire(s *poolSlot, conn *transport.Conn) (used bool, refused err
 	case discarded:
 		_ = conn.CloseWithError(transport.CodeNoError, "discarded by the client pool")
 	default:
-		// The server sent GOAWAY: leave cleanly, so that it can drain.
-		_ = conn.Close()
+		// The server sent GOAWAY: leave cleanly, so that it can drain,
+		// for the close timeout and no longer than Shutdown allows.
+		ctx, cancel := context.WithTimeout(p.stop, p.cfg.CloseTimeout)
+		_ = conn.Shutdown(ctx)
+		cancel()
 	}
 	var ce *transport.ConnError
 	if !used && errors.As(cause, &ce) && ce.Remote &&

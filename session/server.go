@@ -272,6 +272,9 @@ func (s *Server) runSession(sess *Session) {
 	s.mu.Unlock()
 	close(sess.left)
 	sess.owned.Wait()
+	// The connection has ended: this only waits for its goroutines, so
+	// that the server's wait for sessions covers them too.
+	_ = sess.conn.CloseWithError(transport.CodeNoError, "")
 	if sess.Used0RTT() {
 		s.zeroRTT.Add(1)
 	}

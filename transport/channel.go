@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
@@ -41,10 +40,10 @@ type Channel struct {
 	// Shutdown or Reset cancelled it. Conn.channelsReadLocked reads it.
 	recvDone atomic.Bool
 
-	// The first of Shutdown and Reset runs inside closeOnce; closeErr is
-	// written there and read after it.
-	closeOnce sync.Once
-	closeErr  error
+	// end is the one close of the channel: the first of Shutdown, Close and
+	// Reset runs it; later calls wait for it, and one whose own bound ends
+	// first, or Reset, cuts a graceful close short (see closer).
+	end closer
 }
 
 // newChannel makes the channel for stream s; sr holds what was read of the
@@ -53,6 +52,7 @@ func newChannel(c *Conn, s *quic.Stream, name string, sr *streamReader) *Channel
 	ch := &Channel{c: c, s: s, name: name}
 	ch.tx.init()
 	ch.rx.init(s, sr, c.cfg.MaxMessageSize)
+	ch.end.init()
 	return ch
 }
 
@@ -104,50 +104,65 @@ func (ch *Channel) Close() error {
 // message, and whatever the peer still sends is discarded. It waits until
 // the writer is done or ctx ends; then it resets the send side with
 // CodeChannelClosed and returns an error wrapping ErrUnflushed that counts
-// the accepted messages that were not written. Shutdown is idempotent: every
-// call, and Close and Reset, wait for the first to finish, and later calls
-// return its result.
+// the accepted messages that were not written. Shutdown is idempotent: a
+// later call (or Close) waits for the first to finish and returns its
+// result, and if its own ctx ends first it cuts the first one short, as
+// Reset does.
 func (ch *Channel) Shutdown(ctx context.Context) error {
-	ch.closeOnce.Do(func() {
-		ch.stopWriter()
-		select {
-		case <-ch.tx.writerDone:
-		case <-ctx.Done():
-			ch.s.CancelWrite(quic.StreamErrorCode(CodeChannelClosed))
-			<-ch.tx.writerDone
-		}
-		if !ch.recvDone.Load() {
-			ch.s.CancelRead(quic.StreamErrorCode(CodeChannelClosed))
-			ch.recvDone.Store(true)
-		}
-		ch.tx.mu.Lock()
-		unwritten := ch.tx.sent - ch.tx.written
-		ch.tx.mu.Unlock()
-		if unwritten > 0 {
-			ch.closeErr = fmt.Errorf("transport: channel %q: %d messages accepted by Send were not written: %w", ch.name, unwritten, ErrUnflushed)
-		}
-		ch.c.channelDone(ch)
-	})
-	return ch.closeErr
+	if !ch.end.started.CompareAndSwap(false, true) {
+		return ch.end.wait(ctx)
+	}
+	ch.stopWriter()
+	select {
+	case <-ch.tx.writerDone:
+	case <-ctx.Done():
+	case <-ch.end.abortCtx.Done():
+	}
+	select {
+	case <-ch.tx.writerDone:
+	default:
+		ch.s.CancelWrite(quic.StreamErrorCode(CodeChannelClosed))
+		<-ch.tx.writerDone
+	}
+	if !ch.recvDone.Load() {
+		ch.s.CancelRead(quic.StreamErrorCode(CodeChannelClosed))
+		ch.recvDone.Store(true)
+	}
+	ch.tx.mu.Lock()
+	unwritten := ch.tx.sent - ch.tx.written
+	ch.tx.mu.Unlock()
+	var err error
+	if unwritten > 0 {
+		err = fmt.Errorf("transport: channel %q: %d messages accepted by Send were not written: %w", ch.name, unwritten, ErrUnflushed)
+	}
+	ch.c.channelDone(ch)
+	ch.end.finish(err)
+	return err
 }
 
 // Reset aborts the channel in both directions with code: buffered messages
 // are discarded and the peer's Send and Receive fail with a [*ChannelError]
 // carrying code. Use it to refuse a channel; use Close to end one cleanly.
+// During a Shutdown, Reset ends it at once (the stream is then reset with
+// CodeChannelClosed) and waits for it.
 func (ch *Channel) Reset(code ErrorCode) {
-	ch.closeOnce.Do(func() {
-		// Send stops accepting before the stream is reset, so that nothing
-		// is accepted only to be discarded.
-		ch.tx.mu.Lock()
-		ch.tx.closing = true
-		ch.tx.mu.Unlock()
-		ch.s.CancelWrite(quic.StreamErrorCode(code))
-		ch.s.CancelRead(quic.StreamErrorCode(code))
-		ch.recvDone.Store(true)
-		ch.stopWriter()
-		<-ch.tx.writerDone
-		ch.c.channelDone(ch)
-	})
+	if !ch.end.started.CompareAndSwap(false, true) {
+		ch.end.abort(nil)
+		<-ch.end.done
+		return
+	}
+	// Send stops accepting before the stream is reset, so that nothing
+	// is accepted only to be discarded.
+	ch.tx.mu.Lock()
+	ch.tx.closing = true
+	ch.tx.mu.Unlock()
+	ch.s.CancelWrite(quic.StreamErrorCode(code))
+	ch.s.CancelRead(quic.StreamErrorCode(code))
+	ch.recvDone.Store(true)
+	ch.stopWriter()
+	<-ch.tx.writerDone
+	ch.c.channelDone(ch)
+	ch.end.finish(nil)
 }
 
 // stopWriter has the writer finish: Send accepts nothing more, and the

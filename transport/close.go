@@ -136,11 +136,12 @@ func (c *Conn) channelsReadLocked() bool {
 	return true
 }
 
-// closer is the one close of a connection. The first Close, Shutdown or
-// CloseWithError sets started and runs the close on the caller's
-// goroutine; it sets err and closes done once every goroutine of the
-// connection has ended. Later calls wait for done; a later Close or Shutdown whose own
-// bound ends first cuts a graceful close short through abort.
+// closer is the one close of a connection or a channel. The first Close,
+// Shutdown, CloseWithError or Reset sets started and runs the close on the
+// caller's goroutine; it sets err and closes done (finish) once every
+// goroutine of the connection or channel has ended. Later calls wait for
+// done; a later call whose own bound ends first, or that closes at once,
+// cuts a graceful close short through abort.
 type closer struct {
 	started  atomic.Bool
 	abortCtx context.Context
@@ -166,13 +167,19 @@ func (e *closer) wait(ctx context.Context) error {
 	return e.err
 }
 
+// finish ends the close with err; the caller has waited for the
+// goroutines.
+func (e *closer) finish(err error) {
+	e.err = err
+	e.abort(nil)
+	close(e.done)
+}
+
 // finishClose waits for the connection's goroutines and ends the close
 // with err.
 func (c *Conn) finishClose(err error) {
 	c.wg.Wait()
-	c.end.err = err
-	c.end.abort(nil)
-	close(c.end.done)
+	c.end.finish(err)
 }
 
 // CloseWithError closes the connection at once with code and reason. Messages

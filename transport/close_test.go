@@ -186,3 +186,39 @@ func TestCloseWithErrorEndsAGracefulCloseAtOnce(t *testing.T) {
 	<-server.Context().Done()
 	require.ErrorIs(t, contextCause(server), CodeGoingAway)
 }
+
+// A channel's Shutdown without a deadline, waiting for a writer that flow
+// control holds, is cut short by a later Close (bounded by CloseTimeout)
+// and by Reset: neither waits behind the first call's unbounded wait.
+func TestLaterCloseCutsShortAChannelShutdownThatWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		later func(ch *Channel) error
+	}{
+		{"Close", func(ch *Channel) error { return ch.Close() }},
+		{"Reset", func(ch *Channel) error { ch.Reset(CodeChannelClosed); return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srvCfg := &Config{MaxStreamReceiveWindow: 64 << 10, MaxConnectionReceiveWindow: 128 << 10}
+			client, server, _ := pair(t, srvCfg, &Config{CloseTimeout: 300 * time.Millisecond, SendBufferSize: 1 << 20})
+			ch := unreadChannel(t, client, server)
+			ctx := testCtx(t)
+			msg := make([]byte, 16<<10)
+			for range 32 { // 512 KiB: far more than the peer's window
+				require.NoError(t, ch.Send(ctx, msg))
+			}
+			first := make(chan error, 1)
+			go func() { first <- ch.Shutdown(context.Background()) }()
+			later := make(chan error, 1)
+			go func() { later <- tc.later(ch) }()
+			for _, res := range []chan error{later, first} {
+				select {
+				case <-res:
+				case <-ctx.Done():
+					t.Fatal("the later call did not cut the first Shutdown short")
+				}
+			}
+			require.ErrorIs(t, ch.Shutdown(ctx), ErrUnflushed, "what flow control held back is reported")
+		})
+	}
+}
