@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -240,4 +241,101 @@ func TestChannelCloseEndsASendWaitingForBufferSpace(t *testing.T) {
 		require.ErrorIs(t, <-sent, ErrClosed)
 		require.Equal(t, 1, c.Stats().BufferedMessages, "the other channel keeps its message")
 	})
+}
+
+// stuckServer starts a server whose handler never returns, with a small
+// per-channel window, so that a client's sends pile up unwritten; the
+// returned channel tells when the first message reached the handler.
+func stuckServer(t *testing.T) (addr string, handling <-chan struct{}) {
+	stuck, h := make(chan struct{}), make(chan struct{}, 1)
+	_, addr = startTestServer(t, &session.Config{PendingCap: 1, Transport: transport.Config{
+		MaxStreamReceiveWindow: 64 << 10, MaxConnectionReceiveWindow: 128 << 10,
+	}}, session.HandlerFunc(func(context.Context, *session.Session, session.Message) {
+		select {
+		case h <- struct{}{}:
+		default:
+		}
+		<-stuck
+	}))
+	t.Cleanup(func() { close(stuck) }) // before the server closes
+	return addr, h
+}
+
+// A later Shutdown whose context ends first cuts short a first Shutdown
+// that would wait for ever: neither waits behind the other's bound.
+func TestLaterShutdownCutsShortTheFirst(t *testing.T) {
+	addr, handling := stuckServer(t)
+	ctx := testCtx(t)
+	c, err := Dial(ctx, addr, testClientTLS(t), nil)
+	require.NoError(t, err)
+	ch, err := c.Channel(ctx, "jobs")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("job")))
+	<-handling
+
+	first := make(chan error, 1)
+	go func() { first <- c.Shutdown(context.Background()) }()
+	// Real sockets, so the wall clock: the first Shutdown has begun once
+	// the client says it is closed.
+	require.Eventually(t, func() bool { return c.Status() == StatusClosed }, 10*time.Second, time.Millisecond)
+	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	later := make(chan error, 1)
+	go func() { later <- c.Shutdown(sctx) }()
+	for _, res := range []chan error{later, first} {
+		select {
+		case <-res:
+		case <-ctx.Done():
+			t.Fatal("the later Shutdown did not cut the first one short")
+		}
+	}
+	st := c.Stats()
+	require.Equal(t, uint64(1), st.MessagesInDoubt+st.MessagesFailed, "the accepted message is accounted for")
+}
+
+// Channel.Close reports, as the client's Shutdown does, the messages its
+// connection accepted but could not write before the close timeout: in an
+// UndeliveredError and in Stats.MessagesFailed. The server is a bare
+// transport listener that never reads the channel, so that flow control,
+// not SLOW_DOWN, holds the messages back.
+func TestChannelCloseReportsWhatItsConnectionDidNotWrite(t *testing.T) {
+	ctx := testCtx(t)
+	serverTLS, _ := testTLS(t)
+	ln, err := transport.Listen("127.0.0.1:0", serverTLS, &transport.Config{
+		MaxStreamReceiveWindow: 64 << 10, MaxConnectionReceiveWindow: 128 << 10,
+	})
+	require.NoError(t, err)
+	accepted := make(chan *transport.Conn, 1)
+	go func() {
+		if conn, err := ln.Accept(ctx); err == nil {
+			accepted <- conn
+		}
+		close(accepted)
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		for conn := range accepted {
+			_ = conn.CloseWithError(transport.CodeNoError, "")
+		}
+	})
+	c, err := Dial(ctx, ln.Addr().String(), testClientTLS(t), &Config{Transport: transport.Config{
+		CloseTimeout: 300 * time.Millisecond, SendBufferSize: 1 << 20,
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	ch, err := c.Channel(ctx, "jobs")
+	require.NoError(t, err)
+	msg := make([]byte, 16<<10)
+	const sent = 32 // 512 KiB: far more than the server's window
+	for range sent {
+		require.NoError(t, ch.Send(ctx, msg))
+	}
+
+	err = ch.Close()
+	var ue *UndeliveredError
+	require.ErrorAs(t, err, &ue)
+	require.Positive(t, ue.Messages)
+	st := c.Stats()
+	require.Equal(t, uint64(ue.Messages), st.MessagesFailed, "what Close reports is what the stats count")
+	require.Less(t, ue.Messages, sent, "what was written is not counted as undelivered")
 }
