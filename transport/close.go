@@ -105,13 +105,20 @@ func (c *Conn) peerControlEnded() {
 }
 
 // refuseStream resets a stream of the peer's that will not become a
-// channel, and counts it.
+// channel, and counts it; the count may complete the peer's close.
 func (c *Conn) refuseStream(s *quic.Stream, code ErrorCode) {
+	c.countRefused(s, code)
+	c.finishIfDone()
+}
+
+// countRefused resets and counts a refused stream without checking
+// whether the peer's close is complete: during this side's own close,
+// which checks once its channels are done.
+func (c *Conn) countRefused(s *quic.Stream, code ErrorCode) {
 	c.mu.Lock()
 	c.cs.streamsRefused(1)
 	c.mu.Unlock()
 	resetStream(s, code)
-	c.finishIfDone()
 }
 
 // finishIfDone closes the connection once a peer that is closing
@@ -281,7 +288,7 @@ func (c *Conn) refuseUnaccepted() {
 		if err != nil {
 			return
 		}
-		c.refuseStream(s, CodeChannelClosed)
+		c.countRefused(s, CodeChannelClosed)
 	}
 }
 
