@@ -60,6 +60,20 @@ func unreadChannel(t *testing.T, client, server *Conn) *Channel {
 	return ch
 }
 
+// waitingShutdown starts client.Shutdown without a deadline and returns,
+// once the server got its GOAWAY, where its result will arrive.
+func waitingShutdown(t *testing.T, client, server *Conn) <-chan error {
+	t.Helper()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- client.Shutdown(context.Background()) }()
+	select {
+	case <-server.GoAwayReceived(): // the Shutdown is waiting for the server
+	case <-testCtx(t).Done():
+		t.Fatal("no GOAWAY from the Shutdown")
+	}
+	return shutdown
+}
+
 // Shutdown waits as long as its context allows, then reports what the peer
 // did not confirm, and says that the context ended.
 func TestShutdownContextBoundsTheClose(t *testing.T) {
@@ -82,16 +96,10 @@ func TestCloseCutsShortAShutdownThatWaits(t *testing.T) {
 	ctx := testCtx(t)
 	ch := unreadChannel(t, client, server)
 
-	shutdown := make(chan error, 1)
-	go func() { shutdown <- client.Shutdown(context.Background()) }()
-	select {
-	case <-server.GoAwayReceived(): // the Shutdown is waiting for the server
-	case <-ctx.Done():
-		t.Fatal("no GOAWAY from the Shutdown")
-	}
+	shutdown := waitingShutdown(t, client, server)
 	closed := make(chan error, 1)
 	go func() { closed <- client.Close() }()
-	for _, res := range []chan error{closed, shutdown} {
+	for _, res := range []<-chan error{closed, shutdown} {
 		select {
 		case err := <-res:
 			require.ErrorIs(t, err, ErrInDoubt)
@@ -166,13 +174,7 @@ func TestCloseWithErrorEndsAGracefulCloseAtOnce(t *testing.T) {
 	client, server, _ := pair(t, nil, nil)
 	ctx := testCtx(t)
 	ch := unreadChannel(t, client, server)
-	shutdown := make(chan error, 1)
-	go func() { shutdown <- client.Shutdown(context.Background()) }()
-	select {
-	case <-server.GoAwayReceived(): // the Shutdown is waiting for the server
-	case <-ctx.Done():
-		t.Fatal("no GOAWAY from the Shutdown")
-	}
+	shutdown := waitingShutdown(t, client, server)
 	require.NoError(t, client.CloseWithError(CodeGoingAway, "leaving"))
 	var err error
 	select {
@@ -209,6 +211,10 @@ func TestLaterCloseCutsShortAChannelShutdownThatWaits(t *testing.T) {
 			}
 			first := make(chan error, 1)
 			go func() { first <- ch.Shutdown(context.Background()) }()
+			// The first Shutdown has begun once Send refuses; the wait is
+			// for a goroutine to start, so the wall clock.
+			require.Eventually(t, func() bool { return errors.Is(ch.TrySend([]byte("x")), ErrClosed) },
+				10*time.Second, time.Millisecond)
 			later := make(chan error, 1)
 			go func() { later <- tc.later(ch) }()
 			for _, res := range []chan error{later, first} {
