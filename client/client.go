@@ -148,15 +148,7 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*
 		return nil, errors.New("client: Dial needs a *tls.Config (see package certs)")
 	}
 	c := newClient(conf, clientTLS(tlsConf, conf.Disable0RTT), addr)
-	conn, err := c.dialOnce(ctx, addr, nil)
-	if err == nil {
-		// The first connection has no ticket, so waiting for the server's
-		// HELLO costs no 0-RTT, and a refusal (mutual TLS, session limit)
-		// is reported here rather than as a reconnect loop.
-		if err = conn.WaitReady(ctx); err != nil {
-			_ = conn.CloseWithError(transport.CodeNoError, "")
-		}
-	}
+	conn, err := c.dialFirst(ctx, addr)
 	if err != nil {
 		c.cancel()
 		c.cancelAbort()
@@ -167,6 +159,27 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*
 	c.wg.Add(1)
 	go c.run(conn)
 	return c, nil
+}
+
+// dialFirst makes the client's first connection and waits for the
+// server's HELLO, so that a refusal (mutual TLS, session limit) is reported
+// by Dial rather than as a reconnect loop. A ticket in a session cache the
+// caller shares may have been used already: when the server rejects its
+// 0-RTT data, the dial is made again with a full handshake.
+func (c *Client) dialFirst(ctx context.Context, addr string) (*transport.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := c.dialOnce(ctx, addr, nil)
+		if err == nil {
+			if err = conn.WaitReady(ctx); err != nil {
+				_ = conn.CloseWithError(transport.CodeNoError, "")
+			}
+		}
+		if attempt == 0 && errors.Is(err, transport.ErrEarlyDataRejected) {
+			c.noEarly.Store(true)
+			continue
+		}
+		return conn, err
+	}
 }
 
 func newClient(conf Config, tlsConf *tls.Config, addr string) *Client {
