@@ -27,5 +27,13 @@
 //     [DefaultIdleTimeout]). A later datagram from the same client creates a
 //     fresh mapping with a new upstream port, like a NAT rebinding.
 //
+// [Proxy.Rebind] (every client) and [Proxy.RebindClient] (one) simulate a NAT
+// rebinding on demand: the mapping keeps its client side and its queues, but
+// its upstream socket is replaced by one on a new port, so the server sees the
+// client's datagrams arrive from a new source address mid-connection, and what
+// it sends to the old address is lost. A QUIC server follows such a client
+// once the client sends on the new path (see the tests in transport and
+// client).
+//
 // [Proxy.Close] stops and waits for every goroutine the proxy started.
 package udpproxy

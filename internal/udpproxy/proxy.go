@@ -200,18 +200,37 @@ const (
 // client is the mapping of one client address to its upstream socket.
 type client struct {
 	addr       netip.AddrPort
-	upstream   *net.UDPConn // connected to the server
 	queues     [2]*delayQueue
 	lastActive atomic.Int64 // unix nanoseconds
 	done       chan struct{}
-	stopOnce   sync.Once
+
+	// mu guards upstream and stopped. upstream, the socket connected to the
+	// server, is replaced by Rebind; the ToServer drain writes to whichever
+	// socket is current, and each socket has its own readServer goroutine,
+	// which ends when that socket is closed (by Rebind or stop).
+	mu       sync.Mutex
+	upstream *net.UDPConn
+	stopped  bool
 }
 
 func (c *client) stop() {
-	c.stopOnce.Do(func() {
-		close(c.done)
-		_ = c.upstream.Close()
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	close(c.done)
+	_ = c.upstream.Close()
+}
+
+// write sends b to the server through the current upstream socket.
+func (c *client) write(b []byte) error {
+	c.mu.Lock()
+	up := c.upstream
+	c.mu.Unlock()
+	_, err := up.Write(b)
+	return err
 }
 
 // New starts a proxy relaying to serverAddr (host:port, loopback only) and
@@ -459,18 +478,19 @@ func (p *Proxy) clientFor(addr netip.AddrPort) *client {
 	p.clients[addr] = c
 	// Safe while Close may be waiting: the caller holds a WaitGroup slot.
 	p.wg.Add(3)
-	go p.readServer(c)
-	go p.drain(c, idxToServer, func(b []byte) error { _, err := c.upstream.Write(b); return err })
+	go p.readServer(c, up)
+	go p.drain(c, idxToServer, c.write)
 	go p.drain(c, idxToClient, func(b []byte) error { _, err := p.conn.WriteToUDPAddrPort(b, c.addr); return err })
 	return c
 }
 
-// readServer reads the server's replies for one client.
-func (p *Proxy) readServer(c *client) {
+// readServer reads the server's replies for one client from up, one of its
+// upstream sockets, until up is closed.
+func (p *Proxy) readServer(c *client, up *net.UDPConn) {
 	defer p.wg.Done()
 	buf := make([]byte, maxDatagram)
 	for {
-		n, err := c.upstream.Read(buf)
+		n, err := up.Read(buf)
 		if err != nil {
 			select {
 			case <-c.done:
