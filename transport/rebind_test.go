@@ -27,9 +27,10 @@ import (
 // the packets are lost and later retransmitted on the new path. The server
 // learns the new address only from a packet the client sends: a client that
 // is only receiving sends nothing (it has nothing to acknowledge once the
-// server's packets stop reaching it) until its keep-alive, sent after
-// max(KeepAlivePeriod, IdleTimeout/2 capped, 1.5 PTO) without receiving;
-// with keep-alives off it reaches its idle timeout instead.
+// server's packets stop reaching it) until its keep-alive PING, which
+// quic-go sends once it has received nothing for min(KeepAlivePeriod,
+// IdleTimeout/2), but at least 1.5 PTO; with keep-alives off it reaches its
+// idle timeout instead, and the connection ends.
 
 // natPair returns a client Conn dialled through a proxy, the server's Conn,
 // the listener and the proxy. cliCfg may be nil.
