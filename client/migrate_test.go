@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/quicmsg/quicmsg/internal/testenv"
 	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -56,43 +57,25 @@ func (l *sessionLog) all() []*session.Session {
 // move once a quarter of the echoes are back, while the rest is under way.
 func sendAndEcho(t *testing.T, ctx context.Context, chans []*Channel, move func() error) error {
 	t.Helper()
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		got     int
-		quarter = make(chan struct{})
-		errs    = make(chan error, 2*len(chans))
-	)
-	progress := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if got++; got == len(chans)*migrateMessages/4 {
-			close(quarter)
+	var work []func(func()) error
+	for _, ch := range chans {
+		work = append(work,
+			func(func()) error { return sendSeqs(ctx, ch) },
+			func(progress func()) error { return receiveEchoes(ctx, ch, progress) })
+	}
+	moveErr, err := testenv.Midway(ctx, work, len(chans)*migrateMessages/4, move)
+	require.NoError(t, err)
+	return moveErr
+}
+
+// sendSeqs sends messages 0..migrateMessages-1 on ch.
+func sendSeqs(ctx context.Context, ch *Channel) error {
+	for i := range migrateMessages {
+		if err := ch.Send(ctx, seq(i)); err != nil {
+			return fmt.Errorf("%s: send %d: %w", ch.Name(), i, err)
 		}
 	}
-	for _, ch := range chans {
-		wg.Go(func() {
-			for i := range migrateMessages {
-				if err := ch.Send(ctx, seq(i)); err != nil {
-					errs <- fmt.Errorf("%s: send %d: %w", ch.Name(), i, err)
-					return
-				}
-			}
-		})
-		wg.Go(func() { errs <- receiveEchoes(ctx, ch, progress) })
-	}
-	var moveErr error
-	select {
-	case <-quarter:
-		moveErr = move()
-	case <-ctx.Done():
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	return moveErr
+	return nil
 }
 
 // receiveEchoes reads migrateMessages echoes on ch, in order.

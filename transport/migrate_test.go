@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/internal/testenv"
 	"github.com/quicmsg/quicmsg/internal/udpproxy"
 )
 
@@ -70,38 +70,16 @@ func openPairs(t *testing.T, ctx context.Context, client, server *Conn, n int) (
 // returns move's error; every message must arrive once and in order.
 func exchangeAcross(t *testing.T, ctx context.Context, cli, srv []*Channel, move func() error) error {
 	t.Helper()
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		got     int
-		quarter = make(chan struct{})
-		errs    = make(chan error, 4*len(cli))
-	)
-	progress := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		got++
-		if got == len(cli)*migrateMessages/2 {
-			close(quarter)
-		}
-	}
+	var work []func(func()) error
 	for i := range cli {
 		for _, pair := range [][2]*Channel{{cli[i], srv[i]}, {srv[i], cli[i]}} {
-			wg.Go(func() { errs <- sendSeq(ctx, pair[0], migrateMessages) })
-			wg.Go(func() { errs <- receiveSeq(ctx, pair[1], migrateMessages, progress) })
+			work = append(work,
+				func(func()) error { return sendSeq(ctx, pair[0], migrateMessages) },
+				func(progress func()) error { return receiveSeq(ctx, pair[1], migrateMessages, progress) })
 		}
 	}
-	var moveErr error
-	select {
-	case <-quarter:
-		moveErr = move()
-	case <-ctx.Done():
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	moveErr, err := testenv.Midway(ctx, work, len(cli)*migrateMessages/2, move)
+	require.NoError(t, err)
 	return moveErr
 }
 
