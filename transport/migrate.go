@@ -63,11 +63,16 @@ var _ net.Error = (*MigrationError)(nil)
 // migration is a client connection's state for Migrate and MigrateAddr.
 type migration struct {
 	// mu is held by one migration at a time, across its probe (bounded by
-	// the caller's context and Config.HandshakeTimeout); it guards current
-	// and used.
+	// the caller's context and Config.HandshakeTimeout); it guards current,
+	// used and paths.
 	mu      sync.Mutex
 	current *quic.Transport          // the socket the connection moved to last; nil for the one it was dialled on
 	used    map[*quic.Transport]bool // every socket a path was added on, for MaxMigrationPaths
+	// paths holds the path of every socket the connection moved to, so
+	// that moving back probes the same quic.Path again: quic-go binds a
+	// socket to the first path added on it, and a second path on the same
+	// socket may never be validated by the server.
+	paths map[*quic.Transport]*quic.Path
 
 	// sockMu guards owned and released. The sockets MigrateAddr opened
 	// are owned by the Conn: release closes them once the QUIC connection
@@ -124,11 +129,17 @@ func (m *migration) release() {
 	close(m.done)
 }
 
-// MigrateAddr moves the connection to a new UDP socket bound to localAddr
+// MigrateAddr moves the connection to a UDP socket bound to localAddr
 // ("host:port"; port 0 picks a free one), as [Conn.Migrate] does. The Conn
-// owns the socket: it closes it after the connection has ended, and
-// together with every other socket the connection was moved to, since
-// quic-go cannot let go of a socket the connection used before it ends.
+// owns the socket: it closes it after the connection has ended, together
+// with every other socket the connection was moved to, since quic-go
+// cannot let go of a socket the connection used before it ends.
+//
+// If the connection already owns a socket on localAddr (the same IP, and
+// the same port unless localAddr's is 0) other than the one in use, it
+// moves back to that socket instead of opening another: a client that goes
+// back and forth between two interfaces uses two sockets, however often it
+// moves.
 //
 // Only a client's connection can migrate. Errors are [*MigrationError]s;
 // on failure the connection stays where it was. Safe for concurrent use:
@@ -144,12 +155,31 @@ func (c *Conn) MigrateAddr(ctx context.Context, localAddr string) error {
 	if err != nil {
 		return fail("bad local address", err)
 	}
+	c.mig.mu.Lock()
+	defer c.mig.mu.Unlock()
+	if s := c.mig.reusable(ua); s != nil {
+		return c.migrateLocked(ctx, s.tr, nil)
+	}
 	udp, err := net.ListenUDP("udp", ua)
 	if err != nil {
 		return fail("cannot open a UDP socket there", err)
 	}
 	s := &ownedSocket{tr: &quic.Transport{Conn: udp}, udp: udp}
-	return c.migrate(ctx, s.tr, s)
+	return c.migrateLocked(ctx, s.tr, s)
+}
+
+// reusable returns an owned socket on ua other than the one in use, or
+// nil. Called with m.mu held.
+func (m *migration) reusable(ua *net.UDPAddr) *ownedSocket {
+	m.sockMu.Lock()
+	defer m.sockMu.Unlock()
+	for _, s := range m.owned {
+		la := s.udp.LocalAddr().(*net.UDPAddr)
+		if s.tr != m.current && la.IP.Equal(ua.IP) && (ua.Port == 0 || ua.Port == la.Port) {
+			return s
+		}
+	}
+	return nil
 }
 
 // Migrate moves the connection to the caller's transport tr, a UDP socket
@@ -180,32 +210,38 @@ func (c *Conn) Migrate(ctx context.Context, tr *quic.Transport) error {
 	if tr == nil || tr.Conn == nil {
 		return &MigrationError{LocalAddr: "?", Reason: "no socket", Err: errors.New("transport: Migrate needs a *quic.Transport with a Conn")}
 	}
-	return c.migrate(ctx, tr, nil)
+	return c.migrate(ctx, tr)
 }
 
-// migrate moves the connection to tr; s, if not nil, is the owned socket
-// behind tr, closed here if the connection does not use it.
-func (c *Conn) migrate(ctx context.Context, tr *quic.Transport, s *ownedSocket) error {
-	to := tr.Conn.LocalAddr().String()
+// migrate moves the connection to the caller's tr.
+func (c *Conn) migrate(ctx context.Context, tr *quic.Transport) error {
 	if !c.isClient {
-		s.close()
-		return &MigrationError{LocalAddr: to, Reason: "this is the server's side", Err: ErrNotClient}
+		return &MigrationError{LocalAddr: tr.Conn.LocalAddr().String(), Reason: "this is the server's side", Err: ErrNotClient}
 	}
 	c.mig.mu.Lock()
 	defer c.mig.mu.Unlock()
+	return c.migrateLocked(ctx, tr, nil)
+}
+
+// migrateLocked moves the connection to tr; s, if not nil, is a new socket
+// behind tr, which the Conn adopts, or closes here if the connection does
+// not use it. Called with c.mig.mu held.
+func (c *Conn) migrateLocked(ctx context.Context, tr *quic.Transport, s *ownedSocket) error {
+	to := tr.Conn.LocalAddr().String()
 	p, err := c.addPath(ctx, tr, s)
 	if err != nil || p == nil {
 		s.close()
 		return err
 	}
 	if err := c.probe(ctx, p); err != nil {
-		_ = p.Close()
+		c.mig.abandon(tr, p)
 		return &MigrationError{LocalAddr: to, Reason: c.probeFault(ctx, err), Err: c.closedOr(err)}
 	}
 	if err := p.Switch(); err != nil {
-		_ = p.Close()
+		c.mig.abandon(tr, p)
 		return &MigrationError{LocalAddr: to, Reason: "switching to the validated path failed", Err: c.closedOr(err)}
 	}
+	c.mig.paths[tr] = p
 	c.mig.current = tr
 	c.local.Store(&localAddr{tr.Conn.LocalAddr()})
 	return nil
@@ -228,6 +264,9 @@ func (c *Conn) addPath(ctx context.Context, tr *quic.Transport, s *ownedSocket) 
 	if tr == c.mig.current {
 		return nil, nil
 	}
+	if p, ok := c.mig.paths[tr]; ok {
+		return p, nil
+	}
 	if !c.mig.used[tr] && len(c.mig.used) >= MaxMigrationPaths {
 		return fail(fmt.Sprintf("the connection already used %d sockets", len(c.mig.used)), ErrTooManyPaths)
 	}
@@ -240,9 +279,17 @@ func (c *Conn) addPath(ctx context.Context, tr *quic.Transport, s *ownedSocket) 
 	}
 	if c.mig.used == nil {
 		c.mig.used = make(map[*quic.Transport]bool)
+		c.mig.paths = make(map[*quic.Transport]*quic.Path)
 	}
 	c.mig.used[tr] = true
 	return p, nil
+}
+
+// abandon closes p, a path on tr that failed; a later move to tr adds a
+// new path. Called with m.mu held.
+func (m *migration) abandon(tr *quic.Transport, p *quic.Path) {
+	_ = p.Close()
+	delete(m.paths, tr)
 }
 
 // probe validates p: it sends PATH_CHALLENGEs on it until the server

@@ -229,14 +229,34 @@ func TestMigrateBackToAnEarlierSocket(t *testing.T) {
 func TestMigrateStopsAtMaxMigrationPaths(t *testing.T) {
 	ctx := testCtx(t)
 	client, server, _ := pair(t, nil, nil)
-	for range MaxMigrationPaths {
-		require.NoError(t, client.MigrateAddr(ctx, "127.0.0.1:0"))
+	for i := range MaxMigrationPaths {
+		require.NoError(t, client.MigrateAddr(ctx, fmt.Sprintf("127.0.0.%d:0", 2+i)))
 	}
 	before := client.LocalAddr()
-	err := client.MigrateAddr(ctx, "127.0.0.1:0")
+	err := client.MigrateAddr(ctx, fmt.Sprintf("127.0.0.%d:0", 2+MaxMigrationPaths))
 	require.ErrorIs(t, err, ErrTooManyPaths)
 	require.Equal(t, before, client.LocalAddr())
+	// Moving back to an address the connection used needs no new socket.
+	require.NoError(t, client.MigrateAddr(ctx, "127.0.0.2:0"))
+	require.Equal(t, "127.0.0.2", client.LocalAddr().(*net.UDPAddr).IP.String())
 	requireExchange(t, ctx, client, server)
+}
+
+// TestMigrateAddrBackAndForthReusesSockets moves between two addresses
+// more often than MaxMigrationPaths: MigrateAddr moves back to the socket
+// it opened there before.
+func TestMigrateAddrBackAndForthReusesSockets(t *testing.T) {
+	ctx := testCtx(t)
+	client, server, _ := pair(t, nil, nil)
+	seen := map[string]bool{}
+	for i := range 2 * MaxMigrationPaths {
+		require.NoError(t, client.MigrateAddr(ctx, fmt.Sprintf("127.0.0.%d:0", 2+i%2)))
+		seen[client.LocalAddr().String()] = true
+		requireExchange(t, ctx, client, server)
+	}
+	require.Len(t, seen, 2)
+	require.Eventually(t, func() bool { return server.RemoteAddr().String() == client.LocalAddr().String() },
+		10*time.Second, 10*time.Millisecond)
 }
 
 // udpSocket opens a UDP socket on addr, closed at the end of the test.
