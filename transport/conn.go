@@ -95,6 +95,9 @@ type Conn struct {
 	local atomic.Pointer[localAddr]
 	mig   migration // a client's migrations and the sockets it owns; see migrate.go
 
+	stateOnce sync.Once            // reads state once the handshake has completed; see handshakeState
+	state     quic.ConnectionState // written once by stateOnce
+
 	ctrl controlWriter // this side's control frames; see control.go
 	sig  peerSignals   // what the peer said on its control stream; see control.go
 
@@ -222,7 +225,7 @@ func (c *Conn) ReceiveWindow() int { return c.cfg.MaxConnectionReceiveWindow }
 func (c *Conn) Used0RTT() bool {
 	select {
 	case <-c.qc.HandshakeComplete():
-		return c.qc.ConnectionState().Used0RTT
+		return c.handshakeState().Used0RTT
 	default:
 		return false
 	}
@@ -238,7 +241,7 @@ func (c *Conn) earlyRejected() bool {
 	}
 	select {
 	case <-c.qc.HandshakeComplete():
-		return !c.qc.ConnectionState().Used0RTT
+		return !c.handshakeState().Used0RTT
 	default:
 		return false
 	}
@@ -303,8 +306,27 @@ func (c *Conn) RemoteAddr() net.Addr {
 	return c.qc.RemoteAddr()
 }
 
-// ConnectionState returns the QUIC and TLS state of the connection.
-func (c *Conn) ConnectionState() quic.ConnectionState { return c.qc.ConnectionState() }
+// ConnectionState returns the QUIC and TLS state of the connection. Once
+// the handshake has completed it is read once and kept (its GSO field then
+// describes the socket the connection had at that time).
+func (c *Conn) ConnectionState() quic.ConnectionState {
+	select {
+	case <-c.qc.HandshakeComplete():
+		return c.handshakeState()
+	default:
+		return c.qc.ConnectionState()
+	}
+}
+
+// handshakeState returns quic-go's ConnectionState, read once after the
+// handshake completed. quic-go reads the connection's socket in
+// ConnectionState without synchronising with the switch to a new path, so
+// it is read only before a migration can begin (Migrate reads it first)
+// and kept. Call it only once the handshake has completed.
+func (c *Conn) handshakeState() quic.ConnectionState {
+	c.stateOnce.Do(func() { c.state = c.qc.ConnectionState() })
+	return c.state
+}
 
 // err returns why the connection ended, or nil while it is alive.
 func (c *Conn) err() error {

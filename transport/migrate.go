@@ -261,6 +261,7 @@ func (c *Conn) addPath(ctx context.Context, tr *quic.Transport, s *ownedSocket) 
 	if err := c.waitHandshake(ctx, true); err != nil {
 		return fail("the handshake did not complete", c.closedOr(err))
 	}
+	c.handshakeState() // before quic-go can switch paths; see handshakeState
 	if tr == c.mig.current {
 		return nil, nil
 	}
