@@ -26,6 +26,9 @@ var (
 	ErrBufferFull = errors.New("client: reconnect buffer full")
 	// ErrGaveUp ends a client whose reconnection attempts ran out.
 	ErrGaveUp = errors.New("client: gave up reconnecting")
+	// ErrNotConnected is returned by Migrate while the client has no
+	// connection to move (it is reconnecting).
+	ErrNotConnected = errors.New("client: no connection to migrate: the client is reconnecting")
 )
 
 // UndeliveredError reports messages that Send accepted but that were never
@@ -53,6 +56,7 @@ type Stats struct {
 	MessagesInDoubt  uint64 // written to a connection that died or whose close the server did not confirm: delivery unknown
 	MessagesFailed   uint64 // accepted, never written, reported in an UndeliveredError
 	EventsDropped    uint64 // events lost because the OnEvent queue was full
+	Migrations       uint64 // connections moved to another local address by Migrate
 }
 
 // Client is a quicmsg client that stays usable across connection losses.
@@ -130,6 +134,7 @@ type Client struct {
 	resent        atomic.Uint64
 	inDoubt       atomic.Uint64
 	failed        atomic.Uint64
+	migrations    atomic.Uint64
 }
 
 // Dial connects to addr and returns a client that reconnects by itself
@@ -247,6 +252,7 @@ func (c *Client) Stats() Stats {
 		MessagesInDoubt:  c.inDoubt.Load(),
 		MessagesFailed:   c.failed.Load(),
 		EventsDropped:    c.eventsDropped.Load(),
+		Migrations:       c.migrations.Load(),
 	}
 }
 

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -99,4 +100,44 @@ func exampleServer() (string, certs.ClientOptions, func()) {
 		<-done
 		_ = os.RemoveAll(dir)
 	}
+}
+
+// ExampleClient_Migrate moves a client's connection to another local
+// address: the same connection and session go on, without a reconnect.
+func ExampleClient_Migrate() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr, clientOpts, stop := exampleServer()
+	defer stop()
+	clientTLS, err := certs.ClientConfig(clientOpts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := client.Dial(ctx, addr, clientTLS, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ch, err := c.Channel(ctx, "greetings")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// For example the address of another network interface; port 0 picks
+	// a free port. The new socket closes with the connection.
+	if err := c.Migrate(ctx, "127.0.0.1:0"); err != nil {
+		var me *transport.MigrationError
+		if errors.As(err, &me) {
+			log.Fatalf("still on %s: %s", c.Conn().LocalAddr(), me.Reason)
+		}
+		log.Fatal(err)
+	}
+	if err := ch.Send(ctx, []byte("moved")); err != nil {
+		log.Fatal(err)
+	}
+	reply, err := ch.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(reply), c.Stats().Migrations, c.Stats().Reconnects)
+	// Output: moved 1 0
 }

@@ -182,10 +182,13 @@ func (e *closer) finish(err error) {
 	close(e.done)
 }
 
-// finishClose waits for the connection's goroutines and ends the close
-// with err.
+// finishClose waits for the connection's goroutines and for the sockets
+// it owns to close, and ends the close with err.
 func (c *Conn) finishClose(err error) {
 	c.wg.Wait()
+	if c.isClient {
+		c.mig.release()
+	}
 	c.end.finish(err)
 }
 

@@ -87,6 +87,16 @@ type Conn struct {
 	earlyData bool         // DialEarly returned before the handshake completed
 	rejected  atomic.Bool  // the server refused our 0-RTT data (set by the control reader)
 	early     []*Channel   // channels opened by DialEarly, set before DialEarly returns
+	remote    net.Addr     // the server's address, on a client's connection
+
+	// local is the local address: quic-go's own LocalAddr is not safe to
+	// read while it switches a client's connection to a new path, so it is
+	// kept here, set by newConn and replaced by a migration.
+	local atomic.Pointer[localAddr]
+	mig   migration // a client's migrations and the sockets it owns; see migrate.go
+
+	stateOnce sync.Once            // reads state once the handshake has completed; see handshakeState
+	state     quic.ConnectionState // written once by stateOnce
 
 	ctrl controlWriter // this side's control frames; see control.go
 	sig  peerSignals   // what the peer said on its control stream; see control.go
@@ -116,6 +126,11 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 		channels: make(map[*Channel]struct{}),
 	}
 	c.end.init()
+	c.local.Store(&localAddr{qc.LocalAddr()})
+	c.mig.done = make(chan struct{})
+	if isClient {
+		c.remote = qc.RemoteAddr()
+	}
 	if peer != nil {
 		c.setPeer(id, *peer)
 	} else {
@@ -131,6 +146,9 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	context.AfterFunc(qc.Context(), func() {
 		c.cancel(convertConnErr(context.Cause(qc.Context())))
 	})
+	if isClient {
+		context.AfterFunc(qc.Context(), c.mig.release)
+	}
 	c.wg.Add(1)
 	go c.readControl(sr)
 	return c
@@ -165,7 +183,7 @@ func (c *Conn) WaitReady(ctx context.Context) error {
 	case <-c.ready:
 		return nil
 	case <-c.ctx.Done():
-		return dialError(dialBounds{addr: c.qc.RemoteAddr().String(), handshake: c.cfg.HandshakeTimeout}, context.Cause(c.ctx))
+		return dialError(dialBounds{addr: c.RemoteAddr().String(), handshake: c.cfg.HandshakeTimeout}, context.Cause(c.ctx))
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -207,7 +225,7 @@ func (c *Conn) ReceiveWindow() int { return c.cfg.MaxConnectionReceiveWindow }
 func (c *Conn) Used0RTT() bool {
 	select {
 	case <-c.qc.HandshakeComplete():
-		return c.qc.ConnectionState().Used0RTT
+		return c.handshakeState().Used0RTT
 	default:
 		return false
 	}
@@ -223,7 +241,7 @@ func (c *Conn) earlyRejected() bool {
 	}
 	select {
 	case <-c.qc.HandshakeComplete():
-		return !c.qc.ConnectionState().Used0RTT
+		return !c.handshakeState().Used0RTT
 	default:
 		return false
 	}
@@ -273,14 +291,42 @@ func (c *Conn) inEarlyData() bool {
 // application close, a quic-go error such as *quic.IdleTimeoutError otherwise).
 func (c *Conn) Context() context.Context { return c.ctx }
 
-// LocalAddr returns the local network address.
-func (c *Conn) LocalAddr() net.Addr { return c.qc.LocalAddr() }
+// LocalAddr returns the local network address: on a client's connection,
+// that of the socket it last moved to with [Conn.Migrate] or
+// [Conn.MigrateAddr], once that returned.
+func (c *Conn) LocalAddr() net.Addr { return c.local.Load().Addr }
 
-// RemoteAddr returns the peer's network address.
-func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
+// RemoteAddr returns the peer's network address. On a server's
+// connection it follows the client when the client's address changes (a
+// migration, or a NAT that rebinds the client to another port).
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.isClient {
+		return c.remote
+	}
+	return c.qc.RemoteAddr()
+}
 
-// ConnectionState returns the QUIC and TLS state of the connection.
-func (c *Conn) ConnectionState() quic.ConnectionState { return c.qc.ConnectionState() }
+// ConnectionState returns the QUIC and TLS state of the connection. Once
+// the handshake has completed it is read once and kept (its GSO field then
+// describes the socket the connection had at that time).
+func (c *Conn) ConnectionState() quic.ConnectionState {
+	select {
+	case <-c.qc.HandshakeComplete():
+		return c.handshakeState()
+	default:
+		return c.qc.ConnectionState()
+	}
+}
+
+// handshakeState returns quic-go's ConnectionState, read once after the
+// handshake completed. quic-go reads the connection's socket in
+// ConnectionState without synchronising with the switch to a new path, so
+// it is read only before a migration can begin (Migrate reads it first)
+// and kept. Call it only once the handshake has completed.
+func (c *Conn) handshakeState() quic.ConnectionState {
+	c.stateOnce.Do(func() { c.state = c.qc.ConnectionState() })
+	return c.state
+}
 
 // err returns why the connection ended, or nil while it is alive.
 func (c *Conn) err() error {

@@ -138,7 +138,7 @@ func dialQUIC(ctx context.Context, tr *quic.Transport, addr string, tc *tls.Conf
 		}
 		return qc, g.release, nil
 	case tr == nil:
-		qc, err := quic.DialAddr(ctx, addr, tc, qconf)
+		qc, err := dialOwnSocket(ctx, addr, tc, qconf)
 		return qc, noop, err
 	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
@@ -152,4 +152,28 @@ func dialQUIC(ctx context.Context, tr *quic.Transport, addr string, tc *tls.Conf
 		qc, err = tr.Dial(ctx, ua, tc, qconf)
 	}
 	return qc, noop, err
+}
+
+// dialOwnSocket dials over a socket and quic.Transport of its own, which
+// close with the connection, as quic.DialAddr does. Unlike quic.DialAddr's,
+// the transport gives the connection non-empty connection IDs, without
+// which it could not move to another socket (Conn.Migrate): a socket with
+// empty ones can carry only one connection, and quic-go requires them.
+func dialOwnSocket(ctx context.Context, addr string, tc *tls.Config, qconf *quic.Config) (*quic.Conn, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4zero, Port: 0})
+	if err != nil {
+		return nil, err
+	}
+	s := &ownedSocket{tr: &quic.Transport{Conn: udp}, udp: udp}
+	qc, err := s.tr.Dial(ctx, ua, tc, qconf)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	context.AfterFunc(qc.Context(), s.close)
+	return qc, nil
 }

@@ -63,11 +63,22 @@
 // its own. tls.Config.GetConfigForClient cannot be used with Allow0RTT,
 // because the check would not see the tickets of the configs it returns.
 //
+// # Moving to another address
+//
+// A client's connection can move to another local UDP socket without a
+// reconnect: [Conn.MigrateAddr] opens one on a given address and owns it,
+// [Conn.Migrate] uses a [quic.Transport] of the caller's. The path is probed
+// first and the connection switches only once the server answered; channels
+// and the session carry on, and the server's [Conn.RemoteAddr] follows.
+// Only the client side can move. Failures are [*MigrationError]s that leave
+// the connection where it was.
+//
 // # Errors
 //
 // Application error codes are [ErrorCode] values, themselves errors:
 // errors.Is(err, transport.CodeOverloaded) works on every error this package
 // returns. A connection ended by an application close reports a [*ConnError],
 // a reset channel a [*ChannelError], an oversized Send a
-// [*MessageTooLargeError], a failed Dial a [*DialError].
+// [*MessageTooLargeError], a failed Dial a [*DialError], a failed
+// migration a [*MigrationError].
 package transport
