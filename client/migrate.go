@@ -2,7 +2,10 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/quicmsg/quicmsg/transport"
 )
 
 // Migrate moves the client's current connection to a new UDP socket bound
@@ -37,8 +40,13 @@ func (c *Client) Migrate(ctx context.Context, localAddr string) error {
 		return ErrNotConnected
 	}
 	if err := conn.MigrateAddr(ctx, localAddr); err != nil {
-		if c.Status() == StatusClosed {
+		switch {
+		case c.Status() == StatusClosed:
 			return fmt.Errorf("%w: %w", ErrClosed, err)
+		case errors.Is(err, transport.ErrClosed):
+			// The connection ended under the migration; the client
+			// reconnects, it is not closed.
+			return fmt.Errorf("%w: %w", ErrNotConnected, err)
 		}
 		return err
 	}

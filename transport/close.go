@@ -183,7 +183,9 @@ func (e *closer) finish(err error) {
 }
 
 // finishClose waits for the connection's goroutines and for the sockets
-// it owns to close, and ends the close with err.
+// migrations opened to close, and ends the close with err. The socket Dial
+// made closes from its own context.AfterFunc when quic-go's connection
+// ends, which is not waited for here (as with quic.DialAddr's).
 func (c *Conn) finishClose(err error) {
 	c.wg.Wait()
 	if c.isClient {

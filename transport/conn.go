@@ -128,6 +128,7 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	c.end.init()
 	c.local.Store(&localAddr{qc.LocalAddr()})
 	c.mig.done = make(chan struct{})
+	c.mig.turn = make(chan struct{}, 1)
 	if isClient {
 		c.remote = qc.RemoteAddr()
 	}

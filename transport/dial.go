@@ -72,7 +72,7 @@ func dial(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Con
 }
 
 func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls.Config, cfg *Config, early bool, channels []string) (*Conn, error) {
-	conf, tc, err := dialSetup(tlsConf, cfg, channels)
+	conf, tc, err := dialSetup(addr, tlsConf, cfg, channels)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 
 // dialSetup checks a dial's arguments and returns the configuration with
 // defaults and the TLS configuration to dial with.
-func dialSetup(tlsConf *tls.Config, cfg *Config, channels []string) (Config, *tls.Config, error) {
+func dialSetup(addr string, tlsConf *tls.Config, cfg *Config, channels []string) (Config, *tls.Config, error) {
 	conf, err := cfg.withDefaults()
 	if err != nil {
 		return Config{}, nil, err
@@ -121,6 +121,13 @@ func dialSetup(tlsConf *tls.Config, cfg *Config, channels []string) (Config, *tl
 	tc, err := clientTLS(tlsConf)
 	if err != nil {
 		return Config{}, nil, err
+	}
+	if tc.ServerName == "" {
+		// The name to verify the server's certificate against, and to send
+		// as SNI, is the host dialled, as quic.DialAddr and crypto/tls do.
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			tc.ServerName = host
+		}
 	}
 	return conf, tc, nil
 }

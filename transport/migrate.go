@@ -28,6 +28,9 @@ var (
 	// ErrNoPathAnswer is returned when the server did not answer the probe
 	// of the new path within Config.HandshakeTimeout.
 	ErrNoPathAnswer = errors.New("transport: no answer from the server on the new path")
+	// ErrNoSocket is returned by Migrate for a nil *quic.Transport or one
+	// without a Conn.
+	ErrNoSocket = errors.New("transport: Migrate needs a *quic.Transport with a UDP socket (Conn)")
 	// ErrTooManyPaths is returned once a connection was moved to
 	// MaxMigrationPaths different sockets.
 	ErrTooManyPaths = fmt.Errorf("transport: a connection can use at most %d local sockets besides the one it was dialled on", MaxMigrationPaths)
@@ -62,10 +65,11 @@ var _ net.Error = (*MigrationError)(nil)
 
 // migration is a client connection's state for Migrate and MigrateAddr.
 type migration struct {
-	// mu is held by one migration at a time, across its probe (bounded by
-	// the caller's context and Config.HandshakeTimeout); it guards current,
-	// used and paths.
-	mu      sync.Mutex
+	// turn is held (a value sent) by one migration at a time, across its
+	// probe (bounded by the caller's context and Config.HandshakeTimeout);
+	// waiting for it is bounded by the waiter's context and the
+	// connection's end (takeTurn). It guards current, used and paths.
+	turn    chan struct{}
 	current *quic.Transport          // the socket the connection moved to last; nil for the one it was dialled on
 	used    map[*quic.Transport]bool // every socket a path was added on, for MaxMigrationPaths
 	// paths holds the path of every socket the connection moved to, so
@@ -155,8 +159,10 @@ func (c *Conn) MigrateAddr(ctx context.Context, localAddr string) error {
 	if err != nil {
 		return fail("bad local address", err)
 	}
-	c.mig.mu.Lock()
-	defer c.mig.mu.Unlock()
+	if err := c.takeTurn(ctx); err != nil {
+		return fail("not started", err)
+	}
+	defer c.endTurn()
 	if s := c.mig.reusable(ua); s != nil {
 		return c.migrateLocked(ctx, s.tr, nil)
 	}
@@ -169,7 +175,7 @@ func (c *Conn) MigrateAddr(ctx context.Context, localAddr string) error {
 }
 
 // reusable returns an owned socket on ua other than the one in use, or
-// nil. Called with m.mu held.
+// nil. Called holding the migration turn.
 func (m *migration) reusable(ua *net.UDPAddr) *ownedSocket {
 	m.sockMu.Lock()
 	defer m.sockMu.Unlock()
@@ -188,8 +194,10 @@ func (m *migration) reusable(ua *net.UDPAddr) *ownedSocket {
 // so that from then on the connection sends from tr's address. Channels,
 // their messages in flight and the session are unaffected: nothing is
 // re-sent, the server keeps the same connection and sees the new address
-// as [Conn.RemoteAddr]. A path that does not work costs nothing but the
-// probe: the connection stays on its old socket.
+// as [Conn.RemoteAddr]. A path that does not work leaves the connection on
+// its old socket, but counts towards MaxMigrationPaths and stays known to
+// quic-go until the connection ends (so tr must stay open); a ctx that has
+// ended before the migration began uses up nothing.
 //
 // The caller owns tr and must keep it open until the connection has
 // ended: quic-go keeps the connection registered on every socket it used,
@@ -208,7 +216,7 @@ func (m *migration) reusable(ua *net.UDPAddr) *ownedSocket {
 // Safe for concurrent use: migrations of one connection run one at a time.
 func (c *Conn) Migrate(ctx context.Context, tr *quic.Transport) error {
 	if tr == nil || tr.Conn == nil {
-		return &MigrationError{LocalAddr: "?", Reason: "no socket", Err: errors.New("transport: Migrate needs a *quic.Transport with a Conn")}
+		return &MigrationError{LocalAddr: "(none)", Reason: "no socket", Err: ErrNoSocket}
 	}
 	return c.migrate(ctx, tr)
 }
@@ -218,14 +226,40 @@ func (c *Conn) migrate(ctx context.Context, tr *quic.Transport) error {
 	if !c.isClient {
 		return &MigrationError{LocalAddr: tr.Conn.LocalAddr().String(), Reason: "this is the server's side", Err: ErrNotClient}
 	}
-	c.mig.mu.Lock()
-	defer c.mig.mu.Unlock()
+	if err := c.takeTurn(ctx); err != nil {
+		return &MigrationError{LocalAddr: tr.Conn.LocalAddr().String(), Reason: "not started", Err: err}
+	}
+	defer c.endTurn()
 	return c.migrateLocked(ctx, tr, nil)
 }
 
+// takeTurn waits for the connection's other migration, if any, to finish,
+// no longer than ctx and the connection last. An ended ctx takes no turn,
+// so that it opens no socket and uses up no path.
+func (c *Conn) takeTurn(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case c.mig.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return c.closedOr(ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		c.endTurn()
+		return err
+	}
+	return nil
+}
+
+// endTurn lets the next migration run.
+func (c *Conn) endTurn() { <-c.mig.turn }
+
 // migrateLocked moves the connection to tr; s, if not nil, is a new socket
 // behind tr, which the Conn adopts, or closes here if the connection does
-// not use it. Called with c.mig.mu held.
+// not use it. Called holding the migration turn.
 func (c *Conn) migrateLocked(ctx context.Context, tr *quic.Transport, s *ownedSocket) error {
 	to := tr.Conn.LocalAddr().String()
 	p, err := c.addPath(ctx, tr, s)
@@ -249,7 +283,7 @@ func (c *Conn) migrateLocked(ctx context.Context, tr *quic.Transport, s *ownedSo
 
 // addPath checks the preconditions of a migration to tr and adds the path,
 // adopting s. It returns a nil path and nil error when tr is the socket in
-// use. Called with c.mig.mu held.
+// use. Called holding the migration turn.
 func (c *Conn) addPath(ctx context.Context, tr *quic.Transport, s *ownedSocket) (*quic.Path, error) {
 	to := tr.Conn.LocalAddr().String()
 	fail := func(reason string, err error) (*quic.Path, error) {
@@ -287,7 +321,7 @@ func (c *Conn) addPath(ctx context.Context, tr *quic.Transport, s *ownedSocket) 
 }
 
 // abandon closes p, a path on tr that failed; a later move to tr adds a
-// new path. Called with m.mu held.
+// new path. Called holding the migration turn.
 func (m *migration) abandon(tr *quic.Transport, p *quic.Path) {
 	_ = p.Close()
 	delete(m.paths, tr)

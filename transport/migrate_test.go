@@ -200,11 +200,32 @@ func TestMigrateWithoutAnswerStaysOnTheOldPath(t *testing.T) {
 }
 
 func TestMigrateHonoursItsContext(t *testing.T) {
-	client, _, _ := pair(t, nil, nil)
+	client, server, _ := pair(t, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	// An ended context opens no socket and uses up none of the
+	// MaxMigrationPaths: a live migration still works afterwards.
+	for range MaxMigrationPaths + 1 {
+		err := client.MigrateAddr(ctx, "127.0.0.1:0")
+		require.ErrorIs(t, err, context.Canceled)
+	}
+	live := testCtx(t)
+	require.NoError(t, client.MigrateAddr(live, "127.0.0.1:0"))
+	requireExchange(t, live, client, server)
+}
+
+// A migration waiting for another one of the same connection gives up
+// when its own context ends.
+func TestMigrateWaitsForItsTurnNoLongerThanItsContext(t *testing.T) {
+	client, _, _ := pair(t, nil, nil)
+	client.mig.turn <- struct{}{} // another migration is under way
+	defer client.endTurn()
+	ctx, cancel := context.WithTimeout(testCtx(t), 50*time.Millisecond)
+	defer cancel()
 	err := client.MigrateAddr(ctx, "127.0.0.1:0")
-	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var me *MigrationError
+	require.ErrorAs(t, err, &me)
 }
 
 // TestMigrateBackToAnEarlierSocket moves the connection to a socket of the
