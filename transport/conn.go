@@ -315,7 +315,17 @@ func (c *Conn) ConnectionState() quic.ConnectionState {
 	case <-c.qc.HandshakeComplete():
 		return c.handshakeState()
 	default:
+	}
+	// Before the handshake completes, the live state is read holding the
+	// migration turn, so that no migration switches paths under the read;
+	// a migration that holds the turn waits for the handshake, after
+	// which the kept state is returned.
+	select {
+	case c.mig.turn <- struct{}{}:
+		defer c.endTurn()
 		return c.qc.ConnectionState()
+	case <-c.qc.HandshakeComplete():
+		return c.handshakeState()
 	}
 }
 
