@@ -199,6 +199,36 @@ type Config struct {
 	// it lost its state for. Keep it across restarts so that clients of a
 	// restarted server notice at once instead of at their idle timeout.
 	StatelessResetKey *quic.StatelessResetKey
+	// DisableAcks makes this side not offer acknowledgements in HELLO.
+	// Acknowledgements are on when both sides offer them: the receiver
+	// acknowledges each channel's messages as Receive returns them and the
+	// sender keeps what it wrote until then, which bounds it (AckWindow),
+	// makes [Channel.Unacked] exact and lets a session be resumed on a new
+	// connection. Off, delivery of what was written is in doubt when a
+	// connection ends, as with version-1 peers that predate them.
+	DisableAcks bool
+	// AckWindow is how many bytes of encoded messages one channel holds
+	// that the peer has not acknowledged (written and unacknowledged, plus
+	// buffered): Send waits, and TrySend fails with ErrAckWindowFull, while
+	// it is full. It is end-to-end backpressure: a receiver that stops
+	// reading stops its sender within one window. Default DefaultAckWindow (1 MiB).
+	AckWindow int
+	// ResumeKey, on a Listener, authenticates the resume tokens it issues
+	// (HMAC-SHA256). Nil: a random key per Listener, so that tokens do not
+	// survive a restart (they would be refused as ErrResumeTokenInvalid).
+	ResumeKey *ResumeKey
+	// OnResume, on a Listener, decides a client's resume attempt whose
+	// token it authenticated: nil to resume the session (the connection
+	// then comes out of Accept with Resumed true and the session's ID), or
+	// one of ErrResumeExpired, ErrResumeTokenReplayed, ErrSessionAttached
+	// to refuse it (the connection is closed with the matching code). It is
+	// called on the listener's goroutines and must not block. Nil OnResume
+	// refuses every resume with ErrResumeExpired.
+	OnResume func(ResumeRequest) error
+	// Resume, on Dial, DialEarly and DialTransport, asks the server to
+	// resume the session of the token instead of starting one. Dial then
+	// fails with a [*ResumeError] if the server refuses.
+	Resume *ResumeToken
 	// Tracer, when set, is quic-go's connection tracer, for example to write
 	// qlog files (see github.com/quic-go/quic-go/qlog).
 	Tracer func(ctx context.Context, isClient bool, connID quic.ConnectionID) qlogwriter.Trace
