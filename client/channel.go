@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quicmsg/quicmsg/internal/ring"
@@ -49,6 +50,27 @@ type Channel struct {
 
 	closeOnce sync.Once
 	closeErr  error // set by closeOnce
+
+	// The receive side's count, for resuming the session. rx is the
+	// transport channel whose messages count: the current one, and after
+	// a GOAWAY the detached one until its connection has closed. rxMu is
+	// held for reading by every Receive across its call into rx, and for
+	// writing only by whoever replaces rx: the reconnect loop, once rx's
+	// connection has ended (so that those calls return at once), and attach.
+	// A message the transport returned, which it may have acknowledged, is
+	// therefore always counted; one it still held when rx was retired is
+	// never returned, so the server sends it again.
+	rxMu  sync.RWMutex
+	rx    *transport.Channel // guarded by rxMu
+	recvd atomic.Uint64      // messages Receive returned in this session
+
+	// The send side's count, guarded by Client.handoff: base is how many
+	// messages of this channel the session numbered before held (before
+	// the current transport channel's first while attached); held are the
+	// messages a lost connection wrote without their acknowledgement,
+	// kept until a resume says how many of them the server has.
+	base uint64
+	held []transport.UnsentMessage
 }
 
 func newChannel(c *Client, name string) *Channel {
@@ -96,6 +118,8 @@ func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transp
 	}
 	ch.attaching = tch
 	ch.mu.Unlock()
+	// Receive takes messages from tch only once it is current, below.
+	ch.setRx(tch)
 	for {
 		ch.mu.Lock()
 		if ch.conn != conn {
@@ -167,43 +191,99 @@ func (ch *Channel) detach() []*transport.Channel {
 }
 
 // recover puts back, at the front of the buffer, what the old transport
-// channels accepted but never delivered. Their connection must have ended.
-// If the channel was closed meanwhile, those messages are counted as
-// failed instead.
-func (ch *Channel) recover(old []*transport.Channel) {
+// channels accepted but never wrote. Their connection must have ended.
+// What they wrote without its acknowledgement is kept in held when the
+// session may be resumed (resume), and counted in doubt otherwise. If the
+// channel was closed meanwhile, the messages put back are counted as
+// failed instead. The caller holds Client.handoff.
+func (ch *Channel) recover(old []*transport.Channel, resumable bool) {
 	// An attach still sending on the old connection finishes first, so
 	// that it takes from the buffer what it sent, not what comes back.
 	ch.sendMu.Lock()
 	defer ch.sendMu.Unlock()
-	var back []pending
-	n := 0
+	var back []transport.UnsentMessage
 	for _, t := range old {
-		ch.cl.inDoubt.Add(t.InDoubt())
-		for _, u := range t.Unsent() {
-			back = append(back, pending{data: u.Data, replaySafe: u.ReplaySafe})
-			n += len(u.Data)
+		if resumable {
+			ch.base += t.Acked()
+			ch.held = append(ch.held, t.Unacked()...)
+		} else {
+			ch.cl.inDoubt.Add(t.InDoubt())
 		}
+		back = append(back, t.Unsent()...)
 	}
-	if len(back) == 0 {
+	ch.putBack(back)
+}
+
+// putBack pushes msgs, which a connection accepted and never wrote (or
+// which the server never received), at the front of the buffer, to be sent
+// before anything else; they count as resent. The caller holds sendMu.
+func (ch *Channel) putBack(msgs []transport.UnsentMessage) {
+	if len(msgs) == 0 {
 		return
+	}
+	n := 0
+	for _, u := range msgs {
+		n += len(u.Data)
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.closed {
-		ch.cl.failed.Add(uint64(len(back)))
+		ch.cl.failed.Add(uint64(len(msgs)))
 		return
 	}
-	ch.cl.resent.Add(uint64(len(back)))
-	ch.cl.buf.putBack(len(back), n)
-	for _, p := range slices.Backward(back) {
-		ch.buf.PushFront(p)
+	ch.cl.resent.Add(uint64(len(msgs)))
+	ch.cl.buf.putBack(len(msgs), n)
+	for _, u := range slices.Backward(msgs) {
+		ch.buf.PushFront(pending{data: u.Data, replaySafe: u.ReplaySafe})
 	}
 }
 
+// setRx makes tch the transport channel whose messages Receive counts.
+func (ch *Channel) setRx(tch *transport.Channel) {
+	ch.rxMu.Lock()
+	ch.rx = tch
+	ch.rxMu.Unlock()
+}
+
+// checkClaim reports whether the server's resume state, that it received
+// r of this channel's messages over the session, is possible: at least
+// what it acknowledged, at most what was written. The caller holds
+// Client.handoff.
+func (ch *Channel) checkClaim(r uint64) error {
+	if r < ch.base || r-ch.base > uint64(len(ch.held)) {
+		return fmt.Errorf("channel %q: the server claims %d messages received; it acknowledged %d and %d more were written", ch.name, r, ch.base, len(ch.held))
+	}
+	return nil
+}
+
+// resume settles held once the server has said, in its resume state, that
+// it received r of the channel's messages (checked by checkClaim): those
+// it did not get go back to the front of the buffer, before what the
+// connection never wrote, and the channel's next stream numbers its
+// messages from r on. The caller holds Client.handoff.
+func (ch *Channel) resume(r uint64) {
+	ch.sendMu.Lock()
+	defer ch.sendMu.Unlock()
+	again := ch.held[r-ch.base:]
+	ch.base, ch.held = r, nil
+	ch.putBack(again)
+}
+
+// startOver resets the channel's counts for a new session, and returns
+// the messages held for a resume that will not happen. The caller holds
+// Client.handoff; no Receive counts meanwhile (rx is retired).
+func (ch *Channel) startOver() []transport.UnsentMessage {
+	held := ch.held
+	ch.base, ch.held = 0, nil
+	ch.recvd.Store(0)
+	return held
+}
+
 // closeLocked marks the channel closed, takes it off its connection and
-// empties its buffer. It returns the transport channels it had open and
-// how many messages, of how many bytes, it dropped from the buffer. The
-// caller holds sendMu and mu, and releases the room in the client's buffer.
+// empties its buffer; messages held for a resume are counted in doubt. It
+// returns the transport channels it had open and how many messages, of how
+// many bytes, it dropped from the buffer. The caller holds Client.handoff,
+// sendMu and mu, and releases the room in the client's buffer.
 func (ch *Channel) closeLocked() (open []*transport.Channel, msgs, bytes int) {
 	if !ch.closed {
 		ch.closed = true
@@ -212,6 +292,10 @@ func (ch *Channel) closeLocked() (open []*transport.Channel, msgs, bytes int) {
 	open = ch.openLocked()
 	ch.conn, ch.cur, ch.attaching = nil, nil, nil
 	ch.signalLocked()
+	// Written before a connection was lost, they will not be resumed:
+	// they may or may not have been delivered.
+	ch.cl.inDoubt.Add(uint64(len(ch.held)))
+	ch.held = nil
 	msgs = ch.buf.Len()
 	for p := range ch.buf.All() {
 		bytes += len(p.data)
@@ -265,6 +349,7 @@ func (ch *Channel) close() error {
 	open, msgs, bytes := ch.closeLocked()
 	ch.mu.Unlock()
 	ch.sendMu.Unlock()
+	cl.keepCount(ch)
 	cl.handoff.Unlock()
 	cl.buf.release(msgs, bytes)
 	var errs []error
@@ -385,8 +470,12 @@ func (ch *Channel) current(ctx context.Context) (*transport.Channel, error) {
 }
 
 // Receive returns the next message on the channel, waiting across
-// reconnects until ctx ends. Messages the server sent on a connection that
-// died before they arrived are lost with it.
+// reconnects until ctx ends. When the client resumes its session after a
+// connection loss, the server sends again what this channel had not
+// returned yet, so that every message arrives once and in order; without a
+// resume (Config.DisableResume, a server without acknowledgements, or one
+// that refused the resume), messages the server sent on a connection that
+// died before they were returned are lost with it.
 func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 	return ch.receive(ctx, nil)
 }
@@ -406,7 +495,10 @@ func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		msg, err := tch.ReceiveBuf(ctx, buf)
+		msg, ok, err := ch.receiveOn(ctx, tch, buf)
+		if !ok {
+			continue // tch was retired meanwhile
+		}
 		if err == nil || ctx.Err() != nil {
 			return msg, err
 		}
@@ -425,6 +517,22 @@ func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// receiveOn receives from tch and counts the message for the session, if
+// tch is still the channel's rx; ok is false, and nothing was received,
+// if it is not.
+func (ch *Channel) receiveOn(ctx context.Context, tch *transport.Channel, buf []byte) (msg []byte, ok bool, err error) {
+	ch.rxMu.RLock()
+	defer ch.rxMu.RUnlock()
+	if ch.rx != tch {
+		return nil, false, nil
+	}
+	msg, err = tch.ReceiveBuf(ctx, buf)
+	if err == nil {
+		ch.recvd.Add(1)
+	}
+	return msg, true, err
 }
 
 func (ch *Channel) waitDetached(ctx context.Context, tch *transport.Channel) error {

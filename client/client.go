@@ -49,11 +49,13 @@ func (e *UndeliveredError) Unwrap() error { return e.Err }
 // Stats are a client's counters.
 type Stats struct {
 	Reconnects       uint64 // connections made after the first
+	Resumes          uint64 // reconnects that resumed the session
 	ZeroRTT          uint64 // connections whose 0-RTT data the server accepted
 	BufferedMessages int    // messages waiting in the reconnect buffer
 	BufferedBytes    int    // their size
-	MessagesResent   uint64 // accepted by a connection that died before writing them, sent again
-	MessagesInDoubt  uint64 // written to a connection that died or whose close the server did not confirm: delivery unknown
+	MessagesResent   uint64 // sent again: never written by a connection that died, or written and not received by the server of a resumed session
+	MessagesInDoubt  uint64 // written to a connection that died or whose close the server did not confirm, without a resume to settle them: delivery unknown
+	MessagesUnacked  uint64 // written and unacknowledged when the server refused to resume the session: reported in a ResumeFailedError, not sent again
 	MessagesFailed   uint64 // accepted, never written, reported in an UndeliveredError
 	EventsDropped    uint64 // events lost because the OnEvent queue was full
 	Migrations       uint64 // connections moved to another local address by Migrate
@@ -122,6 +124,14 @@ type Client struct {
 
 	noEarly atomic.Bool // the last connection's 0-RTT data was rejected
 
+	// Guarded by handoff. token resumes the session after a connection
+	// loss: the latest the server issued, nil when the session cannot be
+	// resumed. gone holds the received counts of channels closed while
+	// the client was reconnecting, for the resume state, until the next
+	// connection.
+	token *transport.ResumeToken
+	gone  map[string]uint64
+
 	evMu     sync.Mutex // guards sends on events against its closing
 	evClosed bool
 	// events is the queue dispatch reads: EventQueueSize places for
@@ -134,6 +144,8 @@ type Client struct {
 	resent        atomic.Uint64
 	inDoubt       atomic.Uint64
 	failed        atomic.Uint64
+	unacked       atomic.Uint64
+	resumes       atomic.Uint64
 	migrations    atomic.Uint64
 }
 
@@ -251,6 +263,8 @@ func (c *Client) Stats() Stats {
 		MessagesResent:   c.resent.Load(),
 		MessagesInDoubt:  c.inDoubt.Load(),
 		MessagesFailed:   c.failed.Load(),
+		MessagesUnacked:  c.unacked.Load(),
+		Resumes:          c.resumes.Load(),
 		EventsDropped:    c.eventsDropped.Load(),
 		Migrations:       c.migrations.Load(),
 	}
@@ -326,7 +340,7 @@ func (c *Client) run(conn *transport.Conn) {
 			// the server did not confirm reading is counted in doubt.
 			detached := c.detach(conn)
 			c.closeAfterGoAway(conn)
-			c.recover(detached)
+			c.settle(conn, detached)
 		} else {
 			c.lost(conn)
 		}
@@ -401,15 +415,22 @@ func (c *Client) reconnect(immediate bool, from int) (*transport.Conn, error) {
 			return nil, ErrClosed
 		case <-t.C:
 		}
-		conn, err := c.dialOnce(c.ctx, addr, c.channelNames())
+		conn, resumed, err := c.connect(addr)
 		if err != nil {
 			last = err
-			c.rotateAddr()
+			// A session still attached to its old connection is
+			// waited for where it is.
+			if !errors.Is(err, transport.ErrSessionAttached) {
+				c.rotateAddr()
+			}
 			continue
 		}
 		c.reconnects.Add(1)
+		if resumed {
+			c.resumes.Add(1)
+		}
 		c.handoff.Lock()
-		attached := c.attach(conn, Event{Type: EventReconnected, Addr: addr})
+		attached := c.attach(conn, Event{Type: EventReconnected, Addr: addr, Resumed: resumed})
 		c.handoff.Unlock()
 		if !attached {
 			return nil, ErrClosed
@@ -500,10 +521,18 @@ func (c *Client) detach(conn *transport.Conn) map[*Channel][]*transport.Channel 
 	return detached
 }
 
-// recover puts back what the ended connection's channels never delivered.
-func (c *Client) recover(detached map[*Channel][]*transport.Channel) {
+// settle retires the transport channels of conn, which has ended: their
+// messages no longer count as received, and what they never delivered is
+// kept for a resume of the session when it can be resumed, or put back or
+// counted in doubt when it cannot (see Channel.recover).
+func (c *Client) settle(conn *transport.Conn, detached map[*Channel][]*transport.Channel) {
+	if detached == nil {
+		return
+	}
+	resumable := c.keepToken(conn)
 	for ch, old := range detached {
-		ch.recover(old)
+		ch.setRx(nil)
+		ch.recover(old, resumable)
 	}
 }
 
@@ -522,9 +551,9 @@ func (c *Client) drop(detached map[*Channel][]*transport.Channel) int {
 }
 
 // lost handles the end of conn: it detaches it, if it is still current, and
-// recovers what it never delivered.
+// settles what it never delivered.
 func (c *Client) lost(conn *transport.Conn) {
-	c.recover(c.detach(conn))
+	c.settle(conn, c.detach(conn))
 	// The connection has ended: this only waits for its goroutines.
 	_ = conn.CloseWithError(transport.CodeNoError, "")
 }

@@ -44,6 +44,14 @@ type Config struct {
 	// Disable0RTT turns 0-RTT resumption off: every connection waits for a
 	// full handshake before sending.
 	Disable0RTT bool
+	// DisableResume turns session resumption off. By default, after losing
+	// a connection to a server that acknowledges messages (and issued a
+	// resume token), the client resumes its session on the next
+	// connection: both sides say what they received, and each sends again
+	// what the other did not, so that nothing is lost, duplicated or in
+	// doubt. With DisableResume every reconnect begins a new session, and
+	// messages written to a lost connection are in doubt.
+	DisableResume bool
 	// OnEvent, when set, receives connection events, one at a time on a
 	// goroutine of the client's, never under a lock.
 	OnEvent func(Event)

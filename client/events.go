@@ -35,8 +35,9 @@ const (
 	EventConnected    EventType = iota // the first connection is up
 	EventDisconnected                  // the connection ended; Err says why
 	EventReconnecting                  // attempt Attempt starts after Delay
-	EventReconnected                   // a new connection is up
+	EventReconnected                   // a new connection is up; Resumed says whether the session went on
 	EventClosed                        // the client was closed; Err reports undelivered messages
+	EventResumeFailed                  // the server would not resume the session; Err is a *ResumeFailedError
 )
 
 func (t EventType) String() string {
@@ -51,6 +52,8 @@ func (t EventType) String() string {
 		return "reconnected"
 	case EventClosed:
 		return "closed"
+	case EventResumeFailed:
+		return "resume failed"
 	}
 	return fmt.Sprintf("EventType(%d)", int(t))
 }
@@ -62,7 +65,11 @@ type Event struct {
 	Attempt  int           // EventReconnecting: 0-based attempt number
 	Delay    time.Duration // EventReconnecting: wait before the attempt
 	Used0RTT bool          // EventConnected, EventReconnected: the connection resumed with 0-RTT
-	Err      error         // EventDisconnected: the cause; EventClosed: undelivered messages, if any
+	// Resumed, on EventReconnected, reports that the connection resumed the
+	// client's session: what the lost connection had not delivered, in
+	// either direction, is sent again, and nothing is in doubt.
+	Resumed bool
+	Err     error // EventDisconnected: the cause; EventClosed: undelivered messages, if any; EventResumeFailed: a *ResumeFailedError
 }
 
 // startEvents starts dispatch, when Config.OnEvent is set.
