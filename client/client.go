@@ -65,15 +65,15 @@ type Stats struct {
 // Its channels survive reconnects: what is sent while disconnected waits in a
 // bounded reconnect buffer and goes out, in order, on the next connection.
 //
-// Delivery: a message accepted by Send either reaches a connection (once,
-// in order per channel) or is reported in an [UndeliveredError] from Close
-// and in Stats.MessagesFailed. Messages that were already written to a
-// connection when it died, or whose graceful close (after GOAWAY, or in
-// Close) the server did not confirm, are in doubt: they may or may not have
-// been delivered, and are counted in Stats.MessagesInDoubt (acknowledgements that
-// settle them come with a later protocol version). Messages the connection
-// had accepted but not yet written, and 0-RTT data the server rejected, are
-// sent again on the next connection and counted in Stats.MessagesResent.
+// Delivery: see the package documentation. In short, a message accepted by
+// Send is delivered once and in order per channel, across connection losses
+// that the session survives (the client resumes it: Event.Resumed); or it
+// is reported: in an [UndeliveredError] from Close and Stats.MessagesFailed
+// if it was never written, in a [ResumeFailedError] and
+// Stats.MessagesUnacked if the server would not resume the session, and in
+// Stats.MessagesInDoubt when no resume settles it (resumption disabled or
+// not offered by the server, or the client closed before its server
+// confirmed it).
 //
 // Close and Shutdown follow the convention of every closable type in
 // quicmsg: Shutdown(ctx) is the graceful close, bounded by ctx; Close is
@@ -81,7 +81,7 @@ type Stats struct {
 // (Config.Transport.CloseTimeout, transport.DefaultCloseTimeout by default).
 //
 // Goroutines: a Client owns run (the reconnect loop, started by Dial, which
-// alone replaces the connection), dispatch (delivers events to
+// alone replaces the connection and resumes the session), dispatch (delivers events to
 // Config.OnEvent, started by Dial when it is set) and one short watcher per
 // attached connection (emits its Connected or Reconnected event once the
 // handshake completes). Shutdown stops them all, through ctx and the event

@@ -5,20 +5,45 @@
 //
 // # Delivery across reconnects
 //
-// A message accepted by [Channel.Send] either reaches a connection, once and
-// in order per channel, or its loss is reported: [Client.Shutdown] and
-// [Client.Close] return an [UndeliveredError] for messages still waiting in
-// the reconnect buffer, and Stats.MessagesFailed counts them. While disconnected, Send waits in a
-// bounded reconnect buffer (Config.ReconnectBufferSize, 8 MiB by default) and
-// TrySend fails with [ErrBufferFull] when it is full.
+// A message accepted by [Channel.Send] is delivered exactly once and in
+// order per channel, in both directions, across every connection loss that
+// the session survives; otherwise its fate is reported. While disconnected,
+// Send waits in a bounded reconnect buffer (Config.ReconnectBufferSize,
+// 8 MiB by default) and TrySend fails with [ErrBufferFull] when it is full.
 //
-// Messages that a connection had accepted but not written when it died, and
-// 0-RTT data the server rejected, are certainly undelivered: they are sent
-// again on the next connection (Stats.MessagesResent). Messages already
-// written to a connection that died are in doubt: they may or may not have
-// been delivered (Stats.MessagesInDoubt). The protocol reserves sequence
-// numbers and acknowledgements to settle them in a later version; until then
-// the guarantee for them is at most once.
+// Resumption (on by default; Config.DisableResume turns it off): with a
+// server that acknowledges messages, each side keeps what it wrote until
+// the other acknowledges it, and the server keeps a session whose
+// connection was lost (a partition longer than the idle timeout, a NAT
+// rebinding QUIC could not follow, a GOAWAY after which the client comes
+// back to the same server) for its resume window. The client then resumes
+// the session on its next connection: both sides say how many messages
+// they received on each channel, and each sends again, before anything
+// new, exactly what the other did not receive. Nothing is in doubt, the
+// [EventReconnected] event has Resumed set, Stats.Resumes counts it and
+// Stats.MessagesResent the messages sent again.
+//
+// Limits. If the server refuses the resume (its window passed, it
+// restarted, the token is not valid, or one side's resume state is
+// impossible), the messages written and not acknowledged may or may not
+// have been delivered: they are listed in a [ResumeFailedError], delivered
+// as an [EventResumeFailed] event and counted in Stats.MessagesUnacked, and
+// are not sent again; what was never written, and the reconnect buffer,
+// go out on the new session the client opens at once. Messages the server
+// had sent and the client had not received are then lost with the old
+// session. Without resumption (disabled, or a server that does not
+// acknowledge messages), messages written to a connection that died are in
+// doubt (Stats.MessagesInDoubt) and what the server sent on it and was not
+// received is lost; what the connection never wrote, and 0-RTT data the
+// server rejected, is sent again (Stats.MessagesResent). [Client.Shutdown]
+// and [Client.Close] end the session: messages still in the reconnect
+// buffer are reported in an [UndeliveredError] (Stats.MessagesFailed), and
+// those written without the server's confirmation are in doubt.
+//
+// Session counts are kept per [Channel]: a channel closed with
+// [Channel.Close] and opened again by name starts anew. A [Pool] does not resume:
+// its connections are handed out as they are, and a replaced connection is
+// a new session.
 //
 // # 0-RTT
 //

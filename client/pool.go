@@ -167,6 +167,13 @@ func (s *poolSlot) takeOutLocked() {
 // and re-dialled in the background. A connection can still end while held;
 // its holder sees the connection's error and should Release it.
 //
+// A Pool does not resume sessions: it hands out plain connections, whose
+// channels belong to their holder, so a connection that ends is replaced by
+// a new session, and what its channels had not delivered is its holder's
+// to account for ([transport.Channel.Unacked], Unsent, InDoubt), as with
+// any [transport.Conn]. For a session that outlives its connections, use a
+// [Client].
+//
 // Close and Shutdown follow the convention of every closable type in
 // quicmsg: Shutdown(ctx) is the graceful close, bounded by ctx; Close is
 // Shutdown bounded by PoolConfig.CloseTimeout.
