@@ -54,8 +54,8 @@ type Stats struct {
 	BufferedMessages int    // messages waiting in the reconnect buffer
 	BufferedBytes    int    // their size
 	MessagesResent   uint64 // sent again: never written by a connection that died, or written and not received by the server of a resumed session
-	MessagesInDoubt  uint64 // written to a connection that died or whose close the server did not confirm, without a resume to settle them: delivery unknown
-	MessagesUnacked  uint64 // written and unacknowledged when the server refused to resume the session: reported in a ResumeFailedError, not sent again
+	MessagesInDoubt  uint64 // written to a connection that died or whose close the server did not confirm, and not settled by a resume: delivery unknown
+	MessagesUnacked  uint64 // of MessagesInDoubt, those listed in a ResumeFailedError: written and unacknowledged when the server refused to resume the session
 	MessagesFailed   uint64 // accepted, never written, reported in an UndeliveredError
 	EventsDropped    uint64 // events lost because the OnEvent queue was full
 	Migrations       uint64 // connections moved to another local address by Migrate
@@ -69,11 +69,11 @@ type Stats struct {
 // Send is delivered once and in order per channel, across connection losses
 // that the session survives (the client resumes it: Event.Resumed); or it
 // is reported: in an [UndeliveredError] from Close and Stats.MessagesFailed
-// if it was never written, in a [ResumeFailedError] and
-// Stats.MessagesUnacked if the server would not resume the session, and in
-// Stats.MessagesInDoubt when no resume settles it (resumption disabled or
-// not offered by the server, or the client closed before its server
-// confirmed it).
+// if it was never written, and in Stats.MessagesInDoubt if it was written
+// and no resume settles it (resumption disabled or not offered by the
+// server, the client closed before its server confirmed it, or the server
+// would not resume the session: then it is also listed in a
+// [ResumeFailedError] and counted in Stats.MessagesUnacked).
 //
 // Close and Shutdown follow the convention of every closable type in
 // quicmsg: Shutdown(ctx) is the graceful close, bounded by ctx; Close is

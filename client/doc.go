@@ -27,8 +27,8 @@
 // restarted, the token is not valid, or one side's resume state is
 // impossible), the messages written and not acknowledged may or may not
 // have been delivered: they are listed in a [ResumeFailedError], delivered
-// as an [EventResumeFailed] event and counted in Stats.MessagesUnacked, and
-// are not sent again; what was never written, and the reconnect buffer,
+// as an [EventResumeFailed] event and counted in Stats.MessagesUnacked and
+// Stats.MessagesInDoubt, and are not sent again; what was never written, and the reconnect buffer,
 // go out on the new session the client opens at once. Messages the server
 // had sent and the client had not received are then lost with the old
 // session. Without resumption (disabled, or a server that does not

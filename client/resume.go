@@ -21,8 +21,9 @@ import (
 // delivered: they are listed here, in order per channel name, and are not
 // sent again. What the connection never wrote, and what waited in the
 // reconnect buffer, goes out on the new session that the client opens at
-// once. It comes in an [EventResumeFailed] event and is counted in
-// Stats.MessagesUnacked.
+// once. It comes in an [EventResumeFailed] event; its messages are counted
+// in Stats.MessagesUnacked and, like every message whose delivery is
+// unknown, in Stats.MessagesInDoubt.
 type ResumeFailedError struct {
 	Err     error                                // why: a *transport.ResumeError
 	Unacked map[string][]transport.UnsentMessage // per channel name, in the order sent; the Data must not be modified
@@ -213,10 +214,9 @@ func (c *Client) startOver(why *transport.ResumeError) {
 			n += len(held)
 		}
 	}
+	c.inDoubt.Add(uint64(n))
 	if why == nil {
-		// Nothing is held without a resume to wait for.
-		c.inDoubt.Add(uint64(n))
-		return
+		return // nothing is held without a resume to wait for
 	}
 	c.unacked.Add(uint64(n))
 	c.emit(Event{Type: EventResumeFailed, Addr: c.addrs[c.currentAddr()], Err: &ResumeFailedError{Err: why, Unacked: unacked}})
