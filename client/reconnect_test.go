@@ -334,7 +334,13 @@ func TestRejectedZeroRTTIsResentExactlyOnce(t *testing.T) {
 	rs := newRestartable(t, rec)
 	var log eventLog
 	ctx := testCtx(t)
-	c, ch := ticketedClient(ctx, t, rs.addr, slowFirstAttempt(fastConfig(t, &log)))
+	cfg := slowFirstAttempt(fastConfig(t, &log))
+	// A client that resumes its session after a loss dials with a full
+	// handshake, and after the refusal (the restarted server has another
+	// resume key) with the ticket the refused connection brought: 0-RTT
+	// data is rejected only on a reconnect without resumption.
+	cfg.DisableResume = true
+	c, ch := ticketedClient(ctx, t, rs.addr, cfg)
 
 	rs.kill()
 	waitStatus(t, c, StatusReconnecting)
@@ -347,7 +353,9 @@ func TestRejectedZeroRTTIsResentExactlyOnce(t *testing.T) {
 	requireSequence(t, got, 0, 21)
 	defer func() {
 		if t.Failed() {
+			log.mu.Lock()
 			t.Logf("events: %+v stats %+v", log.events, c.Stats())
+			log.mu.Unlock()
 		}
 	}()
 	require.Greater(t, c.Stats().MessagesResent, uint64(0), "the rejected early data was sent again")
@@ -382,7 +390,9 @@ func TestGoAwayMovesClientToFallbackWithoutLoss(t *testing.T) {
 	require.NoError(t, <-shutdown, "the client left when asked")
 	defer func() {
 		if t.Failed() {
+			log.mu.Lock()
 			t.Logf("events: %+v stats %+v", log.events, c.Stats())
+			log.mu.Unlock()
 		}
 	}()
 	got := rec.waitFor(t, "jobs", 300)
