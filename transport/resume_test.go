@@ -441,3 +441,46 @@ func TestRejectResumeEndsPeerWithResumeClaim(t *testing.T) {
 	require.Equal(t, "transport: resume of session "+tok.ID.String()+
 		` refused: resume state claims messages that were never sent: channel "chat": claims 12 received, 10 were sent`, re.Error())
 }
+
+// The client's checks of the server's HELLO: a server that starts another
+// session instead of resuming (one that predates resumption) is a refusal
+// as expired; a token without ACKS is a protocol error.
+func TestResumeClientChecksServerHello(t *testing.T) {
+	want := SessionID{1}
+	cfg := &Config{Resume: &ResumeToken{ID: want, Token: []byte{1}}}
+	other := SessionID{2}
+	_, err := clientResume(cfg, &wire.Hello{SessionID: other[:], Acks: true})
+	re := requireRefused(t, err, want, ErrResumeExpired, CodeResumeExpired)
+	require.Equal(t, "the server started session "+other.String()+" instead", re.Detail)
+
+	_, err = clientResume(cfg, &wire.Hello{SessionID: want[:]})
+	require.ErrorContains(t, err, "resumed session "+want.String()+" without ACKS")
+	_, err = clientResume(&Config{}, &wire.Hello{SessionID: other[:], ResumeToken: []byte{1}})
+	require.ErrorContains(t, err, "RESUME_TOKEN without ACKS")
+
+	res, err := clientResume(cfg, &wire.Hello{SessionID: want[:], Acks: true, ResumeToken: []byte{7}})
+	require.NoError(t, err)
+	require.Equal(t, resumeInfo{resumed: true, token: []byte{7}}, res)
+}
+
+// Tokens are bound to their session and generation, and nothing else
+// verifies: a generation that cannot be incremented, a short MAC, or none.
+func TestResumeKeyTokens(t *testing.T) {
+	k := &ResumeKey{9}
+	id := SessionID{3}
+	tok := k.token(id, 5)
+	require.LessOrEqual(t, len(tok), wire.MaxResumeTokenLen)
+	gen, ok := k.verify(id, tok)
+	require.True(t, ok)
+	require.Equal(t, uint64(5), gen)
+	_, ok = k.verify(SessionID{4}, tok)
+	require.False(t, ok, "another session")
+	_, ok = (&ResumeKey{8}).verify(id, tok)
+	require.False(t, ok, "another key")
+	_, ok = k.verify(id, tok[:len(tok)-1])
+	require.False(t, ok, "a short MAC")
+	_, ok = k.verify(id, nil)
+	require.False(t, ok, "no token")
+	_, ok = k.verify(id, k.token(id, 1<<62-1))
+	require.False(t, ok, "the last generation cannot be resumed")
+}
