@@ -394,6 +394,44 @@ func TestResumeStateFrameOutOfPlaceIsProtocolError(t *testing.T) {
 		<-s.Context().Done()
 		requireProtocolClose(t, c, "RESUME_STATE after the last one")
 	})
+	t.Run("a channel named twice", func(t *testing.T) {
+		book := newSessionBook()
+		ln := resumeListener(t, book, nil)
+		c, s := resumePair(t, ln, newSession(t, ln, book))
+		b := wire.AppendControl(nil, wire.Control{Type: wire.ControlResumeState, Entries: []wire.ResumeEntry{{Name: "a", Received: 1}}})
+		writeRawControl(t, c, wire.AppendControl(b, wire.Control{Type: wire.ControlResumeState, Final: true, Entries: []wire.ResumeEntry{{Name: "a", Received: 2}}}))
+		<-s.Context().Done()
+		requireProtocolClose(t, c, `RESUME_STATE names channel "a" twice`)
+	})
+}
+
+func TestResumeStateLimits(t *testing.T) {
+	book := newSessionBook()
+	ln := resumeListener(t, book, nil)
+	c, _ := resumePair(t, ln, newSession(t, ln, book))
+	many := make(map[string]uint64, MaxResumeChannels+1)
+	for i := range MaxResumeChannels + 1 {
+		many[fmt.Sprint(i)] = 1
+	}
+	require.ErrorContains(t, c.SendResumeState(many), "names 16385 channels, the limit is 16384 (MaxResumeChannels)")
+	require.ErrorContains(t, c.SendResumeState(map[string]uint64{"a": 1 << 62}), `count 4611686018427387904 for channel "a" is over 2^62-1`)
+	require.NoError(t, c.SendResumeState(map[string]uint64{"a": 1<<62 - 1}), "a refused state was not sent")
+}
+
+// Refusal codes mean a refused resume only while the resume is undecided:
+// a resumed connection that the server later closes with one of them (a
+// newer connection took the session over) ends with a plain *ConnError.
+func TestResumedConnectionClosedWithRefusalCodeIsConnError(t *testing.T) {
+	book := newSessionBook()
+	ln := resumeListener(t, book, nil)
+	c, s := resumePair(t, ln, newSession(t, ln, book))
+	require.NoError(t, s.CloseWithError(CodeSessionAttached, "a newer connection resumed the session"))
+	<-c.Context().Done()
+	var ce *ConnError
+	require.ErrorAs(t, context.Cause(c.Context()), &ce)
+	require.Equal(t, CodeSessionAttached, ce.Code)
+	var re *ResumeError
+	require.False(t, errors.As(context.Cause(c.Context()), &re))
 }
 
 func writeRawControl(t *testing.T, c *Conn, b []byte) {
