@@ -113,6 +113,15 @@ func resumePair(t *testing.T, ln *Listener, tok ResumeToken) (client, server *Co
 	return client, server
 }
 
+// resumedPair starts a session on a listener of its own and resumes it on
+// a second connection, whose ends it returns.
+func resumedPair(t *testing.T) (client, server *Conn) {
+	t.Helper()
+	book := newSessionBook()
+	ln := resumeListener(t, book, nil)
+	return resumePair(t, ln, newSession(t, ln, book))
+}
+
 // requireRefused checks that err is a *ResumeError for id wrapping want,
 // matching its code and net.ErrClosed.
 func requireRefused(t *testing.T, err error, id SessionID, want error, code ErrorCode) *ResumeError {
@@ -343,9 +352,7 @@ func TestResumeRefusedAfterDialEarly(t *testing.T) {
 }
 
 func TestResumeStateRoundTripOverSeveralFrames(t *testing.T) {
-	book := newSessionBook()
-	ln := resumeListener(t, book, nil)
-	c, s := resumePair(t, ln, newSession(t, ln, book))
+	c, s := resumedPair(t)
 
 	big := make(map[string]uint64)
 	for i := range 40 {
@@ -386,18 +393,14 @@ func TestResumeStateFrameOutOfPlaceIsProtocolError(t *testing.T) {
 		requireProtocolClose(t, c, "RESUME_STATE on a connection that did not resume a session")
 	})
 	t.Run("twice", func(t *testing.T) {
-		book := newSessionBook()
-		ln := resumeListener(t, book, nil)
-		c, s := resumePair(t, ln, newSession(t, ln, book))
+		c, s := resumedPair(t)
 		require.NoError(t, c.SendResumeState(map[string]uint64{"a": 1}))
 		writeRawControl(t, c, wire.AppendResumeState(nil, nil))
 		<-s.Context().Done()
 		requireProtocolClose(t, c, "RESUME_STATE after the last one")
 	})
 	t.Run("a channel named twice", func(t *testing.T) {
-		book := newSessionBook()
-		ln := resumeListener(t, book, nil)
-		c, s := resumePair(t, ln, newSession(t, ln, book))
+		c, s := resumedPair(t)
 		b := wire.AppendControl(nil, wire.Control{Type: wire.ControlResumeState, Entries: []wire.ResumeEntry{{Name: "a", Received: 1}}})
 		writeRawControl(t, c, wire.AppendControl(b, wire.Control{Type: wire.ControlResumeState, Final: true, Entries: []wire.ResumeEntry{{Name: "a", Received: 2}}}))
 		<-s.Context().Done()
@@ -406,9 +409,7 @@ func TestResumeStateFrameOutOfPlaceIsProtocolError(t *testing.T) {
 }
 
 func TestResumeStateLimits(t *testing.T) {
-	book := newSessionBook()
-	ln := resumeListener(t, book, nil)
-	c, _ := resumePair(t, ln, newSession(t, ln, book))
+	c, _ := resumedPair(t)
 	many := make(map[string]uint64, MaxResumeChannels+1)
 	for i := range MaxResumeChannels + 1 {
 		many[fmt.Sprint(i)] = 1
@@ -422,9 +423,7 @@ func TestResumeStateLimits(t *testing.T) {
 // a resumed connection that the server later closes with one of them (a
 // newer connection took the session over) ends with a plain *ConnError.
 func TestResumedConnectionClosedWithRefusalCodeIsConnError(t *testing.T) {
-	book := newSessionBook()
-	ln := resumeListener(t, book, nil)
-	c, s := resumePair(t, ln, newSession(t, ln, book))
+	c, s := resumedPair(t)
 	require.NoError(t, s.CloseWithError(CodeSessionAttached, "a newer connection resumed the session"))
 	<-c.Context().Done()
 	var ce *ConnError
