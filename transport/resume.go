@@ -168,15 +168,17 @@ func resumeFailure(resume *ResumeToken, err error) *ResumeError {
 
 // connErr is convertConnErr for this connection: the peer's close with a
 // refusal code becomes a *ResumeError, on a client that asked to resume
-// (codes 0x0c to 0x0f) and on a resumed connection (CodeResumeClaim).
+// and whose HELLO exchange has not resumed yet (codes 0x0c to 0x0f), and on
+// a resumed connection (CodeResumeClaim).
 func (c *Conn) connErr(err error) error {
 	err = convertConnErr(err)
 	ce, ok := peerClose(err)
+	resumed := ok && c.Resumed()
 	switch {
 	case !ok:
-	case ce.Code == CodeResumeClaim && c.Resumed():
+	case ce.Code == CodeResumeClaim && resumed:
 		return remoteRefusal(c.id, ce)
-	case ce.Code != CodeResumeClaim && c.isClient && c.cfg.Resume != nil:
+	case ce.Code != CodeResumeClaim && !resumed && c.isClient && c.cfg.Resume != nil:
 		return remoteRefusal(c.cfg.Resume.ID, ce)
 	}
 	return err

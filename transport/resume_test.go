@@ -113,6 +113,15 @@ func resumePair(t *testing.T, ln *Listener, tok ResumeToken) (client, server *Co
 	return client, server
 }
 
+// resumedPair starts a session on a listener of its own and resumes it on
+// a second connection, whose ends it returns.
+func resumedPair(t *testing.T) (client, server *Conn) {
+	t.Helper()
+	book := newSessionBook()
+	ln := resumeListener(t, book, nil)
+	return resumePair(t, ln, newSession(t, ln, book))
+}
+
 // requireRefused checks that err is a *ResumeError for id wrapping want,
 // matching its code and net.ErrClosed.
 func requireRefused(t *testing.T, err error, id SessionID, want error, code ErrorCode) *ResumeError {
@@ -343,9 +352,7 @@ func TestResumeRefusedAfterDialEarly(t *testing.T) {
 }
 
 func TestResumeStateRoundTripOverSeveralFrames(t *testing.T) {
-	book := newSessionBook()
-	ln := resumeListener(t, book, nil)
-	c, s := resumePair(t, ln, newSession(t, ln, book))
+	c, s := resumedPair(t)
 
 	big := make(map[string]uint64)
 	for i := range 40 {
@@ -386,14 +393,44 @@ func TestResumeStateFrameOutOfPlaceIsProtocolError(t *testing.T) {
 		requireProtocolClose(t, c, "RESUME_STATE on a connection that did not resume a session")
 	})
 	t.Run("twice", func(t *testing.T) {
-		book := newSessionBook()
-		ln := resumeListener(t, book, nil)
-		c, s := resumePair(t, ln, newSession(t, ln, book))
+		c, s := resumedPair(t)
 		require.NoError(t, c.SendResumeState(map[string]uint64{"a": 1}))
 		writeRawControl(t, c, wire.AppendResumeState(nil, nil))
 		<-s.Context().Done()
 		requireProtocolClose(t, c, "RESUME_STATE after the last one")
 	})
+	t.Run("a channel named twice", func(t *testing.T) {
+		c, s := resumedPair(t)
+		b := wire.AppendControl(nil, wire.Control{Type: wire.ControlResumeState, Entries: []wire.ResumeEntry{{Name: "a", Received: 1}}})
+		writeRawControl(t, c, wire.AppendControl(b, wire.Control{Type: wire.ControlResumeState, Final: true, Entries: []wire.ResumeEntry{{Name: "a", Received: 2}}}))
+		<-s.Context().Done()
+		requireProtocolClose(t, c, `RESUME_STATE names channel "a" twice`)
+	})
+}
+
+func TestResumeStateLimits(t *testing.T) {
+	c, _ := resumedPair(t)
+	many := make(map[string]uint64, MaxResumeChannels+1)
+	for i := range MaxResumeChannels + 1 {
+		many[fmt.Sprint(i)] = 1
+	}
+	require.ErrorContains(t, c.SendResumeState(many), "names 16385 channels, the limit is 16384 (MaxResumeChannels)")
+	require.ErrorContains(t, c.SendResumeState(map[string]uint64{"a": 1 << 62}), `count 4611686018427387904 for channel "a" is over 2^62-1`)
+	require.NoError(t, c.SendResumeState(map[string]uint64{"a": 1<<62 - 1}), "a refused state was not sent")
+}
+
+// Refusal codes mean a refused resume only while the resume is undecided:
+// a resumed connection that the server later closes with one of them (a
+// newer connection took the session over) ends with a plain *ConnError.
+func TestResumedConnectionClosedWithRefusalCodeIsConnError(t *testing.T) {
+	c, s := resumedPair(t)
+	require.NoError(t, s.CloseWithError(CodeSessionAttached, "a newer connection resumed the session"))
+	<-c.Context().Done()
+	var ce *ConnError
+	require.ErrorAs(t, context.Cause(c.Context()), &ce)
+	require.Equal(t, CodeSessionAttached, ce.Code)
+	var re *ResumeError
+	require.False(t, errors.As(context.Cause(c.Context()), &re))
 }
 
 func writeRawControl(t *testing.T, c *Conn, b []byte) {
@@ -440,4 +477,47 @@ func TestRejectResumeEndsPeerWithResumeClaim(t *testing.T) {
 	requireRefused(t, context.Cause(c.Context()), tok.ID, ErrResumeClaim, CodeResumeClaim)
 	require.Equal(t, "transport: resume of session "+tok.ID.String()+
 		` refused: resume state claims messages that were never sent: channel "chat": claims 12 received, 10 were sent`, re.Error())
+}
+
+// The client's checks of the server's HELLO: a server that starts another
+// session instead of resuming (one that predates resumption) is a refusal
+// as expired; a token without ACKS is a protocol error.
+func TestResumeClientChecksServerHello(t *testing.T) {
+	want := SessionID{1}
+	cfg := &Config{Resume: &ResumeToken{ID: want, Token: []byte{1}}}
+	other := SessionID{2}
+	_, err := clientResume(cfg, &wire.Hello{SessionID: other[:], Acks: true})
+	re := requireRefused(t, err, want, ErrResumeExpired, CodeResumeExpired)
+	require.Equal(t, "the server started session "+other.String()+" instead", re.Detail)
+
+	_, err = clientResume(cfg, &wire.Hello{SessionID: want[:]})
+	require.ErrorContains(t, err, "resumed session "+want.String()+" without ACKS")
+	_, err = clientResume(&Config{}, &wire.Hello{SessionID: other[:], ResumeToken: []byte{1}})
+	require.ErrorContains(t, err, "RESUME_TOKEN without ACKS")
+
+	res, err := clientResume(cfg, &wire.Hello{SessionID: want[:], Acks: true, ResumeToken: []byte{7}})
+	require.NoError(t, err)
+	require.Equal(t, resumeInfo{resumed: true, token: []byte{7}}, res)
+}
+
+// Tokens are bound to their session and generation, and nothing else
+// verifies: a generation that cannot be incremented, a short MAC, or none.
+func TestResumeKeyTokens(t *testing.T) {
+	k := &ResumeKey{9}
+	id := SessionID{3}
+	tok := k.token(id, 5)
+	require.LessOrEqual(t, len(tok), wire.MaxResumeTokenLen)
+	gen, ok := k.verify(id, tok)
+	require.True(t, ok)
+	require.Equal(t, uint64(5), gen)
+	_, ok = k.verify(SessionID{4}, tok)
+	require.False(t, ok, "another session")
+	_, ok = (&ResumeKey{8}).verify(id, tok)
+	require.False(t, ok, "another key")
+	_, ok = k.verify(id, tok[:len(tok)-1])
+	require.False(t, ok, "a short MAC")
+	_, ok = k.verify(id, nil)
+	require.False(t, ok, "no token")
+	_, ok = k.verify(id, k.token(id, 1<<62-1))
+	require.False(t, ok, "the last generation cannot be resumed")
 }
