@@ -122,8 +122,8 @@ type Server struct {
 	resumeLn bool
 
 	accepted, refused, zeroRTT, received, handled, backpressureEvents, overloadDisconnects atomic.Uint64
-	detachedCount, resumedCount, expired, evicted                                         atomic.Uint64
-	refusedExpired, refusedReplayed, refusedAttached, refusedClaim                        atomic.Uint64
+	detachedCount, resumedCount, expired, evicted                                          atomic.Uint64
+	refusedExpired, refusedReplayed, refusedAttached, refusedClaim                         atomic.Uint64
 }
 
 // phase is where a Server stands in its life; it only moves forward.
