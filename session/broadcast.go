@@ -3,6 +3,8 @@ package session
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -70,24 +72,22 @@ func (r BroadcastResult) Err() error {
 }
 
 // Broadcast sends msg on channel to every session that has a channel of that
-// name open, and never waits: a session whose client asked to slow down, or
+// name open (a detached session's client channels count: the message waits
+// for its client, see Session.TrySend), and never waits: a session whose client asked to slow down, or
 // whose channel's send buffer is full, is skipped and reported as slowed,
 // so that one slow client delays neither the others nor the caller. It
 // opens no channel; use Session.SendOpen for that. Sessions that start
 // during the call may or may not be included.
 func (s *Server) Broadcast(channel string, msg []byte) BroadcastResult {
 	var r BroadcastResult
-	for _, sess := range s.Sessions() {
-		ch := sess.lookup(channel)
-		if ch == nil {
-			r.NotOpen++
-			continue
-		}
-		err := sess.channelErr(ch, ch.TrySend(msg))
+	for _, sess := range s.broadcastTargets() {
+		err := sess.TrySend(channel, msg)
+		var cc *ChannelClosedError
 		switch {
 		case err == nil:
 			r.Delivered++
-			continue
+		case errors.As(err, &cc) && cc.Err == nil:
+			r.NotOpen++
 		case errors.Is(err, transport.ErrSlowDown), errors.Is(err, transport.ErrWouldBlock):
 			r.Slowed++
 			r.Undelivered = append(r.Undelivered, BroadcastOutcome{Session: sess.ID(), Status: BroadcastSlowed, Err: err})
@@ -97,4 +97,13 @@ func (s *Server) Broadcast(channel string, msg []byte) BroadcastResult {
 		}
 	}
 	return r
+}
+
+// broadcastTargets returns the sessions Broadcast sends to: the live ones
+// and the detached ones, whose carried channels keep what they are sent.
+func (s *Server) broadcastTargets() []*Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := slices.Collect(maps.Values(s.sessions))
+	return slices.AppendSeq(all, maps.Values(s.detached))
 }

@@ -27,6 +27,19 @@ const (
 	// DefaultCloseTimeout is how long Server.Close lets sessions leave
 	// after GOAWAY before it closes them.
 	DefaultCloseTimeout = transport.DefaultCloseTimeout
+	// DefaultResumeWindow is how long a session whose connection was lost
+	// waits, detached, for its client to resume it.
+	DefaultResumeWindow = 30 * time.Second
+	// DefaultMaxDetachedSessions is how many detached sessions a server
+	// keeps at once.
+	DefaultMaxDetachedSessions = 10000
+	// DefaultMaxDetachedBytes is how many bytes of server-to-client
+	// messages not yet acknowledged all detached sessions hold together.
+	DefaultMaxDetachedBytes = 256 << 20
+	// DefaultMaxDetachedSendBytes is how many bytes of messages Send may
+	// add to one session while it cannot write them (detached, or its
+	// client has not reopened the channel yet).
+	DefaultMaxDetachedSendBytes = 1 << 20
 )
 
 // OverflowPolicy says what a session does when its pending messages reach
@@ -117,6 +130,48 @@ type Config struct {
 	// OnChannelOpen runs before the first message of the channel is handled.
 	OnChannelOpen  func(s *Session, channel string)
 	OnChannelClose func(s *Session, channel string)
+
+	// ResumeWindow is how long a session outlives a lost connection,
+	// detached, for its client to resume it on a new one (see the package
+	// doc, "Resumable sessions"). Sessions are resumable when both sides
+	// acknowledge messages (transport.Config.DisableAcks unset on both) and
+	// the listener is one Server.Listen made. Negative: sessions end with
+	// their connection, as without acknowledgements. Default
+	// DefaultResumeWindow (30 s).
+	ResumeWindow time.Duration
+	// MaxDetachedSessions caps the detached sessions held at once. At the
+	// cap, detaching one more ends the oldest detached session (its
+	// OnSessionEnd reports a *DetachedLimitError). Default
+	// DefaultMaxDetachedSessions (10000).
+	MaxDetachedSessions int
+	// MaxDetachedBytes caps the payload bytes of server-to-client messages
+	// not acknowledged by their clients that the detached sessions hold
+	// together (what they re-send on resume). Over it, the oldest detached
+	// sessions end until the rest fit; a session that alone holds more is
+	// not detached. Default DefaultMaxDetachedBytes (256 MiB).
+	MaxDetachedBytes int
+	// MaxDetachedSendBytes caps, per session, the payload bytes that Send
+	// accepts on a channel that has no connection to write to (the session
+	// is detached, or its client has not reopened the channel since it
+	// resumed): beyond it Send waits until the session resumes or ends,
+	// and TrySend fails with transport.ErrWouldBlock. One message alone
+	// always fits. Default DefaultMaxDetachedSendBytes (1 MiB).
+	MaxDetachedSendBytes int
+	// ResumeKey authenticates the resume tokens the listener made by
+	// Server.Listen issues (it replaces Transport.ResumeKey when set). Nil:
+	// Transport.ResumeKey, or a random key per listener. Sessions never
+	// survive a restart (they live in memory); a key kept across restarts
+	// only makes the clients' refusal say transport.ErrResumeExpired
+	// instead of transport.ErrResumeTokenInvalid.
+	ResumeKey *transport.ResumeKey
+	// OnSessionDetached, when set, is called on the session's goroutine,
+	// never under a lock, when the session's connection was lost and the
+	// session is kept for a resume; cause is why the connection ended.
+	// OnSessionResumed is called when a client has resumed it, on its new
+	// connection ([Session.Conn]), before its channels are accepted. A
+	// session that is never resumed ends with OnSessionEnd as any other.
+	OnSessionDetached func(s *Session, cause error)
+	OnSessionResumed  func(s *Session)
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -132,6 +187,10 @@ func (c *Config) withDefaults() (Config, error) {
 		r.ServerPendingBytes = DefaultServerPendingBytes() // reads /proc: only when needed
 	}
 	r.CloseTimeout = cmp.Or(r.CloseTimeout, DefaultCloseTimeout)
+	r.ResumeWindow = cmp.Or(r.ResumeWindow, DefaultResumeWindow)
+	r.MaxDetachedSessions = cmp.Or(r.MaxDetachedSessions, DefaultMaxDetachedSessions)
+	r.MaxDetachedBytes = cmp.Or(r.MaxDetachedBytes, DefaultMaxDetachedBytes)
+	r.MaxDetachedSendBytes = cmp.Or(r.MaxDetachedSendBytes, DefaultMaxDetachedSendBytes)
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -149,6 +208,9 @@ func (c *Config) validate() error {
 		cfgcheck.Int{Name: "MaxServerChannels", Value: c.MaxServerChannels},
 		cfgcheck.Int{Name: "PendingBytes", Value: c.PendingBytes},
 		cfgcheck.Int{Name: "ServerPendingBytes", Value: c.ServerPendingBytes},
+		cfgcheck.Int{Name: "MaxDetachedSessions", Value: c.MaxDetachedSessions},
+		cfgcheck.Int{Name: "MaxDetachedBytes", Value: c.MaxDetachedBytes},
+		cfgcheck.Int{Name: "MaxDetachedSendBytes", Value: c.MaxDetachedSendBytes},
 	); err != nil {
 		return err
 	}

@@ -70,12 +70,57 @@
 // session whose client asked to slow down, or whose channel's buffer is full,
 // is skipped and reported in the [BroadcastResult].
 //
+// # Resumable sessions
+//
+// When both sides acknowledge messages (transport.Config.DisableAcks unset
+// on both, as by default) and the server serves a listener that
+// [Server.Listen] made, a session outlives a lost connection. Its
+// connection may end in a way the client can come back from (anything but
+// the server's own close: [Session.Disconnect], CloseWithError, OVERLOADED,
+// Shutdown; and but a close the client makes with NO_ERROR, unless the
+// server had asked it to leave with [Session.SendGoAway]); the session is
+// then detached: out of the live table, into the detached one, for
+// Config.ResumeWindow (default 30 s; negative turns this off). The client
+// presents the resume token the server issued (transport.Config.Resume);
+// the server's OnResume refuses it as transport.ErrResumeExpired if the
+// session is gone, ErrResumeTokenReplayed for an older token, and
+// ErrSessionAttached while the session still has a live connection or a
+// resume is under way (the client retries). A resumed connection joins
+// the same [Session] (Config.OnSessionDetached and OnSessionResumed say
+// so); the handler never notices but through [Session.Conn].
+//
+// On resume each side says what it received per channel over the session
+// (the resume state). The server checks the client's claim on each of its
+// channels: at least what the client acknowledged, at most that plus what
+// was written unacknowledged; a claim outside is refused with
+// transport.ErrResumeClaim and ends the session. As the client reopens
+// each channel, the server writes, in order and before anything new, what
+// the client had not received, what was never written, and what Send
+// accepted while the session was detached: every message Send accepted is
+// delivered once, in order, or reported. A message counts as received once
+// the session's reader has taken it into the pending queue, which the
+// detachment keeps: the handler sees it once.
+//
+// Bounds, each with its overflow policy: Config.MaxDetachedSessions
+// detached sessions (one more ends the oldest), Config.MaxDetachedBytes of
+// their unacknowledged messages together (over it the oldest end; a session
+// that alone holds more is not detached), and Config.MaxDetachedSendBytes
+// of what Send adds per session while it cannot write (Send waits, TrySend
+// fails with transport.ErrWouldBlock). Channels the server opened
+// ([Session.Open]) are not carried to the next connection (client.Client
+// does not accept channels); what the client did not acknowledge on them
+// is reported. A session that ends with messages the client never
+// acknowledged reports them in an [*UnackedError], per channel, as
+// Config.OnSessionEnd's cause. Detached sessions live in memory: they do
+// not survive a restart of the server.
+//
 // [Server.Shutdown] sends GOAWAY to every session, and to connections that
 // arrive while those sessions leave (they are admitted and drained too); once
 // the first sessions have left it refuses new connections, and it lets
 // clients leave and the handler drain until its context ends.
-// [Server.Close] is Shutdown bounded by Config.CloseTimeout. Both return
-// once every session's goroutine has ended: a session owns the readers of
+// [Server.Close] is Shutdown bounded by Config.CloseTimeout. Both end the
+// detached sessions at once and return once every session's goroutine has
+// ended: a session owns the readers of
 // its channels and its worker, and ends (Config.OnSessionEnd) only after
 // the last message it read has been handled.
 package session

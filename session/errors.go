@@ -78,3 +78,61 @@ func (e *ListenerLimitsError) Error() string {
 
 // Is makes the error match ErrListenerLimits.
 func (e *ListenerLimitsError) Is(target error) bool { return target == ErrListenerLimits }
+
+// ErrSessionEnded is matched, with errors.Is, by the error of a send on a
+// session that has ended; the error also wraps why it ended.
+var ErrSessionEnded = errors.New("session: session ended")
+
+// ErrResumeWindowExpired is matched by the cause of a detached session's
+// end when its client did not resume it within Config.ResumeWindow. The
+// cause also wraps why its connection was lost.
+var ErrResumeWindowExpired = errors.New("session: the client did not resume the session within Config.ResumeWindow")
+
+// ErrDetachedLimit is matched, with errors.Is, by the cause of a detached
+// session ended to stay within a server's limits on detached sessions
+// (see [DetachedLimitError]).
+var ErrDetachedLimit = errors.New("session: detached session ended at the server's limit")
+
+// DetachedLimitError is why a detached session ended before its resume
+// window passed: the server holds at most Config.MaxDetachedSessions
+// detached sessions and Config.MaxDetachedBytes bytes of their messages,
+// and ends the oldest ones first to stay within them. It matches
+// ErrDetachedLimit.
+type DetachedLimitError struct {
+	Limit string // "MaxDetachedSessions" or "MaxDetachedBytes"
+	Value int    // the limit's value
+}
+
+func (e *DetachedLimitError) Error() string {
+	return fmt.Sprintf("session: detached session ended to stay within Config.%s (%d): it was the oldest", e.Limit, e.Value)
+}
+
+// Is makes the error match ErrDetachedLimit.
+func (e *DetachedLimitError) Is(target error) bool { return target == ErrDetachedLimit }
+
+// UnackedError is the cause Config.OnSessionEnd gets for a session with
+// acknowledgements on that ended with server-to-client messages its client
+// never acknowledged: sent and not confirmed, or accepted by Send and never
+// sent. They may or may not have reached the client (those sent); none
+// will be sent again. Err is why the session ended; Unwrap returns it, so
+// that errors.Is and errors.As see through to it.
+type UnackedError struct {
+	Messages map[string]int // unacknowledged messages per channel name
+	Err      error
+}
+
+// Total returns the number of unacknowledged messages over all channels.
+func (e *UnackedError) Total() int {
+	n := 0
+	for _, c := range e.Messages {
+		n += c
+	}
+	return n
+}
+
+func (e *UnackedError) Error() string {
+	return fmt.Sprintf("session: ended with %d messages to the client unacknowledged, on %d channels: %v", e.Total(), len(e.Messages), e.Err)
+}
+
+// Unwrap returns why the session ended.
+func (e *UnackedError) Unwrap() error { return e.Err }

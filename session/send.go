@@ -13,23 +13,51 @@ import (
 // channel: when the session has none of that name (the client closed it, or
 // nobody opened it) it fails with a [*ChannelClosedError], matching
 // ErrChannelClosed; [Session.SendOpen] opens one instead.
+//
+// On a client channel of a resumable session, Send also accepts msg while
+// the channel has no connection to write to (the session is detached, or
+// its client has not reopened the channel since it resumed): the message
+// waits, in order, and is written when the client reopens the channel,
+// after what the client had not acknowledged. Such messages are bounded
+// by Config.MaxDetachedSendBytes per session: beyond it Send waits until
+// ctx ends or the session resumes or ends. Once the session has ended it
+// fails with an error matching ErrSessionEnded.
 func (s *Session) Send(ctx context.Context, channel string, msg []byte) error {
-	ch := s.lookup(channel)
-	if ch == nil {
+	cs, ch := s.lookupSend(channel)
+	switch {
+	case cs != nil:
+		return s.sendCarried(ctx, cs, msg, true)
+	case ch == nil:
 		return &ChannelClosedError{Channel: channel}
 	}
 	return s.channelErr(ch, ch.Send(ctx, msg))
 }
 
 // TrySend is Send without waiting: it fails with transport.ErrWouldBlock
-// when the channel's send buffer is full and with transport.ErrSlowDown
+// when the channel's send buffer is full, or its messages waiting for the
+// client are at Config.MaxDetachedSendBytes, and with transport.ErrSlowDown
 // while the client has asked the server to slow down.
 func (s *Session) TrySend(channel string, msg []byte) error {
-	ch := s.lookup(channel)
-	if ch == nil {
+	cs, ch := s.lookupSend(channel)
+	switch {
+	case cs != nil:
+		return s.sendCarried(context.Background(), cs, msg, false)
+	case ch == nil:
 		return &ChannelClosedError{Channel: channel}
 	}
 	return s.channelErr(ch, ch.TrySend(msg))
+}
+
+// lookupSend returns the carried state of channel, or else its transport
+// channel on the current connection; both nil if the session has no such
+// channel.
+func (s *Session) lookupSend(channel string) (*carried, *transport.Channel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cs := s.carried[channel]; cs != nil {
+		return cs, nil
+	}
+	return nil, s.channels[channel]
 }
 
 // SendOpen is Send that opens the channel, as [Session.Open] does, when the
@@ -37,16 +65,19 @@ func (s *Session) TrySend(channel string, msg []byte) error {
 // The client must accept the new channel (transport.Conn.AcceptChannel);
 // client.Client does not.
 func (s *Session) SendOpen(ctx context.Context, channel string, msg []byte) error {
-	ch := s.lookup(channel)
-	if ch == nil {
+	cs, ch := s.lookupSend(channel)
+	if cs == nil && ch == nil {
 		opened, err := s.Open(ctx, channel)
 		if errors.Is(err, transport.CodeDuplicateChannel) {
-			opened = s.lookup(channel) // the client opened it meanwhile
+			cs, opened = s.lookupSend(channel) // the client opened it meanwhile
 		}
-		if opened == nil {
+		if cs == nil && opened == nil {
 			return err
 		}
 		ch = opened
+	}
+	if cs != nil {
+		return s.sendCarried(ctx, cs, msg, true)
 	}
 	return s.channelErr(ch, ch.Send(ctx, msg))
 }
@@ -58,16 +89,21 @@ func (s *Session) SendOpen(ctx context.Context, channel string, msg []byte) erro
 // gives its place back when either side closes it. Opening waits, until ctx
 // ends, while the client's own channel limit is reached. The session reads
 // the channel like the client's: what the client sends on it goes to the
-// handler.
+// handler. Channels the server opens are not carried to the next
+// connection of a resumable session: what the client did not acknowledge on
+// them is reported when the session ends ([UnackedError]).
 func (s *Session) Open(ctx context.Context, name string) (*transport.Channel, error) {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
 	dup := fmt.Errorf("session: channel %q: %w", name, transport.CodeDuplicateChannel)
 	s.mu.Lock()
-	if _, ok := s.channels[name]; ok {
+	_, open := s.channels[name]
+	_, carried := s.carried[name]
+	if open || carried {
 		s.mu.Unlock()
 		return nil, dup
 	}
+	c := s.conn
 	if limit := s.srv.cfg.MaxServerChannels; s.serverOpen >= limit {
 		s.mu.Unlock()
 		return nil, &ChannelLimitError{Channel: name, Limit: limit}
@@ -79,7 +115,7 @@ func (s *Session) Open(ctx context.Context, name string) (*transport.Channel, er
 		s.serverOpen--
 		s.mu.Unlock()
 	}
-	ch, err := s.conn.OpenChannel(ctx, name)
+	ch, err := c.OpenChannel(ctx, name)
 	if err != nil {
 		release()
 		return nil, err
@@ -87,7 +123,7 @@ func (s *Session) Open(ctx context.Context, name string) (*transport.Channel, er
 	if !s.addChannel(ch, true) {
 		release()
 		ch.Reset(transport.CodeDuplicateChannel)
-		if s.conn.Context().Err() != nil {
+		if c.Context().Err() != nil || c != s.Conn() {
 			return nil, fmt.Errorf("session: channel %q: %w", name, transport.ErrClosed)
 		}
 		return nil, dup
@@ -103,7 +139,7 @@ func (s *Session) channelErr(ch *transport.Channel, err error) error {
 		return nil
 	}
 	if errors.Is(err, transport.CodeChannelClosed) ||
-		(errors.Is(err, transport.ErrClosed) && s.conn.Context().Err() == nil) {
+		(errors.Is(err, transport.ErrClosed) && ch.Conn().Context().Err() == nil) {
 		return &ChannelClosedError{Channel: ch.Name(), Err: err}
 	}
 	return err

@@ -48,6 +48,25 @@ type Stats struct {
 	BackpressureEvents  uint64 // times a session reached its pending cap
 	OverloadDisconnects uint64 // sessions closed under OverflowDisconnect, once per session
 	PendingBytes        int64  // payload bytes of all sessions' pending messages (Config.ServerPendingBytes)
+
+	DetachedSessions int    // sessions detached now, waiting for their client to resume them
+	DetachedBytes    int64  // payload bytes of unacknowledged messages the detached sessions hold (Config.MaxDetachedBytes)
+	SessionsDetached uint64 // times a session was detached
+	SessionsResumed  uint64 // times a client resumed its session
+	SessionsExpired  uint64 // detached sessions that ended because their client did not resume them within Config.ResumeWindow
+	DetachedEvicted  uint64 // detached sessions ended early to stay within Config.MaxDetachedSessions or MaxDetachedBytes
+	ResumesRefused   ResumeRefusals
+}
+
+// ResumeRefusals counts resume attempts the server refused, by reason (the
+// error the client's Dial returns). Attempts whose token did not
+// authenticate (transport.ErrResumeTokenInvalid) are refused by the
+// listener before the server sees them.
+type ResumeRefusals struct {
+	Expired  uint64 // transport.ErrResumeExpired: no such session (ended, never existed, or the server is shutting down)
+	Replayed uint64 // transport.ErrResumeTokenReplayed: an older token of the session
+	Attached uint64 // transport.ErrSessionAttached: the session has a live connection, or a resume is under way
+	Claim    uint64 // transport.ErrResumeClaim: the client's resume state did not fit what the server sent; the session ended
 }
 
 // Server serves sessions on a [transport.Listener]: it tracks every session
@@ -91,8 +110,20 @@ type Server struct {
 	// as it returns. It can hold a session that already left the table
 	// while its handler finishes what was received.
 	running map[*Session]struct{}
+	// detached is the table of sessions whose connection was lost and that
+	// wait for their client to resume them; see resume.go for who adds and
+	// removes them. detachedBytes sums their Session.counted.
+	detached      map[transport.SessionID]*Session
+	detachedBytes int64
+	// listened holds the listeners Listen made and Serve has not taken:
+	// they call the server's OnResume. resumeLn says that Serve's listener
+	// is one of them, so that its sessions may be resumed.
+	listened map[*transport.Listener]struct{}
+	resumeLn bool
 
 	accepted, refused, zeroRTT, received, handled, backpressureEvents, overloadDisconnects atomic.Uint64
+	detachedCount, resumedCount, expired, evicted                                          atomic.Uint64
+	refusedExpired, refusedReplayed, refusedAttached, refusedClaim                         atomic.Uint64
 }
 
 // phase is where a Server stands in its life; it only moves forward.
@@ -115,16 +146,31 @@ func NewServer(cfg *Config, h Handler) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: c, handler: h, budget: newServerBudget(c.ServerPendingBytes),
-		ready: make(chan struct{}), sessions: make(map[transport.SessionID]*Session), running: make(map[*Session]struct{})}
+		ready: make(chan struct{}), sessions: make(map[transport.SessionID]*Session), running: make(map[*Session]struct{}),
+		detached: make(map[transport.SessionID]*Session), listened: make(map[*transport.Listener]struct{})}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
 // Listen listens on addr with Config.Transport, its pending limits set from
 // Config.PendingCap and Config.PendingBytes, so that the listener advertises
-// in HELLO what the server enforces. Pass the listener to Serve.
+// in HELLO what the server enforces, its OnResume set to the server's
+// decision and its ResumeKey from Config.ResumeKey, so that the sessions
+// Serve runs on it can be resumed. Pass the listener to Serve.
 func (s *Server) Listen(addr string, tlsConf *tls.Config) (*transport.Listener, error) {
-	return transport.Listen(addr, tlsConf, &s.cfg.Transport)
+	tc := s.cfg.Transport
+	tc.OnResume = s.decideResume
+	if s.cfg.ResumeKey != nil {
+		tc.ResumeKey = s.cfg.ResumeKey
+	}
+	ln, err := transport.Listen(addr, tlsConf, &tc)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.listened[ln] = struct{}{}
+	s.mu.Unlock()
+	return ln, nil
 }
 
 // ListenAndServe is Listen followed by Serve: it serves on addr until
@@ -144,7 +190,10 @@ func (s *Server) ListenAndServe(addr string, tlsConf *tls.Config) error {
 //
 // Serve refuses, with a [*ListenerLimitsError] and leaving ln open, a
 // listener whose HELLO advertises other pending limits than the server
-// enforces; [Server.Listen] makes one that fits.
+// enforces; [Server.Listen] makes one that fits. Sessions on a listener
+// that Listen did not make end with their connection, as without
+// acknowledgements: such a listener does not ask the server about
+// resumes (transport.Config.OnResume), so it refuses them all.
 func (s *Server) Serve(ln *transport.Listener) error {
 	if err := s.checkLimits(ln.Limits()); err != nil {
 		return err
@@ -160,6 +209,8 @@ func (s *Server) Serve(ln *transport.Listener) error {
 		return errors.New("session: Serve called twice")
 	}
 	s.ln = ln
+	_, s.resumeLn = s.listened[ln]
+	delete(s.listened, ln)
 	s.markReady()
 	s.mu.Unlock()
 	for {
@@ -223,9 +274,14 @@ func (s *Server) Addr() net.Addr {
 }
 
 // admit makes c a session, or refuses it: during the last part of Shutdown
-// with CodeGoingAway, at Config.MaxSessions with CodeTooManySessions. It runs
-// on Serve's goroutine.
+// with CodeGoingAway, at Config.MaxSessions with CodeTooManySessions. A
+// resumed connection goes to its session (admitResumed). It runs on
+// Serve's goroutine.
 func (s *Server) admit(c *transport.Conn) {
+	if c.Resumed() {
+		s.admitResumed(c)
+		return
+	}
 	s.mu.Lock()
 	switch {
 	case s.phase >= phaseRefusing:
@@ -239,7 +295,7 @@ func (s *Server) admit(c *transport.Conn) {
 		_ = c.CloseWithError(transport.CodeTooManySessions, fmt.Sprintf("server is at its limit of %d sessions", s.cfg.MaxSessions))
 		return
 	}
-	sess := newSession(s, c)
+	sess := newSession(s, c, s.resumeLn && c.AcksEnabled() && s.cfg.ResumeWindow >= 0)
 	s.sessions[c.SessionID()] = sess
 	s.running[sess] = struct{}{}
 	// A connection the listener accepted while Shutdown began is a session
@@ -254,33 +310,87 @@ func (s *Server) admit(c *transport.Conn) {
 }
 
 // runSession is a session's goroutine, started by admit and waited for by
-// Shutdown. It accepts the session's channels until the connection ends,
-// takes the session out of the table, waits for the goroutines the session
-// owns, so that the last message read has been handled, and only then ends
-// the session with OnSessionEnd.
+// Shutdown. It serves the session's connections (serveSession) and then
+// ends the session (finish).
 func (s *Server) runSession(sess *Session) {
 	s.cfg.Logger.Info("session started", "session", sess.ID().String(), "remote", sess.RemoteAddr().String())
 	if s.cfg.OnSessionStart != nil {
 		s.cfg.OnSessionStart(sess)
 	}
-	sess.acceptChannels()
-	// The connection's context may end a moment after its streams do.
-	<-sess.Context().Done()
-	cause := context.Cause(sess.Context())
+	s.finish(sess, s.serveSession(sess))
+}
+
+// serveSession accepts the session's channels until its connection ends;
+// a resumable session is then detached, and resumed on the connection its
+// client comes back with, for as long as it does. It returns why the
+// session ended.
+func (s *Server) serveSession(sess *Session) error {
+	c := sess.Conn()
+	var lost error // the resume state exchange on c failed
+	for {
+		cause := lost
+		if cause == nil {
+			sess.acceptChannels(c)
+			// The connection's context may end a moment after its streams do.
+			<-c.Context().Done()
+			cause = context.Cause(c.Context())
+		}
+		if !s.leaveLive(sess, c, cause, lost != nil) {
+			return cause
+		}
+		if err := s.detach(sess, cause); err != nil {
+			return err
+		}
+		next, err := s.awaitResume(sess, cause)
+		if err != nil {
+			return err
+		}
+		c = next
+		lost = sess.exchange(c)
+		if errors.Is(lost, transport.ErrResumeClaim) {
+			return lost
+		}
+		if lost == nil {
+			s.resumed(sess)
+		}
+	}
+}
+
+// finish ends the session, on its goroutine: it leaves the tables, its
+// context ends, the goroutines it owns are waited for, so that the last
+// message read has been handled, and only then OnSessionEnd runs, with a
+// cause that reports what the client never acknowledged.
+func (s *Server) finish(sess *Session, cause error) {
 	s.mu.Lock()
-	delete(s.sessions, sess.ID())
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
 	s.mu.Unlock()
+	sess.end(cause)
 	close(sess.left)
+	sess.readers.Wait()
+	channels := sess.carriedNames()
 	sess.owned.Wait()
 	// The connection has ended: this only waits for its goroutines, so
 	// that the server's wait for sessions covers them too.
-	_ = sess.conn.CloseWithError(transport.CodeNoError, "")
+	_ = sess.Conn().CloseWithError(transport.CodeNoError, "")
+	if sess.resumable {
+		sess.foldAll()
+		if m := sess.unacked(); len(m) > 0 {
+			cause = &UnackedError{Messages: m, Err: cause}
+		}
+	}
 	if sess.Used0RTT() {
 		s.zeroRTT.Add(1)
 	}
 	st := sess.Stats()
 	s.cfg.Logger.Info("session ended", "session", sess.ID().String(), "remote", sess.RemoteAddr().String(),
 		"duration", time.Since(sess.start), "messages", st.MessagesReceived, "cause", causeString(cause))
+	if f := s.cfg.OnChannelClose; f != nil {
+		for _, name := range channels {
+			f(sess, name)
+		}
+	}
 	if s.cfg.OnSessionEnd != nil {
 		s.cfg.OnSessionEnd(sess, cause)
 	}
@@ -301,31 +411,49 @@ func causeString(err error) string {
 	return err.Error()
 }
 
-// ActiveSessions returns how many sessions the server holds.
+// ActiveSessions returns how many sessions the server holds with a live
+// connection (detached sessions are counted in Stats.DetachedSessions).
 func (s *Server) ActiveSessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
 }
 
-// Sessions returns a snapshot of the server's sessions.
+// Sessions returns a snapshot of the server's sessions that have a live
+// connection.
 func (s *Server) Sessions() []*Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Collect(maps.Values(s.sessions))
 }
 
-// Session returns the session with the given ID.
+// Session returns the session with the given ID, live or detached.
 func (s *Server) Session(id transport.SessionID) (*Session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[id]
+	if !ok {
+		sess, ok = s.detached[id]
+	}
 	return sess, ok
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	detached, detachedBytes := len(s.detached), s.detachedBytes
+	s.mu.Unlock()
 	return Stats{
+		DetachedSessions: detached,
+		DetachedBytes:    detachedBytes,
+		SessionsDetached: s.detachedCount.Load(),
+		SessionsResumed:  s.resumedCount.Load(),
+		SessionsExpired:  s.expired.Load(),
+		DetachedEvicted:  s.evicted.Load(),
+		ResumesRefused: ResumeRefusals{
+			Expired: s.refusedExpired.Load(), Replayed: s.refusedReplayed.Load(),
+			Attached: s.refusedAttached.Load(), Claim: s.refusedClaim.Load(),
+		},
 		ActiveSessions:      s.ActiveSessions(),
 		SessionsAccepted:    s.accepted.Load(),
 		SessionsRefused:     s.refused.Load(),
@@ -348,7 +476,8 @@ func (s *Server) Send(ctx context.Context, id transport.SessionID, channel strin
 	return sess.Send(ctx, channel, msg)
 }
 
-// Disconnect closes the session with the given ID with code and reason.
+// Disconnect closes the session with the given ID with code and reason,
+// live or detached; it is not kept for a resume.
 func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, reason string) error {
 	sess, ok := s.Session(id)
 	if !ok {
@@ -398,10 +527,11 @@ func (s *Server) beginDrain() []*Session {
 		s.phase = phaseDraining
 	}
 	sessions := slices.Collect(maps.Values(s.sessions))
+	s.endAllDetachedLocked()
 	s.mu.Unlock()
 	if first {
 		for _, sess := range sessions {
-			_ = sess.conn.SendGoAway(transport.CodeGoingAway, "server shutting down")
+			_ = sess.Conn().SendGoAway(transport.CodeGoingAway, "server shutting down")
 		}
 	}
 	return sessions
@@ -430,11 +560,12 @@ func (s *Server) stop() {
 		s.markReady()
 		ln := s.ln
 		left := slices.Collect(maps.Values(s.sessions))
+		s.endAllDetachedLocked()
 		s.mu.Unlock()
 		s.baseCancel()
 		var wg sync.WaitGroup
 		for _, sess := range left {
-			wg.Go(func() { _ = sess.conn.CloseWithError(transport.CodeGoingAway, "server closed") })
+			wg.Go(func() { _ = sess.Conn().CloseWithError(transport.CodeGoingAway, "server closed") })
 		}
 		wg.Wait()
 		if ln != nil {

@@ -33,31 +33,73 @@ type SessionStats struct {
 	PendingBytes       int64  // payload bytes of the pending messages
 }
 
-// Session is one client connection on a [Server]. It lives while its
-// connection does. All methods are safe for concurrent use.
+// Session is one client's session on a [Server]. Without acknowledgements
+// it lives while its connection does; with them it may outlive a lost
+// connection, detached, until its client resumes it on a new one (see the
+// package doc, "Resumable sessions"): the Session stays the same object,
+// and [Session.Conn] returns its current connection. All methods are safe
+// for concurrent use.
 type Session struct {
 	// Immutable after newSession.
 	srv   *Server
-	conn  *transport.Conn
+	id    transport.SessionID
 	start time.Time
 	// allowFixed and allowPerChannel are the parts of the allowance (see
 	// allowance) that do not change during the session.
 	allowFixed      int64
 	allowPerChannel int64
+	// resumable: the session may be detached when its connection is lost
+	// (acknowledgements on, a listener made by Server.Listen, ResumeWindow
+	// not negative).
+	resumable bool
+	// ctx ends, with the cause, when the session ends (Server.finish).
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 	// left and finished are closed by the session's goroutine
-	// (Server.runSession): left once the session is out of the server's
-	// table, finished as the goroutine returns, after the last message was
-	// handled and OnSessionEnd ran.
+	// (Server.runSession): left once the session has left the server's
+	// tables for good, finished as the goroutine returns, after the last
+	// message was handled and OnSessionEnd ran.
 	left, finished chan struct{}
+	// resumed hands the session's goroutine the connection its client
+	// resumed it on; kick tells it that it was ended while detached
+	// (kickCause says why). Each is sent to at most once per detachment,
+	// under Server.mu as the session leaves the detached table, and holds
+	// one value.
+	resumed chan *transport.Conn
+	kick    chan struct{}
+
+	// Guarded by Server.mu: the session's place among the detached ones.
+	gen           uint64    // generation of the token issued on the current connection
+	resumingUntil time.Time // a resume OnResume accepted is on its way until then
+	detachedAt    time.Time
+	folding       bool  // in the detached table, its channels not yet taken back: not resumable yet
+	counted       int64 // bytes this session adds to Server.detachedBytes
+	kickCause     error
 
 	openMu sync.Mutex // serialises opening channels from the server side
 	sigMu  sync.Mutex // serialises SLOW_DOWN/RESUME, see syncSignal
 
 	// mu guards the fields below; never held while user code runs.
 	mu sync.Mutex
+	// conn is the current connection: set by newSession, replaced by
+	// Server.admitResumed on a resume.
+	conn *transport.Conn
+	// goAway is the connection SendGoAway was used on: a graceful close
+	// the client makes after it does not end the session.
+	goAway       *transport.Conn
+	disconnected bool // Disconnect was called: the session ends with its connection
+	over         bool // the session ended: sends fail
 	// channels: addChannel adds one (from acceptChannels or Open), its
 	// reader removes it as it ends.
 	channels map[string]*transport.Channel
+	// carried holds the client channels of a resumable session, which
+	// outlive its connections: addChannel adds one, its reader removes it
+	// when the client closes the channel, the session's end drops them.
+	carried   map[string]*carried
+	lost      map[string]int // unacknowledged messages of the server's channels lost with a connection
+	changed   chan struct{}  // closed and replaced by signalLocked
+	heldBytes int64          // payload bytes of the carried channels' doubt and queue
+	added     int64          // payload bytes Send added to queues (Config.MaxDetachedSendBytes)
 	// queue holds the pending messages not yet given to the handler: the
 	// readers push, the worker pops. Bounded by the pending cap and byte
 	// budget: readers wait for room (waitRoom) before they read.
@@ -73,7 +115,7 @@ type Session struct {
 	space        chan struct{}
 	spaceWanted  bool // a reader waits on space: the worker closes it after a message
 	working      bool // a worker goroutine runs: set by enqueue as it starts one, cleared by the worker as it exits
-	ended        bool // set by acceptChannels once the connection ended: no reader starts after it
+	ended        bool // set by acceptChannels once the current connection ended: no reader starts after it
 
 	serverOpen int // channels the server opened that are open or being opened
 
@@ -82,38 +124,61 @@ type Session struct {
 	handled      atomic.Uint64
 	events       atomic.Uint64
 
-	// owned counts the goroutines the session owns: one reader per channel
-	// and the worker while it runs. addChannel adds a reader under mu
-	// while !ended; enqueue adds the worker from a reader, which is itself
-	// counted, so no Add races with the Wait in Server.runSession.
+	// readers counts the goroutines of the current connection: one reader
+	// per channel (addChannel adds one under mu while !ended) and the
+	// re-senders after a resume. Server.runSession waits for them when the
+	// connection ends.
+	readers sync.WaitGroup
+	// owned counts the worker while it runs: enqueue adds it from a reader,
+	// which is itself counted, and Server.finish waits for it after the
+	// readers, so no Add races with the Wait. The worker goes on handling
+	// what was received while the session is detached.
 	owned sync.WaitGroup
 }
 
 // newSession makes the session of c, whose HELLO exchange is complete.
-func newSession(srv *Server, c *transport.Conn) *Session {
+func newSession(srv *Server, c *transport.Conn, resumable bool) *Session {
 	frame := int64(c.Limits().MaxMessageSize) + maxFrameHeader
-	return &Session{
-		srv: srv, conn: c, start: time.Now(), space: make(chan struct{}), left: make(chan struct{}), finished: make(chan struct{}),
+	s := &Session{
+		srv: srv, id: c.SessionID(), conn: c, start: time.Now(), resumable: resumable, gen: c.ResumeGeneration(),
+		space: make(chan struct{}), left: make(chan struct{}), finished: make(chan struct{}),
+		resumed: make(chan *transport.Conn, 1), kick: make(chan struct{}, 1), changed: make(chan struct{}),
 		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
 		allowPerChannel: satMul(2, max(int64(c.PeerLimits().SendBufferSize), frame)),
 	}
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	return s
 }
 
 // ID returns the session's unique ID.
-func (s *Session) ID() transport.SessionID { return s.conn.SessionID() }
+func (s *Session) ID() transport.SessionID { return s.id }
 
-// RemoteAddr returns the client's address.
-func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+// RemoteAddr returns the client's address on the current connection.
+func (s *Session) RemoteAddr() net.Addr { return s.Conn().RemoteAddr() }
 
-// Conn returns the session's connection.
-func (s *Session) Conn() *transport.Conn { return s.conn }
+// Conn returns the session's current connection: the one it began with,
+// or the one its client last resumed it on. While the session is detached
+// it is the connection that was lost.
+func (s *Session) Conn() *transport.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn
+}
 
-// Context is cancelled when the session's connection ends; context.Cause says why.
-func (s *Session) Context() context.Context { return s.conn.Context() }
+// Context is cancelled when the session ends; context.Cause says why.
+// Without resumption (acknowledgements off, Config.ResumeWindow negative)
+// that is when its connection ends, as the connection's own context. A
+// resumable session ends when its connection ends in a way the client
+// does not come back from, or when it is not resumed in time; a
+// connection lost meanwhile does not end it (see [Session.Conn] for the
+// connection's own context). Handlers may still run for messages received
+// before the end.
+func (s *Session) Context() context.Context { return s.ctx }
 
-// Used0RTT reports whether the client resumed with 0-RTT data that the
-// server accepted (known once the handshake has completed).
-func (s *Session) Used0RTT() bool { return s.conn.Used0RTT() }
+// Used0RTT reports whether the client began the current connection with
+// 0-RTT data that the server accepted (known once the handshake has
+// completed).
+func (s *Session) Used0RTT() bool { return s.Conn().Used0RTT() }
 
 // Started returns when the session began.
 func (s *Session) Started() time.Time { return s.start }
@@ -136,11 +201,18 @@ func (s *Session) Stats() SessionStats {
 	}
 }
 
-// Channels returns the names of the session's open channels.
+// Channels returns the names of the session's open channels, with those
+// the client is to reopen after a resume.
 func (s *Session) Channels() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Collect(maps.Keys(s.channels))
+	names := slices.Collect(maps.Keys(s.channels))
+	for name := range s.carried {
+		if _, ok := s.channels[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // Channel returns the session's open channel named name, if it has one.
@@ -156,12 +228,15 @@ func (s *Session) lookup(name string) *transport.Channel {
 	return s.channels[name]
 }
 
-// addChannel registers ch and starts its reader; false if the name is taken.
+// addChannel registers ch, a channel of the current connection, and starts
+// its reader; false if the name is taken or the connection is not current.
 // server says that the server opened ch: its reader gives back its place
-// among Config.MaxServerChannels when it ends.
+// among Config.MaxServerChannels when it ends. A client channel that a
+// resumable session carries from an earlier connection gets the messages
+// held for it (resend) before any new one, and no second OnChannelOpen.
 func (s *Session) addChannel(ch *transport.Channel, server bool) bool {
 	s.mu.Lock()
-	if _, dup := s.channels[ch.Name()]; dup || s.ended {
+	if _, dup := s.channels[ch.Name()]; dup || s.ended || ch.Conn() != s.conn {
 		s.mu.Unlock()
 		return false
 	}
@@ -169,28 +244,77 @@ func (s *Session) addChannel(ch *transport.Channel, server bool) bool {
 		s.channels = make(map[string]*transport.Channel)
 	}
 	s.channels[ch.Name()] = ch
-	s.owned.Add(1)
+	cs, reopened := s.carryLocked(ch, server)
+	resend := reopened && len(cs.queue) > 0
+	s.readers.Add(1)
+	if resend {
+		s.readers.Add(1)
+	}
 	s.mu.Unlock()
-	if f := s.srv.cfg.OnChannelOpen; f != nil {
+	if f := s.srv.cfg.OnChannelOpen; f != nil && !reopened {
 		f(s, ch.Name())
 	}
-	go s.read(ch, server)
+	go s.read(ch, server, cs)
+	if resend {
+		go s.resend(cs, ch)
+	}
 	return true
 }
 
-// Disconnect closes the session's connection at once with code and reason.
+// carryLocked returns the carried state of a client channel of a
+// resumable session, made for a new name; reopened says that the channel
+// was carried from an earlier connection. s.mu is held.
+func (s *Session) carryLocked(ch *transport.Channel, server bool) (cs *carried, reopened bool) {
+	if server || !s.resumable {
+		return nil, false
+	}
+	if cs = s.carried[ch.Name()]; cs == nil {
+		if s.carried == nil {
+			s.carried = make(map[string]*carried)
+		}
+		cs = newCarried(ch.Name())
+		cs.tc = ch
+		s.carried[ch.Name()] = cs
+		return cs, false
+	}
+	cs.tc = ch
+	s.signalLocked()
+	return cs, true
+}
+
+// Disconnect ends the session at once: it closes the current connection
+// with code and reason, and a detached session ends with that as its
+// cause. The session is not kept for a resume.
 func (s *Session) Disconnect(code transport.ErrorCode, reason string) error {
-	return s.conn.CloseWithError(code, reason)
+	s.mu.Lock()
+	s.disconnected = true
+	c := s.conn
+	s.mu.Unlock()
+	s.srv.endDetached(s, &transport.ConnError{Code: code, Reason: reason})
+	return c.CloseWithError(code, reason)
+}
+
+// SendGoAway tells the client, with a GOAWAY on the current connection,
+// that it should leave this connection: its graceful close afterwards
+// detaches a resumable session instead of ending it, so that the client
+// may resume it on a new connection. (A GOAWAY sent directly on
+// [Session.Conn] does not; a client's own graceful close ends the
+// session.)
+func (s *Session) SendGoAway(code transport.ErrorCode, reason string) error {
+	s.mu.Lock()
+	c := s.conn
+	s.goAway = c
+	s.mu.Unlock()
+	return c.SendGoAway(code, reason)
 }
 
 // acceptChannels runs on the session's goroutine (Server.runSession): it
-// accepts the client's channels until the connection ends; after it
-// returns no reader starts, and owned.Wait waits for the readers and the
-// worker.
-func (s *Session) acceptChannels() {
+// accepts the client's channels on c until c ends; after it returns no
+// reader starts on c, and readers.Wait waits for c's readers.
+func (s *Session) acceptChannels(c *transport.Conn) {
 	ctx := context.Background()
 	for {
-		ch, err := s.conn.AcceptChannel(ctx)
+		ch, err := c.AcceptChannel(ctx)
 		if err != nil {
 			break
 		}
@@ -208,24 +332,12 @@ func (s *Session) finishedChan() <-chan struct{} { return s.finished }
 
 // read is a channel's reader, owned by the session (started by addChannel,
 // waited for by Server.runSession): it moves messages from the channel into the
-// session's pending queue until the channel ends.
-func (s *Session) read(ch *transport.Channel, server bool) {
-	defer s.owned.Done()
-	defer func() {
-		s.mu.Lock()
-		mine := s.channels[ch.Name()] == ch
-		if mine {
-			delete(s.channels, ch.Name())
-		}
-		if server {
-			s.serverOpen--
-		}
-		s.mu.Unlock()
-		if f := s.srv.cfg.OnChannelClose; mine && f != nil {
-			f(s, ch.Name())
-		}
-	}()
-	ctx := s.conn.Context()
+// session's pending queue until the channel ends. cs is the channel's
+// carried state, nil if it has none.
+func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
+	defer s.readers.Done()
+	defer s.readerEnded(ch, server, cs)
+	ctx := ch.Conn().Context()
 	for {
 		if !s.waitRoom(ctx) {
 			return
@@ -246,10 +358,62 @@ func (s *Session) read(ch *transport.Channel, server bool) {
 		}
 		s.received.Add(1)
 		s.srv.received.Add(1)
-		if !s.enqueue(Message{Channel: ch.Name(), Data: data}) {
+		if !s.enqueue(Message{Channel: ch.Name(), Data: data}, cs) {
 			return
 		}
 	}
+}
+
+// readerEnded takes ch out of the session as its reader ends. A carried
+// channel whose connection ended stays, for the client to reopen (its end
+// is the session's); one the client closed is dropped, with what it held
+// counted as unacknowledged. A channel the server opened is not carried
+// to another connection: what the client did not acknowledge on it is
+// counted as well.
+func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried) {
+	connEnded := ch.Conn().Context().Err() != nil
+	if server && connEnded && s.resumable {
+		s.loseUnacked(ch.Name(), len(ch.Unacked())+len(ch.Unsent()))
+	}
+	s.mu.Lock()
+	mine := s.channels[ch.Name()] == ch
+	if mine {
+		delete(s.channels, ch.Name())
+	}
+	if server {
+		s.serverOpen--
+	}
+	closed := mine
+	if cs != nil && connEnded {
+		closed = false
+	} else if cs != nil && s.carried[cs.name] == cs {
+		delete(s.carried, cs.name)
+		s.loseLocked(cs.name, cs.held())
+		s.heldBytes -= payload(cs.doubt) + payload(cs.queue)
+		s.signalLocked()
+	}
+	s.mu.Unlock()
+	if f := s.srv.cfg.OnChannelClose; closed && f != nil {
+		f(s, ch.Name())
+	}
+}
+
+// loseUnacked counts n messages of channel that the client will not get.
+func (s *Session) loseUnacked(channel string, n int) {
+	s.mu.Lock()
+	s.loseLocked(channel, n)
+	s.mu.Unlock()
+}
+
+// loseLocked is loseUnacked with s.mu held.
+func (s *Session) loseLocked(channel string, n int) {
+	if n == 0 {
+		return
+	}
+	if s.lost == nil {
+		s.lost = make(map[string]int)
+	}
+	s.lost[channel] += n
 }
 
 // Reading a message is gated before the read, so that a stopped reader
@@ -349,7 +513,7 @@ func satMul(a, b int64) int64 {
 // reaches its cap or byte budget, and under OverflowDisconnect sheds a
 // client that sent more after SLOW_DOWN than the allowance. It returns false
 // when the reader should stop.
-func (s *Session) enqueue(m Message) bool {
+func (s *Session) enqueue(m Message, cs *carried) bool {
 	n := int64(len(m.Data))
 	s.mu.Lock()
 	if s.shed {
@@ -362,11 +526,14 @@ func (s *Session) enqueue(m Message) bool {
 			s.shed = true
 			s.mu.Unlock()
 			s.srv.overloadDisconnects.Add(1)
-			_ = s.conn.CloseWithError(transport.CodeOverloaded, fmt.Sprintf(
+			_ = s.Conn().CloseWithError(transport.CodeOverloaded, fmt.Sprintf(
 				"%d bytes of messages arrived after SLOW_DOWN, more than the %d a conforming sender may have under way (pending cap %d, pending bytes %d, overflow policy disconnect)",
 				s.sinceSlow, a, s.srv.cfg.PendingCap, s.srv.cfg.PendingBytes))
 			return false
 		}
+	}
+	if cs != nil {
+		cs.received++ // counted for the resume state, once it is the session's
 	}
 	s.queue.Push(m)
 	s.queuePeak = max(s.queuePeak, s.queue.Len())
@@ -405,10 +572,11 @@ func (s *Session) syncSignal() {
 	s.mu.Lock()
 	slow := s.slowed
 	s.mu.Unlock()
+	c := s.Conn()
 	if slow {
-		_ = s.conn.SlowDown()
+		_ = c.SlowDown()
 	} else {
-		_ = s.conn.Resume()
+		_ = c.Resume()
 	}
 }
 

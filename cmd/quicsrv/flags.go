@@ -52,6 +52,9 @@ type options struct {
 	slowConsumer    relay.SlowConsumerPolicy
 	subscriberQueue int
 	subscriberBytes int
+	resumeWindow    time.Duration
+	maxDetached     int
+	resumeKeyFile   string
 	version         bool
 }
 
@@ -124,6 +127,9 @@ func (o *options) serverFlags(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "close sessions that receive nothing for this long (clients send keep-alives)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGINT/SIGTERM, how long sessions may drain after GOAWAY before they are closed")
+	fs.DurationVar(&o.resumeWindow, "resume-window", session.DefaultResumeWindow, "how long a session whose connection was lost waits for its client to resume it; negative: sessions end with their connection")
+	fs.IntVar(&o.maxDetached, "max-detached", session.DefaultMaxDetachedSessions, "`sessions` kept at once waiting to be resumed; beyond it the oldest one ends")
+	fs.StringVar(&o.resumeKeyFile, "resume-key-file", "", "`file` holding the key that authenticates resume tokens (32 bytes, hex), created if missing; default: a random key per start, so that clients of a restarted server are told their token is invalid rather than that their session expired")
 }
 
 // tlsFlags defines the flags of certificates, keys and TLS debugging.
@@ -169,8 +175,8 @@ func (o *options) check() error {
 	case o.logFormat != "text" && o.logFormat != "json":
 		return fmt.Errorf("-log-format %q: want text or json", o.logFormat)
 	case o.maxSessions < 0, o.maxMessageSize < 0, o.pendingCap < 0, o.subscriberQueue < 0, o.subscriberBytes < 0,
-		o.pendingBytes < 0:
-		return errors.New("-max-sessions, -max-message-size, -pending-cap, -pending-bytes, -subscriber-queue and -subscriber-queue-bytes must not be negative")
+		o.pendingBytes < 0, o.maxDetached < 0:
+		return errors.New("-max-sessions, -max-message-size, -pending-cap, -pending-bytes, -max-detached, -subscriber-queue and -subscriber-queue-bytes must not be negative")
 	case o.idleTimeout < 0:
 		return fmt.Errorf("-idle-timeout %v is negative", o.idleTimeout)
 	case o.shutdownTimeout < 0:

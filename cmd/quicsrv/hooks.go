@@ -37,6 +37,20 @@ func (h *hooks) sessionStart(s *session.Session) {
 	}
 }
 
+// sessionDetached moves the lost connection's counters into the totals:
+// the session's next connection is counted from its resume.
+func (h *hooks) sessionDetached(s *session.Session, _ error) {
+	if h.metrics != nil {
+		h.metrics.ConnEnded(s.Conn())
+	}
+}
+
+func (h *hooks) sessionResumed(s *session.Session) {
+	if h.metrics != nil {
+		h.metrics.SessionStarted(s.Conn())
+	}
+}
+
 // sessionEnd runs after the session server logged "session ended"; it adds
 // what only quicsrv knows, at debug level unless the relay dropped messages
 // for the session.

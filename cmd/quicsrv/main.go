@@ -99,7 +99,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if h.relay != nil {
 		defer h.relay.Close()
 	}
-	srv, ln, err := listen(o, st, &tc, h, handler)
+	rk, err := resumeKey(o.resumeKeyFile, log)
+	if err != nil {
+		return err
+	}
+	srv, ln, err := listen(o, st, &tc, rk, h, handler)
 	if err != nil {
 		return err
 	}
@@ -161,18 +165,23 @@ func transportConfig(o *options, log *slog.Logger) (transport.Config, error) {
 }
 
 // listen creates the session server and the QUIC listener it will serve.
-func listen(o *options, st *serverTLS, tc *transport.Config, h *hooks, handler session.Handler) (*session.Server, *transport.Listener, error) {
+func listen(o *options, st *serverTLS, tc *transport.Config, rk *transport.ResumeKey, h *hooks, handler session.Handler) (*session.Server, *transport.Listener, error) {
 	srv, err := session.NewServer(&session.Config{
-		MaxSessions:    o.maxSessions,
-		PendingCap:     o.pendingCap,
-		PendingBytes:   o.pendingBytes,
-		Overflow:       o.overflow,
-		Transport:      *tc,
-		Logger:         h.log,
-		OnSessionStart: h.sessionStart,
-		OnSessionEnd:   h.sessionEnd,
-		OnChannelOpen:  h.channelOpen,
-		OnChannelClose: h.channelClose,
+		MaxSessions:         o.maxSessions,
+		PendingCap:          o.pendingCap,
+		PendingBytes:        o.pendingBytes,
+		Overflow:            o.overflow,
+		Transport:           *tc,
+		Logger:              h.log,
+		OnSessionStart:      h.sessionStart,
+		OnSessionEnd:        h.sessionEnd,
+		OnChannelOpen:       h.channelOpen,
+		OnChannelClose:      h.channelClose,
+		ResumeWindow:        o.resumeWindow,
+		MaxDetachedSessions: o.maxDetached,
+		ResumeKey:           rk,
+		OnSessionDetached:   h.sessionDetached,
+		OnSessionResumed:    h.sessionResumed,
 	}, handler)
 	if err != nil {
 		return nil, nil, err

@@ -347,7 +347,7 @@ func TestHelpShowsAnExampleAndEveryFlag(t *testing.T) {
 	for _, f := range []string{"addr", "cert", "key", "client-ca", "mode", "max-sessions", "max-message-size",
 		"pending-cap", "pending-bytes", "overflow", "idle-timeout", "ticket-keys", "metrics", "log-format", "log-level", "qlog",
 		"keylog", "shutdown-timeout", "version", "slow-consumer", "subscriber-queue", "subscriber-queue-bytes",
-		"reload-interval", "dev-certs", "dev-client-cert"} {
+		"reload-interval", "dev-certs", "dev-client-cert", "resume-window", "max-detached", "resume-key-file"} {
 		require.Regexp(t, `\n  -`+f+`[ \n]`, help)
 	}
 }
@@ -365,6 +365,8 @@ func TestBadFlagsAreRefusedByName(t *testing.T) {
 		{[]string{"-cert", "a.pem"}, "-cert and -key"},
 		{[]string{"-pending-cap", "-1"}, "-pending-cap"},
 		{[]string{"-pending-bytes", "-1"}, "-pending-bytes"},
+		{[]string{"-max-detached", "-1"}, "-max-detached"},
+		{[]string{"-resume-window", "soon"}, "resume-window"},
 		{[]string{"stray"}, "unexpected argument"},
 	} {
 		err := run(context.Background(), tc.args, io.Discard, io.Discard)

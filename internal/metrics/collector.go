@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quicmsg/quicmsg/session"
 )
 
 // collector reads the server's own counters at scrape time, each source
@@ -22,6 +24,14 @@ var (
 	descBackpressure     = desc("backpressure_events_total", "Times a session reached its pending cap or byte budget and was asked to slow down.")
 	descOverload         = desc("overload_disconnects_total", "Sessions disconnected under -overflow disconnect (code overloaded).")
 	descPendingBytes     = desc("pending_bytes", "Payload bytes of messages received and not yet handled, over all sessions (bounded by the server's pending budget).")
+
+	descDetached        = desc("sessions_detached", "Sessions whose connection was lost, waiting for their client to resume them.")
+	descDetachedBytes   = desc("detached_bytes", "Payload bytes of unacknowledged messages the detached sessions hold for their clients.")
+	descDetachedTotal   = desc("sessions_detached_total", "Times a session was detached after losing its connection.")
+	descResumed         = desc("sessions_resumed_total", "Times a client resumed its session on a new connection.")
+	descExpired         = desc("sessions_expired_total", "Detached sessions ended because their client did not resume them within -resume-window.")
+	descEvicted         = desc("sessions_detached_evicted_total", "Detached sessions ended early to stay within -max-detached (or the detached bytes limit), oldest first.")
+	descResumesRefused  = desc("resumes_refused_total", "Resume attempts refused, by reason: expired (no such session), replayed (an older token), attached (the session has a live connection), claim (the client's resume state did not fit; the session ended).", "reason")
 
 	descMessagesIn  = desc("messages_received_total", "Messages received from clients.")
 	descMessagesOut = desc("messages_sent_total", "Messages accepted for sending to clients.")
@@ -57,6 +67,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descBuildInfo, descSessionsActive, descSessionsAccepted, descSessionsRefused,
 		descMessagesHandled, descBackpressure, descOverload, descPendingBytes,
+		descDetached, descDetachedBytes, descDetachedTotal, descResumed, descExpired, descEvicted, descResumesRefused,
 		descMessagesIn, descMessagesOut, descBytesIn, descBytesOut, descRejected,
 		descChannelsOpen, descChannelsOpened,
 	} {
@@ -100,6 +111,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBackpressure, st.BackpressureEvents)
 	counter(descOverload, st.OverloadDisconnects)
 	gauge(descPendingBytes, float64(st.PendingBytes))
+	collectResume(ch, st)
 
 	t := m.connTotals()
 	counter(descMessagesIn, t.MessagesReceived)
@@ -135,4 +147,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSlowEvents, rs.SlowConsumerEvents)
 		counter(descSlowDisconnects, rs.SlowConsumerDisconnects)
 	}
+}
+
+// collectResume reports the server's detached sessions and resumes.
+func collectResume(ch chan<- prometheus.Metric, st session.Stats) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	ch <- prometheus.MustNewConstMetric(descDetached, prometheus.GaugeValue, float64(st.DetachedSessions))
+	ch <- prometheus.MustNewConstMetric(descDetachedBytes, prometheus.GaugeValue, float64(st.DetachedBytes))
+	counter(descDetachedTotal, st.SessionsDetached)
+	counter(descResumed, st.SessionsResumed)
+	counter(descExpired, st.SessionsExpired)
+	counter(descEvicted, st.DetachedEvicted)
+	r := st.ResumesRefused
+	counter(descResumesRefused, r.Expired, "expired")
+	counter(descResumesRefused, r.Replayed, "replayed")
+	counter(descResumesRefused, r.Attached, "attached")
+	counter(descResumesRefused, r.Claim, "claim")
 }

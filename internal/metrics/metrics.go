@@ -104,17 +104,24 @@ func (m *Metrics) SessionStarted(c Conn) {
 	m.mu.Unlock()
 }
 
-// SessionEnded moves c's final counters into the totals and counts the end
-// of its session: by cause (see [DisconnectLabels]) and by whether it used
-// 0-RTT.
-func (m *Metrics) SessionEnded(c Conn, used0RTT bool, cause error) {
+// ConnEnded moves the final counters of c, a session's connection that
+// ended while the session goes on (detached, waiting for a resume), into
+// the totals; SessionStarted counts the session's next connection.
+func (m *Metrics) ConnEnded(c Conn) {
 	st := c.Stats()
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if _, ok := m.live[c]; ok {
 		delete(m.live, c)
 		addConnStats(&m.ended, st)
 	}
-	m.mu.Unlock()
+}
+
+// SessionEnded moves c's final counters into the totals and counts the end
+// of its session: by cause (see [DisconnectLabels]) and by whether it used
+// 0-RTT.
+func (m *Metrics) SessionEnded(c Conn, used0RTT bool, cause error) {
+	m.ConnEnded(c)
 	m.disconnects.WithLabelValues(DisconnectLabels(c, cause)).Inc()
 	m.sessionsEnded.WithLabelValues(fmt.Sprint(used0RTT)).Inc()
 }

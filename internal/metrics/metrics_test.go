@@ -215,3 +215,36 @@ func TestNewRequiresAServerSource(t *testing.T) {
 	_, err := New(Sources{})
 	require.ErrorContains(t, err, "Sources.Server")
 }
+
+// Detached sessions, resumes and refusals by reason are exported; a
+// session's connection that ended while the session was detached counts
+// once in the totals, and its next connection from the resume on.
+func TestResumeMetricsAndDetachedConnectionTotals(t *testing.T) {
+	m := newMetrics(t, Sources{Server: func() session.Stats {
+		return session.Stats{DetachedSessions: 2, DetachedBytes: 300, SessionsDetached: 5, SessionsResumed: 3, SessionsExpired: 1,
+			DetachedEvicted: 1, ResumesRefused: session.ResumeRefusals{Expired: 4, Replayed: 1, Attached: 2, Claim: 1}}
+	}})
+	old, next := &fakeConn{}, &fakeConn{}
+	m.SessionStarted(old)
+	old.receive(2, 20)
+	m.ConnEnded(old)
+	m.SessionStarted(next)
+	next.receive(1, 10)
+	m.SessionEnded(next, false, nil)
+	require.Equal(t, uint64(3), m.connTotals().MessagesReceived)
+
+	f := scrape(t, m.Handler())
+	for name, want := range map[string]float64{
+		"quicmsg_sessions_detached":               2,
+		"quicmsg_detached_bytes":                  300,
+		"quicmsg_sessions_detached_total":         5,
+		"quicmsg_sessions_resumed_total":          3,
+		"quicmsg_sessions_expired_total":          1,
+		"quicmsg_sessions_detached_evicted_total": 1,
+	} {
+		require.Equal(t, want, value(t, f, name), name)
+	}
+	for reason, want := range map[string]float64{"expired": 4, "replayed": 1, "attached": 2, "claim": 1} {
+		require.Equal(t, want, value(t, f, "quicmsg_resumes_refused_total", "reason", reason), reason)
+	}
+}

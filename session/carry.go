@@ -1,0 +1,357 @@
+package session
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// carried is what a resumable session keeps of a client channel across
+// its connections: the counts each side needs at a resume and the
+// server-to-client messages the client has not acknowledged. Transport
+// counts start at 0 on every stream; these are over the whole session.
+//
+// Every message Send accepted on the channel is, in order: acknowledged
+// (base), written on the last connection without acknowledgement (doubt),
+// waiting to be written (queue), or in the current transport channel tc.
+type carried struct {
+	name string
+	// turn is held, as a one-slot semaphore so that a Send waiting for it
+	// honours its ctx, by whoever writes to tc or moves messages of queue:
+	// a Send, the re-send after a resume (Session.resend), and the fold of
+	// a dead connection's channel (Session.fold). One mover at a time
+	// keeps the order.
+	turn chan struct{}
+
+	// Guarded by Session.mu.
+	tc       *transport.Channel // the channel on the current connection; nil while the client has not (re)opened it
+	received uint64             // messages the session's reader took from the client on this channel
+	base     uint64             // messages the client acknowledged before tc's first
+	doubt    []queued           // written on the last connection, not acknowledged: the client's resume state says how many it has
+	queue    []queued           // not written yet, oldest first
+}
+
+// queued is a server-to-client message the session holds.
+type queued struct {
+	data  []byte
+	safe  bool // sent with SendReplaySafe
+	added bool // added by Send while the channel had no connection (counts against Config.MaxDetachedSendBytes)
+}
+
+func newCarried(name string) *carried {
+	return &carried{name: name, turn: make(chan struct{}, 1)}
+}
+
+// acquire takes the channel's turn, waiting until ctx ends, or not at
+// all when block is false.
+func (cs *carried) acquire(ctx context.Context, block bool) error {
+	if !block {
+		select {
+		case cs.turn <- struct{}{}:
+			return nil
+		default:
+			return fmt.Errorf("session: channel %q is busy sending: %w", cs.name, transport.ErrWouldBlock)
+		}
+	}
+	select {
+	case cs.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (cs *carried) release() { <-cs.turn }
+
+// held returns the messages the channel holds unacknowledged. Session.mu
+// is held.
+func (cs *carried) held() int { return len(cs.doubt) + len(cs.queue) }
+
+func queuedOf(ms []transport.UnsentMessage) []queued {
+	q := make([]queued, len(ms))
+	for i, m := range ms {
+		q[i] = queued{data: m.Data, safe: m.ReplaySafe}
+	}
+	return q
+}
+
+func payload(ms []queued) int64 {
+	var n int64
+	for _, m := range ms {
+		n += int64(len(m.data))
+	}
+	return n
+}
+
+// signalLocked wakes whoever waits for the session's channels to change:
+// a connection folded, a channel reopened, room in the send bound, the
+// session resumed or ended. Session.mu is held.
+func (s *Session) signalLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// sendCarried is Send (block) or TrySend on a carried channel: while the
+// channel has a connection it writes what the channel holds, then msg;
+// without one it keeps msg for the next, within Config.MaxDetachedSendBytes.
+func (s *Session) sendCarried(ctx context.Context, cs *carried, msg []byte, block bool) error {
+	for {
+		if err := cs.acquire(ctx, block); err != nil {
+			return err
+		}
+		wait, err := s.sendTurn(ctx, cs, msg, block)
+		cs.release()
+		if wait == nil {
+			return err
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// sendTurn is one attempt of sendCarried, holding cs.turn. A non-nil wait
+// says to try again once it is closed.
+func (s *Session) sendTurn(ctx context.Context, cs *carried, msg []byte, block bool) (wait <-chan struct{}, err error) {
+	s.mu.Lock()
+	if err := s.sendableLocked(cs); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	tc := cs.tc
+	s.mu.Unlock()
+	if tc == nil {
+		return s.keep(cs, msg, block)
+	}
+	err = s.drain(ctx, cs, tc, block)
+	if err == nil {
+		if block {
+			err = tc.Send(ctx, msg)
+		} else {
+			err = tc.TrySend(msg)
+		}
+	}
+	if err == nil || tc.Conn().Context().Err() == nil || ctx.Err() != nil {
+		return nil, s.channelErr(tc, err)
+	}
+	// The connection ended: the message goes to the next one, once the
+	// session has taken the dead channel's messages back (fold).
+	if !block {
+		return nil, fmt.Errorf("session: channel %q: the connection ended, the session is being detached: %w", cs.name, transport.ErrWouldBlock)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cs.tc != tc {
+		return closedChan, nil
+	}
+	return s.changed, nil
+}
+
+// closedChan is a closed channel: a wait that is already over.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// sendableLocked returns why a send on cs must fail: the session ended, or
+// the client closed the channel. Session.mu is held.
+func (s *Session) sendableLocked(cs *carried) error {
+	if s.over {
+		return fmt.Errorf("%w: %w", ErrSessionEnded, context.Cause(s.ctx))
+	}
+	if s.carried[cs.name] != cs {
+		return &ChannelClosedError{Channel: cs.name}
+	}
+	return nil
+}
+
+// keep appends msg to the queue of cs, which has no connection, within
+// Config.MaxDetachedSendBytes; while the session is detached its bytes
+// count against the server's Config.MaxDetachedBytes too. cs.turn is held.
+func (s *Session) keep(cs *carried, msg []byte, block bool) (wait <-chan struct{}, err error) {
+	n := int64(len(msg))
+	srv := s.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.sendableLocked(cs); err != nil {
+		return nil, err
+	}
+	if cs.tc != nil {
+		return closedChan, nil // reopened meanwhile
+	}
+	if limit := int64(srv.cfg.MaxDetachedSendBytes); s.added > 0 && s.added+n > limit {
+		if !block {
+			return nil, fmt.Errorf("session: channel %q: %d bytes wait for the client already, the limit (Config.MaxDetachedSendBytes %d): %w",
+				cs.name, s.added, limit, transport.ErrWouldBlock)
+		}
+		return s.changed, nil
+	}
+	cs.queue = append(cs.queue, queued{data: msg, added: true})
+	s.added += n
+	s.heldBytes += n
+	srv.countDetachedLocked(s, n)
+	return nil, nil
+}
+
+// drain writes what cs holds to tc, oldest first, before anything new.
+// cs.turn is held.
+func (s *Session) drain(ctx context.Context, cs *carried, tc *transport.Channel, block bool) error {
+	for {
+		s.mu.Lock()
+		if cs.tc != tc || len(cs.queue) == 0 {
+			s.mu.Unlock()
+			return nil
+		}
+		// Only the holder of the turn takes from the front, so the
+		// message is still there after the write.
+		m := cs.queue[0]
+		s.mu.Unlock()
+		var err error
+		switch {
+		case !block:
+			err = tc.TrySend(m.data)
+		case m.safe:
+			err = tc.SendReplaySafe(ctx, m.data)
+		default:
+			err = tc.Send(ctx, m.data)
+		}
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		cs.queue[0] = queued{}
+		cs.queue = cs.queue[1:]
+		s.heldBytes -= int64(len(m.data))
+		if m.added {
+			s.added -= int64(len(m.data))
+			s.signalLocked()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// resend is the re-send of a channel the client reopened after a resume,
+// owned by the session (started by addChannel, counted in readers): it
+// writes what the channel holds before any new Send does.
+func (s *Session) resend(cs *carried, tc *transport.Channel) {
+	defer s.readers.Done()
+	ctx := tc.Conn().Context()
+	if cs.acquire(ctx, true) != nil {
+		return
+	}
+	defer cs.release()
+	_ = s.drain(ctx, cs, tc, true)
+}
+
+// fold takes back, after the connection of cs.tc ended, what the client
+// did not acknowledge on it: the acknowledged count moves into base, the
+// unacknowledged messages become doubt, the unwritten ones go to the
+// front of the queue. It waits for the turn: its holders return once the
+// connection has ended.
+func (s *Session) fold(cs *carried) {
+	cs.turn <- struct{}{}
+	defer cs.release()
+	s.mu.Lock()
+	tc := cs.tc
+	cs.tc = nil
+	s.mu.Unlock()
+	if tc == nil {
+		return
+	}
+	acked, unacked, unsent := tc.Acked(), queuedOf(tc.Unacked()), queuedOf(tc.Unsent())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs.base += acked
+	cs.doubt = append(cs.doubt, unacked...)
+	cs.queue = append(unsent, cs.queue...)
+	s.heldBytes += payload(unacked) + payload(unsent)
+	s.signalLocked()
+}
+
+// foldAll folds every carried channel; the session's readers and
+// re-senders have ended.
+func (s *Session) foldAll() {
+	s.mu.Lock()
+	all := make([]*carried, 0, len(s.carried))
+	for _, cs := range s.carried {
+		all = append(all, cs)
+	}
+	s.mu.Unlock()
+	for _, cs := range all {
+		s.fold(cs)
+	}
+}
+
+// checkClaims returns a [*transport.ResumeError] wrapping
+// transport.ErrResumeClaim if the client's resume state, what it received
+// per channel, does not fit what the session sent: at least what the
+// client acknowledged, at most that plus what was written unacknowledged.
+func (s *Session) checkClaims(claims map[string]uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, cs := range s.carried {
+		r, lo := claims[name], cs.base
+		if hi := lo + uint64(len(cs.doubt)); r < lo || r > hi {
+			return &transport.ResumeError{ID: s.id, Err: transport.ErrResumeClaim, Detail: fmt.Sprintf(
+				"channel %q: the client claims %d messages received, the server sent %d of which %d were acknowledged", name, r, hi, lo)}
+		}
+	}
+	for name, r := range claims {
+		if _, known := s.carried[name]; !known && r > 0 && s.lost[name] == 0 {
+			return &transport.ResumeError{ID: s.id, Err: transport.ErrResumeClaim, Detail: fmt.Sprintf(
+				"channel %q: the client claims %d messages received, the server sent none", name, r)}
+		}
+	}
+	return nil
+}
+
+// applyClaims drops from each channel what the client has (validated by
+// checkClaims) and puts the rest of its doubt in front of its queue.
+func (s *Session) applyClaims(claims map[string]uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, cs := range s.carried {
+		skip := claims[name] - cs.base
+		s.heldBytes -= payload(cs.doubt[:skip])
+		cs.queue = append(cs.doubt[skip:len(cs.doubt):len(cs.doubt)], cs.queue...)
+		cs.doubt = nil
+		cs.base = claims[name]
+	}
+	s.signalLocked()
+}
+
+// receivedCounts returns how many messages the session took from the
+// client on each carried channel.
+func (s *Session) receivedCounts() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]uint64, len(s.carried))
+	for name, cs := range s.carried {
+		m[name] = cs.received
+	}
+	return m
+}
+
+// unacked returns, per channel, the messages the session holds that the
+// client never acknowledged, with those of the server's channels lost with
+// a connection; the session's connections have all ended.
+func (s *Session) unacked() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]int)
+	for name, n := range s.lost {
+		m[name] += n
+	}
+	for name, cs := range s.carried {
+		if n := cs.held(); n > 0 {
+			m[name] += n
+		}
+	}
+	return m
+}

@@ -1,0 +1,367 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/udpproxy"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// sendAll sends each of msgs on channel of sess.
+func sendAll(ctx context.Context, t *testing.T, sess *Session, channel string, msgs []string) {
+	t.Helper()
+	for _, m := range msgs {
+		require.NoError(t, sess.Send(ctx, channel, []byte(m)))
+	}
+}
+
+// receiveAll receives len(want) messages on ch and checks them.
+func receiveAll(ctx context.Context, t *testing.T, rc *resumeClient, ch *transport.Channel, want []string) {
+	t.Helper()
+	var got []string
+	for range want {
+		got = append(got, rc.receive(ctx, ch))
+	}
+	require.Equal(t, want, got)
+}
+
+// A client whose connection breaks resumes its session: the handler sees
+// one Session throughout, the hooks say it was detached and resumed, and
+// every message the server sent (the ones the client had not read when
+// its connection broke and the ones Send accepted while it was away) is
+// delivered once, in order, before the first sent after the resume.
+func TestResumeDeliversWhatWasSentWhileDetachedExactlyOnceInOrder(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, 1)
+	sess := rec.only(t)
+
+	sendAll(ctx, t, sess, "news", numbered("m", 0, 10))
+	receiveAll(ctx, t, rc, ch, numbered("m", 0, 4)) // m-4.. are read by nobody
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	require.Equal(t, 1, srv.Stats().DetachedSessions)
+	require.Zero(t, srv.ActiveSessions())
+	require.NoError(t, sess.Context().Err(), "a detached session has not ended")
+	sendAll(ctx, t, sess, "news", numbered("m", 10, 15)) // accepted while detached
+
+	claims, err := rc.resume(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{"news": 1}, claims, "the server says what it received")
+	hooks.wait(t, "resumed", 1)
+	ch, err = rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, sess.Send(ctx, "news", []byte("after")))
+	receiveAll(ctx, t, rc, ch, append(numbered("m", 4, 15), "after"))
+	require.True(t, sess.Conn().Resumed(), "Conn is the new connection")
+	require.Equal(t, rc.conn.SessionID(), sess.Conn().SessionID())
+
+	require.NoError(t, ch.Send(ctx, []byte("again")))
+	rec.waitSeen(t, 2)
+	require.Same(t, sess, rec.only(t), "the handler sees one session")
+	require.Equal(t, []string{"news:hello", "news:again"}, rec.seen())
+	st := srv.Stats()
+	require.Equal(t, uint64(1), st.SessionsDetached)
+	require.Equal(t, uint64(1), st.SessionsResumed)
+	require.Equal(t, uint64(1), st.SessionsAccepted)
+	require.Equal(t, 1, st.ActiveSessions)
+	require.Zero(t, st.DetachedSessions)
+	require.Zero(t, hooks.count("end"))
+}
+
+// A partition longer than both sides' idle timeout ends the connection on
+// both; the session waits, detached, and the client resumes it through the
+// healed path with nothing lost.
+func TestResumeAfterPartitionLongerThanIdleTimeout(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	tc := transport.Config{IdleTimeout: 300 * time.Millisecond, KeepAlivePeriod: 100 * time.Millisecond}
+	_, addr := startServer(t, hooks.config(&Config{Transport: tc}), &rec)
+	proxy, err := udpproxy.New(addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	ctx := testCtx(t)
+	rc := dialResumable(t, proxy.Addr().String(), &tc)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, 1)
+	sess := rec.only(t)
+	sendAll(ctx, t, sess, "news", numbered("m", 0, 3))
+	receiveAll(ctx, t, rc, ch, numbered("m", 0, 1))
+
+	proxy.SetBlackHole(true)
+	hooks.wait(t, "detached", 1)
+	<-rc.conn.Context().Done()
+	sendAll(ctx, t, sess, "news", numbered("m", 3, 6))
+	proxy.SetBlackHole(false)
+
+	_, err = rc.resume(ctx, nil)
+	require.NoError(t, err)
+	ch, err = rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	receiveAll(ctx, t, rc, ch, numbered("m", 1, 6))
+	require.NoError(t, ch.Send(ctx, []byte("back")))
+	rec.waitSeen(t, 2)
+	require.Same(t, sess, rec.only(t))
+}
+
+// A session not resumed within its window ends, and OnSessionEnd reports
+// exactly the messages its client never acknowledged; a resume after that
+// is refused as expired.
+func TestDetachedSessionExpiresWithUnackedReportAndLaterResumeIsRefused(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	srv, addr := startServer(t, hooks.config(&Config{ResumeWindow: 200 * time.Millisecond}), &rec)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, 1)
+	sess := rec.only(t)
+	sendAll(ctx, t, sess, "news", numbered("m", 0, 5))
+	receiveAll(ctx, t, rc, ch, numbered("m", 0, 2))
+	// The server learns of what the client read from its acknowledgements.
+	// Real sockets, so the wall clock (see helpers_test.go).
+	require.Eventually(t, func() bool {
+		c, ok := sess.Channel("news")
+		return ok && c.Acked() == 2
+	}, 20*time.Second, time.Millisecond)
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	sendAll(ctx, t, sess, "news", numbered("m", 5, 7))
+	hooks.wait(t, "end", 1)
+
+	cause := hooks.lastEnd()
+	var ue *UnackedError
+	require.ErrorAs(t, cause, &ue)
+	require.Equal(t, map[string]int{"news": 5}, ue.Messages, "m-2..m-4 unacknowledged, m-5 and m-6 never sent")
+	require.ErrorIs(t, cause, ErrResumeWindowExpired)
+	require.ErrorIs(t, context.Cause(sess.Context()), ErrResumeWindowExpired)
+	require.ErrorIs(t, sess.Send(ctx, "news", []byte("late")), ErrSessionEnded)
+
+	_, err = rc.resume(ctx, nil)
+	require.ErrorIs(t, err, transport.ErrResumeExpired)
+	var re *transport.ResumeError
+	require.ErrorAs(t, err, &re)
+	st := srv.Stats()
+	require.Equal(t, uint64(1), st.SessionsExpired)
+	require.Equal(t, uint64(1), st.ResumesRefused.Expired)
+	require.Zero(t, st.DetachedSessions)
+	require.Zero(t, st.DetachedBytes)
+}
+
+// Once a session was resumed, its earlier token is refused as replayed,
+// even while the session is detached again; the latest token resumes it.
+func TestResumeWithAnOlderTokenIsRefusedAsReplayed(t *testing.T) {
+	var hooks hookLog
+	srv, addr := startServer(t, hooks.config(&Config{}), echo)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	first := rc.tok
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	_, err := rc.resume(ctx, nil)
+	require.NoError(t, err)
+	hooks.wait(t, "resumed", 1)
+	rc.kill()
+	hooks.wait(t, "detached", 2)
+
+	_, err = rc.resumeWith(ctx, first, nil)
+	require.ErrorIs(t, err, transport.ErrResumeTokenReplayed)
+	_, err = rc.resume(ctx, nil)
+	require.NoError(t, err)
+	hooks.wait(t, "resumed", 2)
+	require.Equal(t, uint64(1), srv.Stats().ResumesRefused.Replayed)
+}
+
+// A resume of a session whose connection lives is refused as attached,
+// and the live connection is unaffected.
+func TestResumeOfAttachedSessionIsRefused(t *testing.T) {
+	srv, addr := startServer(t, nil, echo)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	live := rc.conn
+	_, err := rc.resume(ctx, nil)
+	require.ErrorIs(t, err, transport.ErrSessionAttached)
+	require.Equal(t, uint64(1), srv.Stats().ResumesRefused.Attached)
+
+	ch, err := live.OpenChannel(ctx, "still")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("up")))
+	msg, err := ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "up", string(msg))
+}
+
+// A client whose resume state claims messages the server never sent is
+// refused with ErrResumeClaim, naming the channel, and the session ends
+// with that cause.
+func TestResumeClaimingMessagesNeverSentEndsTheSession(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, 1)
+	sess := rec.only(t)
+	sendAll(ctx, t, sess, "news", numbered("m", 0, 2))
+	receiveAll(ctx, t, rc, ch, numbered("m", 0, 2))
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+
+	_, err = rc.resume(ctx, map[string]uint64{"news": 100})
+	if err == nil { // the refusal may come after the server's own state
+		<-rc.conn.Context().Done()
+		err = context.Cause(rc.conn.Context())
+	}
+	require.ErrorIs(t, err, transport.ErrResumeClaim)
+	require.ErrorContains(t, err, `"news"`)
+	hooks.wait(t, "end", 1)
+	require.ErrorIs(t, hooks.lastEnd(), transport.ErrResumeClaim)
+	require.Equal(t, uint64(1), srv.Stats().ResumesRefused.Claim)
+	require.Zero(t, hooks.count("resumed"))
+}
+
+// At MaxDetachedSessions, detaching one more ends the oldest detached
+// session, which says so; the newer one can still be resumed.
+func TestMaxDetachedSessionsEndsTheOldest(t *testing.T) {
+	var hooks hookLog
+	srv, addr := startServer(t, hooks.config(&Config{MaxDetachedSessions: 1}), echo)
+	ctx := testCtx(t)
+	older := dialResumable(t, addr, nil)
+	newer := dialResumable(t, addr, nil)
+	older.kill()
+	hooks.wait(t, "detached", 1)
+	newer.kill()
+	hooks.wait(t, "end", 1)
+	var le *DetachedLimitError
+	require.ErrorAs(t, hooks.lastEnd(), &le)
+	require.Equal(t, DetachedLimitError{Limit: "MaxDetachedSessions", Value: 1}, *le)
+	hooks.wait(t, "detached", 2)
+
+	_, err := older.resume(ctx, nil)
+	require.ErrorIs(t, err, transport.ErrResumeExpired)
+	_, err = newer.resume(ctx, nil)
+	require.NoError(t, err)
+	hooks.wait(t, "resumed", 1)
+	st := srv.Stats()
+	require.Equal(t, uint64(1), st.DetachedEvicted)
+	require.Equal(t, uint64(1), st.SessionsResumed)
+}
+
+// While a session is detached, Send keeps what it accepts within
+// MaxDetachedSendBytes: beyond it TrySend fails with ErrWouldBlock and
+// Send waits until its context ends.
+func TestSendWhileDetachedIsBoundedByMaxDetachedSendBytes(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	_, addr := startServer(t, hooks.config(&Config{MaxDetachedSendBytes: 100}), &rec)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, 1)
+	sess := rec.only(t)
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+
+	require.NoError(t, sess.Send(ctx, "news", make([]byte, 60)))
+	require.ErrorIs(t, sess.TrySend("news", make([]byte, 60)), transport.ErrWouldBlock)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, sess.Send(short, "news", make([]byte, 60)), context.DeadlineExceeded)
+	require.NoError(t, sess.TrySend("news", make([]byte, 40)), "what fits is taken")
+
+	_, err = rc.resume(ctx, nil)
+	require.NoError(t, err)
+	ch, err = rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.Len(t, rc.receive(ctx, ch), 60)
+	require.Len(t, rc.receive(ctx, ch), 40)
+}
+
+// Close ends detached sessions at once, reporting them, and does not wait
+// for their resume window.
+func TestCloseEndsDetachedSessionsAtOnce(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	srv, addr, done := serve(t, hooks.config(&Config{ResumeWindow: time.Hour}), &rec)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, 1)
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	require.NoError(t, rec.only(t).Send(ctx, "news", []byte("never")))
+
+	require.NoError(t, srv.Close(), "nothing had to be cut short")
+	require.ErrorIs(t, <-done, ErrServerClosed)
+	cause := hooks.lastEnd()
+	require.ErrorIs(t, cause, ErrServerClosed)
+	var ue *UnackedError
+	require.ErrorAs(t, cause, &ue)
+	require.Equal(t, map[string]int{"news": 1}, ue.Messages)
+}
+
+// A client's own close with NO_ERROR ends its session, as without
+// resumption; after the server's SendGoAway, the same close detaches it,
+// so that the client can resume it on a new connection.
+func TestClientCloseEndsSessionUnlessServerSentGoAway(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
+	ctx := testCtx(t)
+	gone := dialResumable(t, addr, nil)
+	require.NoError(t, gone.conn.Close())
+	hooks.wait(t, "end", 1)
+	require.Zero(t, hooks.count("detached"))
+
+	rc := dialResumable(t, addr, nil)
+	ch, err := rc.conn.OpenChannel(ctx, "x")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, 1)
+	sess := rec.only(t)
+	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
+	<-rc.conn.GoAwayReceived()
+	require.NoError(t, rc.conn.Close())
+	hooks.wait(t, "detached", 1)
+	_, err = rc.resume(ctx, nil)
+	require.NoError(t, err)
+	hooks.wait(t, "resumed", 1)
+	require.Equal(t, 1, srv.ActiveSessions())
+}
+
+// With acknowledgements off on the client, a session ends with its
+// connection, as before resumption existed.
+func TestSessionWithoutAcksIsNotDetached(t *testing.T) {
+	var hooks hookLog
+	srv, addr := startServer(t, hooks.config(&Config{}), echo)
+	c := dial(t, addr, &transport.Config{DisableAcks: true})
+	_, ok := c.ResumeToken()
+	require.False(t, ok)
+	_ = c.CloseWithError(transport.CodeInternalError, "test: connection lost")
+	hooks.wait(t, "end", 1)
+	require.Zero(t, hooks.count("detached"))
+	require.Zero(t, srv.Stats().SessionsDetached)
+	require.False(t, errors.Is(hooks.lastEnd(), ErrResumeWindowExpired))
+}
