@@ -12,15 +12,48 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quicmsg/quicmsg/internal/udpproxy"
+	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-// resumeRig is a Client behind a udpproxy in front of a resumeServer, with
-// an "echo" channel: numbered messages go up, the server echoes them down.
-// The traffic goroutines are owned by the rig: start starts them, wait
-// joins them.
+// resumingServer is a session.Server whose sessions can be resumed (its
+// listener comes from Server.Listen), recording with rec, on addr
+// ("127.0.0.1:0" for an ephemeral port). Closed at cleanup; close is
+// idempotent.
+type resumingServer struct {
+	*session.Server
+	addr   string
+	served chan error
+	once   sync.Once
+}
+
+func startResumingServer(t *testing.T, addr string, cfg *session.Config, h session.Handler) *resumingServer {
+	t.Helper()
+	srv, err := session.NewServer(cfg, h)
+	require.NoError(t, err)
+	serverTLS, _ := testTLS(t)
+	ln, err := srv.Listen(addr, serverTLS)
+	require.NoError(t, err)
+	s := &resumingServer{Server: srv, addr: ln.Addr().String(), served: make(chan error, 1)}
+	go func() { s.served <- srv.Serve(ln) }()
+	t.Cleanup(func() { s.close(t) })
+	return s
+}
+
+func (s *resumingServer) close(t *testing.T) {
+	s.once.Do(func() {
+		require.NoError(t, s.Close())
+		require.ErrorIs(t, <-s.served, session.ErrServerClosed)
+	})
+}
+
+// resumeRig is a Client behind a udpproxy in front of a resumingServer,
+// with an "echo" channel: numbered messages go up, the server's handler
+// records and echoes them down. The traffic goroutines are owned by the
+// rig: start starts them, wait joins them.
 type resumeRig struct {
-	srv      *resumeServer
+	srv      *resumingServer
+	rec      *recorder
 	proxy    *udpproxy.Proxy
 	c        *Client
 	ch       *Channel
@@ -31,11 +64,13 @@ type resumeRig struct {
 	errs chan error
 }
 
-func newResumeRig(t *testing.T, n int, edit func(*Config)) *resumeRig {
+// newResumeRig starts the rig; scfg configures the server (nil for the
+// defaults), edit the client's config.
+func newResumeRig(t *testing.T, n int, scfg *session.Config, edit func(*Config)) *resumeRig {
 	t.Helper()
-	r := &resumeRig{log: &eventLog{}, up: newSeqFlow("up", n), down: newSeqFlow("down", n), errs: make(chan error, 2)}
-	r.srv = startResumeServer(t, "127.0.0.1:0", transport.ResumeKey{1})
-	proxy, err := udpproxy.New(r.srv.addr())
+	r := &resumeRig{rec: newRecorder(), log: &eventLog{}, up: newSeqFlow("up", n), down: newSeqFlow("down", n), errs: make(chan error, 2)}
+	r.srv = startResumingServer(t, "127.0.0.1:0", scfg, r.rec)
+	proxy, err := udpproxy.New(r.srv.addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, proxy.Close()) })
 	r.proxy = proxy
@@ -92,7 +127,7 @@ func (r *resumeRig) requireResumedExactlyOnce(t *testing.T) {
 	t.Helper()
 	require.NoError(t, r.wait())
 	r.down.waitArrived(t, r.down.n)
-	requireSequence(t, r.srv.received("echo"), 0, r.up.n)
+	requireSequence(t, r.rec.got("echo"), 0, r.up.n)
 	st := r.c.Stats()
 	require.Zero(t, st.MessagesInDoubt, "nothing in doubt")
 	require.Zero(t, st.MessagesUnacked)
@@ -122,16 +157,36 @@ func (l *eventLog) waitEvent(t *testing.T, match func(Event) bool) Event {
 }
 
 func TestResumeAfterPartitionLongerThanIdleTimeout(t *testing.T) {
-	const n = 300
-	r := newResumeRig(t, n, nil)
+	const n, pushed = 300, 50
+	r := newResumeRig(t, n, nil, nil)
 	ctx := testCtx(t)
+	push, err := r.c.Channel(ctx, "push")
+	require.NoError(t, err)
+	require.NoError(t, push.Send(ctx, []byte("hello"))) // the server learns of "push"
+	r.rec.waitFor(t, "push", 1)
+	sess := r.srv.Sessions()[0]
 	r.start(ctx, 2*time.Millisecond)
 	r.down.waitArrived(t, n/3)
-	r.proxy.BlackHole(2500 * time.Millisecond) // the idle timeout is 1 s
+	r.proxy.SetBlackHole(true) // the idle timeout is 1 s
 	waitStatus(t, r.c, StatusReconnecting)
+	// The server's Send while the client is away waits for the resume.
+	for i := range pushed {
+		require.NoError(t, sess.Send(ctx, "push", seq(i)))
+	}
+	r.proxy.SetBlackHole(false)
 	r.requireResumedExactlyOnce(t)
+	pf := newSeqFlow("push", pushed)
+	for range pushed {
+		msg, err := push.Receive(ctx)
+		require.NoError(t, err)
+		pf.arrive(msg)
+	}
+	pf.waitArrived(t, pushed)
 	require.GreaterOrEqual(t, r.c.Stats().Resumes, uint64(1))
 	r.log.waitEvent(t, func(e Event) bool { return e.Type == EventReconnected && e.Resumed })
+	ss := r.srv.Sessions()
+	require.Len(t, ss, 1)
+	require.Same(t, sess, ss[0], "the same session")
 }
 
 // A NAT rebinding mid-traffic: QUIC moves the connection to the new path;
@@ -139,7 +194,7 @@ func TestResumeAfterPartitionLongerThanIdleTimeout(t *testing.T) {
 // arrives once, in order, and nothing is in doubt.
 func TestResumeAcrossNATRebinding(t *testing.T) {
 	const n = 300
-	r := newResumeRig(t, n, nil)
+	r := newResumeRig(t, n, nil, nil)
 	ctx := testCtx(t)
 	r.start(ctx, 2*time.Millisecond)
 	r.down.waitArrived(t, n/3)
@@ -153,10 +208,12 @@ func TestResumeAcrossNATRebinding(t *testing.T) {
 // session resumes from the client's new address.
 func TestResumeFromNewAddressAfterPartition(t *testing.T) {
 	const n = 200
-	r := newResumeRig(t, n, nil)
+	r := newResumeRig(t, n, nil, nil)
 	ctx := testCtx(t)
 	r.start(ctx, 2*time.Millisecond)
 	r.down.waitArrived(t, n/3)
+	sess := r.srv.Sessions()[0]
+	before := sess.RemoteAddr().String()
 	r.proxy.SetBlackHole(true)
 	waitStatus(t, r.c, StatusReconnecting)
 	_, err := r.proxy.Rebind()
@@ -164,6 +221,7 @@ func TestResumeFromNewAddressAfterPartition(t *testing.T) {
 	r.proxy.SetBlackHole(false)
 	r.requireResumedExactlyOnce(t)
 	require.GreaterOrEqual(t, r.c.Stats().Resumes, uint64(1))
+	require.NotEqual(t, before, sess.RemoteAddr().String(), "the session now has the client's new address")
 }
 
 // The server sends GOAWAY and keeps the session: the client closes its
@@ -171,14 +229,16 @@ func TestResumeFromNewAddressAfterPartition(t *testing.T) {
 // and resumes.
 func TestResumeAfterGoAwayToSameServer(t *testing.T) {
 	const n = 300
-	r := newResumeRig(t, n, nil)
+	r := newResumeRig(t, n, nil, nil)
 	ctx := testCtx(t)
 	r.start(ctx, 2*time.Millisecond)
 	r.down.waitArrived(t, n/3)
-	r.srv.goAway()
+	sess := r.srv.Sessions()[0]
+	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move along"))
 	r.requireResumedExactlyOnce(t)
 	require.GreaterOrEqual(t, r.c.Stats().Resumes, uint64(1))
 	r.log.waitEvent(t, func(e Event) bool { return e.Type == EventReconnected && e.Resumed })
+	require.True(t, r.log.has(func(e Event) bool { return e.Type == EventDisconnected && errors.Is(e.Err, transport.CodeGoingAway) }))
 }
 
 // acked returns how many of the messages sent on ch's current transport
@@ -192,109 +252,104 @@ func acked(ch *Channel) uint64 {
 	return ch.cur.Acked()
 }
 
-func TestResumeRefusedReportsExactlyTheUnacknowledgedMessages(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		want error
-		// refuse makes the server refuse the resume, while the client is
-		// partitioned from it, and returns the server to check.
-		refuse func(t *testing.T, r *resumeRig) *resumeServer
-	}{
-		{"WindowExpired", transport.ErrResumeExpired, func(t *testing.T, r *resumeRig) *resumeServer {
-			// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
-			require.Eventually(t, func() bool {
-				r.srv.forget()
-				r.srv.mu.Lock()
-				defer r.srv.mu.Unlock()
-				return len(r.srv.sessions) == 0
-			}, 30*time.Second, 5*time.Millisecond, "the server noticed the connection died")
-			return r.srv
-		}},
-		{"ServerRestartedWithAnotherKey", transport.ErrResumeTokenInvalid, func(t *testing.T, r *resumeRig) *resumeServer {
-			addr := r.srv.addr()
-			r.srv.close()
-			return startResumeServer(t, addr, transport.ResumeKey{2})
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newResumeRig(t, 0, nil)
-			ctx := testCtx(t)
-			const name = "x"
-			ch, err := r.c.Channel(ctx, name)
-			require.NoError(t, err)
-			for i := range 10 {
-				require.NoError(t, ch.Send(ctx, seq(i)))
-			}
-			// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
-			require.Eventually(t, func() bool { return acked(ch) == 10 }, 30*time.Second, 5*time.Millisecond)
-			r.proxy.SetBlackHole(true)
-			for i := 10; i < 20; i++ {
-				require.NoError(t, ch.Send(ctx, seq(i)), "written, never acknowledged")
-			}
-			waitStatus(t, r.c, StatusReconnecting)
-			for i := 20; i < 30; i++ {
-				require.NoError(t, ch.Send(ctx, seq(i)), "buffered")
-			}
-			srv := tc.refuse(t, r)
-			r.proxy.SetBlackHole(false)
-
-			e := r.log.waitEvent(t, func(e Event) bool { return e.Type == EventResumeFailed })
-			var rfe *ResumeFailedError
-			require.ErrorAs(t, e.Err, &rfe)
-			require.ErrorIs(t, e.Err, tc.want)
-			var re *transport.ResumeError
-			require.ErrorAs(t, e.Err, &re)
-			var unacked []int
-			for _, m := range rfe.Unacked[name] {
-				var i int
-				_, err := fmt.Sscanf(string(m.Data), "seq:%d", &i)
-				require.NoError(t, err)
-				unacked = append(unacked, i)
-			}
-			require.NotEmpty(t, unacked, "messages 10.. were written during the partition")
-			require.Equal(t, 10, unacked[0], "0..9 were acknowledged")
-			requireSequence(t, unacked, 10, 10+len(unacked))
-			// The rest goes out on a new session, in order, once.
-			want := 30 - 10 - len(unacked)
-			var got []int
-			// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
-			require.Eventually(t, func() bool {
-				got = srv.received(name)
-				if srv == r.srv {
-					got = got[min(len(got), 10):]
-				}
-				return len(got) >= want
-			}, 30*time.Second, 5*time.Millisecond)
-			requireSequence(t, got, 10+len(unacked), 30)
-			st := r.c.Stats()
-			require.Equal(t, uint64(len(unacked)), st.MessagesUnacked)
-			require.Equal(t, st.MessagesUnacked, st.MessagesInDoubt, "in doubt are exactly those reported")
-			require.Zero(t, st.Resumes)
-			require.NoError(t, ch.Send(ctx, seq(30)), "the new session works")
-			require.Eventually(t, func() bool { return slices.Contains(srv.received(name), 30) }, 30*time.Second, 5*time.Millisecond)
-		})
+// partitionWithUnacked sends 0..9 on channel name and waits for their
+// acknowledgement, then partitions the client from the server and sends
+// 10..19, which are written and never acknowledged, and, once the client
+// has lost its connection, 20..29, which wait in the reconnect buffer.
+func (r *resumeRig) partitionWithUnacked(ctx context.Context, t *testing.T, name string) *Channel {
+	t.Helper()
+	ch, err := r.c.Channel(ctx, name)
+	require.NoError(t, err)
+	for i := range 10 {
+		require.NoError(t, ch.Send(ctx, seq(i)))
 	}
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
+	require.Eventually(t, func() bool { return acked(ch) == 10 }, 30*time.Second, 5*time.Millisecond)
+	r.proxy.SetBlackHole(true)
+	for i := 10; i < 20; i++ {
+		require.NoError(t, ch.Send(ctx, seq(i)), "written, never acknowledged")
+	}
+	waitStatus(t, r.c, StatusReconnecting)
+	for i := 20; i < 30; i++ {
+		require.NoError(t, ch.Send(ctx, seq(i)), "buffered")
+	}
+	return ch
 }
 
-// A server whose resume state claims messages the client never sent is
-// refused by the client, which starts a new session.
-func TestResumeRefusesImpossibleClaim(t *testing.T) {
-	r := newResumeRig(t, 0, nil)
-	ctx := testCtx(t)
-	ch, err := r.c.Channel(ctx, "x")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, seq(0)))
+// requireRefused checks that the resume was refused with want and reported
+// exactly the messages the server never received (of 10..19 on name),
+// that the rest went out on a new session, once, in order, and that the
+// new session works.
+func (r *resumeRig) requireRefused(ctx context.Context, t *testing.T, ch *Channel, want error) {
+	t.Helper()
+	e := r.log.waitEvent(t, func(e Event) bool { return e.Type == EventResumeFailed })
+	var rfe *ResumeFailedError
+	require.ErrorAs(t, e.Err, &rfe)
+	require.ErrorIs(t, e.Err, want)
+	var re *transport.ResumeError
+	require.ErrorAs(t, e.Err, &re)
+	var unacked []int
+	for _, m := range rfe.Unacked[ch.name] {
+		var i int
+		_, err := fmt.Sscanf(string(m.Data), "seq:%d", &i)
+		require.NoError(t, err)
+		unacked = append(unacked, i)
+	}
+	require.Equal(t, len(unacked), rfe.Messages())
+	require.NotEmpty(t, unacked, "messages 10.. were written during the partition")
+	requireSequence(t, unacked, 10, 10+len(unacked))
 	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
-	require.Eventually(t, func() bool { return acked(ch) == 1 }, 30*time.Second, 5*time.Millisecond)
-	r.srv.mu.Lock()
-	r.srv.claimExtra = 5
-	r.srv.mu.Unlock()
-	r.proxy.BlackHole(2500 * time.Millisecond)
+	got := r.rec.waitFor(t, ch.name, 30-len(unacked))
+	requireSequence(t, got[:10], 0, 10)
+	requireSequence(t, got[10:], 10+len(unacked), 30)
+	st := r.c.Stats()
+	require.Equal(t, uint64(len(unacked)), st.MessagesUnacked)
+	require.Equal(t, st.MessagesUnacked, st.MessagesInDoubt, "in doubt are exactly those reported")
+	require.Zero(t, st.Resumes)
+	require.NoError(t, ch.Send(ctx, seq(30)), "the new session works")
+	r.rec.waitFor(t, ch.name, 31-len(unacked))
+}
+
+func TestResumeRefusedAfterResumeWindowReportsUnacknowledged(t *testing.T) {
+	ended := make(chan error, 1)
+	r := newResumeRig(t, 0, &session.Config{
+		ResumeWindow: 200 * time.Millisecond,
+		OnSessionEnd: func(_ *session.Session, cause error) { ended <- cause },
+	}, nil)
+	ctx := testCtx(t)
+	ch := r.partitionWithUnacked(ctx, t, "x")
+	<-ended // the resume window passed
+	r.proxy.SetBlackHole(false)
+	r.requireRefused(ctx, t, ch, transport.ErrResumeExpired)
+}
+
+func TestResumeRefusedByRestartedServerWithAnotherKey(t *testing.T) {
+	r := newResumeRig(t, 0, &session.Config{ResumeKey: &transport.ResumeKey{1}}, nil)
+	ctx := testCtx(t)
+	ch := r.partitionWithUnacked(ctx, t, "x")
+	r.srv.close(t)
+	startResumingServer(t, r.srv.addr, &session.Config{ResumeKey: &transport.ResumeKey{2}}, r.rec)
+	r.proxy.SetBlackHole(false)
+	r.requireRefused(ctx, t, ch, transport.ErrResumeTokenInvalid)
+}
+
+// The client checks the server's resume state: a server that claims fewer
+// messages received than it acknowledged is refused (here the client's
+// count is raised instead), and the client starts a new session.
+func TestResumeRefusesImpossibleClaim(t *testing.T) {
+	r := newResumeRig(t, 0, nil, nil)
+	ctx := testCtx(t)
+	ch := r.partitionWithUnacked(ctx, t, "x")
+	r.c.handoff.Lock()
+	ch.base += 5
+	r.c.handoff.Unlock()
+	r.proxy.SetBlackHole(false)
 	e := r.log.waitEvent(t, func(e Event) bool { return e.Type == EventResumeFailed })
 	require.ErrorIs(t, e.Err, transport.ErrResumeClaim)
-	require.NoError(t, ch.Send(ctx, seq(1)))
+	require.ErrorIs(t, e.Err, transport.CodeResumeClaim)
+	require.NoError(t, ch.Send(ctx, seq(30)))
 	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
-	require.Eventually(t, func() bool { return slices.Contains(r.srv.received("x"), 1) }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return slices.Contains(r.rec.got("x"), 30) }, 30*time.Second, 5*time.Millisecond)
 	require.Zero(t, r.c.Stats().Resumes)
 }
 
@@ -302,27 +357,19 @@ func TestResumeRefusesImpossibleClaim(t *testing.T) {
 // resumption existed: what was written to the lost connection is in doubt
 // and not sent again.
 func TestResumeDisabledLeavesWrittenMessagesInDoubt(t *testing.T) {
-	r := newResumeRig(t, 0, func(c *Config) { c.DisableResume = true })
+	r := newResumeRig(t, 0, nil, func(c *Config) { c.DisableResume = true })
 	ctx := testCtx(t)
-	ch, err := r.c.Channel(ctx, "x")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, seq(0)))
-	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
-	require.Eventually(t, func() bool { return acked(ch) == 1 }, 30*time.Second, 5*time.Millisecond)
-	r.proxy.SetBlackHole(true)
-	for i := 1; i < 6; i++ {
-		require.NoError(t, ch.Send(ctx, seq(i)))
-	}
-	waitStatus(t, r.c, StatusReconnecting)
-	require.NoError(t, ch.Send(ctx, seq(6)))
+	r.partitionWithUnacked(ctx, t, "x")
 	r.proxy.SetBlackHole(false)
 	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
-	require.Eventually(t, func() bool { return slices.Contains(r.srv.received("x"), 6) }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return slices.Contains(r.rec.got("x"), 29) }, 30*time.Second, 5*time.Millisecond)
 	waitStatus(t, r.c, StatusConnected)
 	st := r.c.Stats()
-	got := r.srv.received("x")
-	require.Equal(t, uint64(len(got)-1), 6-st.MessagesInDoubt, "what was in doubt never arrived; the rest arrived once: %v", got)
+	got := r.rec.got("x")
 	require.Positive(t, st.MessagesInDoubt)
+	require.Equal(t, 30-int(st.MessagesInDoubt), len(got), "what was in doubt never arrived; the rest arrived once: %v", got)
+	requireSequence(t, got[:10], 0, 10)
+	requireSequence(t, got[10:], 10+int(st.MessagesInDoubt), 30)
 	require.Zero(t, st.Resumes)
 	require.Zero(t, st.MessagesUnacked)
 	require.False(t, r.log.has(func(e Event) bool { return e.Type == EventResumeFailed || e.Resumed }))
@@ -332,7 +379,7 @@ func TestResumeDisabledLeavesWrittenMessagesInDoubt(t *testing.T) {
 // the connection died were not counted as received: the server sends them
 // again on the resumed session, and each is returned once.
 func TestResumeResendsMessagesNotYetReceived(t *testing.T) {
-	r := newResumeRig(t, 0, nil)
+	r := newResumeRig(t, 0, nil, nil)
 	ctx := testCtx(t)
 	const n = 50
 	for i := range n {
@@ -343,9 +390,8 @@ func TestResumeResendsMessagesNotYetReceived(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, string(seq(i)), string(msg))
 	}
-	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
-	require.Eventually(t, func() bool { return len(r.srv.received("echo")) == n }, 30*time.Second, 5*time.Millisecond)
-	r.proxy.BlackHole(2500 * time.Millisecond)
+	r.rec.waitFor(t, "echo", n)
+	r.proxy.BlackHole(2500 * time.Millisecond) // the idle timeout is 1 s
 	waitStatus(t, r.c, StatusReconnecting)
 	require.Equal(t, uint64(10), r.ch.recvd.Load(), "only what Receive returned counts")
 	for i := 10; i < n; i++ {
@@ -361,7 +407,7 @@ func TestResumeResendsMessagesNotYetReceived(t *testing.T) {
 // never returned, so never counted: receiveOn leaves it to the transport,
 // and the server sends it again on the resumed session.
 func TestResumeReceiveFromRetiredChannelIsNotCounted(t *testing.T) {
-	r := newResumeRig(t, 0, nil)
+	r := newResumeRig(t, 0, nil, nil)
 	ctx := testCtx(t)
 	require.NoError(t, r.ch.Send(ctx, seq(0)))
 	tch, err := r.ch.current(ctx)
