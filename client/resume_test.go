@@ -241,6 +241,27 @@ func TestResumeAfterGoAwayToSameServer(t *testing.T) {
 	require.True(t, r.log.has(func(e Event) bool { return e.Type == EventDisconnected && errors.Is(e.Err, transport.CodeGoingAway) }))
 }
 
+// The client's connection ends without the server hearing of it: the
+// server still has the session attached to it and refuses the resume with
+// ErrSessionAttached until it notices (its idle timeout); the client
+// retries with backoff and resumes.
+func TestResumeRetriesWhileSessionAttached(t *testing.T) {
+	const n = 200
+	r := newResumeRig(t, n, nil, nil)
+	ctx := testCtx(t)
+	r.start(ctx, 2*time.Millisecond)
+	r.down.waitArrived(t, n/3)
+	r.proxy.SetDropRate(udpproxy.ToServer, 1)
+	require.NoError(t, r.c.Conn().CloseWithError(transport.CodeNoError, "gone without a word"))
+	// Long enough for the proxy to have dropped the close, short of the
+	// server's idle timeout (1 s).
+	time.Sleep(300 * time.Millisecond)
+	r.proxy.SetDropRate(udpproxy.ToServer, 0)
+	r.requireResumedExactlyOnce(t)
+	require.GreaterOrEqual(t, r.srv.Stats().ResumesRefused.Attached, uint64(1), "refused while attached")
+	require.GreaterOrEqual(t, r.c.Stats().Resumes, uint64(1))
+}
+
 // acked returns how many of the messages sent on ch's current transport
 // channel the server acknowledged.
 func acked(ch *Channel) uint64 {
