@@ -102,14 +102,53 @@ type natRig struct {
 	up, down *seqFlow
 	chUp     *Channel
 	chDown   *Channel
+	traffic
+}
 
+// traffic owns a test's traffic goroutines: goSend and goReceive start
+// them, wait joins them and returns their errors.
+type traffic struct {
 	wg   sync.WaitGroup
-	errs chan error
+	mu   sync.Mutex
+	errs []error
+}
+
+func (tr *traffic) report(err error) {
+	tr.mu.Lock()
+	tr.errs = append(tr.errs, err)
+	tr.mu.Unlock()
+}
+
+// goSend sends f with send, one message every pace.
+func (tr *traffic) goSend(ctx context.Context, f *seqFlow, send func(context.Context, []byte) error, pace time.Duration) {
+	tr.wg.Go(func() { tr.report(f.send(ctx, send, pace)) })
+}
+
+// goReceive receives f's messages from ch.
+func (tr *traffic) goReceive(ctx context.Context, f *seqFlow, ch *Channel) {
+	tr.wg.Go(func() {
+		for range f.n {
+			msg, err := ch.Receive(ctx)
+			if err != nil {
+				tr.report(fmt.Errorf("%s: receive: %w", f.name, err))
+				return
+			}
+			f.arrive(msg)
+		}
+	})
+}
+
+// wait joins the traffic goroutines and returns their errors.
+func (tr *traffic) wait() error {
+	tr.wg.Wait()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return errors.Join(tr.errs...)
 }
 
 func newNATRig(t testing.TB, n int) *natRig {
 	t.Helper()
-	r := &natRig{log: &eventLog{}, up: newSeqFlow("up", n), down: newSeqFlow("down", n), errs: make(chan error, 3)}
+	r := &natRig{log: &eventLog{}, up: newSeqFlow("up", n), down: newSeqFlow("down", n)}
 	h := session.HandlerFunc(func(_ context.Context, _ *session.Session, m session.Message) {
 		if m.Channel == "up" {
 			r.up.arrive(m.Data)
@@ -145,34 +184,11 @@ func newNATRig(t testing.TB, n int) *natRig {
 
 // start starts the traffic, one message every pace each way.
 func (r *natRig) start(ctx context.Context, pace time.Duration) {
-	r.wg.Go(func() { r.errs <- r.up.send(ctx, r.chUp.Send, pace) })
-	r.wg.Go(func() {
-		r.errs <- r.down.send(ctx, func(ctx context.Context, msg []byte) error {
-			return r.sess.Send(ctx, "down", msg)
-		}, pace)
-	})
-	r.wg.Go(func() {
-		for range r.down.n {
-			msg, err := r.chDown.Receive(ctx)
-			if err != nil {
-				r.errs <- fmt.Errorf("down: receive: %w", err)
-				return
-			}
-			r.down.arrive(msg)
-		}
-		r.errs <- nil
-	})
-}
-
-// wait joins the traffic goroutines and returns their first error.
-func (r *natRig) wait() error {
-	r.wg.Wait()
-	close(r.errs)
-	var errs []error
-	for err := range r.errs {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	r.goSend(ctx, r.up, r.chUp.Send, pace)
+	r.goSend(ctx, r.down, func(ctx context.Context, msg []byte) error {
+		return r.sess.Send(ctx, "down", msg)
+	}, pace)
+	r.goReceive(ctx, r.down, r.chDown)
 }
 
 // requireNoReconnect checks that the client never left its first

@@ -59,16 +59,14 @@ type resumeRig struct {
 	ch       *Channel
 	log      *eventLog
 	up, down *seqFlow
-
-	wg   sync.WaitGroup
-	errs chan error
+	traffic
 }
 
 // newResumeRig starts the rig; scfg configures the server (nil for the
 // defaults), edit the client's config.
 func newResumeRig(t *testing.T, n int, scfg *session.Config, edit func(*Config)) *resumeRig {
 	t.Helper()
-	r := &resumeRig{rec: newRecorder(), log: &eventLog{}, up: newSeqFlow("up", n), down: newSeqFlow("down", n), errs: make(chan error, 2)}
+	r := &resumeRig{rec: newRecorder(), log: &eventLog{}, up: newSeqFlow("up", n), down: newSeqFlow("down", n)}
 	r.srv = startResumingServer(t, "127.0.0.1:0", scfg, r.rec)
 	proxy, err := udpproxy.New(r.srv.addr)
 	require.NoError(t, err)
@@ -97,28 +95,15 @@ func newResumeRig(t *testing.T, n int, scfg *session.Config, edit func(*Config))
 // start sends the up flow, one message every pace, and receives the
 // echoes as the down flow.
 func (r *resumeRig) start(ctx context.Context, pace time.Duration) {
-	r.wg.Go(func() { r.errs <- r.up.send(ctx, r.ch.Send, pace) })
-	r.wg.Go(func() {
-		for range r.down.n {
-			msg, err := r.ch.Receive(ctx)
-			if err != nil {
-				r.errs <- fmt.Errorf("down: receive: %w", err)
-				return
-			}
-			r.down.arrive(msg)
-		}
-		r.errs <- nil
-	})
+	r.goSend(ctx, r.up, r.ch.Send, pace)
+	r.goReceive(ctx, r.down, r.ch)
 }
 
-func (r *resumeRig) wait() error {
-	r.wg.Wait()
-	close(r.errs)
-	var errs []error
-	for err := range r.errs {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+// startMidway starts the traffic and waits for a third of it.
+func (r *resumeRig) startMidway(ctx context.Context, t *testing.T) {
+	t.Helper()
+	r.start(ctx, 2*time.Millisecond)
+	r.down.waitArrived(t, r.down.n/3)
 }
 
 // requireResumedExactlyOnce checks that both flows arrived whole, each
@@ -165,8 +150,7 @@ func TestResumeAfterPartitionLongerThanIdleTimeout(t *testing.T) {
 	require.NoError(t, push.Send(ctx, []byte("hello"))) // the server learns of "push"
 	r.rec.waitFor(t, "push", 1)
 	sess := r.srv.Sessions()[0]
-	r.start(ctx, 2*time.Millisecond)
-	r.down.waitArrived(t, n/3)
+	r.startMidway(ctx, t)
 	r.proxy.SetBlackHole(true) // the idle timeout is 1 s
 	waitStatus(t, r.c, StatusReconnecting)
 	// The server's Send while the client is away waits for the resume.
@@ -196,8 +180,7 @@ func TestResumeAcrossNATRebinding(t *testing.T) {
 	const n = 300
 	r := newResumeRig(t, n, nil, nil)
 	ctx := testCtx(t)
-	r.start(ctx, 2*time.Millisecond)
-	r.down.waitArrived(t, n/3)
+	r.startMidway(ctx, t)
 	rebound, err := r.proxy.Rebind()
 	require.NoError(t, err)
 	require.Equal(t, 1, rebound)
@@ -210,8 +193,7 @@ func TestResumeFromNewAddressAfterPartition(t *testing.T) {
 	const n = 200
 	r := newResumeRig(t, n, nil, nil)
 	ctx := testCtx(t)
-	r.start(ctx, 2*time.Millisecond)
-	r.down.waitArrived(t, n/3)
+	r.startMidway(ctx, t)
 	sess := r.srv.Sessions()[0]
 	before := sess.RemoteAddr().String()
 	r.proxy.SetBlackHole(true)
@@ -231,8 +213,7 @@ func TestResumeAfterGoAwayToSameServer(t *testing.T) {
 	const n = 300
 	r := newResumeRig(t, n, nil, nil)
 	ctx := testCtx(t)
-	r.start(ctx, 2*time.Millisecond)
-	r.down.waitArrived(t, n/3)
+	r.startMidway(ctx, t)
 	sess := r.srv.Sessions()[0]
 	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move along"))
 	r.requireResumedExactlyOnce(t)
@@ -249,8 +230,7 @@ func TestResumeRetriesWhileSessionAttached(t *testing.T) {
 	const n = 200
 	r := newResumeRig(t, n, nil, nil)
 	ctx := testCtx(t)
-	r.start(ctx, 2*time.Millisecond)
-	r.down.waitArrived(t, n/3)
+	r.startMidway(ctx, t)
 	r.proxy.SetDropRate(udpproxy.ToServer, 1)
 	require.NoError(t, r.c.Conn().CloseWithError(transport.CodeNoError, "gone without a word"))
 	// Long enough for the proxy to have dropped the close, short of the
