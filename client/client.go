@@ -81,10 +81,10 @@ type Stats struct {
 // (Config.Transport.CloseTimeout, transport.DefaultCloseTimeout by default).
 //
 // Goroutines: a Client owns run (the reconnect loop, started by Dial, which
-// alone replaces the connection and resumes the session), dispatch (delivers events to
-// Config.OnEvent, started by Dial when it is set) and one short watcher per
-// attached connection (emits its Connected or Reconnected event once the
-// handshake completes). Shutdown stops them all, through ctx and the event
+// alone replaces the connection and resumes the session), dispatch
+// (delivers events to Config.OnEvent, started by Dial when it is set) and
+// one short watcher per attached connection (emits its Connected or
+// Reconnected event once the handshake completes). Shutdown stops them all, through ctx and the event
 // queue, and waits for them with wg.
 //
 // All methods are safe for concurrent use.
@@ -337,7 +337,8 @@ func (c *Client) run(conn *transport.Conn) {
 		if goaway {
 			// New messages wait in the buffer while the old connection
 			// finishes what it accepted; then the client leaves. What
-			// the server did not confirm reading is counted in doubt.
+			// the server did not acknowledge is held for a resume, or,
+			// without one, counted in doubt if it did not confirm it.
 			detached := c.detach(conn)
 			confirmed := c.closeAfterGoAway(conn) == nil
 			c.settle(conn, detached, confirmed)
