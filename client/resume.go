@@ -118,11 +118,11 @@ func (c *Client) resume(addr string, tok transport.ResumeToken) (*transport.Conn
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.exchangeTimeout())
 	defer cancel()
+	// A server that finds this side's state impossible closes the
+	// connection: the error is then a *transport.ResumeError.
 	peer, err := conn.PeerResumeState(ctx)
 	if err == nil {
 		err = c.settleResume(conn, peer)
-	} else if re := resumeRefusal(err, tok.ID); re != nil {
-		err = re
 	}
 	if err != nil {
 		_ = conn.CloseWithError(transport.CodeNoError, "")
@@ -136,16 +136,11 @@ func (c *Client) resume(addr string, tok transport.ResumeToken) (*transport.Conn
 func (c *Client) dialResume(ctx context.Context, addr string, tok transport.ResumeToken) (*transport.Conn, error) {
 	tc := c.cfg.Transport
 	tc.Resume = &tok
+	// A server that refuses, or answers with a new session, makes this a
+	// *transport.ResumeError.
 	conn, err := transport.Dial(ctx, addr, c.tls, &tc)
 	if err != nil {
-		if re := resumeRefusal(err, tok.ID); re != nil {
-			return nil, re
-		}
 		return nil, err
-	}
-	if !conn.Resumed() {
-		_ = conn.CloseWithError(transport.CodeNoError, "")
-		return nil, &transport.ResumeError{ID: tok.ID, Err: transport.ErrResumeExpired, Detail: "the server began a new session"}
 	}
 	c.handoff.Lock()
 	// The server issued the session's next token with its HELLO: the one
@@ -220,28 +215,6 @@ func (c *Client) startOver(why *transport.ResumeError) {
 	}
 	c.unacked.Add(uint64(n))
 	c.emit(Event{Type: EventResumeFailed, Addr: c.addrs[c.currentAddr()], Err: &ResumeFailedError{Err: why, Unacked: unacked}})
-}
-
-// resumeRefusal returns the refusal err carries, if any: a
-// *transport.ResumeError, or a connection closed with one of the resume
-// refusal codes.
-func resumeRefusal(err error, id transport.SessionID) *transport.ResumeError {
-	var re *transport.ResumeError
-	if errors.As(err, &re) {
-		return re
-	}
-	for code, sentinel := range map[transport.ErrorCode]error{
-		transport.CodeResumeExpired:   transport.ErrResumeExpired,
-		transport.CodeResumeInvalid:   transport.ErrResumeTokenInvalid,
-		transport.CodeResumeReplayed:  transport.ErrResumeTokenReplayed,
-		transport.CodeSessionAttached: transport.ErrSessionAttached,
-		transport.CodeResumeClaim:     transport.ErrResumeClaim,
-	} {
-		if errors.Is(err, code) {
-			return &transport.ResumeError{ID: id, Err: sentinel, Detail: err.Error()}
-		}
-	}
-	return nil
 }
 
 // exchangeTimeout bounds the resume state exchange, which takes one round
