@@ -242,6 +242,40 @@ func TestResumeRetriesWhileSessionAttached(t *testing.T) {
 	require.GreaterOrEqual(t, r.c.Stats().Resumes, uint64(1))
 }
 
+// A channel closed while the client is away still counts in the resume
+// state with what it received, so that the server finds the state
+// possible and the session resumes.
+func TestResumeAfterChannelClosedWhileDisconnected(t *testing.T) {
+	r := newResumeRig(t, 0, nil, nil)
+	ctx := testCtx(t)
+	other, err := r.c.Channel(ctx, "echo-other")
+	require.NoError(t, err)
+	for i := range 5 {
+		require.NoError(t, other.Send(ctx, seq(i)))
+		_, err := other.Receive(ctx)
+		require.NoError(t, err)
+	}
+	require.NoError(t, r.ch.Send(ctx, seq(0)))
+	_, err = r.ch.Receive(ctx)
+	require.NoError(t, err)
+	sess := r.srv.Sessions()[0]
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
+	require.Eventually(t, func() bool {
+		tch, ok := sess.Channel("echo-other")
+		return ok && tch.Acked() == 5
+	}, 30*time.Second, 5*time.Millisecond, "the server has the acknowledgements of what the client received")
+	r.proxy.SetBlackHole(true)
+	waitStatus(t, r.c, StatusReconnecting)
+	require.NoError(t, other.Close())
+	require.NoError(t, r.ch.Send(ctx, seq(1)))
+	r.proxy.SetBlackHole(false)
+	msg, err := r.ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "seq:1", string(msg))
+	require.Equal(t, uint64(1), r.c.Stats().Resumes)
+	require.False(t, r.log.has(func(e Event) bool { return e.Type == EventResumeFailed }))
+}
+
 // acked returns how many of the messages sent on ch's current transport
 // channel the server acknowledged.
 func acked(ch *Channel) uint64 {
