@@ -74,6 +74,9 @@ func (c *Conn) AcksEnabled() bool { return c.acksOn.Load() }
 func (ch *Channel) countReceived(size int) {
 	ch.rx.received.Add(1)
 	ch.rx.receivedBytes.Add(uint64(size))
+	if !ch.c.acksOn.Load() {
+		return
+	}
 	a := &ch.c.acks
 	a.mu.Lock()
 	defer a.mu.Unlock()
