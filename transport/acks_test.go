@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -239,4 +240,53 @@ func TestAckWithoutNegotiationIsAProtocolError(t *testing.T) {
 	require.ErrorIs(t, err, CodeProtocolError)
 	require.ErrorContains(t, err, "not negotiated")
 	require.False(t, errors.Is(err, CodeNoError))
+}
+
+// A message larger than the window goes alone once nothing is held; the
+// next waits for its acknowledgement. A negative window is refused by name.
+func TestMessageLargerThanTheAckWindowGoesAlone(t *testing.T) {
+	_, err := Listen("127.0.0.1:0", testTLS(t).server, &Config{AckWindow: -1})
+	require.ErrorContains(t, err, "Config.AckWindow")
+
+	client, server, _ := pair(t, nil, &Config{AckWindow: 4 << 10})
+	ctx := testCtx(t)
+	cli, srv := openPair(t, client, server)
+	big := make([]byte, 10<<10)
+	require.NoError(t, cli.TrySend(big), "an empty window takes any message")
+	require.ErrorIs(t, cli.TrySend([]byte("small")), ErrAckWindowFull)
+	m, err := srv.Receive(ctx)
+	require.NoError(t, err)
+	require.Len(t, m, len(big))
+	require.Eventually(t, func() bool { return cli.Acked() == 1 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, cli.TrySend([]byte("small")))
+}
+
+// The acknowledgement window does not hold up a close: a Send waiting for
+// it fails with ErrClosed when the channel closes, and the connection's
+// graceful close completes once the peer reads.
+func TestAckWindowDoesNotBlockTheClose(t *testing.T) {
+	client, server, _ := pair(t, nil, &Config{AckWindow: 4 << 10})
+	ctx := testCtx(t)
+	cli, srv := openPair(t, client, server)
+	msg := make([]byte, 1000)
+	for i := 0; i < 100 && cli.TrySend(msg) == nil; i++ {
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- cli.Send(ctx, msg) }()
+	require.Eventually(t, func() bool {
+		cli.tx.mu.Lock()
+		defer cli.tx.mu.Unlock()
+		return cli.tx.progress != nil
+	}, 10*time.Second, time.Millisecond, "the Send waits for the window")
+	closed := make(chan error, 1)
+	go func() { closed <- client.Shutdown(ctx) }()
+	require.ErrorIs(t, <-sent, ErrClosed)
+	for {
+		if _, err := srv.Receive(ctx); err != nil {
+			require.ErrorIs(t, err, io.EOF)
+			break
+		}
+	}
+	require.NoError(t, <-closed, "the peer read everything: the close is confirmed")
+	require.Nil(t, cli.Unacked())
 }
