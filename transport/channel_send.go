@@ -549,7 +549,8 @@ func (ch *Channel) Unsent() []UnsentMessage {
 // InDoubt returns, after the channel failed or its connection's graceful
 // Close ended without the peer's confirmation, how many messages had been
 // written to the connection without the peer confirming them: they may or
-// may not have been delivered.
+// may not have been delivered. With acknowledgements on, only those the
+// peer had not acknowledged are: InDoubt is then len(Unacked()).
 func (ch *Channel) InDoubt() uint64 {
 	ch.settle()
 	ch.tx.mu.Lock()
