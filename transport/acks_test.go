@@ -190,7 +190,9 @@ func waitEnd(t *testing.T, c *Conn) {
 // injectAck writes an ACK frame from c as if the peer's application had
 // received count messages on stream.
 func injectAck(c *Conn, stream, count uint64) {
-	c.writeAcks([]wire.AckEntry{{Stream: stream, Count: count}})
+	c.ctrl.mu.Lock()
+	defer c.ctrl.mu.Unlock()
+	_, _ = c.ctrl.s.Write(wire.AppendAck(nil, []wire.AckEntry{{Stream: stream, Count: count}}))
 }
 
 // An ACK that counts more than was written, or less than an earlier one,
