@@ -42,14 +42,16 @@ const (
 // maxAckEntries is how many entries always fit in one ACK frame.
 const maxAckEntries = wire.MaxControlPayload / wire.MaxAckEntryLen
 
-// acker coalesces this side's acknowledgements. Receive calls (delivered)
-// and the timer's callback share it under mu; frames are written with mu
-// held, so that they leave in the order their counts were taken. Lock
-// order: acker.mu, then controlWriter.mu. No goroutine waits on it: the
-// timer is a time.AfterFunc, armed only while something is unacknowledged
-// and stopped when the connection ends.
+// acker coalesces this side's acknowledgements. Receive calls
+// (countReceived) only count under mu and arm the timer, a time.AfterFunc
+// armed only while something is unacknowledged: at once when a threshold
+// is reached, else after ackDelay. Its callback (flushAcks) takes the
+// counts and writes the ACK holding controlWriter.mu, so that frames leave
+// in the order their counts were taken and a Receive never waits for the
+// network. Lock order: controlWriter.mu, then acker.mu. No goroutine waits
+// on it; the timer is stopped when the connection ends.
 type acker struct {
-	mu       sync.Mutex
+	mu       sync.Mutex // guards everything below but entries
 	on       bool       // both sides offered acknowledgements (set by setPeer)
 	stopped  bool       // the connection ended: nothing more is sent
 	maxBytes int        // Config.AckWindow / ackBytesDivisor
@@ -57,8 +59,11 @@ type acker struct {
 	msgs     int        // messages returned by Receive since the last ACK
 	bytes    int        // and their frame bytes
 	timer    *time.Timer
-	armed    bool
-	entries  []wire.AckEntry // reused for each ACK
+	armed    bool // the timer runs flushAcks: after ackDelay, or now if urgent
+	urgent   bool
+	flush    func() // Conn.flushAcks, bound once
+
+	entries []wire.AckEntry // the ACK being written; guarded by controlWriter.mu
 }
 
 // AcksEnabled reports whether both sides announced acknowledgements in
@@ -69,11 +74,14 @@ type acker struct {
 func (c *Conn) AcksEnabled() bool { return c.acksOn.Load() }
 
 // countReceived counts a message of size bytes that Receive returns and,
-// with acknowledgements on, acknowledges it: at once when enough has
-// accumulated, else when the timer fires. rx.mu is held.
+// with acknowledgements on, has it acknowledged: at once when enough has
+// accumulated, else after ackDelay. rx.mu is held.
 func (ch *Channel) countReceived(size int) {
 	ch.rx.received.Add(1)
 	ch.rx.receivedBytes.Add(uint64(size))
+	if !ch.c.acksOn.Load() {
+		return
+	}
 	a := &ch.c.acks
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -87,61 +95,33 @@ func (ch *Channel) countReceived(size int) {
 	a.msgs++
 	a.bytes += wire.MessageLen(size)
 	switch {
+	case a.urgent:
 	case a.msgs >= ackMaxMessages || a.bytes >= a.maxBytes:
-		ch.c.flushAcksLocked()
+		a.urgent = true
+		a.arm(0)
 	case !a.armed:
-		a.armed = true
-		if a.timer == nil {
-			a.timer = time.AfterFunc(ackDelay, ch.c.ackTimerFired)
-		} else {
-			a.timer.Reset(ackDelay)
-		}
+		a.arm(ackDelay)
 	}
 }
 
-func (c *Conn) ackTimerFired() {
-	c.acks.mu.Lock()
-	defer c.acks.mu.Unlock()
-	c.acks.armed = false
-	c.flushAcksLocked()
+// arm has the timer run flushAcks after d. a.mu is held.
+func (a *acker) arm(d time.Duration) {
+	a.armed = true
+	if a.timer == nil {
+		a.timer = time.AfterFunc(d, a.flush)
+	} else {
+		a.timer.Reset(d)
+	}
 }
 
-// flushAcks sends what is not acknowledged yet, now: before this side's
-// closing GOAWAY and before it confirms the peer's graceful close.
+// flushAcks sends what is not acknowledged yet: from the timer, before
+// this side's closing GOAWAY and before it confirms the peer's graceful
+// close. A failed write means the connection is ending, which ends
+// acknowledgements too: the error is dropped.
 func (c *Conn) flushAcks() {
-	c.acks.mu.Lock()
-	defer c.acks.mu.Unlock()
-	c.flushAcksLocked()
-}
-
-// flushAcksLocked writes ACK frames for the channels with messages not
-// acknowledged yet; nothing when there are none. c.acks.mu is held.
-func (c *Conn) flushAcksLocked() {
-	a := &c.acks
-	a.msgs, a.bytes = 0, 0
-	if a.armed {
-		a.timer.Stop()
-		a.armed = false
-	}
-	if len(a.dirty) == 0 || a.stopped {
-		return
-	}
-	a.entries = a.entries[:0]
-	for i, ch := range a.dirty {
-		ch.ackDirty = false
-		a.entries = append(a.entries, wire.AckEntry{Stream: uint64(ch.s.StreamID()), Count: ch.rx.received.Load()})
-		a.dirty[i] = nil
-	}
-	a.dirty = a.dirty[:0]
-	c.writeAcks(a.entries)
-}
-
-// writeAcks writes entries in as many ACK frames as they need. A failed
-// write means the connection is ending, which ends acknowledgements too:
-// the error is dropped.
-func (c *Conn) writeAcks(entries []wire.AckEntry) {
 	c.ctrl.mu.Lock()
 	defer c.ctrl.mu.Unlock()
+	entries := c.takeAcks()
 	for len(entries) > 0 && !c.ctrl.closed {
 		k := min(len(entries), maxAckEntries)
 		c.ctrl.buf = wire.AppendAck(c.ctrl.buf[:0], entries[:k])
@@ -152,8 +132,31 @@ func (c *Conn) writeAcks(entries []wire.AckEntry) {
 	}
 }
 
-// stopAcks stops the timer once the connection has ended; a flush in
-// progress finishes first.
+// takeAcks returns the counts of the channels with messages not
+// acknowledged yet, and starts counting again. c.ctrl.mu is held.
+func (c *Conn) takeAcks() []wire.AckEntry {
+	a := &c.acks
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.msgs, a.bytes, a.armed, a.urgent = 0, 0, false, false
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	a.entries = a.entries[:0]
+	if a.stopped {
+		return nil
+	}
+	for i, ch := range a.dirty {
+		ch.ackDirty = false
+		a.entries = append(a.entries, wire.AckEntry{Stream: uint64(ch.s.StreamID()), Count: ch.rx.received.Load()})
+		a.dirty[i] = nil
+	}
+	a.dirty = a.dirty[:0]
+	return a.entries
+}
+
+// stopAcks stops the timer once the connection has ended; a callback
+// already running sends nothing more.
 func (c *Conn) stopAcks() {
 	c.acks.mu.Lock()
 	defer c.acks.mu.Unlock()

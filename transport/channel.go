@@ -54,7 +54,7 @@ type Channel struct {
 // stream past the channel header, if the peer opened it (nil otherwise).
 func newChannel(c *Conn, s *quic.Stream, name string, sr *streamReader) *Channel {
 	ch := &Channel{c: c, s: s, name: name}
-	ch.tx.init(&c.acksOn, c.cfg.SendBufferSize)
+	ch.tx.init(&c.acksOn, c.cfg.SendBufferSize, c.cfg.AckWindow)
 	ch.rx.init(s, sr, c.cfg.MaxMessageSize)
 	ch.end.init()
 	return ch

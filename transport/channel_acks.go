@@ -139,18 +139,34 @@ func (r *ackRetention) popFree() []byte {
 }
 
 // recycle keeps a buffer that an ACK freed, for the send buffer: as the
-// spare, or on the free list while that holds at most twice the send
-// buffer's size. Buffers 0-RTT retention may still hand back are not
-// reused. tx.mu is held.
+// spare, or on the free list while that holds at most the window's bytes
+// (as many buffers as a full window retains, so that a busy channel
+// reuses every one of them). Buffers 0-RTT retention may still hand back
+// are not reused. tx.mu is held.
 func (tx *sendSide) recycle(b []byte) {
-	limit := 2 * tx.bufSize
 	switch {
-	case tx.early.holding() || cap(b) > limit:
+	case tx.early.holding() || cap(b) > 2*tx.bufSize:
 	case tx.spare == nil:
 		tx.spare = b[:0]
-	case tx.ret.freeCap+cap(b) <= limit:
+	case tx.ret.freeCap+cap(b) <= max(tx.window, 2*tx.bufSize):
 		tx.ret.free = append(tx.ret.free, b[:0])
 		tx.ret.freeCap += cap(b)
+	}
+}
+
+// trimFree drops free buffers past twice the send buffer's size once
+// everything written is acknowledged, so that an idle channel keeps no
+// more than without acknowledgements. tx.mu is held.
+func (tx *sendSide) trimFree() {
+	r := &tx.ret
+	if r.batches.Len() > 0 || r.writing > 0 {
+		return
+	}
+	for r.freeCap > 2*tx.bufSize {
+		r.popFree()
+	}
+	if len(r.free) == 0 {
+		r.free = nil
 	}
 }
 
@@ -170,6 +186,7 @@ func (ch *Channel) acked(count uint64) error {
 	}
 	moved, err := tx.ret.ack(count, tx.recycleFn)
 	if moved {
+		tx.trimFree()
 		tx.signalProgress()
 	}
 	return err

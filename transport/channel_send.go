@@ -27,6 +27,7 @@ type sendSide struct {
 	// Immutable after init.
 	acksOn    *atomic.Bool // the connection's Conn.acksOn
 	bufSize   int          // Config.SendBufferSize
+	window    int          // Config.AckWindow
 	recycleFn func([]byte) // tx.recycle, bound once
 
 	mu sync.Mutex // guards everything below
@@ -62,11 +63,12 @@ type sendSide struct {
 	inDoubt uint64
 }
 
-func (tx *sendSide) init(acksOn *atomic.Bool, bufSize int) {
+func (tx *sendSide) init(acksOn *atomic.Bool, bufSize, window int) {
 	tx.kick = make(chan struct{}, 1)
 	tx.writerDone = make(chan struct{})
 	tx.acksOn = acksOn
 	tx.bufSize = bufSize
+	tx.window = window
 	tx.recycleFn = tx.recycle
 }
 
@@ -263,7 +265,7 @@ func (ch *Channel) roomErr(frameLen int) error {
 	if !tx.retaining() {
 		return nil
 	}
-	if used := tx.ret.inUse() + len(tx.buf); used > 0 && used+frameLen > ch.c.cfg.AckWindow {
+	if used := tx.ret.inUse() + len(tx.buf); used > 0 && used+frameLen > tx.window {
 		return ErrAckWindowFull
 	}
 	return nil
@@ -547,7 +549,8 @@ func (ch *Channel) Unsent() []UnsentMessage {
 // InDoubt returns, after the channel failed or its connection's graceful
 // Close ended without the peer's confirmation, how many messages had been
 // written to the connection without the peer confirming them: they may or
-// may not have been delivered.
+// may not have been delivered. With acknowledgements on, only those the
+// peer had not acknowledged are: InDoubt is then len(Unacked()).
 func (ch *Channel) InDoubt() uint64 {
 	ch.settle()
 	ch.tx.mu.Lock()

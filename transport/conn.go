@@ -143,6 +143,7 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	}
 	c.acksOn.Store(!cfg.DisableAcks)
 	c.acks.maxBytes = max(1, cfg.AckWindow/ackBytesDivisor)
+	c.acks.flush = c.flushAcks
 	c.end.init()
 	c.local.Store(&localAddr{qc.LocalAddr()})
 	c.mig.done = make(chan struct{})
