@@ -365,3 +365,67 @@ func TestSessionWithoutAcksIsNotDetached(t *testing.T) {
 	require.Zero(t, srv.Stats().SessionsDetached)
 	require.False(t, errors.Is(hooks.lastEnd(), ErrResumeWindowExpired))
 }
+
+// Over MaxDetachedBytes, the oldest detached session holding messages
+// ends, saying which limit; the newer one keeps what it was sent.
+func TestMaxDetachedBytesEndsTheOldest(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	srv, addr := startServer(t, hooks.config(&Config{MaxDetachedBytes: 100}), &rec)
+	ctx := testCtx(t)
+	var sessions []*Session
+	var clients []*resumeClient
+	for i := range 2 {
+		rc := dialResumable(t, addr, nil)
+		ch, err := rc.conn.OpenChannel(ctx, "news")
+		require.NoError(t, err)
+		require.NoError(t, ch.Send(ctx, []byte("hello")))
+		rec.waitSeen(t, i+1)
+		rec.mu.Lock()
+		for s := range rec.sessions {
+			if i == 0 || s != sessions[0] {
+				sessions = append(sessions, s)
+			}
+		}
+		rec.mu.Unlock()
+		clients = append(clients, rc)
+	}
+	clients[0].kill()
+	hooks.wait(t, "detached", 1)
+	require.NoError(t, sessions[0].Send(ctx, "news", make([]byte, 60)))
+	clients[1].kill()
+	hooks.wait(t, "detached", 2)
+	require.Equal(t, int64(60), srv.Stats().DetachedBytes)
+	require.NoError(t, sessions[1].Send(ctx, "news", make([]byte, 60)))
+
+	hooks.wait(t, "end", 1)
+	var le *DetachedLimitError
+	require.ErrorAs(t, hooks.lastEnd(), &le)
+	require.Equal(t, "MaxDetachedBytes", le.Limit)
+	var ue *UnackedError
+	require.ErrorAs(t, hooks.lastEnd(), &ue)
+	require.Equal(t, map[string]int{"news": 1}, ue.Messages)
+	require.ErrorIs(t, sessions[0].Context().Err(), context.Canceled)
+	require.NoError(t, sessions[1].Context().Err())
+	require.Equal(t, int64(60), srv.Stats().DetachedBytes)
+	require.Equal(t, uint64(1), srv.Stats().DetachedEvicted)
+}
+
+// Disconnect ends a detached session at once, with the code as its cause,
+// and its client's resume is refused as expired.
+func TestDisconnectEndsADetachedSession(t *testing.T) {
+	var hooks hookLog
+	srv, addr := startServer(t, hooks.config(&Config{}), echo)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	id := rc.conn.SessionID()
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	_, ok := srv.Session(id)
+	require.True(t, ok, "Session finds a detached session")
+	require.NoError(t, srv.Disconnect(id, transport.CodeDisconnected, "bye"))
+	hooks.wait(t, "end", 1)
+	require.ErrorIs(t, hooks.lastEnd(), transport.CodeDisconnected)
+	_, err := rc.resume(ctx, nil)
+	require.ErrorIs(t, err, transport.ErrResumeExpired)
+}
