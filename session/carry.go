@@ -274,6 +274,20 @@ func (s *Session) fold(cs *carried) {
 	s.signalLocked()
 }
 
+// dropCarriedLocked forgets cs, a channel the client closed: what it held
+// counts as unacknowledged. Session.mu is held.
+func (s *Session) dropCarriedLocked(cs *carried) {
+	delete(s.carried, cs.name)
+	s.loseLocked(cs.name, cs.held())
+	s.heldBytes -= payload(cs.doubt) + payload(cs.queue)
+	for _, m := range cs.queue {
+		if m.added {
+			s.added -= int64(len(m.data))
+		}
+	}
+	s.signalLocked()
+}
+
 // foldAll folds every carried channel; the session's readers and
 // re-senders have ended.
 func (s *Session) foldAll() {

@@ -387,10 +387,7 @@ func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried) {
 	if cs != nil && connEnded {
 		closed = false
 	} else if cs != nil && s.carried[cs.name] == cs {
-		delete(s.carried, cs.name)
-		s.loseLocked(cs.name, cs.held())
-		s.heldBytes -= payload(cs.doubt) + payload(cs.queue)
-		s.signalLocked()
+		s.dropCarriedLocked(cs)
 	}
 	s.mu.Unlock()
 	if f := s.srv.cfg.OnChannelClose; closed && f != nil {
