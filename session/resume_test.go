@@ -12,6 +12,22 @@ import (
 	"github.com/quicmsg/quicmsg/transport"
 )
 
+// openNews dials a resumable client that opens channel "news" and says
+// hello on it; it returns the client, its channel and the session the
+// handler saw the hello from.
+func openNews(ctx context.Context, t *testing.T, addr string, cfg *transport.Config, rec *sessionRecorder) (*resumeClient, *transport.Channel, *Session) {
+	t.Helper()
+	rc := dialResumable(t, addr, cfg)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	before := len(rec.seen())
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, before+1)
+	sess, ok := rec.byID(rc.conn.SessionID())
+	require.True(t, ok)
+	return rc, ch, sess
+}
+
 // sendAll sends each of msgs on channel of sess.
 func sendAll(ctx context.Context, t *testing.T, sess *Session, channel string, msgs []string) {
 	t.Helper()
@@ -40,12 +56,7 @@ func TestResumeDeliversWhatWasSentWhileDetachedExactlyOnceInOrder(t *testing.T) 
 	var rec sessionRecorder
 	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
 
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 10))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 4)) // m-4.. are read by nobody
@@ -92,12 +103,7 @@ func TestResumeAfterPartitionLongerThanIdleTimeout(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
 	ctx := testCtx(t)
-	rc := dialResumable(t, proxy.Addr().String(), &tc)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, ch, sess := openNews(ctx, t, proxy.Addr().String(), &tc, &rec)
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 3))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 1))
 
@@ -125,12 +131,7 @@ func TestDetachedSessionExpiresWithUnackedReportAndLaterResumeIsRefused(t *testi
 	var rec sessionRecorder
 	srv, addr := startServer(t, hooks.config(&Config{ResumeWindow: 200 * time.Millisecond}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 5))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 2))
 	// The server learns of what the client read from its acknowledgements.
@@ -152,7 +153,7 @@ func TestDetachedSessionExpiresWithUnackedReportAndLaterResumeIsRefused(t *testi
 	require.ErrorIs(t, context.Cause(sess.Context()), ErrResumeWindowExpired)
 	require.ErrorIs(t, sess.Send(ctx, "news", []byte("late")), ErrSessionEnded)
 
-	_, err = rc.resume(ctx, nil)
+	_, err := rc.resume(ctx, nil)
 	require.ErrorIs(t, err, transport.ErrResumeExpired)
 	var re *transport.ResumeError
 	require.ErrorAs(t, err, &re)
@@ -214,18 +215,13 @@ func TestResumeClaimingMessagesNeverSentEndsTheSession(t *testing.T) {
 	var rec sessionRecorder
 	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 2))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 2))
 	rc.kill()
 	hooks.wait(t, "detached", 1)
 
-	_, err = rc.resume(ctx, map[string]uint64{"news": 100})
+	_, err := rc.resume(ctx, map[string]uint64{"news": 100})
 	if err == nil { // the refusal may come after the server's own state
 		<-rc.conn.Context().Done()
 		err = context.Cause(rc.conn.Context())
@@ -273,12 +269,7 @@ func TestSendWhileDetachedIsBoundedByMaxDetachedSendBytes(t *testing.T) {
 	var rec sessionRecorder
 	_, addr := startServer(t, hooks.config(&Config{MaxDetachedSendBytes: 100}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
 	rc.kill()
 	hooks.wait(t, "detached", 1)
 
@@ -289,7 +280,7 @@ func TestSendWhileDetachedIsBoundedByMaxDetachedSendBytes(t *testing.T) {
 	require.ErrorIs(t, sess.Send(short, "news", make([]byte, 60)), context.DeadlineExceeded)
 	require.NoError(t, sess.TrySend("news", make([]byte, 40)), "what fits is taken")
 
-	_, err = rc.resume(ctx, nil)
+	_, err := rc.resume(ctx, nil)
 	require.NoError(t, err)
 	ch, err = rc.conn.OpenChannel(ctx, "news")
 	require.NoError(t, err)
@@ -304,14 +295,10 @@ func TestCloseEndsDetachedSessionsAtOnce(t *testing.T) {
 	var rec sessionRecorder
 	srv, addr, done := serve(t, hooks.config(&Config{ResumeWindow: time.Hour}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
+	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
 	rc.kill()
 	hooks.wait(t, "detached", 1)
-	require.NoError(t, rec.only(t).Send(ctx, "news", []byte("never")))
+	require.NoError(t, sess.Send(ctx, "news", []byte("never")))
 
 	require.NoError(t, srv.Close(), "nothing had to be cut short")
 	require.ErrorIs(t, <-done, ErrServerClosed)
@@ -335,17 +322,12 @@ func TestClientCloseEndsSessionUnlessServerSentGoAway(t *testing.T) {
 	hooks.wait(t, "end", 1)
 	require.Zero(t, hooks.count("detached"))
 
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "x")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
 	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
 	<-rc.conn.GoAwayReceived()
 	require.NoError(t, rc.conn.Close())
 	hooks.wait(t, "detached", 1)
-	_, err = rc.resume(ctx, nil)
+	_, err := rc.resume(ctx, nil)
 	require.NoError(t, err)
 	hooks.wait(t, "resumed", 1)
 	require.Equal(t, 1, srv.ActiveSessions())
@@ -375,20 +357,9 @@ func TestMaxDetachedBytesEndsTheOldest(t *testing.T) {
 	ctx := testCtx(t)
 	var sessions []*Session
 	var clients []*resumeClient
-	for i := range 2 {
-		rc := dialResumable(t, addr, nil)
-		ch, err := rc.conn.OpenChannel(ctx, "news")
-		require.NoError(t, err)
-		require.NoError(t, ch.Send(ctx, []byte("hello")))
-		rec.waitSeen(t, i+1)
-		rec.mu.Lock()
-		for s := range rec.sessions {
-			if i == 0 || s != sessions[0] {
-				sessions = append(sessions, s)
-			}
-		}
-		rec.mu.Unlock()
-		clients = append(clients, rc)
+	for range 2 {
+		rc, _, sess := openNews(ctx, t, addr, nil, &rec)
+		sessions, clients = append(sessions, sess), append(clients, rc)
 	}
 	clients[0].kill()
 	hooks.wait(t, "detached", 1)
