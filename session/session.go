@@ -215,8 +215,10 @@ func (s *Session) Channels() []string {
 	return names
 }
 
-// Channel returns the session's open channel named name, if it has one.
-// Unlike SendOpen, it never opens a channel.
+// Channel returns the session's open channel named name on its current
+// connection, if it has one (not while the session is detached, nor
+// before its client reopened the channel after a resume). Unlike
+// SendOpen, it never opens a channel.
 func (s *Session) Channel(name string) (*transport.Channel, bool) {
 	ch := s.lookup(name)
 	return ch, ch != nil
