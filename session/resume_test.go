@@ -269,7 +269,7 @@ func TestSendWhileDetachedIsBoundedByMaxDetachedSendBytes(t *testing.T) {
 	var rec sessionRecorder
 	_, addr := startServer(t, hooks.config(&Config{MaxDetachedSendBytes: 100}), &rec)
 	ctx := testCtx(t)
-	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
+	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
 	rc.kill()
 	hooks.wait(t, "detached", 1)
 
@@ -282,7 +282,7 @@ func TestSendWhileDetachedIsBoundedByMaxDetachedSendBytes(t *testing.T) {
 
 	_, err := rc.resume(ctx, nil)
 	require.NoError(t, err)
-	ch, err = rc.conn.OpenChannel(ctx, "news")
+	ch, err := rc.conn.OpenChannel(ctx, "news")
 	require.NoError(t, err)
 	require.Len(t, rc.receive(ctx, ch), 60)
 	require.Len(t, rc.receive(ctx, ch), 40)
