@@ -400,3 +400,27 @@ func TestDisconnectEndsADetachedSession(t *testing.T) {
 	_, err := rc.resume(ctx, nil)
 	require.ErrorIs(t, err, transport.ErrResumeExpired)
 }
+
+// A channel the server opened is not carried to the next connection: what
+// its client did not acknowledge on it is reported when the session ends.
+func TestServerOpenedChannelIsNotCarriedAndItsUnackedAreReported(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	_, addr := startServer(t, hooks.config(&Config{ResumeWindow: 200 * time.Millisecond}), &rec)
+	ctx := testCtx(t)
+	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
+	for range 3 {
+		require.NoError(t, sess.SendOpen(ctx, "push", []byte("unread")))
+	}
+	c, ok := sess.Channel("push")
+	require.True(t, ok)
+	require.NoError(t, c.Flush(ctx))
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	require.NotContains(t, sess.Channels(), "push")
+	require.Contains(t, sess.Channels(), "news")
+	hooks.wait(t, "end", 1)
+	var ue *UnackedError
+	require.ErrorAs(t, hooks.lastEnd(), &ue)
+	require.Equal(t, map[string]int{"push": 3}, ue.Messages)
+}
