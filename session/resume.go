@@ -24,7 +24,8 @@ import (
 // client come back to the session: anything but the server's own close
 // (Disconnect, CloseWithError, OVERLOADED, Shutdown) and a close the
 // client made with NO_ERROR, graceful or not, unless the server had told it
-// to leave with SendGoAway.
+// to leave with SendGoAway; and but a refused resume state (RESUME_CLAIM),
+// the client's of the server's counts or the other way round.
 func (s *Session) mayResume(c *transport.Conn, cause error) bool {
 	s.mu.Lock()
 	disconnected, goAway := s.disconnected, s.goAway == c
@@ -34,6 +35,8 @@ func (s *Session) mayResume(c *transport.Conn, cause error) bool {
 	}
 	var ce *transport.ConnError
 	switch {
+	case errors.Is(cause, transport.CodeResumeClaim):
+		return false // a side found the other's resume state impossible
 	case !errors.As(cause, &ce):
 		return true // idle timeout, stateless reset, transport error: the network
 	case ce.Code != transport.CodeNoError:

@@ -424,3 +424,23 @@ func TestServerOpenedChannelIsNotCarriedAndItsUnackedAreReported(t *testing.T) {
 	require.ErrorAs(t, hooks.lastEnd(), &ue)
 	require.Equal(t, map[string]int{"push": 3}, ue.Messages)
 }
+
+// A client that finds the server's resume state impossible refuses it
+// (RESUME_CLAIM): the session ends, with that cause, instead of waiting
+// detached for a resume that will not come.
+func TestClientRefusingTheServersResumeStateEndsTheSession(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	_, addr := startServer(t, hooks.config(&Config{}), &rec)
+	ctx := testCtx(t)
+	rc, _, _ := openNews(ctx, t, addr, nil, &rec)
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	_, err := rc.resume(ctx, nil)
+	require.NoError(t, err)
+	hooks.wait(t, "resumed", 1) // the server is done with the exchange
+	require.NoError(t, rc.conn.RejectResume(`channel "news": test: the server claims what it never received`))
+	hooks.wait(t, "end", 1)
+	require.ErrorIs(t, hooks.lastEnd(), transport.ErrResumeClaim)
+	require.Equal(t, 1, hooks.count("detached"))
+}
