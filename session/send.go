@@ -20,7 +20,8 @@ import (
 // waits, in order, and is written when the client reopens the channel,
 // after what the client had not acknowledged. Such messages are bounded
 // by Config.MaxDetachedSendBytes per session: beyond it Send waits until
-// ctx ends or the session resumes or ends. Once the session has ended it
+// ctx ends, the client reopens the channel on a resumed connection and the
+// held messages are written, or the session ends. Once the session has ended it
 // fails with an error matching ErrSessionEnded.
 func (s *Session) Send(ctx context.Context, channel string, msg []byte) error {
 	cs, ch := s.lookupSend(channel)
