@@ -3,7 +3,8 @@
 // while the connection lives and removed as soon as the connection's context
 // ends, whatever ended it (clean close, error, idle timeout, a client that
 // vanished without a word). There is no sweeper: removal is driven by the
-// connection itself.
+// connection itself. A session whose client can resume it is detached
+// instead, and waits for it for a while (see "Resumable sessions").
 //
 // Messages from a session's channels go to a [Handler], one at a time per
 // session, in arrival order per channel. Between the network and the handler
