@@ -88,7 +88,9 @@
 // ErrSessionAttached while the session still has a live connection or a
 // resume is under way (the client retries). A resumed connection joins
 // the same [Session] (Config.OnSessionDetached and OnSessionResumed say
-// so); the handler never notices but through [Session.Conn].
+// so); the handler never notices but through [Session.Conn], which is nil
+// while the session is detached: the session lets the lost connection go,
+// so that a detached session holds little more than its messages.
 //
 // On resume each side says what it received per channel over the session
 // (the resume state). The server checks the client's claim on each of its

@@ -90,6 +90,7 @@ func (s *Server) detach(sess *Session, cause error) error {
 	if f := s.cfg.OnSessionDetached; f != nil {
 		f(sess, cause)
 	}
+	sess.letGo()
 	return nil
 }
 

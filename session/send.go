@@ -100,11 +100,15 @@ func (s *Session) Open(ctx context.Context, name string) (*transport.Channel, er
 	s.mu.Lock()
 	_, open := s.channels[name]
 	_, carried := s.carried[name]
-	if open || carried {
+	c := s.conn
+	switch {
+	case open || carried:
 		s.mu.Unlock()
 		return nil, dup
+	case c == nil:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("session: channel %q: the session is detached: %w", name, transport.ErrClosed)
 	}
-	c := s.conn
 	if limit := s.srv.cfg.MaxServerChannels; s.serverOpen >= limit {
 		s.mu.Unlock()
 		return nil, &ChannelLimitError{Channel: name, Limit: limit}
