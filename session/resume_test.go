@@ -444,3 +444,42 @@ func TestClientRefusingTheServersResumeStateEndsTheSession(t *testing.T) {
 	require.ErrorIs(t, hooks.lastEnd(), transport.ErrResumeClaim)
 	require.Equal(t, 1, hooks.count("detached"))
 }
+
+// The server's resume state counts what its readers took from the client
+// on each channel: it lies between what the client saw acknowledged and
+// what it wrote, and a client that re-sends from there has every message
+// handled once, in order.
+func TestResumeStateLetsTheClientResendEachMessageOnce(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	_, addr := startServer(t, hooks.config(&Config{}), &rec)
+	ctx := testCtx(t)
+	rc, _, _ := openNews(ctx, t, addr, nil, &rec)
+	up, err := rc.conn.OpenChannel(ctx, "up")
+	require.NoError(t, err)
+	msgs := numbered("u", 0, 50)
+	for _, m := range msgs {
+		require.NoError(t, up.Send(ctx, []byte(m)))
+	}
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	acked, held := up.Acked(), append(up.Unacked(), up.Unsent()...)
+	require.Equal(t, uint64(len(msgs)), acked+uint64(len(held)), "every message is acknowledged or held")
+
+	claims, err := rc.resume(ctx, nil)
+	require.NoError(t, err)
+	r := claims["up"]
+	require.GreaterOrEqual(t, r, acked)
+	require.LessOrEqual(t, r, acked+uint64(len(up.Unacked())))
+	up, err = rc.conn.OpenChannel(ctx, "up")
+	require.NoError(t, err)
+	for _, m := range held[r-acked:] {
+		require.NoError(t, up.Send(ctx, m.Data))
+	}
+	rec.waitSeen(t, 1+len(msgs))
+	var want []string
+	for _, m := range msgs {
+		want = append(want, "up:"+m)
+	}
+	require.Equal(t, append([]string{"news:hello"}, want...), rec.seen())
+}
