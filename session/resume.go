@@ -286,7 +286,7 @@ func (s *Server) refuseResume(c *transport.Conn, refusal error) {
 func (s *Session) attach(c *transport.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.conn, s.goAway, s.ended = c, nil, false
+	s.conn, s.goAway, s.ended, s.peerMax = c, nil, false, c.PeerLimits().MaxMessageSize
 }
 
 // exchange runs the resume state exchange on c, on the session's

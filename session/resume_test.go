@@ -273,6 +273,10 @@ func TestSendWhileDetachedIsBoundedByMaxDetachedSendBytes(t *testing.T) {
 	rc.kill()
 	hooks.wait(t, "detached", 1)
 
+	var tl *transport.MessageTooLargeError
+	require.ErrorAs(t, sess.Send(ctx, "news", make([]byte, transport.DefaultMaxMessageSize+1)), &tl,
+		"a message the client would refuse is refused now, not when it is re-sent")
+	require.Equal(t, transport.DefaultMaxMessageSize, tl.Limit)
 	require.NoError(t, sess.Send(ctx, "news", make([]byte, 60)))
 	require.ErrorIs(t, sess.TrySend("news", make([]byte, 60)), transport.ErrWouldBlock)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)

@@ -89,6 +89,7 @@ type Session struct {
 	conn       *transport.Conn
 	lastRemote net.Addr
 	last0RTT   bool
+	peerMax    int // the client's largest message on the last connection: Send keeps none larger
 	// goAway is the connection SendGoAway was used on: a graceful close
 	// the client makes after it does not end the session.
 	goAway       *transport.Conn
@@ -151,6 +152,7 @@ func newSession(srv *Server, c *transport.Conn, resumable bool) *Session {
 		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
 		allowPerChannel: satMul(2, max(int64(c.PeerLimits().SendBufferSize), frame)),
 	}
+	s.peerMax = c.PeerLimits().MaxMessageSize
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	return s
 }
