@@ -487,3 +487,25 @@ func TestResumeStateLetsTheClientResendEachMessageOnce(t *testing.T) {
 	}
 	require.Equal(t, append([]string{"news:hello"}, want...), rec.seen())
 }
+
+// The detached limits are validated by name; a negative ResumeWindow is
+// the documented way to turn resumption off.
+func TestDetachedLimitsAreValidatedByName(t *testing.T) {
+	for _, f := range []string{"MaxDetachedSessions", "MaxDetachedBytes", "MaxDetachedSendBytes"} {
+		cfg := &Config{MaxDetachedSessions: 1, MaxDetachedBytes: 1, MaxDetachedSendBytes: 1}
+		switch f {
+		case "MaxDetachedSessions":
+			cfg.MaxDetachedSessions = -1
+		case "MaxDetachedBytes":
+			cfg.MaxDetachedBytes = -1
+		default:
+			cfg.MaxDetachedSendBytes = -1
+		}
+		_, err := NewServer(cfg, echo)
+		require.ErrorContains(t, err, "Config."+f+" -1 is negative")
+	}
+	srv, err := NewServer(&Config{ResumeWindow: -1}, echo)
+	require.NoError(t, err)
+	require.Negative(t, srv.cfg.ResumeWindow)
+	require.NoError(t, srv.Close())
+}
