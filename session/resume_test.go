@@ -509,3 +509,16 @@ func TestDetachedLimitsAreValidatedByName(t *testing.T) {
 	require.Negative(t, srv.cfg.ResumeWindow)
 	require.NoError(t, srv.Close())
 }
+
+// With a negative ResumeWindow a session ends with its connection, and a
+// resume of it is refused as expired.
+func TestNegativeResumeWindowEndsSessionsWithTheirConnection(t *testing.T) {
+	var hooks hookLog
+	_, addr := startServer(t, hooks.config(&Config{ResumeWindow: -1}), echo)
+	rc := dialResumable(t, addr, nil)
+	rc.kill()
+	hooks.wait(t, "end", 1)
+	require.Zero(t, hooks.count("detached"))
+	_, err := rc.resume(testCtx(t), nil)
+	require.ErrorIs(t, err, transport.ErrResumeExpired)
+}
