@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/quicmsg/quicmsg/transport"
@@ -185,6 +186,9 @@ func (s *Session) keep(cs *carried, msg []byte, block bool) (wait <-chan struct{
 	if cs.tc != nil {
 		return closedChan, nil // reopened meanwhile
 	}
+	if len(msg) > s.peerMax {
+		return nil, &transport.MessageTooLargeError{Channel: cs.name, Size: len(msg), Limit: s.peerMax}
+	}
 	if limit := int64(srv.cfg.MaxDetachedSendBytes); s.added > 0 && s.added+n > limit {
 		if !block {
 			return nil, fmt.Errorf("session: channel %q: %d bytes wait for the client already, the limit (Config.MaxDetachedSendBytes %d): %w",
@@ -221,10 +225,14 @@ func (s *Session) drain(ctx context.Context, cs *carried, tc *transport.Channel,
 		default:
 			err = tc.Send(ctx, m.data)
 		}
-		if err != nil {
+		lost := errors.Is(err, transport.CodeMessageTooLarge) // the client lowered its limit
+		if err != nil && !lost {
 			return err
 		}
 		s.mu.Lock()
+		if lost {
+			s.loseLocked(cs.name, 1)
+		}
 		cs.queue[0] = queued{}
 		cs.queue = cs.queue[1:]
 		s.heldBytes -= int64(len(m.data))
@@ -271,6 +279,20 @@ func (s *Session) fold(cs *carried) {
 	cs.doubt = append(cs.doubt, unacked...)
 	cs.queue = append(unsent, cs.queue...)
 	s.heldBytes += payload(unacked) + payload(unsent)
+	s.signalLocked()
+}
+
+// dropCarriedLocked forgets cs, a channel the client closed: what it held
+// counts as unacknowledged. Session.mu is held.
+func (s *Session) dropCarriedLocked(cs *carried) {
+	delete(s.carried, cs.name)
+	s.loseLocked(cs.name, cs.held())
+	s.heldBytes -= payload(cs.doubt) + payload(cs.queue)
+	for _, m := range cs.queue {
+		if m.added {
+			s.added -= int64(len(m.data))
+		}
+	}
 	s.signalLocked()
 }
 

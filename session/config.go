@@ -128,6 +128,10 @@ type Config struct {
 	// lock, when a channel of a session opens (by either side) and when it
 	// ends. A relay uses them to track which sessions have which channels.
 	// OnChannelOpen runs before the first message of the channel is handled.
+	// A client channel of a resumable session stays open while the session
+	// is detached: the client's reopening it after a resume calls neither
+	// hook, and OnChannelClose runs when the client closes it or the
+	// session ends.
 	OnChannelOpen  func(s *Session, channel string)
 	OnChannelClose func(s *Session, channel string)
 

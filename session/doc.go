@@ -3,7 +3,8 @@
 // while the connection lives and removed as soon as the connection's context
 // ends, whatever ended it (clean close, error, idle timeout, a client that
 // vanished without a word). There is no sweeper: removal is driven by the
-// connection itself.
+// connection itself. A session whose client can resume it is detached
+// instead, and waits for it for a while (see "Resumable sessions").
 //
 // Messages from a session's channels go to a [Handler], one at a time per
 // session, in arrival order per channel. Between the network and the handler
@@ -87,7 +88,9 @@
 // ErrSessionAttached while the session still has a live connection or a
 // resume is under way (the client retries). A resumed connection joins
 // the same [Session] (Config.OnSessionDetached and OnSessionResumed say
-// so); the handler never notices but through [Session.Conn].
+// so); the handler never notices but through [Session.Conn], which is nil
+// while the session is detached: the session lets the lost connection go,
+// so that a detached session holds little more than its messages.
 //
 // On resume each side says what it received per channel over the session
 // (the resume state). The server checks the client's claim on each of its

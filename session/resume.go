@@ -24,7 +24,8 @@ import (
 // client come back to the session: anything but the server's own close
 // (Disconnect, CloseWithError, OVERLOADED, Shutdown) and a close the
 // client made with NO_ERROR, graceful or not, unless the server had told it
-// to leave with SendGoAway.
+// to leave with SendGoAway; and but a refused resume state (RESUME_CLAIM),
+// the client's of the server's counts or the other way round.
 func (s *Session) mayResume(c *transport.Conn, cause error) bool {
 	s.mu.Lock()
 	disconnected, goAway := s.disconnected, s.goAway == c
@@ -34,6 +35,8 @@ func (s *Session) mayResume(c *transport.Conn, cause error) bool {
 	}
 	var ce *transport.ConnError
 	switch {
+	case errors.Is(cause, transport.CodeResumeClaim):
+		return false // a side found the other's resume state impossible
 	case !errors.As(cause, &ce):
 		return true // idle timeout, stateless reset, transport error: the network
 	case ce.Code != transport.CodeNoError:
@@ -87,6 +90,7 @@ func (s *Server) detach(sess *Session, cause error) error {
 	if f := s.cfg.OnSessionDetached; f != nil {
 		f(sess, cause)
 	}
+	sess.letGo()
 	return nil
 }
 
@@ -282,7 +286,7 @@ func (s *Server) refuseResume(c *transport.Conn, refusal error) {
 func (s *Session) attach(c *transport.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.conn, s.goAway, s.ended = c, nil, false
+	s.conn, s.goAway, s.ended, s.peerMax = c, nil, false, c.PeerLimits().MaxMessageSize
 }
 
 // exchange runs the resume state exchange on c, on the session's

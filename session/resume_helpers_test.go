@@ -129,13 +129,7 @@ func (h *hookLog) config(cfg *Config) *Config {
 func (h *hookLog) count(e string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	n := 0
-	for _, x := range h.events {
-		if x == e {
-			n++
-		}
-	}
-	return n
+	return h.countLocked(e)
 }
 
 // wait waits until event e was recorded n times.
@@ -211,6 +205,18 @@ func (r *sessionRecorder) only(t testing.TB) *Session {
 		return s
 	}
 	return nil
+}
+
+// byID returns the session with id the handler saw.
+func (r *sessionRecorder) byID(id transport.SessionID) (*Session, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s := range r.sessions {
+		if s.ID() == id {
+			return s, true
+		}
+	}
+	return nil, false
 }
 
 func (r *sessionRecorder) seen() []string {

@@ -12,6 +12,22 @@ import (
 	"github.com/quicmsg/quicmsg/transport"
 )
 
+// openNews dials a resumable client that opens channel "news" and says
+// hello on it; it returns the client, its channel and the session the
+// handler saw the hello from.
+func openNews(ctx context.Context, t *testing.T, addr string, cfg *transport.Config, rec *sessionRecorder) (*resumeClient, *transport.Channel, *Session) {
+	t.Helper()
+	rc := dialResumable(t, addr, cfg)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	before := len(rec.seen())
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, before+1)
+	sess, ok := rec.byID(rc.conn.SessionID())
+	require.True(t, ok)
+	return rc, ch, sess
+}
+
 // sendAll sends each of msgs on channel of sess.
 func sendAll(ctx context.Context, t *testing.T, sess *Session, channel string, msgs []string) {
 	t.Helper()
@@ -40,12 +56,7 @@ func TestResumeDeliversWhatWasSentWhileDetachedExactlyOnceInOrder(t *testing.T) 
 	var rec sessionRecorder
 	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
 
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 10))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 4)) // m-4.. are read by nobody
@@ -92,12 +103,7 @@ func TestResumeAfterPartitionLongerThanIdleTimeout(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
 	ctx := testCtx(t)
-	rc := dialResumable(t, proxy.Addr().String(), &tc)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, ch, sess := openNews(ctx, t, proxy.Addr().String(), &tc, &rec)
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 3))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 1))
 
@@ -125,12 +131,7 @@ func TestDetachedSessionExpiresWithUnackedReportAndLaterResumeIsRefused(t *testi
 	var rec sessionRecorder
 	srv, addr := startServer(t, hooks.config(&Config{ResumeWindow: 200 * time.Millisecond}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 5))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 2))
 	// The server learns of what the client read from its acknowledgements.
@@ -152,7 +153,7 @@ func TestDetachedSessionExpiresWithUnackedReportAndLaterResumeIsRefused(t *testi
 	require.ErrorIs(t, context.Cause(sess.Context()), ErrResumeWindowExpired)
 	require.ErrorIs(t, sess.Send(ctx, "news", []byte("late")), ErrSessionEnded)
 
-	_, err = rc.resume(ctx, nil)
+	_, err := rc.resume(ctx, nil)
 	require.ErrorIs(t, err, transport.ErrResumeExpired)
 	var re *transport.ResumeError
 	require.ErrorAs(t, err, &re)
@@ -214,18 +215,13 @@ func TestResumeClaimingMessagesNeverSentEndsTheSession(t *testing.T) {
 	var rec sessionRecorder
 	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 2))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 2))
 	rc.kill()
 	hooks.wait(t, "detached", 1)
 
-	_, err = rc.resume(ctx, map[string]uint64{"news": 100})
+	_, err := rc.resume(ctx, map[string]uint64{"news": 100})
 	if err == nil { // the refusal may come after the server's own state
 		<-rc.conn.Context().Done()
 		err = context.Cause(rc.conn.Context())
@@ -273,15 +269,14 @@ func TestSendWhileDetachedIsBoundedByMaxDetachedSendBytes(t *testing.T) {
 	var rec sessionRecorder
 	_, addr := startServer(t, hooks.config(&Config{MaxDetachedSendBytes: 100}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
 	rc.kill()
 	hooks.wait(t, "detached", 1)
 
+	var tl *transport.MessageTooLargeError
+	require.ErrorAs(t, sess.Send(ctx, "news", make([]byte, transport.DefaultMaxMessageSize+1)), &tl,
+		"a message the client would refuse is refused now, not when it is re-sent")
+	require.Equal(t, transport.DefaultMaxMessageSize, tl.Limit)
 	require.NoError(t, sess.Send(ctx, "news", make([]byte, 60)))
 	require.ErrorIs(t, sess.TrySend("news", make([]byte, 60)), transport.ErrWouldBlock)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -289,9 +284,9 @@ func TestSendWhileDetachedIsBoundedByMaxDetachedSendBytes(t *testing.T) {
 	require.ErrorIs(t, sess.Send(short, "news", make([]byte, 60)), context.DeadlineExceeded)
 	require.NoError(t, sess.TrySend("news", make([]byte, 40)), "what fits is taken")
 
-	_, err = rc.resume(ctx, nil)
+	_, err := rc.resume(ctx, nil)
 	require.NoError(t, err)
-	ch, err = rc.conn.OpenChannel(ctx, "news")
+	ch, err := rc.conn.OpenChannel(ctx, "news")
 	require.NoError(t, err)
 	require.Len(t, rc.receive(ctx, ch), 60)
 	require.Len(t, rc.receive(ctx, ch), 40)
@@ -304,14 +299,10 @@ func TestCloseEndsDetachedSessionsAtOnce(t *testing.T) {
 	var rec sessionRecorder
 	srv, addr, done := serve(t, hooks.config(&Config{ResumeWindow: time.Hour}), &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
+	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
 	rc.kill()
 	hooks.wait(t, "detached", 1)
-	require.NoError(t, rec.only(t).Send(ctx, "news", []byte("never")))
+	require.NoError(t, sess.Send(ctx, "news", []byte("never")))
 
 	require.NoError(t, srv.Close(), "nothing had to be cut short")
 	require.ErrorIs(t, <-done, ErrServerClosed)
@@ -335,17 +326,12 @@ func TestClientCloseEndsSessionUnlessServerSentGoAway(t *testing.T) {
 	hooks.wait(t, "end", 1)
 	require.Zero(t, hooks.count("detached"))
 
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "x")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
+	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
 	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
 	<-rc.conn.GoAwayReceived()
 	require.NoError(t, rc.conn.Close())
 	hooks.wait(t, "detached", 1)
-	_, err = rc.resume(ctx, nil)
+	_, err := rc.resume(ctx, nil)
 	require.NoError(t, err)
 	hooks.wait(t, "resumed", 1)
 	require.Equal(t, 1, srv.ActiveSessions())
@@ -364,4 +350,175 @@ func TestSessionWithoutAcksIsNotDetached(t *testing.T) {
 	require.Zero(t, hooks.count("detached"))
 	require.Zero(t, srv.Stats().SessionsDetached)
 	require.False(t, errors.Is(hooks.lastEnd(), ErrResumeWindowExpired))
+}
+
+// Over MaxDetachedBytes, the oldest detached session holding messages
+// ends, saying which limit; the newer one keeps what it was sent.
+func TestMaxDetachedBytesEndsTheOldest(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	srv, addr := startServer(t, hooks.config(&Config{MaxDetachedBytes: 100}), &rec)
+	ctx := testCtx(t)
+	var sessions []*Session
+	var clients []*resumeClient
+	for range 2 {
+		rc, _, sess := openNews(ctx, t, addr, nil, &rec)
+		sessions, clients = append(sessions, sess), append(clients, rc)
+	}
+	clients[0].kill()
+	hooks.wait(t, "detached", 1)
+	require.NoError(t, sessions[0].Send(ctx, "news", make([]byte, 60)))
+	clients[1].kill()
+	hooks.wait(t, "detached", 2)
+	require.Equal(t, int64(60), srv.Stats().DetachedBytes)
+	require.NoError(t, sessions[1].Send(ctx, "news", make([]byte, 60)))
+
+	hooks.wait(t, "end", 1)
+	var le *DetachedLimitError
+	require.ErrorAs(t, hooks.lastEnd(), &le)
+	require.Equal(t, "MaxDetachedBytes", le.Limit)
+	var ue *UnackedError
+	require.ErrorAs(t, hooks.lastEnd(), &ue)
+	require.Equal(t, map[string]int{"news": 1}, ue.Messages)
+	require.ErrorIs(t, sessions[0].Context().Err(), context.Canceled)
+	require.NoError(t, sessions[1].Context().Err())
+	require.Equal(t, int64(60), srv.Stats().DetachedBytes)
+	require.Equal(t, uint64(1), srv.Stats().DetachedEvicted)
+}
+
+// Disconnect ends a detached session at once, with the code as its cause,
+// and its client's resume is refused as expired.
+func TestDisconnectEndsADetachedSession(t *testing.T) {
+	var hooks hookLog
+	srv, addr := startServer(t, hooks.config(&Config{}), echo)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	id := rc.conn.SessionID()
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	_, ok := srv.Session(id)
+	require.True(t, ok, "Session finds a detached session")
+	require.NoError(t, srv.Disconnect(id, transport.CodeDisconnected, "bye"))
+	hooks.wait(t, "end", 1)
+	require.ErrorIs(t, hooks.lastEnd(), transport.CodeDisconnected)
+	_, err := rc.resume(ctx, nil)
+	require.ErrorIs(t, err, transport.ErrResumeExpired)
+}
+
+// A channel the server opened is not carried to the next connection: what
+// its client did not acknowledge on it is reported when the session ends.
+func TestServerOpenedChannelIsNotCarriedAndItsUnackedAreReported(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	_, addr := startServer(t, hooks.config(&Config{ResumeWindow: 200 * time.Millisecond}), &rec)
+	ctx := testCtx(t)
+	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
+	for range 3 {
+		require.NoError(t, sess.SendOpen(ctx, "push", []byte("unread")))
+	}
+	c, ok := sess.Channel("push")
+	require.True(t, ok)
+	require.NoError(t, c.Flush(ctx))
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	require.NotContains(t, sess.Channels(), "push")
+	require.Contains(t, sess.Channels(), "news")
+	hooks.wait(t, "end", 1)
+	var ue *UnackedError
+	require.ErrorAs(t, hooks.lastEnd(), &ue)
+	require.Equal(t, map[string]int{"push": 3}, ue.Messages)
+}
+
+// A client that finds the server's resume state impossible refuses it
+// (RESUME_CLAIM): the session ends, with that cause, instead of waiting
+// detached for a resume that will not come.
+func TestClientRefusingTheServersResumeStateEndsTheSession(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	_, addr := startServer(t, hooks.config(&Config{}), &rec)
+	ctx := testCtx(t)
+	rc, _, _ := openNews(ctx, t, addr, nil, &rec)
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	_, err := rc.resume(ctx, nil)
+	require.NoError(t, err)
+	hooks.wait(t, "resumed", 1) // the server is done with the exchange
+	require.NoError(t, rc.conn.RejectResume(`channel "news": test: the server claims what it never received`))
+	hooks.wait(t, "end", 1)
+	require.ErrorIs(t, hooks.lastEnd(), transport.ErrResumeClaim)
+	require.Equal(t, 1, hooks.count("detached"))
+}
+
+// The server's resume state counts what its readers took from the client
+// on each channel: it lies between what the client saw acknowledged and
+// what it wrote, and a client that re-sends from there has every message
+// handled once, in order.
+func TestResumeStateLetsTheClientResendEachMessageOnce(t *testing.T) {
+	var hooks hookLog
+	var rec sessionRecorder
+	_, addr := startServer(t, hooks.config(&Config{}), &rec)
+	ctx := testCtx(t)
+	rc, _, _ := openNews(ctx, t, addr, nil, &rec)
+	up, err := rc.conn.OpenChannel(ctx, "up")
+	require.NoError(t, err)
+	msgs := numbered("u", 0, 50)
+	for _, m := range msgs {
+		require.NoError(t, up.Send(ctx, []byte(m)))
+	}
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	acked, held := up.Acked(), append(up.Unacked(), up.Unsent()...)
+	require.Equal(t, uint64(len(msgs)), acked+uint64(len(held)), "every message is acknowledged or held")
+
+	claims, err := rc.resume(ctx, nil)
+	require.NoError(t, err)
+	r := claims["up"]
+	require.GreaterOrEqual(t, r, acked)
+	require.LessOrEqual(t, r, acked+uint64(len(up.Unacked())))
+	up, err = rc.conn.OpenChannel(ctx, "up")
+	require.NoError(t, err)
+	for _, m := range held[r-acked:] {
+		require.NoError(t, up.Send(ctx, m.Data))
+	}
+	rec.waitSeen(t, 1+len(msgs))
+	var want []string
+	for _, m := range msgs {
+		want = append(want, "up:"+m)
+	}
+	require.Equal(t, append([]string{"news:hello"}, want...), rec.seen())
+}
+
+// The detached limits are validated by name; a negative ResumeWindow is
+// the documented way to turn resumption off.
+func TestDetachedLimitsAreValidatedByName(t *testing.T) {
+	for _, f := range []string{"MaxDetachedSessions", "MaxDetachedBytes", "MaxDetachedSendBytes"} {
+		cfg := &Config{MaxDetachedSessions: 1, MaxDetachedBytes: 1, MaxDetachedSendBytes: 1}
+		switch f {
+		case "MaxDetachedSessions":
+			cfg.MaxDetachedSessions = -1
+		case "MaxDetachedBytes":
+			cfg.MaxDetachedBytes = -1
+		default:
+			cfg.MaxDetachedSendBytes = -1
+		}
+		_, err := NewServer(cfg, echo)
+		require.ErrorContains(t, err, "Config."+f+" -1 is negative")
+	}
+	srv, err := NewServer(&Config{ResumeWindow: -1}, echo)
+	require.NoError(t, err)
+	require.Negative(t, srv.cfg.ResumeWindow)
+	require.NoError(t, srv.Close())
+}
+
+// With a negative ResumeWindow a session ends with its connection, and a
+// resume of it is refused as expired.
+func TestNegativeResumeWindowEndsSessionsWithTheirConnection(t *testing.T) {
+	var hooks hookLog
+	_, addr := startServer(t, hooks.config(&Config{ResumeWindow: -1}), echo)
+	rc := dialResumable(t, addr, nil)
+	rc.kill()
+	hooks.wait(t, "end", 1)
+	require.Zero(t, hooks.count("detached"))
+	_, err := rc.resume(testCtx(t), nil)
+	require.ErrorIs(t, err, transport.ErrResumeExpired)
 }

@@ -20,7 +20,8 @@ import (
 // waits, in order, and is written when the client reopens the channel,
 // after what the client had not acknowledged. Such messages are bounded
 // by Config.MaxDetachedSendBytes per session: beyond it Send waits until
-// ctx ends or the session resumes or ends. Once the session has ended it
+// ctx ends, the client reopens the channel on a resumed connection and the
+// held messages are written, or the session ends. Once the session has ended it
 // fails with an error matching ErrSessionEnded.
 func (s *Session) Send(ctx context.Context, channel string, msg []byte) error {
 	cs, ch := s.lookupSend(channel)
@@ -99,11 +100,15 @@ func (s *Session) Open(ctx context.Context, name string) (*transport.Channel, er
 	s.mu.Lock()
 	_, open := s.channels[name]
 	_, carried := s.carried[name]
-	if open || carried {
+	c := s.conn
+	switch {
+	case open || carried:
 		s.mu.Unlock()
 		return nil, dup
+	case c == nil:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("session: channel %q: the session is detached: %w", name, transport.ErrClosed)
 	}
-	c := s.conn
 	if limit := s.srv.cfg.MaxServerChannels; s.serverOpen >= limit {
 		s.mu.Unlock()
 		return nil, &ChannelLimitError{Channel: name, Limit: limit}

@@ -372,8 +372,11 @@ func (s *Server) finish(sess *Session, cause error) {
 	channels := sess.carriedNames()
 	sess.owned.Wait()
 	// The connection has ended: this only waits for its goroutines, so
-	// that the server's wait for sessions covers them too.
-	_ = sess.Conn().CloseWithError(transport.CodeNoError, "")
+	// that the server's wait for sessions covers them too. A detached
+	// session has let its connection go already.
+	if c := sess.Conn(); c != nil {
+		_ = c.CloseWithError(transport.CodeNoError, "")
+	}
 	if sess.resumable {
 		sess.foldAll()
 		if m := sess.unacked(); len(m) > 0 {
@@ -531,7 +534,9 @@ func (s *Server) beginDrain() []*Session {
 	s.mu.Unlock()
 	if first {
 		for _, sess := range sessions {
-			_ = sess.Conn().SendGoAway(transport.CodeGoingAway, "server shutting down")
+			if c := sess.Conn(); c != nil {
+				_ = c.SendGoAway(transport.CodeGoingAway, "server shutting down")
+			}
 		}
 	}
 	return sessions
@@ -565,7 +570,9 @@ func (s *Server) stop() {
 		s.baseCancel()
 		var wg sync.WaitGroup
 		for _, sess := range left {
-			wg.Go(func() { _ = sess.Conn().CloseWithError(transport.CodeGoingAway, "server closed") })
+			if c := sess.Conn(); c != nil {
+				wg.Go(func() { _ = c.CloseWithError(transport.CodeGoingAway, "server closed") })
+			}
 		}
 		wg.Wait()
 		if ln != nil {

@@ -82,8 +82,14 @@ type Session struct {
 	// mu guards the fields below; never held while user code runs.
 	mu sync.Mutex
 	// conn is the current connection: set by newSession, replaced by
-	// Server.admitResumed on a resume.
-	conn *transport.Conn
+	// Server.admitResumed on a resume, nil while detached (letGo) so that a
+	// detached session does not hold its lost connection's memory;
+	// lastRemote and last0RTT keep what RemoteAddr and Used0RTT report
+	// meanwhile.
+	conn       *transport.Conn
+	lastRemote net.Addr
+	last0RTT   bool
+	peerMax    int // the client's largest message on the last connection: Send keeps none larger
 	// goAway is the connection SendGoAway was used on: a graceful close
 	// the client makes after it does not end the session.
 	goAway       *transport.Conn
@@ -146,6 +152,7 @@ func newSession(srv *Server, c *transport.Conn, resumable bool) *Session {
 		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
 		allowPerChannel: satMul(2, max(int64(c.PeerLimits().SendBufferSize), frame)),
 	}
+	s.peerMax = c.PeerLimits().MaxMessageSize
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	return s
 }
@@ -153,16 +160,38 @@ func newSession(srv *Server, c *transport.Conn, resumable bool) *Session {
 // ID returns the session's unique ID.
 func (s *Session) ID() transport.SessionID { return s.id }
 
-// RemoteAddr returns the client's address on the current connection.
-func (s *Session) RemoteAddr() net.Addr { return s.Conn().RemoteAddr() }
+// RemoteAddr returns the client's address on the current connection, or
+// on the last one while the session is detached.
+func (s *Session) RemoteAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return s.lastRemote
+	}
+	return s.conn.RemoteAddr()
+}
 
 // Conn returns the session's current connection: the one it began with,
-// or the one its client last resumed it on. While the session is detached
-// it is the connection that was lost.
+// or the one its client last resumed it on. It returns nil while the
+// session is detached, from when Config.OnSessionDetached has returned
+// (the hook still sees the lost connection), and after a detached session
+// ended: the session lets the lost connection go, which is most of what a
+// detached session would otherwise hold.
 func (s *Session) Conn() *transport.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conn
+}
+
+// letGo drops the lost connection of a detached session, keeping what
+// RemoteAddr and Used0RTT report.
+func (s *Session) letGo() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		s.lastRemote, s.last0RTT = s.conn.RemoteAddr(), s.conn.Used0RTT()
+		s.conn = nil
+	}
 }
 
 // Context is cancelled when the session ends; context.Cause says why.
@@ -175,10 +204,17 @@ func (s *Session) Conn() *transport.Conn {
 // before the end.
 func (s *Session) Context() context.Context { return s.ctx }
 
-// Used0RTT reports whether the client began the current connection with
-// 0-RTT data that the server accepted (known once the handshake has
-// completed).
-func (s *Session) Used0RTT() bool { return s.Conn().Used0RTT() }
+// Used0RTT reports whether the client began the current connection (the
+// last one while detached) with 0-RTT data that the server accepted (known
+// once the handshake has completed).
+func (s *Session) Used0RTT() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return s.last0RTT
+	}
+	return s.conn.Used0RTT()
+}
 
 // Started returns when the session began.
 func (s *Session) Started() time.Time { return s.start }
@@ -215,8 +251,10 @@ func (s *Session) Channels() []string {
 	return names
 }
 
-// Channel returns the session's open channel named name, if it has one.
-// Unlike SendOpen, it never opens a channel.
+// Channel returns the session's open channel named name on its current
+// connection, if it has one (not while the session is detached, nor
+// before its client reopened the channel after a resume). Unlike
+// SendOpen, it never opens a channel.
 func (s *Session) Channel(name string) (*transport.Channel, bool) {
 	ch := s.lookup(name)
 	return ch, ch != nil
@@ -291,6 +329,9 @@ func (s *Session) Disconnect(code transport.ErrorCode, reason string) error {
 	c := s.conn
 	s.mu.Unlock()
 	s.srv.endDetached(s, &transport.ConnError{Code: code, Reason: reason})
+	if c == nil {
+		return nil
+	}
 	return c.CloseWithError(code, reason)
 }
 
@@ -305,6 +346,9 @@ func (s *Session) SendGoAway(code transport.ErrorCode, reason string) error {
 	c := s.conn
 	s.goAway = c
 	s.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("session: detached, it has no connection to send GOAWAY on: %w", transport.ErrClosed)
+	}
 	return c.SendGoAway(code, reason)
 }
 
@@ -387,10 +431,7 @@ func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried) {
 	if cs != nil && connEnded {
 		closed = false
 	} else if cs != nil && s.carried[cs.name] == cs {
-		delete(s.carried, cs.name)
-		s.loseLocked(cs.name, cs.held())
-		s.heldBytes -= payload(cs.doubt) + payload(cs.queue)
-		s.signalLocked()
+		s.dropCarriedLocked(cs)
 	}
 	s.mu.Unlock()
 	if f := s.srv.cfg.OnChannelClose; closed && f != nil {
@@ -573,9 +614,11 @@ func (s *Session) syncSignal() {
 	slow := s.slowed
 	s.mu.Unlock()
 	c := s.Conn()
-	if slow {
+	switch {
+	case c == nil: // detached: the resume tells the next connection
+	case slow:
 		_ = c.SlowDown()
-	} else {
+	default:
 		_ = c.Resume()
 	}
 }

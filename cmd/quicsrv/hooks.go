@@ -7,6 +7,7 @@ import (
 	"github.com/quicmsg/quicmsg/internal/metrics"
 	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/session"
+	"github.com/quicmsg/quicmsg/transport"
 )
 
 // hooks connects the session server to the relay and the metrics: its
@@ -65,11 +66,17 @@ func (h *hooks) sessionEnd(s *session.Session, cause error) {
 	if h.relay != nil {
 		rs = h.relay.Remove(s)
 	}
-	if h.metrics != nil {
-		h.metrics.SessionEnded(s.Conn(), s.Used0RTT(), cause)
+	// A session that ended detached has let its connection go; its
+	// counters went into the totals when it was detached.
+	var c metrics.Conn
+	var cs transport.ConnStats
+	if conn := s.Conn(); conn != nil {
+		c, cs = conn, conn.Stats()
 	}
-	code, by := metrics.DisconnectLabels(s.Conn(), cause)
-	cs := s.Conn().Stats()
+	if h.metrics != nil {
+		h.metrics.SessionEnded(c, s.Used0RTT(), cause)
+	}
+	code, by := metrics.DisconnectLabels(c, cause)
 	level := slog.LevelDebug
 	if rs.Dropped > 0 {
 		level = slog.LevelWarn

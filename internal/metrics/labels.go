@@ -32,7 +32,8 @@ var codeLabels = map[transport.ErrorCode]string{
 // "client" or "server" for the side that ended the session, and "network"
 // when neither did (idle timeout, stateless reset). A graceful close started
 // by the client (its GOAWAY with NO_ERROR) counts as the client's, although
-// the server sends the final CONNECTION_CLOSE.
+// the server sends the final CONNECTION_CLOSE. c may be nil (a session that
+// ended detached): the cause alone decides then.
 func DisconnectLabels(c Conn, cause error) (code, by string) {
 	var (
 		ce    *transport.ConnError
@@ -46,7 +47,7 @@ func DisconnectLabels(c Conn, cause error) (code, by string) {
 		if code == "" {
 			code = "other"
 		}
-		if ce.Code == transport.CodeNoError && !ce.Remote {
+		if ce.Code == transport.CodeNoError && !ce.Remote && c != nil {
 			if ga, ok := c.PeerGoAway(); ok && ga.Code == transport.CodeNoError {
 				return code, "client"
 			}

@@ -119,9 +119,12 @@ func (m *Metrics) ConnEnded(c Conn) {
 
 // SessionEnded moves c's final counters into the totals and counts the end
 // of its session: by cause (see [DisconnectLabels]) and by whether it used
-// 0-RTT.
+// 0-RTT. c is nil for a session that ended detached, without a connection
+// (see [Metrics.ConnEnded]).
 func (m *Metrics) SessionEnded(c Conn, used0RTT bool, cause error) {
-	m.ConnEnded(c)
+	if c != nil {
+		m.ConnEnded(c)
+	}
 	m.disconnects.WithLabelValues(DisconnectLabels(c, cause)).Inc()
 	m.sessionsEnded.WithLabelValues(fmt.Sprint(used0RTT)).Inc()
 }

@@ -232,6 +232,9 @@ func TestResumeMetricsAndDetachedConnectionTotals(t *testing.T) {
 	next.receive(1, 10)
 	m.SessionEnded(next, false, nil)
 	require.Equal(t, uint64(3), m.connTotals().MessagesReceived)
+	// A session that ended detached has no connection any more.
+	m.SessionEnded(nil, false, &transport.ConnError{Code: transport.CodeNoError})
+	require.Equal(t, uint64(3), m.connTotals().MessagesReceived)
 
 	f := scrape(t, m.Handler())
 	for name, want := range map[string]float64{
@@ -247,4 +250,5 @@ func TestResumeMetricsAndDetachedConnectionTotals(t *testing.T) {
 	for reason, want := range map[string]float64{"expired": 4, "replayed": 1, "attached": 2, "claim": 1} {
 		require.Equal(t, want, value(t, f, "quicmsg_resumes_refused_total", "reason", reason), reason)
 	}
+	require.Equal(t, 1.0, value(t, f, "quicmsg_session_disconnects_total", "by", "server", "code", "no_error"))
 }
