@@ -65,6 +65,29 @@ func ExampleConfig() {
 	_ = cfg
 }
 
+// ExampleResumeFailedError handles a session the server would not resume:
+// the messages written and never acknowledged may or may not have been
+// delivered, and the client does not send them again; the application
+// decides.
+func ExampleResumeFailedError() {
+	cfg := &client.Config{
+		OnEvent: func(e client.Event) {
+			switch e.Type {
+			case client.EventReconnected:
+				fmt.Println("reconnected; session resumed:", e.Resumed)
+			case client.EventResumeFailed:
+				var rfe *client.ResumeFailedError
+				if errors.As(e.Err, &rfe) {
+					for channel, msgs := range rfe.Unacked {
+						fmt.Printf("%s: %d messages to check or send again\n", channel, len(msgs))
+					}
+				}
+			}
+		},
+	}
+	_ = cfg
+}
+
 // exampleServer starts an echo server with development certificates and
 // returns its address, client TLS options and a function that stops it.
 func exampleServer() (string, certs.ClientOptions, func()) {
