@@ -421,6 +421,24 @@ func TestResumeDisabledLeavesWrittenMessagesInDoubt(t *testing.T) {
 	require.False(t, r.log.has(func(e Event) bool { return e.Type == EventResumeFailed || e.Resumed }))
 }
 
+// Closing the client ends the session: what a lost connection wrote
+// without acknowledgement, held for a resume that will not come, is in
+// doubt, and what waited in the reconnect buffer is undelivered.
+func TestResumeHeldMessagesAreInDoubtWhenTheClientCloses(t *testing.T) {
+	r := newResumeRig(t, 0, nil, nil)
+	ctx := testCtx(t)
+	r.partitionWithUnacked(ctx, t, "x")
+	err := r.c.Close()
+	var ue *UndeliveredError
+	require.ErrorAs(t, err, &ue)
+	st := r.c.Stats()
+	require.Equal(t, 20, ue.Messages+int(st.MessagesInDoubt), "10..29: written or buffered")
+	require.GreaterOrEqual(t, ue.Messages, 10, "20..29 were buffered")
+	require.Positive(t, st.MessagesInDoubt)
+	require.Equal(t, uint64(ue.Messages), st.MessagesFailed)
+	require.Zero(t, st.MessagesUnacked)
+}
+
 // Messages the transport channel held, but Receive had not returned, when
 // the connection died were not counted as received: the server sends them
 // again on the resumed session, and each is returned once.
