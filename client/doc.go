@@ -27,23 +27,25 @@
 // restarted, the token is not valid, or one side's resume state is
 // impossible), the messages written and not acknowledged may or may not
 // have been delivered: they are listed in a [ResumeFailedError], delivered
-// as an [EventResumeFailed] event and counted in Stats.MessagesUnacked and
-// Stats.MessagesInDoubt, and are not sent again; what was never written, and the reconnect buffer,
-// go out on the new session the client opens at once. Messages the server
-// had sent and the client had not received are then lost with the old
-// session. Without resumption (disabled, or a server that does not
-// acknowledge messages), messages written to a connection that died are in
-// doubt (Stats.MessagesInDoubt) and what the server sent on it and was not
-// received is lost; what the connection never wrote, and 0-RTT data the
-// server rejected, is sent again (Stats.MessagesResent). [Client.Shutdown]
-// and [Client.Close] end the session: messages still in the reconnect
-// buffer are reported in an [UndeliveredError] (Stats.MessagesFailed), and
-// those written without the server's confirmation are in doubt.
+// as an [EventResumeFailed] event, counted in Stats.MessagesUnacked and
+// Stats.MessagesInDoubt, and not sent again; what was never written, and
+// the reconnect buffer, go out on the new session the client opens at
+// once. What the server had sent and the client had not received is lost
+// with the old session (a session.Server reports it). Without resumption
+// (disabled, or a server that does not acknowledge messages), messages
+// written to a connection that died are in doubt (Stats.MessagesInDoubt)
+// and what the server sent on it and was not received is lost; what the
+// connection never wrote, and 0-RTT data the server rejected, is sent
+// again (Stats.MessagesResent). [Client.Shutdown] and [Client.Close] end
+// the session: messages still in the reconnect buffer are reported in an
+// [UndeliveredError] (Stats.MessagesFailed), and those written without the
+// server's confirmation are in doubt.
 //
 // Session counts are kept per [Channel]: a channel closed with
-// [Channel.Close] and opened again by name starts anew. A [Pool] does not resume:
-// its connections are handed out as they are, and a replaced connection is
-// a new session.
+// [Channel.Close] and opened again by name starts anew. A resume dials
+// with a full handshake, not 0-RTT: what is sent again must go before
+// anything new. A [Pool] does not resume: its connections are handed out
+// as they are, and a replaced connection is a new session.
 //
 // # 0-RTT
 //
