@@ -102,30 +102,30 @@ type natRig struct {
 	up, down *seqFlow
 	chUp     *Channel
 	chDown   *Channel
-	traffic
+	flowRunner
 }
 
-// traffic owns a test's traffic goroutines: goSend and goReceive start
+// flowRunner owns a test's traffic goroutines: goSend and goReceive start
 // them, wait joins them and returns their errors.
-type traffic struct {
+type flowRunner struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	errs []error
 }
 
-func (tr *traffic) report(err error) {
+func (tr *flowRunner) report(err error) {
 	tr.mu.Lock()
 	tr.errs = append(tr.errs, err)
 	tr.mu.Unlock()
 }
 
 // goSend sends f with send, one message every pace.
-func (tr *traffic) goSend(ctx context.Context, f *seqFlow, send func(context.Context, []byte) error, pace time.Duration) {
+func (tr *flowRunner) goSend(ctx context.Context, f *seqFlow, send func(context.Context, []byte) error, pace time.Duration) {
 	tr.wg.Go(func() { tr.report(f.send(ctx, send, pace)) })
 }
 
 // goReceive receives f's messages from ch.
-func (tr *traffic) goReceive(ctx context.Context, f *seqFlow, ch *Channel) {
+func (tr *flowRunner) goReceive(ctx context.Context, f *seqFlow, ch *Channel) {
 	tr.wg.Go(func() {
 		for range f.n {
 			msg, err := ch.Receive(ctx)
@@ -139,7 +139,7 @@ func (tr *traffic) goReceive(ctx context.Context, f *seqFlow, ch *Channel) {
 }
 
 // wait joins the traffic goroutines and returns their errors.
-func (tr *traffic) wait() error {
+func (tr *flowRunner) wait() error {
 	tr.wg.Wait()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()

@@ -66,7 +66,7 @@ type resumeRig struct {
 	ch       *Channel
 	log      *eventLog
 	up, down *seqFlow
-	traffic
+	flowRunner
 }
 
 // newResumeRig starts the rig; scfg configures the server (nil for the
