@@ -17,10 +17,9 @@ import (
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-// resumingServer is a session.Server whose sessions can be resumed (its
-// listener comes from Server.Listen), recording with rec, on addr
-// ("127.0.0.1:0" for an ephemeral port). Closed at cleanup; close is
-// idempotent.
+// resumingServer is a session.Server whose sessions can be resumed: its
+// listener comes from Server.Listen. startResumingServer serves h on addr
+// ("127.0.0.1:0" for an ephemeral port) until cleanup; close is idempotent.
 type resumingServer struct {
 	*session.Server
 	addr   string
