@@ -24,9 +24,14 @@ import (
 )
 
 // quicmsgChannels returns a connected client channel and its server side.
-func quicmsgChannels(b *testing.B) (cli, srv *Channel, ctx context.Context) {
+// For impl quicmsg-noacks, both sides have acknowledgements off.
+func quicmsgChannels(b *testing.B, impl string) (cli, srv *Channel, ctx context.Context) {
 	b.Helper()
-	client, server, _ := pair(b, nil, nil)
+	var cfg *Config
+	if impl == "quicmsg-noacks" {
+		cfg = &Config{DisableAcks: true}
+	}
+	client, server, _ := pair(b, cfg, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	cli, err := client.OpenChannel(ctx, "bench")
@@ -55,8 +60,8 @@ func oneWay(b *testing.B, impl string, size int) {
 	var writes func() uint64
 	var qc *quic.Conn // the sending connection
 	switch impl {
-	case "quicmsg", "quicmsg-alloc":
-		cli, srv, ctx := quicmsgChannels(b)
+	case "quicmsg", "quicmsg-alloc", "quicmsg-noacks":
+		cli, srv, ctx := quicmsgChannels(b, impl)
 		qc = cli.c.qc
 		w0 := cli.tx.writes.Load()
 		writes = func() uint64 { return cli.tx.writes.Load() - w0 }
@@ -190,48 +195,7 @@ func BenchmarkRequestResponse(b *testing.B) {
 			d := make([]time.Duration, b.N)
 			switch impl {
 			case "quicmsg", "quicmsg-alloc":
-				cli, srv, ctx := quicmsgChannels(b)
-				// quicmsg receives into a reused buffer, as the raw
-				// baseline does; quicmsg-alloc takes a new slice per
-				// message (Receive).
-				receive := func(ch *Channel, buf []byte) ([]byte, error) { return ch.ReceiveBuf(ctx, buf) }
-				if impl == "quicmsg-alloc" {
-					receive = func(ch *Channel, _ []byte) ([]byte, error) { return ch.Receive(ctx) }
-				}
-				echoDone := make(chan error, 1)
-				go func() {
-					buf := make([]byte, 0, 64)
-					for {
-						m, err := receive(srv, buf)
-						if err == nil {
-							err = srv.Send(ctx, m)
-						}
-						if err != nil {
-							echoDone <- err
-							return
-						}
-					}
-				}()
-				b.Cleanup(func() {
-					b.StopTimer()
-					_ = cli.Close()
-					if err := <-echoDone; !errors.Is(err, ctx.Err()) && !isEOF(err) {
-						b.Error(err)
-					}
-				})
-				buf := make([]byte, 0, 64)
-				b.ResetTimer()
-				for i := range d {
-					t0 := time.Now()
-					if err := cli.Send(ctx, msg); err != nil {
-						b.Fatal(err)
-					}
-					m, err := receive(cli, buf)
-					if err != nil || len(m) != len(msg) {
-						b.Fatal(len(m), err)
-					}
-					d[i] = time.Since(t0)
-				}
+				quicmsgRTT(b, impl, msg, d)
 			case "rawquic", "rawquic-alloc":
 				p := newRawPair(b)
 				cw, cr := newRawWriter(p.cs), newRawReader(p.cs)
@@ -283,6 +247,73 @@ func BenchmarkRequestResponse(b *testing.B) {
 	}
 }
 
+// quicmsgRTT measures len(d) echo round trips of msg on a quicmsg channel
+// into d.
+func quicmsgRTT(b *testing.B, impl string, msg []byte, d []time.Duration) {
+	cli, srv, ctx := quicmsgChannels(b, impl)
+	// quicmsg receives into a reused buffer, as the raw
+	// baseline does; quicmsg-alloc takes a new slice per
+	// message (Receive).
+	receive := func(ch *Channel, buf []byte) ([]byte, error) { return ch.ReceiveBuf(ctx, buf) }
+	if impl == "quicmsg-alloc" {
+		receive = func(ch *Channel, _ []byte) ([]byte, error) { return ch.Receive(ctx) }
+	}
+	echoDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 0, 64)
+		for {
+			m, err := receive(srv, buf)
+			if err == nil {
+				err = srv.Send(ctx, m)
+			}
+			if err != nil {
+				echoDone <- err
+				return
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		b.StopTimer()
+		_ = cli.Close()
+		if err := <-echoDone; !errors.Is(err, ctx.Err()) && !isEOF(err) {
+			b.Error(err)
+		}
+	})
+	buf := make([]byte, 0, 64)
+	b.ResetTimer()
+	for i := range d {
+		t0 := time.Now()
+		if err := cli.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+		m, err := receive(cli, buf)
+		if err != nil || len(m) != len(msg) {
+			b.Fatal(len(m), err)
+		}
+		d[i] = time.Since(t0)
+	}
+}
+
+// BenchmarkAcks compares one-way throughput (64 B and 1 KiB) and echo
+// round trips (64 B) with acknowledgements on (quicmsg) and off
+// (quicmsg-noacks), in the same run.
+func BenchmarkAcks(b *testing.B) {
+	impls := []string{"quicmsg", "quicmsg-noacks"}
+	for _, size := range []int{64, 1024} {
+		for _, impl := range impls {
+			b.Run(fmt.Sprintf("oneway/size=%d/%s", size, impl), func(b *testing.B) { oneWay(b, impl, size) })
+		}
+	}
+	for _, impl := range impls {
+		b.Run("rtt/"+impl, func(b *testing.B) {
+			d := make([]time.Duration, b.N)
+			quicmsgRTT(b, impl, payload(64), d)
+			b.StopTimer()
+			reportLatency(b, d)
+		})
+	}
+}
+
 // BenchmarkCoalescing shows what the channel's writer does with small
 // messages:
 //   - burst: b.N bursts of 1000 64-byte messages, each burst sent as fast as
@@ -302,7 +333,7 @@ func BenchmarkCoalescing(b *testing.B) {
 	setup := func(b *testing.B, impl string) ends {
 		switch impl {
 		case "quicmsg":
-			cli, srv, ctx := quicmsgChannels(b)
+			cli, srv, ctx := quicmsgChannels(b, impl)
 			w0 := cli.tx.writes.Load()
 			return ends{
 				send:   func() error { return cli.Send(ctx, msg) },

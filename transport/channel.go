@@ -40,6 +40,10 @@ type Channel struct {
 	// Shutdown or Reset cancelled it. Conn.channelsReadLocked reads it.
 	recvDone atomic.Bool
 
+	// ackDirty says the channel is in the connection's list of channels
+	// with messages to acknowledge; guarded by Conn.acks.mu.
+	ackDirty bool
+
 	// end is the one close of the channel: the first of Shutdown, Close and
 	// Reset runs it; later calls wait for it, and one whose own bound ends
 	// first, or Reset, cuts a graceful close short (see closer).
@@ -50,7 +54,7 @@ type Channel struct {
 // stream past the channel header, if the peer opened it (nil otherwise).
 func newChannel(c *Conn, s *quic.Stream, name string, sr *streamReader) *Channel {
 	ch := &Channel{c: c, s: s, name: name}
-	ch.tx.init()
+	ch.tx.init(&c.acksOn, c.cfg.SendBufferSize, c.cfg.AckWindow)
 	ch.rx.init(s, sr, c.cfg.MaxMessageSize)
 	ch.end.init()
 	return ch
@@ -155,6 +159,7 @@ func (ch *Channel) Reset(code ErrorCode) {
 	// is accepted only to be discarded.
 	ch.tx.mu.Lock()
 	ch.tx.closing = true
+	ch.tx.signalProgress()
 	ch.tx.mu.Unlock()
 	ch.s.CancelWrite(quic.StreamErrorCode(code))
 	ch.s.CancelRead(quic.StreamErrorCode(code))
@@ -171,6 +176,8 @@ func (ch *Channel) Reset(code ErrorCode) {
 func (ch *Channel) stopWriter() {
 	ch.tx.mu.Lock()
 	ch.tx.closing = true
+	// A Send waiting for the acknowledgement window fails with ErrClosed.
+	ch.tx.signalProgress()
 	kick := !ch.tx.inFlight
 	ch.tx.inFlight = true
 	ch.tx.mu.Unlock()
@@ -181,7 +188,7 @@ func (ch *Channel) stopWriter() {
 
 func (ch *Channel) stats() ConnStats {
 	ch.tx.mu.Lock()
-	s := ConnStats{MessagesSent: ch.tx.sent, MessagesWritten: ch.tx.written, BytesSent: ch.tx.sentBytes}
+	s := ConnStats{MessagesSent: ch.tx.sent, MessagesWritten: ch.tx.written, BytesSent: ch.tx.sentBytes, MessagesAcked: ch.tx.ret.acked}
 	ch.tx.mu.Unlock()
 	s.MessagesReceived = ch.rx.received.Load()
 	s.BytesReceived = ch.rx.receivedBytes.Load()

@@ -115,7 +115,7 @@ func (ch *Channel) receiveLocked(ctx context.Context, buf []byte) ([]byte, error
 			return nil, ch.recvFailed(ctx, err)
 		}
 		if rx.large == nil {
-			rx.count(len(msg))
+			ch.countReceived(len(msg))
 			return msg, nil
 		}
 	}
@@ -163,13 +163,8 @@ func (ch *Channel) receiveLarge(ctx context.Context) ([]byte, error) {
 	}
 	msg := rx.large
 	rx.large, rx.largeN = nil, 0
-	rx.count(len(msg))
+	ch.countReceived(len(msg))
 	return msg, nil
-}
-
-func (rx *recvSide) count(size int) {
-	rx.received.Add(1)
-	rx.receivedBytes.Add(uint64(size))
 }
 
 // recvFailed handles an error from reading or parsing: a read cut short by

@@ -24,6 +24,12 @@ type sendSide struct {
 	writerDone chan struct{} // closed when the writer has exited
 	writes     atomic.Uint64 // stream writes made (for benchmarks)
 
+	// Immutable after init.
+	acksOn    *atomic.Bool // the connection's Conn.acksOn
+	bufSize   int          // Config.SendBufferSize
+	window    int          // Config.AckWindow
+	recycleFn func([]byte) // tx.recycle, bound once
+
 	mu sync.Mutex // guards everything below
 
 	// The buffer. inFlight is the right to write to the stream: it is
@@ -44,25 +50,49 @@ type sendSide struct {
 	// only the writer adds to it.
 	early earlyRetention
 
+	// With acknowledgements on, batches written until the peer
+	// acknowledges them (see channel_acks.go).
+	ret ackRetention
+
 	// The outcome once the send side failed: err is returned by every
 	// later Send and Flush, unsent and inDoubt account for what Send had
-	// accepted (see Unsent and InDoubt).
+	// accepted (see Unsent, Unacked and InDoubt).
 	err     error
 	unsent  []UnsentMessage
+	unacked []UnsentMessage
 	inDoubt uint64
 }
 
-func (tx *sendSide) init() {
+func (tx *sendSide) init(acksOn *atomic.Bool, bufSize, window int) {
 	tx.kick = make(chan struct{}, 1)
 	tx.writerDone = make(chan struct{})
+	tx.acksOn = acksOn
+	tx.bufSize = bufSize
+	tx.window = window
+	tx.recycleFn = tx.recycle
 }
 
 // take takes the buffered batch for a write and the number of messages in
 // it, leaving the spare buffer in its place. tx.mu is held.
 func (tx *sendSide) take() ([]byte, uint64) {
 	out, n := tx.buf, tx.bufMsgs
-	tx.buf, tx.spare, tx.bufMsgs = tx.spare[:0], nil, 0
+	tx.buf, tx.spare, tx.bufMsgs = tx.spare[:0], tx.ret.popFree(), 0
+	tx.ret.taking(out, n)
 	return out, n
+}
+
+// written records that the stream took the batch out of n messages:
+// retained until acknowledged, or kept as the spare buffer. tx.mu is held.
+func (tx *sendSide) wroteBatch(out []byte, n uint64) {
+	tx.written += n
+	if tx.retaining() {
+		tx.ret.retain(out, n, tx.recycleFn)
+	} else {
+		tx.ret.taking(nil, 0)
+		if cap(out) <= 2*tx.bufSize {
+			tx.spare = out[:0]
+		}
+	}
 }
 
 // stateErr returns why Send cannot accept anything, or nil. tx.mu is held.
@@ -113,6 +143,10 @@ func (tx *sendSide) fail(err error, inDoubt uint64, lost ...[]byte) {
 		tx.err = err
 	}
 	tx.inDoubt = inDoubt
+	if tx.retaining() {
+		tx.unacked = tx.ret.unacked()
+		tx.inDoubt = uint64(len(tx.unacked))
+	}
 	for _, b := range append(lost, tx.buf) {
 		tx.unsent = appendUnsent(tx.unsent, b)
 	}
@@ -121,8 +155,9 @@ func (tx *sendSide) fail(err error, inDoubt uint64, lost ...[]byte) {
 }
 
 // Send queues msg for sending. It returns once msg is copied into the send
-// buffer, waiting while the buffer is full or the peer has asked to slow down,
-// until ctx ends. It fails with a [*MessageTooLargeError] for a message over
+// buffer, waiting while the buffer is full, the acknowledgement window
+// (Config.AckWindow) is full, or the peer has asked to slow down, until ctx
+// ends. It fails with a [*MessageTooLargeError] for a message over
 // the peer's limit (the channel stays usable), with a [*ChannelError] once the
 // channel was reset, and with the connection's error once it has ended.
 func (ch *Channel) Send(ctx context.Context, msg []byte) error {
@@ -136,7 +171,9 @@ func (ch *Channel) SendReplaySafe(ctx context.Context, msg []byte) error {
 }
 
 // TrySend is Send without waiting: it fails with ErrSlowDown while the peer
-// has asked to slow down and with ErrWouldBlock while the send buffer is full.
+// has asked to slow down, with ErrWouldBlock while the send buffer is full,
+// and with ErrAckWindowFull (which matches ErrWouldBlock) while the
+// acknowledgement window is.
 func (ch *Channel) TrySend(msg []byte) error {
 	return ch.send(context.Background(), msg, 0, false)
 }
@@ -203,17 +240,35 @@ func (ch *Channel) waitRoom(ctx context.Context, frameLen int, block bool) error
 			}
 			continue
 		}
-		if len(tx.buf) == 0 || len(tx.buf)+frameLen <= ch.c.cfg.SendBufferSize {
+		full := ch.roomErr(frameLen)
+		if full == nil {
 			return nil
 		}
 		if !block {
 			tx.mu.Unlock()
-			return ErrWouldBlock
+			return full
 		}
 		if err := tx.waitProgress(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// roomErr returns nil if the send buffer can take a frame of frameLen bytes
+// (an empty buffer takes any) and so can the acknowledgement window (an
+// empty one takes any), else the error TrySend returns. tx.mu is held.
+func (ch *Channel) roomErr(frameLen int) error {
+	tx := &ch.tx
+	if len(tx.buf) > 0 && len(tx.buf)+frameLen > tx.bufSize {
+		return ErrWouldBlock
+	}
+	if !tx.retaining() {
+		return nil
+	}
+	if used := tx.ret.inUse() + len(tx.buf); used > 0 && used+frameLen > tx.window {
+		return ErrAckWindowFull
+	}
+	return nil
 }
 
 // waitResume waits, with tx.mu released, while the peer has asked to slow
@@ -276,21 +331,26 @@ func (ch *Channel) writeDirect(out []byte, n uint64) bool {
 			// The connection ended meanwhile and the writer recorded what
 			// was buffered as unsent; this batch, never taken by QUIC,
 			// came before that.
+			tx.ret.taking(nil, 0)
 			tx.unsent = append(appendUnsent(nil, out), tx.unsent...)
 			return false
 		}
 		// Put the batch back in front of what other senders added; the
 		// writer writes it, or fails on it as it would have.
+		tx.ret.taking(nil, 0)
 		tx.buf = append(out, tx.buf...)
 		tx.bufMsgs += n
 		return false
 	}
 	tx.writes.Add(1)
 	if tx.err != nil {
-		tx.inDoubt += n // written as the connection ended
+		// Written as the connection ended, after the account was settled.
+		tx.inDoubt += n
+		if tx.retaining() {
+			tx.unacked = appendUnsent(tx.unacked, out)
+		}
 	}
-	tx.spare = out[:0]
-	tx.written += n
+	tx.wroteBatch(out, n)
 	tx.signalProgress()
 	if len(tx.buf) > 0 || tx.closing || tx.err != nil {
 		return false
@@ -390,10 +450,14 @@ func (ch *Channel) wrote(out []byte, n uint64, early bool) {
 	tx.mu.Lock()
 	if early {
 		tx.early.retain(out, n)
-	} else if cap(out) <= 2*ch.c.cfg.SendBufferSize {
-		tx.spare = out[:0]
 	}
-	tx.written += n
+	if early && !tx.retaining() {
+		// 0-RTT retention holds the buffer: it is not the spare.
+		tx.ret.taking(nil, 0)
+		tx.written += n
+	} else {
+		tx.wroteBatch(out, n)
+	}
 	tx.signalProgress()
 	tx.mu.Unlock()
 }
@@ -413,10 +477,16 @@ func (ch *Channel) failSend(err error, out []byte, n uint64) {
 	defer tx.mu.Unlock()
 	if !rejected {
 		tx.early.release()
+		if out != nil && tx.retaining() {
+			// It may have been delivered in part: in doubt.
+			tx.ret.retain(out, n, tx.recycleFn)
+		}
 		tx.fail(err, tx.written+n)
 		return
 	}
 	lost, msgs := tx.early.handBack()
+	tx.ret.taking(nil, 0)
+	tx.ret.dropFront(msgs)
 	tx.fail(err, tx.written-msgs, append(lost, out)...)
 }
 
@@ -479,7 +549,8 @@ func (ch *Channel) Unsent() []UnsentMessage {
 // InDoubt returns, after the channel failed or its connection's graceful
 // Close ended without the peer's confirmation, how many messages had been
 // written to the connection without the peer confirming them: they may or
-// may not have been delivered.
+// may not have been delivered. With acknowledgements on, only those the
+// peer had not acknowledged are: InDoubt is then len(Unacked()).
 func (ch *Channel) InDoubt() uint64 {
 	ch.settle()
 	ch.tx.mu.Lock()

@@ -128,6 +128,7 @@ func (c *Conn) finishIfDone() {
 	done := c.cs.peerFinished(c.channelsReadLocked)
 	c.mu.Unlock()
 	if done {
+		c.flushAcks()
 		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
 	}
 }
@@ -188,6 +189,7 @@ func (e *closer) finish(err error) {
 // ends, which is not waited for here (as with quic.DialAddr's).
 func (c *Conn) finishClose(err error) {
 	c.wg.Wait()
+	c.stopAcks()
 	if c.isClient {
 		c.mig.release()
 	}

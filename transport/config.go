@@ -258,6 +258,7 @@ func (c *Config) withDefaults() (Config, error) {
 	r.IdleTimeout = cmp.Or(r.IdleTimeout, DefaultIdleTimeout)
 	r.KeepAlivePeriod = cmp.Or(r.KeepAlivePeriod, DefaultKeepAlivePeriod)
 	r.CloseTimeout = cmp.Or(r.CloseTimeout, DefaultCloseTimeout)
+	r.AckWindow = cmp.Or(r.AckWindow, DefaultAckWindow)
 	return r, r.validate()
 }
 
@@ -279,6 +280,7 @@ func (c *Config) validate() error {
 		cfgcheck.Int{Name: "MaxPendingHellosPerIP", Value: c.MaxPendingHellosPerIP},
 		cfgcheck.Int{Name: "MaxHandshakesPerIP", Value: c.MaxHandshakesPerIP},
 		cfgcheck.Int{Name: "ReplayCacheSize", Value: c.ReplayCacheSize},
+		cfgcheck.Int{Name: "AckWindow", Value: c.AckWindow},
 	); err != nil {
 		return err
 	}

@@ -53,6 +53,9 @@ type ConnStats struct {
 	MessagesReceived uint64 // messages returned by Receive
 	BytesSent        uint64 // payload bytes accepted by Send
 	BytesReceived    uint64 // payload bytes returned by Receive
+	// MessagesAcked counts messages the peer acknowledged (returned from
+	// its Receive); 0 with acknowledgements off.
+	MessagesAcked    uint64
 	RejectedChannels uint64 // incoming streams reset for a bad channel header
 }
 
@@ -98,16 +101,24 @@ type Conn struct {
 	stateOnce sync.Once            // reads state once the handshake has completed; see handshakeState
 	state     quic.ConnectionState // written once by stateOnce
 
+	// acksOn says whether channels retain what they write until the peer
+	// acknowledges it: this side's offer until the peer's HELLO, then
+	// whether both sides offered acknowledgements. Set before ready is
+	// closed. acks coalesces this side's ACK frames; see acks.go.
+	acksOn atomic.Bool
+	acks   acker
+
 	ctrl controlWriter // this side's control frames; see control.go
 	sig  peerSignals   // what the peer said on its control stream; see control.go
 
 	// mu guards the channel set, the counters of channels that are gone,
 	// the graceful-close state and the incoming streams.
 	mu       sync.Mutex
-	channels map[*Channel]struct{} // added by OpenChannel and AcceptChannel, removed by Channel.Close/Reset
-	stats    ConnStats             // counters of channels that are gone
-	cs       closeState            // see close.go
-	in       incoming              // the peer's new streams; see incoming.go
+	channels map[*Channel]struct{}      // added by OpenChannel and AcceptChannel, removed by Channel.Close/Reset
+	byStream map[quic.StreamID]*Channel // the same channels by stream ID, for ACK frames
+	stats    ConnStats                  // counters of channels that are gone
+	cs       closeState                 // see close.go
+	in       incoming                   // the peer's new streams; see incoming.go
 
 	wg  sync.WaitGroup // control reader, channel writers, stream acceptor and header readers
 	end closer         // the one close of the connection; see close.go
@@ -124,7 +135,11 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 		sig:      peerSignals{goAwayCh: make(chan struct{})},
 		ready:    make(chan struct{}),
 		channels: make(map[*Channel]struct{}),
+		byStream: make(map[quic.StreamID]*Channel),
 	}
+	c.acksOn.Store(!cfg.DisableAcks)
+	c.acks.maxBytes = max(1, cfg.AckWindow/ackBytesDivisor)
+	c.acks.flush = c.flushAcks
 	c.end.init()
 	c.local.Store(&localAddr{qc.LocalAddr()})
 	c.mig.done = make(chan struct{})
@@ -146,6 +161,7 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	context.AfterFunc(qc.Context(), func() {
 		c.cancel(convertConnErr(context.Cause(qc.Context())))
+		c.stopAcks()
 	})
 	if isClient {
 		context.AfterFunc(qc.Context(), c.mig.release)
@@ -167,6 +183,11 @@ func (c *Conn) setPeer(id SessionID, h wire.Hello) {
 		c.peer.SendBufferSize = DefaultSendBufferSize
 	}
 	c.peerMax.Store(int64(c.peer.MaxMessageSize))
+	acks := !c.cfg.DisableAcks && h.Acks
+	c.acksOn.Store(acks)
+	c.acks.mu.Lock()
+	c.acks.on = acks
+	c.acks.mu.Unlock()
 	close(c.ready)
 }
 
@@ -457,6 +478,7 @@ func (c *Conn) register(ch *Channel, opened bool) bool {
 		return false
 	}
 	c.channels[ch] = struct{}{}
+	c.byStream[ch.s.StreamID()] = ch
 	c.wg.Add(1)
 	return true
 }
@@ -472,6 +494,7 @@ func (c *Conn) channelDone(ch *Channel) {
 	st := ch.stats()
 	c.mu.Lock()
 	delete(c.channels, ch)
+	delete(c.byStream, ch.s.StreamID())
 	c.stats.add(st)
 	c.mu.Unlock()
 	c.finishIfDone()
@@ -496,6 +519,7 @@ func (s *ConnStats) add(ch ConnStats) {
 	s.MessagesReceived += ch.MessagesReceived
 	s.BytesSent += ch.BytesSent
 	s.BytesReceived += ch.BytesReceived
+	s.MessagesAcked += ch.MessagesAcked
 }
 
 func (c *Conn) wrapErr(err error) error {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -76,6 +78,7 @@ func (c *Conn) SendGoAway(code ErrorCode, reason string) error {
 // the number of channels this side opened, and ends the control stream's
 // send side. It reports whether the frame was written.
 func (c *Conn) sendClosingGoAway(opened uint64) bool {
+	c.flushAcks()
 	c.ctrl.mu.Lock()
 	defer c.ctrl.mu.Unlock()
 	if c.writeControlLocked(wire.Control{Type: wire.ControlGoAway, Code: uint64(CodeNoError), Opened: opened}) != nil {
@@ -183,6 +186,8 @@ func (c *Conn) handleControl(f wire.Control) error {
 	case wire.ControlGoAway:
 		c.sig.goAwayReceived(GoAway{Code: ErrorCode(f.Code), Reason: f.Reason})
 		c.peerGoAway(ErrorCode(f.Code), f.Opened)
+	case wire.ControlAck:
+		return c.handleAck(f.Acks)
 	default:
 		return fmt.Errorf("unexpected %s frame after the HELLO exchange", f.Type)
 	}
@@ -228,6 +233,14 @@ func (c *Conn) handleEarlyHello(f wire.Control) error {
 		return nil
 	}
 	c.setPeer(SessionID(f.Hello.SessionID), f.Hello)
+	if !c.acksOn.Load() {
+		c.mu.Lock()
+		chans := slices.Collect(maps.Keys(c.channels))
+		c.mu.Unlock()
+		for _, ch := range chans {
+			ch.dropRetention()
+		}
+	}
 	return nil
 }
 

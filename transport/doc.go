@@ -14,8 +14,9 @@
 // [Channel.Send] copies the message into the channel's bounded send buffer
 // and returns; the channel's writer coalesces buffered messages into large
 // stream writes under load and writes a lone message at once. Send waits
-// while the buffer is full or the peer has signalled slow-down;
-// [Channel.TrySend] fails with [ErrWouldBlock] or [ErrSlowDown] instead.
+// while the buffer or the acknowledgement window is full or the peer has
+// signalled slow-down; [Channel.TrySend] fails with [ErrWouldBlock] (or
+// [ErrAckWindowFull]) or [ErrSlowDown] instead.
 // [Channel.Flush] waits until accepted messages are written.
 //
 // # Delivery
@@ -28,6 +29,19 @@
 // [Conn.CloseWithError] and [Channel.Reset] close at once. If a connection
 // dies, messages accepted but not yet acknowledged by the peer application
 // are in doubt; [Conn.Stats] counts messages accepted and written.
+//
+// # Acknowledgements
+//
+// Unless either side sets Config.DisableAcks, the receiver acknowledges
+// each channel's messages as Receive returns them (cumulative counts in
+// coalesced ACK frames on the control stream) and the sender keeps what
+// it wrote until acknowledged ([Conn.AcksEnabled]). This bounds each
+// channel end to end: at most Config.AckWindow bytes written and not yet
+// acknowledged, plus buffered, after which Send waits and TrySend fails
+// with [ErrAckWindowFull]. After a failure, [Channel.Unacked] lists
+// exactly the written messages the peer had not acknowledged (then
+// [Channel.Unsent] what was never written), [Channel.Acked] counts the
+// rest, and [Channel.InDoubt] equals len(Unacked()).
 //
 // # 0-RTT and replays
 //

@@ -15,6 +15,9 @@ const (
 	ControlSlowDown ControlType = 0x02
 	ControlResume   ControlType = 0x03
 	ControlGoAway   ControlType = 0x04
+	// ControlAck acknowledges messages received per channel; only sent
+	// when both HELLOs carried the ACKS extension.
+	ControlAck ControlType = 0x05
 )
 
 func (t ControlType) String() string {
@@ -27,6 +30,8 @@ func (t ControlType) String() string {
 		return "RESUME"
 	case ControlGoAway:
 		return "GOAWAY"
+	case ControlAck:
+		return "ACK"
 	}
 	return fmt.Sprintf("UNKNOWN(0x%x)", uint64(t))
 }
@@ -56,6 +61,9 @@ type Hello struct {
 	// that it has accepted but not written: what may still arrive on a
 	// channel after the peer's SLOW_DOWN reached it.
 	SendBuffer uint64
+	// Acks is the ACKS extension: the sender offers acknowledgements
+	// (ACK frames); they are on when both HELLOs carry it.
+	Acks bool
 }
 
 // HELLO extension IDs. Extensions follow the fixed HELLO fields as
@@ -63,10 +71,15 @@ type Hello struct {
 const (
 	HelloExtPendingBytes uint64 = 0x01
 	HelloExtSendBuffer   uint64 = 0x02
+	HelloExtAcks         uint64 = 0x03
 )
 
+// AcksRevision is the value of the ACKS HELLO extension: the revision of
+// the acknowledgement protocol the sender speaks.
+const AcksRevision = 1
+
 // Control is a decoded control frame. Hello is set for HELLO; Code, Opened
-// and Reason for GOAWAY.
+// and Reason for GOAWAY; Acks for ACK.
 type Control struct {
 	Type  ControlType
 	Hello Hello
@@ -76,6 +89,7 @@ type Control struct {
 	// has seen every one of them.
 	Opened uint64
 	Reason string
+	Acks   []AckEntry
 }
 
 // AppendControl appends the encoding of c.
@@ -90,6 +104,7 @@ func AppendControl(b []byte, c Control) []byte {
 		p = quicvarint.Append(p, c.Hello.PendingCap)
 		p = appendHelloExt(p, HelloExtPendingBytes, c.Hello.PendingBytes)
 		p = appendHelloExt(p, HelloExtSendBuffer, c.Hello.SendBuffer)
+		p = appendHelloAcks(p, c.Hello.Acks)
 	case ControlGoAway:
 		r := c.Reason
 		if len(r) > MaxReasonLen {
@@ -98,6 +113,8 @@ func AppendControl(b []byte, c Control) []byte {
 		p = quicvarint.Append(p, c.Code)
 		p = quicvarint.Append(p, c.Opened)
 		p = append(p, r...)
+	case ControlAck:
+		return AppendAck(b, c.Acks)
 	}
 	b = quicvarint.Append(b, uint64(c.Type))
 	b = quicvarint.Append(b, uint64(len(p)))
@@ -145,6 +162,8 @@ func ParseControl(b []byte) (Control, int, error) {
 		} else {
 			c.Reason = string(p[n:])
 		}
+	case ControlAck:
+		c.Acks, err = parseAck(p)
 	default:
 		err = malformedControl("unknown control frame type 0x%x", t)
 	}
@@ -202,7 +221,9 @@ func appendHelloExt(p []byte, id, v uint64) []byte {
 // ignores; a truncated extension, a known one whose value is not exactly one
 // varint, or a known one given twice is malformed.
 func parseHelloExts(p []byte, h *Hello) error {
-	var seen [3]bool
+	var seen [4]bool
+	var acks uint64 // any revision from 1 on offers acknowledgements
+	defer func() { h.Acks = acks != 0 }()
 	for len(p) > 0 {
 		id, n1, err := quicvarint.Parse(p)
 		if err != nil {
@@ -220,6 +241,8 @@ func parseHelloExts(p []byte, h *Hello) error {
 			dst = &h.PendingBytes
 		case HelloExtSendBuffer:
 			dst = &h.SendBuffer
+		case HelloExtAcks:
+			dst = &acks
 		default:
 			continue
 		}

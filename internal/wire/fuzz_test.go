@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -48,6 +49,9 @@ func FuzzControlDecoder(f *testing.F) {
 	f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 1 << 20, PendingCap: 1000, PendingBytes: 8 << 20, SendBuffer: 64 << 10}}))
 	f.Add(AppendControl(nil, Control{Type: ControlGoAway, Code: 5, Reason: "bye"}))
 	f.Add(AppendControl(nil, Control{Type: ControlSlowDown}))
+	f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 1 << 20, PendingCap: 1000, Acks: true}}))
+	f.Add(AppendAck(nil, []AckEntry{{Stream: 4, Count: 256}, {Stream: 8, Count: 1 << 30}}))
+	f.Add([]byte{byte(ControlAck), 1, 4})
 	f.Add([]byte{0x40, 0x40, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, n, err := ParseControl(b)
@@ -65,7 +69,8 @@ func FuzzControlDecoder(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded frame does not decode: %v", err)
 		}
-		if c2.Type != c.Type || c2.Code != c.Code || c2.Opened != c.Opened || c2.Reason != c.Reason || !sameHello(c2.Hello, c.Hello) {
+		if c2.Type != c.Type || c2.Code != c.Code || c2.Opened != c.Opened || c2.Reason != c.Reason || !sameHello(c2.Hello, c.Hello) ||
+			!slices.Equal(c2.Acks, c.Acks) {
 			t.Fatalf("round trip changed the frame: %+v != %+v", c2, c)
 		}
 	})
@@ -73,5 +78,5 @@ func FuzzControlDecoder(f *testing.F) {
 
 func sameHello(a, b Hello) bool {
 	return a.Version == b.Version && a.MaxMessageSize == b.MaxMessageSize && a.PendingCap == b.PendingCap &&
-		a.PendingBytes == b.PendingBytes && a.SendBuffer == b.SendBuffer && string(a.SessionID) == string(b.SessionID)
+		a.PendingBytes == b.PendingBytes && a.SendBuffer == b.SendBuffer && a.Acks == b.Acks && string(a.SessionID) == string(b.SessionID)
 }

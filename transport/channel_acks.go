@@ -1,0 +1,225 @@
+package transport
+
+import (
+	"fmt"
+
+	"github.com/quicmsg/quicmsg/internal/ring"
+)
+
+// ackRetention keeps, with acknowledgements on, the batches a channel
+// wrote until the peer's ACK covers them, so that after a failure
+// [Channel.Unacked] says exactly which messages may not have been
+// delivered. Batches are freed from the front; one the ACK covers in part
+// stays, with the acknowledged messages skipped. Freed buffers go back to
+// the send buffer (sendSide.recycle), so that the steady state allocates
+// none. It is part of a channel's send side and guarded by its lock; the
+// writer (or a Send writing directly) retains, the control reader frees.
+type ackRetention struct {
+	batches ring.Ring[retainedBatch]
+	base    uint64 // messages before the first retained batch, all acknowledged
+	held    uint64 // messages in batches
+	bytes   int    // bytes in batches
+
+	// The batch being written: counted from the moment it is taken, so
+	// that an ACK that overtakes the writer's bookkeeping is not taken for
+	// one of messages never written, and so that the window counts it.
+	writing      uint64
+	writingBytes int
+
+	acked uint64 // the peer's cumulative count
+
+	free    [][]byte // freed buffers for the send buffer, besides sendSide.spare
+	freeCap int      // their capacity in bytes
+}
+
+type retainedBatch struct {
+	b []byte
+	n uint64 // messages in b
+}
+
+// inUse is the bytes the window counts besides the send buffer.
+func (r *ackRetention) inUse() int { return r.bytes + r.writingBytes }
+
+// taking records the batch of n messages in b that is about to be written.
+func (r *ackRetention) taking(b []byte, n uint64) {
+	r.writing, r.writingBytes = n, len(b)
+}
+
+// retain keeps the batch b of n messages, written, and frees it at once if
+// an ACK covered it meanwhile; recycle takes the buffers freed.
+func (r *ackRetention) retain(b []byte, n uint64, recycle func([]byte)) {
+	r.writing, r.writingBytes = 0, 0
+	r.batches.Push(retainedBatch{b: b, n: n})
+	r.held += n
+	r.bytes += len(b)
+	r.release(recycle)
+}
+
+// ack takes the peer's cumulative count and frees what it covers. It
+// reports whether the count moved, and fails for one that goes back or
+// exceeds what was written.
+func (r *ackRetention) ack(count uint64, recycle func([]byte)) (bool, error) {
+	switch {
+	case count < r.acked:
+		return false, fmt.Errorf("count %d is below the %d acknowledged before", count, r.acked)
+	case count > r.base+r.held+r.writing:
+		return false, fmt.Errorf("count %d exceeds the %d messages written", count, r.base+r.held+r.writing)
+	case count == r.acked:
+		return false, nil
+	}
+	r.acked = count
+	r.release(recycle)
+	return true, nil
+}
+
+// release frees the batches the acknowledged count covers entirely.
+func (r *ackRetention) release(recycle func([]byte)) {
+	for r.batches.Len() > 0 {
+		f := r.batches.Peek()
+		if r.base+f.n > r.acked {
+			return
+		}
+		r.batches.Pop()
+		r.base += f.n
+		r.held -= f.n
+		r.bytes -= len(f.b)
+		recycle(f.b)
+	}
+}
+
+// dropFront forgets the first msgs retained messages, in whole batches:
+// 0-RTT data the server rejected, handed back as Unsent instead.
+func (r *ackRetention) dropFront(msgs uint64) {
+	for r.batches.Len() > 0 && r.batches.Peek().n <= msgs {
+		f := r.batches.Pop()
+		msgs -= f.n
+		r.base += f.n
+		r.held -= f.n
+		r.bytes -= len(f.b)
+	}
+}
+
+// reset forgets everything retained: the peer does not acknowledge.
+func (r *ackRetention) reset() {
+	r.batches.Reset(0)
+	r.base, r.held, r.bytes, r.writing, r.writingBytes = 0, 0, 0, 0, 0
+}
+
+// unacked decodes the retained messages the peer has not acknowledged, in
+// order.
+func (r *ackRetention) unacked() []UnsentMessage {
+	var skip uint64
+	if r.acked > r.base {
+		skip = r.acked - r.base
+	}
+	var out []UnsentMessage
+	for f := range r.batches.All() {
+		start := len(out)
+		out = appendUnsent(out, f.b)
+		if skip > 0 {
+			k := min(skip, uint64(len(out)-start))
+			out = append(out[:start], out[start+int(k):]...)
+			skip -= k
+		}
+	}
+	return out
+}
+
+// popFree returns a freed buffer for the send buffer, or nil.
+func (r *ackRetention) popFree() []byte {
+	n := len(r.free)
+	if n == 0 {
+		return nil
+	}
+	b := r.free[n-1]
+	r.free[n-1] = nil
+	r.free = r.free[:n-1]
+	r.freeCap -= cap(b)
+	return b
+}
+
+// recycle keeps a buffer that an ACK freed, for the send buffer: as the
+// spare, or on the free list while that holds at most the window's bytes
+// (as many buffers as a full window retains, so that a busy channel
+// reuses every one of them). Buffers 0-RTT retention may still hand back
+// are not reused. tx.mu is held.
+func (tx *sendSide) recycle(b []byte) {
+	switch {
+	case tx.early.holding() || cap(b) > 2*tx.bufSize:
+	case tx.spare == nil:
+		tx.spare = b[:0]
+	case tx.ret.freeCap+cap(b) <= max(tx.window, 2*tx.bufSize):
+		tx.ret.free = append(tx.ret.free, b[:0])
+		tx.ret.freeCap += cap(b)
+	}
+}
+
+// trimFree drops free buffers past twice the send buffer's size once
+// everything written is acknowledged, so that an idle channel keeps no
+// more than without acknowledgements. tx.mu is held.
+func (tx *sendSide) trimFree() {
+	r := &tx.ret
+	if r.batches.Len() > 0 || r.writing > 0 {
+		return
+	}
+	for r.freeCap > 2*tx.bufSize {
+		r.popFree()
+	}
+	if len(r.free) == 0 {
+		r.free = nil
+	}
+}
+
+// retaining reports whether what the channel writes is retained until
+// acknowledged.
+func (tx *sendSide) retaining() bool { return tx.acksOn.Load() }
+
+// acked takes the peer's cumulative count for this channel, frees what it
+// covers and wakes senders waiting for the window. After the channel
+// failed, the count is ignored: Unacked was settled then.
+func (ch *Channel) acked(count uint64) error {
+	tx := &ch.tx
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.err != nil {
+		return nil
+	}
+	moved, err := tx.ret.ack(count, tx.recycleFn)
+	if moved {
+		tx.trimFree()
+		tx.signalProgress()
+	}
+	return err
+}
+
+// dropRetention forgets what the channel retained: the server's HELLO,
+// after DialEarly, had no ACKS extension.
+func (ch *Channel) dropRetention() {
+	ch.tx.mu.Lock()
+	ch.tx.ret.reset()
+	ch.tx.mu.Unlock()
+}
+
+// Acked returns how many of the messages this channel sent (counted from
+// the first message written on this channel's stream) the peer has
+// acknowledged, that is, returned from its Receive. With acknowledgements
+// off it is 0.
+func (ch *Channel) Acked() uint64 {
+	ch.tx.mu.Lock()
+	defer ch.tx.mu.Unlock()
+	return ch.tx.ret.acked
+}
+
+// Unacked returns, after the channel failed (its connection ended, or it
+// was reset), the messages that were written to the stream but not
+// acknowledged, in the order sent: they may or may not have been
+// delivered. Messages number Acked()+1 .. Acked()+len(Unacked()) in the
+// channel's order, and Unsent() follows them. Before a failure, or with
+// acknowledgements off, nil. With acknowledgements on, InDoubt() ==
+// len(Unacked()). ACKs that arrive after the failure are not counted.
+func (ch *Channel) Unacked() []UnsentMessage {
+	ch.settle()
+	ch.tx.mu.Lock()
+	defer ch.tx.mu.Unlock()
+	return ch.tx.unacked
+}
