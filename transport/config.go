@@ -221,13 +221,18 @@ type Config struct {
 	// token it authenticated: nil to resume the session (the connection
 	// then comes out of Accept with Resumed true and the session's ID), or
 	// one of ErrResumeExpired, ErrResumeTokenReplayed, ErrSessionAttached
-	// to refuse it (the connection is closed with the matching code). It is
-	// called on the listener's goroutines and must not block. Nil OnResume
-	// refuses every resume with ErrResumeExpired.
+	// to refuse it (the connection is closed with the matching code). An
+	// error that wraps one of them refuses with that code and sends the
+	// rest of its text as the detail; any other error refuses as
+	// ErrResumeExpired, with its text as the detail. It is called on the
+	// listener's goroutines, once the TLS handshake has completed and the
+	// token's MAC was verified, and must not block. Nil OnResume refuses
+	// every resume with ErrResumeExpired.
 	OnResume func(ResumeRequest) error
 	// Resume, on Dial, DialEarly and DialTransport, asks the server to
 	// resume the session of the token instead of starting one. Dial then
-	// fails with a [*ResumeError] if the server refuses.
+	// fails with a [*ResumeError] if the server refuses (after DialEarly,
+	// WaitReady does). It needs acknowledgements: DisableAcks must be unset.
 	Resume *ResumeToken
 	// Tracer, when set, is quic-go's connection tracer, for example to write
 	// qlog files (see github.com/quic-go/quic-go/qlog).

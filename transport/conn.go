@@ -91,6 +91,7 @@ type Conn struct {
 	rejected  atomic.Bool  // the server refused our 0-RTT data (set by the control reader)
 	early     []*Channel   // channels opened by DialEarly, set before DialEarly returns
 	remote    net.Addr     // the server's address, on a client's connection
+	res       resumeInfo   // what the HELLO exchange decided about resumption; see resume.go
 
 	// local is the local address: quic-go's own LocalAddr is not safe to
 	// read while it switches a client's connection to a new path, so it is
@@ -108,8 +109,9 @@ type Conn struct {
 	acksOn atomic.Bool
 	acks   acker
 
-	ctrl controlWriter // this side's control frames; see control.go
-	sig  peerSignals   // what the peer said on its control stream; see control.go
+	ctrl controlWriter  // this side's control frames; see control.go
+	sig  peerSignals    // what the peer said on its control stream; see control.go
+	rs   resumeExchange // the RESUME_STATE exchange; see resumestate.go
 
 	// mu guards the channel set, the counters of channels that are gone,
 	// the graceful-close state and the incoming streams.
@@ -125,8 +127,9 @@ type Conn struct {
 }
 
 // newConn wraps an established connection. peer is nil for an early client
-// connection, whose control reader then waits for the server's HELLO.
-func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isClient bool, id SessionID, peer *wire.Hello) *Conn {
+// connection, whose control reader then waits for the server's HELLO (and
+// sets res).
+func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isClient bool, id SessionID, peer *wire.Hello, res resumeInfo) *Conn {
 	c := &Conn{
 		qc:       qc,
 		cfg:      cfg,
@@ -136,6 +139,7 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 		ready:    make(chan struct{}),
 		channels: make(map[*Channel]struct{}),
 		byStream: make(map[quic.StreamID]*Channel),
+		res:      res,
 	}
 	c.acksOn.Store(!cfg.DisableAcks)
 	c.acks.maxBytes = max(1, cfg.AckWindow/ackBytesDivisor)
@@ -160,7 +164,7 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	context.AfterFunc(qc.Context(), func() {
-		c.cancel(convertConnErr(context.Cause(qc.Context())))
+		c.cancel(c.connErr(context.Cause(qc.Context())))
 		c.stopAcks()
 	})
 	if isClient {
@@ -199,12 +203,16 @@ func (c *Conn) Ready() <-chan struct{} { return c.ready }
 // WaitReady waits until the HELLO exchange is complete, which on a
 // connection from DialEarly proves that the server accepted the session
 // (and, with mutual TLS, this client's certificate). If the connection ends
-// first it returns a [*DialError] that names the fault, as Dial would.
+// first it returns a [*DialError] that names the fault, or the
+// [*ResumeError] of a refused Config.Resume, as Dial would.
 func (c *Conn) WaitReady(ctx context.Context) error {
 	select {
 	case <-c.ready:
 		return nil
 	case <-c.ctx.Done():
+		if re := resumeFailure(c.cfg.Resume, context.Cause(c.ctx)); re != nil {
+			return re
+		}
 		return dialError(dialBounds{addr: c.RemoteAddr().String(), handshake: c.cfg.HandshakeTimeout}, context.Cause(c.ctx))
 	case <-ctx.Done():
 		return ctx.Err()
@@ -530,10 +538,10 @@ func (c *Conn) wrapErr(err error) error {
 		// quic-go fails the streams before it cancels the connection's
 		// context: end Context now, so that a caller who sees this error
 		// also sees the connection gone.
-		c.cancel(convertConnErr(err))
+		c.cancel(c.connErr(err))
 		return c.err()
 	}
-	return convertConnErr(err)
+	return c.connErr(err)
 }
 
 // isConnLevel reports whether err is one that quic-go returns for a stream

@@ -188,6 +188,8 @@ func (c *Conn) handleControl(f wire.Control) error {
 		c.peerGoAway(ErrorCode(f.Code), f.Opened)
 	case wire.ControlAck:
 		return c.handleAck(f.Acks)
+	case wire.ControlResumeState:
+		return c.peerResumeState(f)
 	default:
 		return fmt.Errorf("unexpected %s frame after the HELLO exchange", f.Type)
 	}
@@ -232,6 +234,17 @@ func (c *Conn) handleEarlyHello(f wire.Control) error {
 			fmt.Sprintf("server speaks version %d, this client version %d", f.Hello.Version, wire.Version))
 		return nil
 	}
+	res, err := clientResume(&c.cfg, &f.Hello)
+	var re *ResumeError
+	switch {
+	case errors.As(err, &re):
+		c.cancel(re)
+		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), re.reason())
+		return nil
+	case err != nil:
+		return err
+	}
+	c.res = res
 	c.setPeer(SessionID(f.Hello.SessionID), f.Hello)
 	if !c.acksOn.Load() {
 		c.mu.Lock()

@@ -19,7 +19,11 @@ import (
 //
 // Errors name the fault: a server that does not answer, a certificate that is
 // not trusted, a server that does not speak quicmsg/1 (wrapping ErrProtocol),
-// or a [*ConnError] when the server refused the session.
+// or a [*ConnError] when the server refused the session. With
+// Config.Resume, a server that refuses to resume the session makes Dial
+// return a [*ResumeError] (not wrapped in a DialError) that wraps the
+// reason: ErrResumeExpired, ErrResumeTokenInvalid, ErrResumeTokenReplayed
+// or ErrSessionAttached; on success [Conn.Resumed] is true.
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
 	return dial(ctx, nil, addr, tlsConf, cfg)
 }
@@ -55,6 +59,10 @@ func DialTransport(ctx context.Context, tr *quic.Transport, addr string, tlsConf
 //
 // If the server rejects the 0-RTT data, the connection ends with
 // ErrEarlyDataRejected and [Channel.Unsent] returns what must be sent again.
+//
+// With Config.Resume, a refusal comes after DialEarly returned: the
+// connection ends with a [*ResumeError] as its Context's cause, which
+// [Conn.WaitReady] returns.
 func DialEarly(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, channels ...string) (*Conn, error) {
 	return dialConn(ctx, nil, addr, tlsConf, cfg, true, channels)
 }
@@ -81,7 +89,7 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 	defer cancel()
 	qc, release, err := dialQUIC(ctx, tr, addr, tc, conf.quicConfig(), early)
 	if err != nil {
-		return nil, dialError(b, err)
+		return nil, dialFailure(b, conf.Resume, err)
 	}
 	// The early streams exist once the control stream and the channels
 	// are open: the server's first flight may be processed from then on.
@@ -93,7 +101,7 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 	c, err := handshake(ctx, qc, conf)
 	if err != nil {
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeProtocolError), "handshake failed")
-		return nil, dialError(b, err)
+		return nil, dialFailure(b, conf.Resume, err)
 	}
 	for _, name := range channels {
 		ch, err := c.openChannel(ctx, name)
@@ -106,11 +114,23 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 	return c, nil
 }
 
+// dialFailure is the error of a dial that failed with err: the
+// [*ResumeError] of a refused Config.Resume, else a [*DialError].
+func dialFailure(b dialBounds, resume *ResumeToken, err error) error {
+	if re := resumeFailure(resume, err); re != nil {
+		return re
+	}
+	return dialError(b, err)
+}
+
 // dialSetup checks a dial's arguments and returns the configuration with
 // defaults and the TLS configuration to dial with.
 func dialSetup(addr string, tlsConf *tls.Config, cfg *Config, channels []string) (Config, *tls.Config, error) {
 	conf, err := cfg.withDefaults()
 	if err != nil {
+		return Config{}, nil, err
+	}
+	if err := conf.validateResume(); err != nil {
 		return Config{}, nil, err
 	}
 	for _, name := range channels {

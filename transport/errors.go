@@ -34,6 +34,11 @@ const (
 	CodeDisconnected     ErrorCode = 0x09 // the server's operator disconnected the session
 	CodeDuplicateChannel ErrorCode = 0x0a // a channel of that name is already open
 	CodeSlowConsumer     ErrorCode = 0x0b // the receiver fell too far behind
+	CodeResumeExpired    ErrorCode = 0x0c // no such session to resume (ErrResumeExpired)
+	CodeResumeInvalid    ErrorCode = 0x0d // the resume token's MAC is wrong (ErrResumeTokenInvalid)
+	CodeResumeReplayed   ErrorCode = 0x0e // the resume token was used before (ErrResumeTokenReplayed)
+	CodeSessionAttached  ErrorCode = 0x0f // the session has another connection (ErrSessionAttached)
+	CodeResumeClaim      ErrorCode = 0x10 // the peer's resume state is impossible (ErrResumeClaim)
 )
 
 var codeNames = map[ErrorCode]string{
@@ -49,6 +54,11 @@ var codeNames = map[ErrorCode]string{
 	CodeDisconnected:     "disconnected",
 	CodeDuplicateChannel: "duplicate channel",
 	CodeSlowConsumer:     "slow consumer",
+	CodeResumeExpired:    "resume expired",
+	CodeResumeInvalid:    "resume invalid",
+	CodeResumeReplayed:   "resume replayed",
+	CodeSessionAttached:  "session attached",
+	CodeResumeClaim:      "resume claim",
 }
 
 // String returns the code's name and value, for example "overloaded (0x4)".

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -73,7 +72,7 @@ func sendHello(ctx context.Context, qc *quic.Conn, cfg *Config) (*quic.Stream, e
 	if err != nil {
 		return nil, err
 	}
-	b := wire.AppendControl([]byte{wire.StreamControl}, localHello(cfg, nil))
+	b := wire.AppendControl([]byte{wire.StreamControl}, clientHello(cfg))
 	if _, err := ctrl.Write(b); err != nil {
 		return nil, err
 	}
@@ -109,9 +108,11 @@ func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeVersionMismatch), reason)
 		return nil, fmt.Errorf("%w: %s", ErrProtocol, reason)
 	}
-	var id SessionID
-	copy(id[:], f.Hello.SessionID)
-	return newConn(qc, ctrl, sr, cfg, true, id, &f.Hello), nil
+	res, err := clientResume(&cfg, &f.Hello)
+	if err != nil {
+		return nil, rejectServerHello(qc, err)
+	}
+	return newConn(qc, ctrl, sr, cfg, true, SessionID(f.Hello.SessionID), &f.Hello, res), nil
 }
 
 // clientHandshakeEarly opens the control stream and sends the client's HELLO
@@ -121,11 +122,13 @@ func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn
 	if err != nil {
 		return nil, err
 	}
-	return newConn(qc, ctrl, &streamReader{src: ctrl, base: 256}, cfg, true, SessionID{}, nil), nil
+	return newConn(qc, ctrl, &streamReader{src: ctrl, base: 256}, cfg, true, SessionID{}, nil, resumeInfo{}), nil
 }
 
 // serverHandshake accepts the control stream, reads the client's HELLO and
-// answers with the session ID and the server's limits. On failure it closes
+// answers with the session ID and the server's limits: a new session, or
+// the one a client's resume token names (see serverSession; a refusal is a
+// *ResumeError, closed with its own code). On failure it closes
 // the QUIC connection with a code that says why, unless ctx ended: then it
 // returns the cause and leaves the close to whoever ended ctx.
 func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, error) {
@@ -134,7 +137,8 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 			// Whoever ended ctx closes the connection, with its own code.
 			return nil, context.Cause(ctx)
 		}
-		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), err.Error())
+		code, reason := handshakeFailure(code, err)
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 		return nil, err
 	}
 	ctrl, err := qc.AcceptStream(ctx)
@@ -161,10 +165,14 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 		return fail(CodeVersionMismatch, fmt.Errorf("client speaks version %d, this server version %d", f.Hello.Version, wire.Version))
 	}
 	_ = ctrl.SetReadDeadline(time.Time{})
-	var id SessionID
-	_, _ = rand.Read(id[:])
-	if _, err := ctrl.Write(wire.AppendControl(nil, localHello(&cfg, id[:]))); err != nil {
+	id, res, err := serverSession(ctx, qc, &cfg, &f.Hello)
+	if err != nil {
+		return fail(CodeProtocolError, err)
+	}
+	hello := localHello(&cfg, id[:])
+	hello.Hello.ResumeToken = res.token
+	if _, err := ctrl.Write(wire.AppendControl(nil, hello)); err != nil {
 		return fail(CodeInternalError, fmt.Errorf("writing HELLO: %w", err))
 	}
-	return newConn(qc, ctrl, sr, cfg, false, id, &f.Hello), nil
+	return newConn(qc, ctrl, sr, cfg, false, id, &f.Hello, res), nil
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -17,11 +18,13 @@ import (
 
 // ListenerStats are a listener's counters. Until the listener closes, every
 // connection quic-go hands over ends in exactly one of Accepted,
-// HandshakeFailures, Refused, HelloTimeouts and EvictedHellos, or is still
-// pending or queued.
+// HandshakeFailures, ResumesRefused, Refused, HelloTimeouts and
+// EvictedHellos, or is still pending or queued.
 type ListenerStats struct {
 	Accepted          uint64 // connections returned by Accept
+	Resumed           uint64 // of Accepted, those that resumed a session
 	HandshakeFailures uint64 // HELLO exchanges that failed (bad HELLO, wrong version, connection lost)
+	ResumesRefused    uint64 // resumes refused: a token not valid, or refused by Config.OnResume
 	Refused           uint64 // connections closed because Accept was not called in time
 	HelloTimeouts     uint64 // connections closed for sending no HELLO in time (Config.HelloTimeout)
 	EvictedHellos     uint64 // connections waiting for HELLO closed to make room (Config.MaxPendingHellos, MaxPendingHellosPerIP)
@@ -97,6 +100,7 @@ type Listener struct {
 	pending *pendingSet
 
 	accepted, failures, refused, helloTimeouts, evicted atomic.Uint64
+	resumed, resumesRefused                             atomic.Uint64
 
 	closeOnce sync.Once
 }
@@ -159,6 +163,7 @@ func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Lis
 }
 
 func newListener(tr *quic.Transport, tc *tls.Config, conf Config, gate *handshakeGate) (*Listener, error) {
+	conf.ResumeKey = listenerResumeKey(conf.ResumeKey)
 	replay, err := withAntiReplay(tc, conf)
 	if err != nil {
 		return nil, err
@@ -220,6 +225,8 @@ func (l *Listener) Stats() ListenerStats {
 	return ListenerStats{
 		RefusedHandshakes: refusedHandshakes,
 		Accepted:          l.accepted.Load(),
+		Resumed:           l.resumed.Load(),
+		ResumesRefused:    l.resumesRefused.Load(),
 		HandshakeFailures: l.failures.Load(),
 		Refused:           l.refused.Load(),
 		HelloTimeouts:     l.helloTimeouts.Load(),
@@ -230,11 +237,16 @@ func (l *Listener) Stats() ListenerStats {
 }
 
 // Accept returns the next connection whose handshake and HELLO exchange
-// completed. It fails with ErrClosed once the listener is closed.
+// completed: a new session, or one that Config.OnResume let resume
+// ([Conn.Resumed]); a refused resume never comes out of Accept. It fails
+// with ErrClosed once the listener is closed.
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	select {
 	case c := <-l.queue:
 		l.accepted.Add(1)
+		if c.Resumed() {
+			l.resumed.Add(1)
+		}
 		return c, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -325,7 +337,12 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 		}
 		return
 	}
-	if err != nil {
+	var re *ResumeError
+	switch {
+	case errors.As(err, &re):
+		l.resumesRefused.Add(1)
+		return
+	case err != nil:
 		l.failures.Add(1)
 		return
 	}

@@ -18,6 +18,10 @@ const (
 	// ControlAck acknowledges messages received per channel; only sent
 	// when both HELLOs carried the ACKS extension.
 	ControlAck ControlType = 0x05
+	// ControlResumeState carries, on a resumed connection, how many
+	// messages the sender received per channel over the session. It may
+	// only be sent when both HELLOs carried the ACKS extension.
+	ControlResumeState ControlType = 0x06
 )
 
 func (t ControlType) String() string {
@@ -32,6 +36,8 @@ func (t ControlType) String() string {
 		return "GOAWAY"
 	case ControlAck:
 		return "ACK"
+	case ControlResumeState:
+		return "RESUME_STATE"
 	}
 	return fmt.Sprintf("UNKNOWN(0x%x)", uint64(t))
 }
@@ -61,9 +67,13 @@ type Hello struct {
 	// that it has accepted but not written: what may still arrive on a
 	// channel after the peer's SLOW_DOWN reached it.
 	SendBuffer uint64
-	// Acks is the ACKS extension: the sender offers acknowledgements
-	// (ACK frames); they are on when both HELLOs carry it.
+	// Acks says the sender offers acknowledgements (extension ACKS).
 	Acks bool
+	// ResumeToken is, from a client, the token of the session it resumes
+	// (SessionID then holds that session's ID) and, from a server, the
+	// token to present next time (extension RESUME_TOKEN, 1 to
+	// MaxResumeTokenLen bytes). Nil when absent.
+	ResumeToken []byte
 }
 
 // HELLO extension IDs. Extensions follow the fixed HELLO fields as
@@ -72,14 +82,25 @@ const (
 	HelloExtPendingBytes uint64 = 0x01
 	HelloExtSendBuffer   uint64 = 0x02
 	HelloExtAcks         uint64 = 0x03
+	HelloExtResumeToken  uint64 = 0x04
 )
 
-// AcksRevision is the value of the ACKS HELLO extension: the revision of
-// the acknowledgement protocol the sender speaks.
+// AcksRevision is the value of the ACKS extension: the revision of the
+// acknowledgement and resumption protocol the sender speaks.
 const AcksRevision = 1
 
+// MaxResumeTokenLen is the longest RESUME_TOKEN value in bytes.
+const MaxResumeTokenLen = 64
+
+// ResumeEntry is one channel's entry in RESUME_STATE: its name and how
+// many messages the sender received on it over the whole session.
+type ResumeEntry struct {
+	Name     string
+	Received uint64
+}
+
 // Control is a decoded control frame. Hello is set for HELLO; Code, Opened
-// and Reason for GOAWAY; Acks for ACK.
+// and Reason for GOAWAY; Final and Entries for RESUME_STATE; Acks for ACK.
 type Control struct {
 	Type  ControlType
 	Hello Hello
@@ -89,7 +110,12 @@ type Control struct {
 	// has seen every one of them.
 	Opened uint64
 	Reason string
-	Acks   []AckEntry
+	// Final marks the last RESUME_STATE frame of the sender's state.
+	Final bool
+	// Entries are the channels a RESUME_STATE frame names.
+	Entries []ResumeEntry
+	// Acks are the entries of an ACK frame.
+	Acks []AckEntry
 }
 
 // AppendControl appends the encoding of c.
@@ -105,6 +131,13 @@ func AppendControl(b []byte, c Control) []byte {
 		p = appendHelloExt(p, HelloExtPendingBytes, c.Hello.PendingBytes)
 		p = appendHelloExt(p, HelloExtSendBuffer, c.Hello.SendBuffer)
 		p = appendHelloAcks(p, c.Hello.Acks)
+		if len(c.Hello.ResumeToken) > 0 {
+			p = quicvarint.Append(p, HelloExtResumeToken)
+			p = quicvarint.Append(p, uint64(len(c.Hello.ResumeToken)))
+			p = append(p, c.Hello.ResumeToken...)
+		}
+	case ControlResumeState:
+		p = appendResumeStatePayload(p, c.Final, c.Entries)
 	case ControlGoAway:
 		r := c.Reason
 		if len(r) > MaxReasonLen {
@@ -148,6 +181,8 @@ func ParseControl(b []byte) (Control, int, error) {
 		if len(p) != 0 {
 			err = malformedControl("%s carries %d unexpected bytes", c.Type, len(p))
 		}
+	case ControlResumeState:
+		c.Final, c.Entries, err = parseResumeState(p)
 	case ControlGoAway:
 		var n, n2 int
 		c.Code, n, err = quicvarint.Parse(p)
@@ -218,12 +253,12 @@ func appendHelloExt(p []byte, id, v uint64) []byte {
 
 // parseHelloExts decodes the extensions after HELLO's fixed fields. Unknown
 // IDs are skipped, so that later versions can add extensions that this one
-// ignores; a truncated extension, a known one whose value is not exactly one
-// varint, or a known one given twice is malformed.
+// ignores; a truncated extension, a known one given twice, or a known one
+// whose value is not what it must be (exactly one integer; for ACKS one
+// that is not 0; for RESUME_TOKEN 1 to MaxResumeTokenLen bytes) is
+// malformed.
 func parseHelloExts(p []byte, h *Hello) error {
-	var seen [4]bool
-	var acks uint64 // any revision from 1 on offers acknowledgements
-	defer func() { h.Acks = acks != 0 }()
+	var seen [HelloExtResumeToken + 1]bool
 	for len(p) > 0 {
 		id, n1, err := quicvarint.Parse(p)
 		if err != nil {
@@ -235,30 +270,115 @@ func parseHelloExts(p []byte, h *Hello) error {
 		}
 		val := p[n1+n2 : n1+n2+int(l)]
 		p = p[n1+n2+int(l):]
-		var dst *uint64
-		switch id {
-		case HelloExtPendingBytes:
-			dst = &h.PendingBytes
-		case HelloExtSendBuffer:
-			dst = &h.SendBuffer
-		case HelloExtAcks:
-			dst = &acks
-		default:
+		if id == 0 || id >= uint64(len(seen)) {
 			continue
 		}
 		if seen[id] {
 			return malformedControl("HELLO extension 0x%x is given twice", id)
 		}
 		seen[id] = true
-		v, n, err := quicvarint.Parse(val)
-		if err != nil || n != len(val) {
-			return malformedControl("HELLO extension 0x%x does not hold exactly one integer", id)
+		if err := setHelloExt(h, id, val); err != nil {
+			return err
 		}
-		*dst = v
+	}
+	return nil
+}
+
+// setHelloExt stores the value of the known extension id in h.
+func setHelloExt(h *Hello, id uint64, val []byte) error {
+	if id == HelloExtResumeToken {
+		if len(val) == 0 || len(val) > MaxResumeTokenLen {
+			return malformedControl("HELLO extension RESUME_TOKEN of %d bytes is outside 1..%d", len(val), MaxResumeTokenLen)
+		}
+		h.ResumeToken = append([]byte(nil), val...)
+		return nil
+	}
+	v, n, err := quicvarint.Parse(val)
+	if err != nil || n != len(val) {
+		return malformedControl("HELLO extension 0x%x does not hold exactly one integer", id)
+	}
+	switch id {
+	case HelloExtPendingBytes:
+		h.PendingBytes = v
+	case HelloExtSendBuffer:
+		h.SendBuffer = v
+	case HelloExtAcks:
+		if v == 0 {
+			return malformedControl("HELLO extension ACKS gives revision 0")
+		}
+		h.Acks = true
 	}
 	return nil
 }
 
 func malformedControl(format string, args ...any) error {
 	return &MalformedError{What: "control frame", Reason: fmt.Sprintf(format, args...)}
+}
+
+// AppendResumeState appends the RESUME_STATE frames that carry entries,
+// as many as the payload limit needs, the last one with Final set; no
+// entries make one empty final frame. Every name must be valid (see
+// [ValidateName]) and every count below 2^62.
+func AppendResumeState(b []byte, entries []ResumeEntry) []byte {
+	for {
+		n, size := 0, 1
+		for n < len(entries) && size+resumeEntryLen(entries[n]) <= MaxControlPayload {
+			size += resumeEntryLen(entries[n])
+			n++
+		}
+		final := n == len(entries)
+		b = AppendControl(b, Control{Type: ControlResumeState, Final: final, Entries: entries[:n]})
+		if final {
+			return b
+		}
+		entries = entries[n:]
+	}
+}
+
+func resumeEntryLen(e ResumeEntry) int {
+	return 1 + len(e.Name) + quicvarint.Len(e.Received)
+}
+
+func appendResumeStatePayload(p []byte, final bool, entries []ResumeEntry) []byte {
+	var f byte
+	if final {
+		f = 1
+	}
+	p = append(p, f)
+	for _, e := range entries {
+		p = append(p, byte(len(e.Name)))
+		p = append(p, e.Name...)
+		p = quicvarint.Append(p, e.Received)
+	}
+	return p
+}
+
+// parseResumeState decodes a RESUME_STATE payload: the Final byte (0 or
+// 1), then entries of a 1..255-byte UTF-8 name and a count. A frame that is
+// not the last must name at least one channel.
+func parseResumeState(p []byte) (bool, []ResumeEntry, error) {
+	if len(p) == 0 {
+		return false, nil, malformedControl("RESUME_STATE is empty")
+	}
+	if p[0] > 1 {
+		return false, nil, malformedControl("RESUME_STATE Final byte 0x%02x is neither 0 nor 1", p[0])
+	}
+	final := p[0] == 1
+	var entries []ResumeEntry
+	for p = p[1:]; len(p) > 0; {
+		name, n, err := ParseChannelHeader(p)
+		if err != nil {
+			return false, nil, malformedControl("RESUME_STATE entry %d: channel name is empty, truncated or not UTF-8", len(entries))
+		}
+		v, vn, err := quicvarint.Parse(p[n:])
+		if err != nil {
+			return false, nil, malformedControl("RESUME_STATE entry %d (channel %q) is truncated", len(entries), name)
+		}
+		entries = append(entries, ResumeEntry{Name: name, Received: v})
+		p = p[n+vn:]
+	}
+	if !final && len(entries) == 0 {
+		return false, nil, malformedControl("RESUME_STATE that is not the last names no channel")
+	}
+	return final, entries, nil
 }

@@ -19,6 +19,8 @@ func FuzzHelloDecoder(f *testing.F) {
 		{Version: Version, SessionID: id, MaxMessageSize: 1 << 20, PendingCap: 1000},
 		{Version: Version, MaxMessageSize: 16 << 20, PendingCap: 1 << 16},
 		{Version: 2, SessionID: bytes.Repeat([]byte{1}, MaxSessionIDLen), MaxMessageSize: 1<<62 - 1, PendingCap: 1<<62 - 1},
+		{Version: Version, SessionID: id, MaxMessageSize: 1 << 20, PendingCap: 1000, Acks: true, ResumeToken: bytes.Repeat([]byte{7}, 17)},
+		{Version: Version, SessionID: id, MaxMessageSize: 1 << 20, PendingCap: 1000, Acks: true, ResumeToken: bytes.Repeat([]byte{9}, MaxResumeTokenLen)},
 	} {
 		f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: h}))
 	}
@@ -64,6 +66,9 @@ func checkHello(t *testing.T, h Hello) {
 	t.Helper()
 	if len(h.SessionID) > MaxSessionIDLen {
 		t.Fatalf("session ID of %d bytes over %d", len(h.SessionID), MaxSessionIDLen)
+	}
+	if len(h.ResumeToken) > MaxResumeTokenLen {
+		t.Fatalf("resume token of %d bytes over %d", len(h.ResumeToken), MaxResumeTokenLen)
 	}
 }
 

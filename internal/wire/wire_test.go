@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quic-go/quic-go/quicvarint"
 	"github.com/stretchr/testify/require"
 )
 
@@ -162,5 +163,85 @@ func TestHelloRejectsMalformedExtensions(t *testing.T) {
 		var me *MalformedError
 		require.ErrorAs(t, err, &me, name)
 		require.Contains(t, err.Error(), "HELLO extension", name)
+	}
+}
+
+func TestHelloResumeTokenAndAcksRoundTrip(t *testing.T) {
+	h := Hello{Version: 1, SessionID: []byte("0123456789abcdef"), MaxMessageSize: 10, PendingCap: 3,
+		Acks: true, ResumeToken: bytes.Repeat([]byte{0xee}, MaxResumeTokenLen)}
+	c, n, err := ParseControl(AppendControl(nil, Control{Type: ControlHello, Hello: h}))
+	require.NoError(t, err)
+	require.Positive(t, n)
+	require.Equal(t, h, c.Hello)
+}
+
+func TestHelloRejectsMalformedResumeExtensions(t *testing.T) {
+	base := AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 10, PendingCap: 3}})
+	for name, tc := range map[string]struct {
+		ext  []byte
+		want string
+	}{
+		"empty token":     {[]byte{0x04, 0}, "RESUME_TOKEN of 0 bytes is outside 1..64"},
+		"token too long":  {append([]byte{0x04, 0x40, 65}, make([]byte, 65)...), "RESUME_TOKEN of 65 bytes is outside 1..64"},
+		"token twice":     {[]byte{0x04, 1, 9, 0x04, 1, 9}, "0x4 is given twice"},
+		"acks revision 0": {[]byte{0x03, 1, 0}, "ACKS gives revision 0"},
+		"acks not an int": {[]byte{0x03, 2, 1, 1}, "does not hold exactly one integer"},
+	} {
+		p := append(append([]byte(nil), base[2:]...), tc.ext...)
+		b := quicvarint.Append([]byte{byte(ControlHello)}, uint64(len(p)))
+		_, _, err := ParseControl(append(b, p...))
+		var me *MalformedError
+		require.ErrorAs(t, err, &me, name)
+		require.Contains(t, err.Error(), tc.want, name)
+	}
+}
+
+// A state larger than one frame's payload is split over frames of at most
+// MaxControlPayload bytes, the last one final, and decodes to the same
+// entries in order.
+func TestResumeStateSplitsOverFrames(t *testing.T) {
+	var entries []ResumeEntry
+	for i := range 40 {
+		entries = append(entries, ResumeEntry{Name: strings.Repeat(string(rune('A'+i)), MaxNameLen), Received: uint64(i) << 40})
+	}
+	b := AppendResumeState(nil, entries)
+	var got []ResumeEntry
+	frames := 0
+	for len(b) > 0 {
+		c, n, err := ParseControl(b)
+		require.NoError(t, err)
+		require.Equal(t, ControlResumeState, c.Type)
+		frames++
+		got = append(got, c.Entries...)
+		b = b[n:]
+		require.Equal(t, len(b) == 0, c.Final, "only the last frame is final")
+	}
+	require.Equal(t, entries, got)
+	require.Equal(t, 3, frames, "40 entries of 264 bytes need three 4096-byte payloads")
+
+	c, _, err := ParseControl(AppendResumeState(nil, nil))
+	require.NoError(t, err)
+	require.True(t, c.Final)
+	require.Empty(t, c.Entries)
+}
+
+func TestResumeStateRejectsMalformed(t *testing.T) {
+	for name, tc := range map[string]struct {
+		payload []byte
+		want    string
+	}{
+		"empty":             {nil, "RESUME_STATE is empty"},
+		"final byte 2":      {[]byte{2}, "Final byte 0x02 is neither 0 nor 1"},
+		"not final, empty":  {[]byte{0}, "names no channel"},
+		"empty name":        {[]byte{1, 0, 5}, "entry 0: channel name is empty"},
+		"name past the end": {[]byte{1, 5, 'a'}, "entry 0: channel name"},
+		"bad UTF-8":         {[]byte{1, 1, 0xff, 0}, "not UTF-8"},
+		"no count":          {[]byte{1, 1, 'a', 0, 1, 'b'}, `entry 1 (channel "b") is truncated`},
+	} {
+		b := append([]byte{byte(ControlResumeState), byte(len(tc.payload))}, tc.payload...)
+		_, _, err := ParseControl(b)
+		var me *MalformedError
+		require.ErrorAs(t, err, &me, name)
+		require.Contains(t, err.Error(), tc.want, name)
 	}
 }
