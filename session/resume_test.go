@@ -12,6 +12,15 @@ import (
 	"github.com/quicmsg/quicmsg/transport"
 )
 
+// startResumable runs a server with cfg whose hooks and handler record
+// what they see, and returns it with a test context.
+func startResumable(t *testing.T, cfg Config) (*Server, string, *hookLog, *sessionRecorder, context.Context) {
+	t.Helper()
+	hooks, rec := new(hookLog), new(sessionRecorder)
+	srv, addr := startServer(t, hooks.config(&cfg), rec)
+	return srv, addr, hooks, rec, testCtx(t)
+}
+
 // openNews dials a resumable client that opens channel "news" and says
 // hello on it; it returns the client, its channel and the session the
 // handler saw the hello from.
@@ -52,11 +61,8 @@ func receiveAll(ctx context.Context, t *testing.T, rc *resumeClient, ch *transpo
 // its connection broke and the ones Send accepted while it was away) is
 // delivered once, in order, before the first sent after the resume.
 func TestResumeDeliversWhatWasSentWhileDetachedExactlyOnceInOrder(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
-	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
-	ctx := testCtx(t)
-	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
+	srv, addr, hooks, rec, ctx := startResumable(t, Config{})
+	rc, ch, sess := openNews(ctx, t, addr, nil, rec)
 
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 10))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 4)) // m-4.. are read by nobody
@@ -95,15 +101,12 @@ func TestResumeDeliversWhatWasSentWhileDetachedExactlyOnceInOrder(t *testing.T) 
 // both; the session waits, detached, and the client resumes it through the
 // healed path with nothing lost.
 func TestResumeAfterPartitionLongerThanIdleTimeout(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
 	tc := transport.Config{IdleTimeout: 300 * time.Millisecond, KeepAlivePeriod: 100 * time.Millisecond}
-	_, addr := startServer(t, hooks.config(&Config{Transport: tc}), &rec)
+	_, addr, hooks, rec, ctx := startResumable(t, Config{Transport: tc})
 	proxy, err := udpproxy.New(addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
-	ctx := testCtx(t)
-	rc, ch, sess := openNews(ctx, t, proxy.Addr().String(), &tc, &rec)
+	rc, ch, sess := openNews(ctx, t, proxy.Addr().String(), &tc, rec)
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 3))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 1))
 
@@ -127,11 +130,8 @@ func TestResumeAfterPartitionLongerThanIdleTimeout(t *testing.T) {
 // exactly the messages its client never acknowledged; a resume after that
 // is refused as expired.
 func TestDetachedSessionExpiresWithUnackedReportAndLaterResumeIsRefused(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
-	srv, addr := startServer(t, hooks.config(&Config{ResumeWindow: 200 * time.Millisecond}), &rec)
-	ctx := testCtx(t)
-	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
+	srv, addr, hooks, rec, ctx := startResumable(t, Config{ResumeWindow: 200 * time.Millisecond})
+	rc, ch, sess := openNews(ctx, t, addr, nil, rec)
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 5))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 2))
 	// The server learns of what the client read from its acknowledgements.
@@ -211,11 +211,8 @@ func TestResumeOfAttachedSessionIsRefused(t *testing.T) {
 // refused with ErrResumeClaim, naming the channel, and the session ends
 // with that cause.
 func TestResumeClaimingMessagesNeverSentEndsTheSession(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
-	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
-	ctx := testCtx(t)
-	rc, ch, sess := openNews(ctx, t, addr, nil, &rec)
+	srv, addr, hooks, rec, ctx := startResumable(t, Config{})
+	rc, ch, sess := openNews(ctx, t, addr, nil, rec)
 	sendAll(ctx, t, sess, "news", numbered("m", 0, 2))
 	receiveAll(ctx, t, rc, ch, numbered("m", 0, 2))
 	rc.kill()
@@ -265,11 +262,8 @@ func TestMaxDetachedSessionsEndsTheOldest(t *testing.T) {
 // MaxDetachedSendBytes: beyond it TrySend fails with ErrWouldBlock and
 // Send waits until its context ends.
 func TestSendWhileDetachedIsBoundedByMaxDetachedSendBytes(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
-	_, addr := startServer(t, hooks.config(&Config{MaxDetachedSendBytes: 100}), &rec)
-	ctx := testCtx(t)
-	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
+	_, addr, hooks, rec, ctx := startResumable(t, Config{MaxDetachedSendBytes: 100})
+	rc, _, sess := openNews(ctx, t, addr, nil, rec)
 	rc.kill()
 	hooks.wait(t, "detached", 1)
 
@@ -317,16 +311,13 @@ func TestCloseEndsDetachedSessionsAtOnce(t *testing.T) {
 // resumption; after the server's SendGoAway, the same close detaches it,
 // so that the client can resume it on a new connection.
 func TestClientCloseEndsSessionUnlessServerSentGoAway(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
-	srv, addr := startServer(t, hooks.config(&Config{}), &rec)
-	ctx := testCtx(t)
+	srv, addr, hooks, rec, ctx := startResumable(t, Config{})
 	gone := dialResumable(t, addr, nil)
 	require.NoError(t, gone.conn.Close())
 	hooks.wait(t, "end", 1)
 	require.Zero(t, hooks.count("detached"))
 
-	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
+	rc, _, sess := openNews(ctx, t, addr, nil, rec)
 	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
 	<-rc.conn.GoAwayReceived()
 	require.NoError(t, rc.conn.Close())
@@ -355,14 +346,11 @@ func TestSessionWithoutAcksIsNotDetached(t *testing.T) {
 // Over MaxDetachedBytes, the oldest detached session holding messages
 // ends, saying which limit; the newer one keeps what it was sent.
 func TestMaxDetachedBytesEndsTheOldest(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
-	srv, addr := startServer(t, hooks.config(&Config{MaxDetachedBytes: 100}), &rec)
-	ctx := testCtx(t)
+	srv, addr, hooks, rec, ctx := startResumable(t, Config{MaxDetachedBytes: 100})
 	var sessions []*Session
 	var clients []*resumeClient
 	for range 2 {
-		rc, _, sess := openNews(ctx, t, addr, nil, &rec)
+		rc, _, sess := openNews(ctx, t, addr, nil, rec)
 		sessions, clients = append(sessions, sess), append(clients, rc)
 	}
 	clients[0].kill()
@@ -408,11 +396,8 @@ func TestDisconnectEndsADetachedSession(t *testing.T) {
 // A channel the server opened is not carried to the next connection: what
 // its client did not acknowledge on it is reported when the session ends.
 func TestServerOpenedChannelIsNotCarriedAndItsUnackedAreReported(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
-	_, addr := startServer(t, hooks.config(&Config{ResumeWindow: 200 * time.Millisecond}), &rec)
-	ctx := testCtx(t)
-	rc, _, sess := openNews(ctx, t, addr, nil, &rec)
+	_, addr, hooks, rec, ctx := startResumable(t, Config{ResumeWindow: 200 * time.Millisecond})
+	rc, _, sess := openNews(ctx, t, addr, nil, rec)
 	for range 3 {
 		require.NoError(t, sess.SendOpen(ctx, "push", []byte("unread")))
 	}
@@ -433,11 +418,8 @@ func TestServerOpenedChannelIsNotCarriedAndItsUnackedAreReported(t *testing.T) {
 // (RESUME_CLAIM): the session ends, with that cause, instead of waiting
 // detached for a resume that will not come.
 func TestClientRefusingTheServersResumeStateEndsTheSession(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
-	_, addr := startServer(t, hooks.config(&Config{}), &rec)
-	ctx := testCtx(t)
-	rc, _, _ := openNews(ctx, t, addr, nil, &rec)
+	_, addr, hooks, rec, ctx := startResumable(t, Config{})
+	rc, _, _ := openNews(ctx, t, addr, nil, rec)
 	rc.kill()
 	hooks.wait(t, "detached", 1)
 	_, err := rc.resume(ctx, nil)
@@ -454,11 +436,8 @@ func TestClientRefusingTheServersResumeStateEndsTheSession(t *testing.T) {
 // what it wrote, and a client that re-sends from there has every message
 // handled once, in order.
 func TestResumeStateLetsTheClientResendEachMessageOnce(t *testing.T) {
-	var hooks hookLog
-	var rec sessionRecorder
-	_, addr := startServer(t, hooks.config(&Config{}), &rec)
-	ctx := testCtx(t)
-	rc, _, _ := openNews(ctx, t, addr, nil, &rec)
+	_, addr, hooks, rec, ctx := startResumable(t, Config{})
+	rc, _, _ := openNews(ctx, t, addr, nil, rec)
 	up, err := rc.conn.OpenChannel(ctx, "up")
 	require.NoError(t, err)
 	msgs := numbered("u", 0, 50)

@@ -100,7 +100,7 @@ type ResumeEntry struct {
 }
 
 // Control is a decoded control frame. Hello is set for HELLO; Code, Opened
-// and Reason for GOAWAY; Acks for ACK; Final and Entries for RESUME_STATE.
+// and Reason for GOAWAY; Final and Entries for RESUME_STATE; Acks for ACK.
 type Control struct {
 	Type  ControlType
 	Hello Hello
@@ -110,11 +110,12 @@ type Control struct {
 	// has seen every one of them.
 	Opened uint64
 	Reason string
-	Acks   []AckEntry
 	// Final marks the last RESUME_STATE frame of the sender's state.
 	Final bool
 	// Entries are the channels a RESUME_STATE frame names.
 	Entries []ResumeEntry
+	// Acks are the entries of an ACK frame.
+	Acks []AckEntry
 }
 
 // AppendControl appends the encoding of c.
