@@ -50,8 +50,17 @@ type resFlow struct {
 	gaps     atomic.Int64 // messages that arrived with a number past the next
 }
 
-// arrive checks that msg carries the next number.
-func (f *resFlow) arrive(msg []byte) {
+// resHealed is when the current case's fault healed (Unix ns, 0 before),
+// and resFirstUp/resFirstDown when a message first arrived after that, in
+// each direction: the cases run one after the other.
+var resHealed, resFirstUp, resFirstDown atomic.Int64
+
+// arrive checks that msg carries the next number; first records the first
+// arrival after the fault healed.
+func (f *resFlow) arrive(msg []byte, first *atomic.Int64) {
+	if h := resHealed.Load(); h != 0 && first.Load() == 0 {
+		first.CompareAndSwap(0, time.Now().UnixNano())
+	}
 	if len(msg) < 4 {
 		f.gaps.Add(1)
 		return
@@ -124,7 +133,7 @@ func (r *resServer) flow(m map[string]*resFlow, name string) *resFlow {
 }
 
 func (r *resServer) HandleMessage(_ context.Context, _ *session.Session, m session.Message) {
-	r.flow(r.up, m.Channel).arrive(m.Data)
+	r.flow(r.up, m.Channel).arrive(m.Data, &resFirstUp)
 }
 
 // channelOpen starts the server's sender for a channel the first time the
@@ -270,7 +279,7 @@ func runTraffic(ctx, rctx context.Context, t *testing.T, clients []*resClient, s
 					if err != nil {
 						return
 					}
-					down.arrive(msg)
+					down.arrive(msg, &resFirstDown)
 				}
 			})
 		}
@@ -300,6 +309,8 @@ func runResFault(t *testing.T, f resFault) {
 		f.heal(proxy)
 	}
 	healed := time.Now()
+	resHealed.Store(healed.UnixNano())
+	defer func() { resHealed.Store(0); resFirstUp.Store(0); resFirstDown.Store(0) }()
 	time.Sleep(resSettle)
 	close(stop)
 	senders.Wait()
@@ -405,6 +416,8 @@ func reportResFault(t *testing.T, srv *resServer, clients []*resClient, proxy *u
 	testenv.Figure(t, "resumed", "%d", resumed)
 	testenv.Figure(t, "sessions_ended", "%d", srv.ended.Load())
 	testenv.Figure(t, "drain_after_heal_ms", "%d", drained.Sub(healed).Milliseconds())
+	testenv.Figure(t, "first_up_after_heal_ms", "%.1f", float64(resFirstUp.Load()-healed.UnixNano())/1e6)
+	testenv.Figure(t, "first_down_after_heal_ms", "%.1f", float64(resFirstDown.Load()-healed.UnixNano())/1e6)
 	ps := proxy.Stats()
 	testenv.Figure(t, "proxy_dropped", "%d", ps.ToServer.Dropped+ps.ToClient.Dropped)
 	testenv.Figure(t, "proxy_duplicated", "%d", ps.ToServer.Duplicated+ps.ToClient.Duplicated)
