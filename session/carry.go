@@ -31,6 +31,14 @@ type carried struct {
 	base     uint64             // messages the client acknowledged before tc's first
 	doubt    []queued           // written on the last connection, not acknowledged: the client's resume state says how many it has
 	queue    []queued           // not written yet, oldest first
+	// closedOn is the connection on which the client closed the channel.
+	// Its state is kept: a client's graceful close (after SendGoAway)
+	// closes every channel before the connection, and the session carries
+	// them to the next one, where the client names them in its resume
+	// state and opens them again. One it does not name it closed for good,
+	// and the resume drops it. A channel of the same name opened again on
+	// the connection that closed it starts afresh.
+	closedOn *transport.Conn
 }
 
 // queued is a server-to-client message the session holds.
@@ -38,6 +46,18 @@ type queued struct {
 	data  []byte
 	safe  bool // sent with SendReplaySafe
 	added bool // added by Send while the channel had no connection (counts against Config.MaxDetachedSendBytes)
+}
+
+// live returns the channel's transport channel on the current connection,
+// or nil while it has none to write to: the session is detached, the
+// client has not reopened it since it resumed, or it closed it on a
+// connection the session had told to go away (closedOn). Session.mu is
+// held.
+func (cs *carried) live() *transport.Channel {
+	if cs.closedOn != nil {
+		return nil
+	}
+	return cs.tc
 }
 
 func newCarried(name string) *carried {
@@ -122,7 +142,7 @@ func (s *Session) sendTurn(ctx context.Context, cs *carried, msg []byte, block b
 		s.mu.Unlock()
 		return nil, err
 	}
-	tc := cs.tc
+	tc := cs.live()
 	s.mu.Unlock()
 	if tc == nil {
 		return s.keep(cs, msg, block)
@@ -183,7 +203,7 @@ func (s *Session) keep(cs *carried, msg []byte, block bool) (wait <-chan struct{
 	if err := s.sendableLocked(cs); err != nil {
 		return nil, err
 	}
-	if cs.tc != nil {
+	if cs.live() != nil {
 		return closedChan, nil // reopened meanwhile
 	}
 	if len(msg) > s.peerMax {
@@ -318,7 +338,11 @@ func (s *Session) checkClaims(claims map[string]uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, cs := range s.carried {
-		r, lo := claims[name], cs.base
+		r, named := claims[name]
+		if !named && cs.closedOn != nil {
+			continue // the client closed it for good: applyClaims drops it
+		}
+		lo := cs.base
 		if hi := lo + uint64(len(cs.doubt)); r < lo || r > hi {
 			return &transport.ResumeError{ID: s.id, Err: transport.ErrResumeClaim, Detail: fmt.Sprintf(
 				"channel %q: the client claims %d messages received, the server sent %d of which %d were acknowledged", name, r, hi, lo)}
@@ -339,11 +363,16 @@ func (s *Session) applyClaims(claims map[string]uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, cs := range s.carried {
-		skip := claims[name] - cs.base
+		r, named := claims[name]
+		if !named && cs.closedOn != nil {
+			s.dropCarriedLocked(cs)
+			continue
+		}
+		skip := r - cs.base
 		s.heldBytes -= payload(cs.doubt[:skip])
 		cs.queue = append(cs.doubt[skip:len(cs.doubt):len(cs.doubt)], cs.queue...)
 		cs.doubt = nil
-		cs.base = claims[name]
+		cs.base = r
 	}
 	s.signalLocked()
 }

@@ -28,7 +28,7 @@ import (
 // the client's of the server's counts or the other way round.
 func (s *Session) mayResume(c *transport.Conn, cause error) bool {
 	s.mu.Lock()
-	disconnected, goAway := s.disconnected, s.goAway == c
+	disconnected, goAway := s.disconnected, c.GoAwaySent()
 	s.mu.Unlock()
 	if disconnected {
 		return false
@@ -286,7 +286,7 @@ func (s *Server) refuseResume(c *transport.Conn, refusal error) {
 func (s *Session) attach(c *transport.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.conn, s.goAway, s.ended, s.peerMax = c, nil, false, c.PeerLimits().MaxMessageSize
+	s.conn, s.ended, s.peerMax = c, false, c.PeerLimits().MaxMessageSize
 }
 
 // exchange runs the resume state exchange on c, on the session's
@@ -349,13 +349,16 @@ func (s *Session) end(cause error) {
 	s.mu.Unlock()
 }
 
-// carriedNames returns the names of the session's carried channels.
+// carriedNames returns the names of the session's carried channels whose
+// close OnChannelClose has not reported yet.
 func (s *Session) carriedNames() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	names := make([]string, 0, len(s.carried))
-	for name := range s.carried {
-		names = append(names, name)
+	for name, cs := range s.carried {
+		if cs.closedOn == nil { // OnChannelClose ran as the client closed it
+			names = append(names, name)
+		}
 	}
 	return names
 }

@@ -51,11 +51,13 @@ func (s *Session) TrySend(channel string, msg []byte) error {
 
 // lookupSend returns the carried state of channel, or else its transport
 // channel on the current connection; both nil if the session has no such
-// channel.
+// channel. A carried one the client closed counts as none, unless the
+// server had told that connection to go away: the client is leaving, to
+// come back on another, and what Send accepts meanwhile waits for it.
 func (s *Session) lookupSend(channel string) (*carried, *transport.Channel) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cs := s.carried[channel]; cs != nil {
+	if cs := s.carried[channel]; cs != nil && (cs.closedOn == nil || cs.closedOn.GoAwaySent()) {
 		return cs, nil
 	}
 	return nil, s.channels[channel]
@@ -99,7 +101,12 @@ func (s *Session) Open(ctx context.Context, name string) (*transport.Channel, er
 	dup := fmt.Errorf("session: channel %q: %w", name, transport.CodeDuplicateChannel)
 	s.mu.Lock()
 	_, open := s.channels[name]
-	_, carried := s.carried[name]
+	cs, carried := s.carried[name]
+	if carried && cs.closedOn != nil {
+		// The client closed it: the name is free (see carried.closedOn).
+		s.dropCarriedLocked(cs)
+		carried = false
+	}
 	c := s.conn
 	switch {
 	case open || carried:

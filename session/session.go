@@ -86,13 +86,10 @@ type Session struct {
 	// detached session does not hold its lost connection's memory;
 	// lastRemote and last0RTT keep what RemoteAddr and Used0RTT report
 	// meanwhile.
-	conn       *transport.Conn
-	lastRemote net.Addr
-	last0RTT   bool
-	peerMax    int // the client's largest message on the last connection: Send keeps none larger
-	// goAway is the connection SendGoAway was used on: a graceful close
-	// the client makes after it does not end the session.
-	goAway       *transport.Conn
+	conn         *transport.Conn
+	lastRemote   net.Addr
+	last0RTT     bool
+	peerMax      int  // the client's largest message on the last connection: Send keeps none larger
 	disconnected bool // Disconnect was called: the session ends with its connection
 	over         bool // the session ended: sends fail
 	// channels: addChannel adds one (from acceptChannels or Open), its
@@ -282,14 +279,14 @@ func (s *Session) addChannel(ch *transport.Channel, server bool) bool {
 		s.channels = make(map[string]*transport.Channel)
 	}
 	s.channels[ch.Name()] = ch
-	cs, reopened := s.carryLocked(ch, server)
+	cs, reopened, wasClosed := s.carryLocked(ch, server)
 	resend := reopened && len(cs.queue) > 0
 	s.readers.Add(1)
 	if resend {
 		s.readers.Add(1)
 	}
 	s.mu.Unlock()
-	if f := s.srv.cfg.OnChannelOpen; f != nil && !reopened {
+	if f := s.srv.cfg.OnChannelOpen; f != nil && (!reopened || wasClosed) {
 		f(s, ch.Name())
 	}
 	go s.read(ch, server, cs)
@@ -301,23 +298,31 @@ func (s *Session) addChannel(ch *transport.Channel, server bool) bool {
 
 // carryLocked returns the carried state of a client channel of a
 // resumable session, made for a new name; reopened says that the channel
-// was carried from an earlier connection. s.mu is held.
-func (s *Session) carryLocked(ch *transport.Channel, server bool) (cs *carried, reopened bool) {
+// was carried from an earlier connection, wasClosed that the client had
+// closed it there (OnChannelClose ran, so OnChannelOpen runs again). A
+// name the client closed and opens again on the same connection starts
+// afresh. s.mu is held.
+func (s *Session) carryLocked(ch *transport.Channel, server bool) (cs *carried, reopened, wasClosed bool) {
 	if server || !s.resumable {
-		return nil, false
+		return nil, false, false
 	}
-	if cs = s.carried[ch.Name()]; cs == nil {
+	if cs = s.carried[ch.Name()]; cs != nil && cs.closedOn == ch.Conn() {
+		s.dropCarriedLocked(cs)
+		cs = nil
+	}
+	if cs == nil {
 		if s.carried == nil {
 			s.carried = make(map[string]*carried)
 		}
 		cs = newCarried(ch.Name())
 		cs.tc = ch
 		s.carried[ch.Name()] = cs
-		return cs, false
+		return cs, false, false
 	}
-	cs.tc = ch
+	wasClosed = cs.closedOn != nil
+	cs.tc, cs.closedOn = ch, nil
 	s.signalLocked()
-	return cs, true
+	return cs, true, wasClosed
 }
 
 // Disconnect ends the session at once: it closes the current connection
@@ -338,14 +343,11 @@ func (s *Session) Disconnect(code transport.ErrorCode, reason string) error {
 // SendGoAway tells the client, with a GOAWAY on the current connection,
 // that it should leave this connection: its graceful close afterwards
 // detaches a resumable session instead of ending it, so that the client
-// may resume it on a new connection. (A GOAWAY sent directly on
-// [Session.Conn] does not; a client's own graceful close ends the
-// session.)
+// may resume it on a new connection (as after a GOAWAY sent directly
+// with transport.Conn.SendGoAway; a client's own graceful close ends the
+// session).
 func (s *Session) SendGoAway(code transport.ErrorCode, reason string) error {
-	s.mu.Lock()
-	c := s.conn
-	s.goAway = c
-	s.mu.Unlock()
+	c := s.Conn()
 	if c == nil {
 		return fmt.Errorf("session: detached, it has no connection to send GOAWAY on: %w", transport.ErrClosed)
 	}
@@ -431,7 +433,8 @@ func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried) {
 	if cs != nil && connEnded {
 		closed = false
 	} else if cs != nil && s.carried[cs.name] == cs {
-		s.dropCarriedLocked(cs)
+		// Kept until the connection ends: see carried.closedOn.
+		cs.closedOn = ch.Conn()
 	}
 	s.mu.Unlock()
 	if f := s.srv.cfg.OnChannelClose; closed && f != nil {

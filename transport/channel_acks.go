@@ -217,9 +217,18 @@ func (ch *Channel) Acked() uint64 {
 // channel's order, and Unsent() follows them. Before a failure, or with
 // acknowledgements off, nil. With acknowledgements on, InDoubt() ==
 // len(Unacked()). ACKs that arrive after the failure are not counted.
+//
+// A channel whose sending ended before its connection did (it was closed,
+// or the peer stopped reading) has not failed: once the connection has
+// ended, Unacked returns what the peer had not acknowledged by then, so
+// that none of it goes unreported.
 func (ch *Channel) Unacked() []UnsentMessage {
 	ch.settle()
-	ch.tx.mu.Lock()
-	defer ch.tx.mu.Unlock()
-	return ch.tx.unacked
+	tx := &ch.tx
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.err == nil && ch.c.ctx.Err() != nil && tx.retaining() {
+		return tx.ret.unacked()
+	}
+	return tx.unacked
 }

@@ -24,6 +24,9 @@ type controlWriter struct {
 	buf       []byte
 	localSlow bool // we asked the peer to slow down
 	closed    bool // the closing GOAWAY was written and the send side ended
+	// goAwaySent says that SendGoAway asked the peer to leave; read
+	// without the lock by GoAwaySent.
+	goAwaySent atomic.Bool
 }
 
 // peerSignals is what the peer said on its control stream. The control
@@ -71,8 +74,18 @@ func (c *Conn) PeerSlowedDown() bool { return c.sig.slow.Load() }
 func (c *Conn) SendGoAway(code ErrorCode, reason string) error {
 	c.ctrl.mu.Lock()
 	defer c.ctrl.mu.Unlock()
-	return c.writeControlLocked(wire.Control{Type: wire.ControlGoAway, Code: uint64(code), Reason: reason})
+	err := c.writeControlLocked(wire.Control{Type: wire.ControlGoAway, Code: uint64(code), Reason: reason})
+	if err == nil {
+		c.ctrl.goAwaySent.Store(true)
+	}
+	return err
 }
+
+// GoAwaySent reports whether this side asked the peer to leave with
+// [Conn.SendGoAway] (not the GOAWAY that begins a graceful close): the
+// peer's graceful close that follows is its answer, and a server that
+// keeps sessions for a resume expects the client back.
+func (c *Conn) GoAwaySent() bool { return c.ctrl.goAwaySent.Load() }
 
 // sendClosingGoAway writes the GOAWAY that begins a graceful close, with
 // the number of channels this side opened, and ends the control stream's
