@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -347,9 +348,30 @@ func waitResDelivered(t *testing.T, srv *resServer, clients []*resClient) time.T
 			return time.Now()
 		}
 		if time.Now().After(deadline) {
+			logLaggards(t, clients, lag)
 			require.Failf(t, "accepted messages not delivered", "%d flows behind, first ones: %v", len(lag), lag[:min(len(lag), 8)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// logLaggards logs, for the clients with a flow behind, their stats and
+// events.
+func logLaggards(t *testing.T, clients []*resClient, lag []string) {
+	for k, rc := range clients {
+		behind := false
+		for _, l := range lag {
+			behind = behind || strings.HasPrefix(l, fmt.Sprintf("c%03d.", k))
+		}
+		rc.log.mu.Lock()
+		var evs []string
+		for _, e := range rc.log.events {
+			evs = append(evs, fmt.Sprintf("%v(resumed=%v err=%v)", e.Type, e.Resumed, e.Err))
+		}
+		rc.log.mu.Unlock()
+		if len(evs) > 1 || behind {
+			t.Logf("client %d: stats %+v events %v", k, rc.c.Stats(), evs)
+		}
 	}
 }
 
