@@ -31,13 +31,17 @@ type carried struct {
 	base     uint64             // messages the client acknowledged before tc's first
 	doubt    []queued           // written on the last connection, not acknowledged: the client's resume state says how many it has
 	queue    []queued           // not written yet, oldest first
-	// closedOn is the connection on which the client closed the channel.
-	// Its state is kept: a client's graceful close (after SendGoAway)
-	// closes every channel before the connection, and the session carries
-	// them to the next one, where the client names them in its resume
-	// state and opens them again. One it does not name it closed for good,
-	// and the resume drops it. A channel of the same name opened again on
-	// the connection that closed it starts afresh.
+	// closedOn is the connection on which the client closed the channel
+	// after the server had told that connection to go away
+	// (transport.Conn.GoAwaySent): a client's graceful close closes every
+	// channel before the connection, and the session carries them to the
+	// next one, where the client names them in its resume state and opens
+	// them again. A channel the client closes otherwise is dropped at once
+	// (what it held counts as unacknowledged). At a resume, a carried
+	// channel the client does not name, if it had acknowledged messages on
+	// it or closed it, is one it no longer has: it is dropped likewise. A
+	// channel of the same name opened again on the connection that closed
+	// it starts afresh.
 	closedOn *transport.Conn
 }
 
@@ -216,7 +220,8 @@ func (s *Session) keep(cs *carried, msg []byte, block bool) (wait <-chan struct{
 		}
 		return s.changed, nil
 	}
-	cs.queue = append(cs.queue, queued{data: msg, added: true})
+	// Send's caller may reuse msg once Send returns, as with transport.
+	cs.queue = append(cs.queue, queued{data: append([]byte(nil), msg...), added: true})
 	s.added += n
 	s.heldBytes += n
 	srv.countDetachedLocked(s, n)
@@ -339,8 +344,8 @@ func (s *Session) checkClaims(claims map[string]uint64) error {
 	defer s.mu.Unlock()
 	for name, cs := range s.carried {
 		r, named := claims[name]
-		if !named && cs.closedOn != nil {
-			continue // the client closed it for good: applyClaims drops it
+		if !named && (cs.closedOn != nil || cs.base > 0) {
+			continue // the client closed it: applyClaims drops it
 		}
 		lo := cs.base
 		if hi := lo + uint64(len(cs.doubt)); r < lo || r > hi {
@@ -364,7 +369,7 @@ func (s *Session) applyClaims(claims map[string]uint64) {
 	defer s.mu.Unlock()
 	for name, cs := range s.carried {
 		r, named := claims[name]
-		if !named && cs.closedOn != nil {
+		if !named && (cs.closedOn != nil || cs.base > 0) {
 			s.dropCarriedLocked(cs)
 			continue
 		}

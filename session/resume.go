@@ -55,7 +55,7 @@ func (s *Session) mayResume(c *transport.Conn, cause error) bool {
 // the oldest detached session ends to make room. It reports whether the
 // session was detached.
 func (s *Server) leaveLive(sess *Session, c *transport.Conn, cause error, lost bool) bool {
-	keep := sess.resumable && (lost || sess.mayResume(c, cause))
+	keep := sess.resumable && !sess.wasDisconnected() && (lost || sess.mayResume(c, cause))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sessions[sess.id] == sess {
@@ -233,7 +233,7 @@ func (s *Server) decideResume(req transport.ResumeRequest) error {
 	case sess == nil || s.phase != phaseServing:
 		s.refusedExpired.Add(1)
 		return transport.ErrResumeExpired
-	case req.Generation != sess.gen:
+	case req.Generation != sess.gen && req.Generation != sess.issued:
 		s.refusedReplayed.Add(1)
 		return transport.ErrResumeTokenReplayed
 	case !detached || sess.folding || time.Now().Before(sess.resumingUntil):
@@ -256,12 +256,12 @@ func (s *Server) admitResumed(c *transport.Conn) {
 		refusal = transport.ErrSessionAttached
 	case sess == nil || s.phase != phaseServing:
 		refusal = transport.ErrResumeExpired
-	case sess.folding || c.ResumeGeneration() != sess.gen+1:
+	case sess.folding || (c.ResumeGeneration() != sess.gen+1 && c.ResumeGeneration() != sess.issued+1):
 		refusal = transport.ErrSessionAttached
 	default:
 		delete(s.detached, sess.id)
 		s.detachedBytes -= sess.counted
-		sess.counted, sess.gen, sess.resumingUntil = 0, c.ResumeGeneration(), time.Time{}
+		sess.counted, sess.issued, sess.resumingUntil = 0, c.ResumeGeneration(), time.Time{}
 		s.sessions[sess.id] = sess
 		sess.attach(c)
 		sess.resumed <- c
@@ -324,14 +324,29 @@ func (s *Session) exchange(c *transport.Conn) error {
 	return nil
 }
 
+// wasDisconnected reports whether Disconnect ended the session.
+func (s *Session) wasDisconnected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.disconnected
+}
+
 // exchangeFailed closes c, whose resume state exchange failed with err.
+// No channel is taken on c any more (acceptChannels never ran on it), so
+// that nothing adds a reader while detach waits for them.
 func (s *Session) exchangeFailed(c *transport.Conn, err error) error {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
 	_ = c.CloseWithError(transport.CodeProtocolError, fmt.Sprintf("resume state exchange failed: %v", err))
 	return fmt.Errorf("session: resume state exchange failed: %w", err)
 }
 
 // resumed counts and reports a resume whose exchange succeeded.
 func (s *Server) resumed(sess *Session) {
+	s.mu.Lock()
+	sess.gen = sess.issued // the client answered the HELLO that issued it
+	s.mu.Unlock()
 	s.resumedCount.Add(1)
 	s.cfg.Logger.Info("session resumed", "session", sess.ID().String(), "remote", sess.RemoteAddr().String())
 	if f := s.cfg.OnSessionResumed; f != nil {

@@ -102,7 +102,7 @@ func (s *Session) Open(ctx context.Context, name string) (*transport.Channel, er
 	s.mu.Lock()
 	_, open := s.channels[name]
 	cs, carried := s.carried[name]
-	if carried && cs.closedOn != nil {
+	if carried && cs.closedOn != nil && s.conn != nil {
 		// The client closed it: the name is free (see carried.closedOn).
 		s.dropCarriedLocked(cs)
 		carried = false

@@ -69,7 +69,11 @@ type Session struct {
 	kick    chan struct{}
 
 	// Guarded by Server.mu: the session's place among the detached ones.
-	gen           uint64    // generation of the token issued on the current connection
+	// gen is the generation of the token the client surely holds (it
+	// answered the HELLO that issued it with its resume state); issued is
+	// that of the last token issued, which it may hold. A resume presents
+	// one of the two; anything older is a replay.
+	gen, issued   uint64
 	resumingUntil time.Time // a resume OnResume accepted is on its way until then
 	detachedAt    time.Time
 	folding       bool  // in the detached table, its channels not yet taken back: not resumable yet
@@ -143,7 +147,7 @@ type Session struct {
 func newSession(srv *Server, c *transport.Conn, resumable bool) *Session {
 	frame := int64(c.Limits().MaxMessageSize) + maxFrameHeader
 	s := &Session{
-		srv: srv, id: c.SessionID(), conn: c, start: time.Now(), resumable: resumable, gen: c.ResumeGeneration(),
+		srv: srv, id: c.SessionID(), conn: c, start: time.Now(), resumable: resumable, gen: c.ResumeGeneration(), issued: c.ResumeGeneration(),
 		space: make(chan struct{}), left: make(chan struct{}), finished: make(chan struct{}),
 		resumed: make(chan *transport.Conn, 1), kick: make(chan struct{}, 1), changed: make(chan struct{}),
 		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
@@ -433,8 +437,11 @@ func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried) {
 	if cs != nil && connEnded {
 		closed = false
 	} else if cs != nil && s.carried[cs.name] == cs {
-		// Kept until the connection ends: see carried.closedOn.
-		cs.closedOn = ch.Conn()
+		if ch.Conn().GoAwaySent() {
+			cs.closedOn = ch.Conn() // see carried.closedOn
+		} else {
+			s.dropCarriedLocked(cs)
+		}
 	}
 	s.mu.Unlock()
 	if f := s.srv.cfg.OnChannelClose; closed && f != nil {

@@ -185,6 +185,21 @@ func (c *Conn) handleAck(entries []wire.AckEntry) error {
 		if err := ch.acked(e.Count); err != nil {
 			return fmt.Errorf("ACK for channel %q (stream %d): %w", ch.name, e.Stream, err)
 		}
+		c.settledGone(ch)
 	}
 	return nil
+}
+
+// settledGone lets a channel that is gone (see channelDone) leave byStream
+// once the peer has acknowledged everything it wrote.
+func (c *Conn) settledGone(ch *Channel) {
+	if ch.awaitsAck() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, open := c.channels[ch]; !open && c.byStream[ch.s.StreamID()] == ch {
+		delete(c.byStream, ch.s.StreamID())
+		c.awaiting--
+	}
 }

@@ -125,6 +125,14 @@ func (r *ackRetention) unacked() []UnsentMessage {
 	return out
 }
 
+// unackedCount is len(unacked()) without decoding.
+func (r *ackRetention) unackedCount() uint64 {
+	if r.acked > r.base {
+		return r.held - (r.acked - r.base)
+	}
+	return r.held
+}
+
 // popFree returns a freed buffer for the send buffer, or nil.
 func (r *ackRetention) popFree() []byte {
 	n := len(r.free)
@@ -168,6 +176,15 @@ func (tx *sendSide) trimFree() {
 	if len(r.free) == 0 {
 		r.free = nil
 	}
+}
+
+// awaitsAck reports whether the channel wrote messages that the peer has
+// not acknowledged yet.
+func (ch *Channel) awaitsAck() bool {
+	tx := &ch.tx
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.retaining() && tx.err == nil && (tx.ret.batches.Len() > 0 || tx.ret.writing > 0)
 }
 
 // retaining reports whether what the channel writes is retained until
@@ -227,8 +244,16 @@ func (ch *Channel) Unacked() []UnsentMessage {
 	tx := &ch.tx
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if tx.err == nil && ch.c.ctx.Err() != nil && tx.retaining() {
+	if tx.closedUnfailed(ch.c) {
 		return tx.ret.unacked()
 	}
 	return tx.unacked
+}
+
+// closedUnfailed reports whether the channel's sending ended before its
+// connection c did, which has ended since, without a failure: with
+// acknowledgements on, what it retains is then what the peer had not
+// acknowledged. tx.mu is held.
+func (tx *sendSide) closedUnfailed(c *Conn) bool {
+	return tx.err == nil && c.ctx.Err() != nil && tx.retaining()
 }

@@ -553,7 +553,11 @@ func (ch *Channel) Unsent() []UnsentMessage {
 // peer had not acknowledged are: InDoubt is then len(Unacked()).
 func (ch *Channel) InDoubt() uint64 {
 	ch.settle()
-	ch.tx.mu.Lock()
-	defer ch.tx.mu.Unlock()
-	return ch.tx.inDoubt
+	tx := &ch.tx
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.closedUnfailed(ch.c) {
+		return tx.ret.unackedCount()
+	}
+	return tx.inDoubt
 }

@@ -117,7 +117,8 @@ type Conn struct {
 	// the graceful-close state and the incoming streams.
 	mu       sync.Mutex
 	channels map[*Channel]struct{}      // added by OpenChannel and AcceptChannel, removed by Channel.Close/Reset
-	byStream map[quic.StreamID]*Channel // the same channels by stream ID, for ACK frames
+	byStream map[quic.StreamID]*Channel // the same channels by stream ID, for ACK frames, and those gone that still await one
+	awaiting int                        // channels gone from channels that byStream keeps for their ACKs; at most MaxChannels
 	stats    ConnStats                  // counters of channels that are gone
 	cs       closeState                 // see close.go
 	in       incoming                   // the peer's new streams; see incoming.go
@@ -498,11 +499,23 @@ func (c *Conn) channelRead() { c.finishIfDone() }
 // channelDone drops a channel that was closed or reset, keeps its
 // counters, and finishes a graceful close the peer began if that was the
 // last thing it waited for.
+//
+// A channel whose written messages are not all acknowledged stays in
+// byStream, so that the ACKs still on their way (the peer acknowledges
+// what it read before the channel closed) settle them and Unacked stays
+// exact; handleAck lets it go once nothing is left. At most MaxChannels
+// such channels are kept per connection; past that a closing channel's
+// later ACKs are ignored, and what it holds counts as unacknowledged.
 func (c *Conn) channelDone(ch *Channel) {
 	st := ch.stats()
+	awaits := ch.awaitsAck()
 	c.mu.Lock()
 	delete(c.channels, ch)
-	delete(c.byStream, ch.s.StreamID())
+	if awaits && c.awaiting < c.cfg.MaxChannels {
+		c.awaiting++
+	} else {
+		delete(c.byStream, ch.s.StreamID())
+	}
 	c.stats.add(st)
 	c.mu.Unlock()
 	c.finishIfDone()

@@ -168,8 +168,10 @@ func resumeFailure(resume *ResumeToken, err error) *ResumeError {
 
 // connErr is convertConnErr for this connection: the peer's close with a
 // refusal code becomes a *ResumeError, on a client that asked to resume
-// and whose HELLO exchange has not resumed yet (codes 0x0c to 0x0f), and on
-// a resumed connection (CodeResumeClaim).
+// (codes 0x0c to 0x0f: before the server's HELLO, or after it and before
+// the server's RESUME_STATE, when the server could not hand the
+// connection to the session after all), and on a resumed connection
+// (CodeResumeClaim).
 func (c *Conn) connErr(err error) error {
 	err = convertConnErr(err)
 	ce, ok := peerClose(err)
@@ -178,7 +180,7 @@ func (c *Conn) connErr(err error) error {
 	case !ok:
 	case ce.Code == CodeResumeClaim && resumed:
 		return remoteRefusal(c.id, ce)
-	case ce.Code != CodeResumeClaim && !resumed && c.isClient && c.cfg.Resume != nil:
+	case ce.Code != CodeResumeClaim && c.isClient && c.cfg.Resume != nil && (!resumed || !c.rs.complete()):
 		return remoteRefusal(c.cfg.Resume.ID, ce)
 	}
 	return err

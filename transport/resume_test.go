@@ -420,10 +420,16 @@ func TestResumeStateLimits(t *testing.T) {
 }
 
 // Refusal codes mean a refused resume only while the resume is undecided:
-// a resumed connection that the server later closes with one of them (a
-// newer connection took the session over) ends with a plain *ConnError.
+// a resumed connection whose exchange is complete and that the server
+// later closes with one of them (a newer connection took the session
+// over) ends with a plain *ConnError.
 func TestResumedConnectionClosedWithRefusalCodeIsConnError(t *testing.T) {
 	c, s := resumedPair(t)
+	ctx := testCtx(t)
+	require.NoError(t, c.SendResumeState(nil))
+	require.NoError(t, s.SendResumeState(nil))
+	_, err := c.PeerResumeState(ctx)
+	require.NoError(t, err)
 	require.NoError(t, s.CloseWithError(CodeSessionAttached, "a newer connection resumed the session"))
 	<-c.Context().Done()
 	var ce *ConnError
@@ -520,4 +526,16 @@ func TestResumeKeyTokens(t *testing.T) {
 	require.False(t, ok, "no token")
 	_, ok = k.verify(id, k.token(id, 1<<62-1))
 	require.False(t, ok, "the last generation cannot be resumed")
+}
+
+// A server that answered HELLO but could not hand the connection to the
+// session after all closes it with a refusal code before its
+// RESUME_STATE: the client sees the refusal as a *ResumeError.
+func TestRefusalAfterHelloBeforeResumeStateIsResumeError(t *testing.T) {
+	c, s := resumedPair(t)
+	require.NoError(t, s.CloseWithError(CodeSessionAttached, "a newer connection resumed the session"))
+	<-c.Context().Done()
+	var re *ResumeError
+	require.ErrorAs(t, context.Cause(c.Context()), &re)
+	require.ErrorIs(t, re, ErrSessionAttached)
 }

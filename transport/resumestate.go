@@ -36,6 +36,13 @@ type resumeExchange struct {
 	done  chan struct{}     // closed when final is set; made on first use
 }
 
+// complete reports whether the peer's resume state has arrived whole.
+func (x *resumeExchange) complete() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.final
+}
+
 func (x *resumeExchange) doneLocked() chan struct{} {
 	if x.done == nil {
 		x.done = make(chan struct{})
