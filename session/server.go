@@ -159,7 +159,9 @@ func NewServer(cfg *Config, h Handler) (*Server, error) {
 // Serve runs on it can be resumed. Pass the listener to Serve.
 func (s *Server) Listen(addr string, tlsConf *tls.Config) (*transport.Listener, error) {
 	tc := s.cfg.Transport
-	tc.OnResume = s.decideResume
+	if s.cfg.ResumeWindow > 0 {
+		tc.OnResume = s.decideResume
+	}
 	if s.cfg.ResumeKey != nil {
 		tc.ResumeKey = s.cfg.ResumeKey
 	}

@@ -251,9 +251,10 @@ func (ch *Channel) Unacked() []UnsentMessage {
 }
 
 // closedUnfailed reports whether the channel's sending ended before its
-// connection c did, which has ended since, without a failure: with
-// acknowledgements on, what it retains is then what the peer had not
-// acknowledged. tx.mu is held.
+// connection c did, which has ended since, without a failure, and without
+// a graceful close of this side that the peer confirmed (which proves
+// everything was read): with acknowledgements on, what it retains is then
+// what the peer had not acknowledged. tx.mu is held.
 func (tx *sendSide) closedUnfailed(c *Conn) bool {
-	return tx.err == nil && c.ctx.Err() != nil && tx.retaining()
+	return tx.err == nil && c.ctx.Err() != nil && tx.retaining() && !c.confirmed.Load()
 }

@@ -264,6 +264,7 @@ func (c *Conn) closeGracefully(ctx context.Context) error {
 	c.refuseUnaccepted()
 	err := closeChannels(ctx, chans)
 	confirmed := c.sendClosingGoAway(opened) && c.awaitPeerClose(ctx)
+	c.confirmed.Store(confirmed) // before the connection's context ends
 	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
 	if !confirmed {
 		err = errors.Join(err, c.unconfirmed(ctx, chans))

@@ -119,6 +119,9 @@ type Conn struct {
 	channels map[*Channel]struct{}      // added by OpenChannel and AcceptChannel, removed by Channel.Close/Reset
 	byStream map[quic.StreamID]*Channel // the same channels by stream ID, for ACK frames, and those gone that still await one
 	awaiting int                        // channels gone from channels that byStream keeps for their ACKs; at most MaxChannels
+	// confirmed says that this side's graceful close was confirmed by the
+	// peer, which had then read everything this side wrote.
+	confirmed atomic.Bool
 	stats    ConnStats                  // counters of channels that are gone
 	cs       closeState                 // see close.go
 	in       incoming                   // the peer's new streams; see incoming.go
