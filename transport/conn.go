@@ -122,9 +122,9 @@ type Conn struct {
 	// confirmed says that this side's graceful close was confirmed by the
 	// peer, which had then read everything this side wrote.
 	confirmed atomic.Bool
-	stats    ConnStats                  // counters of channels that are gone
-	cs       closeState                 // see close.go
-	in       incoming                   // the peer's new streams; see incoming.go
+	stats     ConnStats  // counters of channels that are gone
+	cs        closeState // see close.go
+	in        incoming   // the peer's new streams; see incoming.go
 
 	wg  sync.WaitGroup // control reader, channel writers, stream acceptor and header readers
 	end closer         // the one close of the connection; see close.go
