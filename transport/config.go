@@ -143,8 +143,10 @@ type Config struct {
 	// peers should raise the cap. Default DefaultMaxHandshakesPerIP (16).
 	MaxHandshakesPerIP int
 	// ChannelHeaderTimeout is how long the peer has to send a channel's
-	// header once the channel's stream arrived; a stream whose header is
-	// late is reset with CodeProtocolError. Headers are read concurrently,
+	// header once the first byte of the channel's stream arrived (QUIC
+	// opens a stream implicitly when a later one's frame arrives first: the
+	// wait for its first byte lasts as long as the connection); a stream
+	// whose header is late is reset with CodeProtocolError. Headers are read concurrently,
 	// so a slow one does not hold up the others. Default
 	// DefaultChannelHeaderTimeout (1 s).
 	ChannelHeaderTimeout time.Duration

@@ -454,7 +454,17 @@ func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
 	return ch, nil
 }
 
+// readChannelHeader reads the header of a stream the peer opened; the
+// peer has timeout to send it from the stream's first byte on. QUIC hands
+// out a stream as soon as a frame of a later stream of the peer arrives (it
+// opens the earlier ones implicitly), so the stream's own first frame may
+// still be on its way, retransmitted after a loss: until it arrives the
+// stream is only a number the peer has used, and the wait for it lasts as
+// long as the connection.
 func readChannelHeader(s *quic.Stream, sr *streamReader, timeout time.Duration) (string, error) {
+	if err := sr.fill(1); err != nil {
+		return "", err
+	}
 	_ = s.SetReadDeadline(time.Now().Add(timeout))
 	defer s.SetReadDeadline(time.Time{})
 	return readNext(sr, parseChannelHeader)

@@ -86,3 +86,34 @@ func TestLateChannelHeaderIsRejected(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "x", string(msg))
 }
+
+// TestChannelWhoseFirstFrameIsLateIsAccepted: QUIC hands the server a
+// stream as soon as a frame of a later stream of the peer arrives (it
+// opens the earlier ones implicitly), so a channel whose first frame is
+// delayed (lost and retransmitted, as after a partition when every client
+// resumes at once) exists on the server before any of its bytes. Its
+// header deadline runs from its first byte: it is accepted, not reset
+// with PROTOCOL_ERROR. (Before, the deadline ran from the implicit open,
+// and a resumed client's channel was refused: it stayed dead both ways.)
+func TestChannelWhoseFirstFrameIsLateIsAccepted(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	client, server, _ := pair(t, &Config{ChannelHeaderTimeout: timeout}, nil)
+	ctx := testCtx(t)
+
+	late, err := client.qc.OpenStreamSync(ctx) // nothing written yet: no frame
+	require.NoError(t, err)
+	good, err := client.OpenChannel(ctx, "good") // a later stream: opens late's on the server
+	require.NoError(t, err)
+	require.NoError(t, good.Send(ctx, []byte("hello")))
+	first, err := server.AcceptChannel(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "good", first.Name())
+
+	time.Sleep(3 * timeout) // late's first frame is on its way
+	_, err = late.Write(wire.AppendChannelHeader(nil, "late"))
+	require.NoError(t, err)
+	second, err := server.AcceptChannel(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "late", second.Name())
+	require.Zero(t, server.Stats().RejectedChannels)
+}
