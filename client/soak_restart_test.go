@@ -466,25 +466,22 @@ func (run *restartRun) report(t *testing.T) {
 			}
 		}
 	}
-	testenv.Figure(t, "up_accepted", "%d", sum.upAccepted)
-	testenv.Figure(t, "up_delivered_old_server", "%d", sum.upOld)
-	testenv.Figure(t, "up_delivered_new_server", "%d", sum.upNew)
-	testenv.Figure(t, "up_reported_unacked", "%d", sum.upListed)
-	testenv.Figure(t, "up_reported_and_delivered", "%d", sum.upListedDelivered)
-	testenv.Figure(t, "up_lost_unreported", "%d", sum.upLost)
-	testenv.Figure(t, "up_duplicates", "%d", sum.upDup)
-	testenv.Figure(t, "down_old_accepted", "%d", sum.oldAccepted)
-	testenv.Figure(t, "down_old_received", "%d", sum.oldReceived)
-	testenv.Figure(t, "down_old_reported_unacked", "%d", sum.oldReported)
-	testenv.Figure(t, "down_old_unaccounted", "%d", sum.oldShort)
-	testenv.Figure(t, "down_new_accepted", "%d", sum.newAccepted)
-	testenv.Figure(t, "down_new_received", "%d", sum.newReceived)
-	testenv.Figure(t, "resume_refusals", "%d", refused)
-	testenv.Figure(t, "client_unacked_stat", "%d", st.MessagesUnacked)
-	testenv.Figure(t, "client_in_doubt_stat", "%d", st.MessagesInDoubt)
-	testenv.Figure(t, "old_sessions_ended", "%d", run.old.sessions)
-	testenv.Figure(t, "old_sessions_with_unacked_error", "%d", run.old.unackedSessions)
-	testenv.Figure(t, "old_session_end_causes", "%v", run.old.ends)
+	for _, f := range []struct {
+		name  string
+		value any
+	}{
+		{"up_accepted", sum.upAccepted}, {"up_delivered_old_server", sum.upOld}, {"up_delivered_new_server", sum.upNew},
+		{"up_reported_unacked", sum.upListed}, {"up_reported_and_delivered", sum.upListedDelivered},
+		{"up_lost_unreported", sum.upLost}, {"up_duplicates", sum.upDup},
+		{"down_old_accepted", sum.oldAccepted}, {"down_old_received", sum.oldReceived},
+		{"down_old_reported_unacked", sum.oldReported}, {"down_old_unaccounted", sum.oldShort},
+		{"down_new_accepted", sum.newAccepted}, {"down_new_received", sum.newReceived},
+		{"resume_refusals", refused}, {"client_unacked_stat", st.MessagesUnacked}, {"client_in_doubt_stat", st.MessagesInDoubt},
+		{"old_sessions_ended", run.old.sessions}, {"old_sessions_with_unacked_error", run.old.unackedSessions},
+		{"old_session_end_causes", run.old.ends},
+	} {
+		testenv.Figure(t, f.name, "%v", f.value)
+	}
 	if f := run.cur.firstUp.Load(); f != 0 {
 		testenv.Figure(t, "new_server_start_to_first_up_ms", "%.1f", float64(f-run.cur.started.UnixNano())/1e6)
 	}
