@@ -3,6 +3,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -44,11 +45,12 @@ const (
 // resFlow is one direction of one channel: messages numbered from 0, sent
 // by one goroutine, received by one.
 type resFlow struct {
-	accepted atomic.Int64 // messages Send accepted (numbered 0..accepted-1)
-	failed   atomic.Int64 // Send errors (those messages count as not accepted)
-	next     atomic.Int64 // the number the next message must carry
-	dups     atomic.Int64 // messages that arrived again or out of order
-	gaps     atomic.Int64 // messages that arrived with a number past the next
+	accepted atomic.Int64  // messages Send accepted (numbered 0..accepted-1)
+	failed   atomic.Int64  // Send errors (those messages count as not accepted)
+	next     atomic.Int64  // the number the next message must carry
+	dups     atomic.Int64  // messages that arrived again or out of order
+	gaps     atomic.Int64  // messages that arrived with a number past the next
+	pace     time.Duration // the gap between two sends; 0 for resPace
 }
 
 // resHealed is when the current case's fault healed (Unix ns, 0 before),
@@ -82,10 +84,11 @@ func (f *resFlow) arrive(msg []byte, first *atomic.Int64) {
 // sendLoop sends numbered messages until stop is closed. A message whose
 // Send fails was not accepted; the number is used again.
 func (f *resFlow) sendLoop(ctx context.Context, stop <-chan struct{}, send func(context.Context, []byte) error) {
-	tick := time.NewTicker(resPace)
+	pace := cmp.Or(f.pace, resPace)
+	tick := time.NewTicker(pace)
 	defer tick.Stop()
 	// Start at a random point of the period so that the senders spread.
-	time.Sleep(rand.N(resPace))
+	time.Sleep(rand.N(pace))
 	for i := uint32(0); ; {
 		select {
 		case <-stop:
