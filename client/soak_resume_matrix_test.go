@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,8 @@ const (
 	resMatrixClients  = 100
 	resMatrixChannels = 8
 	// resPace is the gap between two sends of one sender: 1,600 senders at
-	// 10 messages/s each, 8,000 messages/s each way.
+	// 10 messages/s each, 8,000 messages/s each way. QUICMSG_SOAK_PACE
+	// (a duration) sets another, for runs under -race on a small machine.
 	resPace   = 100 * time.Millisecond
 	resWarmup = 2 * time.Second
 	resWindow = 10 * time.Second
@@ -84,7 +86,7 @@ func (f *resFlow) arrive(msg []byte, first *atomic.Int64) {
 // sendLoop sends numbered messages until stop is closed. A message whose
 // Send fails was not accepted; the number is used again.
 func (f *resFlow) sendLoop(ctx context.Context, stop <-chan struct{}, send func(context.Context, []byte) error) {
-	pace := cmp.Or(f.pace, resPace)
+	pace := cmp.Or(f.pace, matrixPace())
 	tick := time.NewTicker(pace)
 	defer tick.Stop()
 	// Start at a random point of the period so that the senders spread.
@@ -109,6 +111,14 @@ func (f *resFlow) sendLoop(ctx context.Context, stop <-chan struct{}, send func(
 	}
 }
 
+// matrixPace is resPace, or QUICMSG_SOAK_PACE when set.
+func matrixPace() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("QUICMSG_SOAK_PACE")); err == nil && d > 0 {
+		return d
+	}
+	return resPace
+}
+
 // resServer is the server side: it checks what the clients send and sends
 // its own numbered messages on every channel, from the first time it sees
 // the channel until stop.
@@ -118,8 +128,9 @@ type resServer struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu    sync.Mutex
-	up    map[string]*resFlow // client → server, by channel name
+	mu      sync.Mutex
+	stopped bool                // stopSenders ran: no new sender starts
+	up      map[string]*resFlow // client → server, by channel name
 	down  map[string]*resFlow // server → client, by channel name
 	sess  map[transport.SessionID]*session.Session
 	ended atomic.Int64 // sessions ended (OnSessionEnd)
@@ -151,8 +162,9 @@ func (r *resServer) channelOpen(s *session.Session, name string) {
 	}
 	f := r.down[name]
 	r.sess[s.ID()] = s
+	stopped := r.stopped
 	r.mu.Unlock()
-	if seen {
+	if seen || stopped {
 		return
 	}
 	r.wg.Go(func() {
@@ -189,11 +201,12 @@ func startResServer(t *testing.T) *resServer {
 }
 
 func (r *resServer) stopSenders() {
-	select {
-	case <-r.stop:
-	default:
+	r.mu.Lock()
+	if !r.stopped {
+		r.stopped = true // no sender starts after this
 		close(r.stop)
 	}
+	r.mu.Unlock()
 	r.wg.Wait()
 }
 
