@@ -131,9 +131,9 @@ type resServer struct {
 	mu      sync.Mutex
 	stopped bool                // stopSenders ran: no new sender starts
 	up      map[string]*resFlow // client → server, by channel name
-	down  map[string]*resFlow // server → client, by channel name
-	sess  map[transport.SessionID]*session.Session
-	ended atomic.Int64 // sessions ended (OnSessionEnd)
+	down    map[string]*resFlow // server → client, by channel name
+	sess    map[transport.SessionID]*session.Session
+	ended   atomic.Int64 // sessions ended (OnSessionEnd)
 }
 
 func (r *resServer) flow(m map[string]*resFlow, name string) *resFlow {
