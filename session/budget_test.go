@@ -355,3 +355,30 @@ func TestFloodOfLargeMessagesStaysWithinMemoryFormula(t *testing.T) {
 	require.LessOrEqual(t, f.heapGrowth, f.formula)
 	require.Equal(t, 20, f.roundTrips)
 }
+
+// A message that takes a client past the allowance under
+// OverflowDisconnect was returned by Receive, which may have acknowledged
+// it: the shedding session queues it, and those its other readers had
+// received, like any other, so that every message read is handled or
+// pending, never dropped.
+func TestShedSessionKeepsEveryMessageItRead(t *testing.T) {
+	var sess atomic.Pointer[Session]
+	srv, addr := startStalledSheddingServer(t, Config{PendingCap: 1000, OnSessionStart: func(s *Session) { sess.Store(s) }})
+	raw := dialRaw(t, addr)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		frames := wire.AppendChannelHeader(nil, "flood-"+string(rune('a'+i)))
+		for range 4000 {
+			frames = wire.AppendMessage(frames, 0, make([]byte, 64))
+		}
+		s, err := raw.qc.OpenStreamSync(testCtx(t))
+		require.NoError(t, err)
+		wg.Go(func() { _, _ = s.Write(frames) })
+	}
+	<-raw.qc.Context().Done()
+	wg.Wait()
+	// Real sockets, so the wall clock: the server learns of the closed connection from quic-go (see helpers_test.go).
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 0 }, 20*time.Second, 5*time.Millisecond)
+	st := sess.Load().Stats()
+	require.Equal(t, st.MessagesReceived, st.MessagesHandled+uint64(st.Pending), "every message read is handled or pending")
+}

@@ -567,22 +567,11 @@ func satMul(a, b int64) int64 {
 func (s *Session) enqueue(m Message, cs *carried) bool {
 	n := int64(len(m.Data))
 	s.mu.Lock()
-	if s.shed {
-		s.mu.Unlock()
-		return false
-	}
-	if s.slowed && s.srv.cfg.Overflow == OverflowDisconnect {
-		s.sinceSlow += int64(wire.MessageLen(len(m.Data)))
-		if a := s.allowance(); s.sinceSlow > a {
-			s.shed = true
-			s.mu.Unlock()
-			s.srv.overloadDisconnects.Add(1)
-			_ = s.Conn().CloseWithError(transport.CodeOverloaded, fmt.Sprintf(
-				"%d bytes of messages arrived after SLOW_DOWN, more than the %d a conforming sender may have under way (pending cap %d, pending bytes %d, overflow policy disconnect)",
-				s.sinceSlow, a, s.srv.cfg.PendingCap, s.srv.cfg.PendingBytes))
-			return false
-		}
-	}
+	// A message Receive returned may have been acknowledged already: it is
+	// queued and handled even when the session sheds its client, so that
+	// nothing acknowledged is dropped.
+	shedReason := s.shedLocked(len(m.Data))
+	stop := s.shed
 	if cs != nil {
 		cs.received++ // counted for the resume state, once it is the session's
 	}
@@ -602,14 +591,37 @@ func (s *Session) enqueue(m Message, cs *carried) bool {
 	start := !s.working
 	s.working = true
 	s.mu.Unlock()
-	if signal {
+	if shedReason != "" {
+		s.srv.overloadDisconnects.Add(1)
+		_ = s.Conn().CloseWithError(transport.CodeOverloaded, shedReason)
+	}
+	if signal && !stop {
 		s.syncSignal()
 	}
 	if start {
 		s.owned.Add(1)
 		go s.work()
 	}
-	return true
+	return !stop
+}
+
+// shedLocked counts a message of size bytes received after SLOW_DOWN under
+// OverflowDisconnect, and returns the reason to close with when it takes
+// the client past the allowance: the session then sheds it, once. s.mu is
+// held.
+func (s *Session) shedLocked(size int) string {
+	if s.shed || !s.slowed || s.srv.cfg.Overflow != OverflowDisconnect {
+		return ""
+	}
+	s.sinceSlow += int64(wire.MessageLen(size))
+	a := s.allowance()
+	if s.sinceSlow <= a {
+		return ""
+	}
+	s.shed = true
+	return fmt.Sprintf(
+		"%d bytes of messages arrived after SLOW_DOWN, more than the %d a conforming sender may have under way (pending cap %d, pending bytes %d, overflow policy disconnect)",
+		s.sinceSlow, a, s.srv.cfg.PendingCap, s.srv.cfg.PendingBytes)
 }
 
 // syncSignal tells the client the session's current state, SLOW_DOWN or
