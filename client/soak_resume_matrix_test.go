@@ -41,7 +41,7 @@ const (
 	// resSettle is how long traffic runs after the fault has healed.
 	resSettle = 3 * time.Second
 	// resWait bounds every wait for delivery after the senders stopped.
-	resWait = 90 * time.Second
+	resWait = 40 * time.Second
 )
 
 // resFlow is one direction of one channel: messages numbered from 0, sent
@@ -130,6 +130,7 @@ type resServer struct {
 
 	mu      sync.Mutex
 	stopped bool                // stopSenders ran: no new sender starts
+	causes  []error             // why sessions ended
 	up      map[string]*resFlow // client → server, by channel name
 	down    map[string]*resFlow // server → client, by channel name
 	sess    map[transport.SessionID]*session.Session
@@ -174,13 +175,21 @@ func (r *resServer) channelOpen(s *session.Session, name string) {
 	})
 }
 
+// sessionEnd counts a session that ended and keeps why, for the report.
+func (r *resServer) sessionEnd(_ *session.Session, cause error) {
+	r.ended.Add(1)
+	r.mu.Lock()
+	r.causes = append(r.causes, cause)
+	r.mu.Unlock()
+}
+
 func startResServer(t *testing.T) *resServer {
 	r := &resServer{stop: make(chan struct{}), up: make(map[string]*resFlow), down: make(map[string]*resFlow),
 		sess: make(map[transport.SessionID]*session.Session)}
 	cfg := &session.Config{
 		Transport:     transport.Config{IdleTimeout: 2 * time.Second, KeepAlivePeriod: 500 * time.Millisecond},
 		OnChannelOpen: r.channelOpen,
-		OnSessionEnd:  func(*session.Session, error) { r.ended.Add(1) },
+		OnSessionEnd:  r.sessionEnd,
 		PendingCap:    100000,
 		PendingBytes:  64 << 20,
 	}
@@ -365,6 +374,11 @@ func waitResDelivered(t *testing.T, srv *resServer, clients []*resClient) time.T
 		}
 		if time.Now().After(deadline) {
 			logLaggards(t, clients, lag)
+			srv.mu.Lock()
+			for _, c := range srv.causes {
+				t.Logf("a session ended: %v", c)
+			}
+			srv.mu.Unlock()
 			require.Failf(t, "accepted messages not delivered", "%d flows behind, first ones: %v", len(lag), lag[:min(len(lag), 8)])
 		}
 		time.Sleep(10 * time.Millisecond)
