@@ -127,19 +127,7 @@ func TestClientObeyingSlowDownIsNeverShed(t *testing.T) {
 func TestPeerIgnoringSlowDownIsShedOncePerSession(t *testing.T) {
 	srv, addr := startStalledSheddingServer(t, Config{PendingCap: 1000})
 	raw := dialRaw(t, addr)
-	var wg sync.WaitGroup
-	for i := range 4 {
-		frames := wire.AppendChannelHeader(nil, "flood-"+string(rune('a'+i)))
-		for range 4000 {
-			frames = wire.AppendMessage(frames, 0, make([]byte, 64))
-		}
-		s, err := raw.qc.OpenStreamSync(testCtx(t))
-		require.NoError(t, err)
-		// The writes end early with the server's close: that is the point.
-		wg.Go(func() { _, _ = s.Write(frames) })
-	}
-	<-raw.qc.Context().Done()
-	wg.Wait()
+	floodUntilClosed(t, raw)
 	var ae *quic.ApplicationError
 	require.ErrorAs(t, context.Cause(raw.qc.Context()), &ae)
 	require.Equal(t, quic.ApplicationErrorCode(transport.CodeOverloaded), ae.ErrorCode)
@@ -365,6 +353,17 @@ func TestShedSessionKeepsEveryMessageItRead(t *testing.T) {
 	var sess atomic.Pointer[Session]
 	srv, addr := startStalledSheddingServer(t, Config{PendingCap: 1000, OnSessionStart: func(s *Session) { sess.Store(s) }})
 	raw := dialRaw(t, addr)
+	floodUntilClosed(t, raw)
+	// Real sockets, so the wall clock: the server learns of the closed connection from quic-go (see helpers_test.go).
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 0 }, 20*time.Second, 5*time.Millisecond)
+	st := sess.Load().Stats()
+	require.Equal(t, st.MessagesReceived, st.MessagesHandled+uint64(st.Pending), "every message read is handled or pending")
+}
+
+// floodUntilClosed writes 4000 messages of 64 bytes on each of 4 channels
+// of raw, ignoring SLOW_DOWN, until the server closes the connection.
+func floodUntilClosed(t *testing.T, raw *rawClient) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for i := range 4 {
 		frames := wire.AppendChannelHeader(nil, "flood-"+string(rune('a'+i)))
@@ -373,12 +372,9 @@ func TestShedSessionKeepsEveryMessageItRead(t *testing.T) {
 		}
 		s, err := raw.qc.OpenStreamSync(testCtx(t))
 		require.NoError(t, err)
+		// The writes end early with the server's close: that is the point.
 		wg.Go(func() { _, _ = s.Write(frames) })
 	}
 	<-raw.qc.Context().Done()
 	wg.Wait()
-	// Real sockets, so the wall clock: the server learns of the closed connection from quic-go (see helpers_test.go).
-	require.Eventually(t, func() bool { return srv.ActiveSessions() == 0 }, 20*time.Second, 5*time.Millisecond)
-	st := sess.Load().Stats()
-	require.Equal(t, st.MessagesReceived, st.MessagesHandled+uint64(st.Pending), "every message read is handled or pending")
 }
