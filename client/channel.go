@@ -71,10 +71,6 @@ type Channel struct {
 	// kept until a resume says how many of them the server has.
 	base uint64
 	held []transport.UnsentMessage
-	// readAll says that the server confirmed reading everything the lost
-	// connection wrote (a graceful close) while acknowledging only base:
-	// its resume state may then count more than base+len(held).
-	readAll bool
 }
 
 func newChannel(c *Client, name string) *Channel {
@@ -195,13 +191,12 @@ func (ch *Channel) detach() []*transport.Channel {
 }
 
 // recover puts back, at the front of the buffer, what the old transport
-// channels accepted but never wrote. Their connection must have ended;
-// confirmed says it ended in a graceful close whose end the server
-// confirmed. What they wrote without its acknowledgement is kept in held
+// channels accepted but never wrote. Their connection must have ended.
+// What they wrote without its acknowledgement is kept in held
 // when the session may be resumed (resume), and counted in doubt
 // otherwise. If the channel was closed meanwhile, the messages put back
 // are counted as failed instead. The caller holds Client.handoff.
-func (ch *Channel) recover(old []*transport.Channel, resumable, confirmed bool) {
+func (ch *Channel) recover(old []*transport.Channel, resumable bool) {
 	// An attach still sending on the old connection finishes first, so
 	// that it takes from the buffer what it sent, not what comes back.
 	ch.sendMu.Lock()
@@ -211,11 +206,6 @@ func (ch *Channel) recover(old []*transport.Channel, resumable, confirmed bool) 
 		if resumable {
 			ch.base += t.Acked()
 			ch.held = append(ch.held, t.Unacked()...)
-			// The server read everything written, but its last
-			// acknowledgements may not have arrived: a channel that did
-			// not fail reports no Unacked, so how many more it has is
-			// not known here, only that it needs none of them again.
-			ch.readAll = ch.readAll || confirmed && t.Unacked() == nil
 		} else {
 			ch.cl.inDoubt.Add(t.InDoubt())
 		}
@@ -260,7 +250,7 @@ func (ch *Channel) setRx(tch *transport.Channel) {
 // what it acknowledged, at most what was written. The caller holds
 // Client.handoff.
 func (ch *Channel) checkClaim(r uint64) error {
-	if r < ch.base || r-ch.base > uint64(len(ch.held)) && !ch.readAll {
+	if r < ch.base || r-ch.base > uint64(len(ch.held)) {
 		return fmt.Errorf("channel %q: the server claims %d messages received; it acknowledged %d and %d more were written", ch.name, r, ch.base, len(ch.held))
 	}
 	return nil
@@ -275,7 +265,7 @@ func (ch *Channel) resume(r uint64) {
 	ch.sendMu.Lock()
 	defer ch.sendMu.Unlock()
 	again := ch.held[min(r-ch.base, uint64(len(ch.held))):]
-	ch.base, ch.held, ch.readAll = r, nil, false
+	ch.base, ch.held = r, nil
 	ch.putBack(again)
 }
 
@@ -284,7 +274,7 @@ func (ch *Channel) resume(r uint64) {
 // Client.handoff; no Receive counts meanwhile (rx is retired).
 func (ch *Channel) startOver() []transport.UnsentMessage {
 	held := ch.held
-	ch.base, ch.held, ch.readAll = 0, nil, false
+	ch.base, ch.held = 0, nil
 	ch.recvd.Store(0)
 	return held
 }

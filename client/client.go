@@ -340,8 +340,8 @@ func (c *Client) run(conn *transport.Conn) {
 			// the server did not acknowledge is held for a resume, or,
 			// without one, counted in doubt if it did not confirm it.
 			detached := c.detach(conn)
-			confirmed := c.closeAfterGoAway(conn) == nil
-			c.settle(conn, detached, confirmed)
+			c.closeAfterGoAway(conn)
+			c.settle(conn, detached)
 		} else {
 			c.lost(conn)
 		}
@@ -376,12 +376,12 @@ func (c *Client) run(conn *transport.Conn) {
 
 // closeAfterGoAway closes conn, whose server sent GOAWAY, gracefully: for
 // the close timeout, as Close would, and no longer than Shutdown's context
-// once the client is closing. It returns nil if the server confirmed
-// reading everything written.
-func (c *Client) closeAfterGoAway(conn *transport.Conn) error {
+// once the client is closing. A close the server confirmed leaves nothing
+// unacknowledged (transport.Channel.Acked).
+func (c *Client) closeAfterGoAway(conn *transport.Conn) {
 	ctx, cancel := context.WithTimeout(c.abort, c.closeTimeout())
 	defer cancel()
-	return conn.Shutdown(ctx)
+	_ = conn.Shutdown(ctx)
 }
 
 func (c *Client) currentAddr() int {
@@ -526,16 +526,15 @@ func (c *Client) detach(conn *transport.Conn) map[*Channel][]*transport.Channel 
 // settle retires the transport channels of conn, which has ended: their
 // messages no longer count as received, and what they never delivered is
 // kept for a resume of the session when it can be resumed, or put back or
-// counted in doubt when it cannot (see Channel.recover). confirmed says
-// that conn ended in a graceful close the server confirmed.
-func (c *Client) settle(conn *transport.Conn, detached map[*Channel][]*transport.Channel, confirmed bool) {
+// counted in doubt when it cannot (see Channel.recover).
+func (c *Client) settle(conn *transport.Conn, detached map[*Channel][]*transport.Channel) {
 	if detached == nil {
 		return
 	}
 	resumable := c.keepToken(conn)
 	for ch, old := range detached {
 		ch.setRx(nil)
-		ch.recover(old, resumable, confirmed)
+		ch.recover(old, resumable)
 	}
 }
 
@@ -556,7 +555,7 @@ func (c *Client) drop(detached map[*Channel][]*transport.Channel) int {
 // lost handles the end of conn: it detaches it, if it is still current, and
 // settles what it never delivered.
 func (c *Client) lost(conn *transport.Conn) {
-	c.settle(conn, c.detach(conn), false)
+	c.settle(conn, c.detach(conn))
 	// The connection has ended: this only waits for its goroutines.
 	_ = conn.CloseWithError(transport.CodeNoError, "")
 }

@@ -220,11 +220,17 @@ func (ch *Channel) dropRetention() {
 // Acked returns how many of the messages this channel sent (counted from
 // the first message written on this channel's stream) the peer has
 // acknowledged, that is, returned from its Receive. With acknowledgements
-// off it is 0.
+// off it is 0. After a graceful close of this side that the peer confirmed
+// (it read every channel to its end), it is every message written, though
+// the last ACKs may not have arrived.
 func (ch *Channel) Acked() uint64 {
-	ch.tx.mu.Lock()
-	defer ch.tx.mu.Unlock()
-	return ch.tx.ret.acked
+	tx := &ch.tx
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.err == nil && tx.retaining() && ch.c.confirmed.Load() {
+		return tx.written
+	}
+	return tx.ret.acked
 }
 
 // Unacked returns, after the channel failed (its connection ended, or it
