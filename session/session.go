@@ -21,7 +21,13 @@ import (
 // Message is a message received from a session, with the channel it came on.
 type Message struct {
 	Channel string
-	Data    []byte
+	// Subject is the message's concrete subject: the subject the client
+	// published it to (transport.Message.Subject), else Channel.
+	Subject string
+	// Header holds the message's headers other than the subject, in order;
+	// nil when it had none.
+	Header transport.Header
+	Data   []byte
 }
 
 // SessionStats are a session's counters.

@@ -516,6 +516,9 @@ func (ch *Channel) settle() {
 type UnsentMessage struct {
 	Data       []byte
 	ReplaySafe bool
+	Subject    string // the message's Subject when it had one other than the channel's name
+	Header     Header // the message's other headers, if any
+	Gap        *Gap   // set for a gap notice, which has no Data
 }
 
 // appendUnsent decodes the messages of an encoded batch, skipping a channel

@@ -39,6 +39,7 @@ const (
 	CodeResumeReplayed   ErrorCode = 0x0e // the resume token was used before (ErrResumeTokenReplayed)
 	CodeSessionAttached  ErrorCode = 0x0f // the session has another connection (ErrSessionAttached)
 	CodeResumeClaim      ErrorCode = 0x10 // the peer's resume state is impossible (ErrResumeClaim)
+	CodeInvalidSubject   ErrorCode = 0x11 // a channel's subject or pattern was refused
 )
 
 var codeNames = map[ErrorCode]string{
@@ -59,6 +60,7 @@ var codeNames = map[ErrorCode]string{
 	CodeResumeReplayed:   "resume replayed",
 	CodeSessionAttached:  "session attached",
 	CodeResumeClaim:      "resume claim",
+	CodeInvalidSubject:   "invalid subject",
 }
 
 // String returns the code's name and value, for example "overloaded (0x4)".
