@@ -180,12 +180,13 @@ func TestHelloHeadersExtension(t *testing.T) {
 	require.False(t, c.Hello.Headers)
 }
 
-// errTyped fails t for an error that is neither ErrShort nor a
-// *MalformedError.
+// errTyped fails t for an error that is neither ErrShort, a
+// *MalformedError nor a *TooLargeError.
 func errTyped(t *testing.T, err error) {
 	t.Helper()
 	var me *MalformedError
-	if !errors.Is(err, ErrShort) && !errors.As(err, &me) {
+	var tl *TooLargeError
+	if !errors.Is(err, ErrShort) && !errors.As(err, &me) && !errors.As(err, &tl) {
 		t.Fatalf("untyped error %v", err)
 	}
 }
