@@ -222,6 +222,21 @@ func TestGapNoticesInOrderAndAcknowledged(t *testing.T) {
 	require.Eventually(t, func() bool { return cli.Acked() == 4 }, 10*time.Second, time.Millisecond)
 }
 
+// A gap notice is not a message: the peer's message size limit, however
+// small, does not apply to it.
+func TestGapNoticeIgnoresTheMessageSizeLimit(t *testing.T) {
+	client, server, _ := pair(t, &Config{MaxMessageSize: 1}, nil)
+	ctx := testCtx(t)
+	cli, srv := openNamed(t, client, server, "tiny")
+	require.NoError(t, cli.SendGap(ctx, Gap{Missed: 1 << 40, Reason: GapBackplane}))
+	require.NoError(t, cli.Send(ctx, []byte("1")))
+	_, err := srv.Receive(ctx)
+	require.ErrorIs(t, err, ErrGap)
+	b, err := srv.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "1", string(b))
+}
+
 // After a connection is killed, Unacked holds messages with their headers
 // and gap notices as gaps; re-sent on the resumed session, the peer gets
 // them exactly as they were.
