@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/quicmsg/quicmsg/internal/unsent"
@@ -249,7 +248,7 @@ func (s *Session) drain(ctx context.Context, cs *carried, tc *transport.Channel,
 		m := cs.queue[0]
 		s.mu.Unlock()
 		err := unsent.Send(ctx, tc, m.UnsentMessage, block)
-		lost := refused(err) // the client lowered its limit, or no longer takes headers
+		lost := unsent.Refused(err) // the client lowered its limit, or no longer takes headers
 		if err != nil && !lost {
 			return err
 		}
@@ -421,16 +420,4 @@ func (s *Session) keepable(channel string, u transport.UnsentMessage) error {
 		return &transport.MessageTooLargeError{Channel: channel, Size: size, Limit: s.peerMax}
 	}
 	return nil
-}
-
-// refused reports whether err, from writing a held message on a live
-// channel, refuses that message alone: the client's connection takes no
-// message that large, or no headers, or it breaks a header or subject
-// rule that unsent.Check does not check. The message is then counted lost
-// and the channel goes on.
-func refused(err error) bool {
-	var he *transport.HeaderError
-	var se *transport.SubjectError
-	return errors.Is(err, transport.CodeMessageTooLarge) || errors.Is(err, transport.ErrHeadersUnsupported) ||
-		errors.As(err, &he) || errors.As(err, &se)
 }

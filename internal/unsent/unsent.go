@@ -9,6 +9,7 @@ package unsent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -111,4 +112,16 @@ func Send(ctx context.Context, ch *transport.Channel, u transport.UnsentMessage,
 		return ch.SendReplaySafe(ctx, u.Data)
 	}
 	return ch.Send(ctx, u.Data)
+}
+
+// Refused reports whether err, from writing a kept message on a live
+// channel, refuses that message alone, while the channel goes on: the
+// peer takes no message that large, or no headers, or the message breaks
+// a header or subject rule that Check does not check. The caller counts
+// the message as lost instead of writing it again.
+func Refused(err error) bool {
+	var he *transport.HeaderError
+	var se *transport.SubjectError
+	return errors.Is(err, transport.CodeMessageTooLarge) || errors.Is(err, transport.ErrHeadersUnsupported) ||
+		errors.As(err, &he) || errors.As(err, &se)
 }
