@@ -134,6 +134,12 @@ func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transp
 	ch.mu.Unlock()
 	// Receive takes messages from tch only once it is current, below.
 	ch.setRx(tch)
+	return ch.drainBuf(ctx, conn, tch)
+}
+
+// drainBuf sends what waits in the buffer on tch, opened on conn, and
+// then makes tch current. The caller holds sendMu.
+func (ch *Channel) drainBuf(ctx context.Context, conn *transport.Conn, tch *transport.Channel) error {
 	for {
 		ch.mu.Lock()
 		if ch.conn != conn {
