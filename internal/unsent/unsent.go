@@ -68,12 +68,12 @@ func NeedsHeaders(u transport.UnsentMessage) bool {
 // last connection's peer supported headers or not: a publish to a
 // wildcard subject (transport.ValidateSubject), headers or a gap notice
 // for a peer without them (transport.ErrHeadersUnsupported), a gap notice
-// of no message. It checks what can be known without a connection; the
+// SendGap would refuse (transport.ErrInvalidGap). It checks what can be known without a connection; the
 // write checks the rest.
 func Check(channel string, u transport.UnsentMessage, headers bool) error {
 	switch {
-	case u.Gap != nil && u.Gap.Missed == 0:
-		return fmt.Errorf("channel %q: a gap notice must report at least one missed message", channel)
+	case u.Gap != nil && (u.Gap.Missed == 0 || u.Gap.Missed >= 1<<62 || uint64(u.Gap.Reason) >= 1<<62):
+		return fmt.Errorf("channel %q: %w: Missed %d must be 1..2^62-1 and Reason %d below 2^62", channel, transport.ErrInvalidGap, u.Gap.Missed, uint64(u.Gap.Reason))
 	case NeedsHeaders(u) && !headers:
 		return fmt.Errorf("channel %q: %w", channel, transport.ErrHeadersUnsupported)
 	case u.Gap != nil:
