@@ -130,7 +130,7 @@ func TestUnsentMessageReproducesTheFrame(t *testing.T) {
 // Headers that break a rule or a limit fail SendMsg with a *HeaderError
 // and the channel stays usable.
 func TestHeaderLimitsFailTheSendOnly(t *testing.T) {
-	client, server, _ := pair(t, nil, nil)
+	client, server, _ := pair(t, &Config{MaxMessageSize: 1024}, nil)
 	ctx := testCtx(t)
 	cli, srv := openNamed(t, client, server, "limits")
 	many := make(Header, MaxHeaderFields+1)
@@ -150,6 +150,10 @@ func TestHeaderLimitsFailTheSendOnly(t *testing.T) {
 		require.ErrorAs(t, cli.SendMsg(ctx, m), &he, name)
 		require.ErrorAs(t, cli.TrySendMsg(m), &he, name)
 	}
+	// The peer's limit counts the header block with the body.
+	var tooLarge *MessageTooLargeError
+	require.ErrorAs(t, cli.SendMsg(ctx, &Message{Header: Header{{"k", "v"}}, Data: make([]byte, 1024)}), &tooLarge)
+	require.Equal(t, 1024+1+wire.HeaderFieldLen("k", "v"), tooLarge.Size)
 	require.NoError(t, cli.SendMsg(ctx, &Message{Header: many[:MaxHeaderFields], Data: []byte("ok")}))
 	m, err := srv.ReceiveMsg(ctx)
 	require.NoError(t, err)
