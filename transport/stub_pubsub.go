@@ -212,19 +212,3 @@ func (ch *Channel) ReceiveMsg(ctx context.Context) (*Message, error) { panic("co
 func (c *Conn) ShutdownWithError(ctx context.Context, code ErrorCode, reason string) error {
 	panic("contract")
 }
-
-// ErrNoResponders is returned by Request when the server reports that no
-// one subscribes to the subject.
-var ErrNoResponders = errors.New("transport: no responders")
-
-// Request sends m to subject with a reply-to and a msg-id, and waits until
-// the reply arrives or ctx ends.
-func (c *Conn) Request(ctx context.Context, subject string, m *Message) (*Message, error) {
-	panic("contract")
-}
-
-// Reply sends resp to req's reply-to subject on ch, with HeaderInReplyTo
-// set to req's msg-id.
-func (ch *Channel) Reply(ctx context.Context, req *Message, resp *Message) error {
-	panic("contract")
-}
