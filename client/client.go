@@ -147,6 +147,8 @@ type Client struct {
 	unacked       atomic.Uint64
 	resumes       atomic.Uint64
 	migrations    atomic.Uint64
+
+	req requests // Request's inbox and the requests waiting on it; see request.go
 }
 
 // Dial connects to addr and returns a client that reconnects by itself
