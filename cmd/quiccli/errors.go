@@ -19,6 +19,7 @@ const (
 	exitError       = 1
 	exitUsage       = 2
 	exitConnect     = 3   // no answer, untrusted, wrong protocol, refused, gave up
+	exitMissed      = 4   // listen: messages were missed (gap notices, or disconnected as a slow consumer)
 	exitInterrupted = 130 // as shells report a process ended by SIGINT
 )
 
