@@ -79,14 +79,10 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	var srv *session.Server
 	handler := session.HandlerFunc(func(ctx context.Context, s *session.Session, m session.Message) {
 		if !o.relay {
-			_ = s.Send(ctx, m.Channel, m.Data)
+			echo(ctx, s, m)
 			return
 		}
-		for _, other := range srv.Sessions() {
-			if other != s && slices.Contains(other.Channels(), m.Channel) {
-				_ = other.Send(ctx, m.Channel, m.Data)
-			}
-		}
+		relay(ctx, srv, s, m)
 	})
 	cfg := &session.Config{Transport: transport.Config{MaxMessageSize: o.maxMessageSize}}
 	srv, err = session.NewServer(cfg, handler)
@@ -104,6 +100,63 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 		require.ErrorIs(t, <-served, session.ErrServerClosed)
 	})
 	return &testServer{srv: srv, addr: ln.Addr().String(), caFile: writeCA(t, ca), pin: leaf.Pin()}
+}
+
+// echo sends m back on its channel, as quicsrv's echo mode does; it
+// answers a request (a message with a reply-to) with its data instead.
+func echo(ctx context.Context, s *session.Session, m session.Message) {
+	if m.Header.Get(transport.HeaderReplyTo) != "" {
+		_ = s.Reply(ctx, m, &transport.Message{Data: m.Data})
+		return
+	}
+	_ = s.Send(ctx, m.Channel, m.Data)
+}
+
+// relay publishes m to its subject: every other session's channels that
+// match it get it, with its headers. A request nobody receives is answered
+// with status 503 (no responders), as quicsrv's relay does.
+func relay(ctx context.Context, srv *session.Server, from *session.Session, m session.Message) {
+	out := &transport.Message{Subject: m.Subject, Header: m.Header, Data: m.Data}
+	if publish(ctx, srv, from, out) > 0 {
+		return
+	}
+	if to := m.Header.Get(transport.HeaderReplyTo); to != "" {
+		publish(ctx, srv, nil, &transport.Message{Subject: to, Header: transport.Header{
+			{Key: transport.HeaderStatus, Value: transport.StatusNoResponders},
+			{Key: transport.HeaderInReplyTo, Value: m.Header.Get(transport.HeaderMsgID)},
+		}})
+	}
+}
+
+// publish delivers m to every session but from whose channels match its
+// subject, and returns to how many channels.
+func publish(ctx context.Context, srv *session.Server, from *session.Session, m *transport.Message) int {
+	n := 0
+	for _, other := range srv.Sessions() {
+		if other == from {
+			continue
+		}
+		for _, ch := range other.Channels() {
+			if transport.MatchSubject(ch, m.Subject) {
+				_ = other.SendMsg(ctx, ch, m)
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// session returns the server's one session that has channel open.
+func (ts *testServer) session(t *testing.T, channel string) *session.Session {
+	t.Helper()
+	ts.waitSubscribers(t, channel, 1)
+	for _, s := range ts.srv.Sessions() {
+		if slices.Contains(s.Channels(), channel) {
+			return s
+		}
+	}
+	t.Fatalf("no session has channel %q open", channel)
+	return nil
 }
 
 // args returns the global flags that reach ts, then more.
