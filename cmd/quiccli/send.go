@@ -45,7 +45,7 @@ func cmdSend(ctx context.Context, g *globals, args []string) error {
 		return usageError("send needs a CHANNEL: quiccli send CHANNEL [MESSAGE...]")
 	}
 	name, msgs := pos[0], pos[1:]
-	if err := checkChannelName(name); err != nil {
+	if err := checkSubject(name); err != nil {
 		return err
 	}
 	cl, err := g.dialClient(ctx)
