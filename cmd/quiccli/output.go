@@ -92,12 +92,6 @@ type printer struct {
 	writeErr error
 }
 
-// print writes msg, received on channel. It returns false once limit
-// messages have been printed or missed, or writing failed.
-func (p *printer) print(channel string, msg []byte) bool {
-	return p.printMsg(channel, &transport.Message{Subject: channel, Data: msg})
-}
-
 // printMsg writes m, received on channel, with its subject and, with
 // p.headers, its headers. It returns false once limit messages have been
 // printed or missed, or writing failed.
