@@ -17,6 +17,7 @@ import (
 	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
 
+	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
@@ -67,25 +68,25 @@ type testServer struct {
 	pin    string // the server key's pin
 }
 
-// startServer runs a session server that echoes every message, or relays
-// it to every other session that has its channel open, and closes it at
-// cleanup.
+// startServer runs a session server that echoes every message (and
+// answers requests), or relays it as quicsrv's relay mode does (package
+// relay: subjects, wildcards, queue groups, no responders), and closes it
+// at cleanup.
 func startServer(t *testing.T, o serverOptions) *testServer {
 	t.Helper()
 	ca, leaf := testPKI(t)
 	cert := leaf.TLSCertificate()
 	tlsConf, err := certs.ServerConfig(certs.ServerOptions{Certificate: &cert, ClientCAFile: o.clientCAFile})
 	require.NoError(t, err)
-	var srv *session.Server
-	handler := session.HandlerFunc(func(ctx context.Context, s *session.Session, m session.Message) {
-		if !o.relay {
-			echo(ctx, s, m)
-			return
-		}
-		relay(ctx, srv, s, m)
-	})
 	cfg := &session.Config{Transport: transport.Config{MaxMessageSize: o.maxMessageSize}}
-	srv, err = session.NewServer(cfg, handler)
+	handler := session.Handler(session.HandlerFunc(echo))
+	if o.relay {
+		r, err := relay.New(nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, r.Close()) })
+		handler = relayHooks(r, cfg)
+	}
+	srv, err := session.NewServer(cfg, handler)
 	require.NoError(t, err)
 	addr := o.addr
 	if addr == "" {
@@ -112,38 +113,22 @@ func echo(ctx context.Context, s *session.Session, m session.Message) {
 	_ = s.Send(ctx, m.Channel, m.Data)
 }
 
-// relay publishes m to its subject: every other session's channels that
-// match it get it, with its headers. A request nobody receives is answered
-// with status 503 (no responders), as quicsrv's relay does.
-func relay(ctx context.Context, srv *session.Server, from *session.Session, m session.Message) {
-	out := &transport.Message{Subject: m.Subject, Header: m.Header, Data: m.Data}
-	if publish(ctx, srv, from, out) > 0 {
-		return
-	}
-	if to := m.Header.Get(transport.HeaderReplyTo); to != "" {
-		publish(ctx, srv, nil, &transport.Message{Subject: to, Header: transport.Header{
-			{Key: transport.HeaderStatus, Value: transport.StatusNoResponders},
-			{Key: transport.HeaderInReplyTo, Value: m.Header.Get(transport.HeaderMsgID)},
-		}})
-	}
-}
-
-// publish delivers m to every session but from whose channels match its
-// subject, and returns to how many channels.
-func publish(ctx context.Context, srv *session.Server, from *session.Session, m *transport.Message) int {
-	n := 0
-	for _, other := range srv.Sessions() {
-		if other == from {
-			continue
+// relayHooks wires r into cfg's hooks as quicsrv's relay mode does (each
+// open channel a subscription in its queue group) and returns the handler
+// that publishes every message.
+func relayHooks(r *relay.Relay, cfg *session.Config) session.Handler {
+	cfg.OnChannelOpen = func(s *session.Session, channel string) {
+		var group string
+		if ch, ok := s.Channel(channel); ok {
+			group = ch.Options().Group
 		}
-		for _, ch := range other.Channels() {
-			if transport.MatchSubject(ch, m.Subject) {
-				_ = other.SendMsg(ctx, ch, m)
-				n++
-			}
-		}
+		_ = r.Subscribe(s, channel, group)
 	}
-	return n
+	cfg.OnChannelClose = func(s *session.Session, channel string) { r.Unsubscribe(s, channel) }
+	cfg.OnSessionEnd = func(s *session.Session, _ error) { r.Remove(s) }
+	return session.HandlerFunc(func(ctx context.Context, s *session.Session, m session.Message) {
+		_, _ = r.Publish(ctx, s, &transport.Message{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	})
 }
 
 // session returns the server's one session that has channel open.
