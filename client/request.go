@@ -50,15 +50,9 @@ func (c *Client) Request(ctx context.Context, subject string, m *transport.Messa
 	if err != nil {
 		return nil, err
 	}
-	call, err := rq.Begin()
-	if err != nil {
-		return nil, err
-	}
-	defer call.Done()
-	if err := inbox.SendMsg(ctx, transport.RequestMessage(subject, inbox.Name(), call.ID(), m)); err != nil {
-		return nil, err
-	}
-	return call.Wait(ctx)
+	return rq.Request(ctx, func(id string) error {
+		return inbox.SendMsg(ctx, transport.RequestMessage(subject, inbox.Name(), id, m))
+	})
 }
 
 // Reply sends resp to req's reply-to subject on this channel, with
@@ -88,7 +82,7 @@ func (c *Client) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*tr
 	if r.inbox != nil {
 		return r.inbox, r.rq, nil
 	}
-	rq := reqrep.New[*transport.Message](transport.ErrNoResponders)
+	rq := reqrep.New(reqrep.Config[*transport.Message]{NoResponders: transport.ErrNoResponders, Fields: transport.ReplyFields, Unmatched: &r.unmatched})
 	inbox, err := c.Channel(ctx, rq.Inbox())
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: opening the request inbox: %w", err)
@@ -113,23 +107,14 @@ func (c *Client) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*tr
 // skipped: the requests whose replies were lost wait until their ctx ends.
 func (c *Client) readInbox(inbox *Channel, rq *reqrep.Requester[*transport.Message]) {
 	defer c.wg.Done()
-	for {
-		m, err := inbox.ReceiveMsg(c.ctx)
-		if errors.Is(err, transport.ErrGap) {
-			continue
-		}
-		if err != nil {
-			c.inboxEnded(inbox, rq, err)
-			return
-		}
-		if !rq.Dispatch(m.Header.Get(transport.HeaderInReplyTo), m.Header.Get(transport.HeaderStatus), m) {
-			c.req.unmatched.Add(1)
-		}
-	}
+	rq.Read(func() (*transport.Message, error) { return inbox.ReceiveMsg(c.ctx) },
+		func(err error) bool { return errors.Is(err, transport.ErrGap) },
+		func(err error) error { return c.inboxEnded(inbox, err) })
 }
 
-// inboxEnded forgets the inbox that ended with err and fails its requests.
-func (c *Client) inboxEnded(inbox *Channel, rq *reqrep.Requester[*transport.Message], err error) {
+// inboxEnded forgets the inbox that ended with err and returns the error
+// its requests fail with.
+func (c *Client) inboxEnded(inbox *Channel, err error) error {
 	r := &c.req
 	r.mu.Lock()
 	if r.inbox == inbox {
@@ -138,9 +123,8 @@ func (c *Client) inboxEnded(inbox *Channel, rq *reqrep.Requester[*transport.Mess
 	r.mu.Unlock()
 	if c.ctx.Err() != nil {
 		err = ErrClosed
-	}
-	rq.Fail(fmt.Errorf("client: the request inbox %s ended before the reply came: %w", inbox.Name(), err))
-	if !errors.Is(err, ErrClosed) {
+	} else {
 		_ = inbox.Close()
 	}
+	return fmt.Errorf("client: the request inbox %s ended before the reply came: %w", inbox.Name(), err)
 }

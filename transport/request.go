@@ -58,15 +58,9 @@ func (c *Conn) Request(ctx context.Context, subject string, m *Message) (*Messag
 	if err != nil {
 		return nil, err
 	}
-	call, err := rq.Begin()
-	if err != nil {
-		return nil, err
-	}
-	defer call.Done()
-	if err := inbox.SendMsg(ctx, RequestMessage(subject, inbox.Name(), call.ID(), m)); err != nil {
-		return nil, err
-	}
-	return call.Wait(ctx)
+	return rq.Request(ctx, func(id string) error {
+		return inbox.SendMsg(ctx, RequestMessage(subject, inbox.Name(), id, m))
+	})
 }
 
 // RequestMessage returns the request Request sends: m's data and headers
@@ -127,7 +121,7 @@ func (c *Conn) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*Mess
 	if r.inbox != nil {
 		return r.inbox, r.rq, nil
 	}
-	rq := reqrep.New[*Message](ErrNoResponders)
+	rq := reqrep.New(reqrep.Config[*Message]{NoResponders: ErrNoResponders, Fields: ReplyFields, Unmatched: &r.unmatched})
 	inbox, err := c.OpenChannel(ctx, rq.Inbox())
 	if err != nil {
 		return nil, nil, fmt.Errorf("transport: opening the request inbox: %w", err)
@@ -147,29 +141,26 @@ func (c *Conn) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*Mess
 	return inbox, rq, nil
 }
 
+// ReplyFields returns the headers a requester matches a reply by: its
+// HeaderInReplyTo and HeaderStatus.
+func ReplyFields(m *Message) (inReplyTo, status string) {
+	return m.Header.Get(HeaderInReplyTo), m.Header.Get(HeaderStatus)
+}
+
 // readInbox reads the inbox and hands each reply to its request, until the
 // inbox or the connection ends; then it fails the requests still waiting
 // and lets a later Request open a new inbox. Gap notices are skipped: the
 // requests whose replies were lost wait until their ctx ends.
 func (c *Conn) readInbox(inbox *Channel, rq *reqrep.Requester[*Message]) {
 	defer c.wg.Done()
-	for {
-		m, err := inbox.ReceiveMsg(c.ctx)
-		if errors.Is(err, ErrGap) {
-			continue
-		}
-		if err != nil {
-			c.inboxEnded(inbox, rq, err)
-			return
-		}
-		if !rq.Dispatch(m.Header.Get(HeaderInReplyTo), m.Header.Get(HeaderStatus), m) {
-			c.req.unmatched.Add(1)
-		}
-	}
+	rq.Read(func() (*Message, error) { return inbox.ReceiveMsg(c.ctx) },
+		func(err error) bool { return errors.Is(err, ErrGap) },
+		func(err error) error { return c.inboxEnded(inbox, err) })
 }
 
-// inboxEnded forgets the inbox that ended with err and fails its requests.
-func (c *Conn) inboxEnded(inbox *Channel, rq *reqrep.Requester[*Message], err error) {
+// inboxEnded forgets the inbox that ended with err and returns the error
+// its requests fail with.
+func (c *Conn) inboxEnded(inbox *Channel, err error) error {
 	r := &c.req
 	r.mu.Lock()
 	if r.inbox == inbox {
@@ -182,10 +173,10 @@ func (c *Conn) inboxEnded(inbox *Channel, rq *reqrep.Requester[*Message], err er
 	if cerr := c.err(); cerr != nil {
 		err = cerr
 	}
-	rq.Fail(fmt.Errorf("transport: the request inbox %s ended before the reply came: %w", inbox.Name(), err))
 	// While the connection closes, its close takes the inbox down with the
 	// other channels (writing what they hold first).
 	if !closing && c.err() == nil {
 		inbox.Reset(CodeChannelClosed)
 	}
+	return fmt.Errorf("transport: the request inbox %s ended before the reply came: %w", inbox.Name(), err)
 }

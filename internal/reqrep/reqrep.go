@@ -52,13 +52,25 @@ type result[M any] struct {
 	err error
 }
 
+// Config says how a Requester reads its messages.
+type Config[M any] struct {
+	// NoResponders is the error of a request whose reply has status
+	// StatusNoResponders.
+	NoResponders error
+	// Fields returns a reply's in-reply-to and status headers.
+	Fields func(m M) (inReplyTo, status string)
+	// Unmatched, if not nil, counts the replies no request waited for. It
+	// belongs to the caller, which may share it among Requesters.
+	Unmatched *atomic.Uint64
+}
+
 // Requester correlates the requests of one inbox with their replies. Its
 // waiter map holds one entry per request in flight: it is bounded by the
 // callers, each of which waits for its own request and removes its entry
 // when it stops waiting. All methods are safe for concurrent use.
 type Requester[M any] struct {
-	inbox        string
-	noResponders error // the error of a reply with status StatusNoResponders
+	inbox string
+	cfg   Config[M]
 
 	mu      sync.Mutex
 	next    uint64                    // the last ID given out
@@ -68,13 +80,12 @@ type Requester[M any] struct {
 	unmatched atomic.Uint64
 }
 
-// New returns a Requester for a fresh inbox (NewInbox); a reply with
-// status StatusNoResponders ends its request with noResponders.
-func New[M any](noResponders error) *Requester[M] {
+// New returns a Requester for a fresh inbox (NewInbox).
+func New[M any](cfg Config[M]) *Requester[M] {
 	return &Requester[M]{
-		inbox:        NewInbox(),
-		noResponders: noResponders,
-		waiters:      make(map[string]chan result[M]),
+		inbox:   NewInbox(),
+		cfg:     cfg,
+		waiters: make(map[string]chan result[M]),
 	}
 }
 
@@ -119,8 +130,8 @@ func (r *Requester[M]) Begin() (*Call[M], error) {
 func (c *Call[M]) ID() string { return c.id }
 
 // Wait waits for the reply, until ctx ends (then it returns ctx's error).
-// A reply with status StatusNoResponders returns the Requester's
-// noResponders error; after Fail, Wait returns Fail's error.
+// A reply with status StatusNoResponders returns Config.NoResponders;
+// after Fail, Wait returns Fail's error.
 func (c *Call[M]) Wait(ctx context.Context) (M, error) {
 	select {
 	case res := <-c.ch:
@@ -141,23 +152,58 @@ func (c *Call[M]) Done() {
 	c.r.mu.Unlock()
 }
 
+// Request sends a request with send, which is given the request's
+// message ID, and waits for its reply until ctx ends (see Call.Wait).
+func (r *Requester[M]) Request(ctx context.Context, send func(id string) error) (M, error) {
+	var zero M
+	c, err := r.Begin()
+	if err != nil {
+		return zero, err
+	}
+	defer c.Done()
+	if err := send(c.ID()); err != nil {
+		return zero, err
+	}
+	return c.Wait(ctx)
+}
+
+// Read hands every message recv returns to Dispatch, until recv fails
+// with an error that skip does not accept; then it fails the requests
+// (Fail) with failure(err) and returns.
+func (r *Requester[M]) Read(recv func() (M, error), skip func(error) bool, failure func(error) error) {
+	for {
+		m, err := recv()
+		switch {
+		case err == nil:
+			r.Dispatch(m)
+		case !skip(err):
+			r.Fail(failure(err))
+			return
+		}
+	}
+}
+
 // Dispatch hands m, a message that arrived on the inbox, to the request
-// whose ID is inReplyTo, and reports whether one waited for it; if none
-// did, m is counted as unmatched. status is m's status header: with
-// StatusNoResponders the request fails with the noResponders error.
-func (r *Requester[M]) Dispatch(inReplyTo, status string, m M) bool {
+// whose ID is its in-reply-to, and reports whether one waited for it; if
+// none did, m is counted as unmatched. With status StatusNoResponders the
+// request fails with Config.NoResponders.
+func (r *Requester[M]) Dispatch(m M) bool {
+	inReplyTo, status := r.cfg.Fields(m)
 	r.mu.Lock()
 	ch, ok := r.waiters[inReplyTo]
 	delete(r.waiters, inReplyTo)
 	r.mu.Unlock()
 	if !ok {
 		r.unmatched.Add(1)
+		if r.cfg.Unmatched != nil {
+			r.cfg.Unmatched.Add(1)
+		}
 		return false
 	}
 	res := result[M]{msg: m}
 	if status == StatusNoResponders {
 		var zero M
-		res = result[M]{msg: zero, err: r.noResponders}
+		res = result[M]{msg: zero, err: r.cfg.NoResponders}
 	}
 	ch <- res // room for one, and the waiter was removed: never blocks
 	return true
