@@ -70,14 +70,9 @@ func cmdListen(ctx context.Context, g *globals, args []string) error {
 		stop(err)
 		return true
 	}
-	cl, err := g.dialClient(ctx)
+	cl, chs, err := g.subscribe(ctx, names, group)
 	if err != nil {
 		return err
-	}
-	chs, err := openChannels(ctx, cl, names, group)
-	if err != nil {
-		_ = cl.Close()
-		return g.describe(err)
 	}
 	if isTerminal(g.stderr) {
 		fmt.Fprintf(g.stderr, "quiccli: listening on %q at %s; Ctrl-C to stop\n", names, g.addr)
@@ -128,24 +123,28 @@ func checkGroup(group string) error {
 	return nil
 }
 
-// openChannels opens the client's channels names, in queue group group
-// when it is not empty.
-func openChannels(ctx context.Context, cl *client.Client, names []string, group string) ([]*client.Channel, error) {
+// subscribe connects a client and opens its channels names, in queue
+// group group when it is not empty.
+func (g *globals) subscribe(ctx context.Context, names []string, group string) (*client.Client, []*client.Channel, error) {
+	cl, err := g.dialClient(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	chs := make([]*client.Channel, 0, len(names))
 	for _, name := range names {
 		var ch *client.Channel
-		var err error
 		if group != "" {
 			ch, err = cl.ChannelWith(ctx, name, transport.ChannelOptions{Group: group})
 		} else {
 			ch, err = cl.Channel(ctx, name)
 		}
 		if err != nil {
-			return nil, err
+			_ = cl.Close()
+			return nil, nil, g.describe(err)
 		}
 		chs = append(chs, ch)
 	}
-	return chs, nil
+	return cl, chs, nil
 }
 
 func anyWildcard(names []string) bool {

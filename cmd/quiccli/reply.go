@@ -55,14 +55,9 @@ func cmdReply(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := g.dialClient(ctx)
+	cl, chs, err := g.subscribe(ctx, names, group)
 	if err != nil {
 		return err
-	}
-	chs, err := openChannels(ctx, cl, names, group)
-	if err != nil {
-		_ = cl.Close()
-		return g.describe(err)
 	}
 	r.limit = messageLimit(cl)
 	r.p = &printer{w: g.stdout, json: g.json, prefix: anyWildcard(names), headers: showHeaders}
