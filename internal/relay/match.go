@@ -219,14 +219,13 @@ func prune(n *node, pattern string) bool {
 // match returns the entries whose pattern matches subject. The result must
 // not be modified; it stays valid while the caller holds Relay.mu.
 func (l *sublist) match(subject string) []*entry {
-	e := l.exact[subject]
 	if l.wildcards == 0 || hasEmptyToken(subject) {
 		// A name with an empty token is a literal channel name: no
 		// wildcard pattern matches it.
-		if e == nil {
-			return nil
+		if e := l.exact[subject]; e != nil {
+			return e.self
 		}
-		return e.self
+		return nil
 	}
 	l.cacheMu.Lock()
 	c, ok := l.cache[subject]
@@ -235,7 +234,7 @@ func (l *sublist) match(subject string) []*entry {
 		return c.entries
 	}
 	var out []*entry
-	if e != nil {
+	if e := l.exact[subject]; e != nil {
 		out = append(out, e)
 	}
 	out = matchNode(&l.root, subject, out)
