@@ -216,12 +216,11 @@ func prune(n *node, pattern string) bool {
 	return n.entry == nil && len(n.next) == 0
 }
 
-// match returns the entries whose pattern matches subject. The result must
-// not be modified; it stays valid while the caller holds Relay.mu.
+// match returns the entries whose pattern matches subject, with the
+// semantics of transport.MatchSubject. The result must not be modified; it
+// stays valid while the caller holds Relay.mu.
 func (l *sublist) match(subject string) []*entry {
-	if l.wildcards == 0 || hasEmptyToken(subject) {
-		// A name with an empty token is a literal channel name: no
-		// wildcard pattern matches it.
+	if l.wildcards == 0 {
 		if e := l.exact[subject]; e != nil {
 			return e.self
 		}
@@ -269,8 +268,4 @@ func matchNode(n *node, subject string, out []*entry) []*entry {
 		}
 	}
 	return out
-}
-
-func hasEmptyToken(subject string) bool {
-	return subject == "" || subject[0] == '.' || subject[len(subject)-1] == '.' || strings.Contains(subject, "..")
 }
