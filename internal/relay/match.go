@@ -38,11 +38,9 @@ func (e *entry) add(sn *subscription) {
 		e.plain = append(e.plain, sn)
 		return
 	}
-	for _, g := range e.groups {
-		if g.name == sn.group {
-			g.members = append(g.members, sn)
-			return
-		}
+	if i := e.group(sn.group); i >= 0 {
+		e.groups[i].members = append(e.groups[i].members, sn)
+		return
 	}
 	e.groups = append(e.groups, &queueGroup{name: sn.group, members: []*subscription{sn}})
 }
@@ -52,15 +50,17 @@ func (e *entry) remove(sn *subscription) {
 		e.plain = deleteSub(e.plain, sn)
 		return
 	}
-	for i, g := range e.groups {
-		if g.name == sn.group {
-			g.members = deleteSub(g.members, sn)
-			if len(g.members) == 0 {
-				e.groups = slices.Delete(e.groups, i, i+1)
-			}
-			return
+	if i := e.group(sn.group); i >= 0 {
+		g := e.groups[i]
+		if g.members = deleteSub(g.members, sn); len(g.members) == 0 {
+			e.groups = slices.Delete(e.groups, i, i+1)
 		}
 	}
+}
+
+// group returns the index of the queue group name in e.groups, or -1.
+func (e *entry) group(name string) int {
+	return slices.IndexFunc(e.groups, func(g *queueGroup) bool { return g.name == name })
 }
 
 func deleteSub(s []*subscription, sn *subscription) []*subscription {
