@@ -98,7 +98,9 @@ func TestBlockPolicySlowsThePublisherAndLosesNothing(t *testing.T) {
 		}
 		sent <- nil
 	}()
-	ts.waitMetric(t, 1, "quicmsg_slow_consumer_events_total")
+	require.Eventually(t, func() bool {
+		return metricValue(scrape(t, ts.metricsURL), "quicmsg_slow_consumer_events_total") >= 1
+	}, waitTimeout, 10*time.Millisecond, "the subscriber's queue never filled")
 	for i := range n {
 		got, err := slowCh.Receive(testCtx(t))
 		require.NoError(t, err, "message %d", i)

@@ -33,7 +33,7 @@ type subscriber struct {
 	bytes    int                 // payload bytes of those messages
 	openGaps map[string]*gapItem // per channel, the gap item still growing
 	running  bool                // a drain goroutine is running
-	behind   bool                // Drop policy: overflowed and not yet caught up
+	behind   bool                // Drop and Block: overflowed and not yet caught up
 	state    subState            // active until disconnected or removed
 	episode  uint64              // drops since the subscriber fell behind, for the log line
 	discards map[string]uint64   // slow: messages discarded per channel, for the gap notices
@@ -123,8 +123,15 @@ func (s *subscriber) enqueue(channel string, m *transport.Message) outcome {
 	case Disconnect:
 		s.overflowDisconnect(channel)
 	case Block:
+		first := !s.behind
+		s.behind = true
 		s.mu.Unlock()
 		s.r.queued.Add(1)
+		if first {
+			s.r.slowEvents.Add(1)
+			s.r.cfg.Logger.Warn("slow consumer: publishers wait for subscriber", "session", s.peer.ID().String(),
+				"timeout", s.r.cfg.PublishTimeout)
+		}
 		return full
 	default:
 		s.dropLocked(channel)
@@ -349,7 +356,14 @@ func (s *subscriber) next() (it item, missed uint64, subscribed, ok bool) {
 		s.wakeLocked()
 	}
 	var caughtUp uint64
-	if s.behind && s.msgs <= r.cfg.QueueSize/2 {
+	// Caught up: under Drop at half the queue; under Block (where a full
+	// queue makes publishers wait) once it is empty, so that a subscriber
+	// that stays just behind is one event, not one per message.
+	caughtUpAt := r.cfg.QueueSize / 2
+	if r.cfg.SlowConsumer == Block {
+		caughtUpAt = 0
+	}
+	if s.behind && s.msgs <= caughtUpAt {
 		s.behind, caughtUp, s.episode = false, s.episode, 0
 	}
 	_, subscribed = s.channels[it.channel]
