@@ -259,8 +259,7 @@ func (s *subscriber) await(ctx context.Context, timeout <-chan struct{}, channel
 		}
 		if s.state != active {
 			s.mu.Unlock()
-			s.settleHeld(channel, false)
-			return false
+			return s.settleHeld(channel, nil)
 		}
 		if s.room == nil {
 			s.room = make(chan struct{})
@@ -274,30 +273,30 @@ func (s *subscriber) await(ctx context.Context, timeout <-chan struct{}, channel
 			s.count(&s.counters.failed, &s.r.failed, 1)
 			return false
 		case <-timeout:
-			s.settleHeld(channel, true)
-			return false
+			return s.settleHeld(channel, m)
 		}
 	}
 }
 
-// settleHeld counts a copy that a blocked Publish held for channel and
-// could not queue. timedOut: the publish timeout passed, and an active
-// subscriber is disconnected.
-func (s *subscriber) settleHeld(channel string, timedOut bool) {
+// settleHeld settles a copy that a blocked Publish held for channel: m is
+// set when the publish timeout passed, nil when the subscriber left the
+// active state. An active subscriber whose queue is still full is
+// disconnected (it has room after all: m is queued). It reports whether m
+// was queued.
+func (s *subscriber) settleHeld(channel string, m *transport.Message) bool {
 	r := s.r
 	s.mu.Lock()
 	r.queued.Add(-1)
-	switch s.state {
-	case active:
-		if !timedOut {
-			s.mu.Unlock()
-			return
-		}
+	switch {
+	case s.state == active && m != nil && !s.fullLocked(len(m.Data)):
+		s.pushLocked(channel, m)
+		return true
+	case s.state == active:
 		r.publishTimeouts.Add(1)
 		r.cfg.Logger.Warn("slow consumer: publish timed out waiting for subscriber",
 			"session", s.peer.ID().String(), "channel", channel, "timeout", r.cfg.PublishTimeout)
 		s.overflowDisconnect(channel)
-	case slow:
+	case s.state == slow:
 		s.discards[channel]++
 		s.mu.Unlock()
 		s.count(&s.counters.dropped, &r.dropped, 1)
@@ -305,6 +304,7 @@ func (s *subscriber) settleHeld(channel string, timedOut bool) {
 		s.mu.Unlock()
 		s.count(&s.counters.failed, &r.failed, 1)
 	}
+	return false
 }
 
 // drain sends queued items to the peer, in order, until the queue is empty,
