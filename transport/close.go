@@ -382,6 +382,9 @@ func (c *Conn) ShutdownWithError(ctx context.Context, code ErrorCode, reason str
 			err = fmt.Errorf("%w: channel %q: %d messages not acknowledged before the close with %s", ErrInDoubt, ch.name, n, code)
 		}
 	}
+	// What this side received is acknowledged first, so that the peer
+	// does not count it as undelivered.
+	c.flushAcks()
 	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 	c.finishClose(err)
 	return err

@@ -50,7 +50,7 @@ type Limits struct {
 type ConnStats struct {
 	MessagesSent     uint64 // messages accepted by Send
 	MessagesWritten  uint64 // messages written to QUIC streams
-	MessagesReceived uint64 // messages returned by Receive
+	MessagesReceived uint64 // messages returned by Receive, and gap notices (which count as messages for acknowledgements)
 	BytesSent        uint64 // payload bytes accepted by Send
 	BytesReceived    uint64 // payload bytes returned by Receive
 	// MessagesAcked counts messages the peer acknowledged (returned from

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/internal/udpproxy"
 	"github.com/quicmsg/quicmsg/internal/wire"
 )
 
@@ -211,7 +212,7 @@ func TestGapNoticesInOrderAndAcknowledged(t *testing.T) {
 	m, err := srv.ReceiveMsg(ctx)
 	require.NoError(t, err, "the channel stays usable after a gap")
 	require.Equal(t, "7", string(m.Data))
-	_, err = srv.ReceiveMsg(ctx)
+	_, err = srv.ReceiveBuf(ctx, make([]byte, 8))
 	require.ErrorAs(t, err, &ge)
 	require.Equal(t, Gap{Missed: 2, Reason: GapDisconnect}, ge.Gap)
 	require.Eventually(t, func() bool { return cli.Acked() == 4 }, 10*time.Second, time.Millisecond)
@@ -399,4 +400,29 @@ func TestShutdownWithErrorBoundedByItsContext(t *testing.T) {
 	_, err = srv.Receive(ctx)
 	require.False(t, errors.Is(err, io.EOF))
 	require.Len(t, cli.Unacked(), 1)
+}
+
+// After DialEarly, a message with headers waits for the server's HELLO (to
+// know whether it may carry them) while a plain replay-safe one goes in
+// 0-RTT data at once.
+func TestEarlyMessageWithHeadersWaitsForHello(t *testing.T) {
+	c, proxy := dialEarlyHeldBack(t, "early")
+	ctx := testCtx(t)
+	ch := c.EarlyChannels()[0]
+	withHeader := &Message{Header: Header{{"k", "v"}}, Data: []byte("headers"), ReplaySafe: true}
+	require.False(t, c.HeadersEnabled(), "not known before the server's HELLO")
+	require.ErrorIs(t, ch.TrySendMsg(withHeader), ErrWouldBlock)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, ch.SendMsg(short, withHeader), context.DeadlineExceeded)
+	require.NoError(t, ch.SendMsg(ctx, &Message{Data: []byte("plain"), ReplaySafe: true}), "a plain message goes at once")
+
+	proxy.SetDropRate(udpproxy.ToClient, 0)
+	require.NoError(t, ch.SendMsg(ctx, withHeader))
+	require.True(t, c.HeadersEnabled())
+	for _, want := range []string{"plain", "headers"} {
+		msg, err := ch.Receive(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, string(msg))
+	}
 }

@@ -90,6 +90,17 @@ func TestHeaderBlockSizeWaitsForTheWholeBlock(t *testing.T) {
 	require.Equal(t, len(p)-4, n)
 }
 
+// The header block length is read within the frame's payload, never
+// from the bytes of the frame after it.
+func TestHeaderBlockLengthStaysInsideThePayload(t *testing.T) {
+	// A payload of one byte that starts a two-byte varint, then the next
+	// frame's bytes.
+	_, err := HeaderBlockSize([]byte{0x40, 0x01, 1, 'k', 0}, 1)
+	requireMalformed(t, err, "header block", "cut off by the end of the payload")
+	_, err = HeaderBlockSize([]byte{0x02, 1, 'k', 0, 0}, 2)
+	requireMalformed(t, err, "header block", "longer than the 1 bytes of payload")
+}
+
 func TestGapRoundTripAndRules(t *testing.T) {
 	b := AppendGap(nil, 1<<40, 2)
 	require.Len(t, b, GapLen(1<<40, 2))
@@ -180,12 +191,13 @@ func TestHelloHeadersExtension(t *testing.T) {
 	require.False(t, c.Hello.Headers)
 }
 
-// errTyped fails t for an error that is neither ErrShort nor a
-// *MalformedError.
+// errTyped fails t for an error that is neither ErrShort, a
+// *MalformedError nor a *TooLargeError.
 func errTyped(t *testing.T, err error) {
 	t.Helper()
 	var me *MalformedError
-	if !errors.Is(err, ErrShort) && !errors.As(err, &me) {
+	var tl *TooLargeError
+	if !errors.Is(err, ErrShort) && !errors.As(err, &me) && !errors.As(err, &tl) {
 		t.Fatalf("untyped error %v", err)
 	}
 }
