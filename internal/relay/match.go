@@ -3,7 +3,6 @@ package relay
 import (
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 )
 
@@ -38,11 +37,9 @@ func (e *entry) add(sn *subscription) {
 		e.plain = append(e.plain, sn)
 		return
 	}
-	for _, g := range e.groups {
-		if g.name == sn.group {
-			g.members = append(g.members, sn)
-			return
-		}
+	if i := e.group(sn.group); i >= 0 {
+		e.groups[i].members = append(e.groups[i].members, sn)
+		return
 	}
 	e.groups = append(e.groups, &queueGroup{name: sn.group, members: []*subscription{sn}})
 }
@@ -52,15 +49,17 @@ func (e *entry) remove(sn *subscription) {
 		e.plain = deleteSub(e.plain, sn)
 		return
 	}
-	for i, g := range e.groups {
-		if g.name == sn.group {
-			g.members = deleteSub(g.members, sn)
-			if len(g.members) == 0 {
-				e.groups = slices.Delete(e.groups, i, i+1)
-			}
-			return
+	if i := e.group(sn.group); i >= 0 {
+		g := e.groups[i]
+		if g.members = deleteSub(g.members, sn); len(g.members) == 0 {
+			e.groups = slices.Delete(e.groups, i, i+1)
 		}
 	}
+}
+
+// group returns the index of the queue group name in e.groups, or -1.
+func (e *entry) group(name string) int {
+	return slices.IndexFunc(e.groups, func(g *queueGroup) bool { return g.name == name })
 }
 
 func deleteSub(s []*subscription, sn *subscription) []*subscription {
@@ -112,29 +111,18 @@ type node struct {
 // sublist finds the entries whose pattern matches a subject: exact names in
 // a map, wildcard patterns in a token trie, and the trie's results in a
 // bounded cache. It is guarded by Relay.mu: changes under the write lock,
-// matching under the read lock; the cache has its own lock.
+// matching under the read lock; the cache is safe for concurrent use.
 type sublist struct {
 	exact     map[string]*entry
 	root      node
 	wildcards int    // wildcard patterns in the trie
 	gen       uint64 // changes with every change of the patterns
 
-	cacheMu sync.Mutex
-	cache   map[string]cached
-}
-
-// cacheSize bounds the match cache. A subject past it evicts an arbitrary
-// cached one (as NATS's sublist does), so a stream of distinct subjects
-// costs a trie walk each but never grows memory.
-const cacheSize = 16384
-
-type cached struct {
-	gen     uint64
-	entries []*entry
+	cache matchCache
 }
 
 func newSublist() *sublist {
-	return &sublist{exact: make(map[string]*entry), cache: make(map[string]cached)}
+	return &sublist{exact: make(map[string]*entry)}
 }
 
 // patterns returns how many patterns have subscriptions.
@@ -216,38 +204,25 @@ func prune(n *node, pattern string) bool {
 	return n.entry == nil && len(n.next) == 0
 }
 
-// match returns the entries whose pattern matches subject. The result must
-// not be modified; it stays valid while the caller holds Relay.mu.
+// match returns the entries whose pattern matches subject, with the
+// semantics of transport.MatchSubject. The result must not be modified; it
+// stays valid while the caller holds Relay.mu.
 func (l *sublist) match(subject string) []*entry {
-	e := l.exact[subject]
-	if l.wildcards == 0 || hasEmptyToken(subject) {
-		// A name with an empty token is a literal channel name: no
-		// wildcard pattern matches it.
-		if e == nil {
-			return nil
+	if l.wildcards == 0 {
+		if e := l.exact[subject]; e != nil {
+			return e.self
 		}
-		return e.self
+		return nil
 	}
-	l.cacheMu.Lock()
-	c, ok := l.cache[subject]
-	l.cacheMu.Unlock()
-	if ok && c.gen == l.gen {
-		return c.entries
+	if out, ok := l.cache.load(subject, l.gen); ok {
+		return out
 	}
 	var out []*entry
-	if e != nil {
+	if e := l.exact[subject]; e != nil {
 		out = append(out, e)
 	}
 	out = matchNode(&l.root, subject, out)
-	l.cacheMu.Lock()
-	if _, ok := l.cache[subject]; !ok && len(l.cache) >= cacheSize {
-		for k := range l.cache {
-			delete(l.cache, k)
-			break
-		}
-	}
-	l.cache[subject] = cached{gen: l.gen, entries: out}
-	l.cacheMu.Unlock()
+	l.cache.store(subject, l.gen, out)
 	return out
 }
 
@@ -270,8 +245,4 @@ func matchNode(n *node, subject string, out []*entry) []*entry {
 		}
 	}
 	return out
-}
-
-func hasEmptyToken(subject string) bool {
-	return subject == "" || subject[0] == '.' || subject[len(subject)-1] == '.' || strings.Contains(subject, "..")
 }
