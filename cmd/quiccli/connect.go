@@ -73,7 +73,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.BoolVar(&g.insecure, "insecure", g.insecure, "do not verify the server's certificate at all (man-in-the-middle attacks become possible); not with -ca or -pin")
 	fs.BoolVar(&g.json, "json", g.json, "machine-readable output: one JSON object per line")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "connect timeout, and how long to wait for replies and deliveries")
-	fs.IntVar(&g.retries, "retries", g.retries, "reconnect attempts in a row before send, listen and chat give up after losing the connection (-1: for ever)")
+	fs.IntVar(&g.retries, "retries", g.retries, "reconnect attempts in a row before send, listen, chat and reply give up after losing the connection (-1: for ever)")
 }
 
 // markSet records which flags of fs were given explicitly.
