@@ -42,8 +42,11 @@ type globals struct {
 
 	// onLost, when set, is told why the connection was lost, before the
 	// client reconnects; when it returns true the command handles it (it
-	// stops) and no "reconnecting" line is printed.
+	// stops) and no "reconnecting" line, nor any later event, is printed.
 	onLost func(error) bool
+	// stopping is set once onLost returned true: no event is reported
+	// after it. Owned by the client's event dispatcher (logEvent).
+	stopping bool
 
 	stdin  io.Reader
 	stdout io.Writer // safe for concurrent use
@@ -183,9 +186,13 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 
 // logEvent reports connection losses and reconnects on stderr.
 func (g *globals) logEvent(ev client.Event) {
+	if g.stopping {
+		return // the command stops; the client may still reconnect meanwhile
+	}
 	switch ev.Type {
 	case client.EventDisconnected:
 		if g.onLost != nil && g.onLost(ev.Err) {
+			g.stopping = true
 			return
 		}
 		fmt.Fprintf(g.stderr, "quiccli: lost the connection to %s (%v); reconnecting\n", ev.Addr, ev.Err)
