@@ -104,9 +104,9 @@
 // [Session.SendMsg] keep their subject and headers, and gap notices sent
 // with [Session.SendGap] stay gap notices, counted like messages; what
 // the client's last connection would refuse (headers without the HEADERS
-// extension, a wildcard subject) is refused at once. A message counts as received once
-// the session's reader has taken it into the pending queue, which the
-// detachment keeps: the handler sees it once.
+// extension, a wildcard subject) is refused at once. A message counts as
+// received once the session's reader has taken it into the pending queue,
+// which the detachment keeps: the handler sees it once.
 //
 // Bounds, each with its overflow policy: Config.MaxDetachedSessions
 // detached sessions (one more ends the oldest), Config.MaxDetachedBytes of
