@@ -3,8 +3,8 @@ package transport_test
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"time"
