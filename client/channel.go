@@ -156,6 +156,14 @@ func (ch *Channel) drainBuf(ctx context.Context, conn *transport.Conn, tch *tran
 		// message is still there after the send.
 		p := ch.buf.Peek()
 		ch.mu.Unlock()
+		if !p.ReplaySafe {
+			// It waits for the handshake anyway; after the server's
+			// HELLO its limits are known, so that a message it would
+			// refuse is refused here, before it costs the channel.
+			if err := conn.WaitReady(ctx); err != nil {
+				return err
+			}
+		}
 		err := unsent.Send(ctx, tch, p, true)
 		if err != nil && !unsent.Refused(err) {
 			return err
@@ -165,8 +173,11 @@ func (ch *Channel) drainBuf(ctx context.Context, conn *transport.Conn, tch *tran
 		ch.mu.Unlock()
 		if err != nil {
 			// This connection will not take it (the server lowered its
-			// size limit, or takes no headers): it fails alone.
+			// size limit, or takes no headers): it fails alone, and is
+			// reported with the message.
 			ch.cl.failed.Add(1)
+			ch.cl.emit(Event{Type: EventMessageRefused, Addr: conn.RemoteAddr().String(),
+				Err: &RefusedError{Channel: ch.name, Message: p, Err: err}})
 		}
 		ch.cl.buf.release(1, unsent.Size(p))
 	}

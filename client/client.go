@@ -50,6 +50,24 @@ func (e *UndeliveredError) Error() string {
 
 func (e *UndeliveredError) Unwrap() error { return e.Err }
 
+// RefusedError reports a message the client had accepted into its
+// reconnect buffer that the next connection refused (its server lowered its
+// message size limit, or does not take headers). It comes in an
+// EventMessageRefused and is counted in Stats.MessagesFailed; the channel
+// goes on with the next message.
+type RefusedError struct {
+	Channel string
+	Message transport.UnsentMessage
+	Err     error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("client: channel %q: the new connection refused a buffered message of %d bytes: %v",
+		e.Channel, len(e.Message.Data), e.Err)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // Stats are a client's counters.
 type Stats struct {
 	Reconnects       uint64 // connections made after the first

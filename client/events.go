@@ -38,6 +38,7 @@ const (
 	EventReconnected                   // a new connection is up; Resumed says whether the session went on
 	EventClosed                        // the client was closed; Err reports undelivered messages
 	EventResumeFailed                  // the server would not resume the session; Err is a *ResumeFailedError
+	EventMessageRefused                // a new connection refused a buffered message; Err is a *RefusedError
 )
 
 func (t EventType) String() string {
@@ -52,6 +53,8 @@ func (t EventType) String() string {
 		return "reconnected"
 	case EventClosed:
 		return "closed"
+	case EventMessageRefused:
+		return "message refused"
 	case EventResumeFailed:
 		return "resume failed"
 	}
@@ -69,7 +72,7 @@ type Event struct {
 	// client's session: what the lost connection had not delivered, in
 	// either direction, is sent again, and nothing is in doubt.
 	Resumed bool
-	Err     error // EventDisconnected: the cause; EventClosed: undelivered messages, if any; EventResumeFailed: a *ResumeFailedError
+	Err     error // EventDisconnected: the cause; EventClosed: undelivered messages, if any; EventResumeFailed: a *ResumeFailedError; EventMessageRefused: a *RefusedError
 }
 
 // startEvents starts dispatch, when Config.OnEvent is set.

@@ -235,3 +235,49 @@ func TestClientChannelWithGroupKeptAcrossReconnect(t *testing.T) {
 		})
 	}
 }
+
+// A message the reconnect buffer accepted that the next server refuses
+// (it lowered its message size limit) is reported in an
+// EventMessageRefused with the message, counted in MessagesFailed, and the
+// channel goes on with the next one.
+func TestBufferedMessageRefusedByTheNextServerIsReported(t *testing.T) {
+	ctx := testCtx(t)
+	rec := &msgLog{}
+	srv := startResumingServer(t, "127.0.0.1:0", &session.Config{CloseTimeout: time.Second}, rec)
+	log := &eventLog{}
+	c, err := Dial(ctx, srv.addr, testClientTLS(t), fastConfig(t, log))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	ch, err := c.Channel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("first")))
+	rec.wait(t, 1)
+
+	srv.close(t)
+	waitStatus(t, c, StatusReconnecting)
+	big := make([]byte, 100<<10)
+	require.NoError(t, ch.Send(ctx, big), "the last server took 1 MiB: buffered")
+	require.NoError(t, ch.Send(ctx, []byte("after")))
+
+	small := &session.Config{CloseTimeout: time.Second, Transport: transport.Config{MaxMessageSize: 64 << 10}}
+	startResumingServer(t, srv.addr, small, rec)
+	t.Cleanup(func() {
+		if t.Failed() {
+			log.mu.Lock()
+			for _, e := range log.events {
+				t.Logf("event %v %v", e.Type, e.Err)
+			}
+			log.mu.Unlock()
+		}
+	})
+	msgs, _ := rec.wait(t, 2)
+	require.Equal(t, "after", string(msgs[1].Data))
+	require.Eventually(t, func() bool { //nolint:staticcheck // wall clock: real sockets
+		return log.has(func(e Event) bool {
+			var re *RefusedError
+			return e.Type == EventMessageRefused && errors.As(e.Err, &re) &&
+				re.Channel == "news" && len(re.Message.Data) == len(big)
+		})
+	}, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, uint64(1), c.Stats().MessagesFailed)
+}

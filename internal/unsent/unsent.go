@@ -118,10 +118,14 @@ func Send(ctx context.Context, ch *transport.Channel, u transport.UnsentMessage,
 // channel, refuses that message alone, while the channel goes on: the
 // peer takes no message that large, or no headers, or the message breaks
 // a header or subject rule that Check does not check. The caller counts
-// the message as lost instead of writing it again.
+// the message as lost instead of writing it again. Only refusals made on
+// this side, before anything was written, count: a channel the peer reset
+// (a *transport.ChannelError, even with CodeMessageTooLarge) refused an
+// earlier message, not this one.
 func Refused(err error) bool {
+	var tl *transport.MessageTooLargeError
 	var he *transport.HeaderError
 	var se *transport.SubjectError
-	return errors.Is(err, transport.CodeMessageTooLarge) || errors.Is(err, transport.ErrHeadersUnsupported) ||
+	return errors.As(err, &tl) || errors.Is(err, transport.ErrHeadersUnsupported) ||
 		errors.As(err, &he) || errors.As(err, &se)
 }
