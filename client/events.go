@@ -32,13 +32,13 @@ type EventType int
 
 // Event types.
 const (
-	EventConnected    EventType = iota // the first connection is up
-	EventDisconnected                  // the connection ended; Err says why
-	EventReconnecting                  // attempt Attempt starts after Delay
-	EventReconnected                   // a new connection is up; Resumed says whether the session went on
-	EventClosed                        // the client was closed; Err reports undelivered messages
-	EventResumeFailed                  // the server would not resume the session; Err is a *ResumeFailedError
-	EventMessageRefused                // a new connection refused a buffered message; Err is a *RefusedError
+	EventConnected      EventType = iota // the first connection is up
+	EventDisconnected                    // the connection ended; Err says why
+	EventReconnecting                    // attempt Attempt starts after Delay
+	EventReconnected                     // a new connection is up; Resumed says whether the session went on
+	EventClosed                          // the client was closed; Err reports undelivered messages
+	EventResumeFailed                    // the server would not resume the session; Err is a *ResumeFailedError
+	EventMessageRefused                  // a new connection refused a buffered message; Err is a *RefusedError
 )
 
 func (t EventType) String() string {
