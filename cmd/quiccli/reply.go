@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/quicmsg/quicmsg/client"
 	"github.com/quicmsg/quicmsg/transport"
@@ -133,6 +134,10 @@ func (r *responder) answer(ctx context.Context, ch *client.Channel, m *transport
 	return true
 }
 
+// commandWaitDelay bounds the wait for a killed -command's output to
+// close (its children may hold it open where process groups are missing).
+const commandWaitDelay = time.Second
+
 // replyData returns the reply to m: RESPONSE, the output of -command, or
 // m's data.
 func (r *responder) replyData(ctx context.Context, m *transport.Message) ([]byte, error) {
@@ -150,6 +155,8 @@ func (r *responder) replyData(ctx context.Context, m *transport.Message) ([]byte
 	cmd.Stdout = out
 	cmd.Stderr = r.g.stderr
 	cmd.Env = append(os.Environ(), "QUICCLI_SUBJECT="+m.Subject)
+	ownGroup(cmd)
+	cmd.WaitDelay = commandWaitDelay
 	err := cmd.Run()
 	switch {
 	case out.over:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
@@ -221,4 +222,22 @@ func TestClientRequestThroughTheRelay(t *testing.T) {
 	_, err = c.Request(ctx, "svc.nobody", &transport.Message{Data: []byte("?")})
 	require.ErrorIs(t, err, transport.ErrNoResponders)
 	require.NoError(t, wait().err)
+}
+
+// A -command that outlives -timeout is killed with its children, which
+// would otherwise hold its output open and stall every later request.
+func TestReplyCommandTimeoutKillsItsChildren(t *testing.T) {
+	var stderr bytes.Buffer
+	r := &responder{g: &globals{timeout: 200 * time.Millisecond, stderr: &stderr}, command: "sleep 30; echo late", limit: 1024}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.replyData(context.Background(), &transport.Message{Subject: "svc", Data: []byte("x")})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "did not finish within")
+	case <-time.After(20 * time.Second):
+		t.Fatal("replyData still waits for the command's child after 20 s")
+	}
 }
