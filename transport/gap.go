@@ -17,9 +17,12 @@ const (
 	GapDisconnect GapReason = 2
 	// GapBackplane: messages were lost between cluster nodes.
 	GapBackplane GapReason = 3
+	// GapRefused: the subscriber's connection refused the message (larger
+	// than its message size limit, or headers it does not take).
+	GapRefused GapReason = 4
 )
 
-// String returns "slow_consumer", "disconnect", "backplane" or
+// String returns "slow_consumer", "disconnect", "backplane", "refused" or
 // "reason(N)".
 func (r GapReason) String() string {
 	switch r {
@@ -29,6 +32,8 @@ func (r GapReason) String() string {
 		return "disconnect"
 	case GapBackplane:
 		return "backplane"
+	case GapRefused:
+		return "refused"
 	}
 	return fmt.Sprintf("reason(%d)", uint64(r))
 }

@@ -166,7 +166,7 @@ func collectRelay(ch chan<- prometheus.Metric, rs relay.Stats) {
 	}
 	ch <- prometheus.MustNewConstMetric(descRelayPolicy, prometheus.GaugeValue, 1, rs.Policy.String())
 	// The reasons' names are those of transport.GapReason.String.
-	for reason, g := range map[string]relay.GapStats{"slow_consumer": rs.SlowConsumerGaps, "disconnect": rs.DisconnectGaps} {
+	for reason, g := range map[string]relay.GapStats{"slow_consumer": rs.SlowConsumerGaps, "disconnect": rs.DisconnectGaps, "refused": rs.RefusedGaps} {
 		counter(descRelayGaps, g.Notices, reason)
 		counter(descRelayGapMessages, g.Messages, reason)
 	}

@@ -71,8 +71,10 @@ type Stats struct {
 
 	// SlowConsumerGaps are the gap notices of the Drop policy
 	// (transport.GapSlowConsumer); DisconnectGaps those sent before a slow
-	// consumer is disconnected (transport.GapDisconnect).
-	SlowConsumerGaps, DisconnectGaps GapStats
+	// consumer is disconnected (transport.GapDisconnect); RefusedGaps those
+	// for copies the subscriber's connection refused (transport.GapRefused:
+	// larger than its limit, or headers it does not take).
+	SlowConsumerGaps, DisconnectGaps, RefusedGaps GapStats
 
 	// Policy is the slow consumer policy in force.
 	Policy SlowConsumerPolicy
@@ -105,7 +107,7 @@ type Relay struct {
 	published, refused, routed, delivered, dropped, failed atomic.Uint64
 	noResponders, slowEvents, slowDisconnects              atomic.Uint64
 	publishTimeouts                                        atomic.Uint64
-	slowGaps, disconnectGaps                               gapCounter
+	slowGaps, disconnectGaps, refusedGaps                  gapCounter
 	queued                                                 atomic.Int64
 }
 
@@ -322,6 +324,7 @@ func (r *Relay) Stats() Stats {
 	st.PublishTimeouts = r.publishTimeouts.Load()
 	st.SlowConsumerGaps = r.slowGaps.load()
 	st.DisconnectGaps = r.disconnectGaps.load()
+	st.RefusedGaps = r.refusedGaps.load()
 	return st
 }
 

@@ -26,6 +26,8 @@ type fakePeer struct {
 	gate         chan struct{}
 	tokens       chan struct{}
 	sendErr      error
+	refuse       func(*transport.Message) error // set before use: SendMsg's error for one message
+	gapErr       error                          // set before use: SendGap's error
 	disconnected []transport.ErrorCode
 	deadlines    []time.Duration // of the DisconnectGracefully contexts
 }
@@ -50,6 +52,9 @@ func (p *fakePeer) SendMsg(ctx context.Context, channel string, m *transport.Mes
 			return ctx.Err()
 		}
 	}
+	if err == nil && p.refuse != nil {
+		err = p.refuse(m)
+	}
 	if err != nil {
 		return err
 	}
@@ -65,6 +70,9 @@ func (p *fakePeer) SendMsg(ctx context.Context, channel string, m *transport.Mes
 }
 
 func (p *fakePeer) SendGap(_ context.Context, channel string, g transport.Gap) error {
+	if p.gapErr != nil {
+		return p.gapErr
+	}
 	p.mu.Lock()
 	p.got = append(p.got, gapRec(channel, g.Missed, g.Reason))
 	p.mu.Unlock()
@@ -606,4 +614,56 @@ func TestParseSlowConsumerPolicy(t *testing.T) {
 	}
 	_, err := ParseSlowConsumerPolicy("ignore")
 	require.Error(t, err)
+}
+
+// A copy the subscriber's connection refuses (larger than its limit) is
+// reported to it in order with a gap notice (GapRefused), and the next
+// copies go on.
+func TestRefusedCopyIsReportedWithAGapNotice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRelay(t, nil)
+		a, b := newPeer("a"), newPeer("b")
+		b.refuse = func(m *transport.Message) error {
+			if len(m.Data) > 3 {
+				return &transport.MessageTooLargeError{Channel: "chat", Size: len(m.Data), Limit: 3}
+			}
+			return nil
+		}
+		subscribe(t, r, b, "chat")
+		for _, msg := range []string{"1", "2222", "3"} {
+			publish(r, a, "chat", msg)
+		}
+		synctest.Wait()
+		require.Equal(t, []string{"chat:1", gapRec("chat", 1, transport.GapRefused), "chat:3"}, b.received())
+		st := r.Stats()
+		require.Equal(t, GapStats{Notices: 1, Messages: 1}, st.RefusedGaps)
+		require.Empty(t, b.disconnects())
+		requireBalanced(t, st)
+	})
+}
+
+// A subscriber that must be told of a gap but takes no gap notices (a peer
+// without the HEADERS extension) is disconnected as a slow consumer: no
+// copy is dropped for it silently.
+func TestSubscriberThatCannotBeToldOfAGapIsDisconnected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRelay(t, nil)
+		a, b := newPeer("a"), newPeer("b")
+		b.gapErr = transport.ErrHeadersUnsupported
+		b.refuse = func(m *transport.Message) error {
+			if len(m.Data) > 3 {
+				return &transport.MessageTooLargeError{Channel: "chat", Size: len(m.Data), Limit: 3}
+			}
+			return nil
+		}
+		subscribe(t, r, b, "chat")
+		publish(r, a, "chat", "1")
+		publish(r, a, "chat", "2222")
+		synctest.Wait()
+		require.Equal(t, []string{"chat:1"}, b.received())
+		require.Equal(t, []transport.ErrorCode{transport.CodeSlowConsumer}, b.disconnects())
+		st := r.Stats()
+		require.Equal(t, uint64(1), st.SlowConsumerDisconnects)
+		requireBalanced(t, st)
+	})
 }

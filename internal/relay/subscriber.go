@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/quicmsg/quicmsg/internal/ring"
+	"github.com/quicmsg/quicmsg/internal/unsent"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -37,6 +38,7 @@ type subscriber struct {
 	state    subState            // active until disconnected or removed
 	episode  uint64              // drops since the subscriber fell behind, for the log line
 	discards map[string]uint64   // slow: messages discarded per channel, for the gap notices
+	why      string              // slow: the disconnect reason when it is not the queue's
 	room     chan struct{}       // closed when the queue may have room; made by a waiting Publish
 
 	counters subCounts
@@ -190,9 +192,24 @@ func (s *subscriber) dropLocked(channel string) {
 // not fit, and hands the subscriber to its drain goroutine, which sends the
 // gap notices and disconnects it. s.mu is held and released.
 func (s *subscriber) overflowDisconnect(channel string) {
+	n := s.goSlowLocked(channel, 1)
+	start := s.startLocked()
+	s.mu.Unlock()
+	s.count(&s.counters.dropped, &s.r.dropped, uint64(n)+1)
+	s.r.slowEvents.Add(1)
+	s.endSend() // a send in progress gives up
+	if start {
+		go s.drain()
+	}
+}
+
+// goSlowLocked marks the subscriber slow and moves its queue into the
+// per-channel discards, with extra more for channel. It returns how many
+// queued messages it discarded. s.mu is held.
+func (s *subscriber) goSlowLocked(channel string, extra uint64) int {
 	s.state = slow
 	s.discards = make(map[string]uint64)
-	s.discards[channel]++
+	s.discards[channel] += extra
 	n := 0
 	for it := range s.queue.All() {
 		if it.gap != nil {
@@ -204,14 +221,7 @@ func (s *subscriber) overflowDisconnect(channel string) {
 	}
 	s.discardLocked()
 	s.wakeLocked()
-	start := s.startLocked()
-	s.mu.Unlock()
-	s.count(&s.counters.dropped, &s.r.dropped, uint64(n)+1)
-	s.r.slowEvents.Add(1)
-	s.endSend() // a send in progress gives up
-	if start {
-		go s.drain()
-	}
+	return n
 }
 
 // startLocked marks the drain goroutine running and reports whether the
@@ -319,7 +329,7 @@ func (s *subscriber) drain() {
 		}
 		if it.gap != nil {
 			if subscribed {
-				s.sendGap(it.channel, missed)
+				s.sendGap(it.channel, missed, transport.GapSlowConsumer, &s.r.slowGaps)
 			}
 			continue
 		}
@@ -375,14 +385,40 @@ func (s *subscriber) next() (it item, missed uint64, subscribed, ok bool) {
 }
 
 // sendGap tells the peer, in order, that missed messages of channel were
-// dropped here.
-func (s *subscriber) sendGap(channel string, missed uint64) {
-	err := s.peer.SendGap(s.send, channel, transport.Gap{Missed: missed, Reason: transport.GapSlowConsumer})
-	if err != nil {
+// dropped here (reason GapSlowConsumer, counted in gaps) or refused by its
+// connection (GapRefused). A peer that cannot be told (it takes no gap
+// notices) is disconnected instead: no message is dropped for it silently.
+func (s *subscriber) sendGap(channel string, missed uint64, reason transport.GapReason, gaps *gapCounter) {
+	err := s.peer.SendGap(s.send, channel, transport.Gap{Missed: missed, Reason: reason})
+	switch {
+	case err == nil:
+		gaps.add(missed)
+	case errors.Is(err, transport.ErrHeadersUnsupported):
+		s.giveUp(channel, missed, fmt.Sprintf("missed %d messages of %q (%v) and takes no gap notices to be told", missed, channel, reason))
+	default:
+		// The channel or the connection ended: the peer learns that
+		// from its end.
 		s.r.cfg.Logger.Debug("gap notice not sent", "session", s.peer.ID().String(), "channel", channel, "missed", missed, "err", err)
+	}
+}
+
+// giveUp hands the subscriber to its drain goroutine for disconnection with
+// why as the reason; missed copies of channel count in its gap notice. The
+// drain goroutine calls it.
+func (s *subscriber) giveUp(channel string, missed uint64, why string) {
+	s.mu.Lock()
+	if s.state != active {
+		if s.discards != nil {
+			s.discards[channel] += missed
+		}
+		s.mu.Unlock()
 		return
 	}
-	s.r.slowGaps.add(missed)
+	n := s.goSlowLocked(channel, missed)
+	s.why = why
+	s.mu.Unlock()
+	s.count(&s.counters.dropped, &s.r.dropped, uint64(n))
+	s.r.slowEvents.Add(1)
 }
 
 // sendMsg sends a message item, or counts it failed when its channel is no
@@ -412,10 +448,15 @@ func (s *subscriber) sendMsg(it item, subscribed bool) {
 	}
 	s.mu.Unlock()
 	var ce *transport.ChannelError
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &ce):
 		// The peer reset the channel or stopped reading it: it no
 		// longer listens there.
 		r.Unsubscribe(s.peer, it.channel)
+	case unsent.Refused(err):
+		// The peer's connection refused this copy alone (too large for
+		// it, or headers it does not take): it is told, in order.
+		s.sendGap(it.channel, 1, transport.GapRefused, &r.refusedGaps)
 	}
 }
 
@@ -426,14 +467,17 @@ func (s *subscriber) disconnect() {
 	r := s.r
 	r.detach(s) // no copy is routed to s after this
 	s.mu.Lock()
-	discards := s.discards
+	discards, why := s.discards, s.why
 	s.discards = nil
 	s.state = gone
 	s.running = false
 	s.mu.Unlock()
 	r.slowDisconnects.Add(1)
 	reason := fmt.Sprintf("fell behind by more than %d messages or %d bytes", r.cfg.QueueSize, r.cfg.QueueBytes)
-	if r.cfg.SlowConsumer == Block {
+	switch {
+	case why != "":
+		reason = why
+	case r.cfg.SlowConsumer == Block:
 		reason = fmt.Sprintf("queue full (%d messages or %d bytes) for longer than %v", r.cfg.QueueSize, r.cfg.QueueBytes, r.cfg.PublishTimeout)
 	}
 	r.cfg.Logger.Warn("slow consumer: disconnecting subscriber", "session", s.peer.ID().String(), "reason", reason)
