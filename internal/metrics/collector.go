@@ -67,7 +67,7 @@ var (
 	descRelayGapMessages   = desc("relay_gap_messages_total", "Messages the gap notices reported missed, by reason.", "reason")
 	descPublishTimeouts    = desc("relay_publish_timeouts_total", "Block policy: publishes that waited -publish-timeout for a full subscriber queue, which disconnected that subscriber.")
 	descNoResponders       = desc("relay_no_responders_total", "Requests routed to no subscriber, answered with a no responders reply.")
-	descPublishesRefused   = desc("relay_publishes_refused_total", "Messages refused for a wildcard or invalid subject (the channel is stopped with invalid_subject).")
+	descPublishesRefused   = desc("relay_publishes_refused_total", "Messages refused for a wildcard or invalid subject: a client publish (its channel is reset with invalid_subject) or a no-responders reply to an invalid reply-to.")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
