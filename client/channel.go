@@ -163,6 +163,7 @@ func (ch *Channel) drainBuf(ctx context.Context, conn *transport.Conn, tch *tran
 			if err := conn.WaitReady(ctx); err != nil {
 				return err
 			}
+			ch.cl.headers.Store(conn.HeadersEnabled())
 		}
 		err := unsent.Send(ctx, tch, p, true)
 		if err != nil && !unsent.Refused(err) {

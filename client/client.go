@@ -174,8 +174,9 @@ type Client struct {
 	gapNotices    atomic.Uint64
 	missed        atomic.Uint64
 	// headers: the server offered the HEADERS extension on the last
-	// connection whose HELLO exchange the client waited for (the first,
-	// and every resumed one); Send checks buffered messages against it.
+	// connection whose HELLO exchange the client saw (the first, every
+	// resumed one, a new one once ready); Send checks buffered messages
+	// against it.
 	headers atomic.Bool
 
 	req requests // Request's inbox and the requests waiting on it; see request.go

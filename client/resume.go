@@ -100,6 +100,12 @@ func (c *Client) connect(addr string) (conn *transport.Conn, resumed bool, err e
 	if err != nil {
 		return nil, false, err
 	}
+	select {
+	case <-conn.Ready():
+		c.headers.Store(conn.HeadersEnabled())
+	default:
+		// 0-RTT: learnt once the server's HELLO is in (drainBuf).
+	}
 	c.handoff.Lock()
 	c.startOver(nil)
 	c.handoff.Unlock()
