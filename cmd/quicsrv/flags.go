@@ -50,6 +50,7 @@ type options struct {
 	shutdownTimeout time.Duration
 	reloadInterval  time.Duration
 	slowConsumer    relay.SlowConsumerPolicy
+	publishTimeout  time.Duration
 	subscriberQueue int
 	subscriberBytes int
 	resumeWindow    time.Duration
@@ -146,13 +147,14 @@ func (o *options) tlsFlags(fs *flag.FlagSet) {
 
 // relayFlags defines the flags of relay mode's subscriber queues.
 func (o *options) relayFlags(fs *flag.FlagSet) {
-	fs.Func("slow-consumer", "relay mode: `policy` for a subscriber whose queue is full: drop (its messages are dropped and counted) or disconnect (close it with slow_consumer) (default drop)", func(s string) error {
+	fs.Func("slow-consumer", "relay mode: `policy` for a subscriber whose queue is full: drop (its messages are dropped, counted and reported to it in a gap notice), disconnect (gap notice, then close it with slow_consumer) or block (slow the publishers down for up to -publish-timeout, then disconnect that subscriber) (default drop)", func(s string) error {
 		p, err := relay.ParseSlowConsumerPolicy(s)
 		o.slowConsumer = p
 		return err
 	})
 	fs.IntVar(&o.subscriberQueue, "subscriber-queue", relay.DefaultQueueSize, "relay mode: `messages` that may wait for one subscriber before -slow-consumer applies")
 	fs.IntVar(&o.subscriberBytes, "subscriber-queue-bytes", relay.DefaultQueueBytes, "relay mode: payload `bytes` that may wait for one subscriber before -slow-consumer applies")
+	fs.DurationVar(&o.publishTimeout, "publish-timeout", relay.DefaultPublishTimeout, "relay mode, -slow-consumer block: how long a publish waits for room in a full subscriber queue before that subscriber is disconnected with slow_consumer")
 }
 
 // operationFlags defines the flags for operating the server: metrics,
@@ -183,6 +185,8 @@ func (o *options) check() error {
 		return fmt.Errorf("-shutdown-timeout %v is negative", o.shutdownTimeout)
 	case o.reloadInterval < 0:
 		return fmt.Errorf("-reload-interval %v is negative", o.reloadInterval)
+	case o.publishTimeout < 0:
+		return fmt.Errorf("-publish-timeout %v is negative", o.publishTimeout)
 	}
 	return nil
 }

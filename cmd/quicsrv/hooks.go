@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/quicmsg/quicmsg/internal/metrics"
@@ -19,15 +21,34 @@ type hooks struct {
 	metrics *metrics.Metrics
 }
 
-// publish is the relay mode handler.
-func (h *hooks) publish(_ context.Context, s *session.Session, m session.Message) {
-	h.relay.Publish(s, m.Channel, m.Data)
+// publish is the relay mode handler. Under -slow-consumer block it waits
+// while a subscriber's queue is full (up to -publish-timeout), which holds
+// back the publishing session's messages. A message to a wildcard subject
+// is refused: the client should have refused it (transport.ErrWildcardSubject),
+// so its channel is stopped with invalid_subject; the session carries on.
+func (h *hooks) publish(ctx context.Context, s *session.Session, m session.Message) {
+	msg := &transport.Message{Subject: cmp.Or(m.Subject, m.Channel), Header: m.Header, Data: m.Data}
+	if _, err := h.relay.Publish(ctx, s, msg); err != nil {
+		h.log.Warn("publish refused: channel stopped", "session", s.ID().String(), "channel", m.Channel,
+			"subject", msg.Subject, "code", transport.CodeInvalidSubject, "err", err)
+		if ch, ok := s.Channel(m.Channel); ok {
+			ch.Reset(transport.CodeInvalidSubject)
+		}
+	}
 }
 
 // echo is the echo mode handler. It waits while the client cannot take the
-// message, which holds back only that client's own messages.
+// message, which holds back only that client's own messages. A request (a
+// message with a reply-to) is answered with its own data instead of being
+// echoed, so that requests to an echo server get a reply.
 func (h *hooks) echo(ctx context.Context, s *session.Session, m session.Message) {
-	if err := s.Send(ctx, m.Channel, m.Data); err != nil {
+	var err error
+	if m.Header.Get(transport.HeaderReplyTo) != "" {
+		err = s.Reply(ctx, m, &transport.Message{Data: m.Data})
+	} else {
+		err = s.Send(ctx, m.Channel, m.Data)
+	}
+	if err != nil {
 		h.log.Debug("echo failed", "session", s.ID().String(), "channel", m.Channel, "err", err)
 	}
 }
@@ -92,12 +113,32 @@ func (h *hooks) sessionEnd(s *session.Session, cause error) {
 
 func (h *hooks) channelOpen(s *session.Session, channel string) {
 	if h.relay != nil {
-		h.relay.Subscribe(s, channel)
+		h.subscribe(s, channel)
 	}
 	if h.metrics != nil {
 		h.metrics.ChannelOpened()
 	}
 	h.log.Debug("channel opened", "session", s.ID().String(), "channel", channel)
+}
+
+// subscribe subscribes the session's channel, in the queue group of its
+// options. A channel whose name is an invalid pattern is reset with
+// invalid_subject; the session carries on.
+func (h *hooks) subscribe(s *session.Session, channel string) {
+	ch, ok := s.Channel(channel)
+	var group string
+	if ok {
+		group = ch.Options().Group
+	}
+	err := h.relay.Subscribe(s, channel, group)
+	switch {
+	case err == nil:
+	case errors.Is(err, transport.ErrInvalidSubject) && ok:
+		h.log.Info("channel refused: invalid subscription pattern", "session", s.ID().String(), "channel", channel, "err", err)
+		ch.Reset(transport.CodeInvalidSubject)
+	default:
+		h.log.Debug("not subscribed", "session", s.ID().String(), "channel", channel, "err", err)
+	}
 }
 
 func (h *hooks) channelClose(s *session.Session, channel string) {
@@ -117,10 +158,11 @@ func (h *hooks) handler(o *options) (session.Handler, error) {
 		return session.HandlerFunc(h.echo), nil
 	}
 	r, err := relay.New(&relay.Config{
-		QueueSize:    o.subscriberQueue,
-		QueueBytes:   o.subscriberBytes,
-		SlowConsumer: o.slowConsumer,
-		Logger:       h.log,
+		QueueSize:      o.subscriberQueue,
+		QueueBytes:     o.subscriberBytes,
+		SlowConsumer:   o.slowConsumer,
+		PublishTimeout: o.publishTimeout,
+		Logger:         h.log,
 	})
 	if err != nil {
 		return nil, err

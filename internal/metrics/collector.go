@@ -3,6 +3,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/session"
 )
 
@@ -60,7 +61,13 @@ var (
 	descRelayDropped       = desc("relay_dropped_total", "Copies dropped because a subscriber was too slow.")
 	descRelayFailed        = desc("relay_failed_total", "Copies not delivered because sending failed or the subscriber left.")
 	descSlowEvents         = desc("slow_consumer_events_total", "Times a subscriber's queue overflowed.")
-	descSlowDisconnects    = desc("slow_consumer_disconnects_total", "Subscribers disconnected as slow consumers (code slow_consumer).")
+	descSlowDisconnects    = desc("slow_consumer_disconnects_total", "Subscribers disconnected as slow consumers (code slow_consumer), under -slow-consumer disconnect or block.")
+	descRelayPolicy        = desc("relay_slow_consumer_policy", "Always 1; the label says which -slow-consumer policy is in force.", "policy")
+	descRelayGaps          = desc("relay_gaps_total", "Gap notices sent to subscribers, by reason: slow_consumer (drop policy), disconnect (before a slow consumer is closed).", "reason")
+	descRelayGapMessages   = desc("relay_gap_messages_total", "Messages the gap notices reported missed, by reason.", "reason")
+	descPublishTimeouts    = desc("relay_publish_timeouts_total", "Block policy: publishes that waited -publish-timeout for a full subscriber queue, which disconnected that subscriber.")
+	descNoResponders       = desc("relay_no_responders_total", "Requests routed to no subscriber, answered with a no responders reply.")
+	descPublishesRefused   = desc("relay_publishes_refused_total", "Messages refused for a wildcard or invalid subject (the channel is stopped with invalid_subject).")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -86,7 +93,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		for _, d := range []*prometheus.Desc{
 			descRelaySubscribers, descRelaySubscriptions, descRelayChannels, descRelayQueued,
 			descRelayPublished, descRelayRouted, descRelayDelivered, descRelayDropped, descRelayFailed,
-			descSlowEvents, descSlowDisconnects,
+			descSlowEvents, descSlowDisconnects, descRelayPolicy, descRelayGaps, descRelayGapMessages,
+			descPublishTimeouts, descNoResponders, descPublishesRefused,
 		} {
 			ch <- d
 		}
@@ -146,7 +154,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRelayFailed, rs.Failed)
 		counter(descSlowEvents, rs.SlowConsumerEvents)
 		counter(descSlowDisconnects, rs.SlowConsumerDisconnects)
+		collectRelay(ch, rs)
 	}
+}
+
+// collectRelay reports the relay's gap notices, publish timeouts and
+// refusals.
+func collectRelay(ch chan<- prometheus.Metric, rs relay.Stats) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	ch <- prometheus.MustNewConstMetric(descRelayPolicy, prometheus.GaugeValue, 1, rs.Policy.String())
+	// The reasons' names are those of transport.GapReason.String.
+	for reason, g := range map[string]relay.GapStats{"slow_consumer": rs.SlowConsumerGaps, "disconnect": rs.DisconnectGaps} {
+		counter(descRelayGaps, g.Notices, reason)
+		counter(descRelayGapMessages, g.Messages, reason)
+	}
+	counter(descPublishTimeouts, rs.PublishTimeouts)
+	counter(descNoResponders, rs.NoResponders)
+	counter(descPublishesRefused, rs.Refused)
 }
 
 // collectResume reports the server's detached sessions and resumes.

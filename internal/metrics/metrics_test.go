@@ -83,7 +83,9 @@ func TestScrapeReportsServerRelayAndSessionCounters(t *testing.T) {
 			return transport.ListenerStats{HandshakeFailures: 7, Refused: 8, HelloTimeouts: 9, EvictedHellos: 11, PendingHellos: 12, RefusedHandshakes: 13, EarlyDataRefused: 15}
 		},
 		Relay: func() relay.Stats {
-			return relay.Stats{Subscribers: 2, Subscriptions: 3, Channels: 1, Queued: 4, Published: 10, Routed: 20, Delivered: 15, Dropped: 1, SlowConsumerEvents: 1, SlowConsumerDisconnects: 1}
+			return relay.Stats{Subscribers: 2, Subscriptions: 3, Channels: 1, Queued: 4, Published: 10, Routed: 20, Delivered: 15, Dropped: 1, SlowConsumerEvents: 1, SlowConsumerDisconnects: 1,
+				SlowConsumerGaps: relay.GapStats{Notices: 2, Messages: 30}, DisconnectGaps: relay.GapStats{Notices: 1, Messages: 5},
+				PublishTimeouts: 3, NoResponders: 4, Refused: 6, Policy: relay.Block}
 		},
 		Version: "v1.2.3",
 	})
@@ -124,10 +126,18 @@ func TestScrapeReportsServerRelayAndSessionCounters(t *testing.T) {
 		"quicmsg_relay_dropped_total":               1,
 		"quicmsg_slow_consumer_events_total":        1,
 		"quicmsg_slow_consumer_disconnects_total":   1,
+		"quicmsg_relay_publish_timeouts_total":      3,
+		"quicmsg_relay_no_responders_total":         4,
+		"quicmsg_relay_publishes_refused_total":     6,
 	} {
 		require.Equal(t, want, value(t, f, name), name)
 	}
 	require.Equal(t, 1.0, value(t, f, "quicmsg_build_info", "version", "v1.2.3"))
+	require.Equal(t, 1.0, value(t, f, "quicmsg_relay_slow_consumer_policy", "policy", "block"))
+	require.Equal(t, 2.0, value(t, f, "quicmsg_relay_gaps_total", "reason", "slow_consumer"))
+	require.Equal(t, 30.0, value(t, f, "quicmsg_relay_gap_messages_total", "reason", "slow_consumer"))
+	require.Equal(t, 1.0, value(t, f, "quicmsg_relay_gaps_total", "reason", "disconnect"))
+	require.Equal(t, 5.0, value(t, f, "quicmsg_relay_gap_messages_total", "reason", "disconnect"))
 	require.Equal(t, 1.0, value(t, f, "quicmsg_session_disconnects_total", "by", "server", "code", "slow_consumer"))
 	require.Equal(t, 1.0, value(t, f, "quicmsg_handshakes_total", "zero_rtt", "true"))
 	require.Equal(t, 0.0, value(t, f, "quicmsg_handshakes_total", "zero_rtt", "false"))

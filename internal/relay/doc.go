@@ -1,18 +1,37 @@
 // Package relay is the publish/subscribe core of quicsrv: a message that one
-// peer publishes on a channel goes to every other peer subscribed to that
-// channel. In quicsrv a peer is a session, and a session is subscribed to a
-// channel while it has that channel open.
+// peer publishes to a subject goes to every other peer with a subscription
+// that matches it. In quicsrv a peer is a session, and a session is
+// subscribed by each channel it has open: the channel's name is the subject
+// or the pattern ("*" matches one token, ">" one or more trailing tokens,
+// as in NATS), and its queue group comes from the channel's options.
 //
-// A slow subscriber never slows the publisher or the other subscribers.
-// Publish only appends to each subscriber's bounded outbound queue
-// (Config.QueueSize messages, Config.QueueBytes bytes) and never waits; one
-// goroutine per subscriber drains the queue into [Peer.Send]. It is started
-// when a message is queued and exits when the queue is empty, so that idle
+// Matching: exact subjects are looked up in a map, wildcard patterns in a
+// token trie, whose results are kept in a bounded cache that every
+// subscription change invalidates (a generation counter). Subscriptions of
+// one pattern in the same queue group share its messages: each goes to one
+// member, round robin, skipping members whose queue is full while another
+// has room.
+//
+// Publish appends a copy to each matching subscriber's bounded outbound
+// queue (Config.QueueSize messages, Config.QueueBytes bytes); one goroutine
+// per subscriber drains the queue into [Peer.SendMsg]. It is started when
+// something is queued and exits when the queue is empty, so that idle
 // subscribers hold no goroutine; [Relay.Remove] and [Relay.Close] stop it
-// and wait for it. When a queue is full the
-// relay applies Config.SlowConsumer: [Drop] discards the message for that
-// subscriber alone and counts it, [Disconnect] closes the subscriber with
-// transport.CodeSlowConsumer.
+// and wait for it. When a queue is full the relay applies
+// Config.SlowConsumer:
+//
+//   - [Drop] (the default) discards the copy for that subscriber alone, and
+//     counts it in a gap item at that place in the queue, one open gap per
+//     channel: the subscriber receives a gap notice (transport.GapSlowConsumer)
+//     with the exact number missed, in order. Gap items do not count against
+//     QueueSize and never outnumber the queued messages plus the
+//     subscriber's channels. Publishers and other subscribers never wait.
+//   - [Disconnect] discards the queue, sends each channel that lost messages
+//     a gap notice (transport.GapDisconnect) and closes the subscriber
+//     gracefully with transport.CodeSlowConsumer, within DisconnectTimeout.
+//   - [Block] makes Publish wait, outside the relay's lock, for room, up to
+//     Config.PublishTimeout; then that subscriber alone is disconnected as
+//     under Disconnect.
 //
 // Every copy of a message addressed to a subscriber ends in exactly one of
 // the counters of [Stats]: Delivered, Dropped or Failed, or is still Queued.

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -15,11 +16,36 @@ import (
 type Peer interface {
 	// ID identifies the peer in log lines.
 	ID() transport.SessionID
-	// Send sends msg on channel, waiting while the peer cannot take it, until
-	// ctx ends.
-	Send(ctx context.Context, channel string, msg []byte) error
-	// Disconnect closes the peer at once with code and reason.
-	Disconnect(code transport.ErrorCode, reason string) error
+	// SendMsg sends m on channel, waiting while the peer cannot take it,
+	// until ctx ends. It must not modify m: the same message goes to
+	// every subscriber.
+	SendMsg(ctx context.Context, channel string, m *transport.Message) error
+	// SendGap sends a gap notice on channel, in order with its messages.
+	SendGap(ctx context.Context, channel string, g transport.Gap) error
+	// DisconnectGracefully closes the peer with code and reason once what
+	// was sent to it has reached it, or when ctx ends.
+	DisconnectGracefully(ctx context.Context, code transport.ErrorCode, reason string) error
+}
+
+// ErrClosed is returned by Subscribe after Close.
+var ErrClosed = errors.New("relay: closed")
+
+// GapStats count the gap notices the relay sent for one reason and the
+// messages they reported missed.
+type GapStats struct {
+	Notices  uint64
+	Messages uint64
+}
+
+type gapCounter struct{ notices, messages atomic.Uint64 }
+
+func (g *gapCounter) add(missed uint64) {
+	g.notices.Add(1)
+	g.messages.Add(missed)
+}
+
+func (g *gapCounter) load() GapStats {
+	return GapStats{Notices: g.notices.Load(), Messages: g.messages.Load()}
 }
 
 // Stats are a relay's counters. Every copy of a message addressed to a
@@ -27,16 +53,29 @@ type Peer interface {
 type Stats struct {
 	Subscribers   int // peers subscribed to at least one channel
 	Subscriptions int // (peer, channel) pairs
-	Channels      int // channels with at least one subscriber
-	Queued        int // copies waiting in subscriber queues or being sent
+	Channels      int // subjects and patterns with at least one subscription
+	// Queued counts copies waiting in subscriber queues or being sent, and
+	// those a Publish holds while it waits for room (Block policy).
+	Queued int
 
-	Published               uint64 // messages passed to Publish
+	Published               uint64 // messages passed to Publish and accepted
+	Refused                 uint64 // messages Publish refused (wildcard or invalid subject)
 	Routed                  uint64 // copies addressed to subscribers other than the publisher
-	Delivered               uint64 // copies that Peer.Send accepted
+	Delivered               uint64 // copies that Peer.SendMsg accepted
 	Dropped                 uint64 // copies discarded because a subscriber was too slow
-	Failed                  uint64 // copies discarded because Send failed or the subscriber left
+	Failed                  uint64 // copies discarded because sending failed or the subscriber left
+	NoResponders            uint64 // "no responders" replies sent for requests routed to nobody
 	SlowConsumerEvents      uint64 // times a subscriber's queue overflowed
 	SlowConsumerDisconnects uint64 // subscribers closed with transport.CodeSlowConsumer
+	PublishTimeouts         uint64 // Block policy: waits for a full queue that timed out
+
+	// SlowConsumerGaps are the gap notices of the Drop policy
+	// (transport.GapSlowConsumer); DisconnectGaps those sent before a slow
+	// consumer is disconnected (transport.GapDisconnect).
+	SlowConsumerGaps, DisconnectGaps GapStats
+
+	// Policy is the slow consumer policy in force.
+	Policy SlowConsumerPolicy
 }
 
 // SubscriberStats are one subscriber's counters, returned by [Relay.Remove].
@@ -46,25 +85,28 @@ type SubscriberStats struct {
 	Failed    uint64
 }
 
-// Relay routes published messages to the other subscribers of their channel
-// through per-subscriber bounded queues. All methods are safe for concurrent
-// use; none of them waits for a subscriber except Remove and Close, which wait
-// for its goroutine to stop.
+// Relay routes published messages to the subscriptions whose subject or
+// pattern matches, through per-subscriber bounded queues. All methods are
+// safe for concurrent use; none of them waits for a subscriber except
+// Remove and Close, which wait for its goroutine to stop, and Publish under
+// the Block policy.
 type Relay struct {
 	cfg     Config
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
-	mu       sync.RWMutex
-	channels map[string]map[*subscriber]struct{}
-	peers    map[Peer]*subscriber
-	closed   bool
+	mu     sync.RWMutex
+	subs   *sublist
+	peers  map[Peer]*subscriber
+	closed bool
 
 	wg sync.WaitGroup // drain goroutines
 
-	published, routed, delivered, dropped, failed atomic.Uint64
-	slowEvents, slowDisconnects                   atomic.Uint64
-	queued                                        atomic.Int64
+	published, refused, routed, delivered, dropped, failed atomic.Uint64
+	noResponders, slowEvents, slowDisconnects              atomic.Uint64
+	publishTimeouts                                        atomic.Uint64
+	slowGaps, disconnectGaps                               gapCounter
+	queued                                                 atomic.Int64
 }
 
 // New returns a relay. cfg may be nil for the defaults; an invalid field is
@@ -74,40 +116,48 @@ func New(cfg *Config) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{
-		cfg:      c,
-		channels: make(map[string]map[*subscriber]struct{}),
-		peers:    make(map[Peer]*subscriber),
-	}
+	r := &Relay{cfg: c, subs: newSublist(), peers: make(map[Peer]*subscriber)}
 	r.baseCtx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
 
-// Subscribe subscribes p to channel: from now on, messages that other peers
-// publish on channel are queued for p. Subscribing twice is harmless.
-func (r *Relay) Subscribe(p Peer, channel string) {
+// Subscribe subscribes p's channel: from now on, messages that other peers
+// publish to a subject the channel's name matches (the name itself, or
+// with wildcards "*" and ">" a pattern) are queued for p and sent on that
+// channel. With a group, the subscription joins the queue group of that
+// name on the same pattern: each message goes to one member. Subscribing
+// the same channel again changes its group. It returns the error of
+// transport.ValidatePattern for an invalid pattern, ErrClosed after Close.
+func (r *Relay) Subscribe(p Peer, channel, group string) error {
+	if err := transport.ValidatePattern(channel); err != nil {
+		return err
+	}
+	wildcard := transport.IsWildcard(channel)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return
+		return ErrClosed
 	}
 	sub := r.peers[p]
 	if sub == nil {
 		sub = newSubscriber(r, p)
 		r.peers[p] = sub
 	}
-	set := r.channels[channel]
-	if set == nil {
-		set = make(map[*subscriber]struct{})
-		r.channels[channel] = set
+	if old := sub.channels[channel]; old != nil {
+		if old.group == group {
+			return nil
+		}
+		r.subs.remove(old, old.wildcard)
 	}
-	set[sub] = struct{}{}
+	sn := &subscription{sub: sub, channel: channel, group: group, wildcard: wildcard}
+	r.subs.insert(sn, wildcard)
 	sub.mu.Lock()
-	sub.channels[channel] = struct{}{}
+	sub.channels[channel] = sn
 	sub.mu.Unlock()
+	return nil
 }
 
-// Unsubscribe ends p's subscription to channel. Messages of that channel
+// Unsubscribe ends p's subscription on channel. Messages of that channel
 // still queued for p are discarded and counted as failed.
 func (r *Relay) Unsubscribe(p Peer, channel string) {
 	r.mu.Lock()
@@ -116,18 +166,12 @@ func (r *Relay) Unsubscribe(p Peer, channel string) {
 	if sub == nil {
 		return
 	}
-	r.unlink(sub, channel)
 	sub.mu.Lock()
+	sn := sub.channels[channel]
 	delete(sub.channels, channel)
 	sub.mu.Unlock()
-}
-
-// unlink removes sub from channel's subscriber set; r.mu must be held.
-func (r *Relay) unlink(sub *subscriber, channel string) {
-	set := r.channels[channel]
-	delete(set, sub)
-	if len(set) == 0 {
-		delete(r.channels, channel)
+	if sn != nil {
+		r.subs.remove(sn, sn.wildcard)
 	}
 }
 
@@ -137,8 +181,8 @@ func (r *Relay) detach(sub *subscriber) {
 	defer r.mu.Unlock()
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	for ch := range sub.channels {
-		r.unlink(sub, ch)
+	for _, sn := range sub.channels {
+		r.subs.remove(sn, sn.wildcard)
 	}
 	clear(sub.channels)
 }
@@ -154,32 +198,98 @@ func (r *Relay) Remove(p Peer) SubscriberStats {
 		return SubscriberStats{}
 	}
 	delete(r.peers, p)
-	for ch := range sub.channels {
-		r.unlink(sub, ch)
+	for _, sn := range sub.channels {
+		r.subs.remove(sn, sn.wildcard)
 	}
 	r.mu.Unlock()
 	sub.stop()
 	return sub.stats()
 }
 
-// Publish queues msg for every subscriber of channel except from, and returns
-// how many it was queued for. It never waits: a subscriber whose queue is
-// full is handled by the slow consumer policy. The relay keeps msg until it
-// is sent; the caller must not modify it afterwards.
-func (r *Relay) Publish(from Peer, channel string, msg []byte) int {
+// held is a copy that a Publish holds for a full queue (Block policy).
+type held struct {
+	sub     *subscriber
+	channel string
+}
+
+// Publish queues m for every subscription that matches m.Subject (a
+// concrete subject), except those of from, and returns how many copies it
+// queued. m.Subject with a wildcard token is refused with the
+// transport.ErrWildcardSubject error of transport.ValidateSubject. The
+// relay keeps m until it is sent, and sends the same m to every
+// subscriber: the caller must not modify it afterwards.
+//
+// Under the Drop and Disconnect policies Publish never waits. Under Block
+// it waits, without holding any lock, for room in each full queue until
+// ctx ends or Config.PublishTimeout passes; then it disconnects that
+// subscriber and goes on.
+//
+// A message with a reply-to header that matches no subscription makes the
+// relay publish a "no responders" reply (HeaderStatus
+// transport.StatusNoResponders, HeaderInReplyTo its msg-id) to the
+// reply-to subject.
+func (r *Relay) Publish(ctx context.Context, from Peer, m *transport.Message) (int, error) {
+	if err := transport.ValidateSubject(m.Subject); err != nil {
+		r.refused.Add(1)
+		return 0, err
+	}
 	r.published.Add(1)
 	r.mu.RLock()
-	defer r.mu.RUnlock()
 	if r.closed {
-		return 0
+		r.mu.RUnlock()
+		return 0, nil
 	}
-	n := 0
-	for sub := range r.channels[channel] {
-		if sub.peer == from {
-			continue
+	routed, n, waits := r.route(from, m)
+	r.mu.RUnlock()
+	if len(waits) > 0 {
+		n += r.awaitRoom(ctx, waits, m)
+	}
+	if routed == 0 && m.ReplyTo() != "" {
+		r.noResponders.Add(1)
+		reply := &transport.Message{Subject: m.ReplyTo()}
+		reply.Header.Add(transport.HeaderStatus, transport.StatusNoResponders)
+		reply.Header.Add(transport.HeaderInReplyTo, m.ID())
+		_, _ = r.Publish(ctx, nil, reply)
+	}
+	return n, nil
+}
+
+// route queues m for the matching subscriptions; r.mu is read-held. It
+// returns the copies routed and queued, and those that wait for room.
+func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []held) {
+	deliver := func(sn *subscription) {
+		routed++
+		switch sn.sub.enqueue(sn.channel, m) {
+		case queued:
+			n++
+		case full:
+			waits = append(waits, held{sn.sub, sn.channel})
 		}
-		r.routed.Add(1)
-		if sub.enqueue(channel, msg) {
+	}
+	for _, e := range r.subs.match(m.Subject) {
+		for _, sn := range e.plain {
+			if sn.sub.peer != from {
+				deliver(sn)
+			}
+		}
+		for _, g := range e.groups {
+			if sn := g.pick(from, len(m.Data)); sn != nil {
+				deliver(sn)
+			}
+		}
+	}
+	r.routed.Add(uint64(routed))
+	return routed, n, waits
+}
+
+// awaitRoom waits for room for each held copy, with one PublishTimeout for
+// the whole Publish, and returns how many it queued.
+func (r *Relay) awaitRoom(ctx context.Context, waits []held, m *transport.Message) int {
+	timeout, cancel := context.WithTimeout(context.Background(), r.cfg.PublishTimeout)
+	defer cancel()
+	n := 0
+	for _, w := range waits {
+		if w.sub.await(ctx, timeout.Done(), w.channel, m) {
 			n++
 		}
 	}
@@ -189,7 +299,7 @@ func (r *Relay) Publish(from Peer, channel string, msg []byte) int {
 // Stats returns the relay's counters.
 func (r *Relay) Stats() Stats {
 	r.mu.RLock()
-	st := Stats{Channels: len(r.channels)}
+	st := Stats{Channels: r.subs.patterns(), Policy: r.cfg.SlowConsumer}
 	for _, sub := range r.peers {
 		sub.mu.Lock()
 		if n := len(sub.channels); n > 0 {
@@ -201,12 +311,17 @@ func (r *Relay) Stats() Stats {
 	r.mu.RUnlock()
 	st.Queued = int(r.queued.Load())
 	st.Published = r.published.Load()
+	st.Refused = r.refused.Load()
 	st.Routed = r.routed.Load()
 	st.Delivered = r.delivered.Load()
 	st.Dropped = r.dropped.Load()
 	st.Failed = r.failed.Load()
+	st.NoResponders = r.noResponders.Load()
 	st.SlowConsumerEvents = r.slowEvents.Load()
 	st.SlowConsumerDisconnects = r.slowDisconnects.Load()
+	st.PublishTimeouts = r.publishTimeouts.Load()
+	st.SlowConsumerGaps = r.slowGaps.load()
+	st.DisconnectGaps = r.disconnectGaps.load()
 	return st
 }
 
@@ -222,7 +337,7 @@ func (r *Relay) Close() error {
 	r.closed = true
 	subs := slices.Collect(maps.Values(r.peers))
 	clear(r.peers)
-	clear(r.channels)
+	r.subs = newSublist()
 	r.mu.Unlock()
 	r.cancel()
 	for _, sub := range subs {

@@ -1,0 +1,277 @@
+package relay
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// subscription is one peer's subscription: the channel it has open, whose
+// name is a subject or a wildcard pattern, and its queue group.
+type subscription struct {
+	sub      *subscriber
+	channel  string
+	group    string
+	wildcard bool // channel is a pattern with wildcard tokens
+}
+
+// entry holds the subscriptions of one pattern: those outside any group,
+// each of which gets every message, and the queue groups, each of which
+// gets every message once.
+type entry struct {
+	plain  []*subscription
+	groups []*queueGroup
+	self   []*entry // []*entry{e}: the match of an exact subject, without allocating
+}
+
+func newEntry() *entry {
+	e := &entry{}
+	e.self = []*entry{e}
+	return e
+}
+
+func (e *entry) empty() bool { return len(e.plain) == 0 && len(e.groups) == 0 }
+
+func (e *entry) add(sn *subscription) {
+	if sn.group == "" {
+		e.plain = append(e.plain, sn)
+		return
+	}
+	for _, g := range e.groups {
+		if g.name == sn.group {
+			g.members = append(g.members, sn)
+			return
+		}
+	}
+	e.groups = append(e.groups, &queueGroup{name: sn.group, members: []*subscription{sn}})
+}
+
+func (e *entry) remove(sn *subscription) {
+	if sn.group == "" {
+		e.plain = deleteSub(e.plain, sn)
+		return
+	}
+	for i, g := range e.groups {
+		if g.name == sn.group {
+			g.members = deleteSub(g.members, sn)
+			if len(g.members) == 0 {
+				e.groups = slices.Delete(e.groups, i, i+1)
+			}
+			return
+		}
+	}
+}
+
+func deleteSub(s []*subscription, sn *subscription) []*subscription {
+	if i := slices.Index(s, sn); i >= 0 {
+		return slices.Delete(s, i, i+1)
+	}
+	return s
+}
+
+// queueGroup is the members of one group on one pattern. Members are
+// changed under Relay.mu (write); next is advanced by Publish under the
+// read lock.
+type queueGroup struct {
+	name    string
+	members []*subscription
+	next    atomic.Uint32
+}
+
+// pick returns the member that gets the next message: round robin,
+// skipping from (the publisher) and, while another member has room,
+// members whose queue is full. nil if from is the only member.
+func (g *queueGroup) pick(from Peer, size int) *subscription {
+	n := len(g.members)
+	start := int(g.next.Add(1) % uint32(n))
+	var first *subscription
+	for i := range n {
+		sn := g.members[(start+i)%n]
+		if sn.sub.peer == from {
+			continue
+		}
+		if first == nil {
+			first = sn
+		}
+		if sn.sub.hasRoom(size) {
+			return sn
+		}
+	}
+	return first
+}
+
+// node is a level of the wildcard trie: one token of a pattern. A "*" or
+// ">" token is a child like any other; matching looks them up beside the
+// subject's token.
+type node struct {
+	next  map[string]*node
+	entry *entry // the pattern that ends here, if any
+}
+
+// sublist finds the entries whose pattern matches a subject: exact names in
+// a map, wildcard patterns in a token trie, and the trie's results in a
+// bounded cache. It is guarded by Relay.mu: changes under the write lock,
+// matching under the read lock; the cache has its own lock.
+type sublist struct {
+	exact     map[string]*entry
+	root      node
+	wildcards int    // wildcard patterns in the trie
+	gen       uint64 // changes with every change of the patterns
+
+	cacheMu sync.Mutex
+	cache   map[string]cached
+}
+
+// cacheSize bounds the match cache. A subject past it evicts an arbitrary
+// cached one (as NATS's sublist does), so a stream of distinct subjects
+// costs a trie walk each but never grows memory.
+const cacheSize = 16384
+
+type cached struct {
+	gen     uint64
+	entries []*entry
+}
+
+func newSublist() *sublist {
+	return &sublist{exact: make(map[string]*entry), cache: make(map[string]cached)}
+}
+
+// patterns returns how many patterns have subscriptions.
+func (l *sublist) patterns() int { return len(l.exact) + l.wildcards }
+
+// lookup returns the entry of pattern, creating it when create is set.
+func (l *sublist) lookup(pattern string, wildcard, create bool) *entry {
+	if !wildcard {
+		e := l.exact[pattern]
+		if e == nil && create {
+			e = newEntry()
+			l.exact[pattern] = e
+		}
+		return e
+	}
+	n := &l.root
+	for tok := range strings.SplitSeq(pattern, ".") {
+		c := n.next[tok]
+		if c == nil {
+			if !create {
+				return nil
+			}
+			if n.next == nil {
+				n.next = make(map[string]*node)
+			}
+			c = &node{}
+			n.next[tok] = c
+		}
+		n = c
+	}
+	if n.entry == nil && create {
+		n.entry = newEntry()
+		l.wildcards++
+	}
+	return n.entry
+}
+
+func (l *sublist) insert(sn *subscription, wildcard bool) {
+	l.lookup(sn.channel, wildcard, true).add(sn)
+	l.gen++
+}
+
+func (l *sublist) remove(sn *subscription, wildcard bool) {
+	e := l.lookup(sn.channel, wildcard, false)
+	if e == nil {
+		return
+	}
+	e.remove(sn)
+	l.gen++
+	if !e.empty() {
+		return
+	}
+	if !wildcard {
+		delete(l.exact, sn.channel)
+		return
+	}
+	l.wildcards--
+	prune(&l.root, sn.channel)
+}
+
+// prune removes pattern's entry and the nodes left without children or
+// entries on its path. It reports whether n itself is now empty.
+func prune(n *node, pattern string) bool {
+	tok, rest, more := strings.Cut(pattern, ".")
+	c := n.next[tok]
+	if c == nil {
+		return false
+	}
+	if more {
+		if prune(c, rest) {
+			delete(n.next, tok)
+		}
+	} else {
+		c.entry = nil
+		if len(c.next) == 0 {
+			delete(n.next, tok)
+		}
+	}
+	return n.entry == nil && len(n.next) == 0
+}
+
+// match returns the entries whose pattern matches subject. The result must
+// not be modified; it stays valid while the caller holds Relay.mu.
+func (l *sublist) match(subject string) []*entry {
+	e := l.exact[subject]
+	if l.wildcards == 0 || hasEmptyToken(subject) {
+		// A name with an empty token is a literal channel name: no
+		// wildcard pattern matches it.
+		if e == nil {
+			return nil
+		}
+		return e.self
+	}
+	l.cacheMu.Lock()
+	c, ok := l.cache[subject]
+	l.cacheMu.Unlock()
+	if ok && c.gen == l.gen {
+		return c.entries
+	}
+	var out []*entry
+	if e != nil {
+		out = append(out, e)
+	}
+	out = matchNode(&l.root, subject, out)
+	l.cacheMu.Lock()
+	if _, ok := l.cache[subject]; !ok && len(l.cache) >= cacheSize {
+		for k := range l.cache {
+			delete(l.cache, k)
+			break
+		}
+	}
+	l.cache[subject] = cached{gen: l.gen, entries: out}
+	l.cacheMu.Unlock()
+	return out
+}
+
+// matchNode appends the entries under n that match the tokens of subject.
+func matchNode(n *node, subject string, out []*entry) []*entry {
+	if n.next == nil {
+		return out
+	}
+	if c := n.next[">"]; c != nil && c.entry != nil {
+		out = append(out, c.entry)
+	}
+	tok, rest, more := strings.Cut(subject, ".")
+	for _, c := range [2]*node{n.next["*"], n.next[tok]} {
+		switch {
+		case c == nil:
+		case more:
+			out = matchNode(c, rest, out)
+		case c.entry != nil:
+			out = append(out, c.entry)
+		}
+	}
+	return out
+}
+
+func hasEmptyToken(subject string) bool {
+	return subject == "" || subject[0] == '.' || subject[len(subject)-1] == '.' || strings.Contains(subject, "..")
+}
