@@ -25,12 +25,7 @@ func retainedBytes(ch *Channel) int {
 // openPair opens a channel from client and accepts it on server.
 func openPair(t *testing.T, client, server *Conn) (cli, srv *Channel) {
 	t.Helper()
-	ctx := testCtx(t)
-	cli, err := client.OpenChannel(ctx, "acks")
-	require.NoError(t, err)
-	srv, err = server.AcceptChannel(ctx)
-	require.NoError(t, err)
-	return cli, srv
+	return openNamed(t, client, server, "acks")
 }
 
 // Messages the receiver returns from Receive are acknowledged, and the

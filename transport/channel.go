@@ -28,9 +28,11 @@ import (
 // All methods are safe for concurrent use.
 type Channel struct {
 	// Immutable after newChannel.
-	c    *Conn
-	s    *quic.Stream
-	name string
+	c        *Conn
+	s        *quic.Stream
+	name     string
+	opts     ChannelOptions
+	wildcard bool // name is a wildcard pattern: a subscription, not published to
 
 	tx sendSide // the send direction: Send, Flush and the writer goroutine
 	rx recvSide // the receive direction: Receive
@@ -52,8 +54,8 @@ type Channel struct {
 
 // newChannel makes the channel for stream s; sr holds what was read of the
 // stream past the channel header, if the peer opened it (nil otherwise).
-func newChannel(c *Conn, s *quic.Stream, name string, sr *streamReader) *Channel {
-	ch := &Channel{c: c, s: s, name: name}
+func newChannel(c *Conn, s *quic.Stream, name string, opts ChannelOptions, sr *streamReader) *Channel {
+	ch := &Channel{c: c, s: s, name: name, opts: opts, wildcard: IsWildcard(name)}
 	ch.tx.init(&c.acksOn, c.cfg.SendBufferSize, c.cfg.AckWindow)
 	ch.rx.init(s, sr, c.cfg.MaxMessageSize)
 	ch.end.init()

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/quicmsg/quicmsg/internal/ring"
@@ -263,4 +264,29 @@ func (ch *Channel) Unacked() []UnsentMessage {
 // what the peer had not acknowledged. tx.mu is held.
 func (tx *sendSide) closedUnfailed(c *Conn) bool {
 	return tx.err == nil && c.ctx.Err() != nil && tx.retaining() && !c.confirmed.Load()
+}
+
+// awaitDelivered waits until what the channel accepted so far was written
+// and, with acknowledgements on, acknowledged by the peer, or until ctx
+// ends or the channel fails. It returns how many of those messages remain
+// unconfirmed.
+func (ch *Channel) awaitDelivered(ctx context.Context) uint64 {
+	tx := &ch.tx
+	tx.mu.Lock()
+	target := tx.sent
+	for {
+		done := tx.written
+		if tx.retaining() {
+			done = tx.ret.acked
+		}
+		if done >= target || tx.err != nil {
+			tx.mu.Unlock()
+			return target - min(done, target)
+		}
+		if tx.waitProgress(ctx) != nil {
+			tx.mu.Lock()
+			defer tx.mu.Unlock()
+			return target - min(done, target)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ type recvSide struct {
 	// Immutable after init.
 	limit int                               // Config.MaxMessageSize
 	parse func([]byte) ([]byte, int, error) // rx.parseMessage, bound once
+	visit func(key, value []byte)           // rx.meta.visit, bound once
 
 	mu sync.Mutex // held by Receive for its whole call; guards everything below
 
@@ -45,6 +47,12 @@ type recvSide struct {
 	large  []byte
 	largeN int
 	err    error // the receive side ended: returned by every later Receive
+
+	// The subject and headers of the message being received, and the gap
+	// notice just parsed (gapped).
+	meta   msgMeta
+	gap    Gap
+	gapped bool
 }
 
 // init sets the receive side up to read s through sr, which, for a channel
@@ -52,6 +60,7 @@ type recvSide struct {
 func (rx *recvSide) init(s *quic.Stream, sr *streamReader, limit int) {
 	rx.limit = limit
 	rx.parse = rx.parseMessage
+	rx.visit = rx.meta.visit
 	rx.in.s = s
 	if sr == nil {
 		sr = &streamReader{base: channelReadBuffer}
@@ -61,13 +70,16 @@ func (rx *recvSide) init(s *quic.Stream, sr *streamReader, limit int) {
 }
 
 // Receive returns the next message, waiting for it until ctx ends. The
-// returned slice belongs to the caller. After the peer closed its side,
+// returned slice belongs to the caller; of a message with headers it is
+// the payload (ReceiveMsg returns the headers too). At a gap notice it
+// returns a [*GapError] (matching ErrGap) and the channel stays usable: the
+// next call returns the message after the gap. After the peer closed its side,
 // Receive returns io.EOF. A malformed or oversized frame, and a stream that
 // ends (FIN) inside a frame, reset the channel (not the connection) with
 // CodeProtocolError or CodeMessageTooLarge and are reported as a
 // [*ChannelError]; the partial message is never returned.
 func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
-	return ch.receive(ctx, nil)
+	return ch.receive(ctx, nil, nil)
 }
 
 // ReceiveBuf is Receive that stores the message in buf when it fits
@@ -75,7 +87,7 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 // gets a new slice. A receive loop that passes back the slice it got, once
 // done with it, receives without allocating.
 func (ch *Channel) ReceiveBuf(ctx context.Context, buf []byte) ([]byte, error) {
-	return ch.receive(ctx, buf)
+	return ch.receive(ctx, buf, nil)
 }
 
 // sized returns buf[:n] when it fits, a new slice otherwise.
@@ -86,9 +98,9 @@ func sized(buf []byte, n int) []byte {
 	return make([]byte, n)
 }
 
-// receive returns the next message. The stream is read until ctx ends
-// (see ctxReader).
-func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
+// receive returns the next message and, if m is not nil, sets m's Subject
+// and Header. The stream is read until ctx ends (see ctxReader).
+func (ch *Channel) receive(ctx context.Context, buf []byte, m *Message) ([]byte, error) {
 	rx := &ch.rx
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
@@ -98,6 +110,9 @@ func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
 	rx.in.ctx = ctx
 	msg, err := ch.receiveLocked(ctx, buf)
 	rx.in.ctx = nil
+	if err == nil && m != nil {
+		m.Subject, m.Header = cmp.Or(rx.meta.subject, ch.name), rx.meta.header
+	}
 	return msg, err
 }
 
@@ -108,11 +123,17 @@ func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
 func (ch *Channel) receiveLocked(ctx context.Context, buf []byte) ([]byte, error) {
 	rx := &ch.rx
 	if rx.large == nil {
+		rx.meta = msgMeta{}
 		rx.dst = buf
 		msg, err := readNext(rx.sr, rx.parse)
 		rx.dst = nil
 		if err != nil {
 			return nil, ch.recvFailed(ctx, err)
+		}
+		if rx.gapped {
+			rx.gapped = false
+			ch.countReceived(0)
+			return nil, &GapError{Channel: ch.name, Gap: rx.gap}
 		}
 		if rx.large == nil {
 			ch.countReceived(len(msg))
@@ -127,22 +148,61 @@ func (ch *Channel) receiveLocked(ctx context.Context, buf []byte) ([]byte, error
 // that is not, it takes what is buffered into rx.large and returns nil,
 // leaving the rest to receiveLarge. rx.mu is held.
 func (rx *recvSide) parseMessage(b []byte) ([]byte, int, error) {
-	_, size, n, err := wire.ParseMessageHeader(b, rx.limit)
-	switch {
-	case err != nil:
+	flags, size, n, err := wire.ParseMessageHeader(b, rx.limit)
+	if err != nil {
 		return nil, 0, err
-	case len(b) >= n+size:
+	}
+	if flags&(wire.FlagHeaders|wire.FlagGap) != 0 {
+		return rx.parseFlagged(b, flags, size, n)
+	}
+	return rx.takeBody(b, n, size)
+}
+
+// takeBody takes the message body of size bytes at b[off:], as
+// parseMessage describes. rx.mu is held.
+func (rx *recvSide) takeBody(b []byte, off, size int) ([]byte, int, error) {
+	switch {
+	case len(b) >= off+size:
 		msg := sized(rx.dst, size)
-		copy(msg, b[n:n+size])
-		return msg, n + size, nil
+		copy(msg, b[off:off+size])
+		return msg, off + size, nil
 	case size >= directReadMin:
 		// Take what is buffered and read the rest without staging it in
 		// the stream reader's buffer: one copy instead of two.
 		rx.large = sized(rx.dst, size)
-		rx.largeN = copy(rx.large, b[n:])
+		rx.largeN = copy(rx.large, b[off:])
 		return nil, len(b), nil
 	}
 	return nil, 0, wire.ErrShort
+}
+
+// parseFlagged parses a gap notice, which it records in rx.gap, or a
+// message with headers, whose header block (buffered in full first) it
+// decodes into rx.meta before it takes the body as parseMessage does. The
+// frame header, of n bytes, announced size bytes. rx.mu is held.
+func (rx *recvSide) parseFlagged(b []byte, flags byte, size, n int) ([]byte, int, error) {
+	if flags&wire.FlagGap != 0 {
+		if len(b) < n+size {
+			return nil, 0, wire.ErrShort
+		}
+		missed, reason, err := wire.ParseGap(b[n : n+size])
+		if err != nil {
+			return nil, 0, err
+		}
+		rx.gap, rx.gapped = Gap{Missed: missed, Reason: GapReason(reason)}, true
+		return nil, n + size, nil
+	}
+	hn, err := wire.HeaderBlockSize(b[n:], size)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b) < n+size && size-hn < directReadMin {
+		return nil, 0, wire.ErrShort
+	}
+	if err := wire.ParseHeaderBlock(b[n+wire.VarintLen(b[n:]):n+hn], rx.visit); err != nil {
+		return nil, 0, err
+	}
+	return rx.takeBody(b, n+hn, size-hn)
 }
 
 // receiveLarge reads the rest of the large message being received straight

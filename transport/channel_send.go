@@ -178,22 +178,33 @@ func (ch *Channel) TrySend(msg []byte) error {
 	return ch.send(context.Background(), msg, 0, false)
 }
 
-// send queues msg; with block false it fails where it would wait. The sender
-// that finds the writer idle takes the right to write (inFlight) and either
-// writes a lone batch itself or kicks the writer.
+// send queues msg; with block false it fails where it would wait. A
+// channel whose name is a wildcard pattern is a subscription: publishing
+// on it takes a concrete subject (SendMsg).
 func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool) error {
-	if err := ch.admit(ctx, len(msg), flags, block); err != nil {
+	if ch.wildcard {
+		return wildcardError(ch.name)
+	}
+	return ch.enqueue(ctx, &outFrame{flags: flags, data: msg}, block)
+}
+
+// enqueue queues the frame f; with block false it fails where it would
+// wait. The sender that finds the writer idle takes the right to write
+// (inFlight) and either writes a lone batch itself or kicks the writer.
+func (ch *Channel) enqueue(ctx context.Context, f *outFrame, block bool) error {
+	size := f.payloadLen()
+	if err := ch.admit(ctx, size, f.flags, block); err != nil {
 		return err
 	}
 	tx := &ch.tx
 	tx.mu.Lock()
-	if err := ch.waitRoom(ctx, wire.MessageLen(len(msg)), block); err != nil {
+	if err := ch.waitRoom(ctx, wire.MessageLen(size), block); err != nil {
 		return err
 	}
-	tx.buf = wire.AppendMessage(tx.buf, flags, msg)
+	tx.buf = f.appendTo(tx.buf, size)
 	tx.bufMsgs++
 	tx.sent++
-	tx.sentBytes += uint64(len(msg))
+	tx.sentBytes += uint64(len(f.data))
 	if tx.inFlight {
 		tx.mu.Unlock()
 		return nil
@@ -208,9 +219,16 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool)
 	return nil
 }
 
-// admit checks what does not depend on the send buffer: the peer's size
-// limit and, for a message that must not travel in 0-RTT data, the handshake.
+// admit checks what does not depend on the send buffer: for a frame that
+// needs the HEADERS extension, that the peer offered it (waiting for its
+// HELLO after DialEarly); the peer's size limit; and, for a message that
+// must not travel in 0-RTT data, the handshake.
 func (ch *Channel) admit(ctx context.Context, size int, flags byte, block bool) error {
+	if flags&(wire.FlagHeaders|wire.FlagGap) != 0 {
+		if err := ch.c.waitHeaders(ctx, block); err != nil {
+			return err
+		}
+	}
 	if limit := int(ch.c.peerMax.Load()); size > limit {
 		return &MessageTooLargeError{Channel: ch.name, Size: size, Limit: limit}
 	}
@@ -512,7 +530,11 @@ func (ch *Channel) settle() {
 	}
 }
 
-// UnsentMessage is a message accepted by Send that never reached the peer.
+// UnsentMessage is a message accepted by Send (or a gap notice accepted by
+// SendGap) that never reached the peer, or, from Unacked, one the peer did
+// not acknowledge. Sending it again reproduces the same frame: SendGap(*Gap)
+// when Gap is set, else SendMsg with its Subject, Header, Data and
+// ReplaySafe (see [UnsentMessage.Message]).
 type UnsentMessage struct {
 	Data       []byte
 	ReplaySafe bool
@@ -524,18 +546,39 @@ type UnsentMessage struct {
 // appendUnsent decodes the messages of an encoded batch, skipping a channel
 // header (which starts with the stream type, never a message type).
 func appendUnsent(dst []UnsentMessage, b []byte) []UnsentMessage {
-	if len(b) > 1 && b[0] == wire.StreamChannel {
-		b = b[min(len(b), 2+int(b[1])):]
+	if len(b) > 0 && (b[0] == wire.StreamChannel || b[0] == wire.StreamChannelOpts) {
+		_, _, n, err := wire.ParseStreamHeader(b)
+		if err != nil {
+			return dst
+		}
+		b = b[n:]
 	}
 	for len(b) > 0 {
 		flags, size, n, err := wire.ParseMessageHeader(b, MaxMessageSizeLimit)
 		if err != nil || len(b) < n+size {
 			break
 		}
-		dst = append(dst, UnsentMessage{Data: b[n : n+size : n+size], ReplaySafe: flags&wire.FlagReplaySafe != 0})
+		dst = append(dst, unsentOf(flags, b[n:n+size:n+size]))
 		b = b[n+size:]
 	}
 	return dst
+}
+
+// unsentOf decodes the payload p of a frame this side encoded.
+func unsentOf(flags byte, p []byte) UnsentMessage {
+	u := UnsentMessage{ReplaySafe: flags&wire.FlagReplaySafe != 0}
+	switch {
+	case flags&wire.FlagGap != 0:
+		missed, reason, _ := wire.ParseGap(p)
+		u.Gap = &Gap{Missed: missed, Reason: GapReason(reason)}
+	case flags&wire.FlagHeaders != 0:
+		var m msgMeta
+		u.Data, _ = splitHeaders(p, &m)
+		u.Subject, u.Header = m.subject, m.header
+	default:
+		u.Data = p
+	}
+	return u
 }
 
 // Unsent returns, after the channel failed, the messages that Send accepted

@@ -353,3 +353,39 @@ func (c *Conn) unconfirmed(ctx context.Context, chans []*Channel) error {
 	}
 	return fmt.Errorf("%w: %d messages written, the connection ended before the peer confirmed reading them: %w", ErrInDoubt, n, convertConnErr(cause))
 }
+
+// ShutdownWithError closes the connection with code and reason once what
+// the channels hold has reached the peer: it opens and accepts no more
+// channels, has every channel write what Send accepted so far, waits
+// until the peer acknowledged all of it when acknowledgements are on (or
+// until it was written to QUIC when they are off), then closes the
+// connection at once with code and reason, as CloseWithError does. If ctx
+// ends first, or the connection ends, it closes all the same and returns
+// an error wrapping ErrInDoubt: [Channel.Unacked] then says what may not
+// have arrived. It is idempotent with the other close calls: if one began
+// first, it waits for it as Shutdown does.
+func (c *Conn) ShutdownWithError(ctx context.Context, code ErrorCode, reason string) error {
+	if !c.end.started.CompareAndSwap(false, true) {
+		return c.end.wait(ctx)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(c.end.abortCtx, func() { cancel(context.Cause(c.end.abortCtx)) })
+	defer stop()
+	c.mu.Lock()
+	c.cs.beginClose()
+	chans := slices.Collect(maps.Values(c.byStream))
+	c.mu.Unlock()
+	var err error
+	for _, ch := range chans {
+		if n := ch.awaitDelivered(ctx); n > 0 && err == nil {
+			err = fmt.Errorf("%w: channel %q: %d messages not acknowledged before the close with %s", ErrInDoubt, ch.name, n, code)
+		}
+	}
+	// What this side received is acknowledged first, so that the peer
+	// does not count it as undelivered.
+	c.flushAcks()
+	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+	c.finishClose(err)
+	return err
+}

@@ -239,6 +239,10 @@ type Config struct {
 	// Tracer, when set, is quic-go's connection tracer, for example to write
 	// qlog files (see github.com/quic-go/quic-go/qlog).
 	Tracer func(ctx context.Context, isClient bool, connID quic.ConnectionID) qlogwriter.Trace
+
+	// noHeaders makes this side leave the HEADERS extension out of its
+	// HELLO, as a peer that predates it does; set only by tests.
+	noHeaders bool
 }
 
 func (c *Config) withDefaults() (Config, error) {

@@ -50,7 +50,7 @@ type Limits struct {
 type ConnStats struct {
 	MessagesSent     uint64 // messages accepted by Send
 	MessagesWritten  uint64 // messages written to QUIC streams
-	MessagesReceived uint64 // messages returned by Receive
+	MessagesReceived uint64 // messages returned by Receive, and gap notices (which count as messages for acknowledgements)
 	BytesSent        uint64 // payload bytes accepted by Send
 	BytesReceived    uint64 // payload bytes returned by Receive
 	// MessagesAcked counts messages the peer acknowledged (returned from
@@ -108,6 +108,10 @@ type Conn struct {
 	// closed. acks coalesces this side's ACK frames; see acks.go.
 	acksOn atomic.Bool
 	acks   acker
+
+	// headersOn says whether both sides offered the HEADERS extension;
+	// set before ready is closed.
+	headersOn atomic.Bool
 
 	ctrl controlWriter  // this side's control frames; see control.go
 	sig  peerSignals    // what the peer said on its control stream; see control.go
@@ -193,6 +197,7 @@ func (c *Conn) setPeer(id SessionID, h wire.Hello) {
 	c.peerMax.Store(int64(c.peer.MaxMessageSize))
 	acks := !c.cfg.DisableAcks && h.Acks
 	c.acksOn.Store(acks)
+	c.headersOn.Store(!c.cfg.noHeaders && h.Headers)
 	c.acks.mu.Lock()
 	c.acks.on = acks
 	c.acks.mu.Unlock()
@@ -393,13 +398,13 @@ func (c *Conn) OpenChannel(ctx context.Context, name string) (*Channel, error) {
 			return nil, err
 		}
 	}
-	return c.openChannel(ctx, name)
+	return c.openChannel(ctx, name, ChannelOptions{})
 }
 
 // EarlyChannels returns the channels DialEarly opened, in the order named.
 func (c *Conn) EarlyChannels() []*Channel { return c.early }
 
-func (c *Conn) openChannel(ctx context.Context, name string) (*Channel, error) {
+func (c *Conn) openChannel(ctx context.Context, name string, opts ChannelOptions) (*Channel, error) {
 	c.mu.Lock()
 	closing := c.cs.closing
 	c.mu.Unlock()
@@ -413,12 +418,12 @@ func (c *Conn) openChannel(ctx context.Context, name string) (*Channel, error) {
 		}
 		return nil, c.wrapErr(err)
 	}
-	ch := newChannel(c, s, name, nil)
+	ch := newChannel(c, s, name, opts, nil)
 	if !c.register(ch, true) {
 		resetStream(s, CodeGoingAway)
 		return nil, ErrClosed
 	}
-	ch.start(wire.AppendChannelHeader(nil, name))
+	ch.start(wire.AppendChannelHeaderWith(nil, name, wire.ChannelOptions(opts)))
 	return ch, nil
 }
 
@@ -445,7 +450,7 @@ func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
 	if err := c.err(); err != nil {
 		return nil, err
 	}
-	ch := newChannel(c, r.s, r.name, r.sr)
+	ch := newChannel(c, r.s, r.hdr.name, r.hdr.opts, r.sr)
 	if !c.register(ch, false) {
 		resetStream(r.s, CodeGoingAway)
 		return nil, ErrClosed
@@ -461,25 +466,26 @@ func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
 // still be on its way, retransmitted after a loss: until it arrives the
 // stream is only a number the peer has used, and the wait for it lasts as
 // long as the connection.
-func readChannelHeader(s *quic.Stream, sr *streamReader, timeout time.Duration) (string, error) {
+func readChannelHeader(s *quic.Stream, sr *streamReader, timeout time.Duration) (streamHeader, error) {
 	if err := sr.fill(1); err != nil {
-		return "", err
+		return streamHeader{}, err
 	}
 	_ = s.SetReadDeadline(time.Now().Add(timeout))
 	defer s.SetReadDeadline(time.Time{})
 	return readNext(sr, parseChannelHeader)
 }
 
-// parseChannelHeader parses a channel stream's type byte and header.
-func parseChannelHeader(b []byte) (string, int, error) {
-	if len(b) == 0 {
-		return "", 0, wire.ErrShort
-	}
-	if b[0] != wire.StreamChannel {
-		return "", 0, fmt.Errorf("stream type 0x%02x where a channel was expected", b[0])
-	}
-	name, n, err := wire.ParseChannelHeader(b[1:])
-	return name, 1 + n, err
+// streamHeader is what a channel stream's header says.
+type streamHeader struct {
+	name string
+	opts ChannelOptions
+}
+
+// parseChannelHeader parses a channel stream's type byte and header, with
+// or without options.
+func parseChannelHeader(b []byte) (streamHeader, int, error) {
+	name, opts, n, err := wire.ParseStreamHeader(b)
+	return streamHeader{name: name, opts: ChannelOptions(opts)}, n, err
 }
 
 // register adds a channel this side opened (opened) or took from the peer,

@@ -92,27 +92,35 @@ func TestReconnectUsesZeroRTT(t *testing.T) {
 	require.NotEqual(t, SessionID{}, c.SessionID())
 }
 
-func TestNonIdempotentSendWaitsForHandshake(t *testing.T) {
+// dialEarlyHeldBack dials an echo server with DialEarly and a ticket,
+// opening channel, through a proxy that holds the server's answers back, so
+// that the handshake cannot complete until the test lets them through
+// (proxy.SetDropRate(udpproxy.ToClient, 0)).
+func dialEarlyHeldBack(t *testing.T, channel string) (*Conn, *udpproxy.Proxy) {
+	t.Helper()
 	ln := earlyServer(t, "127.0.0.1:0", nil)
-	defer ln.Close()
+	t.Cleanup(func() { _ = ln.Close() })
 	proxy, err := udpproxy.New(ln.Addr().String())
 	require.NoError(t, err)
-	defer proxy.Close()
+	t.Cleanup(func() { _ = proxy.Close() })
 	tc := resumingClientTLS(t)
 	primeTicket(t, proxy.Addr().String(), tc)
-
-	// The server's answers are held back: the handshake cannot complete.
 	proxy.SetDropRate(udpproxy.ToClient, 1)
-	ctx := testCtx(t)
-	c, err := DialEarly(ctx, proxy.Addr().String(), tc, nil, "rule")
+	c, err := DialEarly(testCtx(t), proxy.Addr().String(), tc, nil, channel)
 	require.NoError(t, err)
-	defer c.CloseWithError(CodeNoError, "")
+	t.Cleanup(func() { _ = c.CloseWithError(CodeNoError, "") })
+	return c, proxy
+}
+
+func TestNonIdempotentSendWaitsForHandshake(t *testing.T) {
+	c, proxy := dialEarlyHeldBack(t, "rule")
+	ctx := testCtx(t)
 	ch := c.EarlyChannels()[0]
 	// Short real deadlines show that these calls block: the handshake waits
 	// on real UDP through the proxy, out of synctest's reach.
 	short0, cancel0 := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel0()
-	_, err = c.OpenChannel(short0, "later")
+	_, err := c.OpenChannel(short0, "later")
 	require.ErrorIs(t, err, context.DeadlineExceeded, "later channels wait for the handshake")
 	require.NoError(t, ch.SendReplaySafe(ctx, []byte("safe")), "replay-safe messages go at once")
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)

@@ -55,6 +55,7 @@ func localHello(cfg *Config, id []byte) wire.Control {
 		PendingBytes:   uint64(adv.PendingBytes),
 		SendBuffer:     uint64(adv.SendBufferSize),
 		Acks:           !cfg.DisableAcks,
+		Headers:        !cfg.noHeaders,
 	}}
 }
 

@@ -36,10 +36,10 @@ type incoming struct {
 
 // readyStream is a stream whose channel header was read.
 type readyStream struct {
-	seq  uint64 // order in which QUIC handed the stream over
-	s    *quic.Stream
-	sr   *streamReader
-	name string
+	seq uint64 // order in which QUIC handed the stream over
+	s   *quic.Stream
+	sr  *streamReader
+	hdr streamHeader
 }
 
 // startIncoming starts the stream acceptor once. It reports false if the
@@ -98,7 +98,7 @@ func (c *Conn) endIncoming(err error) {
 func (c *Conn) readHeader(seq uint64, s *quic.Stream) {
 	defer c.wg.Done()
 	sr := &streamReader{src: s, base: channelReadBuffer}
-	name, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
+	hdr, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
 	c.mu.Lock()
 	switch {
 	case err != nil && c.err() != nil:
@@ -112,7 +112,7 @@ func (c *Conn) readHeader(seq uint64, s *quic.Stream) {
 		c.mu.Unlock()
 		c.refuseStream(s, CodeChannelClosed)
 	default:
-		c.in.ready = append(c.in.ready, readyStream{seq: seq, s: s, sr: sr, name: name})
+		c.in.ready = append(c.in.ready, readyStream{seq: seq, s: s, sr: sr, hdr: hdr})
 		c.mu.Unlock()
 		c.signalReady()
 		return

@@ -74,6 +74,9 @@ type Hello struct {
 	// token to present next time (extension RESUME_TOKEN, 1 to
 	// MaxResumeTokenLen bytes). Nil when absent.
 	ResumeToken []byte
+	// Headers says the sender understands message headers, gap notices
+	// and channel options (extension HEADERS).
+	Headers bool
 }
 
 // HELLO extension IDs. Extensions follow the fixed HELLO fields as
@@ -83,6 +86,9 @@ const (
 	HelloExtSendBuffer   uint64 = 0x02
 	HelloExtAcks         uint64 = 0x03
 	HelloExtResumeToken  uint64 = 0x04
+	// HelloExtHeaders (empty value) says the sender understands message
+	// headers, gap notices and channel options.
+	HelloExtHeaders uint64 = 0x05
 )
 
 // AcksRevision is the value of the ACKS extension: the revision of the
@@ -135,6 +141,10 @@ func AppendControl(b []byte, c Control) []byte {
 			p = quicvarint.Append(p, HelloExtResumeToken)
 			p = quicvarint.Append(p, uint64(len(c.Hello.ResumeToken)))
 			p = append(p, c.Hello.ResumeToken...)
+		}
+		if c.Hello.Headers {
+			p = quicvarint.Append(p, HelloExtHeaders)
+			p = quicvarint.Append(p, 0)
 		}
 	case ControlResumeState:
 		p = appendResumeStatePayload(p, c.Final, c.Entries)
@@ -258,7 +268,7 @@ func appendHelloExt(p []byte, id, v uint64) []byte {
 // that is not 0; for RESUME_TOKEN 1 to MaxResumeTokenLen bytes) is
 // malformed.
 func parseHelloExts(p []byte, h *Hello) error {
-	var seen [HelloExtResumeToken + 1]bool
+	var seen [HelloExtHeaders + 1]bool
 	for len(p) > 0 {
 		id, n1, err := quicvarint.Parse(p)
 		if err != nil {
@@ -291,6 +301,11 @@ func setHelloExt(h *Hello, id uint64, val []byte) error {
 			return malformedControl("HELLO extension RESUME_TOKEN of %d bytes is outside 1..%d", len(val), MaxResumeTokenLen)
 		}
 		h.ResumeToken = append([]byte(nil), val...)
+		return nil
+	}
+	if id == HelloExtHeaders {
+		// The value is empty; one that is not is left to a later revision.
+		h.Headers = true
 		return nil
 	}
 	v, n, err := quicvarint.Parse(val)

@@ -25,6 +25,10 @@ const Version = 1
 const (
 	StreamControl byte = 0x00
 	StreamChannel byte = 0x01
+	// StreamChannelOpts opens a channel whose header carries options
+	// (see [AppendChannelHeaderWith]); sent only to a peer that offered
+	// the HEADERS extension.
+	StreamChannelOpts byte = 0x02
 )
 
 // MaxNameLen is the longest channel name in bytes.
@@ -45,8 +49,14 @@ const (
 	// FlagReplaySafe marks a message the sender declared safe to replay,
 	// the only kind allowed in 0-RTT data.
 	FlagReplaySafe byte = 0x01
+	// FlagHeaders marks a message whose payload starts with a header
+	// block (see [ParseHeaderBlock]).
+	FlagHeaders byte = 0x02
+	// FlagGap marks a gap notice: its payload is Missed and Reason
+	// (see [ParseGap]), and it carries no other flag.
+	FlagGap byte = 0x04
 
-	knownFlags = FlagReplaySafe
+	knownFlags = FlagReplaySafe | FlagHeaders | FlagGap
 )
 
 // MessageOverhead is the largest frame header for a message of at most 16 MiB:
@@ -148,8 +158,30 @@ func ParseMessageHeader(b []byte, limit int) (flags byte, size int, n int, err e
 	if perr != nil {
 		return 0, 0, 0, ErrShort
 	}
+	if flags&FlagGap != 0 {
+		if err := checkGapFrame(flags, l); err != nil {
+			return 0, 0, 0, err
+		}
+	}
 	if l > uint64(limit) {
 		return 0, 0, 0, &TooLargeError{Size: l, Limit: limit}
 	}
 	return flags, int(l), 2 + vn, nil
 }
+
+// AppendFrameHeader appends the header of a message frame with flags whose
+// payload is size bytes; the payload follows.
+func AppendFrameHeader(b []byte, flags byte, size int) []byte {
+	b = append(b, FrameMessage, flags)
+	return quicvarint.Append(b, uint64(size))
+}
+
+// AppendVarint appends v as a QUIC variable-length integer.
+func AppendVarint(b []byte, v uint64) []byte { return quicvarint.Append(b, v) }
+
+// VarintSize is the encoded size of v as a QUIC variable-length integer.
+func VarintSize(v uint64) int { return quicvarint.Len(v) }
+
+// VarintLen is the size of the variable-length integer that b starts with,
+// from its first byte (b must not be empty).
+func VarintLen(b []byte) int { return 1 << (b[0] >> 6) }
