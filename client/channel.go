@@ -10,22 +10,24 @@ import (
 	"time"
 
 	"github.com/quicmsg/quicmsg/internal/ring"
+	"github.com/quicmsg/quicmsg/internal/unsent"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-// pending is a message in a channel's reconnect buffer.
-type pending struct {
-	data       []byte
-	replaySafe bool
-}
+// pending is a message in a channel's reconnect buffer, with its subject
+// and headers: the form in which a connection that never wrote it gives
+// it back (transport.Channel.Unsent), so that it is written again as it
+// was sent. A client channel sends no gap notices.
+type pending = transport.UnsentMessage
 
 // Channel is a named channel of a [Client] that survives reconnects: it is
 // reopened on every new connection, and messages sent while disconnected
 // wait in the client's reconnect buffer, in order, until then.
 // All methods are safe for concurrent use.
 type Channel struct {
-	cl   *Client // immutable
-	name string  // immutable
+	cl   *Client                  // immutable
+	name string                   // immutable
+	opts transport.ChannelOptions // immutable: opened with them on every connection
 
 	// sendMu is held by whoever moves messages between buf and a
 	// connection (attach draining buf, recover putting messages back, fail
@@ -73,14 +75,26 @@ type Channel struct {
 	held []transport.UnsentMessage
 }
 
-func newChannel(c *Client, name string) *Channel {
-	ch := &Channel{cl: c, name: name, changed: make(chan struct{})}
+func newChannel(c *Client, name string, opts transport.ChannelOptions) *Channel {
+	ch := &Channel{cl: c, name: name, opts: opts, changed: make(chan struct{})}
 	ch.closing, ch.stopClosing = context.WithCancel(context.Background())
 	return ch
 }
 
 // Name returns the channel's name.
 func (ch *Channel) Name() string { return ch.name }
+
+// Options returns the options the channel is opened with on every
+// connection ([Client.ChannelWith]).
+func (ch *Channel) Options() transport.ChannelOptions { return ch.opts }
+
+// open opens the channel on conn, with its options when it has any.
+func (ch *Channel) open(ctx context.Context, conn *transport.Conn) (*transport.Channel, error) {
+	if ch.opts != (transport.ChannelOptions{}) {
+		return conn.OpenChannelWith(ctx, ch.name, ch.opts)
+	}
+	return conn.OpenChannel(ctx, ch.name)
+}
 
 func (ch *Channel) signalLocked() {
 	close(ch.changed)
@@ -102,7 +116,7 @@ func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transp
 	ch.mu.Unlock()
 	if tch == nil {
 		var err error
-		if tch, err = conn.OpenChannel(ctx, ch.name); err != nil {
+		if tch, err = ch.open(ctx, conn); err != nil {
 			return err
 		}
 	}
@@ -120,6 +134,12 @@ func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transp
 	ch.mu.Unlock()
 	// Receive takes messages from tch only once it is current, below.
 	ch.setRx(tch)
+	return ch.drainBuf(ctx, conn, tch)
+}
+
+// drainBuf sends what waits in the buffer on tch, opened on conn, and
+// then makes tch current. The caller holds sendMu.
+func (ch *Channel) drainBuf(ctx context.Context, conn *transport.Conn, tch *transport.Channel) error {
 	for {
 		ch.mu.Lock()
 		if ch.conn != conn {
@@ -136,13 +156,19 @@ func (ch *Channel) attach(ctx context.Context, conn *transport.Conn, tch *transp
 		// message is still there after the send.
 		p := ch.buf.Peek()
 		ch.mu.Unlock()
-		if err := sendOn(ctx, tch, p.data, p.replaySafe); err != nil {
+		err := unsent.Send(ctx, tch, p, true)
+		if err != nil && !unsent.Refused(err) {
 			return err
 		}
 		ch.mu.Lock()
 		ch.buf.Pop()
 		ch.mu.Unlock()
-		ch.cl.buf.release(1, len(p.data))
+		if err != nil {
+			// This connection will not take it (the server lowered its
+			// size limit, or takes no headers): it fails alone.
+			ch.cl.failed.Add(1)
+		}
+		ch.cl.buf.release(1, unsent.Size(p))
 	}
 }
 
@@ -223,7 +249,7 @@ func (ch *Channel) putBack(msgs []transport.UnsentMessage) {
 	}
 	n := 0
 	for _, u := range msgs {
-		n += len(u.Data)
+		n += unsent.Size(u)
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -234,7 +260,7 @@ func (ch *Channel) putBack(msgs []transport.UnsentMessage) {
 	ch.cl.resent.Add(uint64(len(msgs)))
 	ch.cl.buf.putBack(len(msgs), n)
 	for _, u := range slices.Backward(msgs) {
-		ch.buf.PushFront(pending{data: u.Data, replaySafe: u.ReplaySafe})
+		ch.buf.PushFront(u)
 	}
 }
 
@@ -298,7 +324,7 @@ func (ch *Channel) closeLocked() (open []*transport.Channel, msgs, bytes int) {
 	ch.held = nil
 	msgs = ch.buf.Len()
 	for p := range ch.buf.All() {
-		bytes += len(p.data)
+		bytes += unsent.Size(p)
 	}
 	ch.buf.Reset(0)
 	return open, msgs, bytes
@@ -365,13 +391,6 @@ func (ch *Channel) close() error {
 	return errors.Join(errs...)
 }
 
-func sendOn(ctx context.Context, tch *transport.Channel, msg []byte, replaySafe bool) error {
-	if replaySafe {
-		return tch.SendReplaySafe(ctx, msg)
-	}
-	return tch.Send(ctx, msg)
-}
-
 // isConnLost reports whether err from a channel of conn means the connection
 // is gone (so the message should wait for the next one).
 func isConnLost(conn *transport.Conn, err error) bool {
@@ -383,22 +402,44 @@ func isConnLost(conn *transport.Conn, err error) bool {
 // buffer, waiting for space until ctx ends. Messages go out in the order Send
 // accepted them.
 func (ch *Channel) Send(ctx context.Context, msg []byte) error {
-	return ch.send(ctx, msg, false, true)
+	return ch.send(ctx, pending{Data: msg}, true)
 }
 
 // SendReplaySafe is Send for a message that is safe to process twice: on a
 // resumed connection it travels in 0-RTT data, in the first flight.
 func (ch *Channel) SendReplaySafe(ctx context.Context, msg []byte) error {
-	return ch.send(ctx, msg, true, true)
+	return ch.send(ctx, pending{Data: msg, ReplaySafe: true}, true)
 }
 
 // TrySend is Send without waiting: it fails with ErrBufferFull when the
 // reconnect buffer is full, and as transport.Channel.TrySend while connected.
 func (ch *Channel) TrySend(msg []byte) error {
-	return ch.send(context.Background(), msg, false, false)
+	return ch.send(context.Background(), pending{Data: msg}, false)
 }
 
-func (ch *Channel) send(ctx context.Context, msg []byte, replaySafe, block bool) error {
+// SendMsg is Send for a message with a subject and headers
+// (transport.Channel.SendMsg): m.Subject, when set and other than the
+// channel's name, is the subject the message is published to. It does not
+// modify m nor keep it once it returns. While disconnected, the message
+// waits in the reconnect buffer with its subject and headers, and goes
+// out as it was sent; one that the last connection's server would refuse
+// (headers or a subject without the HEADERS extension, a wildcard
+// subject) is refused at once. A buffered message that the next
+// connection refuses all the same (its server lowered its size limit, or
+// no longer takes headers) is dropped and counted in Stats.MessagesFailed,
+// and the channel goes on.
+func (ch *Channel) SendMsg(ctx context.Context, m *transport.Message) error {
+	return ch.send(ctx, unsent.Of(ch.name, m), true)
+}
+
+// TrySendMsg is SendMsg without waiting, as TrySend.
+func (ch *Channel) TrySendMsg(m *transport.Message) error {
+	return ch.send(context.Background(), unsent.Of(ch.name, m), false)
+}
+
+// send is Send (block) or TrySend of p, which shares the caller's memory:
+// the reconnect buffer keeps a copy.
+func (ch *Channel) send(ctx context.Context, p pending, block bool) error {
 	for {
 		ch.mu.Lock()
 		if ch.closed {
@@ -408,12 +449,7 @@ func (ch *Channel) send(ctx context.Context, msg []byte, replaySafe, block bool)
 		tch := ch.cur
 		if tch != nil {
 			ch.mu.Unlock()
-			var err error
-			if block {
-				err = sendOn(ctx, tch, msg, replaySafe)
-			} else {
-				err = tch.TrySend(msg)
-			}
+			err := unsent.Send(ctx, tch, p, block)
 			if err == nil || ctx.Err() != nil {
 				return err
 			}
@@ -431,17 +467,20 @@ func (ch *Channel) send(ctx context.Context, msg []byte, replaySafe, block bool)
 			continue
 		}
 		ch.mu.Unlock()
-		if err := ch.cl.buf.reserve(ctx, ch.closing.Done(), len(msg), block); err != nil {
+		if err := unsent.Check(ch.name, p, ch.cl.headers.Load()); err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		if err := ch.cl.buf.reserve(ctx, ch.closing.Done(), unsent.Size(p), block); err != nil {
 			return err
 		}
 		ch.mu.Lock()
 		if ch.cur != nil || ch.closed {
 			// Attached (or closed) meanwhile: send directly instead.
 			ch.mu.Unlock()
-			ch.cl.buf.release(1, len(msg))
+			ch.cl.buf.release(1, unsent.Size(p))
 			continue
 		}
-		ch.buf.Push(pending{data: append([]byte(nil), msg...), replaySafe: replaySafe})
+		ch.buf.Push(unsent.Own(p))
 		ch.mu.Unlock()
 		return nil
 	}
@@ -476,8 +515,15 @@ func (ch *Channel) current(ctx context.Context) (*transport.Channel, error) {
 // resume (Config.DisableResume, a server without acknowledgements, or one
 // that refused the resume), messages the server sent on a connection that
 // died before they were returned are lost with it.
+//
+// At a gap notice (the server skipped messages there, for example as the
+// relay drops for a slow consumer) Receive returns a
+// [*transport.GapError], matching transport.ErrGap, that says how many
+// were missed, and no message; the channel goes on: the next call returns
+// the message after the gap. Gaps are counted in Stats.GapNotices and
+// Stats.MessagesMissed.
 func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
-	return ch.receive(ctx, nil)
+	return receive(ctx, ch, func(tch *transport.Channel) ([]byte, error) { return tch.ReceiveBuf(ctx, nil) })
 }
 
 // ReceiveBuf is Receive that stores the message in buf when it fits, as
@@ -485,21 +531,31 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 // for a larger message, so that a receive loop that passes back the slice
 // it got, once done with it, receives without allocating.
 func (ch *Channel) ReceiveBuf(ctx context.Context, buf []byte) ([]byte, error) {
-	return ch.receive(ctx, buf)
+	return receive(ctx, ch, func(tch *transport.Channel) ([]byte, error) { return tch.ReceiveBuf(ctx, buf) })
 }
 
-// receive is Receive into buf (nil: a new slice per message).
-func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
+// ReceiveMsg is Receive with the message's subject and headers
+// (transport.Channel.ReceiveMsg): Subject is the subject the message was
+// published to, which on a wildcard subscription is not the channel's
+// name. At a gap notice it returns a [*transport.GapError], as Receive.
+func (ch *Channel) ReceiveMsg(ctx context.Context) (*transport.Message, error) {
+	return receive(ctx, ch, func(tch *transport.Channel) (*transport.Message, error) { return tch.ReceiveMsg(ctx) })
+}
+
+// receive is Receive, with recv reading one message (or gap notice) from
+// the channel's current transport channel.
+func receive[T any](ctx context.Context, ch *Channel, recv func(*transport.Channel) (T, error)) (T, error) {
+	var zero T
 	for {
 		tch, err := ch.current(ctx)
 		if err != nil {
-			return nil, err
+			return zero, err
 		}
-		msg, ok, err := ch.receiveOn(ctx, tch, buf)
+		msg, ok, err := receiveOn(ch, tch, recv)
 		if !ok {
 			continue // tch was retired meanwhile
 		}
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || errors.Is(err, transport.ErrGap) {
 			return msg, err
 		}
 		ch.mu.Lock()
@@ -514,23 +570,29 @@ func (ch *Channel) receive(ctx context.Context, buf []byte) ([]byte, error) {
 		// The connection is gone: wait until the client has detached it,
 		// then for the next connection.
 		if err := ch.waitDetached(ctx, tch); err != nil {
-			return nil, err
+			return zero, err
 		}
 	}
 }
 
-// receiveOn receives from tch and counts the message for the session, if
-// tch is still the channel's rx; ok is false, and nothing was received,
-// if it is not.
-func (ch *Channel) receiveOn(ctx context.Context, tch *transport.Channel, buf []byte) (msg []byte, ok bool, err error) {
+// receiveOn receives from tch with recv and counts the message, or the
+// gap notice (numbered like a message), for the session, if tch is still
+// the channel's rx; ok is false, and nothing was received, if it is not.
+func receiveOn[T any](ch *Channel, tch *transport.Channel, recv func(*transport.Channel) (T, error)) (msg T, ok bool, err error) {
 	ch.rxMu.RLock()
 	defer ch.rxMu.RUnlock()
 	if ch.rx != tch {
-		return nil, false, nil
+		return msg, false, nil
 	}
-	msg, err = tch.ReceiveBuf(ctx, buf)
-	if err == nil {
+	msg, err = recv(tch)
+	var gap *transport.GapError
+	switch {
+	case err == nil:
 		ch.recvd.Add(1)
+	case errors.As(err, &gap):
+		ch.recvd.Add(1)
+		ch.cl.gapNotices.Add(1)
+		ch.cl.missed.Add(gap.Missed)
 	}
 	return msg, true, err
 }

@@ -26,6 +26,10 @@ var (
 	ErrBufferFull = errors.New("client: reconnect buffer full")
 	// ErrGaveUp ends a client whose reconnection attempts ran out.
 	ErrGaveUp = errors.New("client: gave up reconnecting")
+	// ErrChannelOptions is returned by ChannelWith (and Channel, whose
+	// options are none) for a name the client has a channel of, open with
+	// other options.
+	ErrChannelOptions = errors.New("client: the channel is open with other options")
 	// ErrNotConnected is returned by Migrate while the client has no
 	// connection to move (it is reconnecting).
 	ErrNotConnected = errors.New("client: no connection to migrate: the client is reconnecting")
@@ -56,9 +60,11 @@ type Stats struct {
 	MessagesResent   uint64 // sent again: never written by a connection that died, or written and not received by the server of a resumed session
 	MessagesInDoubt  uint64 // written to a connection that died or whose close the server did not confirm, and not settled by a resume: delivery unknown
 	MessagesUnacked  uint64 // of MessagesInDoubt, those listed in a ResumeFailedError: written and unacknowledged when the server refused to resume the session
-	MessagesFailed   uint64 // accepted, never written, reported in an UndeliveredError
+	MessagesFailed   uint64 // accepted, never written: reported in an UndeliveredError, or refused by a new connection (see Channel.SendMsg)
 	EventsDropped    uint64 // events lost because the OnEvent queue was full
 	Migrations       uint64 // connections moved to another local address by Migrate
+	GapNotices       uint64 // gap notices Receive returned (a *transport.GapError each)
+	MessagesMissed   uint64 // messages the server reported skipped in those gap notices
 }
 
 // Client is a quicmsg client that stays usable across connection losses.
@@ -147,6 +153,12 @@ type Client struct {
 	unacked       atomic.Uint64
 	resumes       atomic.Uint64
 	migrations    atomic.Uint64
+	gapNotices    atomic.Uint64
+	missed        atomic.Uint64
+	// headers: the server offered the HEADERS extension on the last
+	// connection whose HELLO exchange the client waited for (the first,
+	// and every resumed one); Send checks buffered messages against it.
+	headers atomic.Bool
 }
 
 // Dial connects to addr and returns a client that reconnects by itself
@@ -171,6 +183,7 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*
 		c.cancelAbort()
 		return nil, err
 	}
+	c.headers.Store(conn.HeadersEnabled())
 	c.startEvents()
 	c.attach(conn, Event{Type: EventConnected, Addr: addr})
 	c.wg.Add(1)
@@ -267,6 +280,8 @@ func (c *Client) Stats() Stats {
 		Resumes:          c.resumes.Load(),
 		EventsDropped:    c.eventsDropped.Load(),
 		Migrations:       c.migrations.Load(),
+		GapNotices:       c.gapNotices.Load(),
+		MessagesMissed:   c.missed.Load(),
 	}
 }
 
@@ -275,6 +290,17 @@ func (c *Client) Stats() Stats {
 // current connection at once, and on every new connection after a
 // reconnect.
 func (c *Client) Channel(ctx context.Context, name string) (*Channel, error) {
+	return c.ChannelWith(ctx, name, transport.ChannelOptions{})
+}
+
+// ChannelWith is Channel with options (a queue group), carried in the
+// channel header on every connection the channel is opened on. The server
+// must support them (transport.Conn.OpenChannelWith): without the HEADERS
+// extension it fails with an error matching
+// transport.ErrHeadersUnsupported. When the client has a channel of that
+// name already, it returns it if it has the same options, and otherwise
+// fails with an error matching ErrChannelOptions.
+func (c *Client) ChannelWith(ctx context.Context, name string, opts transport.ChannelOptions) (*Channel, error) {
 	c.mu.Lock()
 	if c.status == StatusClosed {
 		c.mu.Unlock()
@@ -282,9 +308,12 @@ func (c *Client) Channel(ctx context.Context, name string) (*Channel, error) {
 	}
 	if ch, ok := c.channels[name]; ok {
 		c.mu.Unlock()
+		if ch.opts != opts {
+			return nil, fmt.Errorf("client: channel %q has options %+v, not %+v: %w", name, ch.opts, opts, ErrChannelOptions)
+		}
 		return ch, nil
 	}
-	ch := newChannel(c, name)
+	ch := newChannel(c, name, opts)
 	c.channels[name] = ch
 	conn := c.conn
 	c.mu.Unlock()
@@ -445,6 +474,22 @@ func (c *Client) channelNames() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Collect(maps.Keys(c.channels))
+}
+
+// earlyNames returns the names of the channels a new connection opens in
+// its first flight (transport.DialEarly): those without options, which
+// the first flight's channel headers do not carry; attach opens the
+// others.
+func (c *Client) earlyNames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var names []string
+	for name, ch := range c.channels {
+		if ch.opts == (transport.ChannelOptions{}) {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // channelList returns the client's channels.

@@ -96,7 +96,7 @@ func (c *Client) connect(addr string) (conn *transport.Conn, resumed bool, err e
 		c.startOver(re)
 		c.handoff.Unlock()
 	}
-	conn, err = c.dialOnce(c.ctx, addr, c.channelNames())
+	conn, err = c.dialOnce(c.ctx, addr, c.earlyNames())
 	if err != nil {
 		return nil, false, err
 	}
@@ -123,6 +123,9 @@ func (c *Client) resume(addr string, tok transport.ResumeToken) (*transport.Conn
 	peer, err := conn.PeerResumeState(ctx)
 	if err == nil {
 		err = c.settleResume(conn, peer)
+	}
+	if err == nil {
+		c.headers.Store(conn.HeadersEnabled())
 	}
 	if err != nil {
 		_ = conn.CloseWithError(transport.CodeNoError, "")

@@ -476,13 +476,14 @@ func TestResumeReceiveFromRetiredChannelIsNotCounted(t *testing.T) {
 	tch, err := r.ch.current(ctx)
 	require.NoError(t, err)
 	r.ch.setRx(nil) // as the reconnect loop does once tch's connection ended
-	msg, ok, err := r.ch.receiveOn(ctx, tch, nil)
+	recv := func(t *transport.Channel) ([]byte, error) { return t.ReceiveBuf(ctx, nil) }
+	msg, ok, err := receiveOn(r.ch, tch, recv)
 	require.False(t, ok)
 	require.NoError(t, err)
 	require.Nil(t, msg)
 	require.Zero(t, r.ch.recvd.Load())
 	r.ch.setRx(tch)
-	msg, ok, err = r.ch.receiveOn(ctx, tch, nil)
+	msg, ok, err = receiveOn(r.ch, tch, recv)
 	require.True(t, ok)
 	require.NoError(t, err)
 	require.Equal(t, "seq:0", string(msg))

@@ -2,9 +2,9 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
+	"github.com/quicmsg/quicmsg/internal/unsent"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -45,12 +45,17 @@ type carried struct {
 	closedOn *transport.Conn
 }
 
-// queued is a server-to-client message the session holds.
+// queued is a server-to-client message, or gap notice, the session holds:
+// with its subject and headers, so that it is written again as it was
+// sent.
 type queued struct {
-	data  []byte
-	safe  bool // sent with SendReplaySafe
+	transport.UnsentMessage
 	added bool // added by Send while the channel had no connection (counts against Config.MaxDetachedSendBytes)
 }
+
+// size is what q counts against the session's byte bounds (see
+// unsent.Size).
+func (q queued) size() int64 { return int64(unsent.Size(q.UnsentMessage)) }
 
 // live returns the channel's transport channel on the current connection,
 // or nil while it has none to write to: the session is detached, the
@@ -96,7 +101,7 @@ func (cs *carried) held() int { return len(cs.doubt) + len(cs.queue) }
 func queuedOf(ms []transport.UnsentMessage) []queued {
 	q := make([]queued, len(ms))
 	for i, m := range ms {
-		q[i] = queued{data: m.Data, safe: m.ReplaySafe}
+		q[i] = queued{UnsentMessage: m}
 	}
 	return q
 }
@@ -104,7 +109,7 @@ func queuedOf(ms []transport.UnsentMessage) []queued {
 func payload(ms []queued) int64 {
 	var n int64
 	for _, m := range ms {
-		n += int64(len(m.data))
+		n += m.size()
 	}
 	return n
 }
@@ -118,14 +123,14 @@ func (s *Session) signalLocked() {
 }
 
 // sendCarried is Send (block) or TrySend on a carried channel: while the
-// channel has a connection it writes what the channel holds, then msg;
-// without one it keeps msg for the next, within Config.MaxDetachedSendBytes.
-func (s *Session) sendCarried(ctx context.Context, cs *carried, msg []byte, block bool) error {
+// channel has a connection it writes what the channel holds, then u;
+// without one it keeps u for the next, within Config.MaxDetachedSendBytes.
+func (s *Session) sendCarried(ctx context.Context, cs *carried, u transport.UnsentMessage, block bool) error {
 	for {
 		if err := cs.acquire(ctx, block); err != nil {
 			return err
 		}
-		wait, err := s.sendTurn(ctx, cs, msg, block)
+		wait, err := s.sendTurn(ctx, cs, u, block)
 		cs.release()
 		if wait == nil {
 			return err
@@ -140,7 +145,7 @@ func (s *Session) sendCarried(ctx context.Context, cs *carried, msg []byte, bloc
 
 // sendTurn is one attempt of sendCarried, holding cs.turn. A non-nil wait
 // says to try again once it is closed.
-func (s *Session) sendTurn(ctx context.Context, cs *carried, msg []byte, block bool) (wait <-chan struct{}, err error) {
+func (s *Session) sendTurn(ctx context.Context, cs *carried, u transport.UnsentMessage, block bool) (wait <-chan struct{}, err error) {
 	s.mu.Lock()
 	if err := s.sendableLocked(cs); err != nil {
 		s.mu.Unlock()
@@ -149,15 +154,11 @@ func (s *Session) sendTurn(ctx context.Context, cs *carried, msg []byte, block b
 	tc := cs.live()
 	s.mu.Unlock()
 	if tc == nil {
-		return s.keep(cs, msg, block)
+		return s.keep(cs, u, block)
 	}
 	err = s.drain(ctx, cs, tc, block)
 	if err == nil {
-		if block {
-			err = tc.Send(ctx, msg)
-		} else {
-			err = tc.TrySend(msg)
-		}
+		err = unsent.Send(ctx, tc, u, block)
 	}
 	if err == nil || tc.Conn().Context().Err() == nil || ctx.Err() != nil {
 		return nil, s.channelErr(tc, err)
@@ -194,11 +195,14 @@ func (s *Session) sendableLocked(cs *carried) error {
 	return nil
 }
 
-// keep appends msg to the queue of cs, which has no connection, within
+// keep appends u to the queue of cs, which has no connection, within
 // Config.MaxDetachedSendBytes; while the session is detached its bytes
-// count against the server's Config.MaxDetachedBytes too. cs.turn is held.
-func (s *Session) keep(cs *carried, msg []byte, block bool) (wait <-chan struct{}, err error) {
-	n := int64(len(msg))
+// count against the server's Config.MaxDetachedBytes too. It refuses what
+// the client's last connection would have refused (unsent.Check, its
+// message size limit). cs.turn is held.
+func (s *Session) keep(cs *carried, u transport.UnsentMessage, block bool) (wait <-chan struct{}, err error) {
+	q := queued{UnsentMessage: u, added: true}
+	n := q.size()
 	srv := s.srv
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -210,8 +214,8 @@ func (s *Session) keep(cs *carried, msg []byte, block bool) (wait <-chan struct{
 	if cs.live() != nil {
 		return closedChan, nil // reopened meanwhile
 	}
-	if len(msg) > s.peerMax {
-		return nil, &transport.MessageTooLargeError{Channel: cs.name, Size: len(msg), Limit: s.peerMax}
+	if err := s.keepable(cs.name, u); err != nil {
+		return nil, err
 	}
 	if limit := int64(srv.cfg.MaxDetachedSendBytes); s.added > 0 && s.added+n > limit {
 		if !block {
@@ -220,8 +224,10 @@ func (s *Session) keep(cs *carried, msg []byte, block bool) (wait <-chan struct{
 		}
 		return s.changed, nil
 	}
-	// Send's caller may reuse msg once Send returns, as with transport.
-	cs.queue = append(cs.queue, queued{data: append([]byte(nil), msg...), added: true})
+	// Send's caller may reuse its message once Send returns, as with
+	// transport.
+	q.UnsentMessage = unsent.Own(u)
+	cs.queue = append(cs.queue, q)
 	s.added += n
 	s.heldBytes += n
 	srv.countDetachedLocked(s, n)
@@ -241,16 +247,8 @@ func (s *Session) drain(ctx context.Context, cs *carried, tc *transport.Channel,
 		// message is still there after the write.
 		m := cs.queue[0]
 		s.mu.Unlock()
-		var err error
-		switch {
-		case !block:
-			err = tc.TrySend(m.data)
-		case m.safe:
-			err = tc.SendReplaySafe(ctx, m.data)
-		default:
-			err = tc.Send(ctx, m.data)
-		}
-		lost := errors.Is(err, transport.CodeMessageTooLarge) // the client lowered its limit
+		err := unsent.Send(ctx, tc, m.UnsentMessage, block)
+		lost := unsent.Refused(err) // the client lowered its limit, or no longer takes headers
 		if err != nil && !lost {
 			return err
 		}
@@ -260,9 +258,9 @@ func (s *Session) drain(ctx context.Context, cs *carried, tc *transport.Channel,
 		}
 		cs.queue[0] = queued{}
 		cs.queue = cs.queue[1:]
-		s.heldBytes -= int64(len(m.data))
+		s.heldBytes -= m.size()
 		if m.added {
-			s.added -= int64(len(m.data))
+			s.added -= m.size()
 			s.signalLocked()
 		}
 		s.mu.Unlock()
@@ -315,7 +313,7 @@ func (s *Session) dropCarriedLocked(cs *carried) {
 	s.heldBytes -= payload(cs.doubt) + payload(cs.queue)
 	for _, m := range cs.queue {
 		if m.added {
-			s.added -= int64(len(m.data))
+			s.added -= m.size()
 		}
 	}
 	s.signalLocked()
@@ -410,4 +408,16 @@ func (s *Session) unacked() map[string]int {
 		}
 	}
 	return m
+}
+
+// keepable returns why u cannot be kept for channel: what the client's
+// last connection would refuse. Session.mu is held.
+func (s *Session) keepable(channel string, u transport.UnsentMessage) error {
+	if err := unsent.Check(channel, u, s.headers); err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	if size := unsent.Size(u); u.Gap == nil && size > s.peerMax {
+		return &transport.MessageTooLargeError{Channel: channel, Size: size, Limit: s.peerMax}
+	}
+	return nil
 }

@@ -86,7 +86,8 @@ type Config struct {
 	PendingCap int
 	// PendingBytes caps the payload bytes of messages received but not yet
 	// handled, per session, beside PendingCap: backpressure starts at
-	// whichever is reached first. Default DefaultPendingBytes (8 MiB).
+	// whichever is reached first. A message's subject and headers count as
+	// payload. Default DefaultPendingBytes (8 MiB).
 	PendingBytes int
 	// ServerPendingBytes is the budget of pending message bytes of all
 	// sessions together. From half of it the server stops reading from the

@@ -79,6 +79,10 @@ func (e *ListenerLimitsError) Error() string {
 // Is makes the error match ErrListenerLimits.
 func (e *ListenerLimitsError) Is(target error) bool { return target == ErrListenerLimits }
 
+// ErrNoReplyTo is returned by [Session.Reply] for a request without a
+// reply-to (transport.HeaderReplyTo): there is no subject to answer to.
+var ErrNoReplyTo = errors.New("session: the request has no reply-to")
+
 // ErrSessionEnded is matched, with errors.Is, by the error of a send on a
 // session that has ended; the error also wraps why it ended.
 var ErrSessionEnded = errors.New("session: session ended")

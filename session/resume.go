@@ -286,7 +286,7 @@ func (s *Server) refuseResume(c *transport.Conn, refusal error) {
 func (s *Session) attach(c *transport.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.conn, s.ended, s.peerMax = c, false, c.PeerLimits().MaxMessageSize
+	s.conn, s.ended, s.peerMax, s.headers = c, false, c.PeerLimits().MaxMessageSize, c.HeadersEnabled()
 }
 
 // exchange runs the resume state exchange on c, on the session's

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quicmsg/quicmsg/internal/unsent"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -24,14 +25,7 @@ import (
 // held messages are written, or the session ends. Once the session has ended it
 // fails with an error matching ErrSessionEnded.
 func (s *Session) Send(ctx context.Context, channel string, msg []byte) error {
-	cs, ch := s.lookupSend(channel)
-	switch {
-	case cs != nil:
-		return s.sendCarried(ctx, cs, msg, true)
-	case ch == nil:
-		return &ChannelClosedError{Channel: channel}
-	}
-	return s.channelErr(ch, ch.Send(ctx, msg))
+	return s.send(ctx, channel, transport.UnsentMessage{Data: msg}, true)
 }
 
 // TrySend is Send without waiting: it fails with transport.ErrWouldBlock
@@ -39,14 +33,20 @@ func (s *Session) Send(ctx context.Context, channel string, msg []byte) error {
 // client are at Config.MaxDetachedSendBytes, and with transport.ErrSlowDown
 // while the client has asked the server to slow down.
 func (s *Session) TrySend(channel string, msg []byte) error {
+	return s.send(context.Background(), channel, transport.UnsentMessage{Data: msg}, false)
+}
+
+// send is Send (block) or TrySend of u, a message or gap notice that
+// shares the caller's memory (a kept copy is made when it must wait).
+func (s *Session) send(ctx context.Context, channel string, u transport.UnsentMessage, block bool) error {
 	cs, ch := s.lookupSend(channel)
 	switch {
 	case cs != nil:
-		return s.sendCarried(context.Background(), cs, msg, false)
+		return s.sendCarried(ctx, cs, u, block)
 	case ch == nil:
 		return &ChannelClosedError{Channel: channel}
 	}
-	return s.channelErr(ch, ch.TrySend(msg))
+	return s.channelErr(ch, unsent.Send(ctx, ch, u, block))
 }
 
 // lookupSend returns the carried state of channel, or else its transport
@@ -80,7 +80,7 @@ func (s *Session) SendOpen(ctx context.Context, channel string, msg []byte) erro
 		ch = opened
 	}
 	if cs != nil {
-		return s.sendCarried(ctx, cs, msg, true)
+		return s.sendCarried(ctx, cs, transport.UnsentMessage{Data: msg}, true)
 	}
 	return s.channelErr(ch, ch.Send(ctx, msg))
 }

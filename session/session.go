@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quicmsg/quicmsg/internal/ring"
+	"github.com/quicmsg/quicmsg/internal/unsent"
 	"github.com/quicmsg/quicmsg/internal/wire"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -30,13 +31,24 @@ type Message struct {
 	Data   []byte
 }
 
+// size is what m counts against the pending byte budget: its payload,
+// headers and subject (see unsent.Size).
+func (m *Message) size() int {
+	u := transport.UnsentMessage{Data: m.Data, Header: m.Header}
+	if m.Subject != m.Channel {
+		u.Subject = m.Subject
+	}
+	return unsent.Size(u)
+}
+
 // SessionStats are a session's counters.
 type SessionStats struct {
 	MessagesReceived   uint64 // read from the client's channels
 	MessagesHandled    uint64 // returned from the handler
 	BackpressureEvents uint64 // times the pending cap or byte budget was reached
 	Pending            int    // received, not yet handled
-	PendingBytes       int64  // payload bytes of the pending messages
+	PendingBytes       int64  // payload bytes of the pending messages, with their headers
+	GapsReceived       uint64 // gap notices read from the client's channels: counted and skipped, never handled
 }
 
 // Session is one client's session on a [Server]. Without acknowledgements
@@ -100,6 +112,7 @@ type Session struct {
 	lastRemote   net.Addr
 	last0RTT     bool
 	peerMax      int  // the client's largest message on the last connection: Send keeps none larger
+	headers      bool // the last connection has the HEADERS extension: Send keeps messages with headers
 	disconnected bool // Disconnect was called: the session ends with its connection
 	over         bool // the session ended: sends fail
 	// channels: addChannel adds one (from acceptChannels or Open), its
@@ -135,6 +148,7 @@ type Session struct {
 	backpressure atomic.Bool
 	received     atomic.Uint64
 	handled      atomic.Uint64
+	gaps         atomic.Uint64
 	events       atomic.Uint64
 
 	// readers counts the goroutines of the current connection: one reader
@@ -159,7 +173,7 @@ func newSession(srv *Server, c *transport.Conn, resumable bool) *Session {
 		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
 		allowPerChannel: satMul(2, max(int64(c.PeerLimits().SendBufferSize), frame)),
 	}
-	s.peerMax = c.PeerLimits().MaxMessageSize
+	s.peerMax, s.headers = c.PeerLimits().MaxMessageSize, c.HeadersEnabled()
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	return s
 }
@@ -241,6 +255,7 @@ func (s *Session) Stats() SessionStats {
 		BackpressureEvents: s.events.Load(),
 		Pending:            p,
 		PendingBytes:       pb,
+		GapsReceived:       s.gaps.Load(),
 	}
 }
 
@@ -339,15 +354,22 @@ func (s *Session) carryLocked(ch *transport.Channel, server bool) (cs *carried, 
 // with code and reason, and a detached session ends with that as its
 // cause. The session is not kept for a resume.
 func (s *Session) Disconnect(code transport.ErrorCode, reason string) error {
+	if c := s.disconnect(code, reason); c != nil {
+		return c.CloseWithError(code, reason)
+	}
+	return nil
+}
+
+// disconnect marks the session as not to be resumed, ends it with code
+// and reason if it is detached, and returns its connection, nil if it is
+// detached.
+func (s *Session) disconnect(code transport.ErrorCode, reason string) *transport.Conn {
 	s.mu.Lock()
 	s.disconnected = true
 	c := s.conn
 	s.mu.Unlock()
 	s.srv.endDetached(s, &transport.ConnError{Code: code, Reason: reason})
-	if c == nil {
-		return nil
-	}
-	return c.CloseWithError(code, reason)
+	return c
 }
 
 // SendGoAway tells the client, with a GOAWAY on the current connection,
@@ -398,7 +420,11 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 		if !s.waitRoom(ctx) {
 			return
 		}
-		data, err := ch.Receive(ctx)
+		m, err := ch.ReceiveMsg(ctx)
+		if errors.Is(err, transport.ErrGap) {
+			s.skipGap(cs)
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				// The client is done sending. Keep our side for the handler
@@ -414,9 +440,21 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 		}
 		s.received.Add(1)
 		s.srv.received.Add(1)
-		if !s.enqueue(Message{Channel: ch.Name(), Data: data}, cs) {
+		if !s.enqueue(Message{Channel: ch.Name(), Subject: m.Subject, Header: m.Header, Data: m.Data}, cs) {
 			return
 		}
+	}
+}
+
+// skipGap counts a gap notice a client sent on a channel whose carried
+// state is cs (nil if none): it is numbered like a message for the resume
+// state, and never given to the handler.
+func (s *Session) skipGap(cs *carried) {
+	s.gaps.Add(1)
+	if cs != nil {
+		s.mu.Lock()
+		cs.received++
+		s.mu.Unlock()
 	}
 }
 
@@ -571,12 +609,13 @@ func satMul(a, b int64) int64 {
 // client that sent more after SLOW_DOWN than the allowance. It returns false
 // when the reader should stop.
 func (s *Session) enqueue(m Message, cs *carried) bool {
-	n := int64(len(m.Data))
+	size := m.size()
+	n := int64(size)
 	s.mu.Lock()
 	// A message Receive returned may have been acknowledged already: it is
 	// queued and handled even when the session sheds its client, so that
 	// nothing acknowledged is dropped.
-	shedReason := s.shedLocked(len(m.Data))
+	shedReason := s.shedLocked(size)
 	stop := s.shed
 	if cs != nil {
 		cs.received++ // counted for the resume state, once it is the session's
@@ -676,7 +715,7 @@ func (s *Session) work() {
 		s.srv.handler.HandleMessage(s.srv.baseCtx, s, m)
 		s.handled.Add(1)
 		s.srv.handled.Add(1)
-		s.done(int64(len(m.Data)))
+		s.done(int64(m.size()))
 	}
 }
 

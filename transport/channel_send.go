@@ -158,8 +158,11 @@ func (tx *sendSide) fail(err error, inDoubt uint64, lost ...[]byte) {
 // buffer, waiting while the buffer is full, the acknowledgement window
 // (Config.AckWindow) is full, or the peer has asked to slow down, until ctx
 // ends. It fails with a [*MessageTooLargeError] for a message over
-// the peer's limit (the channel stays usable), with a [*ChannelError] once the
-// channel was reset, and with the connection's error once it has ended.
+// the peer's limit (the channel stays usable), with a [*SubjectError]
+// matching ErrWildcardSubject on a channel whose name is a wildcard pattern
+// (a subscription: publish with SendMsg and a concrete Subject), with a
+// [*ChannelError] once the channel was reset, and with the connection's
+// error once it has ended.
 func (ch *Channel) Send(ctx context.Context, msg []byte) error {
 	return ch.send(ctx, msg, 0, true)
 }

@@ -109,3 +109,45 @@ func ExampleChannel_TrySend() {
 		// The server shed this connection.
 	}
 }
+
+// ExampleChannel_ReceiveMsg reads a subscription: messages with their
+// concrete subject and headers, and gap notices where messages were missed.
+func ExampleChannel_ReceiveMsg() {
+	var ch *transport.Channel // for example from Conn.OpenChannel(ctx, "orders.>")
+	if ch == nil {
+		return
+	}
+	ctx := context.Background()
+	for {
+		m, err := ch.ReceiveMsg(ctx)
+		var gap *transport.GapError
+		switch {
+		case errors.As(err, &gap):
+			fmt.Printf("%d messages missed (%s)\n", gap.Missed, gap.Reason)
+			continue // the channel goes on after a gap
+		case err != nil:
+			return
+		}
+		fmt.Printf("%s: %s (trace %s)\n", m.Subject, m.Data, m.Header.Get(transport.HeaderTraceparent))
+	}
+}
+
+// ExampleChannel_SendMsg publishes to a concrete subject with headers.
+func ExampleChannel_SendMsg() {
+	var ch *transport.Channel // from Conn.OpenChannel or Conn.AcceptChannel
+	if ch == nil {
+		return
+	}
+	m := &transport.Message{Subject: "orders.eu.42", Data: []byte(`{"qty":1}`)}
+	m.Header.Add(transport.HeaderTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	var he *transport.HeaderError
+	switch err := ch.SendMsg(context.Background(), m); {
+	case errors.Is(err, transport.ErrHeadersUnsupported):
+		// The peer predates headers: send m.Data with Send on a channel
+		// named after the subject instead.
+	case errors.Is(err, transport.ErrWildcardSubject):
+		// Subjects with "*" or ">" tokens are for subscribing.
+	case errors.As(err, &he):
+		fmt.Println("bad header:", he.Key, he.Reason)
+	}
+}

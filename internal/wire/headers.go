@@ -57,6 +57,10 @@ func checkKey[T string | []byte](key T) error {
 // [ErrShort] while p holds less than that, and a [*MalformedError] for an
 // empty block, one over MaxHeaderBytes or one longer than the payload.
 func HeaderBlockSize(p []byte, size int) (int, error) {
+	if len(p) > size {
+		// What follows belongs to the next frame.
+		p = p[:size]
+	}
 	l, n, err := quicvarint.Parse(p)
 	switch {
 	case err != nil && len(p) >= size:

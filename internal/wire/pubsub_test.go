@@ -90,6 +90,17 @@ func TestHeaderBlockSizeWaitsForTheWholeBlock(t *testing.T) {
 	require.Equal(t, len(p)-4, n)
 }
 
+// The header block length is read within the frame's payload, never
+// from the bytes of the frame after it.
+func TestHeaderBlockLengthStaysInsideThePayload(t *testing.T) {
+	// A payload of one byte that starts a two-byte varint, then the next
+	// frame's bytes.
+	_, err := HeaderBlockSize([]byte{0x40, 0x01, 1, 'k', 0}, 1)
+	requireMalformed(t, err, "header block", "cut off by the end of the payload")
+	_, err = HeaderBlockSize([]byte{0x02, 1, 'k', 0, 0}, 2)
+	requireMalformed(t, err, "header block", "longer than the 1 bytes of payload")
+}
+
 func TestGapRoundTripAndRules(t *testing.T) {
 	b := AppendGap(nil, 1<<40, 2)
 	require.Len(t, b, GapLen(1<<40, 2))

@@ -1,0 +1,202 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/udpproxy"
+	"github.com/quicmsg/quicmsg/session"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// msgLog is a handler that records every message whole, with the options
+// of the channel it came on.
+type msgLog struct {
+	mu     sync.Mutex
+	msgs   []session.Message
+	groups []string
+	then   func(ctx context.Context, s *session.Session, m session.Message) // set before the server starts
+}
+
+func (l *msgLog) HandleMessage(ctx context.Context, s *session.Session, m session.Message) {
+	var group string
+	if ch, ok := s.Channel(m.Channel); ok {
+		group = ch.Options().Group
+	}
+	l.mu.Lock()
+	l.msgs = append(l.msgs, m)
+	l.groups = append(l.groups, group)
+	l.mu.Unlock()
+	if l.then != nil {
+		l.then(ctx, s, m)
+	}
+}
+
+// wait waits until n messages were handled and returns them with the
+// group of the channel each came on.
+func (l *msgLog) wait(t *testing.T, n int) ([]session.Message, []string) {
+	t.Helper()
+	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
+	require.Eventually(t, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.msgs) >= n
+	}, 30*time.Second, 5*time.Millisecond)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]session.Message(nil), l.msgs...), append([]string(nil), l.groups...)
+}
+
+// proxiedClient runs a resumable server with h behind a udpproxy and
+// dials it with fastConfig, edited by edit when set.
+func proxiedClient(t *testing.T, h session.Handler, edit func(*Config)) (*Client, *udpproxy.Proxy, *eventLog) {
+	t.Helper()
+	srv := startResumingServer(t, "127.0.0.1:0", &session.Config{CloseTimeout: time.Second}, h)
+	proxy, err := udpproxy.New(srv.addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, proxy.Close()) })
+	log := &eventLog{}
+	cfg := fastConfig(t, log)
+	if edit != nil {
+		edit(cfg)
+	}
+	c, err := Dial(testCtx(t), proxy.Addr().String(), testClientTLS(t), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c, proxy, log
+}
+
+// A gap notice from the server reaches Receive, and ReceiveMsg, at its
+// place among the messages as a *transport.GapError, never as a message;
+// the channel goes on, and the client counts the notices and the
+// messages they report missed.
+func TestClientReceiveReturnsGapErrorInOrder(t *testing.T) {
+	gap := transport.Gap{Missed: 7, Reason: transport.GapSlowConsumer}
+	h := &msgLog{then: func(ctx context.Context, s *session.Session, m session.Message) {
+		_ = s.Send(ctx, m.Channel, []byte("before"))
+		_ = s.SendGap(ctx, m.Channel, gap)
+		_ = s.Send(ctx, m.Channel, []byte("after"))
+	}}
+	_, addr := startTestServer(t, nil, h)
+	ctx := testCtx(t)
+	c, err := Dial(ctx, addr, testClientTLS(t), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	ch, err := c.Channel(ctx, "logs")
+	require.NoError(t, err)
+
+	require.NoError(t, ch.Send(ctx, []byte("go")))
+	b, err := ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "before", string(b))
+	b, err = ch.Receive(ctx)
+	require.Nil(t, b, "a gap is never a message")
+	requireGap(t, err, "logs", gap)
+	b, err = ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "after", string(b))
+
+	require.NoError(t, ch.Send(ctx, []byte("again")))
+	m, err := ch.ReceiveMsg(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "before", string(m.Data))
+	m, err = ch.ReceiveMsg(ctx)
+	require.Nil(t, m)
+	requireGap(t, err, "logs", gap)
+	m, err = ch.ReceiveMsg(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "after", string(m.Data))
+
+	st := c.Stats()
+	require.Equal(t, uint64(2), st.GapNotices)
+	require.Equal(t, uint64(14), st.MessagesMissed)
+}
+
+// requireGap checks that err is the gap notice g on channel.
+func requireGap(t *testing.T, err error, channel string, g transport.Gap) {
+	t.Helper()
+	var ge *transport.GapError
+	require.True(t, errors.As(err, &ge), "want a *transport.GapError, got %v", err)
+	require.ErrorIs(t, err, transport.ErrGap)
+	require.Equal(t, channel, ge.Channel)
+	require.Equal(t, g, ge.Gap)
+}
+
+// Messages with a subject and headers keep them across a connection loss:
+// those written and not acknowledged when the connection broke (held for
+// the resume), and those sent while the client was reconnecting (the
+// reconnect buffer), reach the handler as they were sent, once, in order.
+func TestClientHeadersSurviveReconnectBufferAndResume(t *testing.T) {
+	h := &msgLog{}
+	c, proxy, _ := proxiedClient(t, h, nil)
+	ctx := testCtx(t)
+	ch, err := c.Channel(ctx, "orders")
+	require.NoError(t, err)
+	msg := func(i int) *transport.Message {
+		return &transport.Message{Subject: "orders.eu", Header: transport.Header{{Key: "i", Value: string(seq(i))}}, Data: seq(i)}
+	}
+	require.NoError(t, ch.SendMsg(ctx, msg(0)))
+	h.wait(t, 1)
+	proxy.SetBlackHole(true)
+	require.NoError(t, ch.SendMsg(ctx, msg(1)), "written, never acknowledged")
+	waitStatus(t, c, StatusReconnecting)
+	require.NoError(t, ch.SendMsg(ctx, msg(2)), "buffered")
+	require.NoError(t, ch.Send(ctx, seq(3)), "buffered, plain")
+	proxy.SetBlackHole(false)
+
+	got, _ := h.wait(t, 4)
+	require.Len(t, got, 4, "exactly once")
+	for i, m := range got[:3] {
+		require.Equal(t, "orders.eu", m.Subject, "message %d", i)
+		require.Equal(t, transport.Header{{Key: "i", Value: string(seq(i))}}, m.Header, "message %d", i)
+		require.Equal(t, string(seq(i)), string(m.Data))
+	}
+	require.Equal(t, "orders", got[3].Subject)
+	require.Nil(t, got[3].Header)
+	require.GreaterOrEqual(t, c.Stats().Resumes, uint64(1))
+}
+
+// A channel made with ChannelWith is opened with its options on every
+// connection: after a reconnect, with the session resumed or a new one
+// begun (where the other channels ride in the 0-RTT first flight), the
+// server sees its queue group again.
+func TestClientChannelWithGroupKeptAcrossReconnect(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		resume bool
+	}{{"resumed", true}, {"new session", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &msgLog{}
+			c, proxy, log := proxiedClient(t, h, func(cfg *Config) { cfg.DisableResume = !tc.resume })
+			ctx := testCtx(t)
+			opts := transport.ChannelOptions{Group: "workers"}
+			ch, err := c.ChannelWith(ctx, "jobs", opts)
+			require.NoError(t, err)
+			require.Equal(t, opts, ch.Options())
+			plain, err := c.Channel(ctx, "plain")
+			require.NoError(t, err)
+			_, err = c.Channel(ctx, "jobs")
+			require.ErrorIs(t, err, ErrChannelOptions)
+			require.NoError(t, ch.Send(ctx, seq(0)))
+			require.NoError(t, plain.Send(ctx, seq(0)))
+			h.wait(t, 2)
+
+			proxy.BlackHole(2500 * time.Millisecond) // the idle timeout is 1 s
+			log.waitEvent(t, func(e Event) bool { return e.Type == EventReconnected && e.Resumed == tc.resume })
+			require.NoError(t, ch.Send(ctx, seq(1)))
+			msgs, groups := h.wait(t, 3)
+			require.Len(t, msgs, 3)
+			for i, m := range msgs {
+				want := map[string]string{"jobs": "workers", "plain": ""}[m.Channel]
+				require.Equal(t, want, groups[i], "message %d on %q", i, m.Channel)
+			}
+			require.Equal(t, "jobs", msgs[2].Channel)
+			require.Equal(t, string(seq(1)), string(msgs[2].Data))
+		})
+	}
+}
