@@ -11,13 +11,17 @@
 //	quicsrv -mode echo -log-format json
 //
 // In relay mode (-mode relay, the default) quicsrv is publish/subscribe by
-// channel name: a message a client sends on channel C goes to every other
-// client that has C open. Each subscriber has a bounded queue
-// (-subscriber-queue, -subscriber-queue-bytes), so a slow subscriber never
-// slows the publisher or the others; when its queue is full its messages
-// are dropped and counted, or it is disconnected with slow_consumer, as
-// -slow-consumer says. In echo mode (-mode echo) every message goes back on
-// its channel.
+// subject: a channel's name is a subject or a pattern with NATS's wildcards
+// ("*", ">"), optionally in a queue group, and a message a client publishes
+// goes to every other client with a matching subscription. Each subscriber
+// has a bounded queue (-subscriber-queue, -subscriber-queue-bytes); when it
+// is full, -slow-consumer says what happens: drop (the default: the
+// subscriber alone misses messages and is told how many in a gap notice),
+// disconnect (gap notices, then close it with slow_consumer) or block (the
+// publishers wait up to -publish-timeout, then that subscriber is
+// disconnected). A request that matches no subscription gets a "no
+// responders" reply. In echo mode (-mode echo) every message goes back on
+// its channel, and a request gets its own data as the reply.
 //
 // -metrics ADDR serves Prometheus metrics at /metrics and a health check at
 // /healthz, which answers 503 while the server shuts down.

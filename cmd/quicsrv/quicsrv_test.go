@@ -258,19 +258,19 @@ func TestCertificateReloadWhenFilesChange(t *testing.T) {
 // The publisher sends each message only once the reading subscriber has the
 // previous one, so that it never gets ahead of it; the subscriber that does
 // not read falls behind until the server gives up on it. It returns the
-// stuck subscriber's connection.
-func slowConsumerScenario(t *testing.T, policy string) (*testServer, *transport.Conn) {
-	ts := startServer(t, "-metrics", "127.0.0.1:0", "-subscriber-queue", "8", "-slow-consumer", policy)
+// stuck subscriber's connection and channel.
+func slowConsumerScenario(t *testing.T, policy string, args ...string) (*testServer, *transport.Conn, *transport.Channel) {
+	ts := startServer(t, append([]string{"-metrics", "127.0.0.1:0", "-subscriber-queue", "8", "-slow-consumer", policy}, args...)...)
 	conf := ts.clientTLS(t)
 	pub, fast, stuck := dial(t, ts.addr, conf), dial(t, ts.addr, conf), dial(t, ts.addr, conf)
-	openChannel(t, stuck, "firehose") // never read
+	stuckCh := openChannel(t, stuck, "firehose") // not read here
 	fastCh := openChannel(t, fast, "firehose")
 	pubCh := openChannel(t, pub, "firehose")
 	ts.waitMetric(t, 3, "quicmsg_relay_subscriptions")
 
 	// 400 messages of 16 KiB: well past what the stuck subscriber's QUIC
 	// receive window, its send buffer on the server and its relay queue hold.
-	const n = 400
+	const n = slowConsumerMessages
 	payload := bytes.Repeat([]byte{'x'}, 16<<10)
 	for i := range n {
 		copy(payload, strconv.Itoa(i)+":")
@@ -279,11 +279,14 @@ func slowConsumerScenario(t *testing.T, policy string) (*testServer, *transport.
 		require.NoError(t, err)
 		require.True(t, bytes.HasPrefix(got, []byte(strconv.Itoa(i)+":")), "message %d out of order", i)
 	}
-	return ts, stuck
+	return ts, stuck, stuckCh
 }
 
+// slowConsumerMessages is how many messages slowConsumerScenario publishes.
+const slowConsumerMessages = 400
+
 func TestSlowSubscriberIsDroppedForWithoutHoldingUpOthers(t *testing.T) {
-	ts, stuck := slowConsumerScenario(t, "drop")
+	ts, stuck, _ := slowConsumerScenario(t, "drop")
 	f := scrape(t, ts.metricsURL)
 	require.Greater(t, metricValue(f, "quicmsg_relay_dropped_total"), 0.0)
 	require.Equal(t, 1.0, metricValue(f, "quicmsg_slow_consumer_events_total"))
@@ -292,7 +295,7 @@ func TestSlowSubscriberIsDroppedForWithoutHoldingUpOthers(t *testing.T) {
 }
 
 func TestSlowSubscriberIsDisconnectedWithoutHoldingUpOthers(t *testing.T) {
-	ts, stuck := slowConsumerScenario(t, "disconnect")
+	ts, stuck, _ := slowConsumerScenario(t, "disconnect")
 	select {
 	case <-stuck.Context().Done():
 	case <-time.After(waitTimeout):
@@ -347,7 +350,7 @@ func TestHelpShowsAnExampleAndEveryFlag(t *testing.T) {
 	for _, f := range []string{"addr", "cert", "key", "client-ca", "mode", "max-sessions", "max-message-size",
 		"pending-cap", "pending-bytes", "overflow", "idle-timeout", "ticket-keys", "metrics", "log-format", "log-level", "qlog",
 		"keylog", "shutdown-timeout", "version", "slow-consumer", "subscriber-queue", "subscriber-queue-bytes",
-		"reload-interval", "dev-certs", "dev-client-cert", "resume-window", "max-detached", "resume-key-file"} {
+		"reload-interval", "dev-certs", "dev-client-cert", "resume-window", "max-detached", "resume-key-file", "publish-timeout"} {
 		require.Regexp(t, `\n  -`+f+`[ \n]`, help)
 	}
 }
@@ -360,6 +363,7 @@ func TestBadFlagsAreRefusedByName(t *testing.T) {
 		{[]string{"-mode", "broadcast"}, "-mode"},
 		{[]string{"-overflow", "ignore"}, "overflow"},
 		{[]string{"-slow-consumer", "ignore"}, "slow-consumer"},
+		{[]string{"-publish-timeout", "-1s"}, "-publish-timeout"},
 		{[]string{"-log-format", "xml"}, "-log-format"},
 		{[]string{"-log-level", "loud"}, "log-level"},
 		{[]string{"-cert", "a.pem"}, "-cert and -key"},

@@ -54,7 +54,7 @@ var (
 	descRelaySubscribers   = desc("relay_subscribers", "Sessions subscribed to at least one channel.")
 	descRelaySubscriptions = desc("relay_subscriptions", "Subscriptions (session, channel).")
 	descRelayChannels      = desc("relay_channels", "Channels with at least one subscriber.")
-	descRelayQueued        = desc("relay_queued_messages", "Messages waiting in subscriber queues or being sent.")
+	descRelayQueued        = desc("relay_queued_messages", "Messages waiting in subscriber queues or being sent, and (-slow-consumer block) held by publishes waiting for room.")
 	descRelayPublished     = desc("relay_published_total", "Messages published to the relay.")
 	descRelayRouted        = desc("relay_routed_total", "Copies of messages addressed to subscribers.")
 	descRelayDelivered     = desc("relay_delivered_total", "Copies handed to a subscriber's connection.")

@@ -38,11 +38,9 @@ func (e *entry) add(sn *subscription) {
 		e.plain = append(e.plain, sn)
 		return
 	}
-	for _, g := range e.groups {
-		if g.name == sn.group {
-			g.members = append(g.members, sn)
-			return
-		}
+	if i := e.group(sn.group); i >= 0 {
+		e.groups[i].members = append(e.groups[i].members, sn)
+		return
 	}
 	e.groups = append(e.groups, &queueGroup{name: sn.group, members: []*subscription{sn}})
 }
@@ -52,15 +50,17 @@ func (e *entry) remove(sn *subscription) {
 		e.plain = deleteSub(e.plain, sn)
 		return
 	}
-	for i, g := range e.groups {
-		if g.name == sn.group {
-			g.members = deleteSub(g.members, sn)
-			if len(g.members) == 0 {
-				e.groups = slices.Delete(e.groups, i, i+1)
-			}
-			return
+	if i := e.group(sn.group); i >= 0 {
+		g := e.groups[i]
+		if g.members = deleteSub(g.members, sn); len(g.members) == 0 {
+			e.groups = slices.Delete(e.groups, i, i+1)
 		}
 	}
+}
+
+// group returns the index of the queue group name in e.groups, or -1.
+func (e *entry) group(name string) int {
+	return slices.IndexFunc(e.groups, func(g *queueGroup) bool { return g.name == name })
 }
 
 func deleteSub(s []*subscription, sn *subscription) []*subscription {
@@ -216,17 +216,15 @@ func prune(n *node, pattern string) bool {
 	return n.entry == nil && len(n.next) == 0
 }
 
-// match returns the entries whose pattern matches subject. The result must
-// not be modified; it stays valid while the caller holds Relay.mu.
+// match returns the entries whose pattern matches subject, with the
+// semantics of transport.MatchSubject. The result must not be modified; it
+// stays valid while the caller holds Relay.mu.
 func (l *sublist) match(subject string) []*entry {
-	e := l.exact[subject]
-	if l.wildcards == 0 || hasEmptyToken(subject) {
-		// A name with an empty token is a literal channel name: no
-		// wildcard pattern matches it.
-		if e == nil {
-			return nil
+	if l.wildcards == 0 {
+		if e := l.exact[subject]; e != nil {
+			return e.self
 		}
-		return e.self
+		return nil
 	}
 	l.cacheMu.Lock()
 	c, ok := l.cache[subject]
@@ -235,7 +233,7 @@ func (l *sublist) match(subject string) []*entry {
 		return c.entries
 	}
 	var out []*entry
-	if e != nil {
+	if e := l.exact[subject]; e != nil {
 		out = append(out, e)
 	}
 	out = matchNode(&l.root, subject, out)
@@ -270,8 +268,4 @@ func matchNode(n *node, subject string, out []*entry) []*entry {
 		}
 	}
 	return out
-}
-
-func hasEmptyToken(subject string) bool {
-	return subject == "" || subject[0] == '.' || subject[len(subject)-1] == '.' || strings.Contains(subject, "..")
 }

@@ -55,11 +55,10 @@ func TestSubjectMatching(t *testing.T) {
 		// A token that only contains '*' or '>' is literal.
 		{"foo*.bar", []string{">", "foo*.bar", "*.bar", "*.*"}},
 		{"foo>", []string{">", "*"}},
-		// Names with empty tokens are literal channel names: no pattern
-		// matches them (a wildcard never matches an empty token).
-		{"foo..bar", []string{"foo..bar"}},
-		{".foo", nil},
-		{"foo.", nil},
+		// An empty token is a token: names with one are valid subjects.
+		{"foo..bar", []string{">", "foo..bar", "foo.>"}},
+		{".foo", []string{">", "*.*"}},
+		{"foo.", []string{">", "foo.*", "foo.>", "*.*"}},
 	} {
 		t.Run(tc.subject, func(t *testing.T) {
 			patterns := []string{
@@ -68,7 +67,16 @@ func TestSubjectMatching(t *testing.T) {
 			}
 			want := slices.Clone(tc.want)
 			slices.Sort(want)
-			require.Equal(t, want, matches(t, patterns, tc.subject))
+			got := matches(t, patterns, tc.subject)
+			require.Equal(t, want, got)
+			var byTransport []string
+			for _, p := range patterns {
+				if transport.MatchSubject(p, tc.subject) {
+					byTransport = append(byTransport, p)
+				}
+			}
+			slices.Sort(byTransport)
+			require.Equal(t, byTransport, got, "the relay agrees with transport.MatchSubject")
 		})
 	}
 }

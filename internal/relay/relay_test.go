@@ -382,6 +382,7 @@ func TestBlockPolicyWaitsForRoomAndLosesNothing(t *testing.T) {
 		}
 		st := r.Stats()
 		require.Equal(t, 4, st.Queued, "one in flight, two queued, one held by the waiting Publish")
+		require.NotZero(t, st.SlowConsumerEvents)
 		requireBalanced(t, st)
 
 		release()

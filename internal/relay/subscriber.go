@@ -33,7 +33,7 @@ type subscriber struct {
 	bytes    int                 // payload bytes of those messages
 	openGaps map[string]*gapItem // per channel, the gap item still growing
 	running  bool                // a drain goroutine is running
-	behind   bool                // Drop policy: overflowed and not yet caught up
+	behind   bool                // Drop and Block: overflowed and not yet caught up
 	state    subState            // active until disconnected or removed
 	episode  uint64              // drops since the subscriber fell behind, for the log line
 	discards map[string]uint64   // slow: messages discarded per channel, for the gap notices
@@ -123,8 +123,15 @@ func (s *subscriber) enqueue(channel string, m *transport.Message) outcome {
 	case Disconnect:
 		s.overflowDisconnect(channel)
 	case Block:
+		first := !s.behind
+		s.behind = true
 		s.mu.Unlock()
 		s.r.queued.Add(1)
+		if first {
+			s.r.slowEvents.Add(1)
+			s.r.cfg.Logger.Warn("slow consumer: publishers wait for subscriber", "session", s.peer.ID().String(),
+				"timeout", s.r.cfg.PublishTimeout)
+		}
 		return full
 	default:
 		s.dropLocked(channel)
@@ -252,8 +259,7 @@ func (s *subscriber) await(ctx context.Context, timeout <-chan struct{}, channel
 		}
 		if s.state != active {
 			s.mu.Unlock()
-			s.settleHeld(channel, false)
-			return false
+			return s.settleHeld(channel, nil)
 		}
 		if s.room == nil {
 			s.room = make(chan struct{})
@@ -267,30 +273,30 @@ func (s *subscriber) await(ctx context.Context, timeout <-chan struct{}, channel
 			s.count(&s.counters.failed, &s.r.failed, 1)
 			return false
 		case <-timeout:
-			s.settleHeld(channel, true)
-			return false
+			return s.settleHeld(channel, m)
 		}
 	}
 }
 
-// settleHeld counts a copy that a blocked Publish held for channel and
-// could not queue. timedOut: the publish timeout passed, and an active
-// subscriber is disconnected.
-func (s *subscriber) settleHeld(channel string, timedOut bool) {
+// settleHeld settles a copy that a blocked Publish held for channel: m is
+// set when the publish timeout passed, nil when the subscriber left the
+// active state. An active subscriber whose queue is still full is
+// disconnected (it has room after all: m is queued). It reports whether m
+// was queued.
+func (s *subscriber) settleHeld(channel string, m *transport.Message) bool {
 	r := s.r
 	s.mu.Lock()
 	r.queued.Add(-1)
-	switch s.state {
-	case active:
-		if !timedOut {
-			s.mu.Unlock()
-			return
-		}
+	switch {
+	case s.state == active && m != nil && !s.fullLocked(len(m.Data)):
+		s.pushLocked(channel, m)
+		return true
+	case s.state == active:
 		r.publishTimeouts.Add(1)
 		r.cfg.Logger.Warn("slow consumer: publish timed out waiting for subscriber",
 			"session", s.peer.ID().String(), "channel", channel, "timeout", r.cfg.PublishTimeout)
 		s.overflowDisconnect(channel)
-	case slow:
+	case s.state == slow:
 		s.discards[channel]++
 		s.mu.Unlock()
 		s.count(&s.counters.dropped, &r.dropped, 1)
@@ -298,6 +304,7 @@ func (s *subscriber) settleHeld(channel string, timedOut bool) {
 		s.mu.Unlock()
 		s.count(&s.counters.failed, &r.failed, 1)
 	}
+	return false
 }
 
 // drain sends queued items to the peer, in order, until the queue is empty,
@@ -349,7 +356,14 @@ func (s *subscriber) next() (it item, missed uint64, subscribed, ok bool) {
 		s.wakeLocked()
 	}
 	var caughtUp uint64
-	if s.behind && s.msgs <= r.cfg.QueueSize/2 {
+	// Caught up: under Drop at half the queue; under Block (where a full
+	// queue makes publishers wait) once it is empty, so that a subscriber
+	// that stays just behind is one event, not one per message.
+	caughtUpAt := r.cfg.QueueSize / 2
+	if r.cfg.SlowConsumer == Block {
+		caughtUpAt = 0
+	}
+	if s.behind && s.msgs <= caughtUpAt {
 		s.behind, caughtUp, s.episode = false, s.episode, 0
 	}
 	_, subscribed = s.channels[it.channel]
