@@ -159,6 +159,8 @@ type Client struct {
 	// connection whose HELLO exchange the client waited for (the first,
 	// and every resumed one); Send checks buffered messages against it.
 	headers atomic.Bool
+
+	req requests // Request's inbox and the requests waiting on it; see request.go
 }
 
 // Dial connects to addr and returns a client that reconnects by itself

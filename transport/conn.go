@@ -116,6 +116,7 @@ type Conn struct {
 	ctrl controlWriter  // this side's control frames; see control.go
 	sig  peerSignals    // what the peer said on its control stream; see control.go
 	rs   resumeExchange // the RESUME_STATE exchange; see resumestate.go
+	req  requests       // Request's inbox and the requests waiting on it; see request.go
 
 	// mu guards the channel set, the counters of channels that are gone,
 	// the graceful-close state and the incoming streams.

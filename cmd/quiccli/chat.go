@@ -64,7 +64,7 @@ func cmdChat(ctx context.Context, g *globals, args []string) error {
 func (g *globals) chat(ctx context.Context, cl *client.Client, ch *client.Channel, name string) error {
 	rctx, cancel := context.WithCancel(ctx)
 	recvDone := make(chan error, 1)
-	go func() { recvDone <- receive(rctx, cl, []*client.Channel{ch}, &printer{w: g.stdout, json: g.json}) }()
+	go func() { recvDone <- receive(rctx, g, []*client.Channel{ch}, &printer{w: g.stdout, json: g.json}) }()
 	defer func() {
 		cancel()
 		if recvDone != nil {

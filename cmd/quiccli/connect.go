@@ -40,6 +40,11 @@ type globals struct {
 
 	set map[string]bool // flags given explicitly
 
+	// onLost, when set, is told why the connection was lost, before the
+	// client reconnects; when it returns true the command handles it (it
+	// stops) and no "reconnecting" line is printed.
+	onLost func(error) bool
+
 	stdin  io.Reader
 	stdout io.Writer // safe for concurrent use
 	stderr io.Writer // safe for concurrent use
@@ -180,6 +185,9 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 func (g *globals) logEvent(ev client.Event) {
 	switch ev.Type {
 	case client.EventDisconnected:
+		if g.onLost != nil && g.onLost(ev.Err) {
+			return
+		}
 		fmt.Fprintf(g.stderr, "quiccli: lost the connection to %s (%v); reconnecting\n", ev.Addr, ev.Err)
 	case client.EventReconnected:
 		zero := ""

@@ -19,6 +19,7 @@ const (
 	exitError       = 1
 	exitUsage       = 2
 	exitConnect     = 3   // no answer, untrusted, wrong protocol, refused, gave up
+	exitMissed      = 4   // listen: messages were missed (gap notices, or disconnected as a slow consumer)
 	exitInterrupted = 130 // as shells report a process ended by SIGINT
 )
 
@@ -158,6 +159,8 @@ func (g *globals) describe(err error) error {
 		return explain(exitError, err, "some messages could not be written within %s (-timeout): the server is not reading", g.timeout)
 	case errors.Is(err, transport.ErrInDoubt):
 		return explain(exitError, err, "the connection to %s ended before the server confirmed reading everything; messages written to it may or may not have arrived", g.addr)
+	case errors.Is(err, transport.ErrHeadersUnsupported):
+		return explain(exitError, err, "the server at %s does not support message headers, subjects or queue groups (it predates them); upgrade quicsrv", g.addr)
 	case errors.As(err, &ce) && ce.Remote:
 		return explain(exitError, err, "the server closed the connection: %s", closeReason(ce))
 	case errors.As(err, &che) && che.Remote:

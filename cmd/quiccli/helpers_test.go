@@ -17,6 +17,7 @@ import (
 	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
 
+	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/internal/testenv"
 )
 
@@ -67,29 +68,25 @@ type testServer struct {
 	pin    string // the server key's pin
 }
 
-// startServer runs a session server that echoes every message, or relays
-// it to every other session that has its channel open, and closes it at
-// cleanup.
+// startServer runs a session server that echoes every message (and
+// answers requests), or relays it as quicsrv's relay mode does (package
+// relay: subjects, wildcards, queue groups, no responders), and closes it
+// at cleanup.
 func startServer(t *testing.T, o serverOptions) *testServer {
 	t.Helper()
 	ca, leaf := testPKI(t)
 	cert := leaf.TLSCertificate()
 	tlsConf, err := certs.ServerConfig(certs.ServerOptions{Certificate: &cert, ClientCAFile: o.clientCAFile})
 	require.NoError(t, err)
-	var srv *session.Server
-	handler := session.HandlerFunc(func(ctx context.Context, s *session.Session, m session.Message) {
-		if !o.relay {
-			_ = s.Send(ctx, m.Channel, m.Data)
-			return
-		}
-		for _, other := range srv.Sessions() {
-			if other != s && slices.Contains(other.Channels(), m.Channel) {
-				_ = other.Send(ctx, m.Channel, m.Data)
-			}
-		}
-	})
 	cfg := &session.Config{Transport: transport.Config{MaxMessageSize: o.maxMessageSize}}
-	srv, err = session.NewServer(cfg, handler)
+	handler := session.Handler(session.HandlerFunc(echo))
+	if o.relay {
+		r, err := relay.New(nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, r.Close()) })
+		handler = relayHooks(r, cfg)
+	}
+	srv, err := session.NewServer(cfg, handler)
 	require.NoError(t, err)
 	addr := o.addr
 	if addr == "" {
@@ -104,6 +101,47 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 		require.ErrorIs(t, <-served, session.ErrServerClosed)
 	})
 	return &testServer{srv: srv, addr: ln.Addr().String(), caFile: writeCA(t, ca), pin: leaf.Pin()}
+}
+
+// echo sends m back on its channel, as quicsrv's echo mode does; it
+// answers a request (a message with a reply-to) with its data instead.
+func echo(ctx context.Context, s *session.Session, m session.Message) {
+	if m.Header.Get(transport.HeaderReplyTo) != "" {
+		_ = s.Reply(ctx, m, &transport.Message{Data: m.Data})
+		return
+	}
+	_ = s.Send(ctx, m.Channel, m.Data)
+}
+
+// relayHooks wires r into cfg's hooks as quicsrv's relay mode does (each
+// open channel a subscription in its queue group) and returns the handler
+// that publishes every message.
+func relayHooks(r *relay.Relay, cfg *session.Config) session.Handler {
+	cfg.OnChannelOpen = func(s *session.Session, channel string) {
+		var group string
+		if ch, ok := s.Channel(channel); ok {
+			group = ch.Options().Group
+		}
+		_ = r.Subscribe(s, channel, group)
+	}
+	cfg.OnChannelClose = func(s *session.Session, channel string) { r.Unsubscribe(s, channel) }
+	cfg.OnSessionEnd = func(s *session.Session, _ error) { r.Remove(s) }
+	return session.HandlerFunc(func(ctx context.Context, s *session.Session, m session.Message) {
+		_, _ = r.Publish(ctx, s, &transport.Message{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	})
+}
+
+// session returns the server's one session that has channel open.
+func (ts *testServer) session(t *testing.T, channel string) *session.Session {
+	t.Helper()
+	ts.waitSubscribers(t, channel, 1)
+	for _, s := range ts.srv.Sessions() {
+		if slices.Contains(s.Channels(), channel) {
+			return s
+		}
+	}
+	t.Fatalf("no session has channel %q open", channel)
+	return nil
 }
 
 // args returns the global flags that reach ts, then more.

@@ -6,6 +6,8 @@
 //	quiccli send CHANNEL [MESSAGE...]  send each MESSAGE, or each line of stdin, on CHANNEL
 //	quiccli listen CHANNEL...          print every message received on the channels
 //	quiccli chat CHANNEL               send the lines typed, print the messages received
+//	quiccli req SUBJECT [DATA]         send a request and print the reply
+//	quiccli reply SUBJECT [RESPONSE]   answer the requests on SUBJECT
 //	quiccli ping                       round-trip times to a server in echo mode
 //	quiccli bench                      load generator: delivered message rate and latency
 //
@@ -41,14 +43,35 @@
 //	    refused naming the limit; messages a lost connection had written
 //	    without confirmation make it fail, since they may not have arrived.
 //
-//	listen [-count N] CHANNEL...
-//	    Opens the channels (subscribing to them on a relay) and prints every
+//	send [-H KEY=VALUE]... CHANNEL [MESSAGE...]
+//	    -H adds a header to every message (repeatable).
+//
+//	listen [-count N] [-group NAME] [-headers] CHANNEL...
+//	    Opens the channels (subscribing to them on a relay; a channel name
+//	    may be a subject pattern with "*" and ">" wildcards) and prints every
 //	    message received, one per line, until interrupted or N messages
-//	    (-count, default 0: no limit). The payload is printed as it is when it
-//	    is printable single-line UTF-8 text, otherwise Go-quoted; with several
-//	    channels each line starts with "CHANNEL: ". With -json each line is an
-//	    object {"channel", "size", "encoding", "payload"}: encoding "utf-8"
-//	    means payload is the text, "base64" the standard base64 of the bytes.
+//	    received or missed (-count, default 0: no limit). The payload is
+//	    printed as it is when it is printable single-line UTF-8 text,
+//	    otherwise Go-quoted; with several channels or a wildcard each line
+//	    starts with "SUBJECT: ", the message's concrete subject; -headers
+//	    prints "[key=value ...] " before the payload. With -json each line is
+//	    an object {"channel", "subject", "size", "encoding", "payload",
+//	    "headers"}: encoding "utf-8" means payload is the text, "base64" the
+//	    standard base64 of the bytes. -group joins a queue group: each
+//	    message goes to one listener of the group. A gap notice (the relay
+//	    dropped messages for this slow listener) is printed on stderr
+//	    ("quiccli: CHANNEL: N messages missed (slow consumer)"); then listen
+//	    exits 4. A listener the server disconnects as a slow consumer does
+//	    not reconnect: it reports what it received and missed and exits 4.
+//
+//	req [-H KEY=VALUE]... [-headers] SUBJECT [DATA]
+//	    Sends a request and prints the reply, waiting up to -timeout; fails
+//	    at once with "no responders" when nothing subscribes to SUBJECT.
+//
+//	reply [-group NAME] [-count N] [-command CMD] [-headers] SUBJECT [RESPONSE]
+//	    Answers each request on SUBJECT with RESPONSE, the request's own
+//	    data (echo, without RESPONSE), or the stdout of CMD run with sh -c
+//	    and the request on its stdin.
 //
 //	chat [-name NAME] CHANNEL
 //	    Sends each line typed (prefixed with "NAME: " when -name is given)
@@ -87,7 +110,8 @@
 //
 // Exit status: 0 success; 1 error; 2 usage error; 3 cannot connect (no
 // answer, untrusted certificate, wrong protocol, session refused, or gave up
-// reconnecting); 130 interrupted before the command finished. Interrupting
+// reconnecting); 4 listen missed messages (gap notices, or disconnected as a
+// slow consumer); 130 interrupted before the command finished. Interrupting
 // listen, chat, ping and bench is their normal end and exits 0.
 //
 // See README.md in this directory for every flag of every command.
@@ -131,6 +155,8 @@ var commands = []command{
 	{"listen", "CHANNEL...", "print every message received on the channels", cmdListen},
 	{"chat", "CHANNEL", "send the lines typed, print the messages received", cmdChat},
 	{"ping", "", "round-trip times to a server in echo mode", cmdPing},
+	{"req", "SUBJECT [DATA]", "send a request and print the reply", cmdReq},
+	{"reply", "SUBJECT [RESPONSE]", "answer the requests on SUBJECT (echo, RESPONSE or -command)", cmdReply},
 	{"bench", "", "load generator: delivered message rate and latency", cmdBench},
 }
 
@@ -160,7 +186,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return c.run(ctx, g, rest)
 		}
 	}
-	return usageError("unknown command %q (want send, listen, chat, ping or bench; see quiccli -h)", name)
+	return usageError("unknown command %q (want send, listen, chat, req, reply, ping or bench; see quiccli -h)", name)
 }
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
@@ -177,6 +203,8 @@ Commands:
 Examples:
   quiccli listen chat                    # in one terminal
   quiccli send chat hello world          # in another
+  quiccli reply time.now "$(date)"       # a responder
+  quiccli req time.now                   # prints its reply
   quiccli -addr 10.0.0.5:4433 -ca ca.pem ping -count 3
   quiccli bench -conns 4 -duration 10s -json
 
@@ -185,7 +213,7 @@ Global flags (before or after the command):
 	fs.PrintDefaults()
 	fmt.Fprint(w, `
 Exit status: 0 success, 1 error, 2 usage error, 3 cannot connect,
-130 interrupted. Run 'quiccli COMMAND -h' for the flags of a command.
+4 messages missed (listen), 130 interrupted. Run 'quiccli COMMAND -h' for the flags of a command.
 `)
 }
 

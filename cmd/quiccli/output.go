@@ -7,10 +7,13 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/quicmsg/quicmsg/transport"
 )
 
 // syncWriter serializes writes, so that lines written by different
@@ -47,9 +50,18 @@ func isTerminal(v any) bool {
 // jsonMessage is a received message in -json output.
 type jsonMessage struct {
 	Channel  string `json:"channel"`
+	Subject  string `json:"subject,omitempty"` // the concrete subject, when it differs from the channel's name
 	Size     int    `json:"size"`
 	Encoding string `json:"encoding"` // "utf-8": Payload is the text; "base64": standard base64 of the bytes
 	Payload  string `json:"payload"`
+	// Headers are the message's headers, in order, with -headers.
+	Headers []jsonHeader `json:"headers,omitempty"`
+}
+
+// jsonHeader is one header field in -json output.
+type jsonHeader struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 // printable reports whether msg can be printed as it is on one line.
@@ -66,41 +78,28 @@ func printable(msg []byte) bool {
 }
 
 // printer writes received messages to stdout, one per line, and stops after
-// limit messages when limit is positive. It is safe for concurrent use.
+// limit messages, received or missed, when limit is positive. It is safe for
+// concurrent use.
 type printer struct {
 	mu       sync.Mutex
 	w        io.Writer
 	json     bool
-	prefix   bool // print the channel name before the payload
+	prefix   bool // print the subject before the payload
+	headers  bool // print the headers before the payload
 	limit    int
 	printed  int
+	missed   uint64 // messages gap notices reported missed
 	writeErr error
 }
 
-// print writes msg, received on channel. It returns false once limit
-// messages have been printed, or writing failed.
-func (p *printer) print(channel string, msg []byte) bool {
-	var line []byte
-	if p.json {
-		m := jsonMessage{Channel: channel, Size: len(msg), Encoding: "utf-8", Payload: string(msg)}
-		if !utf8.Valid(msg) {
-			m.Encoding, m.Payload = "base64", base64.StdEncoding.EncodeToString(msg)
-		}
-		line, _ = json.Marshal(m)
-	} else {
-		if p.prefix {
-			line = append(line, channel+": "...)
-		}
-		if printable(msg) {
-			line = append(line, msg...)
-		} else {
-			line = strconv.AppendQuote(line, string(msg))
-		}
-	}
-	line = append(line, '\n')
+// printMsg writes m, received on channel, with its subject and, with
+// p.headers, its headers. It returns false once limit messages have been
+// printed or missed, or writing failed.
+func (p *printer) printMsg(channel string, m *transport.Message) bool {
+	line := p.format(channel, m)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.writeErr != nil || (p.limit > 0 && p.printed >= p.limit) {
+	if p.writeErr != nil || p.reachedLocked() {
 		return false
 	}
 	if _, err := p.w.Write(line); err != nil {
@@ -108,7 +107,77 @@ func (p *printer) print(channel string, msg []byte) bool {
 		return false
 	}
 	p.printed++
-	return p.limit <= 0 || p.printed < p.limit
+	return !p.reachedLocked()
+}
+
+// format returns the line printMsg writes for m.
+func (p *printer) format(channel string, m *transport.Message) []byte {
+	var line []byte
+	if p.json {
+		j := jsonMessage{Channel: channel, Size: len(m.Data), Encoding: "utf-8", Payload: string(m.Data)}
+		if m.Subject != channel {
+			j.Subject = m.Subject
+		}
+		if !utf8.Valid(m.Data) {
+			j.Encoding, j.Payload = "base64", base64.StdEncoding.EncodeToString(m.Data)
+		}
+		if p.headers {
+			for _, f := range m.Header {
+				j.Headers = append(j.Headers, jsonHeader{Key: f.Key, Value: f.Value})
+			}
+		}
+		line, _ = json.Marshal(j)
+		return append(line, '\n')
+	}
+	if p.prefix || m.Subject != channel {
+		line = append(line, m.Subject+": "...)
+	}
+	if p.headers && len(m.Header) > 0 {
+		line = appendHeaders(line, m.Header)
+	}
+	return append(appendPayload(line, m.Data), '\n')
+}
+
+// appendHeaders appends the headers as "[key=value ...] ", each value as it
+// is when it is printable text without spaces, else Go-quoted.
+func appendHeaders(line []byte, h transport.Header) []byte {
+	line = append(line, '[')
+	for i, f := range h {
+		if i > 0 {
+			line = append(line, ' ')
+		}
+		line = append(line, f.Key...)
+		line = append(line, '=')
+		v := []byte(f.Value)
+		if len(v) == 0 || !printable(v) || strings.ContainsAny(f.Value, " \t]\"") {
+			line = strconv.AppendQuote(line, f.Value)
+		} else {
+			line = append(line, v...)
+		}
+	}
+	return append(line, "] "...)
+}
+
+// appendPayload appends data as it is when it is printable single-line
+// text, else Go-quoted.
+func appendPayload(line, data []byte) []byte {
+	if printable(data) {
+		return append(line, data...)
+	}
+	return strconv.AppendQuote(line, string(data))
+}
+
+// gap counts n messages a gap notice reported missed. It returns false
+// once limit messages have been printed or missed.
+func (p *printer) gap(n uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.missed += n
+	return !p.reachedLocked()
+}
+
+func (p *printer) reachedLocked() bool {
+	return p.limit > 0 && uint64(p.printed)+p.missed >= uint64(p.limit)
 }
 
 // writeFailed returns the error that stopped printing, if any.
@@ -118,11 +187,18 @@ func (p *printer) writeFailed() error {
 	return p.writeErr
 }
 
-// done reports whether limit messages have been printed.
+// done reports whether limit messages have been printed or missed.
 func (p *printer) done() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.limit > 0 && p.printed >= p.limit
+	return p.reachedLocked()
+}
+
+// counts returns how many messages were printed and how many missed.
+func (p *printer) counts() (printed int, missed uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.printed, p.missed
 }
 
 // writeJSON writes v as one line of JSON.

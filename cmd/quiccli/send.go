@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -15,21 +16,28 @@ const sendAbout = `Sends each MESSAGE argument as one message on CHANNEL, or, wi
 arguments, each line of stdin (without its line ending). Exits 0 once every
 message was handed to the server: written, and the connection closed
 gracefully after the server read everything. A message starting with "-"
-needs "--" before it: quiccli send chat -- -5 degrees.
+needs "--" before it: quiccli send chat -- -5 degrees. -H KEY=VALUE adds a
+header to every message (repeatable).
 
 Example:
   quiccli send chat hello world
-  tail -f app.log | quiccli send logs`
+  tail -f app.log | quiccli send logs
+  quiccli send -H traceparent=00-4bf9...-01 orders.eu.new '{"id":1}'`
 
 // sendResult is send's -json output.
 type sendResult struct {
 	Channel  string `json:"channel"`
 	Messages int    `json:"messages"`
 	Bytes    int    `json:"bytes"`
+
+	header transport.Header // added to every message (-H); without it, plain Send
 }
 
 func cmdSend(ctx context.Context, g *globals, args []string) error {
-	pos, err := g.parseCommand("send", "CHANNEL [MESSAGE...]", sendAbout, args, nil)
+	var headers headerFlag
+	pos, err := g.parseCommand("send", "CHANNEL [MESSAGE...]", sendAbout, args, func(fs *flag.FlagSet) {
+		fs.Var(&headers, "H", "add header `KEY=VALUE` to every message (repeatable)")
+	})
 	if err != nil {
 		return err
 	}
@@ -37,14 +45,14 @@ func cmdSend(ctx context.Context, g *globals, args []string) error {
 		return usageError("send needs a CHANNEL: quiccli send CHANNEL [MESSAGE...]")
 	}
 	name, msgs := pos[0], pos[1:]
-	if err := checkChannelName(name); err != nil {
+	if err := checkSubject(name); err != nil {
 		return err
 	}
 	cl, err := g.dialClient(ctx)
 	if err != nil {
 		return err
 	}
-	res := sendResult{Channel: name}
+	res := sendResult{Channel: name, header: headers.h}
 	sendErr := g.sendAll(ctx, cl, name, msgs, &res)
 	if sendErr == nil || ctx.Err() != nil || errors.Is(sendErr, errLineTooLong) {
 		// Hand over what was accepted before the end of input, an
@@ -148,7 +156,13 @@ func stdinEnded(err error, limit, sent int) error {
 
 // send sends msg on ch and counts it.
 func (res *sendResult) send(ctx context.Context, ch *client.Channel, msg []byte) error {
-	if err := ch.Send(ctx, msg); err != nil {
+	var err error
+	if len(res.header) > 0 {
+		err = ch.SendMsg(ctx, &transport.Message{Header: res.header, Data: msg})
+	} else {
+		err = ch.Send(ctx, msg)
+	}
+	if err != nil {
 		return err
 	}
 	res.Messages++

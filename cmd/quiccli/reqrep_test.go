@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+func TestReqGetsTheEchoOfAReplyWithoutResponse(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	_, wait := startCLI(t, nil, ts.args("reply", "-count", "1", "svc.echo")...)
+	ts.waitSubscribers(t, "svc.echo", 1)
+
+	got := runCLI(t, nil, ts.args("req", "svc.echo", "hello there")...)
+	require.NoError(t, got.err, got.stderr)
+	require.Equal(t, "hello there\n", got.stdout)
+
+	served := wait()
+	require.NoError(t, served.err, served.stderr)
+	require.Equal(t, "hello there\n", served.stdout, "reply prints each request it answered")
+}
+
+func TestReplyWithAFixedResponseOnAWildcardPrintsTheSubject(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	_, wait := startCLI(t, nil, ts.args("reply", "-count", "2", "time.*", "noon")...)
+	ts.waitSubscribers(t, "time.*", 1)
+
+	for _, subject := range []string{"time.eu", "time.us"} {
+		got := runCLI(t, nil, ts.args("req", subject, "")...)
+		require.NoError(t, got.err, got.stderr)
+		require.Equal(t, "noon\n", got.stdout)
+	}
+	served := wait()
+	require.NoError(t, served.err, served.stderr)
+	require.Equal(t, "time.eu: \ntime.us: \n", served.stdout)
+}
+
+func TestReplyCommandAnswersWithItsOutputAndReqSendsHeaders(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	_, wait := startCLI(t, nil, ts.args("reply", "-count", "1", "-headers", "-command", `tr a-z A-Z; printf " via %s" "$QUICCLI_SUBJECT"`, "text.upper")...)
+	ts.waitSubscribers(t, "text.upper", 1)
+
+	got := runCLI(t, nil, ts.args("-json", "req", "-headers", "-H", "x-trace=42", "text.upper", "shout")...)
+	require.NoError(t, got.err, got.stderr)
+	var reply jsonMessage
+	require.NoError(t, json.Unmarshal([]byte(got.stdout), &reply), got.stdout)
+	require.Equal(t, "SHOUT via text.upper", reply.Payload)
+	require.Equal(t, "text.upper", reply.Channel)
+	require.Contains(t, reply.Headers, jsonHeader{Key: transport.HeaderInReplyTo, Value: "1"})
+
+	served := wait()
+	require.NoError(t, served.err, served.stderr)
+	require.Regexp(t, `^\[x-trace=42 reply-to=_INBOX\.[0-9A-Za-z]{22} msg-id=1\] shout\n$`, served.stdout)
+}
+
+func TestReqWithNoRespondersFailsAtOnce(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	got := runCLI(t, nil, ts.args("-timeout", "10s", "req", "nobody.home", "?")...)
+	require.ErrorIs(t, got.err, transport.ErrNoResponders)
+	require.Equal(t, exitError, got.code)
+	require.Contains(t, got.err.Error(), `no responders: nothing at `+ts.addr+` subscribes to "nobody.home"`)
+}
+
+func TestReqWithoutReplyTimesOutNamingTheTimeout(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	// A listener receives the request but does not answer it.
+	_, wait := startCLI(t, nil, ts.args("listen", "-count", "1", "svc.mute")...)
+	ts.waitSubscribers(t, "svc.mute", 1)
+	got := runCLI(t, nil, ts.args("-timeout", "300ms", "req", "svc.mute", "?")...)
+	require.ErrorIs(t, got.err, context.DeadlineExceeded)
+	require.Contains(t, got.err.Error(), `no reply to the request on "svc.mute" within 300ms (-timeout)`)
+	require.NoError(t, wait().err)
+}
+
+func TestReqAgainstAnEchoServerGetsItsDataBack(t *testing.T) {
+	ts := startServer(t, serverOptions{})
+	got := runCLI(t, nil, ts.args("req", "svc.any", "ping")...)
+	require.NoError(t, got.err, got.stderr)
+	require.Equal(t, "ping\n", got.stdout)
+}
+
+func TestReqAndReplyRefuseBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"req"},
+		{"req", "svc.*", "x"},
+		{"req", "a", "b", "c"},
+		{"req", "-H", "novalue", "svc", "x"},
+		{"req", "-H", "subject=x", "svc", "x"},
+		{"reply"},
+		{"reply", "-command", "cat", "svc", "fixed"},
+		{"reply", "-count", "-1", "svc"},
+		{"reply", "-group", "a.b", "svc"},
+		{"listen", "-group", "bad group", "svc"},
+		{"listen", "a.>.b"},
+	} {
+		got := runCLI(t, nil, append([]string{"-addr", "127.0.0.1:1"}, args...)...)
+		require.Equal(t, exitUsage, got.code, "%q: %v", args, got.err)
+	}
+}
+
+func TestListenReportsAGapCountsItAndExitsWithMissed(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	_, wait := startCLI(t, nil, ts.args("listen", "-count", "5", "logs")...)
+	sess := ts.session(t, "logs")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, sess.Send(ctx, "logs", []byte("one")))
+	require.NoError(t, sess.SendGap(ctx, "logs", transport.Gap{Missed: 3, Reason: transport.GapSlowConsumer}))
+	require.NoError(t, sess.Send(ctx, "logs", []byte("five")))
+
+	got := wait()
+	require.Equal(t, exitMissed, got.code, "%v\n%s", got.err, got.stderr)
+	require.Equal(t, "one\nfive\n", got.stdout, "1 + 3 missed + 1 reach -count 5")
+	require.Contains(t, got.stderr, "quiccli: logs: 3 messages missed (slow consumer)\n")
+	require.Contains(t, got.err.Error(), "3 messages missed, 2 messages received")
+}
+
+func TestListenDoesNotReconnectAfterASlowConsumerDisconnect(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	_, wait := startCLI(t, nil, ts.args("listen", "logs")...)
+	sess := ts.session(t, "logs")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, sess.Send(ctx, "logs", []byte("one")))
+	require.NoError(t, sess.SendGap(ctx, "logs", transport.Gap{Missed: 2, Reason: transport.GapDisconnect}))
+	require.NoError(t, sess.DisconnectGracefully(ctx, transport.CodeSlowConsumer, "slow consumer"))
+
+	got := wait()
+	require.Equal(t, exitMissed, got.code, "%v\n%s", got.err, got.stderr)
+	require.Equal(t, "one\n", got.stdout)
+	require.Contains(t, got.stderr, "quiccli: logs: 2 messages missed (disconnect)\n")
+	require.Contains(t, got.err.Error(), "disconnected this listener as a slow consumer")
+	require.Contains(t, got.err.Error(), "not reconnecting: 1 message received, 2 messages missed")
+	require.NotContains(t, got.stderr, "reconnecting")
+}
+
+func TestListenOnAWildcardPrintsSubjectsAndHeaders(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	_, wait := startCLI(t, nil, ts.args("listen", "-headers", "-count", "2", "-group", "workers", "orders.>")...)
+	ts.waitSubscribers(t, "orders.>", 1)
+
+	require.NoError(t, runCLI(t, nil, ts.args("send", "-H", "traceparent=00-ab-cd-01", "-H", "note=two words", "orders.eu.new", "first")...).err)
+	require.NoError(t, runCLI(t, nil, ts.args("send", "orders.us", "second")...).err)
+
+	got := wait()
+	require.NoError(t, got.err, got.stderr)
+	require.Equal(t, "orders.eu.new: [traceparent=00-ab-cd-01 note=\"two words\"] first\norders.us: second\n", got.stdout)
+}
