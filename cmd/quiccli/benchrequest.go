@@ -93,6 +93,7 @@ func (b *bench) syncRequests(ctx context.Context) (string, error) {
 		for {
 			rctx, cancel := context.WithDeadline(ctx, deadline)
 			_, err := b.conns[i].Request(rctx, b.subject, &transport.Message{Data: msg})
+			expired := rctx.Err() != nil
 			cancel()
 			if err == nil {
 				break
@@ -100,7 +101,7 @@ func (b *bench) syncRequests(ctx context.Context) (string, error) {
 			switch {
 			case ctx.Err() != nil:
 				return "", interrupted(ctx.Err(), "before the run started")
-			case rctx.Err() != nil || (errors.Is(err, transport.ErrNoResponders) && time.Now().After(deadline)):
+			case expired || (errors.Is(err, transport.ErrNoResponders) && time.Now().After(deadline)):
 				return "", explain(exitError, err, "no reply to a test request on %q within %s; is the server a quicsrv in relay or echo mode?", b.subject, b.g.timeout)
 			case !errors.Is(err, transport.ErrNoResponders):
 				return "", b.g.describe(err)

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
+	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/transport"
 )
 
 func TestSeqSetCountsRepeatsWithinAndAcrossReceivers(t *testing.T) {
@@ -45,4 +50,30 @@ func TestBenchGroupFlagsAreChecked(t *testing.T) {
 		require.Equal(t, exitUsage, got.code, "%v", c.args)
 		require.Equal(t, c.want, got.err.Error(), "%v", c.args)
 	}
+}
+
+func TestBenchRequestSyncWaitsForTheRelayToKnowTheResponder(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	g := newGlobals(nil, io.Discard, io.Discard)
+	g.addr, g.caFile = ts.addr, ts.caFile
+	b := &bench{g: g, o: benchOptions{conns: 1, size: 64, inflight: 1, mode: modeRequest}, epoch: time.Now()}
+	defer b.close()
+	conf, err := g.tlsConfig()
+	require.NoError(t, err)
+	require.NoError(t, b.dialAll(t.Context(), conf, 2))
+	b.subject = "late.responder"
+	// The responder subscribes only after the first test requests were
+	// answered "no responders": the sync goes on asking.
+	_, err = b.conns[0].Request(t.Context(), b.subject, &transport.Message{Data: []byte{kindSync}})
+	require.ErrorIs(t, err, transport.ErrNoResponders)
+	late := time.AfterFunc(3*syncEvery, func() {
+		ch, err := b.conns[1].OpenChannel(context.Background(), b.subject)
+		if err == nil {
+			b.readers.Go(func() { b.respond(ch) })
+		}
+	})
+	defer late.Stop()
+	mode, err := b.syncRequests(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, serverRelays, mode)
 }
