@@ -257,11 +257,15 @@ func iteration(file string) int {
 }
 
 // lossPct is undelivered as a percentage of sent, per iteration.
-func lossPct(dir, name string) series {
-	sent, lost := load(dir, name, "sent"), load(dir, name, "undelivered")
+func lossPct(dir, name string) series { return lossPctOf(dir, name, "sent") }
+
+// lossPctOf is undelivered as a percentage of the field base ("sent", or
+// "expected": sent x subscribers in a fan-out), per iteration.
+func lossPctOf(dir, name, base string) series {
+	want, lost := load(dir, name, base), load(dir, name, "undelivered")
 	var s series
-	for i := range min(len(sent), len(lost)) {
-		s = append(s, 100*lost[i]/max(sent[i], 1))
+	for i := range min(len(want), len(lost)) {
+		s = append(s, 100*lost[i]/max(want[i], 1))
 	}
 	return s
 }
@@ -317,17 +321,6 @@ func table(w io.Writer, dir, rateArg, baseline string) error {
 	return nil
 }
 
-// expectedLossPct is undelivered as a percentage of the deliveries expected
-// (sent x subscribers in a fan-out), per iteration.
-func expectedLossPct(dir, name string) series {
-	want, lost := load(dir, name, "expected"), load(dir, name, "undelivered")
-	var s series
-	for i := range min(len(want), len(lost)) {
-		s = append(s, 100*lost[i]/max(want[i], 1))
-	}
-	return s
-}
-
 // pubsubRows adds fan-out, queue group and request/reply; without NATS its
 // columns stay empty.
 func pubsubRows(row func(...string), dir string, nats bool) {
@@ -345,9 +338,9 @@ func pubsubRows(row func(...string), dir string, nats bool) {
 	losses := func(label, q, n string) {
 		var ns series
 		if nats {
-			ns = expectedLossPct(dir, "nats-"+n)
+			ns = lossPctOf(dir, "nats-"+n, "expected")
 		}
-		row(label, expectedLossPct(dir, q).spread(pct), ns.spread(pct), "")
+		row(label, lossPctOf(dir, q, "expected").spread(pct), ns.spread(pct), "")
 	}
 	rates("fan-out 1 → "+fanout+" subscribers, unlimited rate: delivered msgs/s over all subscribers", "quic-fanout", "fanout")
 	losses("fan-out 1 → "+fanout+": undelivered, % of sent × "+fanout, "quic-fanout", "fanout")

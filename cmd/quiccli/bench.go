@@ -267,14 +267,15 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	connect, sync := b.connect, b.sync
 	if b.o.mode == modeRequest {
-		return b.runRequests(ctx, conf)
+		connect, sync = b.connectRequests, b.syncRequests
 	}
-	if err := b.connect(ctx, conf); err != nil {
+	if err := connect(ctx, conf); err != nil {
 		b.close()
 		return nil, err
 	}
-	serverMode, err := b.sync(ctx)
+	serverMode, err := sync(ctx)
 	if err != nil {
 		b.close()
 		return nil, err
@@ -520,12 +521,13 @@ func (b *bench) syncEcho(ctx context.Context, s *benchStream) (string, error) {
 	}
 }
 
-// send runs the senders until -duration, -count or ctx ends, and says which
-// ended the run.
+// send runs the senders (or requesters) until -duration, -count or ctx
+// ends, and says which ended the run.
 func (b *bench) send(ctx context.Context, serverMode string) string {
 	rctx, cancel := context.WithTimeout(ctx, b.o.duration)
 	defer cancel()
-	// An echo in flight when the run ends is still awaited, up to -timeout.
+	// An echo or a reply in flight when the run ends is still awaited, up
+	// to -timeout.
 	ectx, ecancel := context.WithTimeout(ctx, b.o.duration+b.g.timeout)
 	defer ecancel()
 	if b.o.count > 0 {
@@ -546,9 +548,12 @@ func (b *bench) send(ctx context.Context, serverMode string) string {
 	for _, s := range b.streams {
 		wg.Go(func() {
 			var err error
-			if b.oneway() {
+			switch {
+			case b.oneway():
 				err = b.publish(rctx, s, interval)
-			} else {
+			case b.o.mode == modeRequest:
+				err = b.requestLoop(rctx, ectx, s, interval)
+			default:
 				err = b.pingPong(rctx, ectx, s, interval)
 			}
 			if err != nil {
@@ -562,17 +567,12 @@ func (b *bench) send(ctx context.Context, serverMode string) string {
 		b.drain(ctx, serverMode)
 	}
 	stop()
-	return b.endedBy(ctx, failed.Load())
-}
-
-// endedBy says what ended a run in which failed senders gave up.
-func (b *bench) endedBy(ctx context.Context, failed int64) string {
 	switch {
 	case ctx.Err() != nil:
 		return "interrupt"
 	case b.o.count > 0 && b.remaining.Load() <= 0:
 		return "count"
-	case int(failed) == len(b.streams):
+	case int(failed.Load()) == len(b.streams):
 		return "errors"
 	}
 	return "duration"

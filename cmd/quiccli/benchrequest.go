@@ -6,33 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-// modeRequest is bench -mode request: request/reply round trips.
+// modeRequest is bench -mode request: request/reply round trips, with
+// -conns requesting connections keeping -inflight requests in flight each,
+// and one responder connection.
 const modeRequest = "request"
-
-// runRequests is run for -mode request: -conns requesting connections with
-// -inflight requests in flight each, and one responder connection.
-func (b *bench) runRequests(ctx context.Context, conf *tls.Config) (*benchResult, error) {
-	if err := b.connectRequests(ctx, conf); err != nil {
-		b.close()
-		return nil, err
-	}
-	serverMode, err := b.syncRequests(ctx)
-	if err != nil {
-		b.close()
-		return nil, err
-	}
-	sendStart := b.now()
-	endedBy := b.sendRequests(ctx)
-	b.close()
-	return b.result(serverMode, endedBy, sendStart), nil
-}
 
 // connectRequests dials the requesting connections and the responder's,
 // subscribes the responder to the request subject and starts it.
@@ -50,9 +32,7 @@ func (b *bench) connectRequests(ctx context.Context, conf *tls.Config) error {
 	b.readers.Go(func() { b.respond(ch) })
 	for i := range b.o.conns {
 		for range b.o.inflight {
-			s := &benchStream{conn: b.conns[i]}
-			b.streams = append(b.streams, s)
-			b.tallies = append(b.tallies, &s.echoes)
+			b.streams = append(b.streams, &benchStream{conn: b.conns[i]})
 		}
 	}
 	return nil
@@ -114,37 +94,6 @@ func (b *bench) syncRequests(ctx context.Context) (string, error) {
 		return serverRelays, nil
 	}
 	return serverEchoes, nil
-}
-
-// sendRequests runs the requesters until -duration, -count or ctx ends, and
-// says which ended the run. A request in flight when the run ends is still
-// awaited, up to -timeout.
-func (b *bench) sendRequests(ctx context.Context) string {
-	rctx, cancel := context.WithTimeout(ctx, b.o.duration)
-	defer cancel()
-	ectx, ecancel := context.WithTimeout(ctx, b.o.duration+b.g.timeout)
-	defer ecancel()
-	if b.o.count > 0 {
-		b.remaining.Store(b.o.count)
-	}
-	var interval time.Duration
-	if b.o.rate > 0 {
-		interval = time.Duration(float64(time.Second) * float64(len(b.streams)) / b.o.rate)
-	}
-	stop := b.startProgress()
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for _, s := range b.streams {
-		wg.Go(func() {
-			if err := b.requestLoop(rctx, ectx, s, interval); err != nil {
-				failed.Add(1)
-				b.fail(err)
-			}
-		})
-	}
-	wg.Wait()
-	stop()
-	return b.endedBy(ctx, failed.Load())
 }
 
 // requestLoop sends one request at a time for s and records each round
