@@ -232,7 +232,7 @@ func (ch *Channel) admit(ctx context.Context, size int, flags byte, block bool) 
 			return err
 		}
 	}
-	if limit := int(ch.c.peerMax.Load()); size > limit {
+	if limit := int(ch.c.peerMax.Load()); size > limit && flags&wire.FlagGap == 0 {
 		return &MessageTooLargeError{Channel: ch.name, Size: size, Limit: limit}
 	}
 	if flags&wire.FlagReplaySafe == 0 && ch.c.earlyData {

@@ -192,7 +192,28 @@ func (m *msgMeta) visit(key, value []byte) {
 		m.subject = string(value)
 		return
 	}
-	m.header = append(m.header, HeaderField{string(key), string(value)})
+	if m.header == nil {
+		m.header = make(Header, 0, 4)
+	}
+	m.header = append(m.header, HeaderField{knownKey(key), string(value)})
+}
+
+// knownKey returns key as a string, without allocating for the
+// well-known keys.
+func knownKey(key []byte) string {
+	switch string(key) {
+	case HeaderReplyTo:
+		return HeaderReplyTo
+	case HeaderMsgID:
+		return HeaderMsgID
+	case HeaderInReplyTo:
+		return HeaderInReplyTo
+	case HeaderTraceparent:
+		return HeaderTraceparent
+	case HeaderStatus:
+		return HeaderStatus
+	}
+	return string(key)
 }
 
 // splitHeaders decodes a HEADERS payload p into m and returns the body.

@@ -130,7 +130,7 @@ func TestUnsentMessageReproducesTheFrame(t *testing.T) {
 // Headers that break a rule or a limit fail SendMsg with a *HeaderError
 // and the channel stays usable.
 func TestHeaderLimitsFailTheSendOnly(t *testing.T) {
-	client, server, _ := pair(t, nil, nil)
+	client, server, _ := pair(t, &Config{MaxMessageSize: 1024}, nil)
 	ctx := testCtx(t)
 	cli, srv := openNamed(t, client, server, "limits")
 	many := make(Header, MaxHeaderFields+1)
@@ -150,6 +150,10 @@ func TestHeaderLimitsFailTheSendOnly(t *testing.T) {
 		require.ErrorAs(t, cli.SendMsg(ctx, m), &he, name)
 		require.ErrorAs(t, cli.TrySendMsg(m), &he, name)
 	}
+	// The peer's limit counts the header block with the body.
+	var tooLarge *MessageTooLargeError
+	require.ErrorAs(t, cli.SendMsg(ctx, &Message{Header: Header{{"k", "v"}}, Data: make([]byte, 1024)}), &tooLarge)
+	require.Equal(t, 1024+1+wire.HeaderFieldLen("k", "v"), tooLarge.Size)
 	require.NoError(t, cli.SendMsg(ctx, &Message{Header: many[:MaxHeaderFields], Data: []byte("ok")}))
 	m, err := srv.ReceiveMsg(ctx)
 	require.NoError(t, err)
@@ -216,6 +220,21 @@ func TestGapNoticesInOrderAndAcknowledged(t *testing.T) {
 	require.ErrorAs(t, err, &ge)
 	require.Equal(t, Gap{Missed: 2, Reason: GapDisconnect}, ge.Gap)
 	require.Eventually(t, func() bool { return cli.Acked() == 4 }, 10*time.Second, time.Millisecond)
+}
+
+// A gap notice is not a message: the peer's message size limit, however
+// small, does not apply to it.
+func TestGapNoticeIgnoresTheMessageSizeLimit(t *testing.T) {
+	client, server, _ := pair(t, &Config{MaxMessageSize: 1}, nil)
+	ctx := testCtx(t)
+	cli, srv := openNamed(t, client, server, "tiny")
+	require.NoError(t, cli.SendGap(ctx, Gap{Missed: 1 << 40, Reason: GapBackplane}))
+	require.NoError(t, cli.Send(ctx, []byte("1")))
+	_, err := srv.Receive(ctx)
+	require.ErrorIs(t, err, ErrGap)
+	b, err := srv.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "1", string(b))
 }
 
 // After a connection is killed, Unacked holds messages with their headers

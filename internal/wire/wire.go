@@ -159,9 +159,11 @@ func ParseMessageHeader(b []byte, limit int) (flags byte, size int, n int, err e
 		return 0, 0, 0, ErrShort
 	}
 	if flags&FlagGap != 0 {
+		// Bounded by MaxGapLen, not by the limit on messages.
 		if err := checkGapFrame(flags, l); err != nil {
 			return 0, 0, 0, err
 		}
+		return flags, int(l), 2 + vn, nil
 	}
 	if l > uint64(limit) {
 		return 0, 0, 0, &TooLargeError{Size: l, Limit: limit}
