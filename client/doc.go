@@ -47,6 +47,16 @@
 // anything new. A [Pool] does not resume: its connections are handed out
 // as they are, and a replaced connection is a new session.
 //
+// # Subjects, headers and gap notices
+//
+// [Channel.SendMsg] and [Channel.ReceiveMsg] carry a message's subject and
+// headers (transport.Message); the reconnect buffer and a resume keep
+// them, and a message is written again as it was sent. A gap notice from
+// the server (the relay skipped messages for a slow consumer) makes
+// Receive return a *transport.GapError at its place, never a message, and
+// counts like a message for the resume. [Client.ChannelWith] opens a
+// channel with options (a queue group) on every connection.
+//
 // # 0-RTT
 //
 // The client keeps TLS session tickets and reconnects with QUIC 0-RTT.

@@ -117,6 +117,41 @@ func TestClientReceiveReturnsGapErrorInOrder(t *testing.T) {
 	require.Equal(t, uint64(14), st.MessagesMissed)
 }
 
+// A gap notice Receive returned counts, like a message, in what the
+// client tells the server it received when it resumes the session: the
+// server sends again what follows the gap, not the gap.
+func TestClientGapCountsInResumeState(t *testing.T) {
+	gap := transport.Gap{Missed: 3, Reason: transport.GapSlowConsumer}
+	h := &msgLog{then: func(ctx context.Context, s *session.Session, m session.Message) {
+		if string(m.Data) == "go" {
+			_ = s.Send(ctx, m.Channel, []byte("a"))
+			_ = s.SendGap(ctx, m.Channel, gap)
+			_ = s.Send(ctx, m.Channel, []byte("b"))
+		}
+	}}
+	c, proxy, log := proxiedClient(t, h, nil)
+	ctx := testCtx(t)
+	ch, err := c.Channel(ctx, "logs")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("go")))
+	b, err := ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "a", string(b))
+	_, err = ch.Receive(ctx)
+	requireGap(t, err, "logs", gap)
+
+	proxy.BlackHole(2500 * time.Millisecond) // the idle timeout is 1 s
+	log.waitEvent(t, func(e Event) bool { return e.Type == EventReconnected })
+	b, err = ch.Receive(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "b", string(b))
+	require.NoError(t, ch.Send(ctx, []byte("more")))
+	h.wait(t, 2)
+	require.Equal(t, uint64(1), c.Stats().Resumes)
+	require.Equal(t, uint64(1), c.Stats().GapNotices)
+	require.False(t, log.has(func(e Event) bool { return e.Type == EventResumeFailed }))
+}
+
 // requireGap checks that err is the gap notice g on channel.
 func requireGap(t *testing.T, err error, channel string, g transport.Gap) {
 	t.Helper()

@@ -100,9 +100,13 @@
 // each channel, the server writes, in order and before anything new, what
 // the client had not received, what was never written, and what Send
 // accepted while the session was detached: every message Send accepted is
-// delivered once, in order, or reported. A message counts as received once
-// the session's reader has taken it into the pending queue, which the
-// detachment keeps: the handler sees it once.
+// delivered once, in order, or reported. Messages sent with
+// [Session.SendMsg] keep their subject and headers, and gap notices sent
+// with [Session.SendGap] stay gap notices, counted like messages; what
+// the client's last connection would refuse (headers without the HEADERS
+// extension, a wildcard subject) is refused at once. A message counts as
+// received once the session's reader has taken it into the pending queue,
+// which the detachment keeps: the handler sees it once.
 //
 // Bounds, each with its overflow policy: Config.MaxDetachedSessions
 // detached sessions (one more ends the oldest), Config.MaxDetachedBytes of

@@ -3,6 +3,8 @@ package session
 import (
 	"errors"
 	"fmt"
+
+	"github.com/quicmsg/quicmsg/transport"
 )
 
 // ErrChannelClosed is matched, with errors.Is, by the error of a send on a
@@ -79,9 +81,11 @@ func (e *ListenerLimitsError) Error() string {
 // Is makes the error match ErrListenerLimits.
 func (e *ListenerLimitsError) Is(target error) bool { return target == ErrListenerLimits }
 
-// ErrNoReplyTo is returned by [Session.Reply] for a request without a
-// reply-to (transport.HeaderReplyTo): there is no subject to answer to.
-var ErrNoReplyTo = errors.New("session: the request has no reply-to")
+// ErrNoReplyTo is matched by the error of [Session.Reply] for a request
+// without a reply-to (transport.HeaderReplyTo): there is no subject to
+// answer to. It is transport.ErrNoReplyTo, so that one errors.Is check
+// covers the replies of both packages.
+var ErrNoReplyTo = transport.ErrNoReplyTo
 
 // ErrSessionEnded is matched, with errors.Is, by the error of a send on a
 // session that has ended; the error also wraps why it ended.

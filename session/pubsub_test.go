@@ -183,6 +183,11 @@ func TestResumeKeepsSubjectsHeadersAndGaps(t *testing.T) {
 	m, err := rc.receiveMsg(ctx, ch)
 	require.NoError(t, err)
 	require.Equal(t, "m0", string(m.Data)) // the gap and m1 are read by nobody
+	// The client's gap notice is numbered like a message in the server's
+	// resume state, though never handled.
+	require.NoError(t, ch.SendGap(ctx, gap1))
+	require.NoError(t, ch.Send(ctx, []byte("up")))
+	rec.waitSeen(t, 2)
 	rc.kill()
 	hooks.wait(t, "detached", 1)
 
@@ -192,8 +197,9 @@ func TestResumeKeepsSubjectsHeadersAndGaps(t *testing.T) {
 	require.NoError(t, sess.Send(ctx, "news", []byte("m3")))
 	require.ErrorIs(t, sess.SendMsg(ctx, "news", &transport.Message{Subject: "news.*", Data: []byte("x")}), transport.ErrWildcardSubject)
 
-	_, err = rc.resume(ctx, nil)
+	claims, err := rc.resume(ctx, nil)
 	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{"news": 3}, claims, "hello, the gap notice, up")
 	hooks.wait(t, "resumed", 1)
 	ch, err = rc.conn.OpenChannel(ctx, "news")
 	require.NoError(t, err)

@@ -3,11 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/client"
+	"github.com/quicmsg/quicmsg/internal/testenv"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -150,4 +156,69 @@ func TestListenOnAWildcardPrintsSubjectsAndHeaders(t *testing.T) {
 	got := wait()
 	require.NoError(t, got.err, got.stderr)
 	require.Equal(t, "orders.eu.new: [traceparent=00-ab-cd-01 note=\"two words\"] first\norders.us: second\n", got.stdout)
+}
+
+func TestListenersOfAQueueGroupShareTheMessages(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	outs := make([]*testenv.Buffer, 2)
+	done := make(chan outcome, 2)
+	for i := range outs {
+		outs[i] = &testenv.Buffer{}
+		go func() {
+			var stderr testenv.Buffer
+			err := run(ctx, ts.args("listen", "-group", "workers", "jobs.>"), strings.NewReader(""), outs[i], &stderr)
+			done <- outcome{stderr: stderr.String(), err: err}
+		}()
+	}
+	ts.waitSubscribers(t, "jobs.>", 2)
+	var jobs, want []string
+	for i := range 10 {
+		jobs = append(jobs, "job"+strconv.Itoa(i))
+		want = append(want, "jobs.new: job"+strconv.Itoa(i))
+	}
+	require.NoError(t, runCLI(t, nil, ts.args(append([]string{"send", "jobs.new"}, jobs...)...)...).err)
+
+	lines := func() []string {
+		var all []string
+		for _, o := range outs {
+			all = append(all, strings.FieldsFunc(o.String(), func(r rune) bool { return r == '\n' })...)
+		}
+		return all
+	}
+	require.Eventually(t, func() bool { return len(lines()) >= len(jobs) }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	for range outs {
+		got := <-done
+		require.NoError(t, got.err, got.stderr)
+	}
+	got := lines()
+	slices.Sort(got)
+	slices.Sort(want)
+	require.Equal(t, want, got, "each message to exactly one member of the group")
+	for i, o := range outs {
+		require.NotEmpty(t, o.String(), "member %d got none: the group shares round robin", i)
+	}
+}
+
+func TestClientRequestThroughTheRelay(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	_, wait := startCLI(t, nil, ts.args("reply", "-count", "1", "svc.upper", "DONE")...)
+	ts.waitSubscribers(t, "svc.upper", 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tlsConf, err := certs.ClientConfig(certs.ClientOptions{CAFile: ts.caFile})
+	require.NoError(t, err)
+	c, err := client.Dial(ctx, ts.addr, tlsConf, nil)
+	require.NoError(t, err)
+	defer c.Close()
+
+	reply, err := c.Request(ctx, "svc.upper", &transport.Message{Data: []byte("done")})
+	require.NoError(t, err)
+	require.Equal(t, "DONE", string(reply.Data))
+	_, err = c.Request(ctx, "svc.nobody", &transport.Message{Data: []byte("?")})
+	require.ErrorIs(t, err, transport.ErrNoResponders)
+	require.NoError(t, wait().err)
 }
