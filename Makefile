@@ -37,6 +37,7 @@ bench:
 	$(GO) test -c -o bin/transport.test ./transport/
 	$(GO) test -c -o bin/client.test ./client/
 	$(GO) test -c -o bin/session.test ./session/
+	$(GO) test -c -o bin/relay.test ./internal/relay/
 	for i in $$(seq $(BENCHCOUNT)); do \
 		./bin/transport.test -test.run '^$$' -test.bench . -test.benchmem -test.benchtime $(BENCHTIME) -test.timeout 30m || exit 1; \
 	done
@@ -46,6 +47,9 @@ bench:
 	done
 	./bin/client.test -test.run '^$$' -test.bench ReconnectFirstEcho -test.benchtime 20x -test.count 3 -test.timeout 10m
 	./bin/client.test -test.run '^$$' -test.bench PoolVsChannels -test.benchtime $(BENCHTIME) -test.count 3 -test.timeout 10m
+	for i in $$(seq $(BENCHCOUNT)); do \
+		./bin/relay.test -test.run '^$$' -test.bench . -test.benchmem -test.benchtime $(BENCHTIME) -test.timeout 10m || exit 1; \
+	done
 
 # Long reliability runs: every TestSoak in the module (files with the soak
 # build tag), under the race detector except rate measurements in files

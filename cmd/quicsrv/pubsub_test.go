@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -64,12 +67,7 @@ func TestSlowSubscriberIsToldExactlyWhatItMissed(t *testing.T) {
 
 func TestBlockPolicyDisconnectsAStuckSubscriberAfterThePublishTimeout(t *testing.T) {
 	ts, stuck, _ := slowConsumerScenario(t, "block", "-publish-timeout", "500ms")
-	select {
-	case <-stuck.Context().Done():
-	case <-time.After(waitTimeout):
-		t.Fatal("the stuck subscriber was not disconnected")
-	}
-	require.ErrorIs(t, context.Cause(stuck.Context()), transport.CodeSlowConsumer)
+	requireSlowConsumerClose(t, stuck)
 	ts.waitMetric(t, 1, "quicmsg_relay_publish_timeouts_total")
 	ts.waitMetric(t, 1, "quicmsg_slow_consumer_disconnects_total")
 }
@@ -193,4 +191,56 @@ func TestEchoModeAnswersARequest(t *testing.T) {
 	require.Equal(t, "_INBOX.echo", m.Subject)
 	require.Equal(t, "1", m.Header.Get(transport.HeaderInReplyTo))
 	require.Equal(t, "ping", string(m.Data))
+}
+
+// A conforming client never publishes to a wildcard subject (its transport
+// refuses), so this calls the relay mode handler directly, on the session
+// of a real connection, with the message a non-conforming client would
+// have sent.
+func TestWildcardPublishStopsItsChannelAndTheSessionCarriesOn(t *testing.T) {
+	o, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-dev-certs", t.TempDir()}, io.Discard)
+	require.NoError(t, err)
+	log := slog.New(slog.DiscardHandler)
+	tc, err := transportConfig(o, log)
+	require.NoError(t, err)
+	st, err := setupTLS(o, &tc, log, io.Discard)
+	require.NoError(t, err)
+	t.Cleanup(st.close)
+	h := &hooks{log: log}
+	handler, err := h.handler(o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.relay.Close() })
+	srv, ln, err := listen(o, st, &tc, nil, h, handler)
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-served
+	})
+
+	conf, err := certs.ClientConfig(certs.ClientOptions{CAFile: st.caFile, ServerName: "localhost"})
+	require.NoError(t, err)
+	c := dial(t, ln.Addr().String(), conf)
+	ch := openChannel(t, c, "orders.>")
+	var sess *session.Session
+	require.Eventually(t, func() bool {
+		for _, s := range srv.Sessions() {
+			if _, ok := s.Channel("orders.>"); ok {
+				sess = s
+			}
+		}
+		return sess != nil
+	}, waitTimeout, 5*time.Millisecond)
+
+	h.publish(testCtx(t), sess, session.Message{Channel: "orders.>", Subject: "orders.>", Data: []byte("x")})
+	_, err = ch.Receive(testCtx(t))
+	var ce *transport.ChannelError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, transport.CodeInvalidSubject, ce.Code)
+	require.Equal(t, uint64(1), h.relay.Stats().Refused)
+
+	other := openChannel(t, c, "orders.eu")
+	send(t, other, "still here")
+	require.NoError(t, c.Context().Err(), "the session carries on")
 }

@@ -282,6 +282,18 @@ func slowConsumerScenario(t *testing.T, policy string, args ...string) (*testSer
 	return ts, stuck, stuckCh
 }
 
+// requireSlowConsumerClose waits until the server closes c with
+// SLOW_CONSUMER.
+func requireSlowConsumerClose(t *testing.T, c *transport.Conn) {
+	t.Helper()
+	select {
+	case <-c.Context().Done():
+	case <-time.After(waitTimeout):
+		t.Fatal("the slow subscriber was not disconnected")
+	}
+	require.ErrorIs(t, context.Cause(c.Context()), transport.CodeSlowConsumer)
+}
+
 // slowConsumerMessages is how many messages slowConsumerScenario publishes.
 const slowConsumerMessages = 400
 
@@ -296,12 +308,7 @@ func TestSlowSubscriberIsDroppedForWithoutHoldingUpOthers(t *testing.T) {
 
 func TestSlowSubscriberIsDisconnectedWithoutHoldingUpOthers(t *testing.T) {
 	ts, stuck, _ := slowConsumerScenario(t, "disconnect")
-	select {
-	case <-stuck.Context().Done():
-	case <-time.After(waitTimeout):
-		t.Fatal("the slow subscriber was not disconnected")
-	}
-	require.ErrorIs(t, context.Cause(stuck.Context()), transport.CodeSlowConsumer)
+	requireSlowConsumerClose(t, stuck)
 	ts.waitMetric(t, 1, "quicmsg_slow_consumer_disconnects_total")
 	ts.waitMetric(t, 1, "quicmsg_session_disconnects_total", "by", "server", "code", "slow_consumer")
 }

@@ -3,7 +3,6 @@ package relay
 import (
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 )
 
@@ -112,29 +111,18 @@ type node struct {
 // sublist finds the entries whose pattern matches a subject: exact names in
 // a map, wildcard patterns in a token trie, and the trie's results in a
 // bounded cache. It is guarded by Relay.mu: changes under the write lock,
-// matching under the read lock; the cache has its own lock.
+// matching under the read lock; the cache is safe for concurrent use.
 type sublist struct {
 	exact     map[string]*entry
 	root      node
 	wildcards int    // wildcard patterns in the trie
 	gen       uint64 // changes with every change of the patterns
 
-	cacheMu sync.Mutex
-	cache   map[string]cached
-}
-
-// cacheSize bounds the match cache. A subject past it evicts an arbitrary
-// cached one (as NATS's sublist does), so a stream of distinct subjects
-// costs a trie walk each but never grows memory.
-const cacheSize = 16384
-
-type cached struct {
-	gen     uint64
-	entries []*entry
+	cache matchCache
 }
 
 func newSublist() *sublist {
-	return &sublist{exact: make(map[string]*entry), cache: make(map[string]cached)}
+	return &sublist{exact: make(map[string]*entry)}
 }
 
 // patterns returns how many patterns have subscriptions.
@@ -226,26 +214,15 @@ func (l *sublist) match(subject string) []*entry {
 		}
 		return nil
 	}
-	l.cacheMu.Lock()
-	c, ok := l.cache[subject]
-	l.cacheMu.Unlock()
-	if ok && c.gen == l.gen {
-		return c.entries
+	if out, ok := l.cache.load(subject, l.gen); ok {
+		return out
 	}
 	var out []*entry
 	if e := l.exact[subject]; e != nil {
 		out = append(out, e)
 	}
 	out = matchNode(&l.root, subject, out)
-	l.cacheMu.Lock()
-	if _, ok := l.cache[subject]; !ok && len(l.cache) >= cacheSize {
-		for k := range l.cache {
-			delete(l.cache, k)
-			break
-		}
-	}
-	l.cache[subject] = cached{gen: l.gen, entries: out}
-	l.cacheMu.Unlock()
+	l.cache.store(subject, l.gen, out)
 	return out
 }
 
