@@ -82,7 +82,7 @@ func (c *Client) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*tr
 	if r.inbox != nil {
 		return r.inbox, r.rq, nil
 	}
-	rq := reqrep.New(reqrep.Config[*transport.Message]{NoResponders: transport.ErrNoResponders, Fields: transport.ReplyFields, Unmatched: &r.unmatched})
+	rq := reqrep.New(reqrep.Config[*transport.Message]{NoResponders: transport.ErrNoResponders, Fields: replyFields, Unmatched: &r.unmatched})
 	inbox, err := c.Channel(ctx, rq.Inbox())
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: opening the request inbox: %w", err)
@@ -99,6 +99,11 @@ func (c *Client) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*tr
 	r.inbox, r.rq = inbox, rq
 	go c.readInbox(inbox, rq)
 	return inbox, rq, nil
+}
+
+// replyFields returns what a requester matches a reply by.
+func replyFields(m *transport.Message) (inReplyTo, status string) {
+	return m.InReplyTo(), m.Header.Get(transport.HeaderStatus)
 }
 
 // readInbox reads the inbox and hands each reply to its request, until the

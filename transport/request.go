@@ -121,7 +121,7 @@ func (c *Conn) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*Mess
 	if r.inbox != nil {
 		return r.inbox, r.rq, nil
 	}
-	rq := reqrep.New(reqrep.Config[*Message]{NoResponders: ErrNoResponders, Fields: ReplyFields, Unmatched: &r.unmatched})
+	rq := reqrep.New(reqrep.Config[*Message]{NoResponders: ErrNoResponders, Fields: replyFields, Unmatched: &r.unmatched})
 	inbox, err := c.OpenChannel(ctx, rq.Inbox())
 	if err != nil {
 		return nil, nil, fmt.Errorf("transport: opening the request inbox: %w", err)
@@ -141,10 +141,13 @@ func (c *Conn) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*Mess
 	return inbox, rq, nil
 }
 
-// ReplyFields returns the headers a requester matches a reply by: its
-// HeaderInReplyTo and HeaderStatus.
-func ReplyFields(m *Message) (inReplyTo, status string) {
-	return m.Header.Get(HeaderInReplyTo), m.Header.Get(HeaderStatus)
+// InReplyTo returns the HeaderInReplyTo header: on a reply, the msg-id of
+// the request it answers.
+func (m *Message) InReplyTo() string { return m.Header.Get(HeaderInReplyTo) }
+
+// replyFields returns what a requester matches a reply by.
+func replyFields(m *Message) (inReplyTo, status string) {
+	return m.InReplyTo(), m.Header.Get(HeaderStatus)
 }
 
 // readInbox reads the inbox and hands each reply to its request, until the

@@ -42,8 +42,11 @@ type globals struct {
 
 	// onLost, when set, is told why the connection was lost, before the
 	// client reconnects; when it returns true the command handles it (it
-	// stops) and no "reconnecting" line is printed.
+	// stops) and no "reconnecting" line, nor any later event, is printed.
 	onLost func(error) bool
+	// stopping is set once onLost returned true: no event is reported
+	// after it. Owned by the client's event dispatcher (logEvent).
+	stopping bool
 
 	stdin  io.Reader
 	stdout io.Writer // safe for concurrent use
@@ -73,7 +76,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.BoolVar(&g.insecure, "insecure", g.insecure, "do not verify the server's certificate at all (man-in-the-middle attacks become possible); not with -ca or -pin")
 	fs.BoolVar(&g.json, "json", g.json, "machine-readable output: one JSON object per line")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "connect timeout, and how long to wait for replies and deliveries")
-	fs.IntVar(&g.retries, "retries", g.retries, "reconnect attempts in a row before send, listen and chat give up after losing the connection (-1: for ever)")
+	fs.IntVar(&g.retries, "retries", g.retries, "reconnect attempts in a row before send, listen, chat and reply give up after losing the connection (-1: for ever)")
 }
 
 // markSet records which flags of fs were given explicitly.
@@ -183,9 +186,13 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 
 // logEvent reports connection losses and reconnects on stderr.
 func (g *globals) logEvent(ev client.Event) {
+	if g.stopping {
+		return // the command stops; the client may still reconnect meanwhile
+	}
 	switch ev.Type {
 	case client.EventDisconnected:
 		if g.onLost != nil && g.onLost(ev.Err) {
+			g.stopping = true
 			return
 		}
 		fmt.Fprintf(g.stderr, "quiccli: lost the connection to %s (%v); reconnecting\n", ev.Addr, ev.Err)

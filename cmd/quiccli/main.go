@@ -25,13 +25,13 @@
 //	-json            machine-readable output: one JSON object per line
 //	-timeout D       connect timeout, and how long to wait for replies and for
 //	                 deliveries at the end of a run (default 5s)
-//	-retries N       reconnect attempts in a row before send, listen and chat give
-//	                 up after losing the connection (default 10; -1: for ever)
+//	-retries N       reconnect attempts in a row before send, listen, chat and
+//	                 reply give up after losing the connection (default 10; -1: for ever)
 //
-// send, listen and chat use package client: they reconnect by themselves with
-// backoff, keep channels open across reconnects and resume with 0-RTT. ping
-// and bench use package transport directly, so that a measurement never
-// silently spans a reconnect.
+// send, listen, chat and reply use package client: they reconnect by
+// themselves with backoff, keep channels open across reconnects and resume
+// with 0-RTT. req, ping and bench use package transport directly, one
+// connection each, so that a measurement never silently spans a reconnect.
 //
 // Commands and their flags:
 //
