@@ -18,8 +18,27 @@ const seqCount = 200000
 // exitMissed is quiccli listen's exit status when messages were missed.
 const exitMissed = 4
 
-// reMissed matches listen's report of a gap notice on stderr.
-var reMissed = regexp.MustCompile(`(?m)^quiccli: logs: (\d+) messages? missed \(([a-z ]+)\)$`)
+// reMissed matches listen's report of a gap notice on stderr: channel,
+// count, reason.
+var reMissed = regexp.MustCompile(`(?m)^quiccli: (\S+): (\d+) messages? missed \(([a-z ]+)\)$`)
+
+// missedReported returns the sum of the gap notices a listener reported on
+// stderr for channel, and the last count printed for each reason.
+func missedReported(t *testing.T, stderr, channel string) (int, map[string]string) {
+	t.Helper()
+	sum, reasons := 0, map[string]string{}
+	for _, m := range reMissed.FindAllStringSubmatch(stderr, -1) {
+		if m[1] != channel {
+			continue
+		}
+		n, err := strconv.Atoi(m[2])
+		require.NoError(t, err)
+		require.Positive(t, n, "a gap notice reports at least one message")
+		sum += n
+		reasons[m[3]] = m[2]
+	}
+	return sum, reasons
+}
 
 // seqLine is line i of the input: the number i, padded with a tab and x's
 // up to width bytes when width is larger.
@@ -64,7 +83,7 @@ type seqReport struct {
 // returns how many there were and how many gap notices reported missed.
 func readSeq(t *testing.T, l *process) seqReport {
 	t.Helper()
-	r := seqReport{reasons: map[string]string{}}
+	var r seqReport
 	last := 0
 	// One check per line, without require: 200,000 of them.
 	for _, line := range l.stdout.lines() {
@@ -75,13 +94,7 @@ func readSeq(t *testing.T, l *process) seqReport {
 		last = n
 		r.received++
 	}
-	for _, m := range reMissed.FindAllStringSubmatch(l.stderr.String(), -1) {
-		n, err := strconv.Atoi(m[1])
-		require.NoError(t, err)
-		require.Positive(t, n, "a gap notice reports at least one message")
-		r.missed += n
-		r.reasons[m[2]] = m[1]
-	}
+	r.missed, r.reasons = missedReported(t, l.stderr.String(), "logs")
 	return r
 }
 
