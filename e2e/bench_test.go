@@ -16,12 +16,18 @@ type benchJSON struct {
 	CountedAt   string  `json:"counted_at"`
 	Conns       int     `json:"conns"`
 	Channels    int     `json:"channels"`
+	Subscribers int     `json:"subscribers"`
+	Group       string  `json:"group"`
+	Inflight    int     `json:"inflight"`
 	Size        int     `json:"size"`
 	EndedBy     string  `json:"ended_by"`
 	Seconds     float64 `json:"seconds"`
 	Sent        uint64  `json:"sent"`
+	Expected    uint64  `json:"expected"`
 	Delivered   uint64  `json:"delivered"`
 	Undelivered uint64  `json:"undelivered"`
+	Missed      uint64  `json:"missed"`
+	Duplicates  uint64  `json:"duplicates"`
 	MsgsPerSec  float64 `json:"msgs_per_sec"`
 	MBPerSec    float64 `json:"mb_per_sec"`
 	LatencyUs   struct {
@@ -48,7 +54,7 @@ func runBench(t *testing.T, s *server, args ...string) benchJSON {
 	require.Equal(t, s.addr, r.Addr)
 	require.Zero(t, r.Errors)
 	require.Greater(t, r.Delivered, uint64(0))
-	require.Equal(t, r.Sent, r.Delivered+r.Undelivered)
+	require.Equal(t, r.Expected, r.Delivered+r.Undelivered)
 	require.Greater(t, r.Seconds, 0.0)
 	require.Greater(t, r.MsgsPerSec, 0.0)
 	require.InDelta(t, r.MsgsPerSec*float64(r.Size)/1e6, r.MBPerSec, r.MBPerSec*1e-6)
@@ -86,4 +92,40 @@ func TestBenchEchoAgainstAnEchoServerReportsSaneJSON(t *testing.T) {
 	require.Equal(t, uint64(2000), r.Delivered, "an echo server answers every message")
 	require.Equal(t, 128, r.Size)
 	require.GreaterOrEqual(t, metricValue(s.scrape(t), "quicmsg_messages_received_total"), 2000.0)
+}
+
+func TestBenchFanOutCountsEverySubscribersDeliveries(t *testing.T) {
+	s := startServer(t)
+	r := runBench(t, s, "-subscribers", "3", "-count", "3000", "-rate", "20000", "-duration", "10s")
+	require.Equal(t, 3, r.Subscribers)
+	require.Equal(t, "relay", r.ServerMode)
+	require.Equal(t, "count", r.EndedBy)
+	require.Equal(t, uint64(3000), r.Sent)
+	require.Equal(t, uint64(9000), r.Expected, "each message once per subscriber")
+	require.Equal(t, uint64(9000), r.Delivered, "20,000 msgs/s fit the relay's default queues")
+	require.GreaterOrEqual(t, metricValue(s.scrape(t), "quicmsg_relay_routed_total"), float64(r.Delivered))
+}
+
+func TestBenchQueueGroupDeliversEachMessageOnce(t *testing.T) {
+	s := startServer(t)
+	r := runBench(t, s, "-subscribers", "4", "-group", "workers", "-count", "4000", "-rate", "20000", "-duration", "10s")
+	require.Equal(t, "workers", r.Group)
+	require.Equal(t, uint64(4000), r.Expected, "each message to one member")
+	require.Zero(t, r.Duplicates)
+	require.Zero(t, r.Missed)
+	require.Equal(t, uint64(4000), r.Delivered, "the relay's default queue holds 4000 messages")
+}
+
+func TestBenchRequestModeThroughTheRelayAndAgainstAnEchoServer(t *testing.T) {
+	relay := startServer(t)
+	r := runBench(t, relay, "-mode", "request", "-inflight", "8", "-count", "2000", "-duration", "10s")
+	require.Equal(t, "request", r.Mode)
+	require.Equal(t, "relay", r.ServerMode, "bench's own responder answered")
+	require.Equal(t, 8, r.Inflight)
+	require.Equal(t, uint64(2000), r.Delivered, "every request answered")
+
+	echo := startServer(t, "-mode", "echo")
+	r = runBench(t, echo, "-mode", "request", "-count", "500", "-duration", "10s")
+	require.Equal(t, "echo", r.ServerMode, "the echo server answers requests itself")
+	require.Equal(t, uint64(500), r.Delivered)
 }

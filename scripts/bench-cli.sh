@@ -6,12 +6,19 @@
 #   one-way 64 B messages through the relay: delivered messages/s and what
 #     was not delivered, at an unlimited rate and at the highest rate of a
 #     ladder at which a calibration run delivered everything;
-#   echo round trips, 64 B, one message in flight: p50 and p99.
+#   echo round trips, 64 B, one message in flight: p50 and p99;
+#   fan-out, 1 publisher -> 10 subscriber connections on one subject, 64 B:
+#     delivered messages/s over all subscribers;
+#   a queue group of 4 subscriber connections: delivered messages/s, each
+#     message to one member, duplicates checked;
+#   request/reply through a responder connection with 1 and with 64 requests
+#     in flight: round trips/s, p50 and p99.
 #
 # Baseline: NATS (nats-server and nats.go from the Go module proxy, built in a
 # throwaway module in a temporary directory, never added to this repository's
-# go.mod) doing the same: publish/subscribe at the same rates, request-reply
-# through a responder, and the client's PING/PONG to the server. If NATS
+# go.mod) doing the same: publish/subscribe at the same rates, to 10
+# subscribers and to a queue group of 4, request-reply through a responder
+# with 1 and 64 in flight, and the client's PING/PONG to the server. If NATS
 # cannot be fetched or built, the raw quic-go benchmarks of ./transport run
 # instead (in one process: not the same set-up; the table says so).
 #
@@ -28,6 +35,10 @@ CALIBRATION=${CALIBRATION:-3s}
 NATS_SERVER_VERSION=${NATS_SERVER_VERSION:-v2.15.2}
 NATS_GO_VERSION=${NATS_GO_VERSION:-v1.55.0}
 SIZE=64
+# Fan-out subscribers, queue group members, requests in flight.
+FANOUT=10
+GROUP_SIZE=4
+INFLIGHT=64
 # quicsrv -subscriber-queue for one extra unlimited-rate measurement: the
 # default is 65536; 1024 shows what a small queue does to bursts.
 BIG_QUEUE=${BIG_QUEUE:-1024}
@@ -246,11 +257,15 @@ func iteration(file string) int {
 }
 
 // lossPct is undelivered as a percentage of sent, per iteration.
-func lossPct(dir, name string) series {
-	sent, lost := load(dir, name, "sent"), load(dir, name, "undelivered")
+func lossPct(dir, name string) series { return lossPctOf(dir, name, "sent") }
+
+// lossPctOf is undelivered as a percentage of the field base ("sent", or
+// "expected": sent x subscribers in a fan-out), per iteration.
+func lossPctOf(dir, name, base string) series {
+	want, lost := load(dir, name, base), load(dir, name, "undelivered")
 	var s series
-	for i := range min(len(sent), len(lost)) {
-		s = append(s, 100*lost[i]/max(sent[i], 1))
+	for i := range min(len(want), len(lost)) {
+		s = append(s, 100*lost[i]/max(want[i], 1))
 	}
 	return s
 }
@@ -285,6 +300,7 @@ func table(w io.Writer, dir, rateArg, baseline string) error {
 		row("RTT p50 µs: quicsrv echo / NATS PING-PONG", qP50.spread(micros), pP50.spread(micros), ratios(qP50, pP50))
 		row("RTT p99 µs: quicsrv echo / NATS PING-PONG", qP99.spread(micros), pP99.spread(micros), ratios(qP99, pP99))
 		row("round trips measured (echo / request-reply / PING-PONG)", load(dir, "quic-echo", "delivered").spread(count), load(dir, "nats-reqrep", "count").spread(count)+" / "+load(dir, "nats-ping", "count").spread(count), "")
+		pubsubRows(row, dir, true)
 		return nil
 	}
 	row("measurement (64 B)", "quicsrv + quiccli (separate processes)", "raw quic-go (one process, ./transport)", "quicmsg / raw")
@@ -301,7 +317,48 @@ func table(w io.Writer, dir, rateArg, baseline string) error {
 	qP99, rP99 := load(dir, "quic-echo", "latency_us.p99"), load(dir, "rawquic-rr", "p99_us")
 	row("RTT p50 µs", qP50.spread(micros), rP50.spread(micros), ratios(qP50, rP50))
 	row("RTT p99 µs", qP99.spread(micros), rP99.spread(micros), ratios(qP99, rP99))
+	pubsubRows(row, dir, false)
 	return nil
+}
+
+// pubsubRows adds fan-out, queue group and request/reply; without NATS its
+// columns stay empty.
+func pubsubRows(row func(...string), dir string, nats bool) {
+	fanout, group, inflight := os.Getenv("FANOUT"), os.Getenv("GROUP_SIZE"), os.Getenv("INFLIGHT")
+	nload := func(name, path string) series {
+		if !nats {
+			return nil
+		}
+		return load(dir, "nats-"+name, path)
+	}
+	rates := func(label, q, n string) {
+		qs, ns := load(dir, q, "msgs_per_sec"), nload(n, "msgs_per_sec")
+		row(label, qs.spread(rate), ns.spread(rate), ratios(qs, ns))
+	}
+	losses := func(label, q, n string) {
+		var ns series
+		if nats {
+			ns = lossPctOf(dir, "nats-"+n, "expected")
+		}
+		row(label, lossPctOf(dir, q, "expected").spread(pct), ns.spread(pct), "")
+	}
+	rates("fan-out 1 → "+fanout+" subscribers, unlimited rate: delivered msgs/s over all subscribers", "quic-fanout", "fanout")
+	losses("fan-out 1 → "+fanout+": undelivered, % of sent × "+fanout, "quic-fanout", "fanout")
+	row("fan-out 1 → "+fanout+": dropped by the relay / by NATS (slow consumer), messages", load(dir, "quic-fanout-drops", "dropped").spread(count), nload("fanout", "dropped").spread(count), "")
+	rates("queue group of "+group+", unlimited rate: delivered msgs/s", "quic-group", "group")
+	losses("queue group of "+group+": undelivered, % of sent", "quic-group", "group")
+	row("queue group of "+group+": messages delivered twice", load(dir, "quic-group", "duplicates").spread(count), nload("group", "duplicates").spread(count), "")
+	for _, k := range []string{"1", inflight} {
+		q, n := "quic-req"+k, "reqrep"
+		if k != "1" {
+			n += k
+		}
+		rates("request/reply, "+k+" in flight: round trips/s", q, n)
+		qP50, nP50 := load(dir, q, "latency_us.p50"), nload(n, "p50_us")
+		qP99, nP99 := load(dir, q, "latency_us.p99"), nload(n, "p99_us")
+		row("request/reply, "+k+" in flight: RTT p50 µs", qP50.spread(micros), nP50.spread(micros), ratios(qP50, nP50))
+		row("request/reply, "+k+" in flight: RTT p99 µs", qP99.spread(micros), nP99.spread(micros), ratios(qP99, nP99))
+	}
 }
 EOF
 (cd "$work/report" && GOFLAGS=-mod=mod GOWORK=off timeout 120 go build -o "$bin/benchreport" .) || die "building the report tool failed"
@@ -318,19 +375,24 @@ go 1.26.0
 EOF
   cat >"$dir/main.go" <<'EOF'
 // Command natsbench measures NATS the way quiccli bench measures quicsrv:
-// one-way publish/subscribe of fixed-size messages (delivered messages/s
-// from the first publish to the last delivery, and what was not delivered),
-// and round trips with one in flight (request-reply through a responder, and
-// the client's PING/PONG to the server). It prints one JSON object.
+// publish/subscribe of fixed-size messages to -subs subscriber connections
+// (fan-out, or with -group a queue group: each message to one of them;
+// delivered messages/s over all subscribers from the first publish to the
+// last delivery, and what was not delivered), and round trips
+// (request-reply through a responder with -inflight requests in flight,
+// and the client's PING/PONG to the server). It prints one JSON object.
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
+	"math/bits"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -341,11 +403,16 @@ type result struct {
 	Mode        string  `json:"mode"`
 	Size        int     `json:"size"`
 	Rate        float64 `json:"rate"`
+	Subscribers int     `json:"subscribers"`
+	Group       string  `json:"group,omitempty"`
+	Inflight    int     `json:"inflight,omitempty"`
 	Seconds     float64 `json:"seconds"`
 	Sent        uint64  `json:"sent"`
+	Expected    uint64  `json:"expected"`
 	Delivered   uint64  `json:"delivered"`
 	Undelivered uint64  `json:"undelivered"`
-	Dropped     int     `json:"dropped"` // slow-consumer drops counted by the subscriber
+	Duplicates  uint64  `json:"duplicates"`
+	Dropped     int     `json:"dropped"` // slow-consumer drops counted by the subscribers
 	MsgsPerSec  float64 `json:"msgs_per_sec"`
 	P50us       float64 `json:"p50_us"`
 	P99us       float64 `json:"p99_us"`
@@ -358,18 +425,21 @@ var asyncErrors atomic.Int64
 func main() {
 	url := flag.String("url", nats.DefaultURL, "server URL")
 	mode := flag.String("mode", "pubsub", "pubsub, reqrep or ping")
-	size := flag.Int("size", 64, "message size in bytes")
+	size := flag.Int("size", 64, "message size in bytes (at least 8 with -group: a sequence number)")
 	dur := flag.Duration("duration", 5*time.Second, "how long to send")
 	rate := flag.Float64("rate", 0, "messages per second; 0: as fast as possible")
 	wait := flag.Duration("timeout", 2*time.Second, "how long to wait for deliveries after sending stopped")
+	subs := flag.Int("subs", 1, "pubsub: subscriber connections")
+	group := flag.String("group", "", "pubsub: the subscribers form this queue group")
+	inflight := flag.Int("inflight", 1, "reqrep: requests in flight")
 	flag.Parse()
 	var r *result
 	var err error
 	switch *mode {
 	case "pubsub":
-		r, err = pubsub(*url, *size, *dur, *rate, *wait)
+		r, err = pubsub(*url, *size, *dur, *rate, *wait, *subs, *group)
 	case "reqrep", "ping":
-		r, err = roundTrips(*url, *mode, *size, *dur)
+		r, err = roundTrips(*url, *mode, *size, *dur, *inflight)
 	default:
 		err = fmt.Errorf("unknown -mode %q", *mode)
 	}
@@ -385,29 +455,99 @@ func connect(url string) (*nats.Conn, error) {
 	return nats.Connect(url, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) { asyncErrors.Add(1) }))
 }
 
-func pubsub(url string, size int, dur time.Duration, rate float64, wait time.Duration) (*result, error) {
-	sub, err := connect(url)
+// subscriber is one subscribing connection.
+type subscriber struct {
+	nc   *nats.Conn
+	sub  *nats.Subscription
+	mu   sync.Mutex // guards seen and dups, written by the callback
+	seen []uint64   // sequence numbers received, with -group
+	dups uint64
+}
+
+func (s *subscriber) record(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := int(seq / 64)
+	if w >= len(s.seen) {
+		s.seen = append(s.seen, make([]uint64, max(w+1-len(s.seen), len(s.seen)))...)
+	}
+	if s.seen[w]&(1<<(seq%64)) != 0 {
+		s.dups++
+	}
+	s.seen[w] |= 1 << (seq % 64)
+}
+
+// duplicates counts deliveries of a sequence number already delivered.
+func duplicates(subs []*subscriber) uint64 {
+	var union []uint64
+	var dups uint64
+	each := 0
+	for _, s := range subs {
+		s.mu.Lock()
+		dups += s.dups
+		if len(s.seen) > len(union) {
+			union = append(union, make([]uint64, len(s.seen)-len(union))...)
+		}
+		for i, w := range s.seen {
+			each += bits.OnesCount64(w)
+			union[i] |= w
+		}
+		s.mu.Unlock()
+	}
+	for _, w := range union {
+		each -= bits.OnesCount64(w)
+	}
+	return dups + uint64(each)
+}
+
+func subscribe(url string, n int, group string, delivered *atomic.Uint64, last *atomic.Int64) ([]*subscriber, error) {
+	var subs []*subscriber
+	for range n {
+		nc, err := connect(url)
+		if err != nil {
+			return subs, err
+		}
+		s := &subscriber{nc: nc}
+		subs = append(subs, s)
+		cb := func(m *nats.Msg) {
+			if group != "" && len(m.Data) >= 8 {
+				s.record(binary.LittleEndian.Uint64(m.Data))
+			}
+			delivered.Add(1)
+			last.Store(time.Now().UnixNano())
+		}
+		if group != "" {
+			s.sub, err = nc.QueueSubscribe("bench", group, cb)
+		} else {
+			s.sub, err = nc.Subscribe("bench", cb)
+		}
+		if err != nil {
+			return subs, err
+		}
+		if err := nc.Flush(); err != nil { // the server knows the subscription
+			return subs, err
+		}
+	}
+	return subs, nil
+}
+
+func pubsub(url string, size int, dur time.Duration, rate float64, wait time.Duration, n int, group string) (*result, error) {
+	var delivered atomic.Uint64
+	var last atomic.Int64
+	subs, err := subscribe(url, n, group, &delivered, &last)
+	defer func() {
+		for _, s := range subs {
+			s.nc.Close()
+		}
+	}()
 	if err != nil {
 		return nil, err
 	}
-	defer sub.Close()
 	pub, err := connect(url)
 	if err != nil {
 		return nil, err
 	}
 	defer pub.Close()
-	var delivered atomic.Uint64
-	var last atomic.Int64
-	s, err := sub.Subscribe("bench", func(*nats.Msg) {
-		delivered.Add(1)
-		last.Store(time.Now().UnixNano())
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := sub.Flush(); err != nil { // the server knows the subscription
-		return nil, err
-	}
 	payload := make([]byte, size)
 	start := time.Now()
 	end := start.Add(dur)
@@ -424,6 +564,9 @@ func pubsub(url string, size int, dur time.Duration, rate float64, wait time.Dur
 				continue
 			}
 		}
+		if len(payload) >= 8 {
+			binary.LittleEndian.PutUint64(payload, sent)
+		}
 		if err := pub.Publish("bench", payload); err != nil {
 			return nil, err
 		}
@@ -432,13 +575,22 @@ func pubsub(url string, size int, dur time.Duration, rate float64, wait time.Dur
 	if err := pub.Flush(); err != nil {
 		return nil, err
 	}
+	expected := sent * uint64(n)
+	if group != "" {
+		expected = sent
+	}
 	deadline := time.Now().Add(wait)
-	for delivered.Load() < sent && time.Now().Before(deadline) {
+	for delivered.Load() < expected && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	dropped, _ := s.Dropped()
-	r := &result{Mode: "pubsub", Size: size, Rate: rate, Sent: sent, Delivered: delivered.Load(), Dropped: dropped}
-	r.Undelivered = r.Sent - min(r.Sent, r.Delivered)
+	r := &result{Mode: "pubsub", Size: size, Rate: rate, Subscribers: n, Group: group, Sent: sent, Expected: expected}
+	for _, s := range subs {
+		d, _ := s.sub.Dropped()
+		r.Dropped += d
+	}
+	r.Delivered = delivered.Load()
+	r.Duplicates = duplicates(subs)
+	r.Undelivered = r.Expected - min(r.Expected, r.Delivered)
 	if l := last.Load(); l > start.UnixNano() {
 		r.Seconds = float64(l-start.UnixNano()) / 1e9
 		r.MsgsPerSec = float64(r.Delivered) / r.Seconds
@@ -446,7 +598,7 @@ func pubsub(url string, size int, dur time.Duration, rate float64, wait time.Dur
 	return r, nil
 }
 
-func roundTrips(url, mode string, size int, dur time.Duration) (*result, error) {
+func roundTrips(url, mode string, size int, dur time.Duration, inflight int) (*result, error) {
 	req, err := connect(url)
 	if err != nil {
 		return nil, err
@@ -464,30 +616,64 @@ func roundTrips(url, mode string, size int, dur time.Duration) (*result, error) 
 		if err := resp.Flush(); err != nil {
 			return nil, err
 		}
+	} else {
+		inflight = 1
 	}
-	payload := make([]byte, size)
+	var mu sync.Mutex
 	var rtts []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
 	start := time.Now()
-	for time.Since(start) < dur {
-		t0 := time.Now()
-		if mode == "reqrep" {
-			_, err = req.Request("echo", payload, 5*time.Second)
-		} else {
-			_, err = req.RTT()
-		}
-		if err != nil {
-			return nil, err
-		}
-		rtts = append(rtts, time.Since(t0))
+	for range inflight {
+		wg.Go(func() {
+			payload := make([]byte, size)
+			var mine []time.Duration
+			for time.Since(start) < dur {
+				t0 := time.Now()
+				var err error
+				if mode == "reqrep" {
+					_, err = req.Request("echo", payload, 5*time.Second)
+				} else {
+					_, err = req.RTT()
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = firstOf(firstErr, err)
+					mu.Unlock()
+					break
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			rtts = append(rtts, mine...)
+			mu.Unlock()
+		})
 	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	secs := time.Since(start).Seconds()
 	slices.Sort(rtts)
 	// Nearest rank, as quiccli's histogram ranks.
 	q := func(p float64) float64 {
 		i := int(math.Ceil(p*float64(len(rtts)))) - 1
 		return float64(rtts[max(0, min(i, len(rtts)-1))]) / 1e3
 	}
-	return &result{Mode: mode, Size: size, Seconds: time.Since(start).Seconds(), Count: len(rtts),
-		P50us: q(0.50), P99us: q(0.99)}, nil
+	r := &result{Mode: mode, Size: size, Seconds: secs, Count: len(rtts), P50us: q(0.50), P99us: q(0.99),
+		MsgsPerSec: float64(len(rtts)) / secs}
+	if mode == "reqrep" {
+		r.Inflight = inflight
+	}
+	return r, nil
+}
+
+// firstOf returns the first non-nil error.
+func firstOf(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
 }
 EOF
   (
@@ -636,8 +822,14 @@ for i in $(seq "$ITERATIONS"); do
   quic_bench "$results/quic-echo.$i.json" -duration "$DURATION" -mode echo
   stop_server
 
+  relay_run quic-fanout "$i" "" -subscribers "$FANOUT"
+  relay_run quic-group "$i" "" -subscribers "$GROUP_SIZE" -group workers
+  relay_run quic-req1 "$i" "" -mode request -inflight 1
+  relay_run quic-req64 "$i" "" -mode request -inflight "$INFLIGHT"
+
   if [ "$baseline" = nats ]; then
-    for run in "pubsub-max:-mode pubsub" "pubsub-rate:-mode pubsub -rate $rate" "reqrep:-mode reqrep" "ping:-mode ping"; do
+    for run in "pubsub-max:-mode pubsub" "pubsub-rate:-mode pubsub -rate $rate" "reqrep:-mode reqrep" "ping:-mode ping" \
+      "fanout:-mode pubsub -subs $FANOUT" "group:-mode pubsub -subs $GROUP_SIZE -group workers" "reqrep64:-mode reqrep -inflight $INFLIGHT"; do
       name=${run%%:*}
       wait_idle "nats-$name.$i"
       start_nats
@@ -682,5 +874,5 @@ fi
     echo "Every measurement started after a second in which the machine was at least ${IDLE_PCT} % idle."
   fi
   echo
-  BIG_QUEUE=$BIG_QUEUE report table "$results" "$rate" "$baseline"
+  BIG_QUEUE=$BIG_QUEUE FANOUT=$FANOUT GROUP_SIZE=$GROUP_SIZE INFLIGHT=$INFLIGHT report table "$results" "$rate" "$baseline"
 } | tee "${out_file:-/dev/null}"

@@ -35,10 +35,25 @@ Latency runs from the Send call to the delivery: one way through a relay, a
 round trip through an echo server. When sending stops, deliveries are awaited
 for up to -timeout; what has not arrived by then counts as undelivered.
 
+-subscribers N (oneway, through a relay): each sending connection has N
+receiving connections instead of one twin, all opening the same channels:
+fan-out, every message is delivered N times and deliveries are counted over
+all of them. With -group NAME the receiving connections open the channels in
+the queue group NAME: each message is delivered to one of them, and bench
+checks that none arrives twice (each message carries a sequence number; -size
+at least 17).
+
 -mode echo: round trips against an echo server. Each channel keeps one
 message in flight: send, wait for its echo, send the next. Latency is the
 round trip without queueing. A relay server answers nothing and the command
 says so.
+
+-mode request: request/reply round trips (transport Conn.Request). bench opens
+a responder connection of its own that subscribes to the request subject and
+replies to every request with its payload; each of the -conns requesting
+connections keeps -inflight requests in flight. Counted are replies received;
+latency is the round trip. Works through a relay (the responder answers) and
+against an echo server (the server answers).
 
 The run ends after -duration, or earlier after -count messages in all.
 With -rate the messages are spread evenly over the channels. A live progress
@@ -46,6 +61,9 @@ line is written to stderr when stderr is a terminal.
 
 Example:
   quiccli bench -conns 4 -channels 4 -size 64 -duration 10s
+  quiccli bench -subscribers 10 -duration 5s
+  quiccli bench -subscribers 4 -group workers
+  quiccli bench -mode request -inflight 64
   quiccli bench -mode echo -rate 1000 -json`
 
 // Bounds on a bench run.
@@ -55,6 +73,15 @@ const (
 	benchMaxStreams  = 1000 // conns x channels: each has a send buffer of up to 64 KiB
 	// benchHeader is a bench message's kind byte and send time.
 	benchHeader = 9
+	// benchSeqHeader adds a sequence number per channel, checked for
+	// duplicates with -group.
+	benchSeqHeader = benchHeader + 8
+	// benchMaxSubscribers bounds -subscribers, and benchMaxReceivers the
+	// receiving channels in all.
+	benchMaxSubscribers = 64
+	benchMaxReceivers   = 4000
+	// benchMaxInflight bounds -inflight.
+	benchMaxInflight = 1024
 	// syncEvery is how often a sync message is repeated until it arrives.
 	syncEvery = 50 * time.Millisecond
 	// progressEvery is how often the progress line is redrawn.
@@ -76,13 +103,16 @@ const (
 var errNoSync = errors.New("test message not delivered")
 
 type benchOptions struct {
-	conns    int
-	channels int
-	size     int
-	count    int64
-	duration time.Duration
-	rate     float64
-	mode     string
+	conns       int
+	channels    int
+	size        int
+	count       int64
+	duration    time.Duration
+	rate        float64
+	mode        string
+	subscribers int    // receiving connections per sending connection (oneway)
+	group       string // queue group of the receiving channels (oneway)
+	inflight    int    // requests in flight per connection (request)
 }
 
 // tally counts the deliveries seen by one goroutine.
@@ -90,16 +120,23 @@ type tally struct {
 	delivered atomic.Uint64
 	hist      hist.Histogram // owned by the counting goroutine until it ends
 	last      int64          // time of the last delivery, ns since epoch; same owner
+	seen      *seqSet        // sequence numbers received, with -group; same owner
 }
 
-// benchStream is one channel of one sending connection, with its twin on
-// the receiving connection in oneway mode.
+// benchStream is one channel of one sending connection, with its twins on
+// the receiving connections in oneway mode.
 type benchStream struct {
-	pub, sub *transport.Channel
-	synced   chan string // receives serverRelays or serverEchoes when the sync message arrives
-	sent     atomic.Uint64
-	echoes   tally // echo mode: round trips, counted by the sender itself
+	pub    *transport.Channel
+	subs   []*transport.Channel // oneway: the same channel on each receiving connection
+	synced chan int             // receives the index in subs, or echoed, when a sync message arrives
+	conn   *transport.Conn      // request mode: the requesting connection; pub is nil
+	sent   atomic.Uint64
+	echoes tally    // echo and request modes: round trips, counted by the sender itself
+	recv   []*tally // oneway: the tallies of subs, in order
 }
+
+// echoed marks a sync message that came back to its sender.
+const echoed = -1
 
 type bench struct {
 	g     *globals
@@ -110,8 +147,11 @@ type bench struct {
 	streams []*benchStream
 	tallies []*tally // one per counting goroutine
 
-	remaining atomic.Int64 // messages left to send under -count
-	stopping  atomic.Bool  // set before the connections are closed at the end
+	subject   string        // request mode: the subject bench's responder answers
+	answered  atomic.Uint64 // request mode: requests bench's responder answered
+	missed    atomic.Uint64 // messages the server reported skipped (gap notices)
+	remaining atomic.Int64  // messages left to send under -count
+	stopping  atomic.Bool   // set before the connections are closed at the end
 	errs      atomic.Uint64
 	errMu     sync.Mutex
 	errSample []string
@@ -119,7 +159,7 @@ type bench struct {
 }
 
 func cmdBench(ctx context.Context, g *globals, args []string) error {
-	o := benchOptions{conns: 1, channels: 1, size: 64, duration: 10 * time.Second, mode: "oneway"}
+	o := benchOptions{conns: 1, channels: 1, size: 64, duration: 10 * time.Second, mode: "oneway", subscribers: 1, inflight: 1}
 	pos, err := g.parseCommand("bench", "", benchAbout, args, func(fs *flag.FlagSet) {
 		fs.IntVar(&o.conns, "conns", o.conns, fmt.Sprintf("sending connections (at most %d)", benchMaxConns))
 		fs.IntVar(&o.channels, "channels", o.channels, fmt.Sprintf("channels per sending connection (at most %d, and %d streams in all)", benchMaxChannels, benchMaxStreams))
@@ -127,7 +167,10 @@ func cmdBench(ctx context.Context, g *globals, args []string) error {
 		fs.Int64Var(&o.count, "count", 0, "stop after `N` messages in all (0: no limit; -duration still applies)")
 		fs.DurationVar(&o.duration, "duration", o.duration, "how long to send")
 		fs.Float64Var(&o.rate, "rate", 0, "messages per second in all, spread evenly over the channels (0: as fast as possible)")
-		fs.StringVar(&o.mode, "mode", o.mode, "oneway: delivered message rate; echo: round trips, one message in flight per channel")
+		fs.StringVar(&o.mode, "mode", o.mode, "oneway: delivered message rate; echo: round trips, one message in flight per channel; request: request/reply round trips")
+		fs.IntVar(&o.subscribers, "subscribers", o.subscribers, fmt.Sprintf("oneway: receiving connections per sending connection, each opening every channel: fan-out (at most %d)", benchMaxSubscribers))
+		fs.StringVar(&o.group, "group", "", "oneway: the receiving connections open the channels in this queue `group`: each message goes to one of them")
+		fs.IntVar(&o.inflight, "inflight", o.inflight, fmt.Sprintf("request: requests in flight per connection (at most %d)", benchMaxInflight))
 	})
 	if err != nil {
 		return err
@@ -172,10 +215,44 @@ func (o *benchOptions) check(pos []string) error {
 		return usageError("-duration must be positive")
 	case o.rate < 0:
 		return usageError("-rate must not be negative")
-	case o.mode != "oneway" && o.mode != "echo":
-		return usageError("-mode must be oneway or echo, not %q", o.mode)
+	case o.mode != "oneway" && o.mode != "echo" && o.mode != modeRequest:
+		return usageError("-mode must be oneway, echo or request, not %q", o.mode)
+	}
+	return o.checkModes()
+}
+
+// checkModes checks the flags that belong to one mode.
+func (o *benchOptions) checkModes() error {
+	switch {
+	case o.subscribers < 1 || o.subscribers > benchMaxSubscribers:
+		return usageError("-subscribers must be between 1 and %d", benchMaxSubscribers)
+	case o.conns*o.channels*o.subscribers > benchMaxReceivers:
+		return usageError("-conns x -channels x -subscribers must be at most %d", benchMaxReceivers)
+	case o.mode != "oneway" && (o.subscribers != 1 || o.group != ""):
+		return usageError("-subscribers and -group go with -mode oneway")
+	case o.group != "" && o.size < benchSeqHeader:
+		return usageError("-group needs -size of at least %d bytes (kind, send time and sequence number)", benchSeqHeader)
+	case o.group != "" && !validGroup(o.group):
+		return usageError("-group %q: want 1 to 255 visible ASCII characters without '.', '*' or '>'", o.group)
+	case o.inflight < 1 || o.inflight > benchMaxInflight:
+		return usageError("-inflight must be between 1 and %d", benchMaxInflight)
+	case o.inflight != 1 && o.mode != modeRequest:
+		return usageError("-inflight goes with -mode request")
 	}
 	return nil
+}
+
+// validGroup reports whether name is a valid queue group name.
+func validGroup(name string) bool {
+	if name == "" || len(name) > 255 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x21 || c > 0x7e || c == '.' || c == '*' || c == '>' {
+			return false
+		}
+	}
+	return true
 }
 
 // now returns the time since the run's epoch, in nanoseconds.
@@ -190,17 +267,21 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.connect(ctx, conf); err != nil {
+	connect, sync := b.connect, b.sync
+	if b.o.mode == modeRequest {
+		connect, sync = b.connectRequests, b.syncRequests
+	}
+	if err := connect(ctx, conf); err != nil {
 		b.close()
 		return nil, err
 	}
-	serverMode, err := b.sync(ctx)
+	serverMode, err := sync(ctx)
 	if err != nil {
 		b.close()
 		return nil, err
 	}
 	sendStart := b.now()
-	endedBy := b.send(ctx)
+	endedBy := b.send(ctx, serverMode)
 	b.close()
 	return b.result(serverMode, endedBy, sendStart), nil
 }
@@ -210,8 +291,40 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 func (b *bench) connect(ctx context.Context, conf *tls.Config) error {
 	n := b.o.conns
 	if b.oneway() {
-		n *= 2
+		n += b.o.conns * b.o.subscribers
 	}
+	if err := b.dialAll(ctx, conf, n); err != nil {
+		return err
+	}
+	run := fmt.Sprintf("%08x", rand.Uint32())
+	octx, cancel := context.WithTimeout(ctx, b.g.timeout)
+	defer cancel()
+	for i := range b.o.conns {
+		for k := range b.o.channels {
+			s, err := b.openStream(octx, i, fmt.Sprintf("quiccli-bench.%s.%d.%d", run, i, k))
+			if err != nil {
+				if octx.Err() != nil && ctx.Err() == nil {
+					return explain(exitError, err, "opening channel %d of a connection took longer than %s: does the server allow %d channels per connection (quicsrv default %d)?", k+1, b.g.timeout, b.o.channels, transport.DefaultMaxChannels)
+				}
+				return b.g.describe(err)
+			}
+			b.streams = append(b.streams, s)
+		}
+	}
+	if b.oneway() {
+		for _, s := range b.streams {
+			for j, sub := range s.subs {
+				s.recv = append(s.recv, b.startReader(s, sub, j))
+			}
+			b.startReader(s, s.pub, echoed)
+		}
+	}
+	return nil
+}
+
+// dialAll dials n connections at once into b.conns and checks -size
+// against the server's limit.
+func (b *bench) dialAll(ctx context.Context, conf *tls.Config, n int) error {
 	b.conns = make([]*transport.Conn, n)
 	var eg errgroup.Group
 	for i := range b.conns {
@@ -228,39 +341,41 @@ func (b *bench) connect(ctx context.Context, conf *tls.Config) error {
 		return explain(exitError, &transport.MessageTooLargeError{Size: b.o.size, Limit: limit},
 			"-size %d is larger than the server's limit of %d bytes (quicsrv -max-message-size)", b.o.size, limit)
 	}
-	run := fmt.Sprintf("%08x", rand.Uint32())
-	octx, cancel := context.WithTimeout(ctx, b.g.timeout)
-	defer cancel()
-	for i := range b.o.conns {
-		for k := range b.o.channels {
-			name := fmt.Sprintf("quiccli-bench.%s.%d.%d", run, i, k)
-			s := &benchStream{synced: make(chan string, 1)}
-			var err error
-			if s.pub, err = b.conns[i].OpenChannel(octx, name); err == nil && b.oneway() {
-				s.sub, err = b.conns[b.o.conns+i].OpenChannel(octx, name)
-			}
-			if err != nil {
-				if octx.Err() != nil && ctx.Err() == nil {
-					return explain(exitError, err, "opening channel %d of a connection took longer than %s: does the server allow %d channels per connection (quicsrv default %d)?", k+1, b.g.timeout, b.o.channels, transport.DefaultMaxChannels)
-				}
-				return b.g.describe(err)
-			}
-			b.streams = append(b.streams, s)
-		}
-	}
-	if b.oneway() {
-		for _, s := range b.streams {
-			b.startReader(s, s.sub, serverRelays)
-			b.startReader(s, s.pub, serverEchoes)
-		}
-	}
 	return nil
 }
 
-// startReader counts the data messages arriving on ch and reports the
-// arrival of the sync message as where.
-func (b *bench) startReader(s *benchStream, ch *transport.Channel, where string) {
+// openStream opens channel name on sending connection i and, in oneway
+// mode, on each of its receiving connections (in the queue group -group
+// when given).
+func (b *bench) openStream(ctx context.Context, i int, name string) (*benchStream, error) {
+	s := &benchStream{synced: make(chan int, b.o.subscribers+1)}
+	var err error
+	if s.pub, err = b.conns[i].OpenChannel(ctx, name); err != nil || !b.oneway() {
+		return s, err
+	}
+	for j := range b.o.subscribers {
+		conn := b.conns[b.o.conns+i*b.o.subscribers+j]
+		var sub *transport.Channel
+		if b.o.group != "" {
+			sub, err = conn.OpenChannelWith(ctx, name, transport.ChannelOptions{Group: b.o.group})
+		} else {
+			sub, err = conn.OpenChannel(ctx, name)
+		}
+		if err != nil {
+			return s, err
+		}
+		s.subs = append(s.subs, sub)
+	}
+	return s, nil
+}
+
+// startReader counts the data messages arriving on ch, receiver idx of s
+// (echoed: the sender itself), and returns its tally.
+func (b *bench) startReader(s *benchStream, ch *transport.Channel, idx int) *tally {
 	t := &tally{}
+	if b.o.group != "" && idx != echoed {
+		t.seen = &seqSet{}
+	}
 	b.tallies = append(b.tallies, t)
 	b.readers.Go(func() {
 		// count keeps nothing of a message: one buffer serves them all.
@@ -269,31 +384,40 @@ func (b *bench) startReader(s *benchStream, ch *transport.Channel, where string)
 			// No context: the reader ends when its connection is closed,
 			// and a Receive without one costs less.
 			msg, err := ch.ReceiveBuf(context.Background(), buf)
+			if gap := (*transport.GapError)(nil); errors.As(err, &gap) {
+				// The relay skipped messages for this receiver.
+				b.missed.Add(gap.Missed)
+				continue
+			}
 			if err != nil {
 				if !b.stopping.Load() {
 					b.fail(err)
 				}
 				return
 			}
-			b.count(s, t, msg, where)
+			b.count(s, t, msg, idx)
 		}
 	})
+	return t
 }
 
-// count handles a received message.
-func (b *bench) count(s *benchStream, t *tally, msg []byte, where string) {
+// count handles a received message at receiver idx of s.
+func (b *bench) count(s *benchStream, t *tally, msg []byte, idx int) {
 	switch {
 	case len(msg) < benchHeader:
 		b.fail(fmt.Errorf("unexpected message of %d bytes", len(msg)))
 	case msg[0] == kindSync:
 		select {
-		case s.synced <- where:
+		case s.synced <- idx:
 		default:
 		}
 	case msg[0] == kindData:
 		now := b.now()
 		t.hist.Record(now - int64(binary.LittleEndian.Uint64(msg[1:])))
 		t.last = now
+		if t.seen != nil && len(msg) >= benchSeqHeader {
+			t.seen.add(binary.LittleEndian.Uint64(msg[benchHeader:]))
+		}
 		t.delivered.Add(1)
 	default:
 		b.fail(fmt.Errorf("unexpected message of kind %q", msg[0]))
@@ -336,6 +460,9 @@ func (b *bench) sync(ctx context.Context) (string, error) {
 	return modes[0], nil
 }
 
+// syncOneway sends sync messages on s every syncEvery until each of its
+// receivers got one (the relay knows every subscription; a queue group
+// hands them out in turn) or one came back to the sender (an echo server).
 func (b *bench) syncOneway(ctx context.Context, s *benchStream) (string, error) {
 	msg := make([]byte, benchHeader)
 	msg[0] = kindSync
@@ -343,18 +470,32 @@ func (b *bench) syncOneway(ctx context.Context, s *benchStream) (string, error) 
 	defer deadline.Stop()
 	tick := time.NewTicker(syncEvery)
 	defer tick.Stop()
+	got := make([]bool, len(s.subs))
+	left := len(s.subs)
 	for {
 		if err := s.pub.Send(ctx, msg); err != nil {
 			return "", err
 		}
-		select {
-		case where := <-s.synced:
-			return where, nil
-		case <-tick.C:
-		case <-deadline.C:
-			return "", errNoSync
-		case <-ctx.Done():
-			return "", ctx.Err()
+		for wait := true; wait; {
+			select {
+			case idx := <-s.synced:
+				if idx == echoed {
+					return serverEchoes, nil
+				}
+				if !got[idx] {
+					got[idx] = true
+					left--
+				}
+				if left == 0 {
+					return serverRelays, nil
+				}
+			case <-tick.C:
+				wait = false
+			case <-deadline.C:
+				return "", errNoSync
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
 		}
 	}
 }
@@ -380,12 +521,13 @@ func (b *bench) syncEcho(ctx context.Context, s *benchStream) (string, error) {
 	}
 }
 
-// send runs the senders until -duration, -count or ctx ends, and says which
-// ended the run.
-func (b *bench) send(ctx context.Context) string {
+// send runs the senders (or requesters) until -duration, -count or ctx
+// ends, and says which ended the run.
+func (b *bench) send(ctx context.Context, serverMode string) string {
 	rctx, cancel := context.WithTimeout(ctx, b.o.duration)
 	defer cancel()
-	// An echo in flight when the run ends is still awaited, up to -timeout.
+	// An echo or a reply in flight when the run ends is still awaited, up
+	// to -timeout.
 	ectx, ecancel := context.WithTimeout(ctx, b.o.duration+b.g.timeout)
 	defer ecancel()
 	if b.o.count > 0 {
@@ -406,9 +548,12 @@ func (b *bench) send(ctx context.Context) string {
 	for _, s := range b.streams {
 		wg.Go(func() {
 			var err error
-			if b.oneway() {
+			switch {
+			case b.oneway():
 				err = b.publish(rctx, s, interval)
-			} else {
+			case b.o.mode == modeRequest:
+				err = b.requestLoop(rctx, ectx, s, interval)
+			default:
 				err = b.pingPong(rctx, ectx, s, interval)
 			}
 			if err != nil {
@@ -419,7 +564,7 @@ func (b *bench) send(ctx context.Context) string {
 	}
 	wg.Wait()
 	if b.oneway() {
-		b.drain(ctx)
+		b.drain(ctx, serverMode)
 	}
 	stop()
 	switch {
@@ -467,7 +612,7 @@ func pace(ctx context.Context, t *time.Timer, start time.Time, i int, interval t
 // publish sends data messages on s until ctx ends or the -count budget is
 // spent. It returns a failure, not the end of ctx.
 func (b *bench) publish(ctx context.Context, s *benchStream, interval time.Duration) error {
-	return b.sendLoop(ctx, s, interval, nil)
+	return b.sendLoop(ctx, s, interval, func(msg []byte) error { return s.pub.Send(ctx, msg) }, nil)
 }
 
 // pingPong sends a data message on s, waits for its echo and records the
@@ -475,7 +620,8 @@ func (b *bench) publish(ctx context.Context, s *benchStream, interval time.Durat
 // awaited until ectx ends.
 func (b *bench) pingPong(ctx, ectx context.Context, s *benchStream, interval time.Duration) error {
 	buf := make([]byte, 0, b.o.size) // for the echoes, of which count keeps nothing
-	return b.sendLoop(ctx, s, interval, func() (bool, error) {
+	send := func(msg []byte) error { return s.pub.Send(ctx, msg) }
+	return b.sendLoop(ctx, s, interval, send, func() (bool, error) {
 		for {
 			reply, err := s.pub.ReceiveBuf(ectx, buf)
 			if err != nil {
@@ -488,18 +634,18 @@ func (b *bench) pingPong(ctx, ectx context.Context, s *benchStream, interval tim
 				return true, err
 			}
 			if len(reply) >= 1 && reply[0] == kindData {
-				b.count(s, &s.echoes, reply, serverEchoes)
+				b.count(s, &s.echoes, reply, echoed)
 				return false, nil
 			}
 		}
 	})
 }
 
-// sendLoop sends data messages stamped with their send time on s, paced by
-// interval, until ctx ends or the -count budget is spent. After each one it
-// calls after, if set, which may stop the loop. It returns a failure, not
-// the end of ctx.
-func (b *bench) sendLoop(ctx context.Context, s *benchStream, interval time.Duration, after func() (stop bool, err error)) error {
+// sendLoop sends data messages stamped with their send time (and sequence
+// number) with send, for s, paced by interval, until ctx ends or the -count
+// budget is spent. After each one it calls after, if set, which may stop
+// the loop. It returns a failure, not the end of ctx.
+func (b *bench) sendLoop(ctx context.Context, s *benchStream, interval time.Duration, send func([]byte) error, after func() (stop bool, err error)) error {
 	msg := make([]byte, b.o.size)
 	msg[0] = kindData
 	t := time.NewTimer(0)
@@ -510,7 +656,10 @@ func (b *bench) sendLoop(ctx context.Context, s *benchStream, interval time.Dura
 			return nil
 		}
 		binary.LittleEndian.PutUint64(msg[1:], uint64(b.now()))
-		if err := s.pub.Send(ctx, msg); err != nil {
+		if len(msg) >= benchSeqHeader {
+			binary.LittleEndian.PutUint64(msg[benchHeader:], uint64(i))
+		}
+		if err := send(msg); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -545,10 +694,21 @@ func (b *bench) delivered() uint64 {
 	return n
 }
 
-// drain waits up to -timeout for every message sent to be delivered.
-func (b *bench) drain(ctx context.Context) {
+// expected returns how many deliveries the messages sent should make: one
+// per receiving connection in oneway mode (one per message with -group),
+// one per message otherwise.
+func (b *bench) expected(serverMode string) uint64 {
 	sent := b.sent()
-	waitUntil(ctx, b.g.timeout, 5*time.Millisecond, func() bool { return b.delivered() >= sent })
+	if serverMode == serverRelays && b.o.group == "" {
+		return sent * uint64(b.o.subscribers)
+	}
+	return sent
+}
+
+// drain waits up to -timeout for every message sent to be delivered.
+func (b *bench) drain(ctx context.Context, serverMode string) {
+	want := b.expected(serverMode)
+	waitUntil(ctx, b.g.timeout, 5*time.Millisecond, func() bool { return b.delivered() >= want })
 }
 
 // close closes every connection at once and waits for the readers.

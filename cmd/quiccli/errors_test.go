@@ -168,7 +168,7 @@ func TestUsageErrorsExitWithStatus2(t *testing.T) {
 		{[]string{"listen"}, "listen needs at least one CHANNEL"},
 		{[]string{"chat", "a", "b"}, "chat needs exactly one CHANNEL"},
 		{[]string{"ping", "extra"}, "ping takes no arguments"},
-		{[]string{"bench", "-mode", "fast"}, `-mode must be oneway or echo, not "fast"`},
+		{[]string{"bench", "-mode", "fast"}, `-mode must be oneway, echo or request, not "fast"`},
 		{[]string{"bench", "-size", "4"}, "-size must be between 9 and"},
 		{[]string{"bench", "-conns", "100", "-channels", "100"}, "-conns x -channels must be at most 1000"},
 		{[]string{"listen", "-count", "-1", "x"}, "-count must not be negative"},

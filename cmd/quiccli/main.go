@@ -86,7 +86,7 @@
 //	    min/avg/p50/p99/max. A relay sends nothing back to the sender, so
 //	    ping stops at the first unanswered ping with an explanation.
 //
-//	bench [-mode oneway|echo] [-conns N] [-channels N] [-size N] [-count N] [-duration D] [-rate R]
+//	bench [-mode oneway|echo|request] [-conns N] [-channels N] [-size N] [-count N] [-duration D] [-rate R] [-subscribers N] [-group NAME] [-inflight K]
 //	    Load generator counting DELIVERED messages, never sent ones: -conns
 //	    sending connections (default 1, at most 256) with -channels channels
 //	    each (default 1, at most 100, 1000 in all), -size bytes per message
@@ -102,7 +102,11 @@
 //	    delivered (1 MB = 10^6 bytes), latency p50, p90, p99, p99.9 and max
 //	    from an HDR-style histogram, undelivered messages and errors; -json
 //	    prints one object. A progress line goes to stderr when it is a
-//	    terminal.
+//	    terminal. -subscribers N gives each sending connection N receiving
+//	    connections (fan-out), -group NAME puts them in a queue group (each
+//	    message to one; duplicates counted); -mode request measures
+//	    request/reply round trips through a responder connection of its
+//	    own, with -inflight requests in flight per connection.
 //
 // Exit status: 0 success; 1 error; 2 usage error; 3 cannot connect (no
 // answer, untrusted certificate, wrong protocol, session refused, or gave up
