@@ -416,11 +416,12 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 	defer s.readers.Done()
 	defer s.readerEnded(ch, server, cs)
 	ctx := ch.Conn().Context()
+	var m transport.Message // reused: the handler gets its fields, not it
 	for {
 		if !s.waitRoom(ctx) {
 			return
 		}
-		m, err := ch.ReceiveMsg(ctx)
+		err := ch.ReceiveInto(ctx, &m)
 		if errors.Is(err, transport.ErrGap) {
 			s.skipGap(cs)
 			continue

@@ -126,12 +126,24 @@ func (u UnsentMessage) Message() *Message {
 // is nil for a message without headers. Errors are those of Receive.
 func (ch *Channel) ReceiveMsg(ctx context.Context) (*Message, error) {
 	m := &Message{}
-	data, err := ch.receive(ctx, nil, m)
-	if err != nil {
+	if err := ch.ReceiveInto(ctx, m); err != nil {
 		return nil, err
 	}
-	m.Data = data
 	return m, nil
+}
+
+// ReceiveInto is ReceiveMsg into m, which the caller may reuse: a receive
+// loop that keeps one Message saves an allocation per message. Every field
+// of m is overwritten; m.Data is a new slice the caller owns (the old one
+// is not reused: handlers may keep it). On an error m is left as it was.
+func (ch *Channel) ReceiveInto(ctx context.Context, m *Message) error {
+	var meta Message
+	data, err := ch.receive(ctx, nil, &meta)
+	if err != nil {
+		return err
+	}
+	*m = Message{Subject: meta.Subject, Header: meta.Header, Data: data}
+	return nil
 }
 
 // HeadersEnabled reports whether both sides offered the HEADERS extension:

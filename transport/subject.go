@@ -57,7 +57,8 @@ func ValidateSubject(subject string) error {
 	if err := validName(subject); err != nil {
 		return err
 	}
-	if IsWildcard(subject) {
+	// Most subjects have neither wildcard byte: no need to cut them.
+	if strings.ContainsAny(subject, "*>") && IsWildcard(subject) {
 		return wildcardError(subject)
 	}
 	return nil
