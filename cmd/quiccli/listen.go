@@ -167,7 +167,13 @@ func (g *globals) listenResult(ctx, rctx context.Context, p *printer, recvErr, c
 	cause := context.Cause(rctx)
 	switch {
 	case ctx.Err() == nil && isSlowConsumer(cause):
-		return explain(exitMissed, cause, "the server disconnected this listener as a slow consumer (it read too slowly); not reconnecting: %s received, %s missed", plural(printed, "message"), plural(int(missed), "message"))
+		var short string
+		if p.limit > 0 {
+			// No longer subscribed, so the server reports nothing after the
+			// disconnect: -count says how many were expected.
+			short = fmt.Sprintf("; of -count %d, %d not received", p.limit, p.limit-printed)
+		}
+		return explain(exitMissed, cause, "the server disconnected this listener as a slow consumer (it read too slowly); not reconnecting: %s received, %s missed%s", plural(printed, "message"), plural(int(missed), "message"), short)
 	case missed > 0 && (p.done() || ctx.Err() != nil || recvErr == nil):
 		return explain(exitMissed, nil, "%s missed, %s received", plural(int(missed), "message"), plural(printed, "message"))
 	case p.done(), ctx.Err() != nil:

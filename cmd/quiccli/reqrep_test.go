@@ -129,7 +129,7 @@ func TestListenReportsAGapCountsItAndExitsWithMissed(t *testing.T) {
 
 func TestListenDoesNotReconnectAfterASlowConsumerDisconnect(t *testing.T) {
 	ts := startServer(t, serverOptions{relay: true})
-	_, wait := startCLI(t, nil, ts.args("listen", "logs")...)
+	_, wait := startCLI(t, nil, ts.args("listen", "-count", "10", "logs")...)
 	sess := ts.session(t, "logs")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -142,7 +142,7 @@ func TestListenDoesNotReconnectAfterASlowConsumerDisconnect(t *testing.T) {
 	require.Equal(t, "one\n", got.stdout)
 	require.Contains(t, got.stderr, "quiccli: logs: 2 messages missed (disconnect)\n")
 	require.Contains(t, got.err.Error(), "disconnected this listener as a slow consumer")
-	require.Contains(t, got.err.Error(), "not reconnecting: 1 message received, 2 messages missed")
+	require.Contains(t, got.err.Error(), "not reconnecting: 1 message received, 2 messages missed; of -count 10, 9 not received")
 	require.NotContains(t, got.stderr, "reconnect")
 }
 
