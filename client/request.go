@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/quicmsg/quicmsg/internal/reqrep"
@@ -18,9 +17,10 @@ import (
 // request; it ends when the client closes (or the inbox fails), and then
 // fails the requests still waiting.
 type requests struct {
-	// mu is held across opening the inbox (bounded by the caller's ctx),
-	// so that concurrent first Requests open one; it guards inbox and rq.
-	mu    sync.Mutex
+	// mu is held across opening the inbox, so that concurrent first
+	// Requests open one; each waits for it only until its own ctx ends.
+	// It guards inbox and rq.
+	mu    reqrep.CtxMutex
 	inbox *Channel
 	rq    *reqrep.Requester[*transport.Message]
 
@@ -77,7 +77,9 @@ func (c *Client) UnmatchedReplies() uint64 { return c.req.unmatched.Load() }
 // inbox and starting its reader on first use.
 func (c *Client) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*transport.Message], error) {
 	r := &c.req
-	r.mu.Lock()
+	if err := r.mu.Lock(ctx); err != nil {
+		return nil, nil, err
+	}
 	defer r.mu.Unlock()
 	if r.inbox != nil {
 		return r.inbox, r.rq, nil
@@ -121,7 +123,7 @@ func (c *Client) readInbox(inbox *Channel, rq *reqrep.Requester[*transport.Messa
 // its requests fail with.
 func (c *Client) inboxEnded(inbox *Channel, err error) error {
 	r := &c.req
-	r.mu.Lock()
+	_ = r.mu.Lock(context.Background()) // never fails: no deadline
 	if r.inbox == inbox {
 		r.inbox, r.rq = nil, nil
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/quicmsg/quicmsg/internal/reqrep"
@@ -25,9 +24,10 @@ var ErrNoReplyTo = errors.New("transport: the message has no reply-to header to 
 // connection, and then fails the requests still waiting. A later Request
 // opens a new inbox.
 type requests struct {
-	// mu is held across opening the inbox (bounded by the caller's ctx),
-	// so that concurrent first Requests open one; it guards inbox and rq.
-	mu    sync.Mutex
+	// mu is held across opening the inbox, so that concurrent first
+	// Requests open one; each waits for it only until its own ctx ends.
+	// It guards inbox and rq.
+	mu    reqrep.CtxMutex
 	inbox *Channel
 	rq    *reqrep.Requester[*Message]
 
@@ -116,7 +116,9 @@ func (c *Conn) UnmatchedReplies() uint64 { return c.req.unmatched.Load() }
 // inbox and starting its reader on first use.
 func (c *Conn) openInbox(ctx context.Context) (*Channel, *reqrep.Requester[*Message], error) {
 	r := &c.req
-	r.mu.Lock()
+	if err := r.mu.Lock(ctx); err != nil {
+		return nil, nil, err
+	}
 	defer r.mu.Unlock()
 	if r.inbox != nil {
 		return r.inbox, r.rq, nil
@@ -165,7 +167,7 @@ func (c *Conn) readInbox(inbox *Channel, rq *reqrep.Requester[*Message]) {
 // its requests fail with.
 func (c *Conn) inboxEnded(inbox *Channel, err error) error {
 	r := &c.req
-	r.mu.Lock()
+	_ = r.mu.Lock(context.Background()) // never fails: no deadline
 	if r.inbox == inbox {
 		r.inbox, r.rq = nil, nil
 	}

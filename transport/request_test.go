@@ -138,7 +138,7 @@ func TestRequestEndsWithItsContextAndALateReplyIsCounted(t *testing.T) {
 		done <- err
 	}()
 	require.Eventually(t, func() bool {
-		client.req.mu.Lock()
+		_ = client.req.mu.Lock(ctx)
 		defer client.req.mu.Unlock()
 		return client.req.rq != nil && client.req.rq.InFlight() == 1
 	}, 10*time.Second, time.Millisecond)
