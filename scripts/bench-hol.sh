@@ -9,6 +9,9 @@
 #   quicmsg-prio  the request/response channel at urgency 0 (PRIORITY option),
 #                 the bulk channels at the default (3, incremental);
 #   quicmsg       every channel at the default priority;
+#   quicmsg-prio-win  as quicmsg-prio against a server whose receive windows
+#                 (connection and channel) are capped at WINDOW bytes: less
+#                 bulk data in flight ahead of a request;
 #   yamux         hashicorp/yamux over TCP + TLS 1.3, the same load (built in a
 #                 throwaway module in a temporary directory, never added to
 #                 this repository's go.mod).
@@ -17,7 +20,10 @@
 #
 # Usage: scripts/bench-hol.sh [-o FILE.md] [-svg FILE.svg]   (run as root)
 # Environment: LOSSES (per mille, default "0 5 10 20"), DURATION (each
-# measurement, default 10s), WARMUP (default 2s), YAMUX_VERSION.
+# measurement, default 10s), WARMUP (default 2s), WINDOW (default 262144),
+# YAMUX_VERSION, PROFILE_DIR (when set, CPU profiles of the quicmsg server on
+# the default windows, for the whole run, and of each quicmsg-prio client go
+# there).
 # Installs nftables, iproute2 and ethtool with apt-get when missing. Removes
 # the namespaces it created on exit.
 set -euo pipefail
@@ -25,6 +31,8 @@ set -euo pipefail
 LOSSES=${LOSSES:-"0 5 10 20"}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
+WINDOW=${WINDOW:-262144}
+PROFILE_DIR=${PROFILE_DIR:-}
 YAMUX_VERSION=${YAMUX_VERSION:-v0.1.2}
 
 out_file=
@@ -121,7 +129,16 @@ NFT
 
 # ---------------------------------------------------------------- measure
 
-ip netns exec "$ns_srv" "$work/holbench" -mode server -addr "$srv_ip:4500" -certs "$work" &
+srv_prof=()
+if [ -n "$PROFILE_DIR" ]; then
+  mkdir -p "$PROFILE_DIR"
+  PROFILE_DIR=$(cd "$PROFILE_DIR" && pwd)
+  srv_prof=(-cpuprofile "$PROFILE_DIR/server.pprof")
+  cp "$work/holbench" "$PROFILE_DIR/holbench"
+fi
+ip netns exec "$ns_srv" "$work/holbench" -mode server -addr "$srv_ip:4500" -certs "$work" "${srv_prof[@]}" &
+pids+=($!)
+ip netns exec "$ns_srv" "$work/holbench" -mode server -addr "$srv_ip:4502" -certs "$work" -window "$WINDOW" &
 pids+=($!)
 ip netns exec "$ns_srv" "$work/holyamux" -mode server -addr "$srv_ip:4501" -certs "$work" &
 pids+=($!)
@@ -138,8 +155,11 @@ run() {
 }
 for loss in $LOSSES; do
   set_loss "$loss"
-  run "$loss" quicmsg-prio "$work/holbench" -addr "$srv_ip:4500" -prio
+  prof=()
+  [ -n "$PROFILE_DIR" ] && prof=(-cpuprofile "$PROFILE_DIR/client-prio-$loss.pprof")
+  run "$loss" quicmsg-prio "$work/holbench" -addr "$srv_ip:4500" -prio "${prof[@]}"
   run "$loss" quicmsg "$work/holbench" -addr "$srv_ip:4500"
+  run "$loss" quicmsg-prio-win "$work/holbench" -addr "$srv_ip:4502" -prio
   run "$loss" yamux "$work/holyamux" -addr "$srv_ip:4501"
 done
 set_loss 0

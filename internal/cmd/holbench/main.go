@@ -4,7 +4,7 @@
 // continuously. scripts/bench-hol.sh runs it in network namespaces with
 // packet loss, beside the same load over yamux on TCP + TLS 1.3.
 //
-//	holbench -mode server -addr :4500 -certs DIR
+//	holbench -mode server -addr :4500 -certs DIR [-window BYTES]
 //	holbench -mode client -addr HOST:4500 -certs DIR [-prio] [-warmup 2s] [-dur 10s]
 //	holbench -mode report -in RESULTS [-baseline yamux] [-svg FILE]
 //
@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -37,16 +38,30 @@ func main() {
 	name := flag.String("name", "quicmsg", "name of the measurement in the output")
 	warmup := flag.Duration("warmup", 2*time.Second, "round trips before measuring")
 	dur := flag.Duration("dur", 10*time.Second, "measuring time")
+	window := flag.Int("window", 0, "server: MaxConnectionReceiveWindow and MaxStreamReceiveWindow in bytes (0: the defaults)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	in := flag.String("in", "", "report: the results file (JSON lines)")
 	baseline := flag.String("baseline", "yamux", "report: the name of the baseline measurement")
 	svg := flag.String("svg", "", "report: where to write the SVG plot")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "holbench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	var err error
 	switch *mode {
 	case "server":
-		err = serve(ctx, *addr, *certs)
+		err = serve(ctx, *addr, *certs, *window)
 	case "report":
 		var rows []row
 		if rows, err = readRows(*in); err == nil {
@@ -57,18 +72,20 @@ func main() {
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "holbench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
 // serve echoes the messages of channel "rr" and discards those of the
 // others, until ctx ends.
-func serve(ctx context.Context, addr, certs string) error {
+func serve(ctx context.Context, addr, certs string, window int) error {
 	tlsConf, err := serverTLS(certs, "quicmsg/1")
 	if err != nil {
 		return err
 	}
-	ln, err := transport.Listen(addr, tlsConf, nil)
+	cfg := &transport.Config{MaxConnectionReceiveWindow: window, MaxStreamReceiveWindow: window}
+	ln, err := transport.Listen(addr, tlsConf, cfg)
 	if err != nil {
 		return err
 	}
