@@ -16,12 +16,14 @@
 #                 throwaway module in a temporary directory, never added to
 #                 this repository's go.mod).
 # Segmentation offloads (TSO, GSO, GRO) are turned off on the veth pair so
-# that a drop loses one packet, for TCP and UDP alike.
+# that a drop loses one packet, for TCP and UDP alike, as on a real link
+# (OFFLOADS=on keeps them: a drop then loses a whole TSO or GSO super-packet
+# of up to 64 KiB, a burst of consecutive packets).
 #
 # Usage: scripts/bench-hol.sh [-o FILE.md] [-svg FILE.svg]   (run as root)
 # Environment: LOSSES (per mille, default "0 5 10 20"), DURATION (each
 # measurement, default 10s), WARMUP (default 2s), WINDOW (default 262144),
-# YAMUX_VERSION, PROFILE_DIR (when set, CPU profiles of the quicmsg server on
+# OFFLOADS (off), YAMUX_VERSION, PROFILE_DIR (when set, CPU profiles of the quicmsg server on
 # the default windows, for the whole run, and of each quicmsg-prio client go
 # there).
 # Installs nftables, iproute2 and ethtool with apt-get when missing. Removes
@@ -33,6 +35,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 WINDOW=${WINDOW:-262144}
 PROFILE_DIR=${PROFILE_DIR:-}
+OFFLOADS=${OFFLOADS:-off}
 YAMUX_VERSION=${YAMUX_VERSION:-v0.1.2}
 
 out_file=
@@ -107,7 +110,9 @@ for pair in "$ns_srv:$if_srv" "$ns_cli:$if_cli"; do
   ns=${pair%%:*}; dev=${pair#*:}
   ip -n "$ns" link set lo up
   ip -n "$ns" link set "$dev" up
-  ip netns exec "$ns" ethtool -K "$dev" tso off gso off gro off >/dev/null 2>&1 || log "ethtool -K $dev failed: offloads stay on"
+  if [ "$OFFLOADS" = off ]; then
+    ip netns exec "$ns" ethtool -K "$dev" tso off gso off gro off >/dev/null 2>&1 || log "ethtool -K $dev failed: offloads stay on"
+  fi
 done
 
 # set_loss N: each end drops N per mille of the packets it receives.
