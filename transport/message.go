@@ -209,8 +209,9 @@ func (c *Conn) OpenChannelWith(ctx context.Context, name string, opts ChannelOpt
 		return nil, err
 	}
 	err := c.waitHeaders(ctx, true)
+	sendOpts := true
 	if errors.Is(err, ErrHeadersUnsupported) && opts.Group == "" {
-		return c.openChannel(ctx, name, opts, false)
+		err, sendOpts = nil, false
 	}
 	if err != nil {
 		return nil, err
@@ -220,7 +221,7 @@ func (c *Conn) OpenChannelWith(ctx context.Context, name string, opts ChannelOpt
 			return nil, err
 		}
 	}
-	return c.openChannel(ctx, name, opts, true)
+	return c.openChannel(ctx, name, opts, sendOpts)
 }
 
 // checkOptions validates the name and options of a channel to open.
