@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 BENCHCOUNT ?= 5
 BENCHTIME  ?= 1s
 
-.PHONY: all build run test vet fmt-check bench fuzz soak clean
+.PHONY: all build run test vet fmt-check bench bench-hol fuzz soak clean
 
 all: build
 
@@ -50,6 +50,13 @@ bench:
 	for i in $$(seq $(BENCHCOUNT)); do \
 		./bin/relay.test -test.run '^$$' -test.bench . -test.benchmem -test.benchtime $(BENCHTIME) -test.timeout 10m || exit 1; \
 	done
+
+# Head-of-line blocking under packet loss, quicmsg beside yamux over TCP +
+# TLS 1.3 in the same run (network namespaces, needs root; see the script).
+# Run it under the shared lock: flock /tmp/quicmsg-bench.lock make bench-hol
+bench-hol:
+	mkdir -p bin
+	scripts/bench-hol.sh -o bin/bench-hol.md -svg bin/bench-hol.svg
 
 # Long reliability runs: every TestSoak in the module (files with the soak
 # build tag), under the race detector except rate measurements in files

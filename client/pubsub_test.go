@@ -20,17 +20,19 @@ type msgLog struct {
 	mu     sync.Mutex
 	msgs   []session.Message
 	groups []string
+	prios  []transport.Priority
 	then   func(ctx context.Context, s *session.Session, m session.Message) // set before the server starts
 }
 
 func (l *msgLog) HandleMessage(ctx context.Context, s *session.Session, m session.Message) {
-	var group string
+	var opts transport.ChannelOptions
 	if ch, ok := s.Channel(m.Channel); ok {
-		group = ch.Options().Group
+		opts = ch.Options()
 	}
 	l.mu.Lock()
 	l.msgs = append(l.msgs, m)
-	l.groups = append(l.groups, group)
+	l.groups = append(l.groups, opts.Group)
+	l.prios = append(l.prios, opts.Priority)
 	l.mu.Unlock()
 	if l.then != nil {
 		l.then(ctx, s, m)
@@ -234,6 +236,28 @@ func TestClientChannelWithGroupKeptAcrossReconnect(t *testing.T) {
 			require.Equal(t, string(seq(1)), string(msgs[2].Data))
 		})
 	}
+}
+
+// A channel's priority is carried like its other options: the server sees
+// it again on the channel opened on the next connection.
+func TestClientChannelWithPriorityKeptAcrossReconnect(t *testing.T) {
+	h := &msgLog{}
+	c, proxy, log := proxiedClient(t, h, nil)
+	ctx := testCtx(t)
+	opts := transport.ChannelOptions{Priority: transport.NewPriority(0, false)}
+	ch, err := c.ChannelWith(ctx, "interactive", opts)
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, seq(0)))
+	h.wait(t, 1)
+
+	proxy.BlackHole(2500 * time.Millisecond) // the idle timeout is 1 s
+	log.waitEvent(t, func(e Event) bool { return e.Type == EventReconnected })
+	require.NoError(t, ch.Send(ctx, seq(1)))
+	msgs, _ := h.wait(t, 2)
+	require.Len(t, msgs, 2)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Equal(t, []transport.Priority{opts.Priority, opts.Priority}, h.prios)
 }
 
 // A message the reconnect buffer accepted that the next server refuses

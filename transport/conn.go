@@ -399,13 +399,15 @@ func (c *Conn) OpenChannel(ctx context.Context, name string) (*Channel, error) {
 			return nil, err
 		}
 	}
-	return c.openChannel(ctx, name, ChannelOptions{})
+	return c.openChannel(ctx, name, ChannelOptions{}, false)
 }
 
 // EarlyChannels returns the channels DialEarly opened, in the order named.
 func (c *Conn) EarlyChannels() []*Channel { return c.early }
 
-func (c *Conn) openChannel(ctx context.Context, name string, opts ChannelOptions) (*Channel, error) {
+// openChannel opens a channel with opts; sendOpts says whether its header
+// carries them (the peer knows CHANNEL_OPTS) or only this side applies them.
+func (c *Conn) openChannel(ctx context.Context, name string, opts ChannelOptions, sendOpts bool) (*Channel, error) {
 	c.mu.Lock()
 	closing := c.cs.closing
 	c.mu.Unlock()
@@ -424,7 +426,12 @@ func (c *Conn) openChannel(ctx context.Context, name string, opts ChannelOptions
 		resetStream(s, CodeGoingAway)
 		return nil, ErrClosed
 	}
-	ch.start(wire.AppendChannelHeaderWith(nil, name, wire.ChannelOptions(opts)))
+	ch.applyPriority()
+	hdr := wire.ChannelOptions{}
+	if sendOpts {
+		hdr = opts.toWire()
+	}
+	ch.start(wire.AppendChannelHeaderWith(nil, name, hdr))
 	return ch, nil
 }
 
@@ -456,6 +463,7 @@ func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
 		resetStream(r.s, CodeGoingAway)
 		return nil, ErrClosed
 	}
+	ch.applyPriority()
 	ch.start(nil)
 	return ch, nil
 }
@@ -486,7 +494,7 @@ type streamHeader struct {
 // or without options.
 func parseChannelHeader(b []byte) (streamHeader, int, error) {
 	name, opts, n, err := wire.ParseStreamHeader(b)
-	return streamHeader{name: name, opts: ChannelOptions(opts)}, n, err
+	return streamHeader{name: name, opts: optionsFromWire(opts)}, n, err
 }
 
 // register adds a channel this side opened (opened) or took from the peer,

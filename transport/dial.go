@@ -104,7 +104,7 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 		return nil, dialFailure(b, conf.Resume, err)
 	}
 	for _, name := range channels {
-		ch, err := c.openChannel(ctx, name, ChannelOptions{})
+		ch, err := c.openChannel(ctx, name, ChannelOptions{}, false)
 		if err != nil {
 			_ = c.CloseWithError(CodeInternalError, "")
 			return nil, fmt.Errorf("transport: dial %s: opening channel %q: %w", addr, name, err)

@@ -188,26 +188,32 @@ type ChannelOptions struct {
 	// Group is a queue group: subscribers of the same pattern in the same
 	// group share its messages, each delivered to one member.
 	Group string
+	// Priority is the channel's send priority on its connection, applied
+	// by both ends; the zero Priority keeps the default (see [Priority]).
+	Priority Priority
 }
 
 // OpenChannelWith is OpenChannel with options. Zero options open the
-// channel as OpenChannel does. Non-zero options need a peer that offered
-// the HEADERS extension (else ErrHeadersUnsupported; after DialEarly it
-// waits for the peer's HELLO to know); an invalid Group fails with an
-// error wrapping ErrInvalidGroup.
+// channel as OpenChannel does. A Group needs a peer that offered the
+// HEADERS extension (else ErrHeadersUnsupported; after DialEarly it waits
+// for the peer's HELLO to know); a Priority alone does not: to such a peer
+// the channel is opened with a plain header and only this side applies
+// the priority. An invalid Group fails with an error wrapping
+// ErrInvalidGroup, an urgency out of range with one wrapping
+// ErrInvalidPriority.
 func (c *Conn) OpenChannelWith(ctx context.Context, name string, opts ChannelOptions) (*Channel, error) {
 	if opts == (ChannelOptions{}) {
 		return c.OpenChannel(ctx, name)
 	}
-	if err := wire.ValidateName(name); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidName, err)
+	if err := c.checkOptions(name, opts); err != nil {
+		return nil, err
 	}
-	if err := wire.ValidateGroup(opts.Group); err != nil {
-		var me *wire.MalformedError
-		errors.As(err, &me)
-		return nil, fmt.Errorf("%w: %s", ErrInvalidGroup, me.Reason)
+	err := c.waitHeaders(ctx, true)
+	sendOpts := true
+	if errors.Is(err, ErrHeadersUnsupported) && opts.Group == "" {
+		err, sendOpts = nil, false
 	}
-	if err := c.waitHeaders(ctx, true); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if c.earlyData {
@@ -215,7 +221,22 @@ func (c *Conn) OpenChannelWith(ctx context.Context, name string, opts ChannelOpt
 			return nil, err
 		}
 	}
-	return c.openChannel(ctx, name, opts)
+	return c.openChannel(ctx, name, opts, sendOpts)
+}
+
+// checkOptions validates the name and options of a channel to open.
+func (c *Conn) checkOptions(name string, opts ChannelOptions) error {
+	if err := wire.ValidateName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
+	}
+	if opts.Group != "" {
+		if err := wire.ValidateGroup(opts.Group); err != nil {
+			var me *wire.MalformedError
+			errors.As(err, &me)
+			return fmt.Errorf("%w: %s", ErrInvalidGroup, me.Reason)
+		}
+	}
+	return opts.Priority.validate()
 }
 
 // Options returns the options the channel was opened with (by either side).

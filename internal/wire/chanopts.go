@@ -11,7 +11,17 @@ import (
 const (
 	// ChannelOptGroup names the channel's queue group.
 	ChannelOptGroup uint64 = 0x01
+	// ChannelOptPriority carries the channel's RFC 9218 priority in one
+	// byte: the urgency (0..7) in the low three bits, 0x08 for
+	// incremental; the other bits are zero.
+	ChannelOptPriority uint64 = 0x02
 )
+
+// MaxUrgency is the least urgent RFC 9218 urgency; 0 is the most urgent.
+const MaxUrgency = 7
+
+// priorityIncremental is the incremental bit of a PRIORITY option's value.
+const priorityIncremental = 0x08
 
 // MaxChannelOptionsLen is the largest Options field of a channel header.
 const MaxChannelOptionsLen = 1024
@@ -21,12 +31,20 @@ const MaxGroupLen = 255
 
 // ChannelOptions are the options a CHANNEL_OPTS header carries.
 type ChannelOptions struct {
-	Group string // queue group; "" for none
+	Group    string   // queue group; "" for none
+	Priority Priority // send priority; the zero value for none
+}
+
+// Priority is an RFC 9218 priority.
+type Priority struct {
+	Set         bool  // false: no PRIORITY option
+	Urgency     uint8 // 0 (most urgent) .. MaxUrgency
+	Incremental bool
 }
 
 // IsZero reports whether o holds no option: such a channel is opened with
 // a plain channel header.
-func (o ChannelOptions) IsZero() bool { return o.Group == "" }
+func (o ChannelOptions) IsZero() bool { return o == ChannelOptions{} }
 
 // ValidateGroup reports whether g can name a queue group: 1 to MaxGroupLen
 // bytes of visible ASCII (0x21 to 0x7e) other than '.', '*' and '>'.
@@ -52,11 +70,28 @@ func AppendChannelHeaderWith(b []byte, name string, o ChannelOptions) []byte {
 	}
 	b = append(b, StreamChannelOpts, byte(len(name)))
 	b = append(b, name...)
-	l := quicvarint.Len(ChannelOptGroup) + quicvarint.Len(uint64(len(o.Group))) + len(o.Group)
+	l := 0
+	if o.Group != "" {
+		l += quicvarint.Len(ChannelOptGroup) + quicvarint.Len(uint64(len(o.Group))) + len(o.Group)
+	}
+	if o.Priority.Set {
+		l += quicvarint.Len(ChannelOptPriority) + 2
+	}
 	b = quicvarint.Append(b, uint64(l))
-	b = quicvarint.Append(b, ChannelOptGroup)
-	b = quicvarint.Append(b, uint64(len(o.Group)))
-	return append(b, o.Group...)
+	if o.Group != "" {
+		b = quicvarint.Append(b, ChannelOptGroup)
+		b = quicvarint.Append(b, uint64(len(o.Group)))
+		b = append(b, o.Group...)
+	}
+	if o.Priority.Set {
+		v := o.Priority.Urgency
+		if o.Priority.Incremental {
+			v |= priorityIncremental
+		}
+		b = quicvarint.Append(b, ChannelOptPriority)
+		b = append(b, 1, v)
+	}
+	return b
 }
 
 // ParseStreamHeader decodes the preamble of a channel stream, from its
@@ -83,9 +118,9 @@ func ParseStreamHeader(b []byte) (string, ChannelOptions, int, error) {
 
 // ParseChannelOptions decodes Options Length (i) and the options of a
 // CHANNEL_OPTS header from the start of b and returns them with the bytes
-// used. Options over MaxChannelOptionsLen, a truncated or repeated option
-// and an invalid group are a [*MalformedError]; unknown options are
-// skipped.
+// used. Options over MaxChannelOptionsLen, a truncated or repeated option,
+// an invalid group and an invalid priority are a [*MalformedError];
+// unknown options are skipped.
 func ParseChannelOptions(b []byte) (ChannelOptions, int, error) {
 	l, n, err := quicvarint.Parse(b)
 	if err != nil {
@@ -119,20 +154,36 @@ func parseOptions(p []byte) (ChannelOptions, error) {
 		}
 		val := p[n1+n2 : n1+n2+int(l)]
 		p = p[n1+n2+int(l):]
-		if id != ChannelOptGroup {
-			continue
+		switch id {
+		case ChannelOptGroup:
+			if seenGroup {
+				return ChannelOptions{}, malformedOpts("option GROUP given twice")
+			}
+			seenGroup = true
+			o.Group = string(val)
+			err = ValidateGroup(o.Group)
+		case ChannelOptPriority:
+			if o.Priority.Set {
+				return ChannelOptions{}, malformedOpts("option PRIORITY given twice")
+			}
+			o.Priority, err = parsePriority(val)
 		}
-		if seenGroup {
-			return ChannelOptions{}, malformedOpts("option GROUP given twice")
-		}
-		seenGroup = true
-		g := string(val)
-		if err := ValidateGroup(g); err != nil {
+		if err != nil {
 			return ChannelOptions{}, err
 		}
-		o.Group = g
 	}
 	return o, nil
+}
+
+// parsePriority decodes the value of a PRIORITY option.
+func parsePriority(val []byte) (Priority, error) {
+	if len(val) != 1 {
+		return Priority{}, malformedOpts("option PRIORITY of %d bytes where 1 was expected", len(val))
+	}
+	if val[0]&^(priorityIncremental|MaxUrgency) != 0 {
+		return Priority{}, malformedOpts("option PRIORITY value 0x%02x sets bits other than the urgency (0..%d) and incremental (0x%02x)", val[0], MaxUrgency, priorityIncremental)
+	}
+	return Priority{Set: true, Urgency: val[0] & MaxUrgency, Incremental: val[0]&priorityIncremental != 0}, nil
 }
 
 func malformedOpts(format string, args ...any) error {

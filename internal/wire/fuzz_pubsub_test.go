@@ -97,6 +97,8 @@ func FuzzChannelOptions(f *testing.F) {
 	f.Add([]byte{StreamChannelOpts, 1, 'a', 4, 0x3f, 2, 'x', 'y'})
 	f.Add([]byte{StreamChannelOpts, 1, 'a', 6, 1, 1, 'a', 1, 1, 'b'})
 	f.Add([]byte{StreamChannelOpts, 1, 'a', 0x44, 0x01})
+	f.Add(AppendChannelHeaderWith(nil, "a", ChannelOptions{Group: "g", Priority: Priority{Set: true, Urgency: 7, Incremental: true}}))
+	f.Add([]byte{StreamChannelOpts, 1, 'a', 3, 2, 1, 0x10})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		name, o, n, err := ParseStreamHeader(b)
 		if err != nil {
@@ -106,8 +108,11 @@ func FuzzChannelOptions(f *testing.F) {
 		if n > len(b) {
 			t.Fatalf("consumed %d of %d bytes", n, len(b))
 		}
-		if !o.IsZero() && ValidateGroup(o.Group) != nil {
+		if o.Group != "" && ValidateGroup(o.Group) != nil {
 			t.Fatalf("invalid group %q accepted", o.Group)
+		}
+		if o.Priority.Urgency > MaxUrgency {
+			t.Fatalf("urgency %d accepted", o.Priority.Urgency)
 		}
 		re := AppendChannelHeaderWith(nil, name, o)
 		name2, o2, n2, err := ParseStreamHeader(re)

@@ -154,6 +154,25 @@ func TestChannelHeaderWithOptions(t *testing.T) {
 	require.Equal(t, 1+len(opts), n)
 }
 
+func TestChannelHeaderWithPriority(t *testing.T) {
+	for _, o := range []ChannelOptions{
+		{Priority: Priority{Set: true}},
+		{Priority: Priority{Set: true, Urgency: 7, Incremental: true}},
+		{Group: "workers", Priority: Priority{Set: true, Urgency: 1}},
+	} {
+		b := AppendChannelHeaderWith(nil, "orders", o)
+		require.Equal(t, StreamChannelOpts, b[0])
+		name, got, n, err := ParseStreamHeader(b)
+		require.NoError(t, err)
+		require.Equal(t, "orders", name)
+		require.Equal(t, o, got)
+		require.Equal(t, len(b), n)
+	}
+	// The exact bytes: urgency in the low bits, 0x08 incremental.
+	b := AppendChannelHeaderWith(nil, "a", ChannelOptions{Priority: Priority{Set: true, Urgency: 5, Incremental: true}})
+	require.Equal(t, []byte{StreamChannelOpts, 1, 'a', 3, 0x02, 1, 0x0d}, b)
+}
+
 func TestChannelOptionsRules(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -167,6 +186,10 @@ func TestChannelOptionsRules(t *testing.T) {
 		{"group with space", []byte{1, 1, ' '}, "visible ASCII"},
 		{"truncated option", []byte{1, 5, 'a'}, "option 0x1 is cut off"},
 		{"truncated id", []byte{0x40}, "option ID is cut off"},
+		{"priority twice", []byte{2, 1, 0, 2, 1, 1}, "PRIORITY given twice"},
+		{"priority of 2 bytes", []byte{2, 2, 0, 0}, "PRIORITY of 2 bytes"},
+		{"empty priority", []byte{2, 0}, "PRIORITY of 0 bytes"},
+		{"priority reserved bits", []byte{2, 1, 0x10}, "sets bits other than the urgency (0..7)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := ParseChannelOptions(append([]byte{byte(len(tc.opts))}, tc.opts...))
