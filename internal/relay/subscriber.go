@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/quicmsg/quicmsg/internal/ring"
 	"github.com/quicmsg/quicmsg/internal/unsent"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -29,7 +28,7 @@ type subscriber struct {
 
 	mu       sync.Mutex
 	channels map[string]*subscription // changed under Relay.mu and mu both
-	queue    ring.Ring[item]
+	queue    queue
 	msgs     int                 // message items in queue (gap items are not counted)
 	bytes    int                 // payload bytes of those messages
 	openGaps map[string]*gapItem // per channel, the gap item still growing
@@ -82,9 +81,6 @@ const (
 	rejected         // dropped or failed, and counted
 	full             // Block policy: the caller waits for room (counted as queued meanwhile)
 )
-
-// queueKeep is the largest queue capacity an idle subscriber keeps.
-const queueKeep = 64
 
 // maxBatch is the most messages the drain goroutine hands to the peer in
 // one Peer.SendMsgs.
@@ -258,7 +254,7 @@ func (s *subscriber) wakeLocked() {
 // s.mu is held.
 func (s *subscriber) discardLocked() int {
 	n := s.msgs
-	s.queue.Reset(0)
+	s.queue.Reset()
 	clear(s.openGaps)
 	s.msgs, s.bytes = 0, 0
 	s.r.queued.Add(-int64(n))
@@ -370,7 +366,7 @@ func (s *subscriber) next() (b batch, ok bool) {
 		return b, false
 	}
 	if s.state == gone || s.queue.Len() == 0 {
-		s.queue.Reset(queueKeep)
+		s.queue.Reset()
 		s.running = false
 		s.mu.Unlock()
 		return b, false
@@ -405,9 +401,9 @@ func (s *subscriber) takeLocked(first item) []transport.Message {
 		if nx.gap != nil || nx.channel != first.channel {
 			break
 		}
-		s.queue.Pop()
-		s.out = append(s.out, nx.msg)
-		s.bytes -= len(nx.msg.Data)
+		it := s.queue.Pop()
+		s.out = append(s.out, it.msg)
+		s.bytes -= len(it.msg.Data)
 	}
 	s.msgs -= len(s.out)
 	s.wakeLocked()
