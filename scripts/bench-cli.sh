@@ -6,6 +6,7 @@
 #   one-way 64 B messages through the relay: delivered messages/s and what
 #     was not delivered, at an unlimited rate and at the highest rate of a
 #     ladder at which a calibration run delivered everything;
+#   one-way 1 KiB messages through the relay at an unlimited rate;
 #   echo round trips, 64 B, one message in flight: p50 and p99;
 #   fan-out, 1 publisher -> 10 subscriber connections on one subject, 64 B:
 #     delivered messages/s over all subscribers;
@@ -16,7 +17,7 @@
 #
 # Baseline: NATS (nats-server and nats.go from the Go module proxy, built in a
 # throwaway module in a temporary directory, never added to this repository's
-# go.mod) doing the same: publish/subscribe at the same rates, to 10
+# go.mod) doing the same: publish/subscribe at the same rates and sizes, to 10
 # subscribers and to a queue group of 4, request-reply through a responder
 # with 1 and 64 in flight, and the client's PING/PONG to the server. If NATS
 # cannot be fetched or built, the raw quic-go benchmarks of ./transport run
