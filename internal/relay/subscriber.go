@@ -86,6 +86,10 @@ const (
 // one Peer.SendMsgs.
 const maxBatch = 64
 
+// outKeep is the largest batch buffer (subscriber.out) an idle subscriber
+// keeps: enough for a trickle of messages, without holding a burst's.
+const outKeep = 8
+
 func newSubscriber(r *Relay, p Peer) *subscriber {
 	s := &subscriber{r: r, peer: p, channels: make(map[string]*subscription), openGaps: make(map[string]*gapItem)}
 	s.life, s.endLife = context.WithCancel(r.baseCtx)
@@ -367,6 +371,9 @@ func (s *subscriber) next() (b batch, ok bool) {
 	}
 	if s.state == gone || s.queue.Len() == 0 {
 		s.queue.Reset()
+		if cap(s.out) > outKeep {
+			s.out = nil // an idle subscriber keeps no large batch
+		}
 		s.running = false
 		s.mu.Unlock()
 		return b, false
