@@ -6,6 +6,7 @@
 #   one-way 64 B messages through the relay: delivered messages/s and what
 #     was not delivered, at an unlimited rate and at the highest rate of a
 #     ladder at which a calibration run delivered everything;
+#   one-way 1 KiB messages through the relay at an unlimited rate;
 #   echo round trips, 64 B, one message in flight: p50 and p99;
 #   fan-out, 1 publisher -> 10 subscriber connections on one subject, 64 B:
 #     delivered messages/s over all subscribers;
@@ -16,7 +17,7 @@
 #
 # Baseline: NATS (nats-server and nats.go from the Go module proxy, built in a
 # throwaway module in a temporary directory, never added to this repository's
-# go.mod) doing the same: publish/subscribe at the same rates, to 10
+# go.mod) doing the same: publish/subscribe at the same rates and sizes, to 10
 # subscribers and to a queue group of 4, request-reply through a responder
 # with 1 and 64 in flight, and the client's PING/PONG to the server. If NATS
 # cannot be fetched or built, the raw quic-go benchmarks of ./transport run
@@ -25,7 +26,10 @@
 # Usage: scripts/bench-cli.sh [-o FILE]   (the Markdown table also goes to FILE)
 # Environment: ITERATIONS (default 3), DURATION (each measurement, default 5s),
 # CALIBRATION (each calibration run, default 3s), NATS_SERVER_VERSION,
-# NATS_GO_VERSION. Needs Go and the usual shell tools; every step is bounded
+# NATS_GO_VERSION; RELAY_ONLY=1 measures only the relay's throughput rows
+# (one-way 64 B and 1 KiB, fan-out) and skips the calibration; TREE builds
+# quicsrv and quiccli from another checkout (default: this one), to compare
+# trees in the same session of measurements. Needs Go and the usual shell tools; every step is bounded
 # by `timeout`.
 set -euo pipefail
 
@@ -34,7 +38,10 @@ DURATION=${DURATION:-5s}
 CALIBRATION=${CALIBRATION:-3s}
 NATS_SERVER_VERSION=${NATS_SERVER_VERSION:-v2.15.2}
 NATS_GO_VERSION=${NATS_GO_VERSION:-v1.55.0}
+RELAY_ONLY=${RELAY_ONLY:-}
 SIZE=64
+# The one-way measurement with larger messages.
+BIG_SIZE=1024
 # Fan-out subscribers, queue group members, requests in flight.
 FANOUT=10
 GROUP_SIZE=4
@@ -58,6 +65,7 @@ while getopts "o:" opt; do
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+tree=$(cd "${TREE:-$root}" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-cli.XXXXXX")
 bin=$work/bin
 results=$work/results
@@ -80,7 +88,7 @@ die() { log "$*"; exit 1; }
 # ---------------------------------------------------------------- build
 
 log "building quicsrv and quiccli"
-(cd "$root" && timeout 300 go build -o "$bin/" ./cmd/quicsrv ./cmd/quiccli) || die "go build failed"
+(cd "$tree" && timeout 300 go build -o "$bin/" ./cmd/quicsrv ./cmd/quiccli) || die "go build failed"
 
 # report: JSON fields, metrics, and the final table; standard library only.
 mkdir -p "$work/report"
@@ -283,6 +291,10 @@ func table(w io.Writer, dir, rateArg, baseline string) error {
 		row("one-way, unlimited rate: delivered msgs/s", qMax.spread(rate), nMax.spread(rate), ratios(qMax, nMax))
 		row("one-way, unlimited rate: undelivered, % of sent", lossPct(dir, "quic-oneway-max").spread(pct), lossPct(dir, "nats-pubsub-max").spread(pct), "")
 		row("one-way, unlimited rate: dropped by the relay, messages", load(dir, "quic-oneway-max-drops", "dropped").spread(count), "–", "")
+		q1k, n1k := load(dir, "quic-oneway-1k", "msgs_per_sec"), load(dir, "nats-pubsub-1k", "msgs_per_sec")
+		row("one-way 1 KiB, unlimited rate: delivered msgs/s", q1k.spread(rate), n1k.spread(rate), ratios(q1k, n1k))
+		row("one-way 1 KiB, unlimited rate: undelivered, % of sent", lossPct(dir, "quic-oneway-1k").spread(pct), lossPct(dir, "nats-pubsub-1k").spread(pct), "")
+		row("one-way 1 KiB, unlimited rate: dropped by the relay, messages", load(dir, "quic-oneway-1k-drops", "dropped").spread(count), "–", "")
 		big := "quicsrv -subscriber-queue " + os.Getenv("BIG_QUEUE")
 		qBig := load(dir, "quic-oneway-bigq", "msgs_per_sec")
 		row("one-way, unlimited rate, "+big+": delivered msgs/s", qBig.spread(rate), nMax.spread(rate), ratios(qBig, nMax))
@@ -788,8 +800,10 @@ relay_run() {
 
 # The highest rate of a ladder (half the unlimited delivered rate, then
 # x0.7 each step) at which one calibration run delivered everything.
-log "calibrating the rate quicsrv relays without drops"
-start_quicsrv relay
+rate=0 max_rate=0
+[ -z "$RELAY_ONLY" ] && log "calibrating the rate quicsrv relays without drops"
+[ -z "$RELAY_ONLY" ] && start_quicsrv relay
+if [ -z "$RELAY_ONLY" ]; then
 quic_bench "$work/cal-max.json" -duration "$CALIBRATION"
 stop_server
 max_rate=$(report field "$work/cal-max.json" msgs_per_sec)
@@ -806,6 +820,7 @@ for step in $(seq 8); do
   rate=$(awk -v r="$rate" 'BEGIN { printf "%d", int(r * 0.7 / 10000) * 10000 }')
   [ "$rate" -gt 0 ] || die "no rate without drops"
 done
+fi
 
 # ---------------------------------------------------------------- measurements
 
@@ -813,27 +828,34 @@ for i in $(seq "$ITERATIONS"); do
   log "iteration $i of $ITERATIONS"
 
   relay_run quic-oneway-max "$i" ""
-  # The same with a subscriber queue far above the default 1024 messages.
-  relay_run quic-oneway-bigq "$i" "-subscriber-queue $BIG_QUEUE"
-  relay_run quic-oneway-rate "$i" "" -rate "$rate"
-
-  wait_idle "quic-echo.$i"
-  start_quicsrv echo
-  quic_bench "$results/quic-echo.$i.json" -duration "$DURATION" -mode echo
-  stop_server
-
+  relay_run quic-oneway-1k "$i" "" -size "$BIG_SIZE"
   relay_run quic-fanout "$i" "" -subscribers "$FANOUT"
-  relay_run quic-group "$i" "" -subscribers "$GROUP_SIZE" -group workers
-  relay_run quic-req1 "$i" "" -mode request -inflight 1
-  relay_run quic-req64 "$i" "" -mode request -inflight "$INFLIGHT"
+  if [ -z "$RELAY_ONLY" ]; then
+    # The same with a subscriber queue far above the default 1024 messages.
+    relay_run quic-oneway-bigq "$i" "-subscriber-queue $BIG_QUEUE"
+    relay_run quic-oneway-rate "$i" "" -rate "$rate"
+
+    wait_idle "quic-echo.$i"
+    start_quicsrv echo
+    quic_bench "$results/quic-echo.$i.json" -duration "$DURATION" -mode echo
+    stop_server
+
+    relay_run quic-group "$i" "" -subscribers "$GROUP_SIZE" -group workers
+    relay_run quic-req1 "$i" "" -mode request -inflight 1
+    relay_run quic-req64 "$i" "" -mode request -inflight "$INFLIGHT"
+  fi
 
   if [ "$baseline" = nats ]; then
-    for run in "pubsub-max:-mode pubsub" "pubsub-rate:-mode pubsub -rate $rate" "reqrep:-mode reqrep" "ping:-mode ping" \
-      "fanout:-mode pubsub -subs $FANOUT" "group:-mode pubsub -subs $GROUP_SIZE -group workers" "reqrep64:-mode reqrep -inflight $INFLIGHT"; do
+    runs=("pubsub-max:-mode pubsub" "pubsub-1k:-mode pubsub -size $BIG_SIZE" "fanout:-mode pubsub -subs $FANOUT")
+    if [ -z "$RELAY_ONLY" ]; then
+      runs+=("pubsub-rate:-mode pubsub -rate $rate" "reqrep:-mode reqrep" "ping:-mode ping"
+        "group:-mode pubsub -subs $GROUP_SIZE -group workers" "reqrep64:-mode reqrep -inflight $INFLIGHT")
+    fi
+    for run in "${runs[@]}"; do
       name=${run%%:*}
       wait_idle "nats-$name.$i"
       start_nats
-      # shellcheck disable=SC2086 # the arguments are meant to split
+      # The later -size of a run wins. shellcheck disable=SC2086 # the arguments are meant to split
       timeout 120 "$bin/natsbench" -url "$srv_url" -size "$SIZE" -duration "$DURATION" -timeout "$DRAIN" ${run#*:} \
         >"$results/nats-$name.$i.json"
       stop_server

@@ -204,22 +204,37 @@ func (ch *Channel) enqueue(ctx context.Context, f *outFrame, block bool) error {
 	if err := ch.waitRoom(ctx, wire.MessageLen(size), block); err != nil {
 		return err
 	}
+	ch.appendFrame(f, size)
+	ch.handOver()
+	return nil
+}
+
+// appendFrame appends the frame f, whose payload is size bytes, to the
+// send buffer. tx.mu is held.
+func (ch *Channel) appendFrame(f *outFrame, size int) {
+	tx := &ch.tx
 	tx.buf = f.appendTo(tx.buf, size)
 	tx.bufMsgs++
 	tx.sent++
 	tx.sentBytes += uint64(len(f.data))
+}
+
+// handOver releases tx.mu after frames were appended; the sender that
+// finds the writer idle takes the right to write (inFlight) and either
+// writes a lone batch itself or kicks the writer. tx.mu is held.
+func (ch *Channel) handOver() {
+	tx := &ch.tx
 	if tx.inFlight {
 		tx.mu.Unlock()
-		return nil
+		return
 	}
 	tx.inFlight = true
 	out, n, direct := ch.takeDirect()
 	tx.mu.Unlock()
 	if direct && ch.writeDirect(out, n) {
-		return nil
+		return
 	}
 	tx.kick <- struct{}{}
-	return nil
 }
 
 // admit checks what does not depend on the send buffer: for a frame that

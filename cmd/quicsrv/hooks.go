@@ -30,8 +30,9 @@ type hooks struct {
 // is refused: the client should have refused it (transport.ErrWildcardSubject),
 // so its channel is stopped with invalid_subject; the session carries on.
 func (h *hooks) publish(ctx context.Context, s *session.Session, m session.Message) {
-	msg := &transport.Message{Subject: cmp.Or(m.Subject, m.Channel), Header: m.Header, Data: m.Data}
-	if _, err := h.relay.Publish(ctx, s, msg); err != nil {
+	// The relay copies msg into its queues: it stays on the stack.
+	msg := transport.Message{Subject: cmp.Or(m.Subject, m.Channel), Header: m.Header, Data: m.Data}
+	if _, err := h.relay.Publish(ctx, s, &msg); err != nil {
 		h.log.Warn("publish refused: channel stopped", "session", s.ID().String(), "channel", m.Channel,
 			"subject", msg.Subject, "code", transport.CodeInvalidSubject, "err", err)
 		if ch, ok := s.Channel(m.Channel); ok {

@@ -12,8 +12,8 @@ import (
 type benchPeer struct{ id int }
 
 func (p *benchPeer) ID() transport.SessionID { return transport.SessionID{} }
-func (p *benchPeer) SendMsg(context.Context, string, *transport.Message) error {
-	return nil
+func (p *benchPeer) SendMsgs(_ context.Context, _ string, msgs []transport.Message) (int, error) {
+	return len(msgs), nil
 }
 func (p *benchPeer) SendGap(context.Context, string, transport.Gap) error { return nil }
 func (p *benchPeer) DisconnectGracefully(context.Context, transport.ErrorCode, string) error {

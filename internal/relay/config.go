@@ -71,7 +71,9 @@ type Config struct {
 	// QueueSize caps the messages waiting for one subscriber. Gap notices
 	// waiting in the queue are not counted: there is at most one open gap
 	// per channel, so they never outnumber the queued messages plus the
-	// subscriber's channels. Default DefaultQueueSize (65536).
+	// subscriber's channels. The messages being sent (up to 64, taken
+	// from the queue together) no longer count. Default DefaultQueueSize
+	// (65536).
 	QueueSize int
 	// QueueBytes caps the payload bytes waiting for one subscriber; a
 	// message larger than QueueBytes still goes through an empty queue.

@@ -14,10 +14,14 @@
 //
 // Publish appends a copy to each matching subscriber's bounded outbound
 // queue (Config.QueueSize messages, Config.QueueBytes bytes); one goroutine
-// per subscriber drains the queue into [Peer.SendMsg]. It is started when
+// per subscriber drains the queue into [Peer.SendMsgs], handing over the
+// consecutive messages of a channel that are waiting (up to maxBatch) in
+// one call, under one lock of the queue. It is started when
 // something is queued and exits when the queue is empty, so that idle
 // subscribers hold no goroutine; [Relay.Remove] and [Relay.Close] stop it
-// and wait for it. When a queue is full the relay applies
+// and wait for it. A copy is a transport.Message held by value in the
+// queue, sharing the published payload: routing and delivering a copy
+// allocates nothing. When a queue is full the relay applies
 // Config.SlowConsumer:
 //
 //   - [Drop] (the default) discards the copy for that subscriber alone, and

@@ -16,10 +16,12 @@ import (
 type Peer interface {
 	// ID identifies the peer in log lines.
 	ID() transport.SessionID
-	// SendMsg sends m on channel, waiting while the peer cannot take it,
-	// until ctx ends. It must not modify m: the same message goes to
-	// every subscriber.
-	SendMsg(ctx context.Context, channel string, m *transport.Message) error
+	// SendMsgs sends msgs on channel, in order, waiting while the peer
+	// cannot take them, until ctx ends, and returns how many it accepted:
+	// on an error msgs[n] failed with it and the rest were not tried. It
+	// must not modify msgs nor what they refer to: the same payload goes
+	// to every subscriber.
+	SendMsgs(ctx context.Context, channel string, msgs []transport.Message) (int, error)
 	// SendGap sends a gap notice on channel, in order with its messages.
 	SendGap(ctx context.Context, channel string, g transport.Gap) error
 	// DisconnectGracefully closes the peer with code and reason once what
@@ -61,7 +63,7 @@ type Stats struct {
 	Published               uint64 // messages passed to Publish and accepted
 	Refused                 uint64 // messages Publish refused (wildcard or invalid subject)
 	Routed                  uint64 // copies addressed to subscribers other than the publisher
-	Delivered               uint64 // copies that Peer.SendMsg accepted
+	Delivered               uint64 // copies that Peer.SendMsgs accepted
 	Dropped                 uint64 // copies discarded because a subscriber was too slow
 	Failed                  uint64 // copies discarded because sending failed or the subscriber left
 	NoResponders            uint64 // "no responders" replies sent for requests routed to nobody
@@ -94,6 +96,7 @@ type SubscriberStats struct {
 // the Block policy.
 type Relay struct {
 	cfg     Config
+	batch   int // the most messages a drain goroutine takes at once: maxBatch
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
@@ -118,7 +121,7 @@ func New(cfg *Config) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{cfg: c, subs: newSublist(), peers: make(map[Peer]*subscriber)}
+	r := &Relay{cfg: c, batch: maxBatch, subs: newSublist(), peers: make(map[Peer]*subscriber)}
 	r.baseCtx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
@@ -217,9 +220,10 @@ type held struct {
 // Publish queues m for every subscription that matches m.Subject (a
 // concrete subject), except those of from, and returns how many copies it
 // queued. m.Subject with a wildcard token is refused with the
-// transport.ErrWildcardSubject error of transport.ValidateSubject. The
-// relay keeps m until it is sent, and sends the same m to every
-// subscriber: the caller must not modify it afterwards.
+// transport.ErrWildcardSubject error of transport.ValidateSubject. Each
+// copy is a copy of *m that shares m.Data and m.Header, kept until it is
+// sent: the caller may reuse *m once Publish returns, but must not modify
+// m.Data nor m.Header afterwards.
 //
 // Under the Drop and Disconnect policies Publish never waits. Under Block
 // it waits, without holding any lock, for room in each full queue until

@@ -30,6 +30,7 @@ type fakePeer struct {
 	gapErr       error                          // set before use: SendGap's error
 	disconnected []transport.ErrorCode
 	deadlines    []time.Duration // of the DisconnectGracefully contexts
+	offered      []int           // the number of messages of each SendMsgs call
 }
 
 func newPeer(name string) *fakePeer { return &fakePeer{name: name} }
@@ -38,6 +39,29 @@ func (p *fakePeer) ID() transport.SessionID {
 	var id transport.SessionID
 	copy(id[:], p.name)
 	return id
+}
+
+// SendMsgs sends each message as SendMsg, one at a time. While the peer
+// has a gate it takes one message per call, as a peer takes only what
+// fits without waiting: the relay checks the subscription again before
+// the rest.
+func (p *fakePeer) SendMsgs(ctx context.Context, channel string, msgs []transport.Message) (int, error) {
+	p.mu.Lock()
+	gated := p.gate != nil
+	p.offered = append(p.offered, len(msgs))
+	p.mu.Unlock()
+	if gated {
+		if err := p.SendMsg(ctx, channel, &msgs[0]); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	for i := range msgs {
+		if err := p.SendMsg(ctx, channel, &msgs[i]); err != nil {
+			return i, err
+		}
+	}
+	return len(msgs), nil
 }
 
 func (p *fakePeer) SendMsg(ctx context.Context, channel string, m *transport.Message) error {
@@ -64,7 +88,8 @@ func (p *fakePeer) SendMsg(ctx context.Context, channel string, m *transport.Mes
 	}
 	p.mu.Lock()
 	p.got = append(p.got, rec)
-	p.msgs = append(p.msgs, m)
+	kept := *m // the relay reuses its batch
+	p.msgs = append(p.msgs, &kept)
 	p.mu.Unlock()
 	return nil
 }
@@ -122,7 +147,18 @@ func (p *fakePeer) disconnects() []transport.ErrorCode {
 	return append([]transport.ErrorCode(nil), p.disconnected...)
 }
 
+// newRelay returns a relay that hands the peer one message at a time, so
+// that the tests of the policies count what waits in a queue exactly as a
+// peer that blocks on each message sees it; newBatchRelay keeps the
+// default batches.
 func newRelay(t *testing.T, cfg *Config) *Relay {
+	t.Helper()
+	r := newBatchRelay(t, cfg)
+	r.batch = 1
+	return r
+}
+
+func newBatchRelay(t *testing.T, cfg *Config) *Relay {
 	t.Helper()
 	r, err := New(cfg)
 	require.NoError(t, err)

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/quicmsg/quicmsg/internal/ring"
 	"github.com/quicmsg/quicmsg/internal/unsent"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -29,7 +28,7 @@ type subscriber struct {
 
 	mu       sync.Mutex
 	channels map[string]*subscription // changed under Relay.mu and mu both
-	queue    ring.Ring[item]
+	queue    queue
 	msgs     int                 // message items in queue (gap items are not counted)
 	bytes    int                 // payload bytes of those messages
 	openGaps map[string]*gapItem // per channel, the gap item still growing
@@ -41,6 +40,11 @@ type subscriber struct {
 	why      string              // slow: the disconnect reason when it is not the queue's
 	room     chan struct{}       // closed when the queue may have room; made by a waiting Publish
 
+	// out is the batch handed to the peer: filled by next under mu and
+	// read by the drain goroutine, which alone uses it; emptied after
+	// each batch, so that it holds no payload while idle.
+	out []transport.Message
+
 	counters subCounts
 }
 
@@ -48,10 +52,11 @@ type subCounts struct {
 	delivered, dropped, failed atomic.Uint64
 }
 
-// item is a message, or a gap notice when gap is set.
+// item is a message, or a gap notice when gap is set. The message is a
+// copy of the published one, sharing its payload and headers.
 type item struct {
 	channel string
-	msg     *transport.Message
+	msg     transport.Message
 	gap     *gapItem
 }
 
@@ -77,8 +82,13 @@ const (
 	full             // Block policy: the caller waits for room (counted as queued meanwhile)
 )
 
-// queueKeep is the largest queue capacity an idle subscriber keeps.
-const queueKeep = 64
+// maxBatch is the most messages the drain goroutine hands to the peer in
+// one Peer.SendMsgs.
+const maxBatch = 64
+
+// outKeep is the largest batch buffer (subscriber.out) an idle subscriber
+// keeps: enough for a trickle of messages, without holding a burst's.
+const outKeep = 8
 
 func newSubscriber(r *Relay, p Peer) *subscriber {
 	s := &subscriber{r: r, peer: p, channels: make(map[string]*subscription), openGaps: make(map[string]*gapItem)}
@@ -148,7 +158,7 @@ func (s *subscriber) count(mine, relay *atomic.Uint64, n uint64) {
 
 // pushLocked queues m for channel; s.mu is held and released.
 func (s *subscriber) pushLocked(channel string, m *transport.Message) {
-	s.queue.Push(item{channel: channel, msg: m})
+	s.queue.Push(item{channel: channel, msg: *m})
 	s.msgs++
 	s.bytes += len(m.Data)
 	delete(s.openGaps, channel)
@@ -248,7 +258,7 @@ func (s *subscriber) wakeLocked() {
 // s.mu is held.
 func (s *subscriber) discardLocked() int {
 	n := s.msgs
-	s.queue.Reset(0)
+	s.queue.Reset()
 	clear(s.openGaps)
 	s.msgs, s.bytes = 0, 0
 	s.r.queued.Add(-int64(n))
@@ -323,65 +333,106 @@ func (s *subscriber) drain() {
 	defer s.r.wg.Done()
 	defer s.wg.Done()
 	for {
-		it, missed, subscribed, ok := s.next()
+		b, ok := s.next()
 		if !ok {
 			return
 		}
-		if it.gap != nil {
-			if subscribed {
-				s.sendGap(it.channel, missed, transport.GapSlowConsumer, &s.r.slowGaps)
+		if b.gap {
+			if b.subscribed {
+				s.sendGap(b.channel, b.missed, transport.GapSlowConsumer, &s.r.slowGaps)
 			}
 			continue
 		}
-		s.sendMsg(it, subscribed)
+		s.sendMsgs(b.channel, b.msgs, b.subscribed)
+		clear(b.msgs)
 	}
 }
 
-// next pops the next item. At the end of the queue, or once the
-// subscriber is gone, it returns ok false; for a slow subscriber it first
-// disconnects it.
-func (s *subscriber) next() (it item, missed uint64, subscribed, ok bool) {
-	r := s.r
+// batch is what next takes from the queue: a gap notice, or messages of
+// one channel in order.
+type batch struct {
+	channel    string
+	gap        bool
+	missed     uint64              // gap: the messages it reports
+	msgs       []transport.Message // s.out
+	subscribed bool                // the channel was subscribed when taken
+}
+
+// next takes the next gap item, or the next messages up to the first gap
+// item, the first item of another channel, or maxBatch. At the end of the
+// queue, or once the subscriber is gone, it returns ok false; for a slow
+// subscriber it first disconnects it.
+func (s *subscriber) next() (b batch, ok bool) {
 	s.mu.Lock()
 	if s.state == slow {
 		s.mu.Unlock()
 		s.disconnect()
-		return it, 0, false, false
+		return b, false
 	}
 	if s.state == gone || s.queue.Len() == 0 {
-		s.queue.Reset(queueKeep)
+		s.queue.Reset()
+		if cap(s.out) > outKeep {
+			s.out = nil // an idle subscriber keeps no large batch
+		}
 		s.running = false
 		s.mu.Unlock()
-		return it, 0, false, false
+		return b, false
 	}
-	it = s.queue.Pop()
+	it := s.queue.Pop()
+	b.channel = it.channel
 	if it.gap != nil {
-		missed = it.gap.missed
+		b.gap, b.missed = true, it.gap.missed
 		if s.openGaps[it.channel] == it.gap {
 			delete(s.openGaps, it.channel)
 		}
 	} else {
-		s.msgs--
-		s.bytes -= len(it.msg.Data)
-		s.wakeLocked()
+		b.msgs = s.takeLocked(it)
 	}
-	var caughtUp uint64
-	// Caught up: under Drop at half the queue; under Block (where a full
-	// queue makes publishers wait) once it is empty, so that a subscriber
-	// that stays just behind is one event, not one per message.
-	caughtUpAt := r.cfg.QueueSize / 2
-	if r.cfg.SlowConsumer == Block {
-		caughtUpAt = 0
-	}
-	if s.behind && s.msgs <= caughtUpAt {
-		s.behind, caughtUp, s.episode = false, s.episode, 0
-	}
-	_, subscribed = s.channels[it.channel]
+	caughtUp := s.caughtUpLocked()
+	_, b.subscribed = s.channels[it.channel]
 	s.mu.Unlock()
 	if caughtUp > 0 {
-		r.cfg.Logger.Info("slow consumer caught up", "session", s.peer.ID().String(), "dropped", caughtUp)
+		s.r.cfg.Logger.Info("slow consumer caught up", "session", s.peer.ID().String(), "dropped", caughtUp)
 	}
-	return it, missed, subscribed, true
+	return b, true
+}
+
+// takeLocked takes first, a popped message item, and the message items of
+// its channel that follow it, up to maxBatch, into s.out and returns them.
+// s.mu is held.
+func (s *subscriber) takeLocked(first item) []transport.Message {
+	s.out = append(s.out[:0], first.msg)
+	s.bytes -= len(first.msg.Data)
+	for len(s.out) < s.r.batch && s.queue.Len() > 0 {
+		nx := s.queue.Peek()
+		if nx.gap != nil || nx.channel != first.channel {
+			break
+		}
+		it := s.queue.Pop()
+		s.out = append(s.out, it.msg)
+		s.bytes -= len(it.msg.Data)
+	}
+	s.msgs -= len(s.out)
+	s.wakeLocked()
+	return s.out
+}
+
+// caughtUpLocked reports, when a subscriber that fell behind has caught
+// up, how many messages it dropped meanwhile, else 0: under Drop at half
+// the queue; under Block (where a full queue makes publishers wait) once
+// it is empty, so that a subscriber that stays just behind is one event,
+// not one per message. s.mu is held.
+func (s *subscriber) caughtUpLocked() uint64 {
+	caughtUpAt := s.r.cfg.QueueSize / 2
+	if s.r.cfg.SlowConsumer == Block {
+		caughtUpAt = 0
+	}
+	if !s.behind || s.msgs > caughtUpAt {
+		return 0
+	}
+	n := s.episode
+	s.behind, s.episode = false, 0
+	return n
 }
 
 // sendGap tells the peer, in order, that missed messages of channel were
@@ -421,30 +472,50 @@ func (s *subscriber) giveUp(channel string, missed uint64, why string) {
 	s.r.slowEvents.Add(1)
 }
 
-// sendMsg sends a message item, or counts it failed when its channel is no
-// longer subscribed: sending would open the channel on the peer again.
-func (s *subscriber) sendMsg(it item, subscribed bool) {
+// sendMsgs sends msgs, messages of channel taken from the queue, or
+// counts them failed when the channel is no longer subscribed: sending
+// would open the channel on the peer again. A message the peer refuses
+// is settled on its own (sendFailed) and the rest go on.
+func (s *subscriber) sendMsgs(channel string, msgs []transport.Message, subscribed bool) {
 	r := s.r
-	var err error
-	if subscribed {
-		err = s.peer.SendMsg(s.send, it.channel, it.msg)
+	for len(msgs) > 0 {
+		if !subscribed {
+			r.queued.Add(-int64(len(msgs)))
+			s.count(&s.counters.failed, &r.failed, uint64(len(msgs)))
+			return
+		}
+		n, err := s.peer.SendMsgs(s.send, channel, msgs)
+		// Counted as queued until here, so that every routed copy is in
+		// exactly one counter at any time.
+		r.queued.Add(-int64(n))
+		s.count(&s.counters.delivered, &r.delivered, uint64(n))
+		msgs = msgs[n:]
+		if len(msgs) == 0 {
+			return
+		}
+		if err != nil {
+			s.sendFailed(channel, err)
+			msgs = msgs[1:]
+		}
+		// The peer took part of the batch: the rest go only while the
+		// channel is still subscribed.
+		s.mu.Lock()
+		_, subscribed = s.channels[channel]
+		s.mu.Unlock()
 	}
-	// Counted as queued until here, so that every routed copy is in
-	// exactly one counter at any time.
+}
+
+// sendFailed settles a message of channel that the peer did not take,
+// with err.
+func (s *subscriber) sendFailed(channel string, err error) {
+	r := s.r
 	r.queued.Add(-1)
-	if subscribed && err == nil {
-		s.count(&s.counters.delivered, &r.delivered, 1)
-		return
-	}
 	s.count(&s.counters.failed, &r.failed, 1)
-	if !subscribed {
-		return
-	}
 	s.mu.Lock()
 	if s.state == slow {
 		// Given up as the subscriber is disconnected: its gap notice
 		// counts this message too.
-		s.discards[it.channel]++
+		s.discards[channel]++
 	}
 	s.mu.Unlock()
 	var ce *transport.ChannelError
@@ -452,11 +523,11 @@ func (s *subscriber) sendMsg(it item, subscribed bool) {
 	case errors.As(err, &ce):
 		// The peer reset the channel or stopped reading it: it no
 		// longer listens there.
-		r.Unsubscribe(s.peer, it.channel)
+		r.Unsubscribe(s.peer, channel)
 	case unsent.Refused(err):
 		// The peer's connection refused this copy alone (too large for
 		// it, or headers it does not take): it is told, in order.
-		s.sendGap(it.channel, 1, transport.GapRefused, &r.refusedGaps)
+		s.sendGap(channel, 1, transport.GapRefused, &r.refusedGaps)
 	}
 }
 

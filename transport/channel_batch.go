@@ -1,0 +1,62 @@
+package transport
+
+import (
+	"context"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
+)
+
+// SendMsgs sends msgs on the channel, in order, as SendMsg sends each one,
+// and returns how many it accepted. It takes the send buffer's lock once
+// for as many messages as fit without waiting, instead of once per
+// message, so that a sender with several messages ready (a relay's
+// subscriber queue) hands them over in one step; it waits, as SendMsg
+// does, only where SendMsg would. On an error, msgs[:n] were accepted and
+// msgs[n] failed with the error SendMsg would have returned for it; the
+// rest were not tried. It does not modify msgs nor keep them after
+// returning. Safe for concurrent use; the messages of one call are not
+// interleaved with those of other senders only while none of them waits.
+func (ch *Channel) SendMsgs(ctx context.Context, msgs []Message) (int, error) {
+	n := 0
+	for n < len(msgs) {
+		f, err := ch.msgFrame(&msgs[n])
+		if err != nil {
+			return n, err
+		}
+		size := f.payloadLen()
+		if err := ch.admit(ctx, size, f.flags, true); err != nil {
+			return n, err
+		}
+		tx := &ch.tx
+		tx.mu.Lock()
+		if err := ch.waitRoom(ctx, wire.MessageLen(size), true); err != nil {
+			return n, err
+		}
+		ch.appendFrame(&f, size)
+		n++
+		n += ch.appendReady(msgs[n:])
+		ch.handOver()
+	}
+	return n, nil
+}
+
+// appendReady appends the frames of msgs, in order, for as long as each
+// one is admitted and fits without waiting, and returns how many it
+// appended. A message it stops at is for SendMsgs to send or fail as
+// SendMsg would. tx.mu is held.
+func (ch *Channel) appendReady(msgs []Message) int {
+	tx := &ch.tx
+	for i := range msgs {
+		f, err := ch.msgFrame(&msgs[i])
+		if err != nil {
+			return i
+		}
+		size := f.payloadLen()
+		if ch.admit(context.Background(), size, f.flags, false) != nil ||
+			tx.stateErr() != nil || ch.c.PeerSlowedDown() || ch.roomErr(wire.MessageLen(size)) != nil {
+			return i
+		}
+		ch.appendFrame(&f, size)
+	}
+	return len(msgs)
+}
