@@ -13,9 +13,10 @@ import (
 // Messages sent on a channel arrive in order; channels do not block each other.
 //
 // Send and TrySend copy the message into the channel's send buffer (bounded by
-// Config.SendBufferSize) and return; a writer goroutine owned by the channel
-// coalesces buffered messages into few stream writes, so a lone message goes
-// out at once while a burst travels in large writes. Flush waits until what was
+// Config.SendBufferSize) and return; a writer goroutine owned by the channel,
+// running only while there is something to write, coalesces buffered
+// messages into few stream writes, so a lone message goes out at once while
+// a burst travels in large writes. Flush waits until what was
 // accepted has been written.
 //
 // Closing follows the package's convention: Shutdown(ctx) is the graceful

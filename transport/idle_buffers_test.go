@@ -3,7 +3,10 @@ package transport
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -62,4 +65,44 @@ func TestIdleChannelHoldsNoReadBuffer(t *testing.T) {
 		require.Equal(t, bytes.Repeat([]byte{byte(i)}, sizes[i%len(sizes)]), got, fmt.Sprintf("message %d", i))
 	}
 	require.Zero(t, sch.heldReadBuffer(), "server channel after the burst")
+}
+
+// TestIdleChannelsHaveNoWriterGoroutine checks that channels which sent a
+// message and are idle keep no writer goroutine on either side, and that
+// their sending still ends cleanly when the connection does: Send fails
+// with the connection's error and Close returns.
+func TestIdleChannelsHaveNoWriterGoroutine(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	before := runtime.NumGoroutine()
+	const n = 20
+	var chans []*Channel
+	for i := range n {
+		cch, err := client.OpenChannel(ctx, fmt.Sprintf("idle-%d", i))
+		require.NoError(t, err)
+		require.NoError(t, cch.Send(ctx, []byte("ping")))
+		sch, err := server.AcceptChannel(ctx)
+		require.NoError(t, err)
+		_, err = sch.Receive(ctx)
+		require.NoError(t, err)
+		require.NoError(t, sch.Send(ctx, []byte("pong")))
+		_, err = cch.Receive(ctx)
+		require.NoError(t, err)
+		chans = append(chans, cch, sch)
+	}
+	// Each of the 2n channels had a writer of its own before; the header
+	// readers end once their channel is accepted.
+	require.Eventually(t, func() bool { return runtime.NumGoroutine()-before < n/2 },
+		10*time.Second, 10*time.Millisecond, "goroutines: %d before, %d now", before, runtime.NumGoroutine())
+
+	require.NoError(t, client.CloseWithError(CodeNoError, ""))
+	for _, ch := range chans[:2] {
+		<-ch.Conn().Context().Done()
+	}
+	err := chans[0].Send(ctx, []byte("late"))
+	require.Error(t, err)
+	require.ErrorIs(t, err, net.ErrClosed)
+	for _, ch := range chans {
+		_ = ch.Close()
+	}
 }
