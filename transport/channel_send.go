@@ -494,6 +494,7 @@ func (ch *Channel) drained() bool {
 	closing, gone := tx.closing, ch.c.ctx.Err() != nil
 	if !closing && !gone {
 		tx.inFlight = false
+		tx.trimIdle()
 		tx.mu.Unlock()
 		return true
 	}

@@ -24,6 +24,13 @@ func (ch *Channel) heldReadBuffer() int {
 	return cap(sr.buf)
 }
 
+// heldSendBuffers returns the bytes of send buffers the channel keeps.
+func (ch *Channel) heldSendBuffers() int {
+	ch.tx.mu.Lock()
+	defer ch.tx.mu.Unlock()
+	return cap(ch.tx.buf) + cap(ch.tx.spare) + ch.tx.ret.freeCap
+}
+
 // TestIdleChannelHoldsNoReadBuffer checks that a channel which received a
 // lone echo, and then a burst of small and large messages, holds no read
 // buffer once it has received everything: the buffer goes back to the pool
@@ -65,6 +72,10 @@ func TestIdleChannelHoldsNoReadBuffer(t *testing.T) {
 		require.Equal(t, bytes.Repeat([]byte{byte(i)}, sizes[i%len(sizes)]), got, fmt.Sprintf("message %d", i))
 	}
 	require.Zero(t, sch.heldReadBuffer(), "server channel after the burst")
+	// The sender lets go of the buffers the burst grew once the receiver
+	// acknowledged everything.
+	require.Eventually(t, func() bool { return cch.heldSendBuffers() <= 2*idleSendKeep },
+		10*time.Second, 10*time.Millisecond, "send buffers held: %d bytes", cch.heldSendBuffers())
 }
 
 // TestIdleChannelsHaveNoWriterGoroutine checks that channels which sent a
