@@ -65,16 +65,15 @@ func BenchmarkIdleEchoedSessionMemory(b *testing.B) {
 	}
 	for _, impl := range []string{"acks", "noacks", "rawquic"} {
 		b.Run(impl, func(b *testing.B) {
-			var rss, heap float64
+			var per idlemem.PerConn
 			measured := false
 			for b.Loop() {
 				if !measured {
-					rss, heap = idlemem.Measure(b, "TestBenchIdleEchoedChild", impl, testTLS(b).server, dials[impl])
+					per = idlemem.MeasureAll(b, "TestBenchIdleEchoedChild", impl, testTLS(b).server, dials[impl])
 					measured = true
 				}
 			}
-			b.ReportMetric(rss, "KiB/conn")
-			b.ReportMetric(heap, "heap-KiB/conn")
+			per.Report(b)
 		})
 	}
 }

@@ -13,9 +13,10 @@ import (
 // Messages sent on a channel arrive in order; channels do not block each other.
 //
 // Send and TrySend copy the message into the channel's send buffer (bounded by
-// Config.SendBufferSize) and return; a writer goroutine owned by the channel
-// coalesces buffered messages into few stream writes, so a lone message goes
-// out at once while a burst travels in large writes. Flush waits until what was
+// Config.SendBufferSize) and return; a writer goroutine owned by the channel,
+// running only while there is something to write, coalesces buffered
+// messages into few stream writes, so a lone message goes out at once while
+// a burst travels in large writes. Flush waits until what was
 // accepted has been written.
 //
 // Closing follows the package's convention: Shutdown(ctx) is the graceful
@@ -57,20 +58,29 @@ type Channel struct {
 func newChannel(c *Conn, s *quic.Stream, name string, opts ChannelOptions, sr *streamReader) *Channel {
 	ch := &Channel{c: c, s: s, name: name, opts: opts, wildcard: IsWildcard(name)}
 	ch.tx.init(&c.acksOn, c.cfg.SendBufferSize, c.cfg.AckWindow)
+	ch.tx.writeFn = ch.writeRun
 	ch.rx.init(s, sr, c.cfg.MaxMessageSize)
 	ch.end.init()
 	return ch
 }
 
-// start launches the writer; header, if any, goes out first and at once.
-// The caller has counted the writer in c.wg.
+// start sets the send side going; header, if any, goes out first and at
+// once, on a writer of its own. The caller has counted the channel's
+// sending in c.wg, which endSending counts down.
 func (ch *Channel) start(header []byte) {
 	if header != nil {
 		ch.tx.buf = header
 		ch.tx.inFlight = true
-		ch.tx.kick <- struct{}{}
 	}
-	go ch.writeLoop()
+	// Once the connection ends, whoever holds inFlight records the failure;
+	// if nobody does, connEnded does (at once if it has ended already).
+	stop := context.AfterFunc(ch.c.ctx, ch.connEnded)
+	ch.tx.mu.Lock()
+	ch.tx.stopWatch = stop
+	ch.tx.mu.Unlock()
+	if header != nil {
+		go ch.tx.writeFn()
+	}
 }
 
 // Done returns a channel that is closed when this side can no longer send
@@ -184,7 +194,7 @@ func (ch *Channel) stopWriter() {
 	ch.tx.inFlight = true
 	ch.tx.mu.Unlock()
 	if kick {
-		ch.tx.kick <- struct{}{}
+		go ch.tx.writeFn()
 	}
 }
 

@@ -205,9 +205,35 @@ func (ch *Channel) acked(count uint64) error {
 	moved, err := tx.ret.ack(count, tx.recycleFn)
 	if moved {
 		tx.trimFree()
+		if !tx.inFlight {
+			tx.trimIdle()
+		}
 		tx.signalProgress()
 	}
 	return err
+}
+
+// idleSendKeep is the largest send buffer an idle channel keeps: enough for
+// the lone messages of a request/response exchange, so that those reuse
+// their buffers, while the buffers a burst grew are let go.
+const idleSendKeep = 4 << 10
+
+// trimIdle lets go of the send buffers larger than idleSendKeep and of the
+// free list once the channel is idle: nothing buffered, nobody writing
+// (inFlight is not held, which the caller checked) and nothing awaiting
+// acknowledgement. tx.mu is held.
+func (tx *sendSide) trimIdle() {
+	r := &tx.ret
+	if len(tx.buf) > 0 || r.batches.Len() > 0 || r.writing > 0 {
+		return
+	}
+	if cap(tx.buf) > idleSendKeep {
+		tx.buf = nil
+	}
+	if cap(tx.spare) > idleSendKeep {
+		tx.spare = nil
+	}
+	r.free, r.freeCap = nil, 0
 }
 
 // dropRetention forgets what the channel retained: the server's HELLO,

@@ -13,27 +13,34 @@ import (
 // sendSide is a channel's send direction: the send buffer that Send fills
 // and the writer goroutine empties into the stream.
 //
-// The writer goroutine (writeLoop) is started by Channel.start and counted
-// in the connection's WaitGroup; it exits once Shutdown or Reset stopped it
-// and it closed the stream's send direction, when a write fails, or when
-// the connection ends, and then closes writerDone.
+// The writer goroutine (writeRun) runs only while there is something to
+// write: whoever sets inFlight from false to true starts it, unless it
+// writes the batch itself (writeDirect), and it exits when it finds the
+// buffer empty, so that an idle channel has no goroutine. The channel's
+// sending is counted once in the connection's WaitGroup, from
+// Conn.register until endSending: after Shutdown or Reset stopped it and
+// the stream's send direction is closed, after a failed write, or once the
+// connection ended (connEnded, when no writer runs then); endSending
+// closes writerDone.
 type sendSide struct {
-	// kick wakes the writer (capacity 1). Whoever sets inFlight from false
-	// to true sends on it, unless it writes the batch itself (writeDirect).
-	kick       chan struct{}
-	writerDone chan struct{} // closed when the writer has exited
+	writerDone chan struct{} // closed when the channel's sending has ended
 	writes     atomic.Uint64 // stream writes made (for benchmarks)
 
-	// Immutable after init.
+	// Immutable after newChannel.
 	acksOn    *atomic.Bool // the connection's Conn.acksOn
 	bufSize   int          // Config.SendBufferSize
 	window    int          // Config.AckWindow
 	recycleFn func([]byte) // tx.recycle, bound once
+	writeFn   func()       // Channel.writeRun, bound once: go writeFn() allocates nothing
 
 	mu sync.Mutex // guards everything below
 
+	// stopWatch stops the context.AfterFunc that runs connEnded; set by
+	// Channel.start, which may be after connEnded ran.
+	stopWatch func() bool
+
 	// The buffer. inFlight is the right to write to the stream: it is
-	// held by the writer from its kick until it finds the buffer empty,
+	// held by the writer from its start until it finds the buffer empty,
 	// or by a Send that writes a lone batch itself (writeDirect).
 	buf        []byte // encoded messages waiting to be written
 	spare      []byte // an empty buffer to swap in for buf at the next write
@@ -64,7 +71,6 @@ type sendSide struct {
 }
 
 func (tx *sendSide) init(acksOn *atomic.Bool, bufSize, window int) {
-	tx.kick = make(chan struct{}, 1)
 	tx.writerDone = make(chan struct{})
 	tx.acksOn = acksOn
 	tx.bufSize = bufSize
@@ -193,7 +199,7 @@ func (ch *Channel) send(ctx context.Context, msg []byte, flags byte, block bool)
 
 // enqueue queues the frame f; with block false it fails where it would
 // wait. The sender that finds the writer idle takes the right to write
-// (inFlight) and either writes a lone batch itself or kicks the writer.
+// (inFlight) and either writes a lone batch itself or starts the writer.
 func (ch *Channel) enqueue(ctx context.Context, f *outFrame, block bool) error {
 	size := f.payloadLen()
 	if err := ch.admit(ctx, size, f.flags, block); err != nil {
@@ -221,7 +227,7 @@ func (ch *Channel) appendFrame(f *outFrame, size int) {
 
 // handOver releases tx.mu after frames were appended; the sender that
 // finds the writer idle takes the right to write (inFlight) and either
-// writes a lone batch itself or kicks the writer. tx.mu is held.
+// writes a lone batch itself or starts the writer. tx.mu is held.
 func (ch *Channel) handOver() {
 	tx := &ch.tx
 	if tx.inFlight {
@@ -234,7 +240,7 @@ func (ch *Channel) handOver() {
 	if direct && ch.writeDirect(out, n) {
 		return
 	}
-	tx.kick <- struct{}{}
+	go tx.writeFn()
 }
 
 // admit checks what does not depend on the send buffer: for a frame that
@@ -355,7 +361,7 @@ func (ch *Channel) takeDirect() ([]byte, uint64, bool) {
 // It is called without tx.mu, by the sender that holds inFlight, which keeps
 // the writer and other senders off the stream meanwhile. The write never
 // blocks: QUIC takes all of it at once or none of it. It reports whether it
-// gave up inFlight; if not, the caller must kick the writer, which writes
+// gave up inFlight; if not, the caller must start the writer, which writes
 // whatever is left, or fails as it would have.
 func (ch *Channel) writeDirect(out []byte, n uint64) bool {
 	err := ch.s.TryWriteAll(out)
@@ -388,7 +394,7 @@ func (ch *Channel) writeDirect(out []byte, n uint64) bool {
 	}
 	tx.wroteBatch(out, n)
 	tx.signalProgress()
-	if len(tx.buf) > 0 || tx.closing || tx.err != nil {
+	if len(tx.buf) > 0 || tx.closing || tx.err != nil || ch.c.ctx.Err() != nil {
 		return false
 	}
 	tx.inFlight = false
@@ -416,43 +422,57 @@ func (ch *Channel) Flush(ctx context.Context) error {
 	return nil
 }
 
-// writeLoop is the channel's writer goroutine. It swaps the send buffer with
-// a spare one and writes the whole batch in one stream write, so that Send
-// never waits for the network while the buffer has room.
-func (ch *Channel) writeLoop() {
-	defer ch.c.wg.Done()
-	defer close(ch.tx.writerDone)
-	for {
-		select {
-		case <-ch.tx.kick:
-		case <-ch.c.ctx.Done():
-			ch.failSend(context.Cause(ch.c.ctx), nil, 0)
-			return
-		}
-		if !ch.drain() {
-			return
-		}
+// writeRun is the channel's writer goroutine, started by whoever took
+// inFlight. It swaps the send buffer with a spare one and writes the whole
+// batch in one stream write, so that Send never waits for the network while
+// the buffer has room; it exits when it finds the buffer empty.
+func (ch *Channel) writeRun() {
+	if !ch.drain() {
+		ch.endSending()
 	}
+}
+
+// connEnded runs once the connection has ended (context.AfterFunc). If no
+// writer holds inFlight, it takes it for good and records the failure, as a
+// writer would; a holder of inFlight sees the end itself (drain,
+// writeDirect).
+func (ch *Channel) connEnded() {
+	tx := &ch.tx
+	tx.mu.Lock()
+	if tx.inFlight {
+		tx.mu.Unlock()
+		return
+	}
+	tx.inFlight = true
+	tx.mu.Unlock()
+	ch.failSend(context.Cause(ch.c.ctx), nil, 0)
+	ch.endSending()
+}
+
+// endSending marks the end of the channel's sending, by whoever holds
+// inFlight for good: writerDone closes and the connection stops waiting
+// for the channel.
+func (ch *Channel) endSending() {
+	ch.tx.mu.Lock()
+	stop := ch.tx.stopWatch
+	ch.tx.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	close(ch.tx.writerDone)
+	ch.c.wg.Done()
 }
 
 // drain writes batches until it finds the send buffer empty, and then gives
 // up inFlight. It reports false once the channel's sending has ended: it was
-// closed (the stream's send direction is closed then) or it failed.
+// closed (the stream's send direction is closed then), it failed, or the
+// connection ended.
 func (ch *Channel) drain() bool {
 	tx := &ch.tx
 	for {
 		tx.mu.Lock()
 		if len(tx.buf) == 0 {
-			tx.inFlight = false
-			closing := tx.closing
-			tx.mu.Unlock()
-			if !closing {
-				return true
-			}
-			if err := ch.s.Close(); err != nil {
-				ch.failSend(err, nil, 0)
-			}
-			return false
+			return ch.drained()
 		}
 		early, err := ch.settleEarly()
 		if err != nil {
@@ -477,6 +497,31 @@ func (ch *Channel) drain() bool {
 		}
 		ch.wrote(out, n, early)
 	}
+}
+
+// drained is drain's end, called with tx.mu held and an empty buffer: it
+// gives up inFlight and reports true, unless the channel is closing (it
+// closes the stream's send direction) or the connection ended (it records
+// the failure, since connEnded may have found inFlight held). It releases
+// tx.mu.
+func (ch *Channel) drained() bool {
+	tx := &ch.tx
+	closing, gone := tx.closing, ch.c.ctx.Err() != nil
+	if !closing && !gone {
+		tx.inFlight = false
+		tx.trimIdle()
+		tx.mu.Unlock()
+		return true
+	}
+	tx.mu.Unlock()
+	if !closing {
+		ch.failSend(context.Cause(ch.c.ctx), nil, 0)
+		return false
+	}
+	if err := ch.s.Close(); err != nil {
+		ch.failSend(err, nil, 0)
+	}
+	return false
 }
 
 // wrote records that the writer wrote the batch out of n messages; early

@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,11 @@ import (
 const (
 	serverEnv = "QUICMSG_BENCH_IDLE_SERVER"
 	certEnv   = "QUICMSG_BENCH_IDLE_CERT" // base64 leaf DER, base64 PKCS #8 key
+	// ProfileEnv, when set to a directory, has the child write a heap
+	// profile there at each reading (heap-<impl>-<connections>.pprof), so
+	// that the difference between two readings shows where the bytes of
+	// an idle connection are: go tool pprof -base <first> <second>.
+	ProfileEnv = "QUICMSG_BENCH_IDLE_PROFILE"
 	// Warmup is how many connections are opened before the first reading.
 	Warmup = 10
 	// Conns is how many idle connections the figure is averaged over.
@@ -48,11 +54,35 @@ type Server func(ctx context.Context, tlsConf *tls.Config, accepted *atomic.Int6
 // Dial makes one idle client connection and returns a function closing it.
 type Dial func(ctx context.Context, addr string) (close func(), err error)
 
+// PerConn is the child's growth per idle connection.
+type PerConn struct {
+	RSSKiB      float64 // VmRSS
+	HeapKiB     float64 // Go HeapInuse + StackInuse (the figure before issue 12)
+	HeapOnlyKiB float64 // Go HeapInuse
+	StackKiB    float64 // Go StackInuse
+	Goroutines  float64 // runtime.NumGoroutine
+}
+
+// Report reports every figure of p as a metric of b.
+func (p PerConn) Report(b *testing.B) {
+	b.ReportMetric(p.RSSKiB, "KiB/conn")
+	b.ReportMetric(p.HeapKiB, "heap-KiB/conn")
+	b.ReportMetric(p.HeapOnlyKiB, "heaponly-KiB/conn")
+	b.ReportMetric(p.StackKiB, "stack-KiB/conn")
+	b.ReportMetric(p.Goroutines, "goroutines/conn")
+}
+
 // Measure starts the child running server impl with serverTLS, dials
 // Warmup then Conns connections with dial, and returns the child's growth
 // per connection in KiB of RSS and of Go heap and stacks. childTest is the
 // name of the test in this binary that calls ServeChild.
 func Measure(b *testing.B, childTest, impl string, serverTLS *tls.Config, dial Dial) (rssKiB, heapKiB float64) {
+	p := MeasureAll(b, childTest, impl, serverTLS, dial)
+	return p.RSSKiB, p.HeapKiB
+}
+
+// MeasureAll is Measure returning every figure the child reports.
+func MeasureAll(b *testing.B, childTest, impl string, serverTLS *tls.Config, dial Dial) PerConn {
 	b.Helper()
 	child := startChild(b, childTest, impl, serverTLS)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -73,10 +103,17 @@ func Measure(b *testing.B, childTest, impl string, serverTLS *tls.Config, dial D
 		}
 	}
 	open(Warmup)
-	rss0, heap0 := child.measure(b, Warmup)
+	m0 := child.measure(b, Warmup)
 	open(Conns)
-	rss1, heap1 := child.measure(b, Warmup+Conns)
-	return (rss1 - rss0) / Conns / 1024, (heap1 - heap0) / Conns / 1024
+	m1 := child.measure(b, Warmup+Conns)
+	per := func(i int) float64 { return (m1[i] - m0[i]) / Conns }
+	return PerConn{
+		RSSKiB:      per(0) / 1024,
+		HeapKiB:     (per(1) + per(2)) / 1024,
+		HeapOnlyKiB: per(1) / 1024,
+		StackKiB:    per(2) / 1024,
+		Goroutines:  per(3),
+	}
 }
 
 type child struct {
@@ -145,22 +182,23 @@ func (c *child) reply(b *testing.B, tag string) []string {
 }
 
 // measure asks the child for its memory once it has accepted n connections:
-// RSS and heap+stack in use, both in bytes.
-func (c *child) measure(b *testing.B, n int) (rss, heap float64) {
+// RSS, heap in use and stacks in use, in bytes, and the goroutine count.
+func (c *child) measure(b *testing.B, n int) [4]float64 {
 	b.Helper()
 	fmt.Fprintf(c.in, "measure %d\n", n)
 	if err := c.in.Flush(); err != nil {
 		b.Fatal(err)
 	}
 	f := c.reply(b, "mem")
-	var err error
-	if rss, err = strconv.ParseFloat(f[0], 64); err != nil {
-		b.Fatal(err)
+	var m [4]float64
+	for i := range m {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m[i] = v
 	}
-	if heap, err = strconv.ParseFloat(f[1], 64); err != nil {
-		b.Fatal(err)
-	}
-	return rss, heap
+	return m
 }
 
 // ServeChild is the child's side: called from a test, it does nothing (it
@@ -179,6 +217,11 @@ func ServeChild(t *testing.T, servers map[string]Server) {
 	serverTLS, err := childTLS()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if os.Getenv(ProfileEnv) != "" {
+		// Every allocation of 512 bytes on average is sampled, not one per
+		// 512 KiB: a connection's own allocations are smaller than that.
+		runtime.MemProfileRate = 512
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -210,8 +253,29 @@ func ServeChild(t *testing.T, servers map[string]Server) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		say("mem %d %d", rss, ms.HeapInuse+ms.StackInuse)
+		if err := writeProfile(impl, n); err != nil {
+			t.Fatal(err)
+		}
+		say("mem %d %d %d %d", rss, ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine())
 	}
+}
+
+// writeProfile writes a heap profile into the directory ProfileEnv names,
+// if it is set.
+func writeProfile(impl string, n int64) error {
+	dir := os.Getenv(ProfileEnv)
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s/heap-%s-%d.pprof", dir, impl, n))
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func childTLS() (*tls.Config, error) {
