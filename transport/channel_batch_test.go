@@ -26,12 +26,32 @@ func TestSendMsgsSendsInOrderAndStopsAtARefusedMessage(t *testing.T) {
 		}
 		batch = append(batch, m)
 	}
+	// The receiver reads meanwhile: the batch is more than QUIC's
+	// initial stream window, which grows only as the receiver reads.
+	type result struct {
+		msgs []*Message
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		for range batch {
+			m, err := srv.ReceiveMsg(ctx)
+			if err != nil {
+				r.err = err
+				break
+			}
+			r.msgs = append(r.msgs, m)
+		}
+		done <- r
+	}()
 	n, err := cli.SendMsgs(ctx, batch)
 	require.NoError(t, err)
 	require.Equal(t, len(batch), n)
+	r := <-done
+	require.NoError(t, r.err)
 	for i, want := range batch {
-		got, err := srv.ReceiveMsg(ctx)
-		require.NoError(t, err, i)
+		got := r.msgs[i]
 		require.Equal(t, want.Subject, got.Subject, i)
 		require.Equal(t, want.Header, got.Header, i)
 		require.True(t, bytes.Equal(want.Data, got.Data), i)
