@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 BENCHCOUNT ?= 5
 BENCHTIME  ?= 1s
 
-.PHONY: all build run test vet fmt-check bench fuzz soak clean
+.PHONY: all build run test vet fmt-check bench fuzz soak scale handshake clean
 
 all: build
 
@@ -50,6 +50,19 @@ bench:
 	for i in $$(seq $(BENCHCOUNT)); do \
 		./bin/relay.test -test.run '^$$' -test.bench . -test.benchmem -test.benchtime $(BENCHTIME) -test.timeout 10m || exit 1; \
 	done
+
+# Sessions a quicsrv in echo mode holds, and what they cost it (see
+# scripts/scale.sh and internal/cmd/quicscale): make scale N=10000. Run it
+# under the shared lock on a shared machine.
+N ?= 1000
+scale: build
+	$(GO) build -o bin/quicscale ./internal/cmd/quicscale
+	scripts/scale.sh hold $(N)
+
+# Sessions set up per second against quicsrv and raw quic-go, same run.
+handshake: build
+	$(GO) build -o bin/quicscale ./internal/cmd/quicscale
+	scripts/scale.sh handshake
 
 # Long reliability runs: every TestSoak in the module (files with the soak
 # build tag), under the race detector except rate measurements in files

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# scale.sh: starts a quicsrv in echo mode on an ephemeral port of 127.0.0.1,
+# runs bin/quicscale against it from another process, prints its figures and
+# stops the server by its PID.
+#
+#   scripts/scale.sh hold N        hold N sessions (make scale N=...)
+#   scripts/scale.sh handshake     set-up rate against quicsrv and a raw
+#                                  quic-go server (quicscale -mode serve-raw),
+#                                  in the same run (make handshake)
+#
+# Expects bin/quicsrv and bin/quicscale (the make targets build them). Extra
+# quicscale flags come from SCALEFLAGS, extra quicsrv flags from SRVFLAGS
+# (default: -log-level warn, so that two log lines per session are not part
+# of the figures). Every step is bounded by `timeout`. Run heavy sizes under
+# the shared lock: flock /tmp/quicmsg-bench.lock make scale N=10000.
+set -euo pipefail
+
+mode=${1:-hold}
+n=${2:-1000}
+SRVFLAGS=${SRVFLAGS:--log-level warn}
+SCALEFLAGS=${SCALEFLAGS:-}
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# waitline FILE REGEX: waits up to 20 s for a line of FILE matching REGEX
+# and prints it.
+waitline() {
+	for _ in $(seq 200); do
+		if grep -Eq "$2" "$1"; then
+			grep -E -m1 "$2" "$1"
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "scale.sh: no line matching '$2' in $1:" >&2
+	cat "$1" >&2
+	return 1
+}
+
+# Room for the sessions and for the ones quicscale warms up with.
+# shellcheck disable=SC2086
+bin/quicsrv -addr 127.0.0.1:0 -mode echo -metrics 127.0.0.1:0 -dev-certs "$dir/certs" \
+	-max-sessions $((n + 100)) $SRVFLAGS >"$dir/srv.out" 2>"$dir/srv.err" &
+srv=$!
+pids+=("$srv")
+addr=$(waitline "$dir/srv.out" '^quicsrv listening on' | awk '{print $4}')
+metrics=$(waitline "$dir/srv.out" '^metrics: ' | awk '{print $2}')
+echo "quicsrv (pid $srv) on $addr, echo mode, flags: -max-sessions $((n + 100)) $SRVFLAGS"
+
+case $mode in
+hold)
+	# shellcheck disable=SC2086
+	timeout 30m bin/quicscale -addr "$addr" -ca "$dir/certs/ca.pem" -server-pid "$srv" \
+		-metrics "$metrics" -n "$n" $SCALEFLAGS
+	;;
+handshake)
+	bin/quicscale -mode serve-raw -addr 127.0.0.1:0 -cert "$dir/certs/server.pem" \
+		-key "$dir/certs/server-key.pem" >"$dir/raw.out" 2>&1 &
+	pids+=("$!")
+	raw=$(waitline "$dir/raw.out" '^raw quic-go listening on' | awk '{print $5}')
+	echo "raw quic-go server (pid ${pids[1]}) on $raw"
+	# shellcheck disable=SC2086
+	timeout 30m bin/quicscale -mode handshake -addr "$addr" -raw-addr "$raw" \
+		-ca "$dir/certs/ca.pem" $SCALEFLAGS
+	;;
+*)
+	echo "usage: scripts/scale.sh hold N | handshake" >&2
+	exit 2
+	;;
+esac
