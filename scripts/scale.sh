@@ -13,12 +13,19 @@
 # (default: -log-level warn, so that two log lines per session are not part
 # of the figures). Every step is bounded by `timeout`. Run heavy sizes under
 # the shared lock: flock /tmp/quicmsg-bench.lock make scale N=10000.
+#
+# With DUMP=FILE (hold mode), the server is ended with SIGQUIT during a 30 s
+# hold, once quicscale has printed the figures of the set-up: the Go runtime
+# writes every goroutine's stack into FILE, and a count of the server's
+# goroutines by the function they wait in is printed. The check after the
+# hold then fails, as it must without a server.
 set -euo pipefail
 
 mode=${1:-hold}
 n=${2:-1000}
 SRVFLAGS=${SRVFLAGS:--log-level warn}
 SCALEFLAGS=${SCALEFLAGS:-}
+DUMP=${DUMP:-}
 dir=$(mktemp -d)
 pids=()
 cleanup() {
@@ -30,10 +37,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# waitline FILE REGEX: waits up to 20 s for a line of FILE matching REGEX
-# and prints it.
+# waitline FILE REGEX [SECONDS]: waits up to SECONDS (default 20) for a
+# line of FILE matching REGEX and prints it.
 waitline() {
-	for _ in $(seq 200); do
+	for _ in $(seq $((${3:-20} * 10))); do
 		if grep -Eq "$2" "$1"; then
 			grep -E -m1 "$2" "$1"
 			return 0
@@ -55,11 +62,32 @@ addr=$(waitline "$dir/srv.out" '^quicsrv listening on' | awk '{print $4}')
 metrics=$(waitline "$dir/srv.out" '^metrics: ' | awk '{print $2}')
 echo "quicsrv (pid $srv) on $addr, echo mode, flags: -max-sessions $((n + 100)) $SRVFLAGS"
 
+# dump sends SIGQUIT to the server while the sessions are held, once the
+# figures of the set-up are out, and counts its goroutines by the function
+# each waits in (the first frame outside the runtime and the standard
+# library's sync, time and context packages).
+dump() {
+	waitline "$dir/scale.out" '^client ' 1800 >/dev/null
+	kill -QUIT "$srv"
+	wait "$srv" 2>/dev/null || true
+	cp "$dir/srv.err" "$DUMP"
+	echo "server goroutines by the function they wait in (from $DUMP):"
+	awk '/^goroutine /{g=1; next} g && /^[a-z].*\(/ && !/^runtime\.|^internal\/|^sync\.|^syscall\.|^time\.|^context\./ {sub(/\(.*/, ""); n[$0]++; g=0} END {for (f in n) printf "%8d  %s\n", n[f], f}' "$DUMP" | sort -rn | head -20
+}
+
 case $mode in
 hold)
+	args=(-addr "$addr" -ca "$dir/certs/ca.pem" -server-pid "$srv" -metrics "$metrics" -n "$n")
+	if [ -z "$DUMP" ]; then
+		# shellcheck disable=SC2086
+		timeout 30m bin/quicscale "${args[@]}" $SCALEFLAGS
+		exit
+	fi
 	# shellcheck disable=SC2086
-	timeout 30m bin/quicscale -addr "$addr" -ca "$dir/certs/ca.pem" -server-pid "$srv" \
-		-metrics "$metrics" -n "$n" $SCALEFLAGS
+	timeout 30m bin/quicscale "${args[@]}" $SCALEFLAGS -hold 30s >"$dir/scale.out" 2>&1 &
+	pids+=("$!")
+	dump
+	cat "$dir/scale.out"
 	;;
 handshake)
 	bin/quicscale -mode serve-raw -addr 127.0.0.1:0 -cert "$dir/certs/server.pem" \

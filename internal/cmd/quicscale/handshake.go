@@ -38,6 +38,10 @@ func serveRaw(ctx context.Context, o *options, stdout io.Writer) error {
 		return err
 	}
 	tr := &quic.Transport{Conn: udp}
+	// Closing the transport ends the connections still held, and with
+	// them their goroutines, which are then joined.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer udp.Close()
 	defer tr.Close()
 	ln, err := tr.ListenEarly(tlsConf, qconf)
@@ -45,8 +49,6 @@ func serveRaw(ctx context.Context, o *options, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "raw quic-go listening on %s\n", udp.LocalAddr())
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
 	for {

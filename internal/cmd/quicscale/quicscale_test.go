@@ -9,11 +9,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/wire"
 )
 
 // server is a quicsrv child process in echo mode.
@@ -107,8 +111,12 @@ func TestHoldStopsAtTheServersSessionLimitAndSaysSo(t *testing.T) {
 	require.Contains(t, out, "set-up failed after 12 of 20 sessions")
 }
 
-func TestHandshakeRateAgainstQuicsrvAndRawQUIC(t *testing.T) {
-	s := startQuicsrv(t)
+// startRaw runs quicscale -mode serve-raw with the certificate of s in
+// this process and returns its address and a function that stops it and
+// returns its error, or fails the test if it does not return in 10 s; the
+// test's cleanup calls it too.
+func startRaw(t *testing.T, s *server) (string, func() error) {
+	t.Helper()
 	certs := filepath.Dir(s.ca)
 	ctx, cancel := context.WithCancel(context.Background())
 	var rawOut syncBuffer
@@ -117,19 +125,45 @@ func TestHandshakeRateAgainstQuicsrvAndRawQUIC(t *testing.T) {
 		rawDone <- run(ctx, []string{"-mode", "serve-raw", "-addr", "127.0.0.1:0",
 			"-cert", filepath.Join(certs, "server.pem"), "-key", filepath.Join(certs, "server-key.pem")}, &rawOut, &rawOut)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-rawDone)
-	})
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-rawDone:
+			case <-time.After(10 * time.Second):
+				t.Fatal("serve-raw did not return within 10 s of its context's end")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { require.NoError(t, stop()) })
 	re := regexp.MustCompile(`raw quic-go listening on (\S+)`)
 	require.Eventually(t, func() bool { return re.MatchString(rawOut.String()) }, 10*time.Second, 10*time.Millisecond)
-	raw := re.FindStringSubmatch(rawOut.String())[1]
+	return re.FindStringSubmatch(rawOut.String())[1], stop
+}
 
+func TestHandshakeRateAgainstQuicsrvAndRawQUIC(t *testing.T) {
+	s := startQuicsrv(t)
+	raw, _ := startRaw(t, s)
 	out, err := runScale(t, "-mode", "handshake", "-addr", s.addr, "-raw-addr", raw, "-ca", s.ca,
 		"-count", "10", "-rounds", "2", "-concurrency", "4", "-per-socket", "3")
 	require.NoError(t, err)
 	require.Regexp(t, `(?m)^round 2: raw quic-go [0-9]+ sessions/s$`, out)
 	require.Regexp(t, `(?m)^median: quicsrv [0-9]+ sessions/s, raw quic-go [0-9]+ sessions/s: ratio [0-9.]+ \[[0-9.]+-[0-9.]+\]$`, out)
+}
+
+func TestServeRawStopsWhileAConnectionIsHeld(t *testing.T) {
+	s := startQuicsrv(t)
+	raw, stop := startRaw(t, s)
+	tlsConf, err := clientTLS(s.ca)
+	require.NoError(t, err)
+	tlsConf.NextProtos = []string{wire.ALPN}
+	held, err := quic.DialAddr(context.Background(), raw, tlsConf, nil)
+	require.NoError(t, err)
+	defer held.CloseWithError(0, "")
+	require.NoError(t, stop(), "serve-raw returns with the connection still open on the client")
 }
 
 func TestFlagsAreChecked(t *testing.T) {
