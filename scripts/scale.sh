@@ -96,7 +96,7 @@ handshake)
 	raw=$(waitline "$dir/raw.out" '^raw quic-go listening on' | awk '{print $5}')
 	echo "raw quic-go server (pid ${pids[1]}) on $raw"
 	# shellcheck disable=SC2086
-	timeout 30m bin/quicscale -mode handshake -addr "$addr" -raw-addr "$raw" \
+	timeout 30m bin/quicscale -mode handshake -addr "$addr" -raw-addr "$raw" -server-pid "$srv" -raw-pid "${pids[1]}" \
 		-ca "$dir/certs/ca.pem" $SCALEFLAGS
 	;;
 *)

@@ -70,9 +70,13 @@ func serveRaw(ctx context.Context, o *options, stdout io.Writer) error {
 // to set up and close one connection to it.
 type target struct {
 	name string
+	pid  int // the server's, for its CPU time; 0: not known
 	dial func(ctx context.Context, tr *quic.Transport) error
 	// rates is one figure per round, in sessions/s.
 	rates []float64
+	// serverCPU and clientCPU are the CPU time per connection of each
+	// round, of the server (when pid is known) and of this process.
+	serverCPU, clientCPU []time.Duration
 }
 
 // handshakeTargets returns quicsrv's target and raw quic-go's.
@@ -106,7 +110,7 @@ func handshakeTargets(o *options) ([]*target, error) {
 		}
 		return c.CloseWithError(0, "")
 	}
-	return []*target{{name: "quicsrv", dial: quicsrv}, {name: "raw quic-go", dial: raw}}, nil
+	return []*target{{name: "quicsrv", pid: o.serverPID, dial: quicsrv}, {name: "raw quic-go", pid: o.rawPID, dial: raw}}, nil
 }
 
 // handshakeRate is handshake mode.
@@ -119,12 +123,11 @@ func handshakeRate(ctx context.Context, o *options, stdout io.Writer) error {
 		o.count, o.concurrency, o.perSocket)
 	for r := range o.rounds {
 		for _, t := range targets {
-			rate, err := measureRate(ctx, o, t)
-			if err != nil {
+			if err := measureRate(ctx, o, t); err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
-			t.rates = append(t.rates, rate)
-			fmt.Fprintf(stdout, "round %d: %s %.0f sessions/s\n", r+1, t.name, rate)
+			fmt.Fprintf(stdout, "round %d: %s %.0f sessions/s; CPU per connection: server %s, client %s\n",
+				r+1, t.name, t.rates[r], cpuString(t.serverCPU[r]), cpuString(t.clientCPU[r]))
 		}
 	}
 	q, raw := targets[0].rates, targets[1].rates
@@ -134,14 +137,19 @@ func handshakeRate(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "median: quicsrv %.0f sessions/s, raw quic-go %.0f sessions/s: ratio %.2f [%.2f-%.2f]\n",
 		median(q), median(raw), median(q)/median(raw), slices.Min(ratios), slices.Max(ratios))
+	for _, t := range targets {
+		fmt.Fprintf(stdout, "median CPU per connection, %s: server %s, client %s\n",
+			t.name, cpuString(medianDuration(t.serverCPU)), cpuString(medianDuration(t.clientCPU)))
+	}
 	return nil
 }
 
-// measureRate sets up o.count connections to t and returns how many per
-// second.
-func measureRate(ctx context.Context, o *options, t *target) (float64, error) {
+// measureRate sets up o.count connections to t and adds the rate and the
+// CPU times per connection to t's figures.
+func measureRate(ctx context.Context, o *options, t *target) error {
 	socks := newSockets(o.perSocket)
 	defer socks.close()
+	server0, client0 := processCPU(t.pid), selfCPU()
 	start := time.Now()
 	_, err := parallel(ctx, o.count, o.concurrency, func(ctx context.Context, i int) error {
 		ctx, cancel := context.WithTimeout(ctx, o.opTimeout)
@@ -155,7 +163,43 @@ func measureRate(ctx context.Context, o *options, t *target) (float64, error) {
 		}
 		return nil
 	})
-	return float64(o.count) / time.Since(start).Seconds(), err
+	elapsed := time.Since(start)
+	server1, client1 := processCPU(t.pid), selfCPU()
+	if err != nil {
+		return err
+	}
+	t.rates = append(t.rates, float64(o.count)/elapsed.Seconds())
+	t.serverCPU = append(t.serverCPU, perConn(server0, server1, o.count))
+	t.clientCPU = append(t.clientCPU, perConn(client0, client1, o.count))
+	return nil
+}
+
+// perConn returns (after - before) / n, or -1 when either is unknown.
+func perConn(before, after time.Duration, n int) time.Duration {
+	if before < 0 || after < 0 {
+		return -1
+	}
+	return (after - before) / time.Duration(n)
+}
+
+// medianDuration is median for durations; -1 (unknown) if any is.
+func medianDuration(v []time.Duration) time.Duration {
+	f := make([]float64, len(v))
+	for i, d := range v {
+		if d < 0 {
+			return -1
+		}
+		f[i] = float64(d)
+	}
+	return time.Duration(median(f))
+}
+
+// cpuString formats a CPU time per connection in µs, or "unknown".
+func cpuString(d time.Duration) string {
+	if d < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 }
 
 // median returns the median of v (not empty).

@@ -73,6 +73,7 @@ type options struct {
 	opTimeout   time.Duration
 	deadline    time.Duration
 	serverPID   int
+	rawPID      int
 	metricsURL  string
 	count       int
 	rounds      int
@@ -94,7 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.hold, "hold", 5*time.Second, "hold mode: how long the sessions are held before they are checked")
 	fs.DurationVar(&o.opTimeout, "op-timeout", 20*time.Second, "bound of one set-up or one echo")
 	fs.DurationVar(&o.deadline, "deadline", 10*time.Minute, "bound of the whole run")
-	fs.IntVar(&o.serverPID, "server-pid", 0, "hold mode: quicsrv's `pid`, whose VmRSS is read from /proc/PID/status")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "quicsrv's `pid`: hold mode reads its VmRSS from /proc/PID/status, handshake mode its CPU time from /proc/PID/stat")
+	fs.IntVar(&o.rawPID, "raw-pid", 0, "handshake mode: the raw quic-go server's `pid`, for its CPU time")
 	fs.StringVar(&o.metricsURL, "metrics", "", "hold mode: quicsrv's Prometheus `URL` (http://HOST:PORT/metrics), for its heap, stacks and goroutines")
 	fs.IntVar(&o.count, "count", 2000, "handshake mode: connections set up per server per round")
 	fs.IntVar(&o.rounds, "rounds", 3, "handshake mode: rounds, each measuring quicsrv then raw quic-go")

@@ -148,9 +148,11 @@ func TestHandshakeRateAgainstQuicsrvAndRawQUIC(t *testing.T) {
 	s := startQuicsrv(t)
 	raw, _ := startRaw(t, s)
 	out, err := runScale(t, "-mode", "handshake", "-addr", s.addr, "-raw-addr", raw, "-ca", s.ca,
-		"-count", "10", "-rounds", "2", "-concurrency", "4", "-per-socket", "3")
+		"-count", "10", "-rounds", "2", "-concurrency", "4", "-per-socket", "3",
+		"-server-pid", strconv.Itoa(s.pid), "-raw-pid", strconv.Itoa(os.Getpid()))
 	require.NoError(t, err)
-	require.Regexp(t, `(?m)^round 2: raw quic-go [0-9]+ sessions/s$`, out)
+	require.Regexp(t, `(?m)^round 2: raw quic-go [0-9]+ sessions/s; CPU per connection: server [0-9]+ µs, client [0-9]+ µs$`, out)
+	require.Regexp(t, `(?m)^median CPU per connection, quicsrv: server [0-9]+ µs, client [0-9]+ µs$`, out)
 	require.Regexp(t, `(?m)^median: quicsrv [0-9]+ sessions/s, raw quic-go [0-9]+ sessions/s: ratio [0-9.]+ \[[0-9.]+-[0-9.]+\]$`, out)
 }
 
