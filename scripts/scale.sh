@@ -29,6 +29,15 @@ DUMP=${DUMP:-}
 dir=$(mktemp -d)
 pids=()
 cleanup() {
+	status=$?
+	if [ "$status" -ne 0 ] && [ -s "$dir/srv.err" ]; then
+		echo "scale.sh: failed ($status); the last lines quicsrv logged:" >&2
+		tail -20 "$dir/srv.err" >&2
+		if [ -n "${metrics:-}" ]; then
+			echo "scale.sh: quicsrv's quicmsg_ counters that are not 0:" >&2
+			curl -s --max-time 5 "$metrics" | grep '^quicmsg_' | grep -v ' 0$' >&2 || true
+		fi
+	fi
 	for p in "${pids[@]}"; do
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
