@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -36,6 +37,9 @@ type holder struct {
 	tcfg     transport.Config
 	socks    *sockets
 	sessions []session // element i written only by the set-up of session i
+	// dialNanos and echoNanos sum the time the set-ups spent in Dial and
+	// in opening the channel and its first echo.
+	dialNanos, echoNanos atomic.Int64
 }
 
 func clientTLS(caFile string) (*tls.Config, error) {
@@ -68,14 +72,18 @@ func (h *holder) setUp(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("session %d: opening a UDP socket: %w", i, err)
 	}
+	start := time.Now()
 	c, err := transport.DialTransport(ctx, tr, h.o.addr, h.tlsConf, &h.tcfg)
 	if err != nil {
 		return fmt.Errorf("session %d: %w", i, err)
 	}
+	dialled := time.Now()
+	h.dialNanos.Add(int64(dialled.Sub(start)))
 	ch, err := c.OpenChannel(ctx, "scale")
 	if err == nil {
 		err = echo(ctx, ch, i)
 	}
+	h.echoNanos.Add(int64(time.Since(dialled)))
 	if err != nil {
 		_ = c.CloseWithError(transport.CodeNoError, "")
 		return fmt.Errorf("session %d: %w", i, err)
@@ -175,14 +183,20 @@ func holdSessions(ctx context.Context, o *options, stdout io.Writer) error {
 	r.setUp += r.warm
 	r.sockets = h.socks.count()
 	if err != nil {
-		fmt.Fprintf(stdout, "set-up failed after %d of %d sessions in %.1f s\n", r.setUp, o.n, r.setUpTime.Seconds())
-		return err
+		fmt.Fprintf(stdout, "set-up failed after %d of %d sessions in %.1f s; the figures of the %d set up:\n", r.setUp, o.n, r.setUpTime.Seconds(), r.setUp)
+		r.n = r.setUp
 	}
-	if r.server1, err = h.settleAndRead(ctx); err != nil {
-		return err
+	var rerr error
+	if r.server1, rerr = h.settleAndRead(ctx); rerr != nil {
+		return errors.Join(err, rerr)
 	}
 	r.client1 = selfUsage()
 	r.report(stdout, o)
+	fmt.Fprintf(stdout, "set-up time per session (mean): dial and HELLO %.1f ms, channel and first echo %.1f ms\n",
+		float64(h.dialNanos.Load())/float64(r.setUp)/1e6, float64(h.echoNanos.Load())/float64(r.setUp)/1e6)
+	if err != nil {
+		return err
+	}
 	return h.holdAndCheck(ctx, r, stdout)
 }
 
