@@ -150,12 +150,12 @@ func (h *holder) close() {
 
 // holdResult is what hold mode measured.
 type holdResult struct {
-	n, warm, setUp    int
-	setUpTime         time.Duration
-	server0, server1  usage // before and after the set-up
-	serverHeld        usage // after the hold
-	client0, client1  usage
-	sockets, answered int
+	n, warm, setUp   int
+	setUpTime        time.Duration
+	server0, server1 usage // before and after the set-up
+	serverHeld       usage // after the hold
+	client0, client1 usage
+	sockets          int
 }
 
 // holdSessions is hold mode.

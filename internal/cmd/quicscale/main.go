@@ -110,13 +110,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 func (o *options) check() error {
-	switch {
-	case o.mode != modeHold && o.mode != modeHandshake && o.mode != modeServeRaw:
+	if o.mode != modeHold && o.mode != modeHandshake && o.mode != modeServeRaw {
 		return fmt.Errorf("-mode %q: want hold, handshake or serve-raw", o.mode)
-	case o.n < 1 || o.count < 1 || o.rounds < 1:
-		return errors.New("-n, -count and -rounds must be at least 1")
-	case o.concurrency < 1 || o.perSocket < 1:
-		return errors.New("-concurrency and -per-socket must be at least 1")
+	}
+	if min(o.n, o.count, o.rounds, o.concurrency, o.perSocket) < 1 {
+		return errors.New("-n, -count, -rounds, -concurrency and -per-socket must be at least 1")
+	}
+	switch {
 	case o.mode == modeServeRaw && (o.certFile == "" || o.keyFile == ""):
 		return errors.New("serve-raw mode needs -cert and -key")
 	case o.mode == modeHandshake && o.rawAddr == "":
