@@ -17,6 +17,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/internal/testenv"
 	"github.com/quicmsg/quicmsg/internal/wire"
 )
 
@@ -119,7 +120,7 @@ func startRaw(t *testing.T, s *server) (string, func() error) {
 	t.Helper()
 	certs := filepath.Dir(s.ca)
 	ctx, cancel := context.WithCancel(context.Background())
-	var rawOut syncBuffer
+	var rawOut testenv.Buffer
 	rawDone := make(chan error, 1)
 	go func() {
 		rawDone <- run(ctx, []string{"-mode", "serve-raw", "-addr", "127.0.0.1:0",
