@@ -30,11 +30,11 @@ dir=$(mktemp -d)
 pids=()
 cleanup() {
 	status=$?
-	if [ "$status" -ne 0 ] && [ -s "$dir/srv.err" ]; then
+	if [ "$status" -ne 0 ]; then
 		echo "scale.sh: failed ($status); the last lines quicsrv logged:" >&2
 		tail -20 "$dir/srv.err" >&2
 		if [ -n "${metrics:-}" ]; then
-			echo "scale.sh: quicsrv's quicmsg_ counters that are not 0:" >&2
+			echo "scale.sh: quicsrv's quicmsg_ figures that are not 0:" >&2
 			curl -s --max-time 5 "$metrics" | grep '^quicmsg_' | grep -v ' 0$' >&2 || true
 		fi
 	fi
@@ -81,7 +81,9 @@ dump() {
 	wait "$srv" 2>/dev/null || true
 	cp "$dir/srv.err" "$DUMP"
 	echo "server goroutines by the function they wait in (from $DUMP):"
-	awk '/^goroutine /{g=1; next} g && /^[a-z].*\(/ && !/^runtime\.|^internal\/|^sync\.|^syscall\.|^time\.|^context\./ {sub(/\(.*/, ""); n[$0]++; g=0} END {for (f in n) printf "%8d  %s\n", n[f], f}' "$DUMP" | sort -rn | head -20
+	awk '/^goroutine /{g=1; next} g && /^[a-z].*\(/ && !/^runtime\.|^internal\/|^sync\.|^syscall\.|^time\.|^context\./ {sub(/\([^()]*\)$/, ""); n[$0]++; g=0} END {for (f in n) printf "%8d  %s\n", n[f], f}' "$DUMP" | sort -rn | head -20
+	echo "and by the function that started them:"
+	grep '^created by' "$DUMP" | sed 's/ in goroutine.*//' | sort | uniq -c | sort -rn | head -20
 }
 
 case $mode in
