@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 BENCHCOUNT ?= 5
 BENCHTIME  ?= 1s
 
-.PHONY: all build run test vet fmt-check bench bench-hol fuzz soak clean
+.PHONY: all build run test vet fmt-check bench bench-hol fuzz soak scale handshake clean
 
 all: build
 
@@ -58,6 +58,19 @@ bench-hol:
 	mkdir -p bin
 	scripts/bench-hol.sh -o bin/bench-hol.md -svg bin/bench-hol.svg
 
+# Sessions a quicsrv in echo mode holds, and what they cost it (see
+# scripts/scale.sh and internal/cmd/quicscale): make scale N=10000. Run it
+# under the shared lock on a shared machine.
+N ?= 1000
+scale: build
+	$(GO) build -o bin/quicscale ./internal/cmd/quicscale
+	scripts/scale.sh hold $(N)
+
+# Sessions set up per second against quicsrv and raw quic-go, same run.
+handshake: build
+	$(GO) build -o bin/quicscale ./internal/cmd/quicscale
+	scripts/scale.sh handshake
+
 # Long reliability runs: every TestSoak in the module (files with the soak
 # build tag), under the race detector except rate measurements in files
 # tagged `soak && !race`, which run in a second pass without it (see
@@ -68,7 +81,7 @@ soak:
 	GO=$(GO) scripts/soak.sh bin/soak.log
 
 # Every parser of network bytes, one after another for $(FUZZTIME) each.
-FUZZTARGETS ?= FuzzMessageDecoder FuzzControlDecoder FuzzHelloDecoder FuzzChannelHeader
+FUZZTARGETS ?= FuzzMessageDecoder FuzzControlDecoder FuzzHelloDecoder FuzzChannelHeader FuzzHeaderBlock FuzzGap FuzzChannelOptions
 fuzz:
 	for t in $(FUZZTARGETS); do \
 		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./internal/wire/ || exit 1; \

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// echoSize is the size of every echo the sessions exchange.
+const echoSize = 64
+
+// settle is how long the server is left alone between the last set-up and
+// its reading, so that what the set-up left behind (handshake state, the
+// last echoes) is gone.
+const settle = 2 * time.Second
+
+// session is one held session and its channel.
+type session struct {
+	conn *transport.Conn
+	ch   *transport.Channel
+}
+
+// holder sets up, holds, checks and closes the sessions of hold mode.
+type holder struct {
+	o        *options
+	tlsConf  *tls.Config
+	tcfg     transport.Config
+	socks    *sockets
+	sessions []session // element i written only by the set-up of session i
+	// dialNanos and echoNanos sum the time the set-ups spent in Dial and
+	// in opening the channel and its first echo.
+	dialNanos, echoNanos atomic.Int64
+}
+
+func clientTLS(caFile string) (*tls.Config, error) {
+	conf, err := certs.ClientConfig(certs.ClientOptions{CAFile: caFile})
+	if err != nil {
+		return nil, fmt.Errorf("TLS set-up: %w", err)
+	}
+	return conf, nil
+}
+
+func newHolder(o *options) (*holder, error) {
+	tlsConf, err := clientTLS(o.caFile)
+	if err != nil {
+		return nil, err
+	}
+	return &holder{
+		o:        o,
+		tlsConf:  tlsConf,
+		tcfg:     transport.Config{HandshakeTimeout: o.opTimeout},
+		socks:    newSockets(o.perSocket),
+		sessions: make([]session, o.n),
+	}, nil
+}
+
+// setUp dials session i, opens its channel and exchanges one echo on it.
+func (h *holder) setUp(ctx context.Context, i int) error {
+	ctx, cancel := context.WithTimeout(ctx, h.o.opTimeout)
+	defer cancel()
+	tr, err := h.socks.get()
+	if err != nil {
+		return fmt.Errorf("session %d: opening a UDP socket: %w", i, err)
+	}
+	start := time.Now()
+	c, err := transport.DialTransport(ctx, tr, h.o.addr, h.tlsConf, &h.tcfg)
+	if err != nil {
+		return fmt.Errorf("session %d: %w", i, err)
+	}
+	dialled := time.Now()
+	h.dialNanos.Add(int64(dialled.Sub(start)))
+	ch, err := c.OpenChannel(ctx, "scale")
+	if err == nil {
+		err = echo(ctx, ch, i)
+	}
+	h.echoNanos.Add(int64(time.Since(dialled)))
+	if err != nil {
+		_ = c.CloseWithError(transport.CodeNoError, "")
+		return fmt.Errorf("session %d: %w", i, err)
+	}
+	h.sessions[i] = session{conn: c, ch: ch}
+	return nil
+}
+
+// echo sends a 64-byte message naming session i on ch and checks that the
+// same comes back.
+func echo(ctx context.Context, ch *transport.Channel, i int) error {
+	msg := make([]byte, echoSize)
+	binary.BigEndian.PutUint64(msg, uint64(i))
+	if err := ch.Send(ctx, msg); err != nil {
+		return fmt.Errorf("echo: send: %w", err)
+	}
+	got, err := ch.Receive(ctx)
+	if err != nil {
+		return fmt.Errorf("echo: receive: %w", err)
+	}
+	if !bytes.Equal(got, msg) {
+		return fmt.Errorf("echo: got %d bytes that are not the %d sent", len(got), len(msg))
+	}
+	return nil
+}
+
+// check has every set-up session exchange one more echo and returns how
+// many answered and the first failure.
+func (h *holder) check(ctx context.Context, n int) (int, error) {
+	var answered atomic.Int64
+	var once sync.Once
+	var first error
+	_, err := parallel(ctx, n, h.o.concurrency, func(ctx context.Context, i int) error {
+		ctx, cancel := context.WithTimeout(ctx, h.o.opTimeout)
+		defer cancel()
+		if err := echo(ctx, h.sessions[i].ch, i); err != nil {
+			once.Do(func() { first = fmt.Errorf("session %d: %w", i, err) })
+			return nil
+		}
+		answered.Add(1)
+		return nil
+	})
+	if err != nil {
+		return int(answered.Load()), err
+	}
+	return int(answered.Load()), first
+}
+
+// close closes every session, then the sockets.
+func (h *holder) close() {
+	var wg sync.WaitGroup
+	for w := range h.o.concurrency {
+		wg.Go(func() {
+			for i := w; i < len(h.sessions); i += h.o.concurrency {
+				if c := h.sessions[i].conn; c != nil {
+					_ = c.CloseWithError(transport.CodeNoError, "")
+				}
+			}
+		})
+	}
+	wg.Wait()
+	h.socks.close()
+}
+
+// holdResult is what hold mode measured.
+type holdResult struct {
+	n, warm, setUp   int
+	setUpTime        time.Duration
+	server0, server1 usage // before and after the set-up
+	serverHeld       usage // after the hold
+	client0, client1 usage
+	sockets          int
+}
+
+// holdSessions is hold mode.
+func holdSessions(ctx context.Context, o *options, stdout io.Writer) error {
+	h, err := newHolder(o)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	r := &holdResult{n: o.n, warm: min(10, o.n/10)}
+	// Warm-up sessions take the one-time costs (TLS tables, pools,
+	// goroutine stacks to reuse) before the first reading.
+	if _, err := parallel(ctx, r.warm, o.concurrency, h.setUp); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	if r.server0, err = h.settleAndRead(ctx); err != nil {
+		return err
+	}
+	r.client0 = selfUsage()
+	start := time.Now()
+	r.setUp, err = parallel(ctx, o.n-r.warm, o.concurrency, func(ctx context.Context, i int) error {
+		return h.setUp(ctx, r.warm+i)
+	})
+	r.setUpTime = time.Since(start)
+	r.setUp += r.warm
+	r.sockets = h.socks.count()
+	if err != nil {
+		fmt.Fprintf(stdout, "set-up failed after %d of %d sessions in %.1f s; the figures of the %d set up:\n", r.setUp, o.n, r.setUpTime.Seconds(), r.setUp)
+		r.n = r.setUp
+	}
+	var rerr error
+	if r.server1, rerr = h.settleAndRead(ctx); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	r.client1 = selfUsage()
+	r.report(stdout, o)
+	fmt.Fprintf(stdout, "set-up time per session (mean): dial and HELLO %.1f ms, channel and first echo %.1f ms\n",
+		float64(h.dialNanos.Load())/float64(r.setUp)/1e6, float64(h.echoNanos.Load())/float64(r.setUp)/1e6)
+	if err != nil {
+		return err
+	}
+	return h.holdAndCheck(ctx, r, stdout)
+}
+
+// holdAndCheck holds the sessions for -hold, reads the server again and
+// checks that every session answers.
+func (h *holder) holdAndCheck(ctx context.Context, r *holdResult, stdout io.Writer) error {
+	select {
+	case <-time.After(h.o.hold):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var err error
+	if r.serverHeld, err = serverUsage(ctx, h.o.serverPID, h.o.metricsURL); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "server after a %s hold: RSS %s, goroutines %d\n", h.o.hold, mib(r.serverHeld.rss), r.serverHeld.goroutines)
+	answered, err := h.check(ctx, r.n)
+	fmt.Fprintf(stdout, "echo after the hold: %d of %d sessions answered\n", answered, r.n)
+	if err != nil {
+		return fmt.Errorf("%d of %d sessions did not answer after the hold; the first: %w", r.n-answered, r.n, err)
+	}
+	return nil
+}
+
+// settleAndRead waits for the server to settle, then reads its usage.
+func (h *holder) settleAndRead(ctx context.Context) (usage, error) {
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return unknownUsage(), ctx.Err()
+	}
+	return serverUsage(ctx, h.o.serverPID, h.o.metricsURL)
+}
+
+// report prints the figures of the set-up.
+func (r *holdResult) report(w io.Writer, o *options) {
+	m := r.n - r.warm
+	fmt.Fprintf(w, "sessions: %d held (%d warm-up + %d measured), each one channel with one %d B echo; %d sockets, up to %d connections each; %d set up at a time\n",
+		r.n, r.warm, m, echoSize, r.sockets, o.perSocket, o.concurrency)
+	fmt.Fprintf(w, "set-up: %d sessions in %.2f s: %.0f sessions/s\n", m, r.setUpTime.Seconds(), float64(m)/r.setUpTime.Seconds())
+	s0, s1, c0, c1 := r.server0, r.server1, r.client0, r.client1
+	fmt.Fprintf(w, "server RSS: %s with %d sessions (%s before the measured ones): %.1f KiB per session\n",
+		mib(s1.rss), r.n, mib(s0.rss), perSessionKiB(s0.rss, s1.rss, m))
+	fmt.Fprintf(w, "server heap in use: %s (%s before): %.1f KiB per session\n", mib(s1.heap), mib(s0.heap), perSessionKiB(s0.heap, s1.heap, m))
+	fmt.Fprintf(w, "server stacks: %s (%s before): %.1f KiB per session\n", mib(s1.stack), mib(s0.stack), perSessionKiB(s0.stack, s1.stack, m))
+	fmt.Fprintf(w, "server goroutines: %d (%d before): %.2f per session\n", s1.goroutines, s0.goroutines, perSessionCount(s0.goroutines, s1.goroutines, m))
+	fmt.Fprintf(w, "client (this process, apart): RSS %s, heap in use %s, stacks %s, goroutines %d: %.1f KiB RSS, %.1f KiB heap, %.2f goroutines per session\n",
+		mib(c1.rss), mib(c1.heap), mib(c1.stack), c1.goroutines,
+		perSessionKiB(c0.rss, c1.rss, m), perSessionKiB(c0.heap, c1.heap, m), perSessionCount(c0.goroutines, c1.goroutines, m))
+}
