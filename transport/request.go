@@ -175,12 +175,13 @@ func (c *Conn) inboxEnded(inbox *Channel, err error) error {
 	c.mu.Lock()
 	closing := c.cs.closing
 	c.mu.Unlock()
-	if cerr := c.err(); cerr != nil {
+	cerr := c.err()
+	if cerr != nil {
 		err = cerr
 	}
 	// While the connection closes, its close takes the inbox down with the
 	// other channels (writing what they hold first).
-	if !closing && c.err() == nil {
+	if !closing && cerr == nil {
 		inbox.Reset(CodeChannelClosed)
 	}
 	return fmt.Errorf("transport: the request inbox %s ended before the reply came: %w", inbox.Name(), err)
