@@ -129,6 +129,8 @@ type Config struct {
 	// lock, when a channel of a session opens (by either side) and when it
 	// ends. A relay uses them to track which sessions have which channels.
 	// OnChannelOpen runs before the first message of the channel is handled.
+	// Calls for different channels may run at the same time (each client
+	// channel's on the goroutine that read its header).
 	// A client channel of a resumable session stays open while the session
 	// is detached: the client's reopening it after a resume calls neither
 	// hook, and OnChannelClose runs when the client closes it or the

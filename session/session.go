@@ -387,22 +387,23 @@ func (s *Session) SendGoAway(code transport.ErrorCode, reason string) error {
 }
 
 // acceptChannels runs on the session's goroutine (Server.runSession): it
-// accepts the client's channels on c until c ends; after it returns no
-// reader starts on c, and readers.Wait waits for c's readers.
+// takes the client's channels on c until c ends, the session's goroutine
+// itself waiting for QUIC's streams (transport.Conn.ServeChannels), each
+// channel added on the short-lived goroutine that read its header. After it
+// returns no reader starts on c, and readers.Wait waits for c's readers.
 func (s *Session) acceptChannels(c *transport.Conn) {
-	ctx := context.Background()
-	for {
-		ch, err := c.AcceptChannel(ctx)
-		if err != nil {
-			break
-		}
-		if !s.addChannel(ch, false) {
-			ch.Reset(transport.CodeDuplicateChannel)
-		}
-	}
+	_ = c.ServeChannels(s.acceptChannel)
 	s.mu.Lock()
 	s.ended = true
 	s.mu.Unlock()
+}
+
+// acceptChannel adds a channel the client opened, or resets it if its
+// name is taken.
+func (s *Session) acceptChannel(ch *transport.Channel) {
+	if !s.addChannel(ch, false) {
+		ch.Reset(transport.CodeDuplicateChannel)
+	}
 }
 
 func (s *Session) leftChan() <-chan struct{}     { return s.left }

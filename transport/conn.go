@@ -445,16 +445,20 @@ func (c *Conn) openChannel(ctx context.Context, name string, opts ChannelOptions
 // counted in ConnStats.RejectedChannels and skipped; the connection carries
 // on.
 func (c *Conn) AcceptChannel(ctx context.Context) (*Channel, error) {
-	if !c.startIncoming() {
-		if err := c.err(); err != nil {
-			return nil, err
-		}
-		return nil, ErrClosed
+	if err := c.startIncoming(); err != nil {
+		return nil, err
 	}
 	r, err := c.nextReady(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return c.handOut(r)
+}
+
+// handOut makes the channel of a stream whose header was read, for
+// AcceptChannel or ServeChannels; once the connection is closing or gone
+// it resets the stream instead.
+func (c *Conn) handOut(r readyStream) (*Channel, error) {
 	if err := c.err(); err != nil {
 		return nil, err
 	}

@@ -79,6 +79,10 @@ var (
 	// ErrClosed is returned by operations on a closed Listener, Conn or
 	// Channel. It matches net.ErrClosed.
 	ErrClosed = fmt.Errorf("transport: use of closed connection or channel: %w", net.ErrClosed)
+	// ErrAcceptInUse is returned by Conn.ServeChannels, and by
+	// Conn.AcceptChannel after it, when the connection's channels are
+	// already taken by the other of the two.
+	ErrAcceptInUse = errors.New("transport: the peer's channels are already taken by ServeChannels or AcceptChannel: use one of them per connection")
 	// ErrSlowDown is returned by TrySend while the peer has asked this side
 	// to slow down.
 	ErrSlowDown = errors.New("transport: peer asked to slow down")

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"sync"
 
 	"github.com/quic-go/quic-go"
 )
@@ -30,6 +31,7 @@ type incoming struct {
 
 	// Guarded by Conn.mu.
 	started bool
+	serving bool // ServeChannels takes the streams: AcceptChannel may not
 	ready   []readyStream
 	err     error // why the acceptor ended, set before done is closed
 }
@@ -42,14 +44,38 @@ type readyStream struct {
 	hdr streamHeader
 }
 
-// startIncoming starts the stream acceptor once. It reports false if the
-// connection is closing or closed.
-func (c *Conn) startIncoming() bool {
+// startIncoming starts the stream acceptor once, for AcceptChannel. It
+// fails if ServeChannels takes the streams or the connection is closing or
+// closed.
+func (c *Conn) startIncoming() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.in.started {
-		return true
+	switch {
+	case c.in.serving:
+		return ErrAcceptInUse
+	case c.in.started:
+		return nil
+	case !c.initIncomingLocked():
+		return c.closedErr()
 	}
+	c.wg.Add(1)
+	go c.acceptStreams()
+	return nil
+}
+
+// closedErr is why the connection is closed, ErrClosed while it is only
+// closing.
+func (c *Conn) closedErr() error {
+	if err := c.err(); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
+// initIncomingLocked marks the peer's streams as taken by this side, for
+// AcceptChannel or ServeChannels, and reports false if the connection is
+// closing or closed. c.mu is held.
+func (c *Conn) initIncomingLocked() bool {
 	if c.cs.closing || c.ctx.Err() != nil {
 		return false
 	}
@@ -57,8 +83,6 @@ func (c *Conn) startIncoming() bool {
 	c.in.slots = make(chan struct{}, maxHeaderReads)
 	c.in.avail = make(chan struct{}, 1)
 	c.in.done = make(chan struct{})
-	c.wg.Add(1)
-	go c.acceptStreams()
 	return true
 }
 
@@ -100,24 +124,31 @@ func (c *Conn) readHeader(seq uint64, s *quic.Stream) {
 	sr := &streamReader{src: s, base: channelReadBuffer}
 	hdr, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
 	c.mu.Lock()
-	switch {
-	case err != nil && c.err() != nil:
-		// The connection is gone, and the stream with it.
-		c.mu.Unlock()
-	case err != nil:
-		c.stats.RejectedChannels++
-		c.mu.Unlock()
-		c.refuseStream(s, CodeProtocolError)
-	case c.cs.closing:
-		c.mu.Unlock()
-		c.refuseStream(s, CodeChannelClosed)
-	default:
+	if err == nil && !c.cs.closing {
 		c.in.ready = append(c.in.ready, readyStream{seq: seq, s: s, sr: sr, hdr: hdr})
 		c.mu.Unlock()
 		c.signalReady()
 		return
 	}
+	c.mu.Unlock()
+	c.headerFailed(s, err)
 	<-c.in.slots
+}
+
+// headerFailed refuses stream s, whose header could not be read (err) or
+// arrived while this side is closing (err nil), unless the connection is
+// gone, and the stream with it.
+func (c *Conn) headerFailed(s *quic.Stream, err error) {
+	switch {
+	case err != nil && c.err() != nil:
+	case err != nil:
+		c.mu.Lock()
+		c.stats.RejectedChannels++
+		c.mu.Unlock()
+		c.refuseStream(s, CodeProtocolError)
+	default:
+		c.refuseStream(s, CodeChannelClosed)
+	}
 }
 
 func (c *Conn) signalReady() {
@@ -195,4 +226,74 @@ func (c *Conn) refuseReady(rs []readyStream) {
 func resetStream(s *quic.Stream, code ErrorCode) {
 	s.CancelRead(quic.StreamErrorCode(code))
 	s.CancelWrite(quic.StreamErrorCode(code))
+}
+
+// ServeChannels takes the peer's new channels on the caller's goroutine,
+// for as long as the connection lives, and calls handle with each one: the
+// alternative to a loop around [Conn.AcceptChannel] that needs no goroutine
+// parked in AcceptChannel beside the one that takes streams from QUIC.
+// Headers are read as AcceptChannel reads them (up to 16 at once, each
+// within Config.ChannelHeaderTimeout, a malformed or late one reset and
+// counted in ConnStats.RejectedChannels), each on a short-lived goroutine
+// of its own, and handle runs on that goroutine as soon as the header is
+// complete: calls for different channels may run at the same time and in
+// any order. handle owns the channel; it should return promptly (start a
+// goroutine for the channel's life), as ServeChannels waits for every call
+// before it returns.
+//
+// It returns when the connection ends, with the error AcceptChannel would
+// return then; at once with [ErrAcceptInUse] if AcceptChannel or
+// ServeChannels took channels of this connection before, or ErrClosed if
+// the connection is closing.
+func (c *Conn) ServeChannels(handle func(*Channel)) error {
+	if err := c.startServing(); err != nil {
+		return err
+	}
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
+	for {
+		select {
+		case c.in.slots <- struct{}{}:
+		case <-c.ctx.Done():
+			return c.err()
+		}
+		s, err := c.qc.AcceptStream(c.ctx)
+		if err != nil {
+			<-c.in.slots
+			return c.wrapErr(err)
+		}
+		handlers.Add(1)
+		go func() {
+			defer handlers.Done()
+			c.serveStream(s, handle)
+		}()
+	}
+}
+
+func (c *Conn) startServing() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.in.started {
+		return ErrAcceptInUse
+	}
+	if !c.initIncomingLocked() {
+		return c.closedErr()
+	}
+	c.in.serving = true
+	return nil
+}
+
+// serveStream reads the header of stream s and hands the channel to handle
+// (ServeChannels), or resets the stream.
+func (c *Conn) serveStream(s *quic.Stream, handle func(*Channel)) {
+	sr := &streamReader{src: s, base: channelReadBuffer}
+	hdr, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
+	<-c.in.slots
+	if err != nil {
+		c.headerFailed(s, err)
+		return
+	}
+	if ch, err := c.handOut(readyStream{s: s, sr: sr, hdr: hdr}); err == nil {
+		handle(ch)
+	}
 }

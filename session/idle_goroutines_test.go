@@ -1,0 +1,56 @@
+package session
+
+import (
+	"bytes"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// goroutinesIn counts the goroutines whose stack has a frame of fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte(fn)) {
+			count++
+		}
+	}
+	return count
+}
+
+// An idle session whose one channel exchanged a message holds two
+// goroutines of the session layer: its own, which also takes the client's
+// streams from QUIC (transport.Conn.ServeChannels), and the channel's
+// reader. No stream acceptor of the transport waits beside it (issue 12:
+// it was one more parked goroutine, and its stack, per idle session).
+func TestIdleSessionGoroutines(t *testing.T) {
+	const sessions = 4
+	_, addr := startServer(t, nil, echo)
+	ctx := testCtx(t)
+	for range sessions {
+		c := dial(t, addr, nil)
+		ch, err := c.OpenChannel(ctx, "idle")
+		require.NoError(t, err)
+		require.NoError(t, ch.Send(ctx, []byte("ping")))
+		_, err = ch.Receive(ctx)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		return goroutinesIn("session.(*Session).work(") == 0
+	}, 10*time.Second, time.Millisecond, "the workers exit once the queue is empty")
+	require.Equal(t, sessions, goroutinesIn("session.(*Server).runSession("), "one session goroutine per session")
+	require.Equal(t, sessions, goroutinesIn("session.(*Session).read("), "one reader per channel")
+	require.Zero(t, goroutinesIn("transport.(*Conn).acceptStreams("), "no stream acceptor beside the session goroutine")
+	require.Zero(t, goroutinesIn("transport.(*Conn).readHeader("), "no header reader left")
+}
