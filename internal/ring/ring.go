@@ -7,8 +7,10 @@ package ring
 
 import "iter"
 
-// minCap is the capacity a ring starts with.
-const minCap = 16
+// minCap is the capacity a ring starts with: small, as most rings hold a
+// message or two at a time (an idle session keeps its ring), and doubling
+// reaches a burst's size in a few steps.
+const minCap = 2
 
 // Ring is a FIFO of T. The zero value is an empty ring ready to use.
 type Ring[T any] struct {
