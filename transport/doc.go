@@ -5,7 +5,9 @@
 //
 // A server calls [Listen] and [Listener.Accept]; a client calls [Dial]. Both
 // get a [*Conn], on which either side opens channels with [Conn.OpenChannel]
-// and accepts the peer's with [Conn.AcceptChannel]. A [*Channel] carries
+// and accepts the peer's with [Conn.AcceptChannel], or hands each to a
+// function with [Conn.ServeChannels], which holds one goroutine fewer per
+// connection (the caller's own takes the streams). A [*Channel] carries
 // messages in order in both directions, independently of other channels:
 // a lost packet on one channel does not hold up the others.
 //
