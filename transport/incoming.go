@@ -289,8 +289,11 @@ func (c *Conn) serveStream(s *quic.Stream, handle func(*Channel)) {
 	sr := &streamReader{src: s, base: channelReadBuffer}
 	hdr, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
 	<-c.in.slots
-	if err != nil {
-		c.headerFailed(s, err)
+	c.mu.Lock()
+	closing := c.cs.closing
+	c.mu.Unlock()
+	if err != nil || closing {
+		c.headerFailed(s, err) // as readHeader: CodeChannelClosed once closing
 		return
 	}
 	if ch, err := c.handOut(readyStream{s: s, sr: sr, hdr: hdr}); err == nil {
