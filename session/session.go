@@ -720,8 +720,6 @@ func (s *Session) work() {
 		var n int64
 		for i := range batch {
 			s.srv.handler.HandleMessage(s.srv.baseCtx, s, batch[i])
-			s.handled.Add(1)
-			s.srv.handled.Add(1)
 			n += int64(batch[i].size())
 			batch[i] = Message{} // the handler is done with it
 		}
@@ -769,8 +767,12 @@ func (s *Session) take(batch []Message) []Message {
 
 // done takes k handled messages of n bytes in all off the session's and
 // the server's counts, wakes readers waiting for room, and signals RESUME
-// below half the cap and half the byte budget.
+// below half the cap and half the byte budget. The messages count as
+// handled from here, together with leaving pending, so that no message is
+// counted in both.
 func (s *Session) done(k int, n int64) {
+	s.handled.Add(uint64(k))
+	s.srv.handled.Add(uint64(k))
 	s.mu.Lock()
 	s.pending -= k
 	s.pendingBytes -= n
