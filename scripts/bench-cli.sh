@@ -10,6 +10,9 @@
 #   echo round trips, 64 B, one message in flight: p50 and p99;
 #   fan-out, 1 publisher -> 10 subscriber connections on one subject, 64 B:
 #     delivered messages/s over all subscribers;
+#   the ceiling of those three: the same topology through a raw quic-go
+#     forwarder (internal/cmd/rawrelay, same TLS 1.3 and quic.Config, no
+#     quicmsg layer), against NATS and against quicsrv;
 #   a queue group of 4 subscriber connections: delivered messages/s, each
 #     message to one member, duplicates checked;
 #   request/reply through a responder connection with 1 and with 64 requests
@@ -27,8 +30,8 @@
 # Environment: ITERATIONS (default 3), DURATION (each measurement, default 5s),
 # CALIBRATION (each calibration run, default 3s), NATS_SERVER_VERSION,
 # NATS_GO_VERSION; RELAY_ONLY=1 measures only the relay's throughput rows
-# (one-way 64 B and 1 KiB, fan-out) and skips the calibration; TREE builds
-# quicsrv and quiccli from another checkout (default: this one), to compare
+# (one-way 64 B and 1 KiB, fan-out, and their raw quic-go ceiling) and skips the calibration; TREE builds
+# quicsrv and quiccli from another checkout (default: this one; rawrelay always comes from this one), to compare
 # trees in the same session of measurements. Needs Go and the usual shell tools; every step is bounded
 # by `timeout`.
 set -euo pipefail
@@ -89,6 +92,8 @@ die() { log "$*"; exit 1; }
 
 log "building quicsrv and quiccli"
 (cd "$tree" && timeout 300 go build -o "$bin/" ./cmd/quicsrv ./cmd/quiccli) || die "go build failed"
+# The ceiling of the relay rows, from this checkout whatever TREE says.
+(cd "$root" && timeout 300 go build -o "$bin/" ./internal/cmd/rawrelay) || die "go build rawrelay failed"
 
 # report: JSON fields, metrics, and the final table; standard library only.
 mkdir -p "$work/report"
@@ -313,6 +318,7 @@ func table(w io.Writer, dir, rateArg, baseline string) error {
 		row("RTT p99 µs: quicsrv echo / NATS PING-PONG", qP99.spread(micros), pP99.spread(micros), ratios(qP99, pP99))
 		row("round trips measured (echo / request-reply / PING-PONG)", load(dir, "quic-echo", "delivered").spread(count), load(dir, "nats-reqrep", "count").spread(count)+" / "+load(dir, "nats-ping", "count").spread(count), "")
 		pubsubRows(row, dir, true)
+		ceilingRows(row, dir)
 		return nil
 	}
 	row("measurement (64 B)", "quicsrv + quiccli (separate processes)", "raw quic-go (one process, ./transport)", "quicmsg / raw")
@@ -331,6 +337,22 @@ func table(w io.Writer, dir, rateArg, baseline string) error {
 	row("RTT p99 µs", qP99.spread(micros), rP99.spread(micros), ratios(qP99, rP99))
 	pubsubRows(row, dir, false)
 	return nil
+}
+
+// ceilingRows adds the raw quic-go forwarder's figures: against NATS (what
+// QUIC allows), and quicsrv against it (what quicmsg costs on top).
+func ceilingRows(row func(...string), dir string) {
+	fanout := os.Getenv("FANOUT")
+	for _, c := range []struct{ label, quic, raw, nats string }{
+		{"one-way 64 B", "quic-oneway-max", "raw-oneway-max", "nats-pubsub-max"},
+		{"one-way 1 KiB", "quic-oneway-1k", "raw-oneway-1k", "nats-pubsub-1k"},
+		{"fan-out 1 → " + fanout + ", 64 B, over all subscribers", "quic-fanout", "raw-fanout", "nats-fanout"},
+	} {
+		q, r, n := load(dir, c.quic, "msgs_per_sec"), load(dir, c.raw, "msgs_per_sec"), load(dir, c.nats, "msgs_per_sec")
+		row("ceiling, "+c.label+": raw quic-go forwarder / NATS, delivered msgs/s", r.spread(rate), n.spread(rate), ratios(r, n))
+		row("ceiling, "+c.label+": raw quic-go forwarder, undelivered, % of sent (bench CPU s)", lossPctOf(dir, c.raw, "expected").spread(pct)+" ("+load(dir, c.raw, "client_cpu_seconds").spread(micros)+")", "", "")
+		row("ceiling, "+c.label+": quicsrv / raw quic-go forwarder, delivered msgs/s", q.spread(rate), r.spread(rate), ratios(q, r))
+	}
 }
 
 // pubsubRows adds fan-out, queue group and request/reply; without NATS its
@@ -796,6 +818,21 @@ relay_run() {
   stop_server
 }
 
+# raw_run NAME ITERATION [RAWRELAY BENCH ARGS...]: the same one-way
+# topology through a fresh raw quic-go forwarder (internal/cmd/rawrelay):
+# the ceiling of the relay rows; the result goes to NAME.ITERATION.json.
+raw_run() {
+  local name=$1 i=$2 log=$work/rawrelay.$RANDOM
+  shift 2
+  wait_idle "$name.$i"
+  "$bin/rawrelay" -mode server -addr 127.0.0.1:0 -certs "$work/dev-certs" >"$log.out" 2>"$log.err" &
+  srv_pid=$!
+  srv_addr=$(wait_line "$log.out" '^rawrelay listening on ' "$srv_pid" | awk '{print $4}')
+  timeout 120 "$bin/rawrelay" -mode bench -addr "$srv_addr" -certs "$work/dev-certs" -size "$SIZE" \
+    -duration "$DURATION" -timeout "$DRAIN" "$@" >"$results/$name.$i.json"
+  stop_server
+}
+
 # ---------------------------------------------------------------- calibration
 
 # The highest rate of a ladder (half the unlimited delivered rate, then
@@ -830,6 +867,9 @@ for i in $(seq "$ITERATIONS"); do
   relay_run quic-oneway-max "$i" ""
   relay_run quic-oneway-1k "$i" "" -size "$BIG_SIZE"
   relay_run quic-fanout "$i" "" -subscribers "$FANOUT"
+  raw_run raw-oneway-max "$i"
+  raw_run raw-oneway-1k "$i" -size "$BIG_SIZE"
+  raw_run raw-fanout "$i" -subscribers "$FANOUT"
   if [ -z "$RELAY_ONLY" ]; then
     # The same with a subscriber queue far above the default 1024 messages.
     relay_run quic-oneway-bigq "$i" "-subscriber-queue $BIG_QUEUE"

@@ -418,10 +418,12 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 	defer s.readerEnded(ch, server, cs)
 	ctx := ch.Conn().Context()
 	var m transport.Message // reused: the handler gets its fields, not it
+	room := false           // enqueue saw room for the next message: no need to wait for it
 	for {
-		if !s.waitRoom(ctx) {
+		if !room && !s.waitRoom(ctx) {
 			return
 		}
+		room = false
 		err := ch.ReceiveInto(ctx, &m)
 		if errors.Is(err, transport.ErrGap) {
 			s.skipGap(cs)
@@ -442,7 +444,8 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 		}
 		s.received.Add(1)
 		s.srv.received.Add(1)
-		if !s.enqueue(Message{Channel: ch.Name(), Subject: m.Subject, Header: m.Header, Data: m.Data}, cs) {
+		var ok bool
+		if ok, room = s.enqueue(Message{Channel: ch.Name(), Subject: m.Subject, Header: m.Header, Data: m.Data}, cs); !ok {
 			return
 		}
 	}
@@ -531,7 +534,7 @@ func (s *Session) waitRoom(ctx context.Context) bool {
 			return false
 		}
 		full, held := s.localFull(), s.pendingBytes
-		if !full && !s.srv.budget.stop(held) {
+		if s.roomLocked() {
 			s.mu.Unlock()
 			return true
 		}
@@ -557,6 +560,12 @@ func (s *Session) waitRoom(ctx context.Context) bool {
 			return false
 		}
 	}
+}
+
+// roomLocked reports whether a reader may read another message now,
+// without waiting: waitRoom's test. s.mu is held.
+func (s *Session) roomLocked() bool {
+	return !s.shed && !s.localFull() && !s.srv.budget.stop(s.pendingBytes)
 }
 
 // localFull reports whether the session's own limits stop its readers.
@@ -609,8 +618,10 @@ func satMul(a, b int64) int64 {
 // enqueue adds m to the pending queue; it signals slow-down when the queue
 // reaches its cap or byte budget, and under OverflowDisconnect sheds a
 // client that sent more after SLOW_DOWN than the allowance. It returns false
-// when the reader should stop.
-func (s *Session) enqueue(m Message, cs *carried) bool {
+// when the reader should stop, and room when the reader may read the next
+// message without waitRoom (its test, made under the same lock: one lock
+// per message instead of two).
+func (s *Session) enqueue(m Message, cs *carried) (ok, room bool) {
 	size := m.size()
 	n := int64(size)
 	s.mu.Lock()
@@ -637,6 +648,7 @@ func (s *Session) enqueue(m Message, cs *carried) bool {
 	}
 	start := !s.working
 	s.working = true
+	room = !stop && s.roomLocked()
 	s.mu.Unlock()
 	if shedReason != "" {
 		s.srv.overloadDisconnects.Add(1)
@@ -649,7 +661,7 @@ func (s *Session) enqueue(m Message, cs *carried) bool {
 		s.owned.Add(1)
 		go s.work()
 	}
-	return !stop
+	return !stop, room
 }
 
 // shedLocked counts a message of size bytes received after SLOW_DOWN under
@@ -699,34 +711,71 @@ func (s *Session) syncSignal() {
 // before the connection ended are still handled.
 func (s *Session) work() {
 	defer s.owned.Done()
+	buf := workBatches.Get().(*[workBatch]Message)
+	defer workBatches.Put(buf)
 	for {
-		s.mu.Lock()
-		if s.queue.Len() == 0 {
-			// Give back a buffer that a burst grew far beyond the cap.
-			if keep := 4 * s.srv.cfg.PendingCap; s.queuePeak > keep {
-				s.queue.Reset(keep)
-			}
-			s.queuePeak = 0
-			s.working = false
-			s.mu.Unlock()
+		batch := s.take(buf[:0])
+		if len(batch) == 0 {
 			return
 		}
-		m := s.queue.Pop()
-		s.mu.Unlock()
-
-		s.srv.handler.HandleMessage(s.srv.baseCtx, s, m)
-		s.handled.Add(1)
-		s.srv.handled.Add(1)
-		s.done(int64(m.size()))
+		var n int64
+		for i := range batch {
+			s.srv.handler.HandleMessage(s.srv.baseCtx, s, batch[i])
+			n += int64(batch[i].size())
+			batch[i] = Message{} // the handler is done with it
+		}
+		s.done(len(batch), n)
 	}
 }
 
-// done takes a handled message of n bytes off the session's and the
-// server's counts, wakes readers waiting for room, and signals RESUME below
-// half the cap and half the byte budget.
-func (s *Session) done(n int64) {
+// workBatch is the most pending messages the worker takes from the queue
+// at once, and workBatchShare the share of the pending cap it takes at
+// most, so that a small cap still frees room a message at a time.
+const (
+	workBatch      = 32
+	workBatchShare = 8
+)
+
+// workBatches holds the workers' batch buffers: a worker runs while its
+// session has pending messages, so an idle session holds none, and one
+// that comes and goes with every burst allocates none. The worker clears
+// each message once handled: a buffer in the pool holds no payload.
+var workBatches = sync.Pool{New: func() any { return new([workBatch]Message) }}
+
+// take appends to batch the next pending messages, oldest first: up to
+// workBatch, and at most an eighth of the pending cap (at least one), so
+// that one lock serves several messages while readers still get room back
+// soon. With nothing pending it marks the worker stopped and returns batch
+// empty: the worker must exit.
+func (s *Session) take(batch []Message) []Message {
 	s.mu.Lock()
-	s.pending--
+	defer s.mu.Unlock()
+	if s.queue.Len() == 0 {
+		// Give back a buffer that a burst grew far beyond the cap.
+		if keep := 4 * s.srv.cfg.PendingCap; s.queuePeak > keep {
+			s.queue.Reset(keep)
+		}
+		s.queuePeak = 0
+		s.working = false
+		return batch
+	}
+	n := min(s.queue.Len(), workBatch, max(s.srv.cfg.PendingCap/workBatchShare, 1))
+	for range n {
+		batch = append(batch, s.queue.Pop())
+	}
+	return batch
+}
+
+// done takes k handled messages of n bytes in all off the session's and
+// the server's counts, wakes readers waiting for room, and signals RESUME
+// below half the cap and half the byte budget. The messages count as
+// handled from here, together with leaving pending, so that no message is
+// counted in both.
+func (s *Session) done(k int, n int64) {
+	s.handled.Add(uint64(k))
+	s.srv.handled.Add(uint64(k))
+	s.mu.Lock()
+	s.pending -= k
 	s.pendingBytes -= n
 	s.srv.budget.release(n, s.pending == 0)
 	resume := s.slowed && s.pending < s.srv.cfg.PendingCap/2 && s.pendingBytes < int64(s.srv.cfg.PendingBytes)/2

@@ -71,3 +71,34 @@ func TestPublishAllocatesNothingPerCopy(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 }
+
+// A subscriber's drain goroutine comes and goes with every burst (it exits
+// when the queue is empty): taking a burst's batch allocates nothing. Before,
+// an emptied queue let its batch buffer go, and the next burst grew a new
+// one from nothing, seven allocations for 64 messages.
+func TestBurstAfterBurstTakesBatchesWithoutAllocating(t *testing.T) {
+	r := newBatchRelay(t, nil)
+	s := newSubscriber(r, newPeer("sub"))
+	t.Cleanup(s.endLife)
+	m := transport.Message{Subject: "c", Data: []byte("payload")}
+	burst := func() {
+		s.mu.Lock()
+		s.running = true // as if the drain goroutine ran: the test is it
+		s.mu.Unlock()
+		for range maxBatch {
+			s.mu.Lock()
+			s.pushLocked("c", &m)
+		}
+		b, ok := s.next()
+		if !ok || len(b.msgs) != maxBatch {
+			t.Fatalf("took %d messages, want %d", len(b.msgs), maxBatch)
+		}
+		clear(b.msgs) // as drain does once they are sent
+		r.queued.Add(-maxBatch)
+		if _, ok := s.next(); ok {
+			t.Fatal("the queue should be empty")
+		}
+	}
+	burst()
+	require.Zero(t, testing.AllocsPerRun(100, burst))
+}

@@ -42,7 +42,8 @@ type subscriber struct {
 
 	// out is the batch handed to the peer: filled by next under mu and
 	// read by the drain goroutine, which alone uses it; emptied after
-	// each batch, so that it holds no payload while idle.
+	// each batch, so that it holds no payload, and given back to batches
+	// when the queue is empty.
 	out []transport.Message
 
 	counters subCounts
@@ -86,9 +87,11 @@ const (
 // one Peer.SendMsgs.
 const maxBatch = 64
 
-// outKeep is the largest batch buffer (subscriber.out) an idle subscriber
-// keeps: enough for a trickle of messages, without holding a burst's.
-const outKeep = 8
+// batches holds the drain goroutines' batch buffers (subscriber.out): a
+// subscriber takes one when it takes its first batch and gives it back when
+// its queue is empty, so that an idle subscriber holds none and one whose
+// drain goroutine comes and goes with every burst allocates none.
+var batches = sync.Pool{New: func() any { return new([maxBatch]transport.Message) }}
 
 func newSubscriber(r *Relay, p Peer) *subscriber {
 	s := &subscriber{r: r, peer: p, channels: make(map[string]*subscription), openGaps: make(map[string]*gapItem)}
@@ -371,8 +374,10 @@ func (s *subscriber) next() (b batch, ok bool) {
 	}
 	if s.state == gone || s.queue.Len() == 0 {
 		s.queue.Reset()
-		if cap(s.out) > outKeep {
-			s.out = nil // an idle subscriber keeps no large batch
+		if s.out != nil {
+			// drain cleared what it sent: the buffer holds no payload.
+			batches.Put((*[maxBatch]transport.Message)(s.out[:maxBatch]))
+			s.out = nil
 		}
 		s.running = false
 		s.mu.Unlock()
@@ -401,6 +406,9 @@ func (s *subscriber) next() (b batch, ok bool) {
 // its channel that follow it, up to maxBatch, into s.out and returns them.
 // s.mu is held.
 func (s *subscriber) takeLocked(first item) []transport.Message {
+	if s.out == nil {
+		s.out = batches.Get().(*[maxBatch]transport.Message)[:0]
+	}
 	s.out = append(s.out[:0], first.msg)
 	s.bytes -= len(first.msg.Data)
 	for len(s.out) < s.r.batch && s.queue.Len() > 0 {
