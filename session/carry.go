@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/quicmsg/quicmsg/internal/unsent"
@@ -160,20 +161,46 @@ func (s *Session) sendTurn(ctx context.Context, cs *carried, u transport.UnsentM
 	if err == nil {
 		err = unsent.Send(ctx, tc, u, block)
 	}
-	if err == nil || tc.Conn().Context().Err() == nil || ctx.Err() != nil {
+	if err == nil || ctx.Err() != nil || !leaving(tc, err) {
 		return nil, s.channelErr(tc, err)
 	}
-	// The connection ended: the message goes to the next one, once the
-	// session has taken the dead channel's messages back (fold).
+	// The message goes to the next connection, once the session has
+	// taken tc's messages back (fold) or carried the channel (closedOn).
 	if !block {
-		return nil, fmt.Errorf("session: channel %q: the connection ended, the session is being detached: %w", cs.name, transport.ErrWouldBlock)
+		return nil, fmt.Errorf("session: channel %q: its connection is ending, the session is being detached: %w", cs.name, transport.ErrWouldBlock)
 	}
+	return s.movedWait(cs, tc), nil
+}
+
+// leaving reports whether err, from a send on tc, a carried channel's
+// live transport channel, means that the channel is moving to the
+// session's next connection rather than that the send failed: tc's
+// connection ended (fold takes its messages back), or the client closed
+// the channel on a connection the server told to go away, as its graceful
+// close does (readerEnded then carries it: see carried.closedOn). Until
+// the session has done so, a Send on tc fails with the channel's error;
+// a moment later, Send would keep the message for the next connection.
+// Both must be the same to a caller: the message waits.
+func leaving(tc *transport.Channel, err error) bool {
+	c := tc.Conn()
+	if c.Context().Err() != nil {
+		return true
+	}
+	var ce *transport.ChannelError
+	return c.GoAwaySent() && (errors.As(err, &ce) || errors.Is(err, transport.ErrClosed))
+}
+
+// movedWait returns what a send that found tc leaving waits for before
+// it tries again: nothing once the session has taken tc's messages back,
+// carried the channel or dropped it (the next try then keeps the message
+// or fails), else the session's next change. cs.turn is held.
+func (s *Session) movedWait(cs *carried, tc *transport.Channel) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cs.tc != tc {
-		return closedChan, nil
+	if cs.tc != tc || cs.closedOn != nil || s.carried[cs.name] != cs {
+		return closedChan
 	}
-	return s.changed, nil
+	return s.changed
 }
 
 // closedChan is a closed channel: a wait that is already over.
