@@ -44,6 +44,12 @@ type carried struct {
 	// channel of the same name opened again on the connection that closed
 	// it starts afresh.
 	closedOn *transport.Conn
+	// gone is tc once a Send found it ended on a connection the server
+	// had told to go away: the client is closing it to come back on
+	// another, before the session's reader has seen the close (closedOn).
+	// From then on Send keeps its messages for the next connection, as
+	// it will once closedOn is set.
+	gone *transport.Channel
 }
 
 // queued is a server-to-client message, or gap notice, the session holds:
@@ -61,10 +67,10 @@ func (q queued) size() int64 { return int64(unsent.Size(q.UnsentMessage)) }
 // live returns the channel's transport channel on the current connection,
 // or nil while it has none to write to: the session is detached, the
 // client has not reopened it since it resumed, or it closed it on a
-// connection the session had told to go away (closedOn). Session.mu is
-// held.
+// connection the session had told to go away (closedOn, gone). Session.mu
+// is held.
 func (cs *carried) live() *transport.Channel {
-	if cs.closedOn != nil {
+	if cs.closedOn != nil || cs.tc == cs.gone {
 		return nil
 	}
 	return cs.tc
@@ -161,46 +167,48 @@ func (s *Session) sendTurn(ctx context.Context, cs *carried, u transport.UnsentM
 	if err == nil {
 		err = unsent.Send(ctx, tc, u, block)
 	}
-	if err == nil || ctx.Err() != nil || !leaving(tc, err) {
+	if err != nil && ctx.Err() == nil && s.movedOff(cs, tc, err) {
+		return closedChan, nil // the next try keeps u
+	}
+	if err == nil || tc.Conn().Context().Err() == nil || ctx.Err() != nil {
 		return nil, s.channelErr(tc, err)
 	}
-	// The message goes to the next connection, once the session has
-	// taken tc's messages back (fold) or carried the channel (closedOn).
+	// The connection ended: the message goes to the next one, once the
+	// session has taken the dead channel's messages back (fold).
 	if !block {
-		return nil, fmt.Errorf("session: channel %q: its connection is ending, the session is being detached: %w", cs.name, transport.ErrWouldBlock)
+		return nil, fmt.Errorf("session: channel %q: the connection ended, the session is being detached: %w", cs.name, transport.ErrWouldBlock)
 	}
-	return s.movedWait(cs, tc), nil
-}
-
-// leaving reports whether err, from a send on tc, a carried channel's
-// live transport channel, means that the channel is moving to the
-// session's next connection rather than that the send failed: tc's
-// connection ended (fold takes its messages back), or the client closed
-// the channel on a connection the server told to go away, as its graceful
-// close does (readerEnded then carries it: see carried.closedOn). Until
-// the session has done so, a Send on tc fails with the channel's error;
-// a moment later, Send would keep the message for the next connection.
-// Both must be the same to a caller: the message waits.
-func leaving(tc *transport.Channel, err error) bool {
-	c := tc.Conn()
-	if c.Context().Err() != nil {
-		return true
-	}
-	var ce *transport.ChannelError
-	return c.GoAwaySent() && (errors.As(err, &ce) || errors.Is(err, transport.ErrClosed))
-}
-
-// movedWait returns what a send that found tc leaving waits for before
-// it tries again: nothing once the session has taken tc's messages back,
-// carried the channel or dropped it (the next try then keeps the message
-// or fails), else the session's next change. cs.turn is held.
-func (s *Session) movedWait(cs *carried, tc *transport.Channel) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cs.tc != tc || cs.closedOn != nil || s.carried[cs.name] != cs {
-		return closedChan
+	if cs.tc != tc {
+		return closedChan, nil
 	}
-	return s.changed
+	return s.changed, nil
+}
+
+// movedOff reports whether err, from a send on tc, the live channel of
+// cs, says that the client is closing the channel as it leaves a
+// connection the server told to go away (its graceful close closes every
+// channel first), and if so marks tc gone: the message, and those after
+// it, are kept for the next connection, as they are once the session's
+// reader has seen the close (closedOn), instead of failing with the
+// channel's error meanwhile. Nothing waits for the reader, which may
+// itself wait for the handler that sends. cs.turn is held.
+func (s *Session) movedOff(cs *carried, tc *transport.Channel, err error) bool {
+	c := tc.Conn()
+	if c.Context().Err() != nil || !c.GoAwaySent() {
+		return false
+	}
+	var ce *transport.ChannelError
+	if !errors.As(err, &ce) && !errors.Is(err, transport.ErrClosed) {
+		return false
+	}
+	s.mu.Lock()
+	if cs.tc == tc {
+		cs.gone = tc
+	}
+	s.mu.Unlock()
+	return true
 }
 
 // closedChan is a closed channel: a wait that is already over.

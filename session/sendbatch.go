@@ -76,9 +76,17 @@ func (s *Session) sendTurnMsgs(ctx context.Context, cs *carried, msgs []transpor
 	if err == nil {
 		n, err = tc.SendMsgs(ctx, msgs)
 	}
-	if err == nil || ctx.Err() != nil || !leaving(tc, err) {
+	if err != nil && ctx.Err() == nil && s.movedOff(cs, tc, err) {
+		return n, closedChan, nil // the next try keeps the rest
+	}
+	if err == nil || tc.Conn().Context().Err() == nil || ctx.Err() != nil {
 		return n, nil, s.channelErr(tc, err)
 	}
-	// The rest go to the next connection, as in sendTurn.
-	return n, s.movedWait(cs, tc), nil
+	// The connection ended: the rest go to the next one, as in sendTurn.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cs.tc != tc {
+		return n, closedChan, nil
+	}
+	return n, s.changed, nil
 }

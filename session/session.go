@@ -484,7 +484,6 @@ func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried) {
 	} else if cs != nil && s.carried[cs.name] == cs {
 		if ch.Conn().GoAwaySent() {
 			cs.closedOn = ch.Conn() // see carried.closedOn
-			s.signalLocked()        // a Send that found the channel closing keeps its message now (movedWait)
 		} else {
 			s.dropCarriedLocked(cs)
 		}
