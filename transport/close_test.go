@@ -254,3 +254,21 @@ func TestSendAfterClosingAChannelThePeerClosedFailsWithChannelError(t *testing.T
 	require.ErrorIs(t, err, CodeChannelClosed)
 	require.NoError(t, server.Context().Err(), "the connection is still up")
 }
+
+// GoAwaySent is true from the moment the peer can have the GOAWAY: a
+// peer that answers at once (a client closes its channels to leave, and
+// a resumable session asks GoAwaySent to carry them) must never find it
+// false. Here the check runs once the peer has the frame, before
+// SendGoAway returns.
+func TestGoAwaySentIsTrueBeforeThePeerCanAnswer(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	seen := make(chan bool, 1)
+	testHookGoAwayWritten = func() {
+		<-client.GoAwayReceived()
+		seen <- server.GoAwaySent()
+	}
+	t.Cleanup(func() { testHookGoAwayWritten = nil })
+	require.NoError(t, server.SendGoAway(CodeGoingAway, "move along"))
+	require.True(t, <-seen)
+	require.True(t, server.GoAwaySent())
+}
