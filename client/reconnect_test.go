@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,10 +20,13 @@ import (
 )
 
 // recorder is a handler that records the sequence numbers it receives, per
-// channel, in the order they were handled.
+// channel, in the order they were handled, and echoes those of the "echo"
+// channels; echoFailed keeps the echoes whose Send failed, which the
+// client will never receive.
 type recorder struct {
-	mu   sync.Mutex
-	seqs map[string][]int
+	mu         sync.Mutex
+	seqs       map[string][]int
+	echoFailed []error
 }
 
 func newRecorder() *recorder { return &recorder{seqs: make(map[string][]int)} }
@@ -35,9 +39,21 @@ func (r *recorder) HandleMessage(ctx context.Context, s *session.Session, m sess
 	r.mu.Lock()
 	r.seqs[m.Channel] = append(r.seqs[m.Channel], n)
 	r.mu.Unlock()
-	if strings.HasPrefix(m.Channel, "echo") {
-		_ = s.Send(ctx, m.Channel, m.Data)
+	if !strings.HasPrefix(m.Channel, "echo") {
+		return
 	}
+	if err := s.Send(ctx, m.Channel, m.Data); err != nil {
+		r.mu.Lock()
+		r.echoFailed = append(r.echoFailed, fmt.Errorf("echo of %q on %s: %w", m.Data, m.Channel, err))
+		r.mu.Unlock()
+	}
+}
+
+// echoErrors returns the echoes whose Send failed.
+func (r *recorder) echoErrors() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.echoFailed)
 }
 
 func (r *recorder) got(channel string) []int {

@@ -95,7 +95,7 @@ func newResumeRig(t *testing.T, n int, scfg *session.Config, edit func(*Config))
 	t.Cleanup(func() {
 		if t.Failed() {
 			r.log.mu.Lock()
-			t.Logf("events: %+v\nstats: %+v", r.log.events, r.c.Stats())
+			t.Logf("events: %+v\nstats: %+v\nfailed echoes: %v", r.log.events, r.c.Stats(), r.rec.echoErrors())
 			r.log.mu.Unlock()
 		}
 	})
@@ -122,6 +122,7 @@ func (r *resumeRig) requireResumedExactlyOnce(t *testing.T) {
 	t.Helper()
 	require.NoError(t, r.wait())
 	r.down.waitArrived(t, r.down.n)
+	require.Empty(t, r.rec.echoErrors(), "every echo accepted")
 	requireSequence(t, r.rec.got("echo"), 0, r.up.n)
 	st := r.c.Stats()
 	require.Zero(t, st.MessagesInDoubt, "nothing in doubt")

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/quicmsg/quicmsg/internal/unsent"
@@ -43,6 +44,12 @@ type carried struct {
 	// channel of the same name opened again on the connection that closed
 	// it starts afresh.
 	closedOn *transport.Conn
+	// gone is tc once a Send found it ended on a connection the server
+	// had told to go away: the client is closing it to come back on
+	// another, before the session's reader has seen the close (closedOn).
+	// From then on Send keeps its messages for the next connection, as
+	// it will once closedOn is set.
+	gone *transport.Channel
 }
 
 // queued is a server-to-client message, or gap notice, the session holds:
@@ -60,10 +67,10 @@ func (q queued) size() int64 { return int64(unsent.Size(q.UnsentMessage)) }
 // live returns the channel's transport channel on the current connection,
 // or nil while it has none to write to: the session is detached, the
 // client has not reopened it since it resumed, or it closed it on a
-// connection the session had told to go away (closedOn). Session.mu is
-// held.
+// connection the session had told to go away (closedOn, gone). Session.mu
+// is held.
 func (cs *carried) live() *transport.Channel {
-	if cs.closedOn != nil {
+	if cs.closedOn != nil || cs.tc == cs.gone {
 		return nil
 	}
 	return cs.tc
@@ -160,6 +167,9 @@ func (s *Session) sendTurn(ctx context.Context, cs *carried, u transport.UnsentM
 	if err == nil {
 		err = unsent.Send(ctx, tc, u, block)
 	}
+	if err != nil && ctx.Err() == nil && s.movedOff(cs, tc, err) {
+		return closedChan, nil // the next try keeps u
+	}
 	if err == nil || tc.Conn().Context().Err() == nil || ctx.Err() != nil {
 		return nil, s.channelErr(tc, err)
 	}
@@ -174,6 +184,31 @@ func (s *Session) sendTurn(ctx context.Context, cs *carried, u transport.UnsentM
 		return closedChan, nil
 	}
 	return s.changed, nil
+}
+
+// movedOff reports whether err, from a send on tc, the live channel of
+// cs, says that the client is closing the channel as it leaves a
+// connection the server told to go away (its graceful close closes every
+// channel first), and if so marks tc gone: the message, and those after
+// it, are kept for the next connection, as they are once the session's
+// reader has seen the close (closedOn), instead of failing with the
+// channel's error meanwhile. Nothing waits for the reader, which may
+// itself wait for the handler that sends. cs.turn is held.
+func (s *Session) movedOff(cs *carried, tc *transport.Channel, err error) bool {
+	c := tc.Conn()
+	if c.Context().Err() != nil || !c.GoAwaySent() {
+		return false
+	}
+	var ce *transport.ChannelError
+	if !errors.As(err, &ce) && !errors.Is(err, transport.ErrClosed) {
+		return false
+	}
+	s.mu.Lock()
+	if cs.tc == tc {
+		cs.gone = tc
+	}
+	s.mu.Unlock()
+	return true
 }
 
 // closedChan is a closed channel: a wait that is already over.

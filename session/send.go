@@ -16,10 +16,12 @@ import (
 // ErrChannelClosed; [Session.SendOpen] opens one instead.
 //
 // On a client channel of a resumable session, Send also accepts msg while
-// the channel has no connection to write to (the session is detached, or
-// its client has not reopened the channel since it resumed): the message
-// waits, in order, and is written when the client reopens the channel,
-// after what the client had not acknowledged. Such messages are bounded
+// the channel has no connection to write to (the session is detached, its
+// client has not reopened the channel since it resumed, or the client is
+// closing it as it leaves a connection the server sent GOAWAY on, see
+// [Session.SendGoAway]): the message waits, in order, and is written when
+// the client reopens the channel, after what the client had not
+// acknowledged. Such messages are bounded
 // by Config.MaxDetachedSendBytes per session: beyond it Send waits until
 // ctx ends, the client reopens the channel on a resumed connection and the
 // held messages are written, or the session ends. Once the session has ended it

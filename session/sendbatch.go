@@ -76,6 +76,9 @@ func (s *Session) sendTurnMsgs(ctx context.Context, cs *carried, msgs []transpor
 	if err == nil {
 		n, err = tc.SendMsgs(ctx, msgs)
 	}
+	if err != nil && ctx.Err() == nil && s.movedOff(cs, tc, err) {
+		return n, closedChan, nil // the next try keeps the rest
+	}
 	if err == nil || tc.Conn().Context().Err() == nil || ctx.Err() != nil {
 		return n, nil, s.channelErr(tc, err)
 	}

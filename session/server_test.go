@@ -333,6 +333,12 @@ func TestShutdownSendsGoAwayAndDrains(t *testing.T) {
 		require.NoError(t, ch.Send(ctx, []byte("job")))
 	}
 	require.NoError(t, ch.Flush(ctx))
+	// The drain of a session: wait until the server has made one of the
+	// connection (Dial returns once the listener answered its HELLO,
+	// before Serve admits it; TestConnectionDuringShutdownGetsGoAway is
+	// the connection that arrives during Shutdown).
+	// Real sockets, so the wall clock.
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
 
 	shutdownDone := make(chan error, 1)
 	go func() { shutdownDone <- srv.Shutdown(ctx) }()

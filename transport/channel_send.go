@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/quicmsg/quicmsg/internal/wire"
 )
 
@@ -519,9 +521,21 @@ func (ch *Channel) drained() bool {
 		return false
 	}
 	if err := ch.s.Close(); err != nil {
-		ch.failSend(err, nil, 0)
+		ch.failSend(closeErr(ch.s, err), nil, 0)
 	}
 	return false
+}
+
+// closeErr is why closing the send direction of s failed with err: quic-go
+// reports a stream that was already reset (the peer stopped reading, or
+// CancelWrite) with an untyped error, while the stream's context carries
+// the *quic.StreamError, which convertErr turns into a [*ChannelError].
+func closeErr(s *quic.Stream, err error) error {
+	var se *quic.StreamError
+	if cause := context.Cause(s.Context()); errors.As(cause, &se) {
+		return se
+	}
+	return err
 }
 
 // wrote records that the writer wrote the batch out of n messages; early

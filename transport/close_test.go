@@ -228,3 +228,47 @@ func TestLaterCloseCutsShortAChannelShutdownThatWaits(t *testing.T) {
 		})
 	}
 }
+
+// A channel closed after its peer stopped reading it (the peer closed its
+// end first) fails later Sends with a *ChannelError carrying the peer's
+// code, as a write that met the peer's STOP_SENDING does, and not with
+// quic-go's untyped error for closing a reset stream: callers tell a
+// channel that ended from a connection that ended by the error's type.
+func TestSendAfterClosingAChannelThePeerClosedFailsWithChannelError(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	cch, err := client.OpenChannel(ctx, "jobs")
+	require.NoError(t, err)
+	require.NoError(t, cch.Send(ctx, []byte("job")))
+	sch, err := server.AcceptChannel(ctx)
+	require.NoError(t, err)
+	_, err = sch.Receive(ctx)
+	require.NoError(t, err)
+	require.NoError(t, cch.Close())
+	<-sch.Done() // the client stopped reading: the stream's send side is reset
+	require.NoError(t, sch.Close())
+	err = sch.Send(ctx, []byte("late"))
+	var ce *ChannelError
+	require.ErrorAs(t, err, &ce)
+	require.True(t, ce.Remote)
+	require.ErrorIs(t, err, CodeChannelClosed)
+	require.NoError(t, server.Context().Err(), "the connection is still up")
+}
+
+// GoAwaySent is true from the moment the peer can have the GOAWAY: a
+// peer that answers at once (a client closes its channels to leave, and
+// a resumable session asks GoAwaySent to carry them) must never find it
+// false. Here the check runs once the peer has the frame, before
+// SendGoAway returns.
+func TestGoAwaySentIsTrueBeforeThePeerCanAnswer(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	seen := make(chan bool, 1)
+	testHookGoAwayWritten = func() {
+		<-client.GoAwayReceived()
+		seen <- server.GoAwaySent()
+	}
+	t.Cleanup(func() { testHookGoAwayWritten = nil })
+	require.NoError(t, server.SendGoAway(CodeGoingAway, "move along"))
+	require.True(t, <-seen)
+	require.True(t, server.GoAwaySent())
+}

@@ -74,12 +74,24 @@ func (c *Conn) PeerSlowedDown() bool { return c.sig.slow.Load() }
 func (c *Conn) SendGoAway(code ErrorCode, reason string) error {
 	c.ctrl.mu.Lock()
 	defer c.ctrl.mu.Unlock()
+	// Set before the write: the peer may have the frame, and answer it
+	// (closing its channels to leave), before Write returns, and whoever
+	// sees that answer asks GoAwaySent.
+	was := c.ctrl.goAwaySent.Swap(true)
 	err := c.writeControlLocked(wire.Control{Type: wire.ControlGoAway, Code: uint64(code), Reason: reason})
-	if err == nil {
-		c.ctrl.goAwaySent.Store(true)
+	if err != nil {
+		c.ctrl.goAwaySent.Store(was)
+		return err
 	}
-	return err
+	if testHookGoAwayWritten != nil {
+		testHookGoAwayWritten()
+	}
+	return nil
 }
+
+// testHookGoAwayWritten, set only by tests, runs in SendGoAway once the
+// frame is written.
+var testHookGoAwayWritten func()
 
 // GoAwaySent reports whether this side asked the peer to leave with
 // [Conn.SendGoAway] (not the GOAWAY that begins a graceful close): the
