@@ -219,6 +219,7 @@ func (ch *Channel) enqueue(ctx context.Context, f *outFrame, block bool) error {
 // send buffer. tx.mu is held.
 func (ch *Channel) appendFrame(f *outFrame, size int) {
 	tx := &ch.tx
+	tx.grow(wire.MessageLen(size))
 	tx.buf = f.appendTo(tx.buf, size)
 	tx.bufMsgs++
 	tx.sent++
