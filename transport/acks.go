@@ -37,15 +37,22 @@ const (
 	ackMaxMessages  = 256
 	ackBytesDivisor = 8
 	ackDelay        = 5 * time.Millisecond
+
+	// A channel already in the next ACK adds to the counts above only
+	// every ackBatchMessages messages or 1/ackBatchDivisor of the bytes
+	// threshold (see countReceived).
+	ackBatchMessages = 16
+	ackBatchDivisor  = 8
 )
 
 // maxAckEntries is how many entries always fit in one ACK frame.
 const maxAckEntries = wire.MaxControlPayload / wire.MaxAckEntryLen
 
 // acker coalesces this side's acknowledgements. Receive calls
-// (countReceived) only count under mu and arm the timer, a time.AfterFunc
-// armed only while something is unacknowledged: at once when a threshold
-// is reached, else after ackDelay. Its callback (flushAcks) takes the
+// (countReceived) only count under mu, a channel's messages in batches,
+// and arm the timer, a time.AfterFunc armed only while something is
+// unacknowledged: at once when a threshold is reached, else after
+// ackDelay. Its callback (flushAcks) takes the
 // counts and writes the ACK holding controlWriter.mu, so that frames leave
 // in the order their counts were taken and a Receive never waits for the
 // network. Lock order: controlWriter.mu, then acker.mu. No goroutine waits
@@ -63,6 +70,8 @@ type acker struct {
 	urgent   bool
 	flush    func() // Conn.flushAcks, bound once
 
+	counted, taken int // calls of count and takeAcks (for tests)
+
 	entries []wire.AckEntry // the ACK being written; guarded by controlWriter.mu
 }
 
@@ -76,24 +85,45 @@ func (c *Conn) AcksEnabled() bool { return c.acksOn.Load() }
 // countReceived counts a message of size bytes that Receive returns and,
 // with acknowledgements on, has it acknowledged: at once when enough has
 // accumulated, else after ackDelay. rx.mu is held.
+//
+// A channel already in the list of the next ACK adds to the connection's
+// counts, under its lock, only every ackBatchMessages messages or
+// ackBatchDivisor-th of the ACK threshold's bytes: the ACK will carry the
+// message anyway, since takeAcks clears ackDirty before it reads the
+// channel's count and this adds to the count before it reads ackDirty.
+// The counts only decide when an ACK is urgent; they may lag by that much.
 func (ch *Channel) countReceived(size int) {
 	ch.rx.received.Add(1)
 	ch.rx.receivedBytes.Add(uint64(size))
 	if !ch.c.acksOn.Load() {
 		return
 	}
+	rx := &ch.rx
+	rx.ackMsgs++
+	rx.ackBytes += wire.MessageLen(size)
 	a := &ch.c.acks
+	if ch.ackDirty.Load() && rx.ackMsgs < ackBatchMessages && rx.ackBytes < a.maxBytes/ackBatchDivisor {
+		return
+	}
+	a.count(ch, rx.ackMsgs, rx.ackBytes)
+	rx.ackMsgs, rx.ackBytes = 0, 0
+}
+
+// count adds msgs messages of bytes frame bytes that ch returned from
+// Receive, puts ch in the list of the next ACK and arms the timer.
+func (a *acker) count(ch *Channel, msgs, bytes int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.counted++
 	if !a.on || a.stopped {
 		return
 	}
-	if !ch.ackDirty {
-		ch.ackDirty = true
+	if !ch.ackDirty.Load() {
+		ch.ackDirty.Store(true)
 		a.dirty = append(a.dirty, ch)
 	}
-	a.msgs++
-	a.bytes += wire.MessageLen(size)
+	a.msgs += msgs
+	a.bytes += bytes
 	switch {
 	case a.urgent:
 	case a.msgs >= ackMaxMessages || a.bytes >= a.maxBytes:
@@ -138,6 +168,7 @@ func (c *Conn) takeAcks() []wire.AckEntry {
 	a := &c.acks
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.taken++
 	a.msgs, a.bytes, a.armed, a.urgent = 0, 0, false, false
 	if a.timer != nil {
 		a.timer.Stop()
@@ -147,7 +178,8 @@ func (c *Conn) takeAcks() []wire.AckEntry {
 		return nil
 	}
 	for i, ch := range a.dirty {
-		ch.ackDirty = false
+		// Cleared before the count is read: see countReceived.
+		ch.ackDirty.Store(false)
 		a.entries = append(a.entries, wire.AckEntry{Stream: uint64(ch.s.StreamID()), Count: ch.rx.received.Load()})
 		a.dirty[i] = nil
 	}

@@ -287,3 +287,48 @@ func TestAckWindowDoesNotBlockTheClose(t *testing.T) {
 	require.NoError(t, <-closed, "the peer read everything: the close is confirmed")
 	require.Nil(t, cli.Unacked())
 }
+
+// A receiver counts a channel's messages for acknowledgement in batches:
+// the connection's acknowledgement lock is taken about once per
+// ackBatchMessages messages of a channel already in the next ACK, not once
+// per message, and still every message of every channel is acknowledged,
+// also the last ones of a count that is not a multiple of the batch.
+func TestReceiveCountsAcksInBatches(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	a, sa := openNamed(t, client, server, "a")
+	b, sb := openNamed(t, client, server, "b")
+	counts := map[*Channel]int{a: 1003, b: 37}
+	for cli, n := range counts {
+		go func() {
+			for i := range n {
+				if cli.Send(ctx, seqMsg(i)) != nil {
+					return
+				}
+			}
+		}()
+	}
+	for i := range counts[a] {
+		for _, srv := range []*Channel{sa, sb} {
+			if srv == sb && i >= counts[b] {
+				continue
+			}
+			m, err := srv.Receive(ctx)
+			require.NoError(t, err)
+			require.Equal(t, i, seqOf(m))
+		}
+	}
+	for cli, n := range counts {
+		require.Eventually(t, func() bool { return cli.Acked() == uint64(n) }, 10*time.Second, time.Millisecond,
+			"acknowledged %d of %d", cli.Acked(), n)
+	}
+	acks := &server.acks
+	acks.mu.Lock()
+	counted, taken := acks.counted, acks.taken
+	acks.mu.Unlock()
+	// Each channel takes the lock once per batch, and once for its first
+	// message after every ACK taken.
+	limit := (counts[a]+counts[b])/ackBatchMessages + 2 + 2*taken
+	require.LessOrEqual(t, counted, limit, "lock taken %d times for %d messages, %d ACKs", counted, counts[a]+counts[b], taken)
+	require.Less(t, counted, counts[a]/2)
+}

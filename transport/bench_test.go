@@ -329,17 +329,28 @@ func BenchmarkCoalescing(b *testing.B) {
 	type ends struct {
 		send, flush, recv func() error
 		writes            func() uint64
+		pkts              func() (sent, recv uint64)
 	}
 	setup := func(b *testing.B, impl string) ends {
 		switch impl {
 		case "quicmsg":
 			cli, srv, ctx := quicmsgChannels(b, impl)
 			w0 := cli.tx.writes.Load()
+			// Received into a reused buffer, as the raw baseline does.
+			buf := make([]byte, 0, len(msg))
 			return ends{
-				send:   func() error { return cli.Send(ctx, msg) },
-				flush:  func() error { return nil }, // the channel's writer sends by itself
-				recv:   func() error { _, err := srv.Receive(ctx); return err },
+				send:  func() error { return cli.Send(ctx, msg) },
+				flush: func() error { return nil }, // the channel's writer sends by itself
+				recv: func() error {
+					m, err := srv.ReceiveBuf(ctx, buf)
+					buf = m
+					return err
+				},
 				writes: func() uint64 { return cli.tx.writes.Load() - w0 },
+				pkts: func() (uint64, uint64) {
+					st := cli.c.qc.ConnectionStats()
+					return st.PacketsSent, st.PacketsReceived
+				},
 			}
 		default:
 			p := newRawPair(b)
@@ -349,6 +360,10 @@ func BenchmarkCoalescing(b *testing.B) {
 				flush:  w.flush,
 				recv:   func() error { _, err := r.read(); return err },
 				writes: func() uint64 { return w.cw.writes },
+				pkts: func() (uint64, uint64) {
+					st := p.cli.ConnectionStats()
+					return st.PacketsSent, st.PacketsReceived
+				},
 			}
 		}
 	}
@@ -398,6 +413,9 @@ func BenchmarkCoalescing(b *testing.B) {
 				b.StopTimer()
 				b.ReportMetric(float64(b.N*burst)/b.Elapsed().Seconds(), "msgs/s")
 				b.ReportMetric(float64(b.N*burst)/float64(e.writes()), "msgs/write")
+				ps, pr := e.pkts()
+				b.ReportMetric(float64(ps)/float64(b.N), "pkts-sent/op")
+				b.ReportMetric(float64(pr)/float64(b.N), "pkts-recv/op")
 			})
 		}
 	})

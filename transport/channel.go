@@ -44,8 +44,9 @@ type Channel struct {
 	recvDone atomic.Bool
 
 	// ackDirty says the channel is in the connection's list of channels
-	// with messages to acknowledge; guarded by Conn.acks.mu.
-	ackDirty bool
+	// with messages to acknowledge; changed under Conn.acks.mu, read
+	// without it by countReceived's fast path.
+	ackDirty atomic.Bool
 
 	// end is the one close of the channel: the first of Shutdown, Close and
 	// Reset runs it; later calls wait for it, and one whose own bound ends

@@ -172,7 +172,7 @@ func (tx *sendSide) trimFree() {
 		return
 	}
 	for r.freeCap > 2*tx.bufSize {
-		r.popFree()
+		putSendBuffer(r.popFree())
 	}
 	if len(r.free) == 0 {
 		r.free = nil
@@ -219,19 +219,24 @@ func (ch *Channel) acked(count uint64) error {
 const idleSendKeep = 4 << 10
 
 // trimIdle lets go of the send buffers larger than idleSendKeep and of the
-// free list once the channel is idle: nothing buffered, nobody writing
-// (inFlight is not held, which the caller checked) and nothing awaiting
-// acknowledgement. tx.mu is held.
+// free list, those of sendPoolSize back to sendBuffers, once the channel is
+// idle: nothing buffered, nobody writing (inFlight is not held, which the
+// caller checked) and nothing awaiting acknowledgement. tx.mu is held.
 func (tx *sendSide) trimIdle() {
 	r := &tx.ret
 	if len(tx.buf) > 0 || r.batches.Len() > 0 || r.writing > 0 {
 		return
 	}
 	if cap(tx.buf) > idleSendKeep {
+		putSendBuffer(tx.buf)
 		tx.buf = nil
 	}
 	if cap(tx.spare) > idleSendKeep {
+		putSendBuffer(tx.spare)
 		tx.spare = nil
+	}
+	for _, b := range r.free {
+		putSendBuffer(b)
 	}
 	r.free, r.freeCap = nil, 0
 }

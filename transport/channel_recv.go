@@ -39,6 +39,10 @@ type recvSide struct {
 
 	mu sync.Mutex // held by Receive for its whole call; guards everything below
 
+	// Messages and their frame bytes counted for acknowledgement but not
+	// yet added to the connection's counts (see countReceived).
+	ackMsgs, ackBytes int
+
 	in  ctxReader     // the stream, read until the Receive call's ctx ends
 	sr  *streamReader // buffers what is read from in
 	dst []byte        // the caller's buffer, during a ReceiveBuf call

@@ -114,9 +114,11 @@ func (tx *sendSide) stateErr() error {
 	return nil
 }
 
-// waitProgress waits, with tx.mu released, until the next write (or the end
-// of the channel's sending) or until ctx ends. It is called with tx.mu held
-// and returns with it held if it returns nil, released otherwise.
+// waitProgress waits, with tx.mu released, until the writer takes the
+// buffer for a write, the next write returns (or the channel's sending
+// ends), or until ctx ends; the caller checks again what it waits for. It
+// is called with tx.mu held and returns with it held if it returns nil,
+// released otherwise.
 func (tx *sendSide) waitProgress(ctx context.Context) error {
 	// The channel is made only when someone waits, so that a write nobody
 	// waits for allocates nothing.
@@ -221,6 +223,7 @@ func (ch *Channel) enqueue(ctx context.Context, f *outFrame, block bool) error {
 // send buffer. tx.mu is held.
 func (ch *Channel) appendFrame(f *outFrame, size int) {
 	tx := &ch.tx
+	tx.grow(wire.MessageLen(size))
 	tx.buf = f.appendTo(tx.buf, size)
 	tx.bufMsgs++
 	tx.sent++
@@ -489,6 +492,11 @@ func (ch *Channel) drain() bool {
 			continue
 		}
 		out, n := tx.take()
+		// The buffer has room again: a Send waiting for it goes on filling
+		// the next batch while this one is written, so that the writer
+		// finds it when the write returns instead of exiting and being
+		// started again.
+		tx.signalProgress()
 		tx.mu.Unlock()
 
 		_, err = ch.s.Write(out)
