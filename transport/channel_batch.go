@@ -68,7 +68,8 @@ func (ch *Channel) appendReady(msgs []Message) int {
 // are appended: a buffer that an idle channel let go starts from nothing,
 // and a batch of 64 small messages cost seven allocations. Headers and
 // subjects are not counted: appending still grows the buffer if they need
-// it. tx.mu is held.
+// it. Like a lone Send, a batch that takes the buffer past idleSendKeep
+// takes a buffer from sendBuffers. tx.mu is held.
 func (ch *Channel) reserve(msgs []Message) {
 	tx := &ch.tx
 	room, need := tx.bufSize-len(tx.buf), 0
@@ -81,5 +82,6 @@ func (ch *Channel) reserve(msgs []Message) {
 			break
 		}
 	}
+	tx.grow(need) // a pooled buffer when the batch takes it past idleSendKeep
 	tx.buf = slices.Grow(tx.buf, need)
 }

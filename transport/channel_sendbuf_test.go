@@ -125,3 +125,18 @@ func TestBurstsAfterIdleArriveIntact(t *testing.T) {
 		})
 	}
 }
+
+// A SendMsgs batch that takes the send buffer past idleSendKeep reserves
+// its room in a buffer from the pool, as a run of Sends does.
+func TestSendMsgsBatchReservesAPooledBuffer(t *testing.T) {
+	ch := newSendOnlyChannel(DefaultSendBufferSize)
+	msgs := make([]Message, 200)
+	for i := range msgs {
+		msgs[i].Data = make([]byte, 64)
+	}
+	ch.tx.mu.Lock()
+	ch.reserve(msgs)
+	c := cap(ch.tx.buf)
+	ch.tx.mu.Unlock()
+	require.Equal(t, sendPoolSize, c, "send buffer capacity reserved for a batch of %d × 64 B", len(msgs))
+}
