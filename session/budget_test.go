@@ -388,3 +388,38 @@ func floodUntilClosed(t *testing.T, raw *rawClient) {
 	<-raw.qc.Context().Done()
 	wg.Wait()
 }
+
+// A message leaves the pending count as its handler returns, not with the
+// batch the worker took it in: a handler that blocks on the third message
+// holds back only that one (the first two are counted handled and their
+// room is free).
+func TestHandledMessagesLeavePendingOneByOne(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, addr := startServer(t, &Config{PendingCap: 1000}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
+		if string(m.Data) != "m3" {
+			return
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}))
+	c := dial(t, addr, nil)
+	ctx := testCtx(t)
+	ch, err := c.OpenChannel(ctx, "work")
+	require.NoError(t, err)
+	// Sent in one go, so that the worker takes them in one batch.
+	_, err = ch.SendMsgs(ctx, []transport.Message{{Data: []byte("m1")}, {Data: []byte("m2")}, {Data: []byte("m3")}})
+	require.NoError(t, err)
+	var st SessionStats
+	require.Eventually(t, func() bool {
+		ss := srv.Sessions()
+		if len(ss) != 1 {
+			return false
+		}
+		st = ss[0].Stats()
+		return st.MessagesReceived == 3 && st.MessagesHandled == 2
+	}, 20*time.Second, 5*time.Millisecond, "stats: %+v", &st)
+	require.Equal(t, 1, st.Pending, "only the message whose handler blocks is pending")
+}

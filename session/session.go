@@ -718,13 +718,16 @@ func (s *Session) work() {
 		if len(batch) == 0 {
 			return
 		}
-		var n int64
 		for i := range batch {
 			s.srv.handler.HandleMessage(s.srv.baseCtx, s, batch[i])
-			n += int64(batch[i].size())
+			n := int64(batch[i].size())
 			batch[i] = Message{} // the handler is done with it
+			// Each message leaves pending as its handler returns, not
+			// with its batch: a handler that blocks on the next one
+			// must not hold back the room, the RESUME and the counts
+			// of those already handled.
+			s.done(1, n)
 		}
-		s.done(len(batch), n)
 	}
 }
 
@@ -744,8 +747,8 @@ var workBatches = sync.Pool{New: func() any { return new([workBatch]Message) }}
 
 // take appends to batch the next pending messages, oldest first: up to
 // workBatch, and at most an eighth of the pending cap (at least one), so
-// that one lock serves several messages while readers still get room back
-// soon. With nothing pending it marks the worker stopped and returns batch
+// that one lock takes several messages; each still counts as pending
+// until its handler returns (done). With nothing pending it marks the worker stopped and returns batch
 // empty: the worker must exit.
 func (s *Session) take(batch []Message) []Message {
 	s.mu.Lock()
