@@ -200,7 +200,19 @@ func (s *Session) movedOff(cs *carried, tc *transport.Channel, err error) bool {
 		return false
 	}
 	var ce *transport.ChannelError
-	if !errors.As(err, &ce) && !errors.Is(err, transport.ErrClosed) {
+	switch {
+	case errors.As(err, &ce) && ce.Remote:
+		// The client reset or stopped reading the channel.
+	case errors.Is(err, transport.ErrClosed):
+		// Closed on this side: by the session's reader once the client
+		// had stopped reading, which marks it gone first (peerStopped),
+		// or by the handler, which is not the client leaving.
+		s.mu.Lock()
+		gone := cs.gone == tc
+		s.mu.Unlock()
+		return gone
+	default:
+		// The channel ended here (Reset by the server) or otherwise.
 		return false
 	}
 	s.mu.Lock()
@@ -209,6 +221,22 @@ func (s *Session) movedOff(cs *carried, tc *transport.Channel, err error) bool {
 	}
 	s.mu.Unlock()
 	return true
+}
+
+// peerStopped marks ch, the live channel of cs, gone when the client
+// stopped reading it on a connection the server told to go away, before
+// the session's reader closes it: a Send that then meets the closed
+// channel keeps its message for the next connection (movedOff). cs may be
+// nil.
+func (s *Session) peerStopped(cs *carried, ch *transport.Channel) {
+	if cs == nil || !ch.Conn().GoAwaySent() {
+		return
+	}
+	s.mu.Lock()
+	if cs.tc == ch {
+		cs.gone = ch
+	}
+	s.mu.Unlock()
 }
 
 // closedChan is a closed channel: a wait that is already over.

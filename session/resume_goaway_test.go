@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -102,5 +103,39 @@ func awaitClosed(ctx context.Context, t *testing.T, c <-chan struct{}, what stri
 	case <-c:
 	case <-ctx.Done():
 		t.Fatalf("waiting for %s: %v", what, ctx.Err())
+	}
+}
+
+// Only the client leaving keeps a Send for the resume: after GOAWAY, a
+// channel the server itself reset (or closed) still fails the Sends that
+// meet it, with the channel's error, instead of keeping them for a
+// connection that may never reopen the channel.
+func TestSendOnAChannelTheServerEndedAfterGoAwayFails(t *testing.T) {
+	for name, end := range map[string]func(*transport.Channel){
+		"Reset": func(tc *transport.Channel) { tc.Reset(transport.CodeInvalidSubject) },
+		"Close": func(tc *transport.Channel) { _ = tc.Close() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv, addr := startServer(t, &Config{}, HandlerFunc(func(context.Context, *Session, Message) {}))
+			ctx := testCtx(t)
+			rc := dialResumable(t, addr, nil)
+			ch, err := rc.conn.OpenChannel(ctx, "news")
+			require.NoError(t, err)
+			require.NoError(t, ch.Send(ctx, []byte("hello")))
+			var sess *Session
+			var tc *transport.Channel
+			require.Eventually(t, func() bool {
+				if ss := srv.Sessions(); len(ss) == 1 {
+					sess = ss[0]
+					tc, _ = sess.Channel("news")
+				}
+				return tc != nil
+			}, 20*time.Second, 5*time.Millisecond)
+			require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
+			awaitClosed(ctx, t, rc.conn.GoAwayReceived(), "GOAWAY")
+			end(tc)
+			_ = tc.Flush(ctx)
+			require.Error(t, sess.Send(ctx, "news", []byte("late")), "a channel the server ended is not the client leaving")
+		})
 	}
 }

@@ -436,6 +436,7 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 				// channel) or the connection ends.
 				select {
 				case <-ch.Done():
+					s.peerStopped(cs, ch)
 				case <-ctx.Done():
 				}
 			}
