@@ -332,3 +332,26 @@ func TestReceiveCountsAcksInBatches(t *testing.T) {
 	require.LessOrEqual(t, counted, limit, "lock taken %d times for %d messages, %d ACKs", counted, counts[a]+counts[b], taken)
 	require.Less(t, counted, counts[a]/2)
 }
+
+// An ACK that the control reader parses after the connection ended (it may
+// have read it ahead) is not counted: Unacked was settled when the
+// connection ended, and the messages it returns refer to the retained
+// buffers, which an ACK would free into the shared send buffer pool for
+// another channel to overwrite.
+func TestAckAfterTheConnectionEndedIsIgnored(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	cli, _ := openPair(t, client, server)
+	const n = 100
+	for i := range n {
+		require.NoError(t, cli.Send(ctx, seqMsg(i)))
+	}
+	require.NoError(t, cli.Flush(ctx))
+	require.NoError(t, cli.Close()) // closed before its connection ended: not failed
+	require.NoError(t, server.CloseWithError(CodeGoingAway, "killed"))
+	waitEnd(t, client)
+	before := len(cli.Unacked())
+	require.NotZero(t, before, "the server never read: nothing was acknowledged")
+	require.NoError(t, cli.acked(uint64(before)))
+	require.Len(t, cli.Unacked(), before, "a late ACK does not change what was settled")
+}

@@ -194,12 +194,15 @@ func (tx *sendSide) retaining() bool { return tx.acksOn.Load() }
 
 // acked takes the peer's cumulative count for this channel, frees what it
 // covers and wakes senders waiting for the window. After the channel
-// failed, the count is ignored: Unacked was settled then.
+// failed, or once the connection has ended (the control reader may still
+// parse ACKs it had read ahead), the count is ignored: Unacked is settled
+// then, and the messages it returns refer to the retained buffers, which
+// must not go back to the shared pool.
 func (ch *Channel) acked(count uint64) error {
 	tx := &ch.tx
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if tx.err != nil {
+	if tx.err != nil || ch.c.ctx.Err() != nil {
 		return nil
 	}
 	moved, err := tx.ret.ack(count, tx.recycleFn)
