@@ -330,7 +330,6 @@ func TestReceiveCountsAcksInBatches(t *testing.T) {
 	// message after every ACK taken.
 	limit := (counts[a]+counts[b])/ackBatchMessages + 2 + 2*taken
 	require.LessOrEqual(t, counted, limit, "lock taken %d times for %d messages, %d ACKs", counted, counts[a]+counts[b], taken)
-	require.Less(t, counted, counts[a]/2)
 }
 
 // An ACK that the control reader parses after the connection ended (it may

@@ -35,7 +35,11 @@ func TestServeChannelsHandsOutEveryChannel(t *testing.T) {
 		require.NoError(t, ch.Send(ctx, []byte("hi")))
 	}
 	for range 3 {
-		<-arrived
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			t.Fatal("a channel was not handed out")
+		}
 	}
 	mu.Lock()
 	require.Len(t, got, 3)
@@ -83,7 +87,12 @@ func TestServeChannelsRefusesBadHeader(t *testing.T) {
 	ch, err := client.OpenChannel(ctx, "good")
 	require.NoError(t, err)
 	require.NoError(t, ch.Send(ctx, []byte("x")))
-	require.Equal(t, "good", <-arrived)
+	select {
+	case name := <-arrived:
+		require.Equal(t, "good", name)
+	case <-ctx.Done():
+		t.Fatal("the good channel was not handed out")
+	}
 	require.Eventually(t, func() bool { return server.Stats().RejectedChannels == 1 }, 10*time.Second, time.Millisecond)
 	require.NoError(t, server.CloseWithError(CodeNoError, ""))
 	<-served
