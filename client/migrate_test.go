@@ -183,6 +183,12 @@ func TestReconnectAfterMigrateDialsAsDial(t *testing.T) {
 	require.NoError(t, m.client.Migrate(ctx, "127.0.0.1:0"))
 	moved := first.LocalAddr().String()
 
+	// Dial returns once the handshake and HELLO are done, which can be
+	// before the server's Serve has made the connection a session.
+	require.Eventually(t, func() bool {
+		_, ok := m.srv.Session(first.SessionID())
+		return ok
+	}, 10*time.Second, 5*time.Millisecond)
 	require.NoError(t, m.srv.Disconnect(first.SessionID(), transport.CodeDisconnected, "test"))
 	require.Eventually(t, func() bool {
 		c := m.client.Conn()
