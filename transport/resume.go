@@ -209,8 +209,9 @@ func (c *Conn) Resumed() bool {
 // ResumeToken returns the token to resume this connection's session with:
 // the one the server issued in its HELLO on this connection (on a server's
 // connection, the one it issued). It returns false if none was issued
-// (acknowledgements off on either side, or a server that predates
-// resumption) or before [Conn.Ready] is closed. The token is a copy.
+// (acknowledgements off on either side, a server that resumes no sessions
+// (no Config.OnResume), or one that predates resumption) or before
+// [Conn.Ready] is closed. The token is a copy.
 func (c *Conn) ResumeToken() (ResumeToken, bool) {
 	select {
 	case <-c.ready:
