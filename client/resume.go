@@ -47,12 +47,11 @@ func (e *ResumeFailedError) Unwrap() error { return e.Err }
 
 // keepToken records, once conn has ended, the token that resumes its
 // session, and reports whether the session can be resumed: resumption is
-// not disabled, the server acknowledged messages and issued a token, and
-// this side did not end the session itself.
+// not disabled, and the server acknowledged messages and issued a token.
 // The caller holds handoff.
 func (c *Client) keepToken(conn *transport.Conn) bool {
 	c.token = nil
-	if c.cfg.DisableResume || !conn.AcksEnabled() || closedByUs(conn) {
+	if c.cfg.DisableResume || !conn.AcksEnabled() {
 		return false
 	}
 	tok, ok := conn.ResumeToken()
@@ -61,20 +60,6 @@ func (c *Client) keepToken(conn *transport.Conn) bool {
 	}
 	c.token = &tok
 	return true
-}
-
-// closedByUs reports whether conn, which has ended, was closed by this side
-// with NO_ERROR without the server having sent GOAWAY: a server ends the
-// session then (as session.Server does), so a resume would only cost a
-// full handshake and a refusal before the new session, instead of a new
-// session at once, with 0-RTT when there is a ticket.
-func closedByUs(conn *transport.Conn) bool {
-	var ce *transport.ConnError
-	if !errors.As(context.Cause(conn.Context()), &ce) || ce.Remote || ce.Code != transport.CodeNoError {
-		return false
-	}
-	_, goAway := conn.PeerGoAway()
-	return !goAway
 }
 
 // keepCount records the received count of ch, closed while the client is

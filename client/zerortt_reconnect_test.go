@@ -22,9 +22,7 @@ type earlyProbe struct {
 	early chan bool
 }
 
-// startEarlyProbe starts the probe; resuming makes its server one whose
-// sessions can be resumed (session.Server.Listen).
-func startEarlyProbe(t *testing.T, resuming bool) *earlyProbe {
+func startEarlyProbe(t *testing.T) *earlyProbe {
 	t.Helper()
 	p := &earlyProbe{early: make(chan bool, 16)}
 	h := session.HandlerFunc(func(ctx context.Context, s *session.Session, m session.Message) {
@@ -36,13 +34,7 @@ func startEarlyProbe(t *testing.T, resuming bool) *earlyProbe {
 		}
 		_ = s.Send(ctx, m.Channel, m.Data)
 	})
-	cfg := &session.Config{Transport: transport.Config{Allow0RTT: true}}
-	var addr string
-	if resuming {
-		addr = startResumingServer(t, "127.0.0.1:0", cfg, h).addr
-	} else {
-		_, addr = startTestServer(t, cfg, h)
-	}
+	_, addr := startTestServer(t, &session.Config{Transport: transport.Config{Allow0RTT: true}}, h)
 	proxy, err := udpproxy.New(addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
@@ -81,7 +73,7 @@ func (p *earlyProbe) reconnectAndEcho(ctx context.Context, t *testing.T, c *Clie
 // no resume token, so the client does not first make a full handshake
 // for a resume the server would refuse.
 func TestReconnectToServerWithoutResumeSendsEarlyData(t *testing.T) {
-	p := startEarlyProbe(t, false)
+	p := startEarlyProbe(t)
 	ctx := testCtx(t)
 	var log eventLog
 	cfg := &Config{OnEvent: log.add, Backoff: Backoff{Delay: func(int) time.Duration { return 0 }}}
@@ -93,25 +85,4 @@ func TestReconnectToServerWithoutResumeSendsEarlyData(t *testing.T) {
 	log.waitEvent(t, func(e Event) bool { return e.Type == EventReconnected && e.Used0RTT && !e.Resumed })
 	require.False(t, log.has(func(e Event) bool { return e.Type == EventResumeFailed }), "no resume attempted")
 	require.Equal(t, uint64(1), c.Stats().ZeroRTT)
-}
-
-// A session server ends a session whose client closed the connection with
-// NO_ERROR without a GOAWAY. After such a close of its own, the client
-// begins a new session at once, with its replay-safe message in the first
-// flight, instead of first asking, with a full handshake, for a resume
-// that the server refuses.
-func TestReconnectAfterOwnCloseSendsEarlyData(t *testing.T) {
-	p := startEarlyProbe(t, true)
-	ctx := testCtx(t)
-	var log eventLog
-	cfg := &Config{OnEvent: log.add, Backoff: Backoff{Delay: func(int) time.Duration { return 0 }}}
-	c, ch := ticketedClient(ctx, t, p.addr, cfg)
-	_, ok := c.Conn().ResumeToken()
-	require.True(t, ok, "the server resumes sessions")
-
-	next, early := p.reconnectAndEcho(ctx, t, c, ch)
-	require.True(t, next.Used0RTT())
-	require.True(t, early, "the server read the message as 0-RTT data")
-	log.waitEvent(t, func(e Event) bool { return e.Type == EventReconnected && e.Used0RTT && !e.Resumed })
-	require.False(t, log.has(func(e Event) bool { return e.Type == EventResumeFailed }), "no resume attempted")
 }
