@@ -38,7 +38,7 @@ import (
 func BenchmarkReconnectFirstEcho(b *testing.B) {
 	_, addr := startEchoServer(b, &session.Config{Transport: transport.Config{Allow0RTT: true}})
 	proxy := delayingProxy(b, addr)
-	resuming := delayingProxy(b, startResumingEchoServer(b))
+	resuming := delayingProxy(b, startResumingServer(b, "127.0.0.1:0", &session.Config{Transport: transport.Config{Allow0RTT: true}}, echoHandler).addr)
 	_, clientTLS := testTLS(b)
 
 	run := func(b *testing.B, proxy *udpproxy.Proxy, resume, disable0RTT bool) {
@@ -112,24 +112,6 @@ func delayingProxy(b *testing.B, addr string) *udpproxy.Proxy {
 	b.Cleanup(func() { _ = proxy.Close() })
 	proxy.SetDelay(udpproxy.Both, 25*time.Millisecond)
 	return proxy
-}
-
-// startResumingEchoServer runs an echo server on a listener made by
-// session.Server.Listen, which resumes sessions, and returns its address.
-func startResumingEchoServer(b *testing.B) string {
-	b.Helper()
-	srv, err := session.NewServer(&session.Config{Transport: transport.Config{Allow0RTT: true}}, echoHandler)
-	require.NoError(b, err)
-	serverTLS, _ := testTLS(b)
-	ln, err := srv.Listen("127.0.0.1:0", serverTLS)
-	require.NoError(b, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	b.Cleanup(func() {
-		require.NoError(b, srv.Close())
-		require.ErrorIs(b, <-served, session.ErrServerClosed)
-	})
-	return ln.Addr().String()
 }
 
 // withholdingCache is a session cache that hides its tickets while
