@@ -27,7 +27,7 @@ type resumingServer struct {
 	once   sync.Once
 }
 
-func startResumingServer(t *testing.T, addr string, cfg *session.Config, h session.Handler) *resumingServer {
+func startResumingServer(t testing.TB, addr string, cfg *session.Config, h session.Handler) *resumingServer {
 	t.Helper()
 	srv, err := session.NewServer(cfg, h)
 	require.NoError(t, err)
@@ -44,7 +44,7 @@ func startResumingServer(t *testing.T, addr string, cfg *session.Config, h sessi
 // whose server-side connection has not noticed it is gone, cannot leave
 // within the close timeout: Close then says so, which is not what these
 // tests check.
-func (s *resumingServer) close(t *testing.T) {
+func (s *resumingServer) close(t testing.TB) {
 	s.once.Do(func() {
 		if err := s.Close(); err != nil {
 			require.ErrorIs(t, err, context.DeadlineExceeded)

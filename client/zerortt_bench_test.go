@@ -25,19 +25,23 @@ import (
 //   - full: the ticket is withheld; a full handshake comes first (two
 //     round trips);
 //   - full-disable0rtt: Config.Disable0RTT; the reconnect also waits for the
-//     server's HELLO before sending (three round trips).
+//     server's HELLO before sending (three round trips);
+//   - session-resume: against a server that resumes sessions
+//     (session.Server.Listen), the connection dropped as by a failure: the
+//     reconnect resumes the session, which is never decided on 0-RTT
+//     data: a full handshake, the HELLO exchange with the resume state,
+//     then the message (three round trips).
 //
-// Run it with a fixed count, for example -benchtime 20x; it reports the
-// median in ms.
+// The first three run against a server that resumes no sessions, so that
+// every reconnect begins a new session. Run it with a fixed count, for
+// example -benchtime 20x; it reports the median in ms.
 func BenchmarkReconnectFirstEcho(b *testing.B) {
 	_, addr := startEchoServer(b, &session.Config{Transport: transport.Config{Allow0RTT: true}})
-	proxy, err := udpproxy.New(addr)
-	require.NoError(b, err)
-	defer proxy.Close()
-	proxy.SetDelay(udpproxy.Both, 25*time.Millisecond)
+	proxy := delayingProxy(b, addr)
+	resuming := delayingProxy(b, startResumingServer(b, "127.0.0.1:0", &session.Config{Transport: transport.Config{Allow0RTT: true}}, echoHandler).addr)
 	_, clientTLS := testTLS(b)
 
-	run := func(b *testing.B, resume, disable0RTT bool) {
+	run := func(b *testing.B, proxy *udpproxy.Proxy, resume, disable0RTT bool) {
 		cache := &withholdingCache{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
 		tc := clientTLS.Clone()
 		tc.ClientSessionCache = cache
@@ -57,13 +61,19 @@ func BenchmarkReconnectFirstEcho(b *testing.B) {
 		require.NoError(b, err)
 		cache.withhold.Store(!resume)
 
+		// A server ends the session of a client that closed with
+		// NO_ERROR; one that failed may resume it.
+		dropCode := transport.CodeNoError
+		if proxy == resuming {
+			dropCode = transport.CodeInternalError
+		}
 		var samples []time.Duration
 		for b.Loop() {
 			conn := c.Conn()
 			<-conn.HandshakeComplete()
 			puts := cache.puts.Load()
 			start := time.Now()
-			require.NoError(b, conn.CloseWithError(transport.CodeNoError, "benchmark: reconnect"))
+			require.NoError(b, conn.CloseWithError(dropCode, "benchmark: reconnect"))
 			require.NoError(b, ch.SendReplaySafe(ctx, []byte("ping")))
 			msg, err := ch.Receive(ctx)
 			require.NoError(b, err)
@@ -74,7 +84,11 @@ func BenchmarkReconnectFirstEcho(b *testing.B) {
 			require.NotNil(b, next)
 			require.NotSame(b, conn, next)
 			<-next.HandshakeComplete()
-			require.Equal(b, resume && !disable0RTT, next.Used0RTT())
+			if proxy == resuming {
+				require.True(b, next.Resumed(), "the session resumed")
+			} else {
+				require.Equal(b, resume && !disable0RTT, next.Used0RTT())
+			}
 			// A ticket carries 0-RTT once: the next reconnect needs the
 			// ticket this connection brings.
 			require.Eventually(b, func() bool { return cache.puts.Load() > puts }, time.Minute, time.Millisecond)
@@ -83,9 +97,21 @@ func BenchmarkReconnectFirstEcho(b *testing.B) {
 		b.ReportMetric(float64(samples[len(samples)/2].Microseconds())/1000, "ms-p50")
 		b.ReportMetric(0, "ns/op")
 	}
-	b.Run("0rtt", func(b *testing.B) { run(b, true, false) })
-	b.Run("full", func(b *testing.B) { run(b, false, false) })
-	b.Run("full-disable0rtt", func(b *testing.B) { run(b, true, true) })
+	b.Run("0rtt", func(b *testing.B) { run(b, proxy, true, false) })
+	b.Run("full", func(b *testing.B) { run(b, proxy, false, false) })
+	b.Run("full-disable0rtt", func(b *testing.B) { run(b, proxy, true, true) })
+	b.Run("session-resume", func(b *testing.B) { run(b, resuming, true, false) })
+}
+
+// delayingProxy relays to addr, delaying every datagram by 25 ms each way,
+// until the benchmark ends.
+func delayingProxy(b *testing.B, addr string) *udpproxy.Proxy {
+	b.Helper()
+	proxy, err := udpproxy.New(addr)
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = proxy.Close() })
+	proxy.SetDelay(udpproxy.Both, 25*time.Millisecond)
+	return proxy
 }
 
 // withholdingCache is a session cache that hides its tickets while

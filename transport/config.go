@@ -229,7 +229,8 @@ type Config struct {
 	// ErrResumeExpired, with its text as the detail. It is called on the
 	// listener's goroutines, once the TLS handshake has completed and the
 	// token's MAC was verified, and must not block. Nil OnResume refuses
-	// every resume with ErrResumeExpired.
+	// every resume with ErrResumeExpired, and the listener issues no resume
+	// tokens, so that clients begin new sessions (with 0-RTT) at once.
 	OnResume func(ResumeRequest) error
 	// Resume, on Dial, DialEarly and DialTransport, asks the server to
 	// resume the session of the token instead of starting one. Dial then

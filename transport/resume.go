@@ -209,8 +209,9 @@ func (c *Conn) Resumed() bool {
 // ResumeToken returns the token to resume this connection's session with:
 // the one the server issued in its HELLO on this connection (on a server's
 // connection, the one it issued). It returns false if none was issued
-// (acknowledgements off on either side, or a server that predates
-// resumption) or before [Conn.Ready] is closed. The token is a copy.
+// (acknowledgements off on either side, a server that resumes no sessions
+// (no Config.OnResume), or one that predates resumption) or before
+// [Conn.Ready] is closed. The token is a copy.
 func (c *Conn) ResumeToken() (ResumeToken, bool) {
 	select {
 	case <-c.ready:
@@ -349,13 +350,16 @@ func rejectServerHello(qc *quic.Conn, err error) error {
 // a new one, or the one its resume token names if Config.OnResume agrees.
 // A refusal is a *ResumeError; other errors are protocol errors, or the
 // cause of ctx or of the connection's end. A token is issued when both
-// sides offered acknowledgements.
+// sides offered acknowledgements and this server resumes sessions
+// (Config.OnResume): a token it would refuse in any case would only make
+// the client's next reconnect a full handshake and a refused resume
+// before the new session, two round trips lost and no 0-RTT.
 func serverSession(ctx context.Context, qc *quic.Conn, cfg *Config, h *wire.Hello) (SessionID, resumeInfo, error) {
 	var id SessionID
 	if len(h.ResumeToken) == 0 {
 		_, _ = rand.Read(id[:])
 		var res resumeInfo
-		if h.Acks && !cfg.DisableAcks {
+		if h.Acks && !cfg.DisableAcks && cfg.OnResume != nil {
 			res.token = cfg.ResumeKey.token(id, 0)
 		}
 		return id, res, nil

@@ -243,9 +243,27 @@ func TestResumeRefusedByOnResumeReachesTheClient(t *testing.T) {
 	}
 }
 
-func TestResumeWithoutOnResumeIsExpired(t *testing.T) {
+// A server that resumes no sessions issues no resume token: the client's
+// next connection then begins a new session at once (with 0-RTT if it can)
+// instead of first making a full handshake for a resume that is refused.
+func TestServerWithoutOnResumeIssuesNoToken(t *testing.T) {
 	ln := resumeListener(t, nil, nil)
-	tok := newSession(t, ln, nil)
+	c := dialTest(t, ln, nil)
+	s, err := ln.Accept(testCtx(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.CloseWithError(CodeNoError, "") })
+	require.True(t, c.AcksEnabled())
+	_, ok := c.ResumeToken()
+	require.False(t, ok, "no token from a server without Config.OnResume")
+}
+
+// A token from a server that resumed sessions, presented after it came
+// back with the same key but without resumption.
+func TestResumeWithoutOnResumeIsExpired(t *testing.T) {
+	key := &ResumeKey{4, 5, 6}
+	book := newSessionBook()
+	tok := newSession(t, resumeListener(t, book, key), book)
+	ln := resumeListener(t, nil, key)
 	_, err := dialResume(t, ln, tok)
 	re := requireRefused(t, err, tok.ID, ErrResumeExpired, CodeResumeExpired)
 	require.Equal(t, "this server keeps no sessions to resume", re.Detail)
