@@ -142,7 +142,10 @@ func TestAcksOffWithDisableAcksOnEitherSide(t *testing.T) {
 				_, err := srv.Receive(ctx)
 				require.NoError(t, err)
 			}
-			require.Zero(t, retainedBytes(cli))
+			// The peer can have the last batch before the writer, back
+			// from quic-go's Write, has let go of it.
+			require.Eventually(t, func() bool { return retainedBytes(cli) == 0 }, 10*time.Second, time.Millisecond,
+				"nothing is retained without acknowledgements")
 			require.NoError(t, server.CloseWithError(CodeGoingAway, "killed"))
 			waitEnd(t, client)
 			require.Zero(t, cli.Acked())
