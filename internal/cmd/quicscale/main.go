@@ -126,8 +126,8 @@ func (o *options) check() error {
 	if min(o.n, o.count, o.rounds, o.concurrency, o.perSocket) < 1 {
 		return errors.New("-n, -count, -rounds, -concurrency and -per-socket must be at least 1")
 	}
-	if o.retries < 0 || o.slow <= 0 || o.progress < 0 || o.idleTimeout < 0 {
-		return errors.New("-retries and -progress must not be negative, -slow must be positive, -idle-timeout must not be negative")
+	if err := o.checkPacing(); err != nil {
+		return err
 	}
 	switch {
 	case o.mode == modeServeRaw && (o.certFile == "" || o.keyFile == ""):
@@ -136,6 +136,15 @@ func (o *options) check() error {
 		return errors.New("handshake mode needs -raw-addr (a quicscale -mode serve-raw)")
 	case o.mode != modeServeRaw && o.caFile == "":
 		return errors.New("-ca is needed to verify the server")
+	}
+	return nil
+}
+
+// checkPacing checks the flags of hold mode's pacing and of the client
+// connections.
+func (o *options) checkPacing() error {
+	if o.retries < 0 || o.slow <= 0 || o.progress < 0 || o.idleTimeout < 0 {
+		return errors.New("-retries, -progress and -idle-timeout must not be negative, -slow must be positive")
 	}
 	return nil
 }
