@@ -154,16 +154,20 @@ var retryNames = [retryReasons]string{
 
 // retryable tells whether a failed set-up may be tried again, and why: it
 // timed out (the server, or this process, did not keep up), the server
-// closed the connection before the client's handshake completed (QUIC
-// then carries the application's close as a bare APPLICATION_ERROR; a
-// quicsrv does that when the HELLO did not arrive within its handshake
-// timeout), or the server refused it with CONNECTION_REFUSED. A refusal
-// with a reason, such as the server's session limit, is not retried.
+// closed the connection during the dial for want of a HELLO in time
+// (quicsrv's listener closes it with CodeProtocolError when the HELLO
+// has not arrived within its handshake timeout; before the client's own
+// handshake completes, QUIC carries that close as a bare
+// APPLICATION_ERROR), or the server refused it with CONNECTION_REFUSED.
+// Any other refusal, such as the server's session limit, is not retried.
 func retryable(err error) (int, bool) {
 	var te *quic.TransportError
 	var ne net.Error
+	var de *transport.DialError
+	var ce *transport.ConnError
 	switch {
-	case errors.As(err, &te) && te.Remote && te.ErrorCode == quic.ApplicationErrorErrorCode:
+	case errors.As(err, &te) && te.Remote && te.ErrorCode == quic.ApplicationErrorErrorCode,
+		errors.As(err, &de) && errors.As(err, &ce) && ce.Remote && ce.Code == transport.CodeProtocolError:
 		return retryClosed, true
 	case errors.As(err, &te) && te.Remote && te.ErrorCode == quic.ConnectionRefused:
 		return retryRefused, true

@@ -92,6 +92,10 @@ func TestPacerAcquireEndsWithItsContext(t *testing.T) {
 func TestRetryableTellsCongestionFromRefusals(t *testing.T) {
 	closed := &quic.TransportError{Remote: true, ErrorCode: quic.ApplicationErrorErrorCode}
 	refused := &quic.TransportError{Remote: true, ErrorCode: quic.ConnectionRefused}
+	// What a client whose handshake completed sees when quicsrv's listener
+	// closes it for a HELLO that came too late.
+	helloTimeout := &transport.DialError{Err: &transport.ConnError{Remote: true, Code: transport.CodeProtocolError,
+		Reason: "no HELLO within the handshake timeout of 5s"}}
 	noAnswer := &transport.DialError{Addr: "127.0.0.1:1", Kind: transport.ErrNoAnswer, Err: errors.New("timeout")}
 	for _, c := range []struct {
 		err    error
@@ -99,6 +103,9 @@ func TestRetryableTellsCongestionFromRefusals(t *testing.T) {
 		ok     bool
 	}{
 		{fmt.Errorf("session 3: %w", closed), retryClosed, true},
+		{fmt.Errorf("session 3: %w", helloTimeout), retryClosed, true},
+		{fmt.Errorf("session 3: %w", &transport.DialError{Err: &transport.ConnError{Remote: true, Code: transport.CodeTooManySessions}}), 0, false},
+		{&transport.ConnError{Remote: true, Code: transport.CodeProtocolError}, 0, false},
 		{fmt.Errorf("session 3: %w", refused), retryRefused, true},
 		{fmt.Errorf("session 3: %w", noAnswer), retryTimeout, true},
 		{fmt.Errorf("session 3: echo: receive: %w", context.DeadlineExceeded), retryTimeout, true},
