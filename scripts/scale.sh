@@ -27,7 +27,8 @@
 # and that it sends (counters of an nftables table made for the run and
 # deleted after it), the kernel's receive-buffer drops per second
 # (/proc/net/snmp, the whole machine), the server socket's receive queue
-# and drop count (ss -uamn) and the server's goroutines.
+# and drop count (ss -uamn), the server's goroutines (? when its metrics did
+# not answer within 1 s) and the machine's load average.
 set -euo pipefail
 
 mode=${1:-hold}
@@ -140,15 +141,15 @@ sample() {
 	done
 	cli=${cli%% *}
 	countports
-	echo "# time srv_cpu% cli_cpu% srv_in/s srv_out/s rcvbuf_drops/s srv_recvq_bytes srv_sock_drops srv_goroutines" >"$SAMPLE/samples.txt"
+	echo "# time srv_cpu% cli_cpu% srv_in/s srv_out/s rcvbuf_drops/s srv_recvq_bytes srv_sock_drops srv_goroutines loadavg" >"$SAMPLE/samples.txt"
 	t0=$(date +%s%2N) s0=$(cputicks "$srv") c0=$(cputicks "$cli") in0=$(nftcount in) out0=$(nftcount out) err0=$(udpdrops)
 	while kill -0 "$cli" 2>/dev/null; do
 		sleep 2
 		t1=$(date +%s%2N) s1=$(cputicks "$srv") c1=$(cputicks "$cli") in1=$(nftcount in) out1=$(nftcount out) err1=$(udpdrops)
 		cs=$((t1 - t0)) # centiseconds, the unit of the CPU ticks
-		q=$(timeout 2 ss -uamnH "sport = :$port" | awk '{getline m; match(m, /r[0-9]+/); r=substr(m, RSTART+1, RLENGTH-1); match(m, /d[0-9]+\)/); print r, substr(m, RSTART+1, RLENGTH-2); exit}')
-		g=$(curl -s --max-time 1 "$metrics" | awk '$1 == "go_goroutines" {print $2}')
-		echo "$(date +%T) $(((s1 - s0) * 100 / cs)) $(((c1 - c0) * 100 / cs)) $(((in1 - in0) * 100 / cs)) $(((out1 - out0) * 100 / cs)) $(((err1 - err0) * 100 / cs)) ${q:-? ?} ${g:-?}" >>"$SAMPLE/samples.txt"
+		q=$(timeout 2 ss -uamnH "sport = :$port" | awk '{getline m; match(m, /r[0-9]+/); r=substr(m, RSTART+1, RLENGTH-1); match(m, /d[0-9]+\)/); print r, substr(m, RSTART+1, RLENGTH-2); exit}' || true)
+		g=$(curl -s --max-time 1 "$metrics" | awk '$1 == "go_goroutines" {print $2}' || true)
+		echo "$(date +%T) $(((s1 - s0) * 100 / cs)) $(((c1 - c0) * 100 / cs)) $(((in1 - in0) * 100 / cs)) $(((out1 - out0) * 100 / cs)) $(((err1 - err0) * 100 / cs)) ${q:-? ?} ${g:-?} $(cut -d' ' -f1 /proc/loadavg)" >>"$SAMPLE/samples.txt"
 		t0=$t1 s0=$s1 c0=$c1 in0=$in1 out0=$out1 err0=$err1
 	done
 }
