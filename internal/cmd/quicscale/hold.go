@@ -24,6 +24,10 @@ const echoSize = 64
 // last echoes) is gone.
 const settle = 2 * time.Second
 
+// afterFailure bounds the readings and the echo check made after a failed
+// set-up, which may have ended with the run's -deadline.
+const afterFailure = time.Minute
+
 // session is one held session and its channel.
 type session struct {
 	conn *transport.Conn
@@ -142,12 +146,16 @@ func echo(ctx context.Context, ch *transport.Channel, i int) error {
 }
 
 // check has every set-up session exchange one more echo and returns how
-// many answered and the first failure.
-func (h *holder) check(ctx context.Context, n int) (int, error) {
+// many answered and the first failure. Sessions whose set-up failed are
+// skipped.
+func (h *holder) check(ctx context.Context) (int, error) {
 	var answered atomic.Int64
 	var once sync.Once
 	var first error
-	_, err := parallel(ctx, n, h.o.concurrency, func(ctx context.Context, i int) error {
+	_, err := parallel(ctx, len(h.sessions), h.o.concurrency, func(ctx context.Context, i int) error {
+		if h.sessions[i].ch == nil {
+			return nil
+		}
 		ctx, cancel := context.WithTimeout(ctx, h.o.opTimeout)
 		defer cancel()
 		if err := echo(ctx, h.sessions[i].ch, i); err != nil {
@@ -218,6 +226,11 @@ func holdSessions(ctx context.Context, o *options, stdout io.Writer) error {
 	if err != nil {
 		fmt.Fprintf(stdout, "set-up failed after %d of %d sessions in %.1f s; the figures of the %d set up:\n", r.setUp, o.n, r.setUpTime.Seconds(), r.setUp)
 		r.n = r.setUp
+		// The figures of what was set up, and whether it still answers,
+		// are read even when the run's -deadline ended the set-up.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), afterFailure)
+		defer cancel()
 	}
 	var rerr error
 	if r.server1, rerr = h.settleAndRead(ctx); rerr != nil {
@@ -227,7 +240,9 @@ func holdSessions(ctx context.Context, o *options, stdout io.Writer) error {
 	r.report(stdout, o)
 	h.reportSetUp(stdout)
 	if err != nil {
-		return err
+		answered, cerr := h.check(ctx)
+		fmt.Fprintf(stdout, "echo once the set-up stopped: %d of %d sessions answered\n", answered, r.n)
+		return errors.Join(err, cerr)
 	}
 	return h.holdAndCheck(ctx, r, stdout)
 }
@@ -312,7 +327,7 @@ func (h *holder) holdAndCheck(ctx context.Context, r *holdResult, stdout io.Writ
 		return err
 	}
 	fmt.Fprintf(stdout, "server after a %s hold: RSS %s, goroutines %d\n", h.o.hold, mib(r.serverHeld.rss), r.serverHeld.goroutines)
-	answered, err := h.check(ctx, r.n)
+	answered, err := h.check(ctx)
 	fmt.Fprintf(stdout, "echo after the hold: %d of %d sessions answered\n", answered, r.n)
 	if err != nil {
 		return fmt.Errorf("%d of %d sessions did not answer after the hold; the first: %w", r.n-answered, r.n, err)
