@@ -19,6 +19,16 @@
 # writes every goroutine's stack into FILE, and a count of the server's
 # goroutines by the function they wait in is printed. The check after the
 # hold then fails, as it must without a server.
+#
+# With SAMPLE=DIR (hold mode), quicsrv runs with GODEBUG=gctrace=1 and its
+# stderr (the GC trace) is kept as DIR/srv.err; every 2 s a line goes to
+# DIR/samples.txt: the CPU of quicsrv and of quicscale (% of one core, from
+# /proc/PID/stat), the datagrams per second that arrive for the server's port
+# and that it sends (counters of an nftables table made for the run and
+# deleted after it), the kernel's receive-buffer drops per second
+# (/proc/net/snmp, the whole machine), the server socket's receive queue
+# and drop count (ss -uamn), the server's goroutines (? when its metrics did
+# not answer within 1 s) and the machine's load average.
 set -euo pipefail
 
 mode=${1:-hold}
@@ -26,6 +36,7 @@ n=${2:-1000}
 SRVFLAGS=${SRVFLAGS:--log-level warn}
 SCALEFLAGS=${SCALEFLAGS:-}
 DUMP=${DUMP:-}
+SAMPLE=${SAMPLE:-}
 dir=$(mktemp -d)
 pids=()
 cleanup() {
@@ -42,6 +53,10 @@ cleanup() {
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
+	if [ -n "$SAMPLE" ]; then
+		cp "$dir/srv.err" "$SAMPLE/srv.err"
+		nft delete table inet "quicscale${addr##*:}" 2>/dev/null || true
+	fi
 	rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -62,8 +77,13 @@ waitline() {
 }
 
 # Room for the sessions and for the ones quicscale warms up with.
+srvenv=()
+if [ -n "$SAMPLE" ]; then
+	mkdir -p "$SAMPLE"
+	srvenv=(GODEBUG=gctrace=1)
+fi
 # shellcheck disable=SC2086
-bin/quicsrv -addr 127.0.0.1:0 -mode echo -metrics 127.0.0.1:0 -dev-certs "$dir/certs" \
+env "${srvenv[@]}" bin/quicsrv -addr 127.0.0.1:0 -mode echo -metrics 127.0.0.1:0 -dev-certs "$dir/certs" \
 	-max-sessions $((n + 100)) $SRVFLAGS >"$dir/srv.out" 2>"$dir/srv.err" &
 srv=$!
 pids+=("$srv")
@@ -86,9 +106,67 @@ dump() {
 	grep '^created by' "$DUMP" | sed 's/ in goroutine.*//' | sort | uniq -c | sort -rn | head -20
 }
 
+# cputicks PID: user + system CPU time of PID in clock ticks (1/100 s).
+cputicks() {
+	awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# udpdrops: the kernel's RcvbufErrors.
+udpdrops() {
+	awk '/^Udp: [0-9]/ {print $6}' /proc/net/snmp
+}
+
+# countports: an nftables table counting the datagrams to and from the
+# server's port; nftcount CHAIN prints a chain's count.
+countports() {
+	local t="quicscale${addr##*:}"
+	nft add table inet "$t"
+	nft add chain inet "$t" in '{ type filter hook input priority 0; policy accept; }'
+	nft add chain inet "$t" out '{ type filter hook output priority 0; policy accept; }'
+	nft add rule inet "$t" in udp dport "${addr##*:}" counter
+	nft add rule inet "$t" out udp sport "${addr##*:}" counter
+}
+nftcount() {
+	nft list chain inet "quicscale${addr##*:}" "$1" | awk '/counter packets/ {for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1)}'
+}
+
+# sample PID: one line every 2 s into $SAMPLE/samples.txt until the
+# quicscale whose parent (timeout) is PID exits.
+sample() {
+	local port=${addr##*:} cli t0 s0 c0 in0 out0 err0 t1 s1 c1 in1 out1 err1 q g cs
+	for _ in $(seq 50); do
+		cli=$(cat "/proc/$1/task/$1/children" 2>/dev/null || true)
+		[ -n "$cli" ] && break
+		sleep 0.1
+	done
+	cli=${cli%% *}
+	countports
+	echo "# time srv_cpu% cli_cpu% srv_in/s srv_out/s rcvbuf_drops/s srv_recvq_bytes srv_sock_drops srv_goroutines loadavg" >"$SAMPLE/samples.txt"
+	t0=$(date +%s%2N) s0=$(cputicks "$srv") c0=$(cputicks "$cli") in0=$(nftcount in) out0=$(nftcount out) err0=$(udpdrops)
+	while kill -0 "$cli" 2>/dev/null; do
+		sleep 2
+		t1=$(date +%s%2N) s1=$(cputicks "$srv") c1=$(cputicks "$cli") in1=$(nftcount in) out1=$(nftcount out) err1=$(udpdrops)
+		cs=$((t1 - t0)) # centiseconds, the unit of the CPU ticks
+		q=$(timeout 2 ss -uamnH "sport = :$port" | awk '{getline m; match(m, /r[0-9]+/); r=substr(m, RSTART+1, RLENGTH-1); match(m, /d[0-9]+\)/); print r, substr(m, RSTART+1, RLENGTH-2); exit}' || true)
+		g=$(curl -s --max-time 1 "$metrics" | awk '$1 == "go_goroutines" {print $2}' || true)
+		echo "$(date +%T) $(((s1 - s0) * 100 / cs)) $(((c1 - c0) * 100 / cs)) $(((in1 - in0) * 100 / cs)) $(((out1 - out0) * 100 / cs)) $(((err1 - err0) * 100 / cs)) ${q:-? ?} ${g:-?} $(cut -d' ' -f1 /proc/loadavg)" >>"$SAMPLE/samples.txt"
+		t0=$t1 s0=$s1 c0=$c1 in0=$in1 out0=$out1 err0=$err1
+	done
+}
+
 case $mode in
 hold)
 	args=(-addr "$addr" -ca "$dir/certs/ca.pem" -server-pid "$srv" -metrics "$metrics" -n "$n")
+	if [ -n "$SAMPLE" ]; then
+		# shellcheck disable=SC2086
+		timeout 30m bin/quicscale "${args[@]}" $SCALEFLAGS &
+		cli=$!
+		pids+=("$cli")
+		sample "$cli" &
+		pids+=("$!")
+		wait "$cli"
+		exit
+	fi
 	if [ -z "$DUMP" ]; then
 		# shellcheck disable=SC2086
 		timeout 30m bin/quicscale "${args[@]}" $SCALEFLAGS

@@ -41,6 +41,7 @@ type options struct {
 	pendingBytes    int
 	overflow        session.OverflowPolicy
 	idleTimeout     time.Duration
+	keepAlive       time.Duration
 	ticketKeys      string
 	metricsAddr     string
 	logFormat       string
@@ -127,6 +128,7 @@ func (o *options) serverFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "close sessions that receive nothing for this long (clients send keep-alives)")
+	fs.DurationVar(&o.keepAlive, "keep-alive", transport.DefaultKeepAlivePeriod, "how often the server sends a keep-alive on a quiet connection; negative: never, the clients' keep-alives keep their sessions open (each keep-alive and its acknowledgement cost the server CPU: at tens of thousands of idle sessions, most of its work)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGINT/SIGTERM, how long sessions may drain after GOAWAY before they are closed")
 	fs.DurationVar(&o.resumeWindow, "resume-window", session.DefaultResumeWindow, "how long a session whose connection was lost waits for its client to resume it; negative: sessions end with their connection")
 	fs.IntVar(&o.maxDetached, "max-detached", session.DefaultMaxDetachedSessions, "`sessions` kept at once waiting to be resumed; beyond it the oldest one ends")

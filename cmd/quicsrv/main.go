@@ -154,9 +154,10 @@ func startBackground(st *serverTLS, hup <-chan os.Signal, reloadInterval time.Du
 // -qlog it creates the trace directory.
 func transportConfig(o *options, log *slog.Logger) (transport.Config, error) {
 	tc := transport.Config{
-		MaxMessageSize: o.maxMessageSize,
-		IdleTimeout:    o.idleTimeout,
-		Allow0RTT:      true,
+		MaxMessageSize:  o.maxMessageSize,
+		IdleTimeout:     o.idleTimeout,
+		KeepAlivePeriod: o.keepAlive,
+		Allow0RTT:       true,
 	}
 	if o.qlogDir != "" {
 		if err := os.MkdirAll(o.qlogDir, 0o700); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -355,7 +356,7 @@ func TestHelpShowsAnExampleAndEveryFlag(t *testing.T) {
 	help := errOut.String()
 	require.Contains(t, help, "Examples:\n  quicsrv\n")
 	for _, f := range []string{"addr", "cert", "key", "client-ca", "mode", "max-sessions", "max-message-size",
-		"pending-cap", "pending-bytes", "overflow", "idle-timeout", "ticket-keys", "metrics", "log-format", "log-level", "qlog",
+		"pending-cap", "pending-bytes", "overflow", "idle-timeout", "keep-alive", "ticket-keys", "metrics", "log-format", "log-level", "qlog",
 		"keylog", "shutdown-timeout", "version", "slow-consumer", "subscriber-queue", "subscriber-queue-bytes",
 		"reload-interval", "dev-certs", "dev-client-cert", "resume-window", "max-detached", "resume-key-file", "publish-timeout"} {
 		require.Regexp(t, `\n  -`+f+`[ \n]`, help)
@@ -421,4 +422,21 @@ func TestListenFailureIsReported(t *testing.T) {
 	err := run(context.Background(), []string{"-addr", ts.addr, "-dev-certs", ts.devDir}, io.Discard, io.Discard)
 	require.Error(t, err)
 	require.False(t, errors.Is(err, flag.ErrHelp))
+}
+
+func TestKeepAliveFlagReachesTheTransport(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, transport.DefaultKeepAlivePeriod},
+		{[]string{"-keep-alive", "25s"}, 25 * time.Second},
+		{[]string{"-keep-alive", "-1s"}, -time.Second}, // none: transport.Config's negative
+	} {
+		o, err := parseFlags(append([]string{"-dev-certs", t.TempDir()}, tc.args...), io.Discard)
+		require.NoError(t, err)
+		conf, err := transportConfig(o, slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		require.Equal(t, tc.want, conf.KeepAlivePeriod, "%q", tc.args)
+	}
 }

@@ -24,6 +24,10 @@ const echoSize = 64
 // last echoes) is gone.
 const settle = 2 * time.Second
 
+// afterFailure bounds the readings and the echo check made after a failed
+// set-up, which may have ended with the run's -deadline.
+const afterFailure = time.Minute
+
 // session is one held session and its channel.
 type session struct {
 	conn *transport.Conn
@@ -37,6 +41,10 @@ type holder struct {
 	tcfg     transport.Config
 	socks    *sockets
 	sessions []session // element i written only by the set-up of session i
+	pace     *pacer
+	setUps   atomic.Int64               // sessions set up
+	retries  [retryReasons]atomic.Int64 // set-ups tried again, by reason
+	gaveUp   atomic.Int64               // set-ups still failing after -retries
 	// dialNanos and echoNanos sum the time the set-ups spent in Dial and
 	// in opening the channel and its first echo.
 	dialNanos, echoNanos atomic.Int64
@@ -58,10 +66,37 @@ func newHolder(o *options) (*holder, error) {
 	return &holder{
 		o:        o,
 		tlsConf:  tlsConf,
-		tcfg:     transport.Config{HandshakeTimeout: o.opTimeout},
+		tcfg:     transport.Config{HandshakeTimeout: o.opTimeout, KeepAlivePeriod: o.keepAlive, IdleTimeout: o.idleTimeout},
 		socks:    newSockets(o.perSocket),
 		sessions: make([]session, o.n),
+		pace:     newPacer(o.concurrency, o.slow),
 	}, nil
+}
+
+// setUpPaced sets up session i when the pacer lets it, and tries again
+// after a failure that retryable accepts, up to -retries times; each retry
+// is counted by its reason.
+func (h *holder) setUpPaced(ctx context.Context, i int) error {
+	for attempt := 0; ; attempt++ {
+		t, err := h.pace.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		err = h.setUp(ctx, i)
+		reason, again := retryable(err)
+		h.pace.release(t, time.Since(t.start), err != nil && again)
+		switch {
+		case err == nil:
+			h.setUps.Add(1)
+			return nil
+		case !again || ctx.Err() != nil:
+			return err
+		case attempt == h.o.retries:
+			h.gaveUp.Add(1)
+			return fmt.Errorf("%w (after %d retries)", err, attempt)
+		}
+		h.retries[reason].Add(1)
+	}
 }
 
 // setUp dials session i, opens its channel and exchanges one echo on it.
@@ -111,12 +146,16 @@ func echo(ctx context.Context, ch *transport.Channel, i int) error {
 }
 
 // check has every set-up session exchange one more echo and returns how
-// many answered and the first failure.
-func (h *holder) check(ctx context.Context, n int) (int, error) {
+// many answered and the first failure. Sessions whose set-up failed are
+// skipped.
+func (h *holder) check(ctx context.Context) (int, error) {
 	var answered atomic.Int64
 	var once sync.Once
 	var first error
-	_, err := parallel(ctx, n, h.o.concurrency, func(ctx context.Context, i int) error {
+	_, err := parallel(ctx, len(h.sessions), h.o.concurrency, func(ctx context.Context, i int) error {
+		if h.sessions[i].ch == nil {
+			return nil
+		}
 		ctx, cancel := context.WithTimeout(ctx, h.o.opTimeout)
 		defer cancel()
 		if err := echo(ctx, h.sessions[i].ch, i); err != nil {
@@ -168,7 +207,7 @@ func holdSessions(ctx context.Context, o *options, stdout io.Writer) error {
 	r := &holdResult{n: o.n, warm: min(10, o.n/10)}
 	// Warm-up sessions take the one-time costs (TLS tables, pools,
 	// goroutine stacks to reuse) before the first reading.
-	if _, err := parallel(ctx, r.warm, o.concurrency, h.setUp); err != nil {
+	if _, err := parallel(ctx, r.warm, o.concurrency, h.setUpPaced); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	if r.server0, err = h.settleAndRead(ctx); err != nil {
@@ -176,15 +215,22 @@ func holdSessions(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	r.client0 = selfUsage()
 	start := time.Now()
+	stopProgress := h.progress(stdout, start)
 	r.setUp, err = parallel(ctx, o.n-r.warm, o.concurrency, func(ctx context.Context, i int) error {
-		return h.setUp(ctx, r.warm+i)
+		return h.setUpPaced(ctx, r.warm+i)
 	})
 	r.setUpTime = time.Since(start)
+	stopProgress()
 	r.setUp += r.warm
 	r.sockets = h.socks.count()
 	if err != nil {
 		fmt.Fprintf(stdout, "set-up failed after %d of %d sessions in %.1f s; the figures of the %d set up:\n", r.setUp, o.n, r.setUpTime.Seconds(), r.setUp)
 		r.n = r.setUp
+		// The figures of what was set up, and whether it still answers,
+		// are read even when the run's -deadline ended the set-up.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), afterFailure)
+		defer cancel()
 	}
 	var rerr error
 	if r.server1, rerr = h.settleAndRead(ctx); rerr != nil {
@@ -192,12 +238,80 @@ func holdSessions(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	r.client1 = selfUsage()
 	r.report(stdout, o)
-	fmt.Fprintf(stdout, "set-up time per session (mean): dial and HELLO %.1f ms, channel and first echo %.1f ms\n",
-		float64(h.dialNanos.Load())/float64(r.setUp)/1e6, float64(h.echoNanos.Load())/float64(r.setUp)/1e6)
+	h.reportSetUp(stdout)
 	if err != nil {
-		return err
+		answered, cerr := h.check(ctx)
+		fmt.Fprintf(stdout, "echo once the set-up stopped: %d of %d sessions answered\n", answered, r.n)
+		return errors.Join(err, cerr)
 	}
 	return h.holdAndCheck(ctx, r, stdout)
+}
+
+// progress prints, every -progress until the returned stop is called, how
+// many sessions are set up and how the pacer stands.
+func (h *holder) progress(w io.Writer, start time.Time) (stop func()) {
+	if h.o.progress <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(h.o.progress)
+		defer t.Stop()
+		last := h.setUps.Load()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			n, ps := h.setUps.Load(), h.pace.stats()
+			fmt.Fprintf(w, "progress: %d sessions set up after %.0f s, %.0f sessions/s in the last %s; window %d, %d back-offs, %d retries\n",
+				n, time.Since(start).Seconds(), float64(n-last)/h.o.progress.Seconds(), h.o.progress, ps.limit, ps.backoffs, h.retried())
+			last = n
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// retried returns the number of set-ups tried again.
+func (h *holder) retried() int64 {
+	var n int64
+	for i := range h.retries {
+		n += h.retries[i].Load()
+	}
+	return n
+}
+
+// reportSetUp prints how the set-ups went: their mean time, the pacing and
+// the retries.
+func (h *holder) reportSetUp(w io.Writer) {
+	n := float64(h.setUps.Load())
+	fmt.Fprintf(w, "set-up time per session (mean): dial and HELLO %.1f ms, channel and first echo %.1f ms (failed attempts included)\n",
+		float64(h.dialNanos.Load())/n/1e6, float64(h.echoNanos.Load())/n/1e6)
+	ps := h.pace.stats()
+	fmt.Fprintf(w, "pacing: up to %d set-ups at once, %d at the narrowest, %d at the end; %d back-offs (a set-up slower than %s, or failing as below)\n",
+		h.o.concurrency, ps.lowest, ps.limit, ps.backoffs, h.o.slow)
+	fmt.Fprintf(w, "retries: %d (%s %d, %s %d, %s %d); set-ups failed after %d retries: %d\n", h.retried(),
+		retryNames[retryTimeout], h.retries[retryTimeout].Load(), retryNames[retryClosed], h.retries[retryClosed].Load(),
+		retryNames[retryRefused], h.retries[retryRefused].Load(), h.o.retries, h.gaveUp.Load())
+	fmt.Fprintf(w, "client transport: keep-alive %s, idle timeout %s (the connection's idle timeout is the smaller of both sides'; the server's keep-alives count too)\n",
+		durationOrDefault(h.o.keepAlive, transport.DefaultKeepAlivePeriod), durationOrDefault(h.o.idleTimeout, transport.DefaultIdleTimeout))
+}
+
+// durationOrDefault formats a transport.Config duration: 0 is the
+// default, negative is off.
+func durationOrDefault(d, def time.Duration) string {
+	switch {
+	case d < 0:
+		return "off"
+	case d == 0:
+		return def.String()
+	}
+	return d.String()
 }
 
 // holdAndCheck holds the sessions for -hold, reads the server again and
@@ -213,7 +327,7 @@ func (h *holder) holdAndCheck(ctx context.Context, r *holdResult, stdout io.Writ
 		return err
 	}
 	fmt.Fprintf(stdout, "server after a %s hold: RSS %s, goroutines %d\n", h.o.hold, mib(r.serverHeld.rss), r.serverHeld.goroutines)
-	answered, err := h.check(ctx, r.n)
+	answered, err := h.check(ctx)
 	fmt.Fprintf(stdout, "echo after the hold: %d of %d sessions answered\n", answered, r.n)
 	if err != nil {
 		return fmt.Errorf("%d of %d sessions did not answer after the hold; the first: %w", r.n-answered, r.n, err)

@@ -77,6 +77,11 @@ type options struct {
 	metricsURL  string
 	count       int
 	rounds      int
+	retries     int
+	slow        time.Duration
+	progress    time.Duration
+	keepAlive   time.Duration
+	idleTimeout time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -90,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.certFile, "cert", "", "serve-raw mode: certificate `file` (PEM)")
 	fs.StringVar(&o.keyFile, "key", "", "serve-raw mode: private key `file` (PEM)")
 	fs.IntVar(&o.n, "n", 1000, "hold mode: sessions to hold")
-	fs.IntVar(&o.concurrency, "concurrency", transport.DefaultMaxHandshakesPerIP, "sessions set up at once (quicsrv refuses more than 16 handshakes in progress from one address: transport.DefaultMaxHandshakesPerIP)")
+	fs.IntVar(&o.concurrency, "concurrency", transport.DefaultMaxHandshakesPerIP, "sessions set up at once, at most (quicsrv refuses more than 16 handshakes in progress from one address: transport.DefaultMaxHandshakesPerIP); hold mode narrows it while set-ups are slow (-slow)")
 	fs.IntVar(&o.perSocket, "per-socket", 100, "connections sharing one UDP socket (quic.Transport); 1: one socket each")
 	fs.DurationVar(&o.hold, "hold", 5*time.Second, "hold mode: how long the sessions are held before they are checked")
 	fs.DurationVar(&o.opTimeout, "op-timeout", 20*time.Second, "bound of one set-up or one echo")
@@ -98,6 +103,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.serverPID, "server-pid", 0, "quicsrv's `pid`: hold mode reads its VmRSS from /proc/PID/status, handshake mode its CPU time from /proc/PID/stat")
 	fs.IntVar(&o.rawPID, "raw-pid", 0, "handshake mode: the raw quic-go server's `pid`, for its CPU time")
 	fs.StringVar(&o.metricsURL, "metrics", "", "hold mode: quicsrv's Prometheus `URL` (http://HOST:PORT/metrics), for its heap, stacks and goroutines")
+	fs.IntVar(&o.retries, "retries", 3, "hold mode: how many times a set-up that timed out, or that the server closed or refused during its handshake, is tried again (counted and reported)")
+	fs.DurationVar(&o.slow, "slow", time.Second, "hold mode: a set-up slower than this halves the set-ups allowed at once and pauses new ones (the window grows back by one per window's worth of faster set-ups in a row)")
+	fs.DurationVar(&o.progress, "progress", 10*time.Second, "hold mode: how often the set-up's progress is printed (0: never)")
+	fs.DurationVar(&o.keepAlive, "keep-alive", 0, "the client connections' keep-alive period (0: transport.DefaultKeepAlivePeriod, 10s; negative: none)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "the client connections' idle timeout (0: transport.DefaultIdleTimeout, 30s)")
 	fs.IntVar(&o.count, "count", 2000, "handshake mode: connections set up per server per round")
 	fs.IntVar(&o.rounds, "rounds", 3, "handshake mode: rounds, each measuring quicsrv then raw quic-go")
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +126,9 @@ func (o *options) check() error {
 	if min(o.n, o.count, o.rounds, o.concurrency, o.perSocket) < 1 {
 		return errors.New("-n, -count, -rounds, -concurrency and -per-socket must be at least 1")
 	}
+	if err := o.checkPacing(); err != nil {
+		return err
+	}
 	switch {
 	case o.mode == modeServeRaw && (o.certFile == "" || o.keyFile == ""):
 		return errors.New("serve-raw mode needs -cert and -key")
@@ -123,6 +136,15 @@ func (o *options) check() error {
 		return errors.New("handshake mode needs -raw-addr (a quicscale -mode serve-raw)")
 	case o.mode != modeServeRaw && o.caFile == "":
 		return errors.New("-ca is needed to verify the server")
+	}
+	return nil
+}
+
+// checkPacing checks the flags of hold mode's pacing and of the client
+// connections.
+func (o *options) checkPacing() error {
+	if o.retries < 0 || o.slow <= 0 || o.progress < 0 || o.idleTimeout < 0 {
+		return errors.New("-retries, -progress and -idle-timeout must not be negative, -slow must be positive")
 	}
 	return nil
 }

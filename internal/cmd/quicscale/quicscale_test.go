@@ -110,6 +110,8 @@ func TestHoldStopsAtTheServersSessionLimitAndSaysSo(t *testing.T) {
 	require.Contains(t, err.Error(), "session 12:", "the first session beyond the limit is named")
 	require.Contains(t, err.Error(), "limit of 12 sessions")
 	require.Contains(t, out, "set-up failed after 12 of 20 sessions")
+	require.Contains(t, out, "retries: 0 (", "a refusal for the session limit is not retried")
+	require.Contains(t, out, "echo once the set-up stopped: 12 of 12 sessions answered")
 }
 
 // startRaw runs quicscale -mode serve-raw with the certificate of s in
