@@ -32,7 +32,8 @@
 # NATS_GO_VERSION; RELAY_ONLY=1 measures only the relay's throughput rows
 # (one-way 64 B and 1 KiB, fan-out, and their raw quic-go ceiling) and skips the calibration; TREE builds
 # quicsrv and quiccli from another checkout (default: this one; rawrelay always comes from this one), to compare
-# trees in the same session of measurements. Needs Go and the usual shell tools; every step is bounded
+# trees in the same session of measurements; RELAY_FLAGS are added to quicsrv's flags in the relay rows
+# (e.g. "-publish-on-reader -slow-consumer block"). Needs Go and the usual shell tools; every step is bounded
 # by `timeout`.
 set -euo pipefail
 
@@ -42,6 +43,7 @@ CALIBRATION=${CALIBRATION:-3s}
 NATS_SERVER_VERSION=${NATS_SERVER_VERSION:-v2.15.2}
 NATS_GO_VERSION=${NATS_GO_VERSION:-v1.55.0}
 RELAY_ONLY=${RELAY_ONLY:-}
+RELAY_FLAGS=${RELAY_FLAGS:-}
 SIZE=64
 # The one-way measurement with larger messages.
 BIG_SIZE=1024
@@ -812,7 +814,7 @@ relay_run() {
   shift 3
   wait_idle "$name.$i"
   # shellcheck disable=SC2086 # the flags are meant to split
-  start_quicsrv relay $flags
+  start_quicsrv relay $flags $RELAY_FLAGS
   quic_bench "$results/$name.$i.json" -duration "$DURATION" "$@"
   printf '{"dropped": %s}\n' "$(report metric "$srv_metrics" quicmsg_relay_dropped_total)" >"$results/$name-drops.$i.json"
   stop_server
