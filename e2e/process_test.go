@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -141,6 +142,45 @@ func (p *process) exited() bool {
 func (p *process) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	require.NoError(t, p.cmd.Process.Signal(sig), "signal %v to %s", sig, p.name)
+}
+
+// stop sends SIGSTOP to the process and waits until every one of its
+// threads has stopped. The kernel only queues the signal: one thread takes
+// it and then stops the others, and until that thread gets a CPU, which on
+// a busy machine can be many milliseconds later, the others run on. A test
+// that counts on the process doing nothing more (answering a GOAWAY,
+// reading a message) calls stop, not signal.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	p.signal(t, syscall.SIGSTOP)
+	waitFor(t, p.name+" to stop", func() bool {
+		if p.exited() {
+			t.Fatalf("%s exited instead of stopping", p.name)
+		}
+		return stopped(t, p.cmd.Process.Pid)
+	})
+}
+
+// stopped reports whether every thread of process pid is in the stopped
+// state ("T" in /proc/PID/task/TID/stat).
+func stopped(t *testing.T, pid int) bool {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, task := range tasks {
+		stat, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			return false // the thread ended as we read: look again
+		}
+		// The state follows the command name, which is in parentheses
+		// and may itself hold spaces or parentheses.
+		rest := stat[bytes.LastIndexByte(stat, ')')+1:]
+		if f := bytes.Fields(rest); len(f) == 0 || string(f[0]) != "T" {
+			return false
+		}
+	}
+	return len(tasks) > 0
 }
 
 // wait waits for the process to exit and returns its exit status (-1 when

@@ -84,7 +84,7 @@ func TestSlowListenerDoesNotSlowTheOtherListeners(t *testing.T) {
 	// A stopped process reads nothing: the server's messages for it pile
 	// up in its QUIC windows, then the server's send buffer, then its
 	// relay queue, which overflows.
-	slow.signal(t, syscall.SIGSTOP)
+	slow.stop(t)
 
 	sender, stdin := startWithStdin(t, quiccliBin, s.client("send", "firehose")...)
 	// The sender writes a batch, then waits until the fast listener has

@@ -37,7 +37,7 @@ func TestSIGTERMClosesASessionThatStaysAfterTheShutdownTimeout(t *testing.T) {
 	listener := s.quiccli(t, "listen", "chat")
 	s.waitSubscriptions(t, 1)
 	// A stopped listener cannot act on the GOAWAY: its session stays.
-	listener.signal(t, syscall.SIGSTOP)
+	listener.stop(t)
 
 	s.signal(t, syscall.SIGTERM)
 	waitFor(t, "/healthz to answer 503 during the drain", func() bool {

@@ -163,7 +163,7 @@ func TestStoppedListenerIsToldExactlyHowManyMessagesItMissed(t *testing.T) {
 	s := startServer(t, "-slow-consumer", "drop", "-subscriber-queue", "64")
 	l := s.quiccli(t, "listen", "-count", strconv.Itoa(seqCount), "logs")
 	s.waitSubscriptions(t, 1)
-	l.signal(t, syscall.SIGSTOP)
+	l.stop(t)
 	sendSeq(t, s, width)
 	require.Positive(t, metricValue(s.scrape(t), "quicmsg_relay_dropped_total"), "the stopped listener's queue overflowed")
 	l.signal(t, syscall.SIGCONT)
