@@ -33,7 +33,7 @@
 # (one-way 64 B and 1 KiB, fan-out, and their raw quic-go ceiling) and skips the calibration; TREE builds
 # quicsrv and quiccli from another checkout (default: this one; rawrelay always comes from this one), to compare
 # trees in the same session of measurements; RELAY_FLAGS are added to quicsrv's flags in the relay rows
-# (e.g. "-publish-on-reader -slow-consumer block"). Needs Go and the usual shell tools; every step is bounded
+# (e.g. "-slow-consumer block"). Needs Go and the usual shell tools; every step is bounded
 # by `timeout`.
 set -euo pipefail
 

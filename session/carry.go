@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/quicmsg/quicmsg/internal/unsent"
 	"github.com/quicmsg/quicmsg/transport"
@@ -27,16 +26,12 @@ type carried struct {
 	// keeps the order.
 	turn chan struct{}
 
-	// received counts the messages the session's reader took from the
-	// client on this channel: only the reader adds to it, and the resume
-	// state reads it once the readers of the lost connection have ended.
-	received atomic.Uint64
-
 	// Guarded by Session.mu.
-	tc    *transport.Channel // the channel on the current connection; nil while the client has not (re)opened it
-	base  uint64             // messages the client acknowledged before tc's first
-	doubt []queued           // written on the last connection, not acknowledged: the client's resume state says how many it has
-	queue []queued           // not written yet, oldest first
+	tc       *transport.Channel // the channel on the current connection; nil while the client has not (re)opened it
+	received uint64             // messages the session's reader took from the client on this channel
+	base     uint64             // messages the client acknowledged before tc's first
+	doubt    []queued           // written on the last connection, not acknowledged: the client's resume state says how many it has
+	queue    []queued           // not written yet, oldest first
 	// closedOn is the connection on which the client closed the channel
 	// after the server had told that connection to go away
 	// (transport.Conn.GoAwaySent): a client's graceful close closes every
@@ -455,7 +450,7 @@ func (s *Session) receivedCounts() map[string]uint64 {
 	defer s.mu.Unlock()
 	m := make(map[string]uint64, len(s.carried))
 	for name, cs := range s.carried {
-		m[name] = cs.received.Load()
+		m[name] = cs.received
 	}
 	return m
 }

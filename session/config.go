@@ -99,21 +99,6 @@ type Config struct {
 	ServerPendingBytes int
 	// Overflow is the policy at the pending cap. Default OverflowBlock.
 	Overflow OverflowPolicy
-	// HandleOnReader, when set, calls the handler on the reader goroutine of
-	// the channel a message came on, as soon as it is read, instead of
-	// queueing the message for the session's worker goroutine: no hand-off
-	// between goroutines per message. It is for handlers that never block
-	// long, such as a relay's publish. Calls for one channel are then made
-	// one at a time, in the order its messages arrived; calls for different
-	// channels of one session may run at the same time. While the handler
-	// runs, its channel's reader reads nothing more: a handler that waits
-	// holds back that channel only, and QUIC flow control its sender.
-	// Messages are not queued, so the pending cap, the byte budgets and
-	// Overflow never come into play and no SLOW_DOWN is sent: a session
-	// holds at most one message per channel, the one being handled, which
-	// SessionStats.Pending counts. Default false: every message goes
-	// through the session's pending queue to its worker.
-	HandleOnReader bool
 	// MaxServerChannels caps the channels the server opens to one session
 	// (Session.Open, Session.SendOpen) that are open at once; opening more
 	// fails with a *ChannelLimitError. Keep it below the clients'

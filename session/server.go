@@ -24,9 +24,7 @@ var ErrNoSession = errors.New("session: no such session")
 // Handler handles messages received from sessions. Calls for one session are
 // made one at a time, in the order the messages arrived on each channel;
 // different sessions are handled concurrently, each on the session's worker
-// goroutine. With Config.HandleOnReader calls are made on each channel's
-// reader goroutine instead: one at a time per channel, and the channels of
-// one session concurrently. ctx ends when Shutdown's context or Close's timeout runs out. A
+// goroutine. ctx ends when Shutdown's context or Close's timeout runs out. A
 // message may be handled after its session's connection has ended, but
 // always before Config.OnSessionEnd runs for the session.
 type Handler interface {

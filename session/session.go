@@ -149,7 +149,6 @@ type Session struct {
 	received     atomic.Uint64
 	handled      atomic.Uint64
 	gaps         atomic.Uint64
-	inline       atomic.Int64 // messages the handler has on the readers (Config.HandleOnReader)
 	events       atomic.Uint64
 
 	// readers counts the goroutines of the current connection: one reader
@@ -254,7 +253,7 @@ func (s *Session) Stats() SessionStats {
 		MessagesReceived:   s.received.Load(),
 		MessagesHandled:    s.handled.Load(),
 		BackpressureEvents: s.events.Load(),
-		Pending:            p + int(s.inline.Load()),
+		Pending:            p,
 		PendingBytes:       pb,
 		GapsReceived:       s.gaps.Load(),
 	}
@@ -412,16 +411,11 @@ func (s *Session) finishedChan() <-chan struct{} { return s.finished }
 
 // read is a channel's reader, owned by the session (started by addChannel,
 // waited for by Server.runSession): it moves messages from the channel into the
-// session's pending queue until the channel ends, or with
-// Config.HandleOnReader hands them to the handler itself (readHandling). cs
-// is the channel's carried state, nil if it has none.
+// session's pending queue until the channel ends. cs is the channel's
+// carried state, nil if it has none.
 func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 	defer s.readers.Done()
 	defer s.readerEnded(ch, server, cs)
-	if s.srv.cfg.HandleOnReader {
-		s.readHandling(ch, cs)
-		return
-	}
 	ctx := ch.Conn().Context()
 	var m transport.Message // reused: the handler gets its fields, not it
 	room := false           // enqueue saw room for the next message: no need to wait for it
@@ -429,39 +423,8 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 		if !room && !s.waitRoom(ctx) {
 			return
 		}
-		if !s.receive(ctx, ch, &m, cs) {
-			return
-		}
-		var ok bool
-		if ok, room = s.enqueue(Message{Channel: ch.Name(), Subject: m.Subject, Header: m.Header, Data: m.Data}); !ok {
-			return
-		}
-	}
-}
-
-// readHandling is read under Config.HandleOnReader: it calls the handler
-// for each message as it is read, on the reader's goroutine, with no
-// pending queue and no worker. The message counts as pending (inline)
-// while the handler has it; the next is read only once it returns.
-func (s *Session) readHandling(ch *transport.Channel, cs *carried) {
-	ctx := ch.Conn().Context()
-	var m transport.Message
-	for s.receive(ctx, ch, &m, cs) {
-		s.inline.Add(1)
-		s.srv.handler.HandleMessage(s.srv.baseCtx, s, Message{Channel: ch.Name(), Subject: m.Subject, Header: m.Header, Data: m.Data})
-		s.inline.Add(-1)
-		s.handled.Add(1)
-		s.srv.handled.Add(1)
-	}
-}
-
-// receive reads ch's next message into m, skipping gap notices, and counts
-// it as received. It returns false when the reader should stop: the channel
-// ended, or the client finished sending and then closed it (it is closed
-// on this side too).
-func (s *Session) receive(ctx context.Context, ch *transport.Channel, m *transport.Message, cs *carried) bool {
-	for {
-		err := ch.ReceiveInto(ctx, m)
+		room = false
+		err := ch.ReceiveInto(ctx, &m)
 		if errors.Is(err, transport.ErrGap) {
 			s.skipGap(cs)
 			continue
@@ -478,14 +441,14 @@ func (s *Session) receive(ctx context.Context, ch *transport.Channel, m *transpo
 				}
 			}
 			_ = ch.Close()
-			return false
+			return
 		}
 		s.received.Add(1)
 		s.srv.received.Add(1)
-		if cs != nil {
-			cs.received.Add(1) // counted for the resume state, once it is the session's
+		var ok bool
+		if ok, room = s.enqueue(Message{Channel: ch.Name(), Subject: m.Subject, Header: m.Header, Data: m.Data}, cs); !ok {
+			return
 		}
-		return true
 	}
 }
 
@@ -495,7 +458,9 @@ func (s *Session) receive(ctx context.Context, ch *transport.Channel, m *transpo
 func (s *Session) skipGap(cs *carried) {
 	s.gaps.Add(1)
 	if cs != nil {
-		cs.received.Add(1)
+		s.mu.Lock()
+		cs.received++
+		s.mu.Unlock()
 	}
 }
 
@@ -657,7 +622,7 @@ func satMul(a, b int64) int64 {
 // when the reader should stop, and room when the reader may read the next
 // message without waitRoom (its test, made under the same lock: one lock
 // per message instead of two).
-func (s *Session) enqueue(m Message) (ok, room bool) {
+func (s *Session) enqueue(m Message, cs *carried) (ok, room bool) {
 	size := m.size()
 	n := int64(size)
 	s.mu.Lock()
@@ -666,6 +631,9 @@ func (s *Session) enqueue(m Message) (ok, room bool) {
 	// nothing acknowledged is dropped.
 	shedReason := s.shedLocked(size)
 	stop := s.shed
+	if cs != nil {
+		cs.received++ // counted for the resume state, once it is the session's
+	}
 	s.queue.Push(m)
 	s.queuePeak = max(s.queuePeak, s.queue.Len())
 	s.srv.budget.take(n, s.pending == 0)

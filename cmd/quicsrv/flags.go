@@ -52,7 +52,6 @@ type options struct {
 	reloadInterval  time.Duration
 	slowConsumer    relay.SlowConsumerPolicy
 	publishTimeout  time.Duration
-	publishOnReader bool
 	subscriberQueue int
 	subscriberBytes int
 	resumeWindow    time.Duration
@@ -158,7 +157,6 @@ func (o *options) relayFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.subscriberQueue, "subscriber-queue", relay.DefaultQueueSize, "relay mode: `messages` that may wait for one subscriber before -slow-consumer applies")
 	fs.IntVar(&o.subscriberBytes, "subscriber-queue-bytes", relay.DefaultQueueBytes, "relay mode: payload `bytes` that may wait for one subscriber before -slow-consumer applies")
 	fs.DurationVar(&o.publishTimeout, "publish-timeout", relay.DefaultPublishTimeout, "relay mode, -slow-consumer block: how long a publish waits for room in a full subscriber queue before that subscriber is disconnected with slow_consumer")
-	fs.BoolVar(&o.publishOnReader, "publish-on-reader", false, "relay mode: publish each received message on its channel's reader goroutine as it is read, instead of queueing it for its session's worker goroutine under -pending-cap, -pending-bytes and -overflow; a publish that waits (-slow-consumer block) then holds back only its channel. Best with -slow-consumer block: under drop, a publisher faster than its subscribers fills their queues sooner")
 }
 
 // operationFlags defines the flags for operating the server: metrics,

@@ -24,12 +24,9 @@ type hooks struct {
 	metrics *metrics.Metrics
 }
 
-// publish is the relay mode handler, which runs on the session's worker
-// goroutine, or with -publish-on-reader on the reader goroutine of the
-// channel the message came on (session.Config.HandleOnReader). Under
-// -slow-consumer block it waits while a subscriber's queue is full (up to
-// -publish-timeout), which holds back the publishing session's messages
-// (with -publish-on-reader, that channel's only). A message to a wildcard subject
+// publish is the relay mode handler. Under -slow-consumer block it waits
+// while a subscriber's queue is full (up to -publish-timeout), which holds
+// back the publishing session's messages. A message to a wildcard subject
 // is refused: the client should have refused it (transport.ErrWildcardSubject),
 // so its channel is stopped with invalid_subject; the session carries on.
 func (h *hooks) publish(ctx context.Context, s *session.Session, m session.Message) {

@@ -176,7 +176,6 @@ func listen(o *options, st *serverTLS, tc *transport.Config, rk *transport.Resum
 		PendingCap:          o.pendingCap,
 		PendingBytes:        o.pendingBytes,
 		Overflow:            o.overflow,
-		HandleOnReader:      o.mode == modeRelay && o.publishOnReader,
 		Transport:           *tc,
 		Logger:              h.log,
 		OnSessionStart:      h.sessionStart,
