@@ -32,7 +32,8 @@
 // the reconnect buffer, go out on the new session the client opens at
 // once. What the server had sent and the client had not received is lost
 // with the old session (a session.Server reports it). Without resumption
-// (disabled, or a server that does not acknowledge messages), messages
+// (disabled, a server that does not acknowledge messages, or one that
+// resumes no sessions and so issues no resume token), messages
 // written to a connection that died are in doubt (Stats.MessagesInDoubt)
 // and what the server sent on it and was not received is lost; what the
 // connection never wrote, and 0-RTT data the server rejected, is sent
