@@ -107,9 +107,10 @@ type handshakeToken struct {
 	g        *handshakeGate
 	src      netip.Addr
 	released atomic.Bool
-	// stop unregisters release from the connection's context; called once
-	// the handshake completed, so that an established connection holds no
-	// callback for a place it gave back.
+	// stop unregisters release from the connection's context. releaseHandshake
+	// calls it once the handshake completed and drops it (the function holds
+	// the registration), so that an established connection holds nothing
+	// for a place it gave back.
 	stop func() bool
 }
 
@@ -145,6 +146,7 @@ func releaseHandshake(qc *quic.Conn) {
 	if tok, ok := qc.Context().Value(handshakeTokenKey{}).(*handshakeToken); ok {
 		tok.release()
 		tok.stop()
+		tok.stop = nil
 	}
 }
 
