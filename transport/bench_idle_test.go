@@ -36,17 +36,16 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	}
 	for _, impl := range impls {
 		b.Run(impl, func(b *testing.B) {
-			var rss, heap float64
+			var per idlemem.PerConn
 			measured := false
 			// Measured once per run, whatever b.N is.
 			for b.Loop() {
 				if !measured {
-					rss, heap = idlemem.Measure(b, "TestBenchIdleServerChild", impl, testTLS(b).server, dials[impl])
+					per = idlemem.MeasureAll(b, "TestBenchIdleServerChild", impl, testTLS(b).server, dials[impl])
 					measured = true
 				}
 			}
-			b.ReportMetric(rss, "KiB/conn")
-			b.ReportMetric(heap, "heap-KiB/conn")
+			per.Report(b)
 		})
 	}
 }

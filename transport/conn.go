@@ -99,8 +99,8 @@ type Conn struct {
 	local atomic.Pointer[localAddr]
 	mig   migration // a client's migrations and the sockets it owns; see migrate.go
 
-	stateOnce sync.Once            // reads state once the handshake has completed; see handshakeState
-	state     quic.ConnectionState // written once by stateOnce
+	stateOnce sync.Once             // reads state once the handshake has completed; see handshakeState
+	state     *quic.ConnectionState // written once by stateOnce; a pointer keeps Conn in a smaller size class
 
 	// acksOn says whether channels retain what they write until the peer
 	// acknowledges it: this side's offer until the peer's HELLO, then
@@ -374,8 +374,11 @@ func (c *Conn) ConnectionState() quic.ConnectionState {
 // it is read only before a migration can begin (Migrate reads it first)
 // and kept. Call it only once the handshake has completed.
 func (c *Conn) handshakeState() quic.ConnectionState {
-	c.stateOnce.Do(func() { c.state = c.qc.ConnectionState() })
-	return c.state
+	c.stateOnce.Do(func() {
+		st := c.qc.ConnectionState()
+		c.state = &st
+	})
+	return *c.state
 }
 
 // err returns why the connection ended, or nil while it is alive.

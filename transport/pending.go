@@ -107,6 +107,11 @@ type handshakeToken struct {
 	g        *handshakeGate
 	src      netip.Addr
 	released atomic.Bool
+	// stop unregisters release from the connection's context. releaseHandshake
+	// calls it once the handshake completed and drops it (the function holds
+	// the registration), so that an established connection holds nothing
+	// for a place it gave back.
+	stop func() bool
 }
 
 type handshakeTokenKey struct{}
@@ -130,14 +135,18 @@ func (g *handshakeGate) connContext(ctx context.Context, info *quic.ClientInfo) 
 	g.n[src]++
 	g.mu.Unlock()
 	tok := &handshakeToken{g: g, src: src}
-	context.AfterFunc(ctx, tok.release)
+	tok.stop = context.AfterFunc(ctx, tok.release)
 	return context.WithValue(ctx, handshakeTokenKey{}, tok), nil
 }
 
-// releaseHandshake releases qc's place in the gate, if it holds one.
+// releaseHandshake releases qc's place in the gate, if it holds one, and
+// unregisters the release from qc's context (connContext returned before
+// quic-go hands qc out, so stop is set).
 func releaseHandshake(qc *quic.Conn) {
 	if tok, ok := qc.Context().Value(handshakeTokenKey{}).(*handshakeToken); ok {
 		tok.release()
+		tok.stop()
+		tok.stop = nil
 	}
 }
 
