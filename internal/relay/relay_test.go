@@ -425,7 +425,9 @@ func TestBlockPolicyWaitsForRoomAndLosesNothing(t *testing.T) {
 		default:
 		}
 		st := r.Stats()
-		require.Equal(t, 4, st.Queued, "one in flight, two queued, one held by the waiting Publish")
+		// In flight is the batch the drain took before the queue filled:
+		// one message, or two when it ran only after the second publish.
+		require.Contains(t, []int{4, 5}, st.Queued, "one or two in flight, two queued, one held by the waiting Publish")
 		require.NotZero(t, st.SlowConsumerEvents)
 		requireBalanced(t, st)
 
