@@ -215,11 +215,7 @@ func (s *Session) movedOff(cs *carried, tc *transport.Channel, err error) bool {
 		// The channel ended here (Reset by the server) or otherwise.
 		return false
 	}
-	s.mu.Lock()
-	if cs.tc == tc {
-		cs.gone = tc
-	}
-	s.mu.Unlock()
+	s.markGone(cs, tc)
 	return true
 }
 
@@ -229,12 +225,16 @@ func (s *Session) movedOff(cs *carried, tc *transport.Channel, err error) bool {
 // channel keeps its message for the next connection (movedOff). cs may be
 // nil.
 func (s *Session) peerStopped(cs *carried, ch *transport.Channel) {
-	if cs == nil || !ch.Conn().GoAwaySent() {
-		return
+	if cs != nil && ch.Conn().GoAwaySent() {
+		s.markGone(cs, ch)
 	}
+}
+
+// markGone marks tc gone if it is still the live channel of cs.
+func (s *Session) markGone(cs *carried, tc *transport.Channel) {
 	s.mu.Lock()
-	if cs.tc == ch {
-		cs.gone = ch
+	if cs.tc == tc {
+		cs.gone = tc
 	}
 	s.mu.Unlock()
 }

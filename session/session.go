@@ -534,8 +534,9 @@ func (s *Session) waitRoom(ctx context.Context) bool {
 			s.mu.Unlock()
 			return false
 		}
-		full, held := s.localFull(), s.pendingBytes
-		if s.roomLocked() {
+		room, full := s.roomLocked()
+		held := s.pendingBytes
+		if room {
 			s.mu.Unlock()
 			return true
 		}
@@ -564,9 +565,11 @@ func (s *Session) waitRoom(ctx context.Context) bool {
 }
 
 // roomLocked reports whether a reader may read another message now,
-// without waiting: waitRoom's test. s.mu is held.
-func (s *Session) roomLocked() bool {
-	return !s.shed && !s.localFull() && !s.srv.budget.stop(s.pendingBytes)
+// without waiting (waitRoom's test), and whether the session's own limits
+// stop it (localFull). s.mu is held.
+func (s *Session) roomLocked() (room, full bool) {
+	full = s.localFull()
+	return !s.shed && !full && !s.srv.budget.stop(s.pendingBytes), full
 }
 
 // localFull reports whether the session's own limits stop its readers.
@@ -649,7 +652,8 @@ func (s *Session) enqueue(m Message, cs *carried) (ok, room bool) {
 	}
 	start := !s.working
 	s.working = true
-	room = !stop && s.roomLocked()
+	room, _ = s.roomLocked()
+	room = room && !stop
 	s.mu.Unlock()
 	if shedReason != "" {
 		s.srv.overloadDisconnects.Add(1)
@@ -727,7 +731,7 @@ func (s *Session) work() {
 			// with its batch: a handler that blocks on the next one
 			// must not hold back the room, the RESUME and the counts
 			// of those already handled.
-			s.done(1, n)
+			s.done(n)
 		}
 	}
 }
@@ -749,8 +753,8 @@ var workBatches = sync.Pool{New: func() any { return new([workBatch]Message) }}
 // take appends to batch the next pending messages, oldest first: up to
 // workBatch, and at most an eighth of the pending cap (at least one), so
 // that one lock takes several messages; each still counts as pending
-// until its handler returns (done). With nothing pending it marks the worker stopped and returns batch
-// empty: the worker must exit.
+// until its handler returns (done). With nothing pending it marks the
+// worker stopped and returns batch empty: the worker must exit.
 func (s *Session) take(batch []Message) []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -770,16 +774,16 @@ func (s *Session) take(batch []Message) []Message {
 	return batch
 }
 
-// done takes k handled messages of n bytes in all off the session's and
-// the server's counts, wakes readers waiting for room, and signals RESUME
-// below half the cap and half the byte budget. The messages count as
-// handled from here, together with leaving pending, so that no message is
+// done takes a handled message of n bytes off the session's and the
+// server's counts, wakes readers waiting for room, and signals RESUME
+// below half the cap and half the byte budget. The message counts as
+// handled from here, together with leaving pending, so that it is never
 // counted in both.
-func (s *Session) done(k int, n int64) {
-	s.handled.Add(uint64(k))
-	s.srv.handled.Add(uint64(k))
+func (s *Session) done(n int64) {
+	s.handled.Add(1)
+	s.srv.handled.Add(1)
 	s.mu.Lock()
-	s.pending -= k
+	s.pending--
 	s.pendingBytes -= n
 	s.srv.budget.release(n, s.pending == 0)
 	resume := s.slowed && s.pending < s.srv.cfg.PendingCap/2 && s.pendingBytes < int64(s.srv.cfg.PendingBytes)/2

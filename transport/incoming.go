@@ -92,22 +92,32 @@ func (c *Conn) acceptStreams() {
 	defer c.wg.Done()
 	var seq uint64
 	for {
-		select {
-		case c.in.slots <- struct{}{}:
-		case <-c.ctx.Done():
-			c.endIncoming(c.err())
-			return
-		}
-		s, err := c.qc.AcceptStream(c.ctx)
+		s, err := c.nextStream()
 		if err != nil {
-			<-c.in.slots
-			c.endIncoming(c.wrapErr(err))
+			c.endIncoming(err)
 			return
 		}
 		seq++
 		c.wg.Add(1)
 		go c.readHeader(seq, s)
 	}
+}
+
+// nextStream waits for a free header slot, then for the peer's next
+// stream, and returns it holding the slot; the error is why the
+// connection ended.
+func (c *Conn) nextStream() (*quic.Stream, error) {
+	select {
+	case c.in.slots <- struct{}{}:
+	case <-c.ctx.Done():
+		return nil, c.err()
+	}
+	s, err := c.qc.AcceptStream(c.ctx)
+	if err != nil {
+		<-c.in.slots
+		return nil, c.wrapErr(err)
+	}
+	return s, nil
 }
 
 func (c *Conn) endIncoming(err error) {
@@ -252,15 +262,9 @@ func (c *Conn) ServeChannels(handle func(*Channel)) error {
 	var handlers sync.WaitGroup
 	defer handlers.Wait()
 	for {
-		select {
-		case c.in.slots <- struct{}{}:
-		case <-c.ctx.Done():
-			return c.err()
-		}
-		s, err := c.qc.AcceptStream(c.ctx)
+		s, err := c.nextStream()
 		if err != nil {
-			<-c.in.slots
-			return c.wrapErr(err)
+			return err
 		}
 		handlers.Add(1)
 		go func() {
