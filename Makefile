@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 BENCHCOUNT ?= 5
 BENCHTIME  ?= 1s
 
-.PHONY: all build run test vet fmt-check bench bench-hol fuzz soak scale handshake clean
+.PHONY: all build run test vet fmt-check bench bench-hol fuzz soak scale scale-raw handshake clean
 
 all: build
 
@@ -65,6 +65,13 @@ N ?= 1000
 scale: build
 	$(GO) build -o bin/quicscale ./internal/cmd/quicscale
 	scripts/scale.sh hold $(N)
+
+# The same for raw quic-go: N connections, each with one stream that echoed
+# 64 B, held against a raw quic-go echo server (quicscale -mode serve-raw)
+# with quicsrv's TLS and quic.Config: make scale-raw N=10000.
+scale-raw: build
+	$(GO) build -o bin/quicscale ./internal/cmd/quicscale
+	scripts/scale.sh hold-raw $(N)
 
 # Sessions set up per second against quicsrv and raw quic-go, same run.
 handshake: build

@@ -4,6 +4,11 @@
 # stops the server by its PID.
 #
 #   scripts/scale.sh hold N        hold N sessions (make scale N=...)
+#   scripts/scale.sh hold-raw N    hold N raw quic-go connections, each with
+#                                  one stream that echoed 64 B, against a raw
+#                                  quic-go echo server (quicscale -mode
+#                                  serve-raw) instead of quicsrv, measured the
+#                                  same way (make scale-raw N=...)
 #   scripts/scale.sh handshake     set-up rate against quicsrv and a raw
 #                                  quic-go server (quicscale -mode serve-raw),
 #                                  in the same run (make handshake)
@@ -11,16 +16,19 @@
 # Expects bin/quicsrv and bin/quicscale (the make targets build them). Extra
 # quicscale flags come from SCALEFLAGS, extra quicsrv flags from SRVFLAGS
 # (default: -log-level warn, so that two log lines per session are not part
-# of the figures). Every step is bounded by `timeout`. Run heavy sizes under
+# of the figures), extra flags of the raw server in hold-raw mode from
+# RAWFLAGS (its -keep-alive and -idle-timeout mean what quicsrv's do), and
+# environment variables for the server (either one; e.g. GOMEMLIMIT=600MiB
+# or GOGC=50) from SRVENV, space-separated. Every step is bounded by `timeout`. Run heavy sizes under
 # the shared lock: flock /tmp/quicmsg-bench.lock make scale N=10000.
 #
-# With DUMP=FILE (hold mode), the server is ended with SIGQUIT during a 30 s
+# With DUMP=FILE (hold and hold-raw modes), the server is ended with SIGQUIT during a 30 s
 # hold, once quicscale has printed the figures of the set-up: the Go runtime
 # writes every goroutine's stack into FILE, and a count of the server's
 # goroutines by the function they wait in is printed. The check after the
 # hold then fails, as it must without a server.
 #
-# With SAMPLE=DIR (hold mode), quicsrv runs with GODEBUG=gctrace=1 and its
+# With SAMPLE=DIR (hold and hold-raw modes), the server runs with GODEBUG=gctrace=1 and its
 # stderr (the GC trace) is kept as DIR/srv.err; every 2 s a line goes to
 # DIR/samples.txt: the CPU of quicsrv and of quicscale (% of one core, from
 # /proc/PID/stat), the datagrams per second that arrive for the server's port
@@ -35,6 +43,8 @@ mode=${1:-hold}
 n=${2:-1000}
 SRVFLAGS=${SRVFLAGS:--log-level warn}
 SCALEFLAGS=${SCALEFLAGS:-}
+RAWFLAGS=${RAWFLAGS:-}
+SRVENV=${SRVENV:-}
 DUMP=${DUMP:-}
 SAMPLE=${SAMPLE:-}
 dir=$(mktemp -d)
@@ -76,20 +86,34 @@ waitline() {
 	return 1
 }
 
-# Room for the sessions and for the ones quicscale warms up with.
-srvenv=()
+# shellcheck disable=SC2206
+srvenv=($SRVENV)
 if [ -n "$SAMPLE" ]; then
 	mkdir -p "$SAMPLE"
-	srvenv=(GODEBUG=gctrace=1)
+	srvenv+=(GODEBUG=gctrace=1)
 fi
-# shellcheck disable=SC2086
-env "${srvenv[@]}" bin/quicsrv -addr 127.0.0.1:0 -mode echo -metrics 127.0.0.1:0 -dev-certs "$dir/certs" \
-	-max-sessions $((n + 100)) $SRVFLAGS >"$dir/srv.out" 2>"$dir/srv.err" &
-srv=$!
-pids+=("$srv")
-addr=$(waitline "$dir/srv.out" '^quicsrv listening on' | awk '{print $4}')
-metrics=$(waitline "$dir/srv.out" '^metrics: ' | awk '{print $2}')
-echo "quicsrv (pid $srv) on $addr, echo mode, flags: -max-sessions $((n + 100)) $SRVFLAGS"
+if [ "$mode" = hold-raw ]; then
+	# The development certificates quicsrv makes, without running it.
+	bin/quicsrv -dev-certs "$dir/certs" -dev-client-cert scale >/dev/null
+	# shellcheck disable=SC2086
+	env "${srvenv[@]}" bin/quicscale -mode serve-raw -addr 127.0.0.1:0 -metrics 127.0.0.1:0 -cert "$dir/certs/server.pem" \
+		-key "$dir/certs/server-key.pem" $RAWFLAGS >"$dir/srv.out" 2>"$dir/srv.err" &
+	srv=$!
+	pids+=("$srv")
+	addr=$(waitline "$dir/srv.out" '^raw quic-go listening on' | awk '{print $5}')
+	metrics=$(waitline "$dir/srv.out" '^metrics: ' | awk '{print $2}')
+	echo "raw quic-go echo server (pid $srv) on $addr, flags: $RAWFLAGS; environment: ${srvenv[*]}"
+else
+	# Room for the sessions and for the ones quicscale warms up with.
+	# shellcheck disable=SC2086
+	env "${srvenv[@]}" bin/quicsrv -addr 127.0.0.1:0 -mode echo -metrics 127.0.0.1:0 -dev-certs "$dir/certs" \
+		-max-sessions $((n + 100)) $SRVFLAGS >"$dir/srv.out" 2>"$dir/srv.err" &
+	srv=$!
+	pids+=("$srv")
+	addr=$(waitline "$dir/srv.out" '^quicsrv listening on' | awk '{print $4}')
+	metrics=$(waitline "$dir/srv.out" '^metrics: ' | awk '{print $2}')
+	echo "quicsrv (pid $srv) on $addr, echo mode, flags: -max-sessions $((n + 100)) $SRVFLAGS; environment: ${srvenv[*]}"
+fi
 
 # dump sends SIGQUIT to the server while the sessions are held, once the
 # figures of the set-up are out, and counts its goroutines by the function
@@ -155,8 +179,11 @@ sample() {
 }
 
 case $mode in
-hold)
+hold | hold-raw)
 	args=(-addr "$addr" -ca "$dir/certs/ca.pem" -server-pid "$srv" -metrics "$metrics" -n "$n")
+	if [ "$mode" = hold-raw ]; then
+		args+=(-raw)
+	fi
 	if [ -n "$SAMPLE" ]; then
 		# shellcheck disable=SC2086
 		timeout 30m bin/quicscale "${args[@]}" $SCALEFLAGS &
@@ -189,7 +216,7 @@ handshake)
 		-ca "$dir/certs/ca.pem" $SCALEFLAGS
 	;;
 *)
-	echo "usage: scripts/scale.sh hold N | handshake" >&2
+	echo "usage: scripts/scale.sh hold N | hold-raw N | handshake" >&2
 	exit 2
 	;;
 esac

@@ -7,64 +7,13 @@ import (
 	"io"
 	"net"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/quicmsg/quicmsg/certs"
 	"github.com/quicmsg/quicmsg/internal/wire"
 	"github.com/quicmsg/quicmsg/transport"
 )
-
-// serveRaw is serve-raw mode: a raw quic-go server with quicsrv's TLS and
-// QUIC settings that accepts connections and holds each one, its goroutine
-// parked in AcceptStream, until the peer closes it or ctx ends.
-func serveRaw(ctx context.Context, o *options, stdout io.Writer) error {
-	tlsConf, err := certs.ServerConfig(certs.ServerOptions{CertFile: o.certFile, KeyFile: o.keyFile, NextProtos: []string{wire.ALPN}})
-	if err != nil {
-		return err
-	}
-	qconf, err := (&transport.Config{Allow0RTT: true}).QUICConfig()
-	if err != nil {
-		return err
-	}
-	ua, err := net.ResolveUDPAddr("udp", o.addr)
-	if err != nil {
-		return err
-	}
-	udp, err := net.ListenUDP("udp", ua)
-	if err != nil {
-		return err
-	}
-	tr := &quic.Transport{Conn: udp}
-	// Closing the transport ends the connections still held, and with
-	// them their goroutines, which are then joined.
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer udp.Close()
-	defer tr.Close()
-	ln, err := tr.ListenEarly(tlsConf, qconf)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "raw quic-go listening on %s\n", udp.LocalAddr())
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
-	defer stop()
-	for {
-		c, err := ln.Accept(context.Background())
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, quic.ErrServerClosed) {
-				return nil
-			}
-			return err
-		}
-		wg.Go(func() {
-			_, _ = c.AcceptStream(c.Context())
-			_ = c.CloseWithError(0, "")
-		})
-	}
-}
 
 // target is a server whose set-up rate handshake mode measures, with how
 // to set up and close one connection to it.
@@ -110,7 +59,24 @@ func handshakeTargets(o *options) ([]*target, error) {
 		}
 		return c.CloseWithError(0, "")
 	}
-	return []*target{{name: "quicsrv", pid: o.serverPID, dial: quicsrv}, {name: "raw quic-go", pid: o.rawPID, dial: raw}}, nil
+	// rawHello makes the exchange quicmsg's HELLO makes after the TLS
+	// handshake: a stream opened, one small request, its reply.
+	rawHello := func(ctx context.Context, tr *quic.Transport) error {
+		c, err := tr.Dial(ctx, rawUA, rawTLS, qconf)
+		if err != nil {
+			return err
+		}
+		s, err := c.OpenStreamSync(ctx)
+		if err == nil {
+			err = rawEcho(ctx, s, 0)
+		}
+		return errors.Join(err, c.CloseWithError(0, ""))
+	}
+	return []*target{
+		{name: "quicsrv", pid: o.serverPID, dial: quicsrv},
+		{name: "raw quic-go", pid: o.rawPID, dial: raw},
+		{name: "raw quic-go + request", pid: o.rawPID, dial: rawHello},
+	}, nil
 }
 
 // handshakeRate is handshake mode.
@@ -130,18 +96,25 @@ func handshakeRate(ctx context.Context, o *options, stdout io.Writer) error {
 				r+1, t.name, t.rates[r], cpuString(t.serverCPU[r]), cpuString(t.clientCPU[r]))
 		}
 	}
-	q, raw := targets[0].rates, targets[1].rates
-	ratios := make([]float64, len(q))
-	for i := range q {
-		ratios[i] = q[i] / raw[i]
-	}
-	fmt.Fprintf(stdout, "median: quicsrv %.0f sessions/s, raw quic-go %.0f sessions/s: ratio %.2f [%.2f-%.2f]\n",
-		median(q), median(raw), median(q)/median(raw), slices.Min(ratios), slices.Max(ratios))
+	printRatio(stdout, targets[0], targets[1])
+	printRatio(stdout, targets[0], targets[2])
+	printRatio(stdout, targets[2], targets[1])
 	for _, t := range targets {
 		fmt.Fprintf(stdout, "median CPU per connection, %s: server %s, client %s\n",
 			t.name, cpuString(medianDuration(t.serverCPU)), cpuString(medianDuration(t.clientCPU)))
 	}
 	return nil
+}
+
+// printRatio prints the median rates of a and b, the ratio of the medians
+// and the range of the ratios of the rounds.
+func printRatio(w io.Writer, a, b *target) {
+	ratios := make([]float64, len(a.rates))
+	for i := range ratios {
+		ratios[i] = a.rates[i] / b.rates[i]
+	}
+	fmt.Fprintf(w, "median: %s %.0f sessions/s, %s %.0f sessions/s: ratio %.2f [%.2f-%.2f]\n",
+		a.name, median(a.rates), b.name, median(b.rates), median(a.rates)/median(b.rates), slices.Min(ratios), slices.Max(ratios))
 }
 
 // measureRate sets up o.count connections to t and adds the rate and the

@@ -8,11 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/internal/wire"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -28,17 +32,31 @@ const settle = 2 * time.Second
 // set-up, which may have ended with the run's -deadline.
 const afterFailure = time.Minute
 
-// session is one held session and its channel.
-type session struct {
+// session is one held session: a quicmsg session with its channel
+// (quicmsgSession) or, with -raw, a raw quic-go connection with its stream
+// (rawSession).
+type session interface {
+	// echo exchanges one echo naming session i.
+	echo(ctx context.Context, i int) error
+	close()
+}
+
+// quicmsgSession is a session of quicsrv and its channel.
+type quicmsgSession struct {
 	conn *transport.Conn
 	ch   *transport.Channel
 }
+
+func (s quicmsgSession) echo(ctx context.Context, i int) error { return echo(ctx, s.ch, i) }
+func (s quicmsgSession) close()                                { _ = s.conn.CloseWithError(transport.CodeNoError, "") }
 
 // holder sets up, holds, checks and closes the sessions of hold mode.
 type holder struct {
 	o        *options
 	tlsConf  *tls.Config
 	tcfg     transport.Config
+	rawQUIC  *quic.Config // -raw: the connections' quic.Config
+	rawAddr  *net.UDPAddr // -raw: the server's address
 	socks    *sockets
 	sessions []session // element i written only by the set-up of session i
 	pace     *pacer
@@ -63,14 +81,24 @@ func newHolder(o *options) (*holder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &holder{
+	h := &holder{
 		o:        o,
 		tlsConf:  tlsConf,
 		tcfg:     transport.Config{HandshakeTimeout: o.opTimeout, KeepAlivePeriod: o.keepAlive, IdleTimeout: o.idleTimeout},
 		socks:    newSockets(o.perSocket),
 		sessions: make([]session, o.n),
 		pace:     newPacer(o.concurrency, o.slow),
-	}, nil
+	}
+	if o.raw {
+		if h.rawQUIC, err = h.tcfg.QUICConfig(); err != nil {
+			return nil, err
+		}
+		if h.rawAddr, err = net.ResolveUDPAddr("udp", o.addr); err != nil {
+			return nil, fmt.Errorf("-addr: %w", err)
+		}
+		h.tlsConf.NextProtos = []string{wire.ALPN}
+	}
+	return h, nil
 }
 
 // setUpPaced sets up session i when the pacer lets it, and tries again
@@ -108,23 +136,43 @@ func (h *holder) setUp(ctx context.Context, i int) error {
 		return fmt.Errorf("session %d: opening a UDP socket: %w", i, err)
 	}
 	start := time.Now()
-	c, err := transport.DialTransport(ctx, tr, h.o.addr, h.tlsConf, &h.tcfg)
+	var dialled time.Time
+	connect := h.connectQuicmsg
+	if h.o.raw {
+		connect = h.connectRaw
+	}
+	s, err := connect(ctx, tr, i, func() {
+		dialled = time.Now()
+		h.dialNanos.Add(int64(dialled.Sub(start)))
+	})
+	if !dialled.IsZero() {
+		h.echoNanos.Add(int64(time.Since(dialled)))
+	}
 	if err != nil {
 		return fmt.Errorf("session %d: %w", i, err)
 	}
-	dialled := time.Now()
-	h.dialNanos.Add(int64(dialled.Sub(start)))
+	h.sessions[i] = s
+	return nil
+}
+
+// connectQuicmsg dials a quicmsg session on tr, calls dialled, opens the
+// session's channel and exchanges the first echo on it; it closes the
+// session if that fails.
+func (h *holder) connectQuicmsg(ctx context.Context, tr *quic.Transport, i int, dialled func()) (session, error) {
+	c, err := transport.DialTransport(ctx, tr, h.o.addr, h.tlsConf, &h.tcfg)
+	if err != nil {
+		return nil, err
+	}
+	dialled()
 	ch, err := c.OpenChannel(ctx, "scale")
 	if err == nil {
 		err = echo(ctx, ch, i)
 	}
-	h.echoNanos.Add(int64(time.Since(dialled)))
 	if err != nil {
 		_ = c.CloseWithError(transport.CodeNoError, "")
-		return fmt.Errorf("session %d: %w", i, err)
+		return nil, err
 	}
-	h.sessions[i] = session{conn: c, ch: ch}
-	return nil
+	return quicmsgSession{conn: c, ch: ch}, nil
 }
 
 // echo sends a 64-byte message naming session i on ch and checks that the
@@ -153,12 +201,12 @@ func (h *holder) check(ctx context.Context) (int, error) {
 	var once sync.Once
 	var first error
 	_, err := parallel(ctx, len(h.sessions), h.o.concurrency, func(ctx context.Context, i int) error {
-		if h.sessions[i].ch == nil {
+		if h.sessions[i] == nil {
 			return nil
 		}
 		ctx, cancel := context.WithTimeout(ctx, h.o.opTimeout)
 		defer cancel()
-		if err := echo(ctx, h.sessions[i].ch, i); err != nil {
+		if err := h.sessions[i].echo(ctx, i); err != nil {
 			once.Do(func() { first = fmt.Errorf("session %d: %w", i, err) })
 			return nil
 		}
@@ -177,8 +225,8 @@ func (h *holder) close() {
 	for w := range h.o.concurrency {
 		wg.Go(func() {
 			for i := w; i < len(h.sessions); i += h.o.concurrency {
-				if c := h.sessions[i].conn; c != nil {
-					_ = c.CloseWithError(transport.CodeNoError, "")
+				if s := h.sessions[i]; s != nil {
+					s.close()
 				}
 			}
 		})
@@ -290,8 +338,12 @@ func (h *holder) retried() int64 {
 // the retries.
 func (h *holder) reportSetUp(w io.Writer) {
 	n := float64(h.setUps.Load())
-	fmt.Fprintf(w, "set-up time per session (mean): dial and HELLO %.1f ms, channel and first echo %.1f ms (failed attempts included)\n",
-		float64(h.dialNanos.Load())/n/1e6, float64(h.echoNanos.Load())/n/1e6)
+	dial, first := "dial and HELLO", "channel and first echo"
+	if h.o.raw {
+		dial, first = "dial (TLS handshake)", "stream and first echo"
+	}
+	fmt.Fprintf(w, "set-up time per session (mean): %s %.1f ms, %s %.1f ms (failed attempts included)\n",
+		dial, float64(h.dialNanos.Load())/n/1e6, first, float64(h.echoNanos.Load())/n/1e6)
 	ps := h.pace.stats()
 	fmt.Fprintf(w, "pacing: up to %d set-ups at once, %d at the narrowest, %d at the end; %d back-offs (a set-up slower than %s, or failing as below)\n",
 		h.o.concurrency, ps.lowest, ps.limit, ps.backoffs, h.o.slow)
@@ -348,8 +400,12 @@ func (h *holder) settleAndRead(ctx context.Context) (usage, error) {
 // report prints the figures of the set-up.
 func (r *holdResult) report(w io.Writer, o *options) {
 	m := r.n - r.warm
-	fmt.Fprintf(w, "sessions: %d held (%d warm-up + %d measured), each one channel with one %d B echo; %d sockets, up to %d connections each; %d set up at a time\n",
-		r.n, r.warm, m, echoSize, r.sockets, o.perSocket, o.concurrency)
+	what := "quicmsg sessions, each one channel"
+	if o.raw {
+		what = "raw quic-go connections, each one stream"
+	}
+	fmt.Fprintf(w, "sessions: %d held (%d warm-up + %d measured), %s with one %d B echo; %d sockets, up to %d connections each; %d set up at a time\n",
+		r.n, r.warm, m, what, echoSize, r.sockets, o.perSocket, o.concurrency)
 	fmt.Fprintf(w, "set-up: %d sessions in %.2f s: %.0f sessions/s\n", m, r.setUpTime.Seconds(), float64(m)/r.setUpTime.Seconds())
 	s0, s1, c0, c1 := r.server0, r.server1, r.client0, r.client1
 	fmt.Fprintf(w, "server RSS: %s with %d sessions (%s before the measured ones): %.1f KiB per session\n",

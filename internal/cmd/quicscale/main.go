@@ -15,10 +15,20 @@
 // In handshake mode it measures sessions set up per second against quicsrv
 // (-addr) and against a raw quic-go server (-raw-addr) in the same run,
 // -rounds times interleaved; each connection is closed as soon as it is set
-// up. The raw server is this command in serve-raw mode:
+// up. Raw quic-go is measured twice: a bare TLS handshake, and the same
+// followed by the exchange quicmsg's HELLO makes (a stream opened, one
+// small request and its reply). The raw server is this command in
+// serve-raw mode, which echoes on the first stream of each connection:
 //
 //	quicscale -mode serve-raw -addr 127.0.0.1:0 -cert dev/server.pem -key dev/server-key.pem
 //	quicscale -mode handshake -addr QUICSRV -raw-addr RAW -ca dev/ca.pem -count 2000
+//
+// With -raw, hold mode holds raw quic-go connections against serve-raw
+// instead, each with one stream that exchanged one 64-byte echo, measured
+// the same way (serve-raw -metrics serves the same runtime figures):
+//
+//	quicscale -mode serve-raw -addr 127.0.0.1:0 -cert dev/server.pem -key dev/server-key.pem -metrics 127.0.0.1:0
+//	quicscale -raw -addr RAW -ca dev/ca.pem -server-pid PID -metrics http://RAWMETRICS/metrics -n 10000
 //
 // Connections share UDP sockets, -per-socket connections to each
 // quic.Transport (1: a socket per connection), so that 50,000 sessions fit
@@ -82,13 +92,14 @@ type options struct {
 	progress    time.Duration
 	keepAlive   time.Duration
 	idleTimeout time.Duration
+	raw         bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("quicscale", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.mode, "mode", modeHold, "hold (hold -n sessions and measure the server), handshake (set-up rate against quicsrv and raw quic-go) or serve-raw (a raw quic-go server for handshake mode)")
+	fs.StringVar(&o.mode, "mode", modeHold, "hold (hold -n sessions and measure the server), handshake (set-up rate against quicsrv and raw quic-go) or serve-raw (a raw quic-go echo server for handshake mode and hold mode with -raw)")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:4433", "quicsrv's `address`; in serve-raw mode the address to listen on")
 	fs.StringVar(&o.rawAddr, "raw-addr", "", "handshake mode: the raw quic-go server's `address` (quicscale -mode serve-raw)")
 	fs.StringVar(&o.caFile, "ca", "", "CA `file` that signed the servers' certificates")
@@ -102,14 +113,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.deadline, "deadline", 10*time.Minute, "bound of the whole run")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "quicsrv's `pid`: hold mode reads its VmRSS from /proc/PID/status, handshake mode its CPU time from /proc/PID/stat")
 	fs.IntVar(&o.rawPID, "raw-pid", 0, "handshake mode: the raw quic-go server's `pid`, for its CPU time")
-	fs.StringVar(&o.metricsURL, "metrics", "", "hold mode: quicsrv's Prometheus `URL` (http://HOST:PORT/metrics), for its heap, stacks and goroutines")
+	fs.StringVar(&o.metricsURL, "metrics", "", "hold mode: the server's Prometheus `URL` (http://HOST:PORT/metrics), for its heap, stacks and goroutines; serve-raw mode: the address (HOST:PORT) to serve them on")
 	fs.IntVar(&o.retries, "retries", 3, "hold mode: how many times a set-up that timed out, or that the server closed or refused during its handshake, is tried again (counted and reported)")
 	fs.DurationVar(&o.slow, "slow", time.Second, "hold mode: a set-up slower than this halves the set-ups allowed at once and pauses new ones (the window grows back by one per window's worth of faster set-ups in a row)")
 	fs.DurationVar(&o.progress, "progress", 10*time.Second, "hold mode: how often the set-up's progress is printed (0: never)")
-	fs.DurationVar(&o.keepAlive, "keep-alive", 0, "the client connections' keep-alive period (0: transport.DefaultKeepAlivePeriod, 10s; negative: none)")
-	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "the client connections' idle timeout (0: transport.DefaultIdleTimeout, 30s)")
+	fs.DurationVar(&o.keepAlive, "keep-alive", 0, "the client connections' keep-alive period; serve-raw mode: the server's, as quicsrv's -keep-alive (0: transport.DefaultKeepAlivePeriod, 10s; negative: none)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "the client connections' idle timeout; serve-raw mode: the server's, as quicsrv's -idle-timeout (0: transport.DefaultIdleTimeout, 30s)")
+	fs.BoolVar(&o.raw, "raw", false, "hold mode: hold raw quic-go connections against quicscale -mode serve-raw (-addr), each with one stream that exchanged one 64 B echo, instead of quicmsg sessions against quicsrv")
 	fs.IntVar(&o.count, "count", 2000, "handshake mode: connections set up per server per round")
-	fs.IntVar(&o.rounds, "rounds", 3, "handshake mode: rounds, each measuring quicsrv then raw quic-go")
+	fs.IntVar(&o.rounds, "rounds", 3, "handshake mode: rounds, each measuring quicsrv, raw quic-go, then raw quic-go with one request and reply")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -114,20 +114,25 @@ func TestHoldStopsAtTheServersSessionLimitAndSaysSo(t *testing.T) {
 	require.Contains(t, out, "echo once the set-up stopped: 12 of 12 sessions answered")
 }
 
-// startRaw runs quicscale -mode serve-raw with the certificate of s in
-// this process and returns its address and a function that stops it and
-// returns its error, or fails the test if it does not return in 10 s; the
-// test's cleanup calls it too.
-func startRaw(t *testing.T, s *server) (string, func() error) {
+// startRaw runs quicscale -mode serve-raw with the certificate of s and
+// extra flags in this process and returns its address and a function that
+// stops it and returns its error, or fails the test if it does not return
+// in 10 s; the test's cleanup calls it too.
+func startRaw(t *testing.T, s *server, extra ...string) (string, func() error) {
+	addr, _, stop := startRawOut(t, s, extra...)
+	return addr, stop
+}
+
+// startRawOut is startRaw also returning the server's output.
+func startRawOut(t *testing.T, s *server, extra ...string) (string, *testenv.Buffer, func() error) {
 	t.Helper()
 	certs := filepath.Dir(s.ca)
 	ctx, cancel := context.WithCancel(context.Background())
-	var rawOut testenv.Buffer
+	rawOut := &testenv.Buffer{}
 	rawDone := make(chan error, 1)
-	go func() {
-		rawDone <- run(ctx, []string{"-mode", "serve-raw", "-addr", "127.0.0.1:0",
-			"-cert", filepath.Join(certs, "server.pem"), "-key", filepath.Join(certs, "server-key.pem")}, &rawOut, &rawOut)
-	}()
+	args := append([]string{"-mode", "serve-raw", "-addr", "127.0.0.1:0",
+		"-cert", filepath.Join(certs, "server.pem"), "-key", filepath.Join(certs, "server-key.pem")}, extra...)
+	go func() { rawDone <- run(ctx, args, rawOut, rawOut) }()
 	var once sync.Once
 	var err error
 	stop := func() error {
@@ -144,7 +149,22 @@ func startRaw(t *testing.T, s *server) (string, func() error) {
 	t.Cleanup(func() { require.NoError(t, stop()) })
 	re := regexp.MustCompile(`raw quic-go listening on (\S+)`)
 	require.Eventually(t, func() bool { return re.MatchString(rawOut.String()) }, 10*time.Second, 10*time.Millisecond)
-	return re.FindStringSubmatch(rawOut.String())[1], stop
+	return re.FindStringSubmatch(rawOut.String())[1], rawOut, stop
+}
+
+func TestHoldRawConnectionsAgainstServeRawReportsEveryFigure(t *testing.T) {
+	s := startQuicsrv(t) // for its certificates
+	raw, out, _ := startRawOut(t, s, "-metrics", "127.0.0.1:0")
+	re := regexp.MustCompile(`(?m)^metrics: (\S+)$`)
+	require.Eventually(t, func() bool { return re.MatchString(out.String()) }, 10*time.Second, 10*time.Millisecond)
+	metrics := re.FindStringSubmatch(out.String())[1]
+	got, err := runScale(t, "-raw", "-addr", raw, "-ca", s.ca, "-server-pid", strconv.Itoa(os.Getpid()),
+		"-metrics", metrics, "-n", "20", "-concurrency", "4", "-per-socket", "8", "-hold", "100ms")
+	require.NoError(t, err)
+	require.Contains(t, got, "sessions: 20 held (2 warm-up + 18 measured), raw quic-go connections, each one stream with one 64 B echo")
+	require.Contains(t, got, "dial (TLS handshake)")
+	require.NotContains(t, got, "unknown", "every reading of the raw server was made")
+	require.Contains(t, got, "echo after the hold: 20 of 20 sessions answered")
 }
 
 func TestHandshakeRateAgainstQuicsrvAndRawQUIC(t *testing.T) {
@@ -157,6 +177,9 @@ func TestHandshakeRateAgainstQuicsrvAndRawQUIC(t *testing.T) {
 	require.Regexp(t, `(?m)^round 2: raw quic-go [0-9]+ sessions/s; CPU per connection: server [0-9]+ µs, client [0-9]+ µs$`, out)
 	require.Regexp(t, `(?m)^median CPU per connection, quicsrv: server [0-9]+ µs, client [0-9]+ µs$`, out)
 	require.Regexp(t, `(?m)^median: quicsrv [0-9]+ sessions/s, raw quic-go [0-9]+ sessions/s: ratio [0-9.]+ \[[0-9.]+-[0-9.]+\]$`, out)
+	require.Regexp(t, `(?m)^round 2: raw quic-go \+ request [0-9]+ sessions/s; CPU per connection: server [0-9]+ µs, client [0-9]+ µs$`, out)
+	require.Regexp(t, `(?m)^median: quicsrv [0-9]+ sessions/s, raw quic-go \+ request [0-9]+ sessions/s: ratio [0-9.]+ \[[0-9.]+-[0-9.]+\]$`, out)
+	require.Regexp(t, `(?m)^median: raw quic-go \+ request [0-9]+ sessions/s, raw quic-go [0-9]+ sessions/s: ratio [0-9.]+ \[[0-9.]+-[0-9.]+\]$`, out)
 }
 
 func TestServeRawStopsWhileAConnectionIsHeld(t *testing.T) {
