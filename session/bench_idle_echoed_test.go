@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -19,8 +20,11 @@ import (
 // idle session in the state users leave it in: one channel that exchanged
 // one 64-byte echo, then nothing. It compares acknowledgements on (a
 // resumable session) and off, against a raw quic-go server whose
-// connections each echoed 64 bytes on one stream and keep it open, in the
-// same run.
+// connections each echoed 64 bytes on one stream and keep it open
+// (rawquic), and against a raw quic-go server shaped as quicmsg's protocol
+// needs (rawproto: a goroutine accepting streams, a control stream that
+// exchanged a request and a reply with a goroutine reading it, one stream
+// that echoed 64 bytes with a goroutine reading it), in the same run.
 func BenchmarkIdleEchoedSessionMemory(b *testing.B) {
 	qconf, err := (&transport.Config{}).QUICConfig()
 	require.NoError(b, err)
@@ -42,28 +46,12 @@ func BenchmarkIdleEchoedSessionMemory(b *testing.B) {
 		}
 	}
 	dials := map[string]idlemem.Dial{
-		"acks":   session(nil),
-		"noacks": session(&transport.Config{DisableAcks: true}),
-		"rawquic": func(ctx context.Context, addr string) (func(), error) {
-			c, err := quic.DialAddr(ctx, addr, rawTLS, qconf)
-			if err != nil {
-				return nil, err
-			}
-			s, err := c.OpenStreamSync(ctx)
-			if err == nil {
-				_, err = s.Write(msg)
-			}
-			if err == nil {
-				_, err = io.ReadFull(s, make([]byte, len(msg)))
-			}
-			if err != nil {
-				_ = c.CloseWithError(0, "")
-				return nil, err
-			}
-			return func() { _ = c.CloseWithError(0, "") }, nil
-		},
+		"acks":     session(nil),
+		"noacks":   session(&transport.Config{DisableAcks: true}),
+		"rawquic":  rawDial(rawTLS, qconf, 1),
+		"rawproto": rawDial(rawTLS, qconf, 2),
 	}
-	for _, impl := range []string{"acks", "noacks", "rawquic"} {
+	for _, impl := range []string{"acks", "noacks", "rawquic", "rawproto"} {
 		b.Run(impl, func(b *testing.B) {
 			var per idlemem.PerConn
 			measured := false
@@ -76,6 +64,38 @@ func BenchmarkIdleEchoedSessionMemory(b *testing.B) {
 			per.Report(b)
 		})
 	}
+}
+
+// rawDial dials a raw quic-go connection and opens streams streams on it,
+// each of which exchanges one 64-byte message and its echo and stays open.
+func rawDial(tlsConf *tls.Config, qconf *quic.Config, streams int) idlemem.Dial {
+	return func(ctx context.Context, addr string) (func(), error) {
+		c, err := quic.DialAddr(ctx, addr, tlsConf, qconf)
+		if err != nil {
+			return nil, err
+		}
+		for range streams {
+			if err = rawEcho(ctx, c); err != nil {
+				_ = c.CloseWithError(0, "")
+				return nil, err
+			}
+		}
+		return func() { _ = c.CloseWithError(0, "") }, nil
+	}
+}
+
+// rawEcho opens a stream on c, writes 64 bytes and reads their echo.
+func rawEcho(ctx context.Context, c *quic.Conn) error {
+	s, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	msg := make([]byte, 64)
+	if _, err := s.Write(msg); err != nil {
+		return err
+	}
+	_, err = io.ReadFull(s, msg)
+	return err
 }
 
 // echoOnce sends msg on a new channel of c and waits for its echo.
@@ -116,10 +136,63 @@ func TestBenchIdleEchoedChild(t *testing.T) {
 		}, nil
 	}
 	idlemem.ServeChild(t, map[string]idlemem.Server{
-		"acks":    sessionServer,
-		"noacks":  sessionServer,
-		"rawquic": rawEchoOnce(qconf),
+		"acks":     sessionServer,
+		"noacks":   sessionServer,
+		"rawquic":  rawEchoOnce(qconf),
+		"rawproto": rawProto(qconf),
 	})
+}
+
+// rawProto is a raw quic-go server with the goroutines quicmsg's protocol
+// needs on quic-go's blocking API, and nothing else: per connection, one
+// goroutine waiting in AcceptStream for the next stream (quicmsg's session
+// goroutine taking channels), one reading the first stream (the control
+// stream, which answered one request as HELLO does) and one reading each
+// further stream (a channel's reader), echoing what arrives. Its idle
+// connection is the floor of a quicmsg session's shape on quic-go.
+func rawProto(qconf *quic.Config) idlemem.Server {
+	return func(ctx context.Context, tlsConf *tls.Config, accepted *atomic.Int64) (string, func(), error) {
+		tlsConf = tlsConf.Clone()
+		tlsConf.NextProtos = []string{wire.ALPN}
+		ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, qconf)
+		if err != nil {
+			return "", nil, err
+		}
+		return ln.Addr().String(), idlemem.Park(ctx, accepted, ln.Accept, acceptAndEcho, ln.Close), nil
+	}
+}
+
+// acceptAndEcho takes c's streams until ctx or c ends, each read by a
+// goroutine of its own that echoes what arrives; then it closes c and
+// waits for the readers.
+func acceptAndEcho(ctx context.Context, c *quic.Conn) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer c.CloseWithError(0, "")
+	for {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		wg.Go(func() { echoStream(s) })
+	}
+}
+
+// echoStream writes back what arrives on s, 64 bytes at a time, until s
+// fails.
+func echoStream(s *quic.Stream) {
+	buf := make([]byte, 64)
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			if _, err := s.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // rawEchoOnce is a raw quic-go server that echoes 64 bytes on the first
