@@ -378,7 +378,8 @@ func (h *holder) holdAndCheck(ctx context.Context, r *holdResult, stdout io.Writ
 	if r.serverHeld, err = serverUsage(ctx, h.o.serverPID, h.o.metricsURL); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "server after a %s hold: RSS %s, goroutines %d\n", h.o.hold, mib(r.serverHeld.rss), r.serverHeld.goroutines)
+	fmt.Fprintf(stdout, "server after a %s hold: RSS %s, goroutines %d; CPU while held: %.0f %% of a core\n",
+		h.o.hold, mib(r.serverHeld.rss), r.serverHeld.goroutines, cpuShare(r.server1, r.serverHeld))
 	answered, err := h.check(ctx)
 	fmt.Fprintf(stdout, "echo after the hold: %d of %d sessions answered\n", answered, r.n)
 	if err != nil {
@@ -413,6 +414,8 @@ func (r *holdResult) report(w io.Writer, o *options) {
 	fmt.Fprintf(w, "server heap in use: %s (%s before): %.1f KiB per session\n", mib(s1.heap), mib(s0.heap), perSessionKiB(s0.heap, s1.heap, m))
 	fmt.Fprintf(w, "server stacks: %s (%s before): %.1f KiB per session\n", mib(s1.stack), mib(s0.stack), perSessionKiB(s0.stack, s1.stack, m))
 	fmt.Fprintf(w, "server goroutines: %d (%d before): %.2f per session\n", s1.goroutines, s0.goroutines, perSessionCount(s0.goroutines, s1.goroutines, m))
+	fmt.Fprintf(w, "server CPU from the first reading to the second (the set-up and %s settling): %.0f %% of a core, %s per session\n",
+		settle, cpuShare(s0, s1), cpuString(perConn(s0.cpu, s1.cpu, m)))
 	fmt.Fprintf(w, "client (this process, apart): RSS %s, heap in use %s, stacks %s, goroutines %d: %.1f KiB RSS, %.1f KiB heap, %.2f goroutines per session\n",
 		mib(c1.rss), mib(c1.heap), mib(c1.stack), c1.goroutines,
 		perSessionKiB(c0.rss, c1.rss, m), perSessionKiB(c0.heap, c1.heap, m), perSessionCount(c0.goroutines, c1.goroutines, m))

@@ -21,9 +21,22 @@ type usage struct {
 	heap       int64 // Go heap in use (not after a forced GC), bytes
 	stack      int64 // goroutine stacks in use, bytes
 	goroutines int64
+	cpu        time.Duration // user + system CPU time so far; -1: unknown
+	at         time.Time     // when it was read
 }
 
-func unknownUsage() usage { return usage{rss: -1, heap: -1, stack: -1, goroutines: -1} }
+func unknownUsage() usage {
+	return usage{rss: -1, heap: -1, stack: -1, goroutines: -1, cpu: -1, at: time.Now()}
+}
+
+// cpuShare returns the CPU the process used between readings a and b as a
+// percentage of one core, or -1 when either is unknown.
+func cpuShare(a, b usage) float64 {
+	if a.cpu < 0 || b.cpu < 0 || !b.at.After(a.at) {
+		return -1
+	}
+	return 100 * float64(b.cpu-a.cpu) / float64(b.at.Sub(a.at))
+}
 
 // serverUsage reads the server's VmRSS from /proc/pid/status (pid > 0) and
 // its heap, stacks and goroutines from its Prometheus endpoint (url not
@@ -46,6 +59,7 @@ func serverUsage(ctx context.Context, pid int, url string) (usage, error) {
 			return u, err
 		}
 		u.rss = rss
+		u.cpu = processCPU(pid)
 	}
 	return u, nil
 }
