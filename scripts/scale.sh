@@ -52,10 +52,10 @@ pids=()
 cleanup() {
 	status=$?
 	if [ "$status" -ne 0 ]; then
-		echo "scale.sh: failed ($status); the last lines quicsrv logged:" >&2
+		echo "scale.sh: failed ($status); the last lines the server logged:" >&2
 		tail -20 "$dir/srv.err" >&2
 		if [ -n "${metrics:-}" ]; then
-			echo "scale.sh: quicsrv's quicmsg_ figures that are not 0:" >&2
+			echo "scale.sh: the server's quicmsg_ figures that are not 0:" >&2
 			curl -s --max-time 5 "$metrics" | grep '^quicmsg_' | grep -v ' 0$' >&2 || true
 		fi
 	fi
