@@ -150,7 +150,11 @@ func TestBenchIdleEchoedChild(t *testing.T) {
 // stream, which answered one request as HELLO does) and one reading each
 // further stream (a channel's reader), echoing what arrives. Its idle
 // connection is the floor of a quicmsg session's shape on quic-go.
-func rawProto(qconf *quic.Config) idlemem.Server {
+func rawProto(qconf *quic.Config) idlemem.Server { return rawServer(qconf, acceptAndEcho) }
+
+// rawServer is a raw quic-go listener with qconf, negotiating quicmsg's
+// ALPN, that holds each accepted connection on a goroutine running park.
+func rawServer(qconf *quic.Config, park func(context.Context, *quic.Conn)) idlemem.Server {
 	return func(ctx context.Context, tlsConf *tls.Config, accepted *atomic.Int64) (string, func(), error) {
 		tlsConf = tlsConf.Clone()
 		tlsConf.NextProtos = []string{wire.ALPN}
@@ -158,7 +162,7 @@ func rawProto(qconf *quic.Config) idlemem.Server {
 		if err != nil {
 			return "", nil, err
 		}
-		return ln.Addr().String(), idlemem.Park(ctx, accepted, ln.Accept, acceptAndEcho, ln.Close), nil
+		return ln.Addr().String(), idlemem.Park(ctx, accepted, ln.Accept, park, ln.Close), nil
 	}
 }
 
@@ -199,27 +203,18 @@ func echoStream(s *quic.Stream) {
 // stream of each connection and then keeps the stream and connection open,
 // waiting for more, as an idle server would.
 func rawEchoOnce(qconf *quic.Config) idlemem.Server {
-	return func(ctx context.Context, tlsConf *tls.Config, accepted *atomic.Int64) (string, func(), error) {
-		tlsConf = tlsConf.Clone()
-		tlsConf.NextProtos = []string{wire.ALPN}
-		ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, qconf)
+	return rawServer(qconf, func(ctx context.Context, c *quic.Conn) {
+		s, err := c.AcceptStream(ctx)
 		if err != nil {
-			return "", nil, err
+			return
 		}
-		park := func(ctx context.Context, c *quic.Conn) {
-			s, err := c.AcceptStream(ctx)
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 64)
-			if _, err := io.ReadFull(s, buf); err != nil {
-				return
-			}
-			if _, err := s.Write(buf); err != nil {
-				return
-			}
-			_, _ = s.Read(buf) // waits for more, as a server loop would
+		buf := make([]byte, 64)
+		if _, err := io.ReadFull(s, buf); err != nil {
+			return
 		}
-		return ln.Addr().String(), idlemem.Park(ctx, accepted, ln.Accept, park, ln.Close), nil
-	}
+		if _, err := s.Write(buf); err != nil {
+			return
+		}
+		_, _ = s.Read(buf) // waits for more, as a server loop would
+	})
 }
