@@ -57,6 +57,7 @@ type options struct {
 	resumeWindow    time.Duration
 	maxDetached     int
 	resumeKeyFile   string
+	memoryLimit     int64
 	version         bool
 }
 
@@ -165,6 +166,10 @@ func (o *options) operationFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://`address`/metrics and health at /healthz (e.g. 127.0.0.1:9464); off by default")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format` on stderr: text or json")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "least severe `level` logged: debug, info, warn or error")
+	fs.Func("memory-limit", "soft limit of the Go runtime's memory, e.g. 600MiB or 2GiB (as GOMEMLIMIT, which it overrides): the garbage collector runs more often as the process nears it, trading CPU for memory; 0 or unset: GOMEMLIMIT, else none", func(v string) (err error) {
+		o.memoryLimit, err = parseByteSize(v)
+		return err
+	})
 	fs.StringVar(&o.qlogDir, "qlog", "", "write a qlog trace of every QUIC connection into `dir`, for debugging (qvis, Wireshark)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 }

@@ -86,6 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.devClientCert != "" {
 		return issueDevClientCert(o, stdout)
 	}
+	applyMemoryLimit(o.memoryLimit)
 	tc, err := transportConfig(o, log)
 	if err != nil {
 		return err

@@ -379,6 +379,8 @@ func TestBadFlagsAreRefusedByName(t *testing.T) {
 		{[]string{"-pending-bytes", "-1"}, "-pending-bytes"},
 		{[]string{"-max-detached", "-1"}, "-max-detached"},
 		{[]string{"-resume-window", "soon"}, "resume-window"},
+		{[]string{"-memory-limit", "600MB"}, "memory-limit"},
+		{[]string{"-memory-limit", "-1MiB"}, "memory-limit"},
 		{[]string{"stray"}, "unexpected argument"},
 	} {
 		err := run(context.Background(), tc.args, io.Discard, io.Discard)
