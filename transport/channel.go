@@ -89,6 +89,20 @@ func (ch *Channel) start(header []byte) {
 // example because it closed the channel).
 func (ch *Channel) Done() <-chan struct{} { return ch.s.Context().Done() }
 
+// PeerStopped reports whether the peer stopped reading the channel (it
+// closed or reset the channel, and its STOP_SENDING arrived) before this
+// side closed or reset its send direction and before the connection ended:
+// whether Done was closed by the peer. It is false while Done is open.
+func (ch *Channel) PeerStopped() bool {
+	var se *quic.StreamError
+	return errors.As(context.Cause(ch.s.Context()), &se) && se.Remote
+}
+
+// Stats returns the channel's own message and byte counters, in a
+// [ConnStats] (RejectedChannels is 0). MessagesSent - MessagesAcked is
+// what the peer has not acknowledged (so far) of what Send accepted.
+func (ch *Channel) Stats() ConnStats { return ch.stats() }
+
 // Name returns the channel's name.
 func (ch *Channel) Name() string { return ch.name }
 
