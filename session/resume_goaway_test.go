@@ -124,15 +124,7 @@ func TestSendOnAChannelTheServerEndedAfterGoAwayFails(t *testing.T) {
 			ch, err := rc.conn.OpenChannel(ctx, "news")
 			require.NoError(t, err)
 			require.NoError(t, ch.Send(ctx, []byte("hello")))
-			var sess *Session
-			var tc *transport.Channel
-			require.Eventually(t, func() bool {
-				if ss := srv.Sessions(); len(ss) == 1 {
-					sess = ss[0]
-					tc, _ = sess.Channel("news")
-				}
-				return tc != nil
-			}, 20*time.Second, 5*time.Millisecond)
+			sess, tc := onlySessionChannel(t, srv, "news")
 			require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
 			awaitClosed(ctx, t, rc.conn.GoAwayReceived(), "GOAWAY")
 			end(tc)
@@ -181,6 +173,23 @@ func TestSendAfterTheServerClosedAChannelTheClientFinishedFails(t *testing.T) {
 	}
 }
 
+// onlySessionChannel waits until srv has one session and it has the
+// channel name, and returns both.
+func onlySessionChannel(t *testing.T, srv *Server, name string) (*Session, *transport.Channel) {
+	t.Helper()
+	var sess *Session
+	var tc *transport.Channel
+	// Real sockets, so the wall clock: the channel is the session's once its header crossed QUIC (see helpers_test.go).
+	require.Eventually(t, func() bool {
+		if ss := srv.Sessions(); len(ss) == 1 {
+			sess = ss[0]
+			tc, _ = sess.Channel(name)
+		}
+		return tc != nil
+	}, 20*time.Second, 5*time.Millisecond)
+	return sess, tc
+}
+
 // finishedChannelAfterGoAway connects a raw client that offers
 // acknowledgements (so that its session is resumable), opens "news", has
 // the server send GOAWAY and the client finish sending on "news" (FIN, no
@@ -205,16 +214,7 @@ func finishedChannelAfterGoAway(t *testing.T, end func(raw *quic.Stream, tc *tra
 	ctx := testCtx(t)
 	rc := dialRawHello(t, addr, wire.Hello{Version: wire.Version, MaxMessageSize: 1 << 20, PendingCap: 1000, Acks: true})
 	raw := rc.openRaw(t, wire.AppendChannelHeader(nil, "news"))
-	var sess *Session
-	var tc *transport.Channel
-	// Real sockets, so the wall clock: the channel is the session's once its header crossed QUIC (see helpers_test.go).
-	require.Eventually(t, func() bool {
-		if ss := srv.Sessions(); len(ss) == 1 {
-			sess = ss[0]
-			tc, _ = sess.Channel("news")
-		}
-		return tc != nil
-	}, 20*time.Second, 5*time.Millisecond)
+	sess, tc := onlySessionChannel(t, srv, "news")
 	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
 	require.NoError(t, raw.Close(), "FIN only: the client still reads")
 	select {
