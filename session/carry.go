@@ -46,9 +46,10 @@ type carried struct {
 	// not acknowledged of what was sent on it, counts as unacknowledged
 	// (dropReopenedLocked).
 	closedOn *transport.Conn
-	// serverEnded says that the server, not the client, ended tc on
-	// closedOn (its handler closed or reset it): Send fails on it, as on
-	// any channel the server ended, until the client opens it again.
+	// serverEnded says that the server ended tc on closedOn (its handler
+	// closed or reset it, see endOf), not the client nor the connection's
+	// end: Send fails on it, as on any channel the server ended, until the
+	// client opens it again.
 	serverEnded bool
 	// gone is tc once a Send found it ended on a connection the server
 	// had told to go away: the client is closing it to come back on
@@ -226,7 +227,7 @@ func (s *Session) movedOff(cs *carried, tc *transport.Channel, err error) bool {
 }
 
 // peerStopped marks ch, the live channel of cs, gone when the client
-// ended it (it stopped reading or reset it: clientEnded) on a connection
+// ended it (it stopped reading or reset it: endOf) on a connection
 // the server told to go away, before the session's reader closes it: a
 // Send that then meets the closed channel keeps its message for the next
 // connection (movedOff). cs may be nil.

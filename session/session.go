@@ -415,8 +415,8 @@ func (s *Session) finishedChan() <-chan struct{} { return s.finished }
 // carried state, nil if it has none.
 func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 	defer s.readers.Done()
-	byClient := false // the client ended the channel (clientEnded)
-	defer func() { s.readerEnded(ch, server, cs, byClient) }()
+	end := endedWithConn
+	defer func() { s.readerEnded(ch, server, cs, end) }()
 	ctx := ch.Conn().Context()
 	var m transport.Message // reused: the handler gets its fields, not it
 	room := false           // enqueue saw room for the next message: no need to wait for it
@@ -431,7 +431,7 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 			continue
 		}
 		if err != nil {
-			if byClient = clientEnded(ctx, ch, err); byClient {
+			if end = endOf(ctx, ch, err); end == endedByClient {
 				s.peerStopped(cs, ch)
 			}
 			_ = ch.Close()
@@ -446,26 +446,40 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 	}
 }
 
-// clientEnded reports whether the client ended ch, whose Receive failed
-// with err: it reset the channel, or it finished sending (io.EOF) and then
-// stopped reading. After io.EOF the server's side stays open for the
+// channelEnd is who ended a channel, as its reader saw it.
+type channelEnd int
+
+const (
+	endedWithConn channelEnd = iota // the connection ended, or the reader stopped on its own
+	endedByClient                   // the client reset it, or finished sending and stopped reading
+	endedByServer                   // the server closed or reset it (its handler, or the transport for a protocol violation)
+)
+
+// endOf returns who ended ch, whose Receive failed with err. After io.EOF
+// (the client finished sending) the server's side stays open for the
 // handler until the client stops reading too (it closed the channel), the
-// server closes or resets the channel itself, or the connection ends; only
-// the first is the client's end.
-func clientEnded(ctx context.Context, ch *transport.Channel, err error) bool {
+// server closes or resets the channel itself, or the connection ends:
+// endOf waits for that and asks the channel which it was.
+func endOf(ctx context.Context, ch *transport.Channel, err error) channelEnd {
 	if errors.Is(err, io.EOF) {
 		if testHookClientFinished != nil {
 			testHookClientFinished(ch)
 		}
 		select {
 		case <-ch.Done():
-			return ch.PeerStopped()
+			err = ch.Ended()
 		case <-ctx.Done():
-			return false
+			return endedWithConn
 		}
 	}
 	var ce *transport.ChannelError
-	return errors.As(err, &ce) && ce.Remote
+	switch {
+	case errors.As(err, &ce) && ce.Remote:
+		return endedByClient
+	case errors.As(err, &ce), errors.Is(err, transport.ErrClosed) && ch.Conn().Context().Err() == nil:
+		return endedByServer
+	}
+	return endedWithConn
 }
 
 // testHookClientFinished, set only by tests, runs in a channel's reader
@@ -490,11 +504,11 @@ func (s *Session) skipGap(cs *carried) {
 // channel whose connection ended stays, for the client to reopen (its end
 // is the session's); one the client closed is dropped, with what it held
 // counted as unacknowledged, unless the server had told the connection to
-// go away (see carried.closedOn); byClient says that the client, not the
-// server, ended it (see carried.serverEnded). A channel the server opened
+// go away (see carried.closedOn); end says who ended it (see
+// carried.serverEnded). A channel the server opened
 // is not carried to another connection: what the client did not
 // acknowledge on it is counted as well.
-func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried, byClient bool) {
+func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried, end channelEnd) {
 	connEnded := ch.Conn().Context().Err() != nil
 	if server && connEnded && s.resumable {
 		s.loseUnacked(ch.Name(), len(ch.Unacked())+len(ch.Unsent()))
@@ -512,7 +526,7 @@ func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried, b
 		closed = false
 	} else if cs != nil && s.carried[cs.name] == cs {
 		if ch.Conn().GoAwaySent() {
-			cs.closedOn, cs.serverEnded = ch.Conn(), !byClient // see carried.closedOn
+			cs.closedOn, cs.serverEnded = ch.Conn(), end == endedByServer // see carried.closedOn
 		} else {
 			s.dropCarriedLocked(cs)
 		}

@@ -89,13 +89,21 @@ func (ch *Channel) start(header []byte) {
 // example because it closed the channel).
 func (ch *Channel) Done() <-chan struct{} { return ch.s.Context().Done() }
 
-// PeerStopped reports whether the peer stopped reading the channel (it
-// closed or reset the channel, and its STOP_SENDING arrived) before this
-// side closed or reset its send direction and before the connection ended:
-// whether Done was closed by the peer. It is false while Done is open.
-func (ch *Channel) PeerStopped() bool {
-	var se *quic.StreamError
-	return errors.As(context.Cause(ch.s.Context()), &se) && se.Remote
+// Ended returns why Done was closed, that is who ended the channel's send
+// direction first: ErrClosed when this side closed the channel (Close,
+// Shutdown); a [*ChannelError] when it was reset or the peer stopped
+// reading it, with Remote set for the peer (a peer that closes the channel
+// stops reading it); or the connection's error when the connection ended
+// first. It returns nil while Done is open.
+func (ch *Channel) Ended() error {
+	cause := context.Cause(ch.s.Context())
+	switch {
+	case cause == nil:
+		return nil
+	case errors.Is(cause, quic.ErrStreamClosed):
+		return ErrClosed
+	}
+	return ch.convertErr(cause)
 }
 
 // Stats returns the channel's own message and byte counters, in a
