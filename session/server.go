@@ -138,7 +138,7 @@ type phase int
 const (
 	phaseServing  phase = iota // sessions are admitted
 	phaseDraining              // Shutdown began: new sessions are admitted and told GOAWAY
-	phaseRefusing              // the first sessions left: new connections are refused
+	phaseRefusing              // the first sessions left: the drained listener refuses new connections (stopAdmitting)
 	phaseStopped               // stop ran: handlers' context cancelled, listener closed
 )
 
@@ -294,23 +294,18 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// admit makes c a session, or refuses it: during the last part of Shutdown
-// with CodeGoingAway, at Config.MaxSessions with CodeTooManySessions. A
-// resumed connection goes to its session (admitResumed). It runs on
-// Serve's goroutine.
+// admit makes c a session, or refuses it at Config.MaxSessions with
+// CodeTooManySessions. A resumed connection goes to its session
+// (admitResumed). It runs on Serve's goroutine, and, for what the drained
+// listener hands over, on Shutdown's (stopAdmitting); never once Shutdown
+// refuses connections: the listener refuses them itself then.
 func (s *Server) admit(c *transport.Conn) {
 	if c.Resumed() {
 		s.admitResumed(c)
 		return
 	}
 	s.mu.Lock()
-	switch {
-	case s.phase >= phaseRefusing:
-		s.mu.Unlock()
-		s.refused.Add(1)
-		_ = c.CloseWithError(transport.CodeGoingAway, "server is shutting down")
-		return
-	case len(s.sessions) >= s.cfg.MaxSessions:
+	if len(s.sessions) >= s.cfg.MaxSessions {
 		s.mu.Unlock()
 		s.refused.Add(1)
 		_ = c.CloseWithError(transport.CodeTooManySessions, fmt.Sprintf("server is at its limit of %d sessions", s.cfg.MaxSessions))
