@@ -262,6 +262,7 @@ func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	}
 }
 
+// countAccepted counts c, handed out by Accept or Drain.
 func (l *Listener) countAccepted(c *Conn) {
 	l.accepted.Add(1)
 	if c.Resumed() {
