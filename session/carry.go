@@ -42,8 +42,15 @@ type carried struct {
 	// channel the client does not name, if it had acknowledged messages on
 	// it or closed it, is one it no longer has: it is dropped likewise. A
 	// channel of the same name opened again on the connection that closed
-	// it starts afresh.
+	// it starts afresh: what the closed one held, and what the client had
+	// not acknowledged of what was sent on it, counts as unacknowledged
+	// (dropReopenedLocked).
 	closedOn *transport.Conn
+	// serverEnded says that the server ended tc on closedOn (its handler
+	// closed or reset it, see endOf), not the client nor the connection's
+	// end: Send fails on it, as on any channel the server ended, until the
+	// client opens it again.
+	serverEnded bool
 	// gone is tc once a Send found it ended on a connection the server
 	// had told to go away: the client is closing it to come back on
 	// another, before the session's reader has seen the close (closedOn).
@@ -220,10 +227,10 @@ func (s *Session) movedOff(cs *carried, tc *transport.Channel, err error) bool {
 }
 
 // peerStopped marks ch, the live channel of cs, gone when the client
-// stopped reading it on a connection the server told to go away, before
-// the session's reader closes it: a Send that then meets the closed
-// channel keeps its message for the next connection (movedOff). cs may be
-// nil.
+// ended it (it stopped reading or reset it: endOf) on a connection
+// the server told to go away, before the session's reader closes it: a
+// Send that then meets the closed channel keeps its message for the next
+// connection (movedOff). cs may be nil.
 func (s *Session) peerStopped(cs *carried, ch *transport.Channel) {
 	if cs != nil && ch.Conn().GoAwaySent() {
 		s.markGone(cs, ch)
@@ -252,7 +259,7 @@ func (s *Session) sendableLocked(cs *carried) error {
 	if s.over {
 		return fmt.Errorf("%w: %w", ErrSessionEnded, context.Cause(s.ctx))
 	}
-	if s.carried[cs.name] != cs {
+	if s.carried[cs.name] != cs || cs.serverEnded {
 		return &ChannelClosedError{Channel: cs.name}
 	}
 	return nil
@@ -380,6 +387,20 @@ func (s *Session) dropCarriedLocked(cs *carried) {
 		}
 	}
 	s.signalLocked()
+}
+
+// dropReopenedLocked drops cs, which the client closed on the current
+// connection after GOAWAY and now opens again on it (see
+// carried.closedOn): besides what cs held, the messages Send accepted on
+// its closed channel that the client had not acknowledged by now count as
+// unacknowledged (an upper bound: an acknowledgement may still be on its
+// way). Session.mu is held.
+func (s *Session) dropReopenedLocked(cs *carried) {
+	if cs.tc != nil {
+		st := cs.tc.Stats()
+		s.loseLocked(cs.name, int(st.MessagesSent-min(st.MessagesAcked, st.MessagesSent)))
+	}
+	s.dropCarriedLocked(cs)
 }
 
 // foldAll folds every carried channel; the session's readers and

@@ -123,7 +123,10 @@
 //
 // [Server.Shutdown] sends GOAWAY to every session, and to connections that
 // arrive while those sessions leave (they are admitted and drained too); once
-// the first sessions have left it refuses new connections, and it lets
+// the first sessions have left it refuses new connections (before their
+// HELLO is answered: their Dial fails) and admits, with GOAWAY, those whose
+// HELLO the listener had answered, so that every client whose Dial
+// returned is told to go away; and it lets
 // clients leave and the handler drain until its context ends.
 // [Server.Close] is Shutdown bounded by Config.CloseTimeout. Both end the
 // detached sessions at once and return once every session's goroutine has

@@ -104,7 +104,7 @@ func dialRawHello(t testing.TB, addr string, h wire.Hello) *rawClient {
 	hello := wire.Control{Type: wire.ControlHello, Hello: h}
 	_, err = ctrl.Write(wire.AppendControl([]byte{wire.StreamControl}, hello))
 	require.NoError(t, err)
-	buf := make([]byte, 64)
+	buf := make([]byte, 256) // the server's HELLO, with a resume token when h offers ACKS
 	_ = ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, err := ctrl.Read(buf)
 	require.NoError(t, err)

@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/internal/wire"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -122,15 +124,7 @@ func TestSendOnAChannelTheServerEndedAfterGoAwayFails(t *testing.T) {
 			ch, err := rc.conn.OpenChannel(ctx, "news")
 			require.NoError(t, err)
 			require.NoError(t, ch.Send(ctx, []byte("hello")))
-			var sess *Session
-			var tc *transport.Channel
-			require.Eventually(t, func() bool {
-				if ss := srv.Sessions(); len(ss) == 1 {
-					sess = ss[0]
-					tc, _ = sess.Channel("news")
-				}
-				return tc != nil
-			}, 20*time.Second, 5*time.Millisecond)
+			sess, tc := onlySessionChannel(t, srv, "news")
 			require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
 			awaitClosed(ctx, t, rc.conn.GoAwayReceived(), "GOAWAY")
 			end(tc)
@@ -138,4 +132,149 @@ func TestSendOnAChannelTheServerEndedAfterGoAwayFails(t *testing.T) {
 			require.Error(t, sess.Send(ctx, "news", []byte("late")), "a channel the server ended is not the client leaving")
 		})
 	}
+}
+
+// The server's end of a channel is not the client leaving, also in the
+// narrow window after the client's FIN: the client finished sending on
+// "news" after GOAWAY, and before it stops reading (its STOP_SENDING),
+// the server closes the channel's write side. Sends then fail, as on any
+// channel the server ended, instead of being kept for a resume that will
+// not reopen the channel; when it is the client that stops reading, they
+// are kept. A raw client sends the FIN and the STOP_SENDING apart, and
+// the session's reader is held between the FIN and its wait for the
+// channel's end (testHookClientFinished) while the test ends the channel
+// one way or the other.
+func TestSendAfterTheServerClosedAChannelTheClientFinishedFails(t *testing.T) {
+	for name, c := range map[string]struct {
+		end  func(raw *quic.Stream, tc *transport.Channel)
+		kept bool
+	}{
+		"server closes": {end: func(_ *quic.Stream, tc *transport.Channel) { _ = tc.Close() }},
+		"client stops reading": {
+			end: func(raw *quic.Stream, _ *transport.Channel) {
+				raw.CancelRead(quic.StreamErrorCode(transport.CodeChannelClosed))
+			},
+			kept: true,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sess := finishedChannelAfterGoAway(t, c.end)
+			ctx := testCtx(t)
+			err := sess.Send(ctx, "news", []byte("late"))
+			errTry := sess.TrySend("news", []byte("later"))
+			if c.kept {
+				require.NoError(t, err, "the client left: kept for its return")
+				require.NoError(t, errTry)
+				return
+			}
+			require.ErrorIs(t, err, ErrChannelClosed, "the server ended the channel")
+			require.ErrorIs(t, errTry, ErrChannelClosed)
+		})
+	}
+}
+
+// onlySessionChannel waits until srv has one session and it has the
+// channel name, and returns both.
+func onlySessionChannel(t *testing.T, srv *Server, name string) (*Session, *transport.Channel) {
+	t.Helper()
+	var sess *Session
+	var tc *transport.Channel
+	// Real sockets, so the wall clock: the channel is the session's once its header crossed QUIC (see helpers_test.go).
+	require.Eventually(t, func() bool {
+		if ss := srv.Sessions(); len(ss) == 1 {
+			sess = ss[0]
+			tc, _ = sess.Channel(name)
+		}
+		return tc != nil
+	}, 20*time.Second, 5*time.Millisecond)
+	return sess, tc
+}
+
+// finishedChannelAfterGoAway connects a raw client that offers
+// acknowledgements (so that its session is resumable), opens "news", has
+// the server send GOAWAY and the client finish sending on "news" (FIN, no
+// STOP_SENDING); once the session's reader has read the FIN, end ends the
+// channel, and the reader goes on. It returns once the session has
+// reported the channel closed (Config.OnChannelClose).
+func finishedChannelAfterGoAway(t *testing.T, end func(raw *quic.Stream, tc *transport.Channel)) *Session {
+	finished, proceed := make(chan *transport.Channel, 1), make(chan struct{})
+	testHookClientFinished = func(ch *transport.Channel) {
+		if ch.Name() == "news" {
+			finished <- ch
+			<-proceed
+		}
+	}
+	t.Cleanup(func() { testHookClientFinished = nil }) // after the server's close, registered below
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(proceed) }) }
+	closed := make(chan string, 4)
+	cfg := &Config{OnChannelClose: func(_ *Session, name string) { closed <- name }}
+	srv, addr := startServer(t, cfg, HandlerFunc(func(context.Context, *Session, Message) {}))
+	t.Cleanup(release)
+	ctx := testCtx(t)
+	rc := dialRawHello(t, addr, wire.Hello{Version: wire.Version, MaxMessageSize: 1 << 20, PendingCap: 1000, Acks: true})
+	raw := rc.openRaw(t, wire.AppendChannelHeader(nil, "news"))
+	sess, tc := onlySessionChannel(t, srv, "news")
+	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
+	require.NoError(t, raw.Close(), "FIN only: the client still reads")
+	select {
+	case ch := <-finished:
+		require.Same(t, tc, ch)
+	case <-ctx.Done():
+		t.Fatal("the session's reader never read the client's FIN")
+	}
+	end(raw, tc)
+	release()
+	select {
+	case name := <-closed:
+		require.Equal(t, "news", name)
+	case <-ctx.Done():
+		t.Fatal("the session never reported news closed")
+	}
+	return sess
+}
+
+// A client that, after GOAWAY, closes a channel and opens the same name
+// again on the same connection starts the channel afresh: the messages
+// the server sent on the closed one that the client never took are not
+// carried to the new one, and they are not lost silently either: the
+// session reports them as unacknowledged when it ends.
+func TestChannelReopenedOnTheConnectionThatClosedItCountsWhatTheClientNeverTook(t *testing.T) {
+	var rec sessionRecorder
+	hooks := new(hookLog)
+	closed := make(chan string, 4)
+	cfg := hooks.config(&Config{OnChannelClose: func(_ *Session, name string) { closed <- name }})
+	srv, addr := startServer(t, cfg, &rec)
+	ctx := testCtx(t)
+	rc := dialResumable(t, addr, nil)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("hello")))
+	rec.waitSeen(t, 1)
+	sess := rec.only(t)
+	for _, m := range numbered("unread", 0, 3) {
+		require.NoError(t, sess.Send(ctx, "news", []byte(m)), "accepted, never taken by the client")
+	}
+
+	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
+	awaitClosed(ctx, t, rc.conn.GoAwayReceived(), "GOAWAY")
+	require.NoError(t, ch.Close())
+	select {
+	case name := <-closed:
+		require.Equal(t, "news", name)
+	case <-ctx.Done():
+		t.Fatal("the session never reported news closed")
+	}
+	ch, err = rc.conn.OpenChannel(ctx, "news") // the same name, the same connection
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("again")))
+	rec.waitSeen(t, 2)
+
+	require.NoError(t, rc.conn.Close())
+	hooks.wait(t, "detached", 1)
+	require.NoError(t, srv.Close())
+	hooks.wait(t, "end", 1)
+	var ue *UnackedError
+	require.ErrorAs(t, hooks.lastEnd(), &ue, "the session ended with messages the client never took")
+	require.Equal(t, map[string]int{"news": 3}, ue.Messages)
 }

@@ -53,13 +53,14 @@ func (s *Session) send(ctx context.Context, channel string, u transport.UnsentMe
 
 // lookupSend returns the carried state of channel, or else its transport
 // channel on the current connection; both nil if the session has no such
-// channel. A carried one the client closed counts as none, unless the
-// server had told that connection to go away: the client is leaving, to
-// come back on another, and what Send accepts meanwhile waits for it.
+// channel. A carried one that was closed counts as none, unless the client
+// closed it on a connection the server had told to go away: the client is
+// leaving, to come back on another, and what Send accepts meanwhile waits
+// for it.
 func (s *Session) lookupSend(channel string) (*carried, *transport.Channel) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cs := s.carried[channel]; cs != nil && (cs.closedOn == nil || cs.closedOn.GoAwaySent()) {
+	if cs := s.carried[channel]; cs != nil && (cs.closedOn == nil || (cs.closedOn.GoAwaySent() && !cs.serverEnded)) {
 		return cs, nil
 	}
 	return nil, s.channels[channel]

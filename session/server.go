@@ -41,7 +41,7 @@ func (f HandlerFunc) HandleMessage(ctx context.Context, s *Session, m Message) {
 type Stats struct {
 	ActiveSessions      int
 	SessionsAccepted    uint64 // sessions started
-	SessionsRefused     uint64 // connections closed at MaxSessions or during shutdown
+	SessionsRefused     uint64 // connections closed at MaxSessions or during shutdown (with those the drained listener refused)
 	Sessions0RTT        uint64 // sessions that resumed with accepted 0-RTT data, counted when they end
 	MessagesReceived    uint64
 	MessagesHandled     uint64
@@ -93,14 +93,20 @@ type Server struct {
 	baseCancel context.CancelFunc
 	ready      chan struct{} // closed under mu by Serve once it accepts, or by stop
 	// stopOnce runs stop's body for the first Shutdown call to get there;
-	// later ones wait for it.
-	stopOnce sync.Once
+	// later ones wait for it. refuseOnce does the same for stopAdmitting.
+	stopOnce, refuseOnce sync.Once
+	// acceptCtx is Serve's accept loop's; stopAdmitting cancels it.
+	acceptCtx    context.Context
+	acceptCancel context.CancelFunc
 
 	// mu guards the fields below. It is never held while user code runs or
 	// while waiting.
 	mu    sync.Mutex
 	phase phase               // advanced by Shutdown and stop, and only forward
 	ln    *transport.Listener // set once by Serve; closed by stop
+	// accepting is closed by Serve, made with ln, once its accept loop
+	// has returned: it admits no connection after that.
+	accepting chan struct{}
 	// sessions is the table of sessions whose connection lives: admit (on
 	// Serve's goroutine) adds one, the session's own goroutine removes it
 	// when the connection has ended.
@@ -132,7 +138,7 @@ type phase int
 const (
 	phaseServing  phase = iota // sessions are admitted
 	phaseDraining              // Shutdown began: new sessions are admitted and told GOAWAY
-	phaseRefusing              // the first sessions left: new connections are refused
+	phaseRefusing              // the first sessions left: the drained listener refuses new connections (stopAdmitting)
 	phaseStopped               // stop ran: handlers' context cancelled, listener closed
 )
 
@@ -149,6 +155,7 @@ func NewServer(cfg *Config, h Handler) (*Server, error) {
 		ready: make(chan struct{}), sessions: make(map[transport.SessionID]*Session), running: make(map[*Session]struct{}),
 		detached: make(map[transport.SessionID]*Session), listened: make(map[*transport.Listener]struct{})}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
+	s.acceptCtx, s.acceptCancel = context.WithCancel(s.baseCtx)
 	return s, nil
 }
 
@@ -186,9 +193,11 @@ func (s *Server) ListenAndServe(addr string, tlsConf *tls.Config) error {
 	return s.Serve(ln)
 }
 
-// Serve accepts sessions from ln until Shutdown or Close, which also close
-// ln; it returns ErrServerClosed then, or the listener's error. Shutdown and
-// Close do not wait for Serve to return, only for the sessions it started.
+// Serve accepts sessions from ln until Shutdown or Close stops admitting
+// them (once the sessions the drain began with have left; see Shutdown),
+// or closes ln; it returns ErrServerClosed then, or the listener's error.
+// Shutdown and Close do not wait for Serve to return, only for the
+// sessions it started.
 //
 // Serve refuses, with a [*ListenerLimitsError] and leaving ln open, a
 // listener whose HELLO advertises other pending limits than the server
@@ -210,22 +219,32 @@ func (s *Server) Serve(ln *transport.Listener) error {
 		s.mu.Unlock()
 		return errors.New("session: Serve called twice")
 	}
-	s.ln = ln
+	s.ln, s.accepting = ln, make(chan struct{})
 	_, s.resumeLn = s.listened[ln]
 	delete(s.listened, ln)
 	s.markReady()
+	accepting := s.accepting
 	s.mu.Unlock()
+	defer close(accepting)
 	for {
-		c, err := ln.Accept(s.baseCtx)
+		c, err := ln.Accept(s.acceptCtx)
 		if err != nil {
-			if s.baseCtx.Err() != nil || errors.Is(err, transport.ErrClosed) {
+			if s.acceptCtx.Err() != nil || errors.Is(err, transport.ErrClosed) {
 				return ErrServerClosed
 			}
 			return err
 		}
+		if testHookAccepted != nil {
+			testHookAccepted(c)
+		}
 		s.admit(c)
 	}
 }
+
+// testHookAccepted, set only by tests, runs on Serve's goroutine for each
+// connection Accept returned, before admit: a test holds a connection
+// there, answered but not yet a session.
+var testHookAccepted func(*transport.Conn)
 
 // checkLimits returns a [*ListenerLimitsError] if adv, what a listener
 // advertises, is not what the server enforces.
@@ -275,23 +294,18 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// admit makes c a session, or refuses it: during the last part of Shutdown
-// with CodeGoingAway, at Config.MaxSessions with CodeTooManySessions. A
-// resumed connection goes to its session (admitResumed). It runs on
-// Serve's goroutine.
+// admit makes c a session, or refuses it at Config.MaxSessions with
+// CodeTooManySessions. A resumed connection goes to its session
+// (admitResumed). It runs on Serve's goroutine, and, for what the drained
+// listener hands over, on Shutdown's (stopAdmitting); never once Shutdown
+// refuses connections: the listener refuses them itself then.
 func (s *Server) admit(c *transport.Conn) {
 	if c.Resumed() {
 		s.admitResumed(c)
 		return
 	}
 	s.mu.Lock()
-	switch {
-	case s.phase >= phaseRefusing:
-		s.mu.Unlock()
-		s.refused.Add(1)
-		_ = c.CloseWithError(transport.CodeGoingAway, "server is shutting down")
-		return
-	case len(s.sessions) >= s.cfg.MaxSessions:
+	if len(s.sessions) >= s.cfg.MaxSessions {
 		s.mu.Unlock()
 		s.refused.Add(1)
 		_ = c.CloseWithError(transport.CodeTooManySessions, fmt.Sprintf("server is at its limit of %d sessions", s.cfg.MaxSessions))
@@ -446,8 +460,12 @@ func (s *Server) Session(id transport.SessionID) (*Session, bool) {
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	detached, detachedBytes := len(s.detached), s.detachedBytes
+	detached, detachedBytes, ln := len(s.detached), s.detachedBytes, s.ln
 	s.mu.Unlock()
+	refused := s.refused.Load()
+	if ln != nil {
+		refused += ln.Stats().RefusedDraining // refused by the drained listener, see stopAdmitting
+	}
 	return Stats{
 		DetachedSessions: detached,
 		DetachedBytes:    detachedBytes,
@@ -461,7 +479,7 @@ func (s *Server) Stats() Stats {
 		},
 		ActiveSessions:      s.ActiveSessions(),
 		SessionsAccepted:    s.accepted.Load(),
-		SessionsRefused:     s.refused.Load(),
+		SessionsRefused:     refused,
 		Sessions0RTT:        s.zeroRTT.Load(),
 		MessagesReceived:    s.received.Load(),
 		MessagesHandled:     s.handled.Load(),
@@ -494,8 +512,11 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 // Shutdown shuts the server down gracefully: it sends GOAWAY
 // (CodeGoingAway) to every session, and to every connection accepted while
 // the sessions leave, and waits until the sessions it began with have gone,
-// or until ctx ends; then it refuses new connections (CodeGoingAway), waits
-// for the sessions that arrived meanwhile to leave too and for the handler
+// or until ctx ends; then it refuses new connections (CodeGoingAway, before
+// the listener answers their HELLO, so that the client's Dial fails; see
+// transport.Listener.Drain), admits and tells to go away those the
+// listener had answered (a client whose Dial returned always gets GOAWAY),
+// waits for the sessions that arrived meanwhile to leave too and for the handler
 // to drain what was received (or for ctx), and closes what is left and the
 // listener. Clients that keep reconnecting therefore cannot hold the drain
 // open. Every message a session read is handled, even when ctx cuts the
@@ -508,9 +529,9 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 // already done closes the server at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := waitClosed(ctx, s.beginDrain(), (*Session).leftChan)
-	// Refuse new connections from now on, at once, so that they learn it
-	// rather than wait in the listener's queue. No session starts after
-	// this, so running holds every session there will be.
+	s.refuseOnce.Do(s.stopAdmitting)
+	// No session starts after stopAdmitting, so running holds every
+	// session there will be.
 	s.mu.Lock()
 	s.phase = max(s.phase, phaseRefusing)
 	running := slices.Collect(maps.Keys(s.running))
@@ -543,6 +564,35 @@ func (s *Server) beginDrain() []*Session {
 	}
 	return sessions
 }
+
+// stopAdmitting ends the admission of new sessions, once the sessions the
+// drain began with have left: from now on the listener refuses new
+// connections at once, before answering their HELLO (so that they learn
+// it rather than wait in its queue, and a client's Dial fails instead of
+// returning a connection nobody serves); Serve stops accepting; and the
+// connections the listener answered before, which Serve has not admitted,
+// are admitted here, told to go away and drained like the other late
+// ones. Every client whose Dial returned gets GOAWAY.
+func (s *Server) stopAdmitting() {
+	if testHookRefusing != nil {
+		testHookRefusing()
+	}
+	s.acceptCancel()
+	s.mu.Lock()
+	ln, accepting := s.ln, s.accepting
+	s.mu.Unlock()
+	if ln == nil {
+		return // Serve never accepted; one that starts now returns at once
+	}
+	<-accepting
+	for _, c := range ln.Drain() {
+		s.admit(c)
+	}
+}
+
+// testHookRefusing, set only by tests, runs in Shutdown as it begins to
+// stop admitting sessions.
+var testHookRefusing func()
 
 // waitClosed waits until the channel that ch picks of each of sessions is
 // closed, or ctx ends.

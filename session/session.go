@@ -332,7 +332,7 @@ func (s *Session) carryLocked(ch *transport.Channel, server bool) (cs *carried, 
 		return nil, false, false
 	}
 	if cs = s.carried[ch.Name()]; cs != nil && cs.closedOn == ch.Conn() {
-		s.dropCarriedLocked(cs)
+		s.dropReopenedLocked(cs)
 		cs = nil
 	}
 	if cs == nil {
@@ -345,7 +345,7 @@ func (s *Session) carryLocked(ch *transport.Channel, server bool) (cs *carried, 
 		return cs, false, false
 	}
 	wasClosed = cs.closedOn != nil
-	cs.tc, cs.closedOn = ch, nil
+	cs.tc, cs.closedOn, cs.serverEnded = ch, nil, false
 	s.signalLocked()
 	return cs, true, wasClosed
 }
@@ -415,7 +415,8 @@ func (s *Session) finishedChan() <-chan struct{} { return s.finished }
 // carried state, nil if it has none.
 func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 	defer s.readers.Done()
-	defer s.readerEnded(ch, server, cs)
+	end := endedWithConn
+	defer func() { s.readerEnded(ch, server, cs, end) }()
 	ctx := ch.Conn().Context()
 	var m transport.Message // reused: the handler gets its fields, not it
 	room := false           // enqueue saw room for the next message: no need to wait for it
@@ -430,15 +431,8 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				// The client is done sending. Keep our side for the handler
-				// until the client stops reading too (it closed the
-				// channel) or the connection ends.
-				select {
-				case <-ch.Done():
-					s.peerStopped(cs, ch)
-				case <-ctx.Done():
-				}
+			if end = endOf(ctx, ch, err); end == endedByClient {
+				s.peerStopped(cs, ch)
 			}
 			_ = ch.Close()
 			return
@@ -451,6 +445,48 @@ func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
 		}
 	}
 }
+
+// channelEnd is who ended a channel, as its reader saw it.
+type channelEnd int
+
+const (
+	endedWithConn channelEnd = iota // the connection ended, or the reader stopped on its own
+	endedByClient                   // the client reset it, or finished sending and stopped reading
+	endedByServer                   // the server closed or reset it (its handler, or the transport for a protocol violation)
+)
+
+// endOf returns who ended ch, whose Receive failed with err. After io.EOF
+// (the client finished sending) the server's side stays open for the
+// handler until the client stops reading too (it closed the channel), the
+// server closes or resets the channel itself, or the connection ends:
+// endOf waits for that and asks the channel which it was.
+func endOf(ctx context.Context, ch *transport.Channel, err error) channelEnd {
+	if errors.Is(err, io.EOF) {
+		if testHookClientFinished != nil {
+			testHookClientFinished(ch)
+		}
+		select {
+		case <-ch.Done():
+			err = ch.Ended()
+		case <-ctx.Done():
+			return endedWithConn
+		}
+	}
+	var ce *transport.ChannelError
+	switch {
+	case errors.As(err, &ce) && ce.Remote:
+		return endedByClient
+	case errors.As(err, &ce), errors.Is(err, transport.ErrClosed) && ch.Conn().Context().Err() == nil:
+		return endedByServer
+	}
+	return endedWithConn
+}
+
+// testHookClientFinished, set only by tests, runs in a channel's reader
+// once the client finished sending on it (io.EOF), before the reader
+// waits for the channel's end: a test orders the server's and the
+// client's ends of the channel with it.
+var testHookClientFinished func(*transport.Channel)
 
 // skipGap counts a gap notice a client sent on a channel whose carried
 // state is cs (nil if none): it is numbered like a message for the resume
@@ -467,10 +503,12 @@ func (s *Session) skipGap(cs *carried) {
 // readerEnded takes ch out of the session as its reader ends. A carried
 // channel whose connection ended stays, for the client to reopen (its end
 // is the session's); one the client closed is dropped, with what it held
-// counted as unacknowledged. A channel the server opened is not carried
-// to another connection: what the client did not acknowledge on it is
-// counted as well.
-func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried) {
+// counted as unacknowledged, unless the server had told the connection to
+// go away (see carried.closedOn); end says who ended it (see
+// carried.serverEnded). A channel the server opened
+// is not carried to another connection: what the client did not
+// acknowledge on it is counted as well.
+func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried, end channelEnd) {
 	connEnded := ch.Conn().Context().Err() != nil
 	if server && connEnded && s.resumable {
 		s.loseUnacked(ch.Name(), len(ch.Unacked())+len(ch.Unsent()))
@@ -488,7 +526,7 @@ func (s *Session) readerEnded(ch *transport.Channel, server bool, cs *carried) {
 		closed = false
 	} else if cs != nil && s.carried[cs.name] == cs {
 		if ch.Conn().GoAwaySent() {
-			cs.closedOn = ch.Conn() // see carried.closedOn
+			cs.closedOn, cs.serverEnded = ch.Conn(), end == endedByServer // see carried.closedOn
 		} else {
 			s.dropCarriedLocked(cs)
 		}

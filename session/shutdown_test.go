@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,4 +106,60 @@ func beginDrain(t *testing.T, srv *Server, addr string) (*transport.Conn, <-chan
 	go func() { shutdownDone <- srv.Shutdown(ctx) }()
 	<-first.GoAwayReceived()
 	return first, shutdownDone
+}
+
+// A client whose Dial returned before the drain stopped admitting
+// sessions is served like the others, also when Serve had not yet made
+// its connection a session: one held by Serve between Accept and admit
+// (testHookAccepted) and one still in the listener's queue behind it both
+// get GOAWAY, and what they send before they leave is handled. Before,
+// Shutdown closed both with GOING_AWAY and no GOAWAY.
+func TestShutdownTellsConnectionsServeHasNotAdmittedToGoAway(t *testing.T) {
+	held, refusing := make(chan struct{}), make(chan struct{})
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	var seen atomic.Int32
+	testHookAccepted = func(*transport.Conn) {
+		if seen.Add(1) == 2 { // the first is the session the drain begins with
+			close(held)
+			<-release
+		}
+	}
+	testHookRefusing = func() { close(refusing) }
+	t.Cleanup(func() { testHookAccepted, testHookRefusing = nil, nil })
+	t.Cleanup(unblock)
+	var handled atomic.Int64
+	srv, addr, serveDone := serve(t, nil, HandlerFunc(func(context.Context, *Session, Message) { handled.Add(1) }))
+	ctx := testCtx(t)
+	first := dial(t, addr, nil)
+	// Real sockets, so the wall clock: the session starts once the server has read the HELLO (see helpers_test.go).
+	require.Eventually(t, func() bool { return srv.ActiveSessions() == 1 }, 10*time.Second, 5*time.Millisecond)
+	inHand := dial(t, addr, nil)
+	awaitClosed(ctx, t, held, "Serve holding the second connection")
+	queued := dial(t, addr, nil) // answered, in the listener's queue
+
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- srv.Shutdown(ctx) }()
+	awaitClosed(ctx, t, first.GoAwayReceived(), "GOAWAY on the first connection")
+	require.NoError(t, first.Close())
+	awaitClosed(ctx, t, refusing, "the drain to stop admitting sessions")
+	unblock()
+	for _, c := range []*transport.Conn{inHand, queued} {
+		select {
+		case <-c.GoAwayReceived():
+		case <-c.Context().Done():
+			t.Fatalf("closed without GOAWAY: %v", context.Cause(c.Context()))
+		case <-ctx.Done():
+			t.Fatal("no GOAWAY")
+		}
+		ch, err := c.OpenChannel(ctx, "work")
+		require.NoError(t, err)
+		require.NoError(t, ch.Send(ctx, []byte("job")))
+		require.NoError(t, c.Close(), "the server confirmed the close: the job was read")
+	}
+	require.NoError(t, <-shutdownDone)
+	require.ErrorIs(t, <-serveDone, ErrServerClosed)
+	require.Equal(t, int64(2), handled.Load())
+	require.Equal(t, uint64(3), srv.Stats().SessionsAccepted)
 }

@@ -89,6 +89,28 @@ func (ch *Channel) start(header []byte) {
 // example because it closed the channel).
 func (ch *Channel) Done() <-chan struct{} { return ch.s.Context().Done() }
 
+// Ended returns why Done was closed, that is who ended the channel's send
+// direction first: ErrClosed when this side closed the channel (Close,
+// Shutdown); a [*ChannelError] when it was reset or the peer stopped
+// reading it, with Remote set for the peer (a peer that closes the channel
+// stops reading it); or the connection's error when the connection ended
+// first. It returns nil while Done is open.
+func (ch *Channel) Ended() error {
+	cause := context.Cause(ch.s.Context())
+	switch {
+	case cause == nil:
+		return nil
+	case errors.Is(cause, quic.ErrStreamClosed):
+		return ErrClosed
+	}
+	return ch.convertErr(cause)
+}
+
+// Stats returns the channel's own message and byte counters, in a
+// [ConnStats] (RejectedChannels is 0). MessagesSent - MessagesAcked is
+// what the peer has not acknowledged (so far) of what Send accepted.
+func (ch *Channel) Stats() ConnStats { return ch.stats() }
+
 // Name returns the channel's name.
 func (ch *Channel) Name() string { return ch.name }
 

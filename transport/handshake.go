@@ -129,10 +129,12 @@ func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn
 // serverHandshake accepts the control stream, reads the client's HELLO and
 // answers with the session ID and the server's limits: a new session, or
 // the one a client's resume token names (see serverSession; a refusal is a
-// *ResumeError, closed with its own code). On failure it closes
+// *ResumeError, closed with its own code). answer runs right before the
+// server's HELLO is written: an error from it refuses the connection with
+// CodeGoingAway instead (see Listener.Drain). On failure it closes
 // the QUIC connection with a code that says why, unless ctx ended: then it
 // returns the cause and leaves the close to whoever ended ctx.
-func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, error) {
+func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func() error) (*Conn, error) {
 	fail := func(code ErrorCode, err error) (*Conn, error) {
 		if ctx.Err() != nil {
 			// Whoever ended ctx closes the connection, with its own code.
@@ -169,6 +171,9 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 	id, res, err := serverSession(ctx, qc, &cfg, &f.Hello)
 	if err != nil {
 		return fail(CodeProtocolError, err)
+	}
+	if err := answer(); err != nil {
+		return fail(CodeGoingAway, err)
 	}
 	hello := localHello(&cfg, id[:])
 	hello.Hello.ResumeToken = res.token

@@ -18,14 +18,15 @@ import (
 
 // ListenerStats are a listener's counters. Until the listener closes, every
 // connection quic-go hands over ends in exactly one of Accepted,
-// HandshakeFailures, ResumesRefused, Refused, HelloTimeouts and
-// EvictedHellos, or is still pending or queued.
+// HandshakeFailures, ResumesRefused, Refused, RefusedDraining,
+// HelloTimeouts and EvictedHellos, or is still pending or queued.
 type ListenerStats struct {
 	Accepted          uint64 // connections returned by Accept
 	Resumed           uint64 // of Accepted, those that resumed a session
 	HandshakeFailures uint64 // HELLO exchanges that failed (bad HELLO, wrong version, connection lost)
 	ResumesRefused    uint64 // resumes refused: a token not valid, or refused by Config.OnResume
 	Refused           uint64 // connections closed because Accept was not called in time
+	RefusedDraining   uint64 // connections refused with CodeGoingAway after Drain, before their HELLO was answered
 	HelloTimeouts     uint64 // connections closed for sending no HELLO in time (Config.HelloTimeout)
 	EvictedHellos     uint64 // connections waiting for HELLO closed to make room (Config.MaxPendingHellos, MaxPendingHellosPerIP)
 	PendingHellos     int    // connections waiting for HELLO now
@@ -99,8 +100,16 @@ type Listener struct {
 	pendMu  sync.Mutex
 	pending *pendingSet
 
+	// answerMu guards draining, set once by Drain, and the adds to
+	// answering: each handshake goroutine whose HELLO the listener
+	// answered counts in answering until it has queued the connection for
+	// Accept or given up on it, so that Drain can wait for them.
+	answerMu  sync.Mutex
+	draining  bool
+	answering sync.WaitGroup
+
 	accepted, failures, refused, helloTimeouts, evicted atomic.Uint64
-	resumed, resumesRefused                             atomic.Uint64
+	resumed, resumesRefused, refusedDraining            atomic.Uint64
 
 	closeOnce sync.Once
 }
@@ -229,6 +238,7 @@ func (l *Listener) Stats() ListenerStats {
 		ResumesRefused:    l.resumesRefused.Load(),
 		HandshakeFailures: l.failures.Load(),
 		Refused:           l.refused.Load(),
+		RefusedDraining:   l.refusedDraining.Load(),
 		HelloTimeouts:     l.helloTimeouts.Load(),
 		EvictedHellos:     l.evicted.Load(),
 		PendingHellos:     pending,
@@ -243,10 +253,7 @@ func (l *Listener) Stats() ListenerStats {
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	select {
 	case c := <-l.queue:
-		l.accepted.Add(1)
-		if c.Resumed() {
-			l.resumed.Add(1)
-		}
+		l.countAccepted(c)
 		return c, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -254,6 +261,75 @@ func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 		return nil, ErrClosed
 	}
 }
+
+// countAccepted counts c, handed out by Accept or Drain.
+func (l *Listener) countAccepted(c *Conn) {
+	l.accepted.Add(1)
+	if c.Resumed() {
+		l.resumed.Add(1)
+	}
+}
+
+// Drain makes the listener refuse every connection whose HELLO it has not
+// answered yet: it closes each with CodeGoingAway instead of answering, so
+// that the client's Dial fails rather than returning a connection that
+// nobody will serve (a client that sent 0-RTT data sees its connection
+// close). It then returns the connections it had answered and Accept has
+// not returned, waiting for those still on their way to Accept's queue,
+// for the caller to serve or close: a server that shuts down takes them
+// with Drain, so that no client whose Dial returned is left out of the
+// shutdown. They count as accepted; what a concurrent Accept takes
+// meanwhile is not among them. After Drain, Accept returns nothing but
+// errors. Drain is idempotent (a later call returns nothing) and safe for
+// concurrent use.
+func (l *Listener) Drain() []*Conn {
+	l.answerMu.Lock()
+	l.draining = true
+	l.answerMu.Unlock()
+	// No handshake joins answering from here, so Wait is not racing an Add
+	// from zero; the goroutine ends before Drain returns.
+	answered := make(chan struct{})
+	go func() {
+		l.answering.Wait()
+		close(answered)
+	}()
+	var conns []*Conn
+	for {
+		select {
+		case c := <-l.queue:
+			l.countAccepted(c)
+			conns = append(conns, c)
+			continue
+		case <-answered:
+		}
+		select {
+		case c := <-l.queue:
+			l.countAccepted(c)
+			conns = append(conns, c)
+		default:
+			return conns
+		}
+	}
+}
+
+// answer is the handshake's last step before the server's HELLO goes out:
+// after Drain it refuses the connection, otherwise it counts the
+// handshake in answering, which the handshake goroutine counts down once
+// the connection is queued or given up.
+func (l *Listener) answer() error {
+	l.answerMu.Lock()
+	defer l.answerMu.Unlock()
+	if l.draining {
+		l.refusedDraining.Add(1) // before the close, which the client may see at once
+		return errDraining
+	}
+	l.answering.Add(1)
+	return nil
+}
+
+// errDraining is why a connection whose HELLO arrived after Drain is
+// refused.
+var errDraining = errors.New("transport: the server is shutting down (its listener was drained)")
 
 // acceptLoop takes every connection quic-go has ready, at once: nothing
 // in it waits for a peer.
@@ -322,7 +398,15 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 	})
 	stopHello := l.helloDeadline(qc, p)
-	c, err := serverHandshake(hctx, qc, l.cfg)
+	answered := false
+	c, err := serverHandshake(hctx, qc, l.cfg, func() error {
+		err := l.answer()
+		answered = err == nil
+		return err
+	})
+	if answered {
+		defer l.answering.Done()
+	}
 	stopHello()
 	l.pendMu.Lock()
 	l.pending.remove(p)
@@ -342,6 +426,8 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 	case errors.As(err, &re):
 		l.resumesRefused.Add(1)
 		return
+	case errors.Is(err, errDraining):
+		return // counted by answer
 	case err != nil:
 		l.failures.Add(1)
 		return
