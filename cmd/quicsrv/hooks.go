@@ -12,8 +12,8 @@ import (
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-// Sessions are the relay's peers, which take a copy directly while nothing is queued for them.
-var _ relay.DirectPeer = (*session.Session)(nil)
+// Sessions are the relay's peers.
+var _ relay.Peer = (*session.Session)(nil)
 
 // hooks connects the session server to the relay and the metrics: its
 // methods are the handler and the session hooks. relay is nil in echo

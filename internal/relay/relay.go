@@ -29,22 +29,6 @@ type Peer interface {
 	DisconnectGracefully(ctx context.Context, code transport.ErrorCode, reason string) error
 }
 
-// DirectPeer is a Peer that can also take one message without waiting.
-// *session.Session implements it. The relay offers a copy to TrySendMsg
-// while nothing is queued for the peer (its queue is empty and no batch is
-// being sent), on the publishing goroutine, sparing the copy its queue and
-// the drain goroutine; on any error it queues the copy as it would have
-// without the offer, so TrySendMsg must either take the message whole
-// (nil) or not at all. Like SendMsgs it must not modify m nor what it
-// refers to, and must not keep them once it returns.
-type DirectPeer interface {
-	Peer
-	// TrySendMsg sends m on channel if the peer can take it now without
-	// waiting, and fails otherwise (transport.ErrWouldBlock,
-	// transport.ErrSlowDown, or the error SendMsgs would return).
-	TrySendMsg(channel string, m *transport.Message) error
-}
-
 // ErrClosed is returned by Subscribe after Close.
 var ErrClosed = errors.New("relay: closed")
 
@@ -279,18 +263,16 @@ func (r *Relay) Publish(ctx context.Context, from Peer, m *transport.Message) (i
 // route queues m for the matching subscriptions; r.mu is read-held. It
 // returns the copies routed and queued, and those that wait for room.
 func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []held) {
-	entries := r.subs.match(m.Subject)
-	direct := lone(entries, from)
 	deliver := func(sn *subscription) {
 		routed++
-		switch sn.sub.enqueue(sn.channel, m, direct) {
+		switch sn.sub.enqueue(sn.channel, m) {
 		case queued:
 			n++
 		case full:
 			waits = append(waits, held{sn.sub, sn.channel})
 		}
 	}
-	for _, e := range entries {
+	for _, e := range r.subs.match(m.Subject) {
 		for _, sn := range e.plain {
 			if sn.sub.peer != from {
 				deliver(sn)
@@ -304,27 +286,6 @@ func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []h
 	}
 	r.routed.Add(uint64(routed))
 	return routed, n, waits
-}
-
-// lone reports whether entries hold one subscription or queue group at
-// most besides from's plain subscriptions (a publisher's channel is often
-// subscribed to its own subject), so that a message goes to one
-// subscriber at most: only then is
-// its copy offered to a DirectPeer (see subscriber.enqueue). A fan-out
-// keeps to the queues, where each subscriber's drain goroutine sends its
-// copies in batches, in parallel: offered one by one on the publishing
-// goroutine, ten copies cost that goroutine ten sends.
-func lone(entries []*entry, from Peer) bool {
-	n := 0
-	for _, e := range entries {
-		n += len(e.groups)
-		for _, sn := range e.plain {
-			if sn.sub.peer != from {
-				n++
-			}
-		}
-	}
-	return n <= 1
 }
 
 // awaitRoom waits for room for each held copy, with one PublishTimeout for

@@ -19,9 +19,6 @@ import (
 type subscriber struct {
 	r    *Relay
 	peer Peer
-	// direct is peer as a DirectPeer, nil if it is not one: Publish hands
-	// it a copy straight away while nothing is queued for it (enqueue).
-	direct DirectPeer
 	// life ends when the subscriber is removed or the relay closes; send
 	// ends with it and also when the subscriber is disconnected as a slow
 	// consumer, so that a send in progress gives up.
@@ -98,7 +95,6 @@ var batches = sync.Pool{New: func() any { return new([maxBatch]transport.Message
 
 func newSubscriber(r *Relay, p Peer) *subscriber {
 	s := &subscriber{r: r, peer: p, channels: make(map[string]*subscription), openGaps: make(map[string]*gapItem)}
-	s.direct, _ = p.(DirectPeer)
 	s.life, s.endLife = context.WithCancel(r.baseCtx)
 	s.send, s.endSend = context.WithCancel(s.life)
 	return s
@@ -121,54 +117,8 @@ func (s *subscriber) hasRoom(size int) bool {
 // enqueue queues m for channel without waiting. At a full queue it applies
 // the slow consumer policy; under Block it returns full and the caller
 // waits (await).
-//
-// With direct set, while nothing is queued for the subscriber and its drain
-// goroutine is not running, a DirectPeer is first offered m at once (TrySendMsg), which
-// spares the copy the queue and the hand-over to the drain goroutine; if the
-// peer cannot take it without waiting, or refuses it, m is queued as
-// before, and the drain goroutine sends it or settles the refusal as it
-// does for any copy. A copy can overtake none for the same subscriber: the
-// queue was empty and no batch was being sent. The caller holds Relay.mu
-// for reading, so the subscription cannot end meanwhile.
-func (s *subscriber) enqueue(channel string, m *transport.Message, direct bool) outcome {
+func (s *subscriber) enqueue(channel string, m *transport.Message) outcome {
 	s.mu.Lock()
-	if direct && s.direct != nil && s.idleLocked() {
-		s.mu.Unlock()
-		if s.offer(channel, m) {
-			s.count(&s.counters.delivered, &s.r.delivered, 1)
-			return queued
-		}
-		s.mu.Lock()
-	}
-	return s.enqueueLocked(channel, m)
-}
-
-// directMsgs holds the copies that offer hands to DirectPeer.TrySendMsg:
-// passed through an interface, the caller's message would escape to the
-// heap, one allocation per Publish.
-var directMsgs = sync.Pool{New: func() any { return new(transport.Message) }}
-
-// offer hands a copy of m to the peer's TrySendMsg and reports whether the
-// peer took it.
-func (s *subscriber) offer(channel string, m *transport.Message) bool {
-	dm := directMsgs.Get().(*transport.Message)
-	*dm = *m
-	err := s.direct.TrySendMsg(channel, dm)
-	*dm = transport.Message{}
-	directMsgs.Put(dm)
-	return err == nil
-}
-
-// idleLocked reports whether the subscriber is active with nothing queued
-// or being sent, so that a copy sent now goes after everything before it.
-// s.mu is held.
-func (s *subscriber) idleLocked() bool {
-	return s.state == active && s.queue.Len() == 0 && !s.running && !s.behind
-}
-
-// enqueueLocked is enqueue past the direct offer; s.mu is held and
-// released.
-func (s *subscriber) enqueueLocked(channel string, m *transport.Message) outcome {
 	switch s.state {
 	case slow:
 		s.discards[channel]++
