@@ -262,7 +262,20 @@ func (r *Relay) Publish(ctx context.Context, from Peer, m *transport.Message) (i
 
 // route queues m for the matching subscriptions; r.mu is read-held. It
 // returns the copies routed and queued, and those that wait for room.
+//
+// The copies are counted in r.queued with one addition before they are
+// queued and one correction after, not one addition per copy: r.queued is
+// written by every subscriber's drain goroutine as well, and in a fan-out
+// to ten, ten contended additions per message took 4 % of quicsrv's CPU.
+// Counted first, a copy that a drain goroutine sends before route returns
+// never makes Queued negative.
 func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []held) {
+	entries := r.subs.match(m.Subject)
+	counted := 0 // at least as many as deliver will be called for
+	for _, e := range entries {
+		counted += len(e.plain) + len(e.groups)
+	}
+	r.queued.Add(int64(counted))
 	deliver := func(sn *subscription) {
 		routed++
 		switch sn.sub.enqueue(sn.channel, m) {
@@ -272,7 +285,7 @@ func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []h
 			waits = append(waits, held{sn.sub, sn.channel})
 		}
 	}
-	for _, e := range r.subs.match(m.Subject) {
+	for _, e := range entries {
 		for _, sn := range e.plain {
 			if sn.sub.peer != from {
 				deliver(sn)
@@ -283,6 +296,9 @@ func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []h
 				deliver(sn)
 			}
 		}
+	}
+	if extra := counted - n - len(waits); extra > 0 {
+		r.queued.Add(-int64(extra))
 	}
 	r.routed.Add(uint64(routed))
 	return routed, n, waits
