@@ -271,10 +271,7 @@ func (r *Relay) Publish(ctx context.Context, from Peer, m *transport.Message) (i
 // never makes Queued negative.
 func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []held) {
 	entries := r.subs.match(m.Subject)
-	counted := 0 // at least as many as deliver will be called for
-	for _, e := range entries {
-		counted += len(e.plain) + len(e.groups)
-	}
+	counted := copies(entries, from)
 	r.queued.Add(int64(counted))
 	deliver := func(sn *subscription) {
 		routed++
@@ -302,6 +299,23 @@ func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []h
 	}
 	r.routed.Add(uint64(routed))
 	return routed, n, waits
+}
+
+// copies returns how many times route will deliver a message from from
+// at most: once per plain subscription of another peer and once per queue
+// group. A publisher's own channel is often subscribed to its subject:
+// counted, it would cost route a second addition to take it back.
+func copies(entries []*entry, from Peer) int {
+	n := 0
+	for _, e := range entries {
+		n += len(e.groups)
+		for _, sn := range e.plain {
+			if sn.sub.peer != from {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // awaitRoom waits for room for each held copy, with one PublishTimeout for
