@@ -2,8 +2,12 @@ package relay
 
 import (
 	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -101,4 +105,47 @@ func TestBurstAfterBurstTakesBatchesWithoutAllocating(t *testing.T) {
 	}
 	burst()
 	require.Zero(t, testing.AllocsPerRun(100, burst))
+}
+
+// Publish counts a message's copies in Queued before queueing them, with
+// one addition for all of them, and takes back those it did not queue
+// (dropped here: the queues are small): a drain goroutine that sends a
+// copy at once never takes Queued below zero, and at the end every copy
+// is in exactly one counter.
+func TestQueuedIsNeverNegativeWhileDrainsSend(t *testing.T) {
+	for _, policy := range []SlowConsumerPolicy{Drop, Block} {
+		t.Run(policy.String(), func(t *testing.T) {
+			r := newBatchRelay(t, &Config{QueueSize: 4, SlowConsumer: policy, PublishTimeout: time.Minute})
+			pub := newPeer("pub")
+			subscribe(t, r, pub, "c")
+			subs := make([]*fakePeer, 10)
+			for i := range subs {
+				subs[i] = newPeer(strconv.Itoa(i))
+				subscribe(t, r, subs[i], "c")
+			}
+			stop := make(chan struct{})
+			var poller sync.WaitGroup
+			var lowest atomic.Int64
+			poller.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if q := int64(r.Stats().Queued); q < lowest.Load() {
+						lowest.Store(q)
+					}
+				}
+			})
+			publishN(r, pub, "c", 0, 2000)
+			close(stop)
+			poller.Wait()
+			require.Zero(t, lowest.Load(), "Queued went below zero")
+			require.Eventually(t, func() bool { return r.Stats().Queued == 0 }, 10*time.Second, time.Millisecond)
+			st := r.Stats()
+			require.Equal(t, uint64(2000*len(subs)), st.Routed)
+			requireBalanced(t, st)
+		})
+	}
 }

@@ -116,7 +116,8 @@ func (s *subscriber) hasRoom(size int) bool {
 
 // enqueue queues m for channel without waiting. At a full queue it applies
 // the slow consumer policy; under Block it returns full and the caller
-// waits (await).
+// waits (await). The caller counted the copy in Relay.queued: it stays
+// counted when queued or full, and the caller takes it off when rejected.
 func (s *subscriber) enqueue(channel string, m *transport.Message) outcome {
 	s.mu.Lock()
 	switch s.state {
@@ -141,7 +142,6 @@ func (s *subscriber) enqueue(channel string, m *transport.Message) outcome {
 		first := !s.behind
 		s.behind = true
 		s.mu.Unlock()
-		s.r.queued.Add(1)
 		if first {
 			s.r.slowEvents.Add(1)
 			s.r.cfg.Logger.Warn("slow consumer: publishers wait for subscriber", "session", s.peer.ID().String(),
@@ -159,13 +159,13 @@ func (s *subscriber) count(mine, relay *atomic.Uint64, n uint64) {
 	relay.Add(n)
 }
 
-// pushLocked queues m for channel; s.mu is held and released.
+// pushLocked queues m for channel; s.mu is held and released. The copy
+// was counted in Relay.queued before (route, or as held under Block).
 func (s *subscriber) pushLocked(channel string, m *transport.Message) {
 	s.queue.Push(item{channel: channel, msg: *m})
 	s.msgs++
 	s.bytes += len(m.Data)
 	delete(s.openGaps, channel)
-	s.r.queued.Add(1)
 	start := s.startLocked()
 	s.mu.Unlock()
 	if start {
@@ -276,7 +276,6 @@ func (s *subscriber) await(ctx context.Context, timeout <-chan struct{}, channel
 	for {
 		s.mu.Lock()
 		if s.state == active && !s.fullLocked(len(m.Data)) {
-			s.r.queued.Add(-1)
 			s.pushLocked(channel, m)
 			return true
 		}
@@ -309,11 +308,12 @@ func (s *subscriber) await(ctx context.Context, timeout <-chan struct{}, channel
 func (s *subscriber) settleHeld(channel string, m *transport.Message) bool {
 	r := s.r
 	s.mu.Lock()
+	if s.state == active && m != nil && !s.fullLocked(len(m.Data)) {
+		s.pushLocked(channel, m) // stays counted in queued
+		return true
+	}
 	r.queued.Add(-1)
 	switch {
-	case s.state == active && m != nil && !s.fullLocked(len(m.Data)):
-		s.pushLocked(channel, m)
-		return true
 	case s.state == active:
 		r.publishTimeouts.Add(1)
 		r.cfg.Logger.Warn("slow consumer: publish timed out waiting for subscriber",
