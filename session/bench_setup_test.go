@@ -75,13 +75,7 @@ func BenchmarkSessionSetup(b *testing.B) {
 // set-up (client and server) as cpu-µs/op.
 func benchSetups(b *testing.B, setup func(context.Context, *quic.Transport) error, wait func()) {
 	b.Helper()
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(b, err)
-	tr := &quic.Transport{Conn: udp}
-	b.Cleanup(func() {
-		_ = tr.Close()
-		_ = udp.Close()
-	})
+	tr := clientTransport(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := processCPU(b)
@@ -161,4 +155,18 @@ func rawEchoServer(b *testing.B, tlsConf *tls.Config) string {
 		wg.Wait()
 	})
 	return ln.Addr().String()
+}
+
+// clientTransport returns a quic.Transport on a UDP socket of 127.0.0.1
+// for the benchmark's clients; both close at cleanup.
+func clientTransport(b *testing.B) *quic.Transport {
+	b.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(b, err)
+	tr := &quic.Transport{Conn: udp}
+	b.Cleanup(func() {
+		_ = tr.Close()
+		_ = udp.Close()
+	})
+	return tr
 }
