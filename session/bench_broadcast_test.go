@@ -29,13 +29,7 @@ func BenchmarkBroadcast(b *testing.B) {
 	srv, addr := startServer(b, nil, echo)
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	require.NoError(b, err)
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(b, err)
-	tr := &quic.Transport{Conn: udp}
-	b.Cleanup(func() {
-		_ = tr.Close()
-		_ = udp.Close()
-	})
+	tr := clientTransport(b)
 	conns := dialMany(b, tr, ua.String(), sessions)
 	// Real sockets, so the wall clock: the sessions and channels arrive over QUIC (see helpers_test.go).
 	require.Eventually(b, func() bool { return sessionsWith(srv, "news") == sessions }, time.Minute, 10*time.Millisecond)

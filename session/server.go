@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -325,11 +326,21 @@ func (s *Server) admit(c *transport.Conn) {
 	}
 }
 
+// logInfo reports whether the logger takes the info lines of a session's
+// start and end: their fields (the ID and address as strings, the cause)
+// are made only then, as a server at a higher level sets up sessions
+// faster without them.
+func (s *Server) logInfo() bool {
+	return s.cfg.Logger.Enabled(context.Background(), slog.LevelInfo)
+}
+
 // runSession is a session's goroutine, started by admit and waited for by
 // Shutdown. It serves the session's connections (serveSession) and then
 // ends the session (finish).
 func (s *Server) runSession(sess *Session) {
-	s.cfg.Logger.Info("session started", "session", sess.ID().String(), "remote", sess.RemoteAddr().String())
+	if s.logInfo() {
+		s.cfg.Logger.Info("session started", "session", sess.ID().String(), "remote", sess.RemoteAddr().String())
+	}
 	if s.cfg.OnSessionStart != nil {
 		s.cfg.OnSessionStart(sess)
 	}
@@ -402,9 +413,10 @@ func (s *Server) finish(sess *Session, cause error) {
 	if sess.Used0RTT() {
 		s.zeroRTT.Add(1)
 	}
-	st := sess.Stats()
-	s.cfg.Logger.Info("session ended", "session", sess.ID().String(), "remote", sess.RemoteAddr().String(),
-		"duration", time.Since(sess.start), "messages", st.MessagesReceived, "cause", causeString(cause))
+	if s.logInfo() {
+		s.cfg.Logger.Info("session ended", "session", sess.ID().String(), "remote", sess.RemoteAddr().String(),
+			"duration", time.Since(sess.start), "messages", sess.received.Load(), "cause", causeString(cause))
+	}
 	if f := s.cfg.OnChannelClose; f != nil {
 		for _, name := range channels {
 			f(sess, name)

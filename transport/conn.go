@@ -113,6 +113,10 @@ type Conn struct {
 	// set before ready is closed.
 	headersOn atomic.Bool
 
+	// tracker is the listener that holds this server connection for its
+	// Close (Listener.track), told when the connection ends.
+	tracker atomic.Pointer[Listener]
+
 	ctrl controlWriter  // this side's control frames; see control.go
 	sig  peerSignals    // what the peer said on its control stream; see control.go
 	rs   resumeExchange // the RESUME_STATE exchange; see resumestate.go
@@ -175,10 +179,13 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	context.AfterFunc(qc.Context(), func() {
 		c.cancel(c.connErr(context.Cause(qc.Context())))
 		c.stopAcks()
+		if l := c.tracker.Load(); l != nil {
+			l.untrack(c)
+		}
+		if isClient {
+			c.mig.release()
+		}
 	})
-	if isClient {
-		context.AfterFunc(qc.Context(), c.mig.release)
-	}
 	c.wg.Add(1)
 	go c.readControl(sr)
 	return c

@@ -438,55 +438,76 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 // helloDeadline gives the peer Config.HelloTimeout, from the completion of
 // the TLS handshake, to send its HELLO, enforced while the listener is under
 // pressure (see expireHello): an overdue connection is checked again every
-// HelloTimeout. A connection from the 0-RTT listener may be accepted before
-// its handshake completes; the wait starts when it does. The returned stop
-// ends the wait.
+// HelloTimeout, by a timer (p.hello) that expireHello re-arms. A connection
+// from the 0-RTT listener may be accepted before its handshake completes;
+// the wait starts when it does, and until then a goroutine waits for it
+// (a full handshake has completed by the time quic-go hands the connection
+// over, so most connections need none). The returned stop ends the wait;
+// the handshake goroutine calls it before it takes p out of the pending
+// set.
 func (l *Listener) helloDeadline(qc *quic.Conn, p *pendingConn) (stop func()) {
+	select {
+	case <-qc.HandshakeComplete():
+		l.armHello(p)
+		return func() { l.stopHello(p) }
+	default:
+	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		select {
 		case <-qc.HandshakeComplete():
+			l.armHello(p)
 		case <-done:
-			return
-		}
-		t := time.NewTimer(l.cfg.HelloTimeout)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-			case <-done:
-				return
-			}
-			if l.expireHello(p) {
-				return
-			}
-			t.Reset(l.cfg.HelloTimeout)
 		}
 	})
 	return func() {
 		close(done)
 		wg.Wait()
+		l.stopHello(p)
+	}
+}
+
+// armHello starts p's HELLO timer, unless p's wait is already over.
+func (l *Listener) armHello(p *pendingConn) {
+	l.pendMu.Lock()
+	defer l.pendMu.Unlock()
+	if p.all == nil {
+		return // evicted, or done
+	}
+	p.hello = time.AfterFunc(l.cfg.HelloTimeout, func() { l.expireHello(p) })
+}
+
+// stopHello stops p's HELLO timer. Under pendMu, so that a timer that
+// fires meanwhile either re-armed itself before (and is stopped here) or
+// finds p's wait over (expireHello).
+func (l *Listener) stopHello(p *pendingConn) {
+	l.pendMu.Lock()
+	defer l.pendMu.Unlock()
+	if p.hello != nil {
+		p.hello.Stop()
+		p.hello = nil
 	}
 }
 
 // expireHello ends the HELLO wait of p, which is overdue, if the listener is
 // under pressure: more than half of MaxPendingHellos connections waiting for
-// HELLO, or more than half of MaxPendingHellosPerIP from p's address. Without
-// pressure a slow client keeps its HandshakeTimeout, so that a loaded server
-// does not turn away honest clients whose HELLO it has not yet read. It
-// reports whether p's wait is over.
-func (l *Listener) expireHello(p *pendingConn) bool {
+// HELLO, or more than half of MaxPendingHellosPerIP from p's address.
+// Without pressure a slow client keeps its HandshakeTimeout, so that a
+// loaded server does not turn away honest clients whose HELLO it has not
+// yet read: p's timer is re-armed for another HelloTimeout. It runs on p's
+// timer.
+func (l *Listener) expireHello(p *pendingConn) {
 	l.pendMu.Lock()
 	defer l.pendMu.Unlock()
-	if p.all == nil {
-		return true // evicted, or done
+	if p.all == nil || p.hello == nil {
+		return // evicted, done, or stopped
 	}
 	if l.pending.len() <= l.cfg.MaxPendingHellos/2 && l.pending.count(p.src) <= l.cfg.MaxPendingHellosPerIP/2 {
-		return false
+		p.hello.Reset(l.cfg.HelloTimeout)
+		return
 	}
 	p.cancel(l.helloExpired)
-	return true
 }
 
 // enqueue hands c to Accept, waiting at most until ctx ends; at most
@@ -519,20 +540,29 @@ func (l *Listener) enqueue(ctx context.Context, c *Conn) {
 	}
 }
 
-// track remembers c until it ends, so that Close can close it.
+// track remembers c until it ends, so that Close can close it. The
+// connection forgets itself (untrack) from the hook newConn registers on
+// quic-go's context, rather than from a hook of its own per connection.
 func (l *Listener) track(c *Conn) bool {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.ctx.Err() != nil {
+		l.mu.Unlock()
 		return false
 	}
 	l.conns[c] = struct{}{}
-	context.AfterFunc(c.Context(), func() {
-		l.mu.Lock()
-		delete(l.conns, c)
-		l.mu.Unlock()
-	})
+	l.mu.Unlock()
+	c.tracker.Store(l)
+	if c.ctx.Err() != nil {
+		l.untrack(c) // it ended before the hook could see the listener
+	}
 	return true
+}
+
+// untrack forgets c, which has ended; doing it again does nothing.
+func (l *Listener) untrack(c *Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
 }
 
 // Close stops accepting, closes every connection that came from this

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -17,6 +18,9 @@ import (
 type pendingConn struct {
 	src    netip.Addr
 	cancel context.CancelCauseFunc // ends the HELLO wait; the cause says why
+	// hello is the HELLO timer (Listener.helloDeadline), set once the TLS
+	// handshake completed; guarded by the Listener's pendMu.
+	hello *time.Timer
 
 	// Owned by the pendingSet, under the Listener's pendMu.
 	all, own *list.Element

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -143,4 +144,60 @@ func testHandshakeGateCapsHandshakesPerAddress(t *testing.T) {
 	require.NoError(t, err)
 	_, err = g.connContext(ctx, from("10.0.0.1"))
 	require.ErrorIs(t, err, errHandshakeCap)
+}
+
+// A connection that sends no HELLO keeps its HandshakeTimeout while the
+// listener is not under pressure, its HELLO timer re-armed every
+// HelloTimeout, and is closed for its silence by the timer once more than
+// half of MaxPendingHellosPerIP connections from its address wait. With
+// Allow0RTT the listener is handed connections before their handshake
+// completes and starts the timer from the completion; without, the
+// handshake is complete on arrival and no goroutine waits for it.
+func TestHelloTimeoutOnlyUnderPressure(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Allow0RTT=%v", early), func(t *testing.T) {
+			ln := listen(t, &Config{Allow0RTT: early, MaxPendingHellosPerIP: 4, HelloTimeout: 50 * time.Millisecond, HandshakeTimeout: 30 * time.Second})
+			silent := testenv.NewSilentPeer(t, ln.Addr().String(), "127.0.0.1", 1)
+			ctx := testCtx(t)
+			silent.Open(ctx, 2, 1, 5*time.Second)
+			require.EqualValues(t, 2, silent.Completed())
+			// Two of four is not pressure: several HelloTimeouts pass and
+			// both wait on.
+			time.Sleep(10 * 50 * time.Millisecond)
+			st := ln.Stats()
+			require.Zero(t, st.HelloTimeouts, "%+v", st)
+			require.Equal(t, 2, st.PendingHellos, "%+v", st)
+			// A third is: an overdue one is closed at its next check, which
+			// ends the pressure.
+			silent.Open(ctx, 1, 1, 5*time.Second)
+			require.Eventually(t, func() bool { return ln.Stats().HelloTimeouts == 1 }, 10*time.Second, 10*time.Millisecond)
+			st = ln.Stats()
+			require.Zero(t, st.EvictedHellos, "%+v", st)
+			require.Equal(t, 2, st.PendingHellos, "%+v", st)
+		})
+	}
+}
+
+// The listener holds an accepted connection for its Close only while the
+// connection lives: the connection's end hook lets it go, whichever side
+// ended it.
+func TestListenerForgetsEndedConnections(t *testing.T) {
+	ln := listen(t, nil)
+	tracked := func() int {
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		return len(ln.conns)
+	}
+	for _, serverCloses := range []bool{false, true} {
+		c := dialTest(t, ln, nil)
+		s, err := ln.Accept(testCtx(t))
+		require.NoError(t, err)
+		require.Equal(t, 1, tracked())
+		if serverCloses {
+			require.NoError(t, s.CloseWithError(CodeNoError, ""))
+		} else {
+			require.NoError(t, c.CloseWithError(CodeNoError, ""))
+		}
+		require.Eventually(t, func() bool { return tracked() == 0 }, 10*time.Second, time.Millisecond)
+	}
 }

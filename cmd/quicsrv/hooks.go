@@ -94,18 +94,25 @@ func (h *hooks) sessionEnd(s *session.Session, cause error) {
 	// A session that ended detached has let its connection go; its
 	// counters went into the totals when it was detached.
 	var c metrics.Conn
-	var cs transport.ConnStats
-	if conn := s.Conn(); conn != nil {
-		c, cs = conn, conn.Stats()
+	conn := s.Conn()
+	if conn != nil {
+		c = conn
 	}
 	if h.metrics != nil {
 		h.metrics.SessionEnded(c, s.Used0RTT(), cause)
 	}
-	code, by := metrics.DisconnectLabels(c, cause)
 	level := slog.LevelDebug
 	if rs.Dropped > 0 {
 		level = slog.LevelWarn
 	}
+	if !h.log.Enabled(context.Background(), level) {
+		return // the summary's fields would cost every session's end
+	}
+	var cs transport.ConnStats
+	if conn != nil {
+		cs = conn.Stats()
+	}
+	code, by := metrics.DisconnectLabels(c, cause)
 	h.log.Log(context.Background(), level, "session summary",
 		"session", s.ID().String(),
 		"code", code, "closed_by", by,
