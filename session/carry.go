@@ -389,12 +389,14 @@ func (s *Session) dropCarriedLocked(cs *carried) {
 	s.signalLocked()
 }
 
-// dropReopenedLocked drops cs, which the client closed on the current
-// connection after GOAWAY and now opens again on it (see
-// carried.closedOn): besides what cs held, the messages Send accepted on
-// its closed channel that the client had not acknowledged by now count as
-// unacknowledged (an upper bound: an acknowledgement may still be on its
-// way). Session.mu is held.
+// dropReopenedLocked drops cs, which was closed after GOAWAY (see
+// carried.closedOn) and whose name is now opened again, by the client
+// (carryLocked) or by the server (Session.Open): besides what cs held, the
+// messages Send accepted on its closed channel that the client had not
+// acknowledged by now count as unacknowledged (an upper bound: an
+// acknowledgement may still be on its way). When closedOn is an earlier
+// connection, fold has already moved those into what cs holds and set
+// cs.tc to nil. Session.mu is held.
 func (s *Session) dropReopenedLocked(cs *carried) {
 	if cs.tc != nil {
 		st := cs.tc.Stats()

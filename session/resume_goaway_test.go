@@ -278,3 +278,70 @@ func TestChannelReopenedOnTheConnectionThatClosedItCountsWhatTheClientNeverTook(
 	require.ErrorAs(t, hooks.lastEnd(), &ue, "the session ended with messages the client never took")
 	require.Equal(t, map[string]int{"news": 3}, ue.Messages)
 }
+
+// TestServerOpenOfANameClosedAfterGoAwayCountsWhatTheClientNeverTook is
+// the case above with the server, not the client, opening the name again
+// on the connection that closed it: with Session.Open after the client
+// closed the channel, and with SendOpen after the handler closed it (the
+// channel is then server-ended, so SendOpen opens a new one). The closed
+// channel's messages the client never took count as unacknowledged.
+func TestServerOpenOfANameClosedAfterGoAwayCountsWhatTheClientNeverTook(t *testing.T) {
+	for _, viaSendOpen := range []bool{false, true} {
+		name := "Open"
+		if viaSendOpen {
+			name = "SendOpen"
+		}
+		t.Run(name, func(t *testing.T) {
+			var rec sessionRecorder
+			hooks := new(hookLog)
+			closed := make(chan string, 4)
+			cfg := hooks.config(&Config{OnChannelClose: func(_ *Session, name string) { closed <- name }})
+			srv, addr := startServer(t, cfg, &rec)
+			ctx := testCtx(t)
+			rc := dialResumable(t, addr, nil)
+			ch, err := rc.conn.OpenChannel(ctx, "news")
+			require.NoError(t, err)
+			require.NoError(t, ch.Send(ctx, []byte("hello")))
+			rec.waitSeen(t, 1)
+			sess := rec.only(t)
+			for _, m := range numbered("unread", 0, 3) {
+				require.NoError(t, sess.Send(ctx, "news", []byte(m)), "accepted, never taken by the client")
+			}
+			require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
+			awaitClosed(ctx, t, rc.conn.GoAwayReceived(), "GOAWAY")
+			if viaSendOpen {
+				tc, ok := sess.Channel("news")
+				require.True(t, ok)
+				require.NoError(t, tc.Close()) // the handler ends it
+			} else {
+				require.NoError(t, ch.Close())
+			}
+			select {
+			case got := <-closed:
+				require.Equal(t, "news", got)
+			case <-ctx.Done():
+				t.Fatal("the session never reported news closed")
+			}
+			if viaSendOpen {
+				require.NoError(t, sess.SendOpen(ctx, "news", []byte("x")))
+			} else {
+				_, err = sess.Open(ctx, "news")
+				require.NoError(t, err)
+			}
+
+			require.NoError(t, rc.conn.Close())
+			hooks.wait(t, "detached", 1)
+			require.NoError(t, srv.Close())
+			hooks.wait(t, "end", 1)
+			var ue *UnackedError
+			require.ErrorAs(t, hooks.lastEnd(), &ue, "the session ended with messages the client never took")
+			if viaSendOpen {
+				// "x", on the server's channel the client never accepted, may
+				// count too.
+				require.Contains(t, []int{3, 4}, ue.Messages["news"], "%v", ue.Messages)
+			} else {
+				require.Equal(t, map[string]int{"news": 3}, ue.Messages)
+			}
+		})
+	}
+}
