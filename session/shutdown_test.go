@@ -127,10 +127,11 @@ func TestShutdownTellsConnectionsServeHasNotAdmittedToGoAway(t *testing.T) {
 		}
 	}
 	testHookRefusing = func() { close(refusing) }
+	// Runs last: only once Serve, which reads the hooks, has returned.
 	t.Cleanup(func() { testHookAccepted, testHookRefusing = nil, nil })
-	t.Cleanup(unblock)
 	var handled atomic.Int64
 	srv, addr, serveDone := serve(t, nil, HandlerFunc(func(context.Context, *Session, Message) { handled.Add(1) }))
+	serveErr := awaitServe(t, srv, serveDone, unblock)
 	ctx := testCtx(t)
 	first := dial(t, addr, nil)
 	// Real sockets, so the wall clock: the session starts once the server has read the HELLO (see helpers_test.go).
@@ -159,7 +160,30 @@ func TestShutdownTellsConnectionsServeHasNotAdmittedToGoAway(t *testing.T) {
 		require.NoError(t, c.Close(), "the server confirmed the close: the job was read")
 	}
 	require.NoError(t, <-shutdownDone)
-	require.ErrorIs(t, <-serveDone, ErrServerClosed)
+	require.ErrorIs(t, serveErr(), ErrServerClosed)
 	require.Equal(t, int64(2), handled.Load())
 	require.Equal(t, uint64(3), srv.Stats().SessionsAccepted)
+}
+
+// awaitServe registers a cleanup that, should the test end early, lets
+// go of whatever a test hook holds (unblock), closes srv and waits for
+// Serve to return, so that the test's later cleanups (which reset the
+// hooks Serve reads) run after it. The function it returns gives Serve's
+// error, once.
+func awaitServe(t *testing.T, srv *Server, serveDone <-chan error, unblock func()) func() error {
+	t.Helper()
+	var err error
+	returned := false
+	wait := func() error {
+		if !returned {
+			err, returned = <-serveDone, true
+		}
+		return err
+	}
+	t.Cleanup(func() {
+		unblock()
+		_ = srv.Close()
+		_ = wait()
+	})
+	return wait
 }
