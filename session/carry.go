@@ -318,11 +318,21 @@ func (s *Session) drain(ctx context.Context, cs *carried, tc *transport.Channel,
 		m := cs.queue[0]
 		s.mu.Unlock()
 		err := unsent.Send(ctx, tc, m.UnsentMessage, block)
+		if testHookDrainWrote != nil {
+			testHookDrainWrote(cs)
+		}
 		lost := unsent.Refused(err) // the client lowered its limit, or no longer takes headers
 		if err != nil && !lost {
 			return err
 		}
 		s.mu.Lock()
+		if s.carried[cs.name] != cs {
+			// Dropped during the write (the client closed or reopened the
+			// channel): the drop counted what cs held, m with it, and
+			// took back its bytes.
+			s.mu.Unlock()
+			return nil
+		}
 		if lost {
 			s.loseLocked(cs.name, 1)
 		}
@@ -336,6 +346,11 @@ func (s *Session) drain(ctx context.Context, cs *carried, tc *transport.Channel,
 		s.mu.Unlock()
 	}
 }
+
+// testHookDrainWrote, set only by tests, runs in drain after each write,
+// before drain takes the written message off the queue: a test drops the
+// channel there.
+var testHookDrainWrote func(*carried)
 
 // resend is the re-send of a channel the client reopened after a resume,
 // owned by the session (started by addChannel, counted in readers): it
