@@ -227,6 +227,11 @@ func (s *Server) Serve(ln *transport.Listener) error {
 	s.mu.Unlock()
 	defer close(accepting)
 	for {
+		if s.acceptCtx.Err() != nil {
+			// Shutdown stops admitting: what the listener still holds is
+			// its (stopAdmitting), even when Accept would pick it first.
+			return ErrServerClosed
+		}
 		c, err := ln.Accept(s.acceptCtx)
 		if err != nil {
 			if s.acceptCtx.Err() != nil || errors.Is(err, transport.ErrClosed) {
@@ -529,7 +534,7 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 // already done closes the server at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := waitClosed(ctx, s.beginDrain(), (*Session).leftChan)
-	s.refuseOnce.Do(s.stopAdmitting)
+	s.refuseOnce.Do(func() { s.stopAdmitting(ctx) })
 	// No session starts after stopAdmitting, so running holds every
 	// session there will be.
 	s.mu.Lock()
@@ -572,12 +577,15 @@ func (s *Server) beginDrain() []*Session {
 // returning a connection nobody serves); Serve stops accepting; and the
 // connections the listener answered before, which Serve has not admitted,
 // are admitted here, told to go away and drained like the other late
-// ones. Every client whose Dial returned gets GOAWAY.
-func (s *Server) stopAdmitting() {
+// ones. Every client whose Dial returned gets GOAWAY, unless ctx, the
+// Shutdown's, has ended: then there is no drain to admit them to, and
+// they are closed with CodeGoingAway, counted as refused, without
+// becoming sessions.
+func (s *Server) stopAdmitting(ctx context.Context) {
+	s.acceptCancel()
 	if testHookRefusing != nil {
 		testHookRefusing()
 	}
-	s.acceptCancel()
 	s.mu.Lock()
 	ln, accepting := s.ln, s.accepting
 	s.mu.Unlock()
@@ -586,12 +594,17 @@ func (s *Server) stopAdmitting() {
 	}
 	<-accepting
 	for _, c := range ln.Drain() {
+		if ctx.Err() != nil {
+			s.refused.Add(1)
+			_ = c.CloseWithError(transport.CodeGoingAway, "server shutting down")
+			continue
+		}
 		s.admit(c)
 	}
 }
 
 // testHookRefusing, set only by tests, runs in Shutdown as it begins to
-// stop admitting sessions.
+// stop admitting sessions, once Serve's accepting is cancelled.
 var testHookRefusing func()
 
 // waitClosed waits until the channel that ch picks of each of sessions is

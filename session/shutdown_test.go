@@ -187,3 +187,50 @@ func awaitServe(t *testing.T, srv *Server, serveDone <-chan error, unblock func(
 	})
 	return wait
 }
+
+// A Shutdown whose context has already ended does not make sessions of
+// the connections the drained listener hands over only to close them: it
+// closes them with GOING_AWAY at once, counted as refused, and neither
+// OnSessionStart nor SessionsAccepted sees them. Serve is held in
+// testHookAccepted with one connection so that a second waits in the
+// listener's queue.
+func TestShutdownWithAnEndedContextClosesDrainedConnectionsWithoutSessions(t *testing.T) {
+	held, refusing := make(chan struct{}), make(chan struct{})
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	var seen atomic.Int32
+	testHookAccepted = func(*transport.Conn) {
+		if seen.Add(1) == 1 {
+			close(held)
+			<-release
+		}
+	}
+	testHookRefusing = func() { close(refusing) }
+	// Runs last: only once Serve, which reads the hooks, has returned.
+	t.Cleanup(func() { testHookAccepted, testHookRefusing = nil, nil })
+	var started atomic.Int32
+	cfg := &Config{OnSessionStart: func(*Session) { started.Add(1) }}
+	srv, addr, serveDone := serve(t, cfg, HandlerFunc(func(context.Context, *Session, Message) {}))
+	serveErr := awaitServe(t, srv, serveDone, unblock)
+	ctx := testCtx(t)
+	dial(t, addr, nil) // held by Serve, admitted once let go
+	awaitClosed(ctx, t, held, "Serve holding the first connection")
+	queued := dial(t, addr, nil) // answered, in the listener's queue
+
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- srv.Shutdown(ended) }()
+	awaitClosed(ctx, t, refusing, "the drain to stop admitting sessions")
+	unblock()
+	require.ErrorIs(t, <-shutdownDone, context.Canceled)
+	require.ErrorIs(t, serveErr(), ErrServerClosed)
+
+	awaitClosed(ctx, t, queued.Context().Done(), "the queued connection's end")
+	require.ErrorIs(t, context.Cause(queued.Context()), transport.CodeGoingAway)
+	st := srv.Stats()
+	require.Equal(t, uint64(1), st.SessionsAccepted, "only the connection Serve held became a session")
+	require.Equal(t, int32(1), started.Load())
+	require.GreaterOrEqual(t, st.SessionsRefused, uint64(1))
+}
