@@ -196,8 +196,11 @@ func (s *Server) ListenAndServe(addr string, tlsConf *tls.Config) error {
 // Serve accepts sessions from ln until Shutdown or Close stops admitting
 // them (once the sessions the drain began with have left; see Shutdown),
 // or closes ln; it returns ErrServerClosed then, or the listener's error.
-// Shutdown and Close do not wait for Serve to return, only for the
-// sessions it started.
+// Shutdown and Close wait for Serve's accepting to end, and Serve returns
+// as soon as it has: before the sessions that arrived during the drain
+// have left and before the handler has drained them. As with net/http,
+// a program must not exit when Serve returns ErrServerClosed: it waits
+// for Shutdown (or Close) to return.
 //
 // Serve refuses, with a [*ListenerLimitsError] and leaving ln open, a
 // listener whose HELLO advertises other pending limits than the server
@@ -520,7 +523,8 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 // or until ctx ends; then it refuses new connections (CodeGoingAway, before
 // the listener answers their HELLO, so that the client's Dial fails; see
 // transport.Listener.Drain), admits and tells to go away those the
-// listener had answered (a client whose Dial returned always gets GOAWAY),
+// listener had answered (a client whose Dial returned gets GOAWAY, with
+// the exceptions in the package documentation),
 // waits for the sessions that arrived meanwhile to leave too and for the handler
 // to drain what was received (or for ctx), and closes what is left and the
 // listener. Clients that keep reconnecting therefore cannot hold the drain
@@ -577,8 +581,9 @@ func (s *Server) beginDrain() []*Session {
 // returning a connection nobody serves); Serve stops accepting; and the
 // connections the listener answered before, which Serve has not admitted,
 // are admitted here, told to go away and drained like the other late
-// ones. Every client whose Dial returned gets GOAWAY, unless ctx, the
-// Shutdown's, has ended: then there is no drain to admit them to, and
+// ones. Every client whose Dial returned gets GOAWAY (but see the
+// exceptions in the package documentation), unless ctx, the Shutdown's,
+// has ended: then there is no drain to admit them to, and
 // they are closed with CodeGoingAway, counted as refused, without
 // becoming sessions.
 func (s *Server) stopAdmitting(ctx context.Context) {
