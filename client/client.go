@@ -401,11 +401,9 @@ func (c *Client) run(conn *transport.Conn) {
 		c.noEarly.Store(rejected)
 		immediate, from := rejected, 0
 		// A server that closes an answered connection with GOING_AWAY
-		// (its accept queue is full, or its Shutdown ran out of time) is
-		// draining: the same as a GOAWAY for the schedule. One that
-		// refuses a connection before answering its HELLO fails the
-		// dial instead: reconnect retries it after its backoff delay,
-		// and it counts toward Backoff.MaxAttempts.
+		// (accept queue full, Shutdown out of time) is draining: as a
+		// GOAWAY for the schedule. A refusal before the HELLO is answered
+		// fails the dial: reconnect's backoff, counted in MaxAttempts.
 		if goaway || errors.Is(cause, transport.CodeGoingAway) {
 			if time.Since(since) > c.cfg.Backoff.Ceiling(streak) {
 				streak = 0

@@ -543,12 +543,7 @@ func TestChannelDroppedDuringTheResendIsAccountedOnce(t *testing.T) {
 		t.Fatal("the re-send wrote nothing")
 	}
 	require.NoError(t, ch.Close())
-	select {
-	case got := <-closed:
-		require.Equal(t, "news", got)
-	case <-ctx.Done():
-		t.Fatal("the session never reported news closed")
-	}
+	awaitChannelClosed(ctx, t, closed, "news")
 	unblock()
 	require.NoError(t, cs.acquire(ctx, true), "the re-send ended")
 	cs.release()

@@ -115,20 +115,7 @@ func beginDrain(t *testing.T, srv *Server, addr string) (*transport.Conn, <-chan
 // get GOAWAY, and what they send before they leave is handled. Before,
 // Shutdown closed both with GOING_AWAY and no GOAWAY.
 func TestShutdownTellsConnectionsServeHasNotAdmittedToGoAway(t *testing.T) {
-	held, refusing := make(chan struct{}), make(chan struct{})
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	var seen atomic.Int32
-	testHookAccepted = func(*transport.Conn) {
-		if seen.Add(1) == 2 { // the first is the session the drain begins with
-			close(held)
-			<-release
-		}
-	}
-	testHookRefusing = func() { close(refusing) }
-	// Runs last: only once Serve, which reads the hooks, has returned.
-	t.Cleanup(func() { testHookAccepted, testHookRefusing = nil, nil })
+	held, refusing, unblock := holdServe(t, 2) // the first is the session the drain begins with
 	var handled atomic.Int64
 	srv, addr, serveDone := serve(t, nil, HandlerFunc(func(context.Context, *Session, Message) { handled.Add(1) }))
 	serveErr := awaitServe(t, srv, serveDone, unblock)
@@ -195,20 +182,7 @@ func awaitServe(t *testing.T, srv *Server, serveDone <-chan error, unblock func(
 // testHookAccepted with one connection so that a second waits in the
 // listener's queue.
 func TestShutdownWithAnEndedContextClosesDrainedConnectionsWithoutSessions(t *testing.T) {
-	held, refusing := make(chan struct{}), make(chan struct{})
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	var seen atomic.Int32
-	testHookAccepted = func(*transport.Conn) {
-		if seen.Add(1) == 1 {
-			close(held)
-			<-release
-		}
-	}
-	testHookRefusing = func() { close(refusing) }
-	// Runs last: only once Serve, which reads the hooks, has returned.
-	t.Cleanup(func() { testHookAccepted, testHookRefusing = nil, nil })
+	held, refusing, unblock := holdServe(t, 1)
 	var started atomic.Int32
 	cfg := &Config{OnSessionStart: func(*Session) { started.Add(1) }}
 	srv, addr, serveDone := serve(t, cfg, HandlerFunc(func(context.Context, *Session, Message) {}))
@@ -233,4 +207,23 @@ func TestShutdownWithAnEndedContextClosesDrainedConnectionsWithoutSessions(t *te
 	require.Equal(t, uint64(1), st.SessionsAccepted, "only the connection Serve held became a session")
 	require.Equal(t, int32(1), started.Load())
 	require.GreaterOrEqual(t, st.SessionsRefused, uint64(1))
+}
+
+// holdServe sets the test hooks: Serve holds the nth connection it
+// accepts (held is closed then) until unblock, and refusing is closed
+// once Shutdown stops admitting sessions. Call it before serve: the
+// hooks are reset in a cleanup that runs after the server's (awaitServe).
+func holdServe(t *testing.T, nth int32) (held, refusing <-chan struct{}, unblock func()) {
+	h, r, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	var seen atomic.Int32
+	testHookAccepted = func(*transport.Conn) {
+		if seen.Add(1) == nth {
+			close(h)
+			<-release
+		}
+	}
+	testHookRefusing = func() { close(r) }
+	t.Cleanup(func() { testHookAccepted, testHookRefusing = nil, nil })
+	return h, r, func() { releaseOnce.Do(func() { close(release) }) }
 }
