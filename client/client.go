@@ -400,8 +400,10 @@ func (c *Client) run(conn *transport.Conn) {
 		rejected := errors.Is(cause, transport.ErrEarlyDataRejected)
 		c.noEarly.Store(rejected)
 		immediate, from := rejected, 0
-		// A server that refuses a connection while it shuts down closes
-		// it with GOING_AWAY: the same as a GOAWAY for the schedule.
+		// A server that closes an answered connection with GOING_AWAY
+		// (accept queue full, Shutdown out of time) is draining: as a
+		// GOAWAY for the schedule. A refusal before the HELLO is answered
+		// fails the dial: reconnect's backoff, counted in MaxAttempts.
 		if goaway || errors.Is(cause, transport.CodeGoingAway) {
 			if time.Since(since) > c.cfg.Backoff.Ceiling(streak) {
 				streak = 0

@@ -318,11 +318,21 @@ func (s *Session) drain(ctx context.Context, cs *carried, tc *transport.Channel,
 		m := cs.queue[0]
 		s.mu.Unlock()
 		err := unsent.Send(ctx, tc, m.UnsentMessage, block)
+		if testHookDrainWrote != nil {
+			testHookDrainWrote(cs)
+		}
 		lost := unsent.Refused(err) // the client lowered its limit, or no longer takes headers
 		if err != nil && !lost {
 			return err
 		}
 		s.mu.Lock()
+		if s.carried[cs.name] != cs {
+			// Dropped during the write (the client closed or reopened the
+			// channel): the drop counted what cs held, m with it, and
+			// took back its bytes.
+			s.mu.Unlock()
+			return nil
+		}
 		if lost {
 			s.loseLocked(cs.name, 1)
 		}
@@ -336,6 +346,11 @@ func (s *Session) drain(ctx context.Context, cs *carried, tc *transport.Channel,
 		s.mu.Unlock()
 	}
 }
+
+// testHookDrainWrote, set only by tests, runs in drain after each write,
+// before drain takes the written message off the queue: a test drops the
+// channel there.
+var testHookDrainWrote func(*carried)
 
 // resend is the re-send of a channel the client reopened after a resume,
 // owned by the session (started by addChannel, counted in readers): it
@@ -389,12 +404,14 @@ func (s *Session) dropCarriedLocked(cs *carried) {
 	s.signalLocked()
 }
 
-// dropReopenedLocked drops cs, which the client closed on the current
-// connection after GOAWAY and now opens again on it (see
-// carried.closedOn): besides what cs held, the messages Send accepted on
-// its closed channel that the client had not acknowledged by now count as
-// unacknowledged (an upper bound: an acknowledgement may still be on its
-// way). Session.mu is held.
+// dropReopenedLocked drops cs, which was closed after GOAWAY (see
+// carried.closedOn) and whose name is now opened again, by the client
+// (carryLocked) or by the server (Session.Open): besides what cs held, the
+// messages Send accepted on its closed channel that the client had not
+// acknowledged by now count as unacknowledged (an upper bound: an
+// acknowledgement may still be on its way). When closedOn is an earlier
+// connection, fold has already moved those into what cs holds and set
+// cs.tc to nil. Session.mu is held.
 func (s *Session) dropReopenedLocked(cs *carried) {
 	if cs.tc != nil {
 		st := cs.tc.Stats()

@@ -127,7 +127,17 @@
 // HELLO is answered: their Dial fails) and admits, with GOAWAY, those whose
 // HELLO the listener had answered, so that every client whose Dial
 // returned is told to go away; and it lets
-// clients leave and the handler drain until its context ends.
+// clients leave and the handler drain until its context ends. The
+// exceptions: transport.DialEarly (0-RTT) returns before the server's
+// HELLO, so its connection may be refused with GOING_AWAY after it
+// returned; a connection that would take the server over
+// Config.MaxSessions is closed with TOO_MANY_SESSIONS, during the drain
+// as at any time; one the listener answered when its accept queue was
+// full is closed with GOING_AWAY (transport.Config.AcceptBacklog); and a
+// Shutdown whose context has ended closes those it would have admitted
+// with GOING_AWAY. Serve returns ErrServerClosed once it stops accepting,
+// before the late sessions have left: wait for Shutdown to return, as
+// with net/http.
 // [Server.Close] is Shutdown bounded by Config.CloseTimeout. Both end the
 // detached sessions at once and return once every session's goroutine has
 // ended: a session owns the readers of

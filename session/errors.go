@@ -122,7 +122,9 @@ func (e *DetachedLimitError) Is(target error) bool { return target == ErrDetache
 // acknowledgements on that ended with server-to-client messages its client
 // never acknowledged: sent and not confirmed, or accepted by Send and never
 // sent. They may or may not have reached the client (those sent); none
-// will be sent again. Err is why the session ended; Unwrap returns it, so
+// will be sent again. A channel the client closed without GOAWAY counts
+// only what was never written on it: the client declined what it did not
+// read. Err is why the session ended; Unwrap returns it, so
 // that errors.Is and errors.As see through to it.
 type UnackedError struct {
 	Messages map[string]int // unacknowledged messages per channel name

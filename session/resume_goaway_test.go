@@ -240,41 +240,114 @@ func finishedChannelAfterGoAway(t *testing.T, end func(raw *quic.Stream, tc *tra
 // carried to the new one, and they are not lost silently either: the
 // session reports them as unacknowledged when it ends.
 func TestChannelReopenedOnTheConnectionThatClosedItCountsWhatTheClientNeverTook(t *testing.T) {
-	var rec sessionRecorder
-	hooks := new(hookLog)
-	closed := make(chan string, 4)
-	cfg := hooks.config(&Config{OnChannelClose: func(_ *Session, name string) { closed <- name }})
-	srv, addr := startServer(t, cfg, &rec)
 	ctx := testCtx(t)
-	rc := dialResumable(t, addr, nil)
-	ch, err := rc.conn.OpenChannel(ctx, "news")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("hello")))
-	rec.waitSeen(t, 1)
-	sess := rec.only(t)
-	for _, m := range numbered("unread", 0, 3) {
-		require.NoError(t, sess.Send(ctx, "news", []byte(m)), "accepted, never taken by the client")
-	}
-
-	require.NoError(t, sess.SendGoAway(transport.CodeGoingAway, "move"))
-	awaitClosed(ctx, t, rc.conn.GoAwayReceived(), "GOAWAY")
-	require.NoError(t, ch.Close())
-	select {
-	case name := <-closed:
-		require.Equal(t, "news", name)
-	case <-ctx.Done():
-		t.Fatal("the session never reported news closed")
-	}
-	ch, err = rc.conn.OpenChannel(ctx, "news") // the same name, the same connection
+	g := startUnreadAfterGoAway(ctx, t)
+	require.NoError(t, g.ch.Close())
+	awaitChannelClosed(ctx, t, g.closed, "news")
+	ch, err := g.rc.conn.OpenChannel(ctx, "news") // the same name, the same connection
 	require.NoError(t, err)
 	require.NoError(t, ch.Send(ctx, []byte("again")))
-	rec.waitSeen(t, 2)
+	g.rec.waitSeen(t, 2)
 
-	require.NoError(t, rc.conn.Close())
-	hooks.wait(t, "detached", 1)
-	require.NoError(t, srv.Close())
-	hooks.wait(t, "end", 1)
-	var ue *UnackedError
-	require.ErrorAs(t, hooks.lastEnd(), &ue, "the session ended with messages the client never took")
+	ue := g.endSession(t)
 	require.Equal(t, map[string]int{"news": 3}, ue.Messages)
+}
+
+// TestServerOpenOfANameClosedAfterGoAwayCountsWhatTheClientNeverTook is
+// the case above with the server, not the client, opening the name again
+// on the connection that closed it: with Session.Open after the client
+// closed the channel, and with SendOpen after the handler closed it (the
+// channel is then server-ended, so SendOpen opens a new one). The closed
+// channel's messages the client never took count as unacknowledged.
+func TestServerOpenOfANameClosedAfterGoAwayCountsWhatTheClientNeverTook(t *testing.T) {
+	for _, viaSendOpen := range []bool{false, true} {
+		name := "Open"
+		if viaSendOpen {
+			name = "SendOpen"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := testCtx(t)
+			g := startUnreadAfterGoAway(ctx, t)
+			if viaSendOpen {
+				tc, ok := g.sess.Channel("news")
+				require.True(t, ok)
+				require.NoError(t, tc.Close()) // the handler ends it
+				awaitChannelClosed(ctx, t, g.closed, "news")
+				require.NoError(t, g.sess.SendOpen(ctx, "news", []byte("x")))
+			} else {
+				require.NoError(t, g.ch.Close())
+				awaitChannelClosed(ctx, t, g.closed, "news")
+				_, err := g.sess.Open(ctx, "news")
+				require.NoError(t, err)
+			}
+
+			ue := g.endSession(t)
+			if viaSendOpen {
+				// "x", on the server's channel the client never accepted, may
+				// count too.
+				require.Contains(t, []int{3, 4}, ue.Messages["news"], "%v", ue.Messages)
+			} else {
+				require.Equal(t, map[string]int{"news": 3}, ue.Messages)
+			}
+		})
+	}
+}
+
+// unreadAfterGoAway is a resumable session whose client opened "news"
+// and said hello on it, to which the server sent 3 messages the client
+// never reads, and then GOAWAY (which the client has received).
+type unreadAfterGoAway struct {
+	srv    *Server
+	hooks  *hookLog
+	rec    *sessionRecorder
+	rc     *resumeClient
+	ch     *transport.Channel // the client's "news"
+	sess   *Session
+	closed chan string // the names Config.OnChannelClose reports
+}
+
+func startUnreadAfterGoAway(ctx context.Context, t *testing.T) *unreadAfterGoAway {
+	t.Helper()
+	g := &unreadAfterGoAway{hooks: new(hookLog), rec: new(sessionRecorder), closed: make(chan string, 4)}
+	cfg := g.hooks.config(&Config{OnChannelClose: func(_ *Session, name string) { g.closed <- name }})
+	var addr string
+	g.srv, addr = startServer(t, cfg, g.rec)
+	g.rc = dialResumable(t, addr, nil)
+	var err error
+	g.ch, err = g.rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	require.NoError(t, g.ch.Send(ctx, []byte("hello")))
+	g.rec.waitSeen(t, 1)
+	g.sess = g.rec.only(t)
+	for _, m := range numbered("unread", 0, 3) {
+		require.NoError(t, g.sess.Send(ctx, "news", []byte(m)), "accepted, never taken by the client")
+	}
+	require.NoError(t, g.sess.SendGoAway(transport.CodeGoingAway, "move"))
+	awaitClosed(ctx, t, g.rc.conn.GoAwayReceived(), "GOAWAY")
+	return g
+}
+
+// endSession closes the client's connection, then the server, and
+// returns the UnackedError the session ended with.
+func (g *unreadAfterGoAway) endSession(t *testing.T) *UnackedError {
+	t.Helper()
+	require.NoError(t, g.rc.conn.Close())
+	g.hooks.wait(t, "detached", 1)
+	require.NoError(t, g.srv.Close())
+	g.hooks.wait(t, "end", 1)
+	var ue *UnackedError
+	require.ErrorAs(t, g.hooks.lastEnd(), &ue, "the session ended with messages the client never took")
+	return ue
+}
+
+// awaitChannelClosed waits until closed, fed by Config.OnChannelClose,
+// reports a channel, and checks that it is name.
+func awaitChannelClosed(ctx context.Context, t *testing.T, closed <-chan string, name string) {
+	t.Helper()
+	select {
+	case got := <-closed:
+		require.Equal(t, name, got)
+	case <-ctx.Done():
+		t.Fatalf("the session never reported %s closed", name)
+	}
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -502,4 +503,53 @@ func TestNegativeResumeWindowEndsSessionsWithTheirConnection(t *testing.T) {
 	_ = c.CloseWithError(transport.CodeInternalError, "test: connection lost")
 	hooks.wait(t, "end", 1)
 	require.Zero(t, hooks.count("detached"))
+}
+
+// A channel dropped while the re-send after a resume is writing one of
+// its messages (the client closes it in that moment) is accounted for
+// once: the drop takes back the bytes of what the channel held, and the
+// re-send, held after its write by testHookDrainWrote, does not take
+// the written message's bytes back a second time. Before, the session's
+// held and added byte counts went below zero.
+func TestChannelDroppedDuringTheResendIsAccountedOnce(t *testing.T) {
+	closed := make(chan string, 4)
+	_, addr, hooks, rec, ctx := startResumable(t, Config{OnChannelClose: func(_ *Session, name string) { closed <- name }})
+	rc, _, sess := openNews(ctx, t, addr, nil, rec)
+	rc.kill()
+	hooks.wait(t, "detached", 1)
+	sendAll(ctx, t, sess, "news", numbered("m", 0, 3)) // kept for the resume
+
+	wrote, release := make(chan *carried, 1), make(chan struct{})
+	var once sync.Once
+	testHookDrainWrote = func(cs *carried) {
+		once.Do(func() {
+			wrote <- cs
+			<-release
+		})
+	}
+	t.Cleanup(func() { testHookDrainWrote = nil }) // after the server's close, registered before
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+
+	_, err := rc.resume(ctx, nil)
+	require.NoError(t, err)
+	ch, err := rc.conn.OpenChannel(ctx, "news")
+	require.NoError(t, err)
+	var cs *carried
+	select {
+	case cs = <-wrote:
+	case <-ctx.Done():
+		t.Fatal("the re-send wrote nothing")
+	}
+	require.NoError(t, ch.Close())
+	awaitChannelClosed(ctx, t, closed, "news")
+	unblock()
+	require.NoError(t, cs.acquire(ctx, true), "the re-send ended")
+	cs.release()
+	sess.mu.Lock()
+	held, added := sess.heldBytes, sess.added
+	sess.mu.Unlock()
+	require.Zero(t, held, "bytes held")
+	require.Zero(t, added, "bytes added while detached")
 }

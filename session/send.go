@@ -106,8 +106,10 @@ func (s *Session) Open(ctx context.Context, name string) (*transport.Channel, er
 	_, open := s.channels[name]
 	cs, carried := s.carried[name]
 	if carried && cs.closedOn != nil && s.conn != nil {
-		// The client closed it: the name is free (see carried.closedOn).
-		s.dropCarriedLocked(cs)
+		// The client closed it, or the server ended it, after GOAWAY: the
+		// name is free (see carried.closedOn), and what its closed channel
+		// had not delivered is counted as when the client reopens it.
+		s.dropReopenedLocked(cs)
 		carried = false
 	}
 	c := s.conn

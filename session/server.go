@@ -197,8 +197,11 @@ func (s *Server) ListenAndServe(addr string, tlsConf *tls.Config) error {
 // Serve accepts sessions from ln until Shutdown or Close stops admitting
 // them (once the sessions the drain began with have left; see Shutdown),
 // or closes ln; it returns ErrServerClosed then, or the listener's error.
-// Shutdown and Close do not wait for Serve to return, only for the
-// sessions it started.
+// Shutdown and Close wait for Serve's accepting to end, and Serve returns
+// as soon as it has: before the sessions that arrived during the drain
+// have left and before the handler has drained them. As with net/http,
+// a program must not exit when Serve returns ErrServerClosed: it waits
+// for Shutdown (or Close) to return.
 //
 // Serve refuses, with a [*ListenerLimitsError] and leaving ln open, a
 // listener whose HELLO advertises other pending limits than the server
@@ -228,6 +231,11 @@ func (s *Server) Serve(ln *transport.Listener) error {
 	s.mu.Unlock()
 	defer close(accepting)
 	for {
+		if s.acceptCtx.Err() != nil {
+			// Shutdown stops admitting: what the listener still holds is
+			// its (stopAdmitting), even when Accept would pick it first.
+			return ErrServerClosed
+		}
 		c, err := ln.Accept(s.acceptCtx)
 		if err != nil {
 			if s.acceptCtx.Err() != nil || errors.Is(err, transport.ErrClosed) {
@@ -527,7 +535,8 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 // or until ctx ends; then it refuses new connections (CodeGoingAway, before
 // the listener answers their HELLO, so that the client's Dial fails; see
 // transport.Listener.Drain), admits and tells to go away those the
-// listener had answered (a client whose Dial returned always gets GOAWAY),
+// listener had answered (a client whose Dial returned gets GOAWAY, with
+// the exceptions in the package documentation),
 // waits for the sessions that arrived meanwhile to leave too and for the handler
 // to drain what was received (or for ctx), and closes what is left and the
 // listener. Clients that keep reconnecting therefore cannot hold the drain
@@ -541,7 +550,7 @@ func (s *Server) Disconnect(id transport.SessionID, code transport.ErrorCode, re
 // already done closes the server at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := waitClosed(ctx, s.beginDrain(), (*Session).leftChan)
-	s.refuseOnce.Do(s.stopAdmitting)
+	s.refuseOnce.Do(func() { s.stopAdmitting(ctx) })
 	// No session starts after stopAdmitting, so running holds every
 	// session there will be.
 	s.mu.Lock()
@@ -584,12 +593,16 @@ func (s *Server) beginDrain() []*Session {
 // returning a connection nobody serves); Serve stops accepting; and the
 // connections the listener answered before, which Serve has not admitted,
 // are admitted here, told to go away and drained like the other late
-// ones. Every client whose Dial returned gets GOAWAY.
-func (s *Server) stopAdmitting() {
+// ones. Every client whose Dial returned gets GOAWAY (but see the
+// exceptions in the package documentation), unless ctx, the Shutdown's,
+// has ended: then there is no drain to admit them to, and
+// they are closed with CodeGoingAway, counted as refused, without
+// becoming sessions.
+func (s *Server) stopAdmitting(ctx context.Context) {
+	s.acceptCancel()
 	if testHookRefusing != nil {
 		testHookRefusing()
 	}
-	s.acceptCancel()
 	s.mu.Lock()
 	ln, accepting := s.ln, s.accepting
 	s.mu.Unlock()
@@ -598,12 +611,17 @@ func (s *Server) stopAdmitting() {
 	}
 	<-accepting
 	for _, c := range ln.Drain() {
+		if ctx.Err() != nil {
+			s.refused.Add(1)
+			_ = c.CloseWithError(transport.CodeGoingAway, "server shutting down")
+			continue
+		}
 		s.admit(c)
 	}
 }
 
 // testHookRefusing, set only by tests, runs in Shutdown as it begins to
-// stop admitting sessions.
+// stop admitting sessions, once Serve's accepting is cancelled.
 var testHookRefusing func()
 
 // waitClosed waits until the channel that ch picks of each of sessions is

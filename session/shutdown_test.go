@@ -115,22 +115,10 @@ func beginDrain(t *testing.T, srv *Server, addr string) (*transport.Conn, <-chan
 // get GOAWAY, and what they send before they leave is handled. Before,
 // Shutdown closed both with GOING_AWAY and no GOAWAY.
 func TestShutdownTellsConnectionsServeHasNotAdmittedToGoAway(t *testing.T) {
-	held, refusing := make(chan struct{}), make(chan struct{})
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	var seen atomic.Int32
-	testHookAccepted = func(*transport.Conn) {
-		if seen.Add(1) == 2 { // the first is the session the drain begins with
-			close(held)
-			<-release
-		}
-	}
-	testHookRefusing = func() { close(refusing) }
-	t.Cleanup(func() { testHookAccepted, testHookRefusing = nil, nil })
-	t.Cleanup(unblock)
+	held, refusing, unblock := holdServe(t, 2) // the first is the session the drain begins with
 	var handled atomic.Int64
 	srv, addr, serveDone := serve(t, nil, HandlerFunc(func(context.Context, *Session, Message) { handled.Add(1) }))
+	serveErr := awaitServe(t, srv, serveDone, unblock)
 	ctx := testCtx(t)
 	first := dial(t, addr, nil)
 	// Real sockets, so the wall clock: the session starts once the server has read the HELLO (see helpers_test.go).
@@ -159,7 +147,83 @@ func TestShutdownTellsConnectionsServeHasNotAdmittedToGoAway(t *testing.T) {
 		require.NoError(t, c.Close(), "the server confirmed the close: the job was read")
 	}
 	require.NoError(t, <-shutdownDone)
-	require.ErrorIs(t, <-serveDone, ErrServerClosed)
+	require.ErrorIs(t, serveErr(), ErrServerClosed)
 	require.Equal(t, int64(2), handled.Load())
 	require.Equal(t, uint64(3), srv.Stats().SessionsAccepted)
+}
+
+// awaitServe registers a cleanup that, should the test end early, lets
+// go of whatever a test hook holds (unblock), closes srv and waits for
+// Serve to return, so that the test's later cleanups (which reset the
+// hooks Serve reads) run after it. The function it returns gives Serve's
+// error, once.
+func awaitServe(t *testing.T, srv *Server, serveDone <-chan error, unblock func()) func() error {
+	t.Helper()
+	var err error
+	returned := false
+	wait := func() error {
+		if !returned {
+			err, returned = <-serveDone, true
+		}
+		return err
+	}
+	t.Cleanup(func() {
+		unblock()
+		_ = srv.Close()
+		_ = wait()
+	})
+	return wait
+}
+
+// A Shutdown whose context has already ended does not make sessions of
+// the connections the drained listener hands over only to close them: it
+// closes them with GOING_AWAY at once, counted as refused, and neither
+// OnSessionStart nor SessionsAccepted sees them. Serve is held in
+// testHookAccepted with one connection so that a second waits in the
+// listener's queue.
+func TestShutdownWithAnEndedContextClosesDrainedConnectionsWithoutSessions(t *testing.T) {
+	held, refusing, unblock := holdServe(t, 1)
+	var started atomic.Int32
+	cfg := &Config{OnSessionStart: func(*Session) { started.Add(1) }}
+	srv, addr, serveDone := serve(t, cfg, HandlerFunc(func(context.Context, *Session, Message) {}))
+	serveErr := awaitServe(t, srv, serveDone, unblock)
+	ctx := testCtx(t)
+	dial(t, addr, nil) // held by Serve, admitted once let go
+	awaitClosed(ctx, t, held, "Serve holding the first connection")
+	queued := dial(t, addr, nil) // answered, in the listener's queue
+
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- srv.Shutdown(ended) }()
+	awaitClosed(ctx, t, refusing, "the drain to stop admitting sessions")
+	unblock()
+	require.ErrorIs(t, <-shutdownDone, context.Canceled)
+	require.ErrorIs(t, serveErr(), ErrServerClosed)
+
+	awaitClosed(ctx, t, queued.Context().Done(), "the queued connection's end")
+	require.ErrorIs(t, context.Cause(queued.Context()), transport.CodeGoingAway)
+	st := srv.Stats()
+	require.Equal(t, uint64(1), st.SessionsAccepted, "only the connection Serve held became a session")
+	require.Equal(t, int32(1), started.Load())
+	require.GreaterOrEqual(t, st.SessionsRefused, uint64(1))
+}
+
+// holdServe sets the test hooks: Serve holds the nth connection it
+// accepts (held is closed then) until unblock, and refusing is closed
+// once Shutdown stops admitting sessions. Call it before serve: the
+// hooks are reset in a cleanup that runs after the server's (awaitServe).
+func holdServe(t *testing.T, nth int32) (held, refusing <-chan struct{}, unblock func()) {
+	h, r, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	var seen atomic.Int32
+	testHookAccepted = func(*transport.Conn) {
+		if seen.Add(1) == nth {
+			close(h)
+			<-release
+		}
+	}
+	testHookRefusing = func() { close(r) }
+	t.Cleanup(func() { testHookAccepted, testHookRefusing = nil, nil })
+	return h, r, func() { releaseOnce.Do(func() { close(release) }) }
 }

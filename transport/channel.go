@@ -91,7 +91,8 @@ func (ch *Channel) Done() <-chan struct{} { return ch.s.Context().Done() }
 
 // Ended returns why Done was closed, that is who ended the channel's send
 // direction first: ErrClosed when this side closed the channel (Close,
-// Shutdown); a [*ChannelError] when it was reset or the peer stopped
+// Shutdown) or reset it with CodeChannelClosed; a [*ChannelError] when
+// this side reset it with another code, or the peer reset it or stopped
 // reading it, with Remote set for the peer (a peer that closes the channel
 // stops reading it); or the connection's error when the connection ended
 // first. It returns nil while Done is open.

@@ -279,8 +279,9 @@ func (l *Listener) countAccepted(c *Conn) {
 // for the caller to serve or close: a server that shuts down takes them
 // with Drain, so that no client whose Dial returned is left out of the
 // shutdown. They count as accepted; what a concurrent Accept takes
-// meanwhile is not among them. After Drain, Accept returns nothing but
-// errors. Drain is idempotent (a later call returns nothing) and safe for
+// meanwhile is not among them. After Drain, no connection reaches
+// Accept: it blocks until its ctx ends or the listener is closed. Drain is
+// idempotent (a later call returns nothing) and safe for
 // concurrent use.
 func (l *Listener) Drain() []*Conn {
 	l.answerMu.Lock()
