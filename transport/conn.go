@@ -179,7 +179,7 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	context.AfterFunc(qc.Context(), func() {
 		c.cancel(c.connErr(context.Cause(qc.Context())))
 		c.stopAcks()
-		if l := c.tracker.Load(); l != nil {
+		if l := c.tracker.Swap(nil); l != nil { // an ended Conn does not keep its listener
 			l.untrack(c)
 		}
 		if isClient {

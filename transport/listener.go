@@ -398,9 +398,12 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 		}
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 	})
-	stopHello := l.helloDeadline(qc, p)
+	// Stopped also once the peer's HELLO is read and is being answered, so
+	// that a connection whose HELLO arrived is never expired as late.
+	stopHello := sync.OnceFunc(l.helloDeadline(qc, p))
 	answered := false
 	c, err := serverHandshake(hctx, qc, l.cfg, func() error {
+		stopHello()
 		err := l.answer()
 		answered = err == nil
 		return err
@@ -508,6 +511,10 @@ func (l *Listener) expireHello(p *pendingConn) {
 		p.hello.Reset(l.cfg.HelloTimeout)
 		return
 	}
+	// Out of the set at once, so that another overdue connection's timer
+	// firing before p's handshake goroutine removes it does not count p
+	// towards the pressure and expire a second one.
+	l.pending.remove(p)
 	p.cancel(l.helloExpired)
 }
 
@@ -553,7 +560,7 @@ func (l *Listener) track(c *Conn) bool {
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()
 	c.tracker.Store(l)
-	if c.ctx.Err() != nil {
+	if c.ctx.Err() != nil && c.tracker.CompareAndSwap(l, nil) {
 		l.untrack(c) // it ended before the hook could see the listener
 	}
 	return true

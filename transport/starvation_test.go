@@ -199,5 +199,8 @@ func TestListenerForgetsEndedConnections(t *testing.T) {
 			require.NoError(t, c.CloseWithError(CodeNoError, ""))
 		}
 		require.Eventually(t, func() bool { return tracked() == 0 }, 10*time.Second, time.Millisecond)
+		// An ended connection the application still holds does not keep
+		// its listener reachable.
+		require.Eventually(t, func() bool { return s.tracker.Load() == nil }, 10*time.Second, time.Millisecond)
 	}
 }
