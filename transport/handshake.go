@@ -168,12 +168,14 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func
 		return fail(CodeVersionMismatch, fmt.Errorf("client speaks version %d, this server version %d", f.Hello.Version, wire.Version))
 	}
 	_ = ctrl.SetReadDeadline(time.Time{})
+	// Refused while draining before a resume is decided, so that OnResume
+	// never accepts a resume the listener then refuses.
+	if err := answer(); err != nil {
+		return fail(CodeGoingAway, err)
+	}
 	id, res, err := serverSession(ctx, qc, &cfg, &f.Hello)
 	if err != nil {
 		return fail(CodeProtocolError, err)
-	}
-	if err := answer(); err != nil {
-		return fail(CodeGoingAway, err)
 	}
 	hello := localHello(&cfg, id[:])
 	hello.Hello.ResumeToken = res.token

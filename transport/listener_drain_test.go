@@ -39,3 +39,16 @@ func TestDrainHandsOverAnsweredConnectionsAndRefusesNewOnesBeforeAnswering(t *te
 	require.Equal(t, uint64(2), st.Accepted)
 	require.Equal(t, uint64(1), st.RefusedDraining)
 }
+
+func TestDrainedListenerRefusesAResumeWithoutAskingOnResume(t *testing.T) {
+	book := newSessionBook()
+	ln := resumeListener(t, book, nil)
+	tok := newSession(t, ln, book)
+	for _, c := range ln.Drain() {
+		t.Cleanup(func() { _ = c.CloseWithError(CodeNoError, "") })
+	}
+	_, err := dialResume(t, ln, tok)
+	require.ErrorIs(t, err, CodeGoingAway, "refused as draining")
+	require.Zero(t, book.callCount(), "OnResume is not asked for a resume the listener refuses")
+	require.Equal(t, uint64(1), ln.Stats().RefusedDraining)
+}
