@@ -265,7 +265,7 @@ func (r *Relay) Publish(ctx context.Context, from Peer, m *transport.Message) (i
 // returns the copies routed and queued, and those that wait for room.
 //
 // The copies are counted in r.queued with one addition before they are
-// queued and one correction after, not one addition per copy: r.queued is
+// queued (copies) and one correction after, not one addition per copy: r.queued is
 // written by every subscriber's drain goroutine as well, and in a fan-out
 // to ten, ten contended additions per message took 4–5 % of quicsrv's CPU.
 // Counted first, a copy that a drain goroutine sends before route returns
@@ -295,8 +295,11 @@ func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []h
 			}
 		}
 	}
-	if extra := counted - n - len(waits); extra > 0 {
-		r.queued.Add(-int64(extra))
+	// Correct by what was actually queued or held: fewer when a group had
+	// no one to pick or a subscriber refused the copy (and, should the
+	// count ever fall short of the routing, more), so Queued cannot drift.
+	if d := n + len(waits) - counted; d != 0 {
+		r.queued.Add(int64(d))
 	}
 	r.routed.Add(uint64(routed))
 	return routed, n, waits
