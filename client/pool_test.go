@@ -141,81 +141,45 @@ func TestPoolAcquireWithExpiredContextFails(t *testing.T) {
 // nothing else does, so the check at Acquire is exact.
 func TestPoolNeverHandsOutADeadConnectionUnderChurn(t *testing.T) {
 	srv, addr := startEchoServer(t, nil)
-	const size, workers, iterations, maxKills = 4, 64, 2000, 60
+	// The workers run at least minIterations and go on until the killer
+	// has made all its kills (at most maxIterations), so that the kills
+	// always happen under churn however slow the machine is.
+	const size, workers, minIterations, maxIterations, kills = 4, 64, 2000, 200_000, 30
 	p := newTestPool(t, addr, &PoolConfig{Size: size, Backoff: fastBackoff})
 	ctx := poolTestCtx(t)
 
 	var killed sync.Map // *transport.Conn -> how it was killed
+	killerDone := make(chan struct{})
+	var killer errgroup.Group
+	killer.Go(func() error {
+		defer close(killerDone)
+		for k := range kills {
+			if err := killOne(ctx, p, srv, &killed, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
 	var next atomic.Int64
 	var workersGroup errgroup.Group
 	for range workers {
 		workersGroup.Go(func() error {
-			for i := next.Add(1); i <= iterations; i = next.Add(1) {
-				pc, err := p.Acquire(ctx)
-				if err != nil {
-					return fmt.Errorf("iteration %d: %w", i, err)
+			for i := next.Add(1); i <= maxIterations; i = next.Add(1) {
+				if i > minIterations && isDone(killerDone) {
+					return nil
 				}
-				c := pc.Conn()
-				if c.Context().Err() != nil {
-					return fmt.Errorf("iteration %d: Acquire returned a connection that had ended: %w", i, context.Cause(c.Context()))
+				if err := churnOnce(ctx, p, &killed, i); err != nil {
+					return err
 				}
-				if how, ok := killed.Load(c); ok {
-					return fmt.Errorf("iteration %d: Acquire returned a connection killed (%s) before its release", i, how)
-				}
-				if i%16 == 0 {
-					if err := echoOnce(ctx, c, fmt.Sprintf("echo-%d", i), []byte(fmt.Sprintf("message %d", i))); err != nil {
-						return fmt.Errorf("iteration %d: %w", i, err)
-					}
-				}
-				pc.Release()
 			}
 			return nil
 		})
 	}
 
-	stop := make(chan struct{})
-	var kills int
-	var killer errgroup.Group
-	killer.Go(func() error {
-		for ; kills < maxKills; kills++ {
-			select {
-			case <-stop:
-				return nil
-			case <-time.After(2 * time.Millisecond):
-			}
-			pc, err := p.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			c := pc.Conn()
-			how := [...]string{"closed by the client", "disconnected by the server", "discarded"}[kills%3]
-			killed.Store(c, how)
-			switch kills % 3 {
-			case 0:
-				_ = c.CloseWithError(transport.CodeInternalError, "test kill")
-			case 1:
-				// A fresh connection may not be a session yet.
-				if srv.Disconnect(c.SessionID(), transport.CodeDisconnected, "test kill") != nil {
-					_ = c.CloseWithError(transport.CodeInternalError, "test kill")
-				}
-			case 2:
-				pc.Discard()
-				continue
-			}
-			select {
-			case <-c.Context().Done():
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			pc.Release()
-		}
-		return nil
-	})
-
 	require.NoError(t, workersGroup.Wait())
-	close(stop)
 	require.NoError(t, killer.Wait())
-	require.Greater(t, kills, 10, "the killer got to work")
+	iterations := next.Load()
 
 	// Wall clock: real sockets (a server over UDP), which a synctest bubble cannot hold.
 	require.Eventually(t, func() bool {
@@ -230,6 +194,76 @@ func TestPoolNeverHandsOutADeadConnectionUnderChurn(t *testing.T) {
 	t.Logf("%d iterations, %d kills: %+v", iterations, kills, st)
 	require.Equal(t, uint64(size+kills), st.Dials)
 	require.Zero(t, st.DialFailures)
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// churnOnce is one worker iteration of
+// TestPoolNeverHandsOutADeadConnectionUnderChurn: acquire, check that the
+// connection is alive and was not killed, echo on every 16th, release.
+func churnOnce(ctx context.Context, p *Pool, killed *sync.Map, i int64) error {
+	pc, err := p.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("iteration %d: %w", i, err)
+	}
+	c := pc.Conn()
+	if c.Context().Err() != nil {
+		return fmt.Errorf("iteration %d: Acquire returned a connection that had ended: %w", i, context.Cause(c.Context()))
+	}
+	if how, ok := killed.Load(c); ok {
+		return fmt.Errorf("iteration %d: Acquire returned a connection killed (%s) before its release", i, how)
+	}
+	if i%16 == 0 {
+		if err := echoOnce(ctx, c, fmt.Sprintf("echo-%d", i), []byte(fmt.Sprintf("message %d", i))); err != nil {
+			return fmt.Errorf("iteration %d: %w", i, err)
+		}
+	}
+	pc.Release()
+	return nil
+}
+
+// killOne is the killer's k-th kill: it acquires a connection and closes
+// it, has the server disconnect it, or discards it, in turn, and releases
+// a killed one only once its Context has ended.
+func killOne(ctx context.Context, p *Pool, srv *session.Server, killed *sync.Map, k int) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Millisecond):
+	}
+	pc, err := p.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	c := pc.Conn()
+	how := [...]string{"closed by the client", "disconnected by the server", "discarded"}[k%3]
+	killed.Store(c, how)
+	switch k % 3 {
+	case 0:
+		_ = c.CloseWithError(transport.CodeInternalError, "test kill")
+	case 1:
+		// A fresh connection may not be a session yet.
+		if srv.Disconnect(c.SessionID(), transport.CodeDisconnected, "test kill") != nil {
+			_ = c.CloseWithError(transport.CodeInternalError, "test kill")
+		}
+	case 2:
+		pc.Discard()
+		return nil
+	}
+	select {
+	case <-c.Context().Done():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	pc.Release()
+	return nil
 }
 
 func TestPoolReplacesIdleConnectionsTheServerDropped(t *testing.T) {
