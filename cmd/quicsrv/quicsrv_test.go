@@ -302,7 +302,9 @@ func TestSlowSubscriberIsDroppedForWithoutHoldingUpOthers(t *testing.T) {
 	ts, stuck, _ := slowConsumerScenario(t, "drop")
 	f := scrape(t, ts.metricsURL)
 	require.Greater(t, metricValue(f, "quicmsg_relay_dropped_total"), 0.0)
-	require.Equal(t, 1.0, metricValue(f, "quicmsg_slow_consumer_events_total"))
+	// One episode or more: the stuck subscriber's queue can drain into its
+	// stream's buffers between overflows, which ends an episode.
+	require.GreaterOrEqual(t, metricValue(f, "quicmsg_slow_consumer_events_total"), 1.0)
 	require.Equal(t, 0.0, metricValue(f, "quicmsg_slow_consumer_disconnects_total"))
 	require.NoError(t, stuck.Context().Err(), "under -slow-consumer drop the subscriber stays connected")
 }
