@@ -40,7 +40,29 @@ func forceTLS13(c *tls.Config) (*tls.Config, error) {
 
 // readControlFrame reads one control frame, honouring the stream's deadline.
 func readControlFrame(sr *streamReader) (wire.Control, error) {
-	return readNext(sr, wire.ParseControl)
+	var f wire.Control
+	err := readControlInto(sr, &f)
+	return f, err
+}
+
+// readControlInto reads one control frame into *f, as readControlFrame,
+// without a copy of the frame on its stack (readControl waits under it
+// when a frame arrives in parts).
+func readControlInto(sr *streamReader, f *wire.Control) error {
+	for {
+		b := sr.buffered()
+		n, err := wire.ParseControlInto(b, f)
+		if err == nil {
+			sr.consume(n)
+			return nil
+		}
+		if !errors.Is(err, wire.ErrShort) {
+			return err
+		}
+		if err := sr.fill(len(b) + 1); err != nil {
+			return err
+		}
+	}
 }
 
 // localHello is this side's HELLO: the limits of cfg.advertised(), which
