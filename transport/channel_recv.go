@@ -67,7 +67,7 @@ func (rx *recvSide) init(s *quic.Stream, sr *streamReader, limit int) {
 	rx.visit = rx.meta.visit
 	rx.in.s = s
 	if sr == nil {
-		sr = &streamReader{base: channelReadBuffer}
+		sr = newStreamReader(nil, channelReadBuffer)
 	}
 	sr.src = &rx.in
 	rx.sr = sr

@@ -298,6 +298,7 @@ func (c *Conn) handleEarlyHello(f *wire.Control) error {
 	}
 	c.res = res
 	c.setPeer(SessionID(f.Hello.SessionID), f.Hello)
+	close(c.ready)
 	if !c.acksOn.Load() {
 		c.mu.Lock()
 		chans := slices.Collect(maps.Keys(c.channels))

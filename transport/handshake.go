@@ -110,7 +110,7 @@ func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 		return nil, err
 	}
 	_ = ctrl.SetReadDeadline(deadlineOf(ctx, cfg.HandshakeTimeout))
-	sr := &streamReader{src: ctrl, base: 256}
+	sr := newControlReader(ctrl)
 	f, err := readControlFrame(sr)
 	if err != nil {
 		var me *wire.MalformedError
@@ -145,7 +145,7 @@ func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn
 	if err != nil {
 		return nil, err
 	}
-	return newConn(qc, ctrl, &streamReader{src: ctrl, base: 256}, cfg, true, SessionID{}, nil, resumeInfo{}), nil
+	return newConn(qc, ctrl, newControlReader(ctrl), cfg, true, SessionID{}, nil, resumeInfo{}), nil
 }
 
 // serverHandshake accepts the control stream, reads the client's HELLO and
@@ -171,7 +171,7 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func
 		return fail(CodeProtocolError, fmt.Errorf("no control stream: %w", err))
 	}
 	_ = ctrl.SetReadDeadline(deadlineOf(ctx, cfg.HandshakeTimeout))
-	sr := &streamReader{src: ctrl, base: 256}
+	sr := newControlReader(ctrl)
 	if err := sr.fill(1); err != nil {
 		return fail(CodeProtocolError, fmt.Errorf("no HELLO: %w", err))
 	}

@@ -131,7 +131,7 @@ func (c *Conn) endIncoming(err error) {
 // and puts it on the ready list, or resets the stream.
 func (c *Conn) readHeader(seq uint64, s *quic.Stream) {
 	defer c.wg.Done()
-	sr := &streamReader{src: s, base: channelReadBuffer}
+	sr := newStreamReader(s, channelReadBuffer)
 	hdr, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
 	c.mu.Lock()
 	if err == nil && !c.cs.closing {
@@ -290,7 +290,7 @@ func (c *Conn) startServing() error {
 // serveStream reads the header of stream s and hands the channel to handle
 // (ServeChannels), or resets the stream.
 func (c *Conn) serveStream(s *quic.Stream, handle func(*Channel)) {
-	sr := &streamReader{src: s, base: channelReadBuffer}
+	sr := newStreamReader(s, channelReadBuffer)
 	hdr, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
 	<-c.in.slots
 	c.mu.Lock()
