@@ -82,7 +82,8 @@ type Session struct {
 	// resumed it on; kick tells it that it was ended while detached
 	// (kickCause says why). Each is sent to at most once per detachment,
 	// under Server.mu as the session leaves the detached table, and holds
-	// one value.
+	// one value. Both are made when the session is first detached
+	// (Server.leaveLive, under Server.mu).
 	resumed chan *transport.Conn
 	kick    chan struct{}
 
@@ -169,7 +170,7 @@ func newSession(srv *Server, c *transport.Conn, resumable bool) *Session {
 	s := &Session{
 		srv: srv, id: c.SessionID(), conn: c, start: time.Now(), resumable: resumable, gen: c.ResumeGeneration(), issued: c.ResumeGeneration(),
 		space: make(chan struct{}), left: make(chan struct{}), finished: make(chan struct{}),
-		resumed: make(chan *transport.Conn, 1), kick: make(chan struct{}, 1), changed: make(chan struct{}),
+		changed: make(chan struct{}),
 		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
 		allowPerChannel: satMul(2, max(int64(c.PeerLimits().SendBufferSize), frame)),
 	}
