@@ -169,8 +169,7 @@ func newSession(srv *Server, c *transport.Conn, resumable bool) *Session {
 	frame := int64(c.Limits().MaxMessageSize) + maxFrameHeader
 	s := &Session{
 		srv: srv, id: c.SessionID(), conn: c, start: time.Now(), resumable: resumable, gen: c.ResumeGeneration(), issued: c.ResumeGeneration(),
-		space: make(chan struct{}), left: make(chan struct{}), finished: make(chan struct{}),
-		changed: make(chan struct{}),
+		space: make(chan struct{}), left: make(chan struct{}), finished: make(chan struct{}), changed: make(chan struct{}),
 		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
 		allowPerChannel: satMul(2, max(int64(c.PeerLimits().SendBufferSize), frame)),
 	}
