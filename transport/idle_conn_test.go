@@ -82,3 +82,27 @@ func TestControlReaderSmallBuffer(t *testing.T) {
 	require.Len(t, sr.small, smallControlBuffer)
 	require.Len(t, newStreamReader(nil, channelReadBuffer).small, smallReadBuffer)
 }
+
+// TestServeChannelsMakesNoReadyList checks that a connection whose
+// channels are taken by ServeChannels holds none of AcceptChannel's ready
+// list signals.
+func TestServeChannelsMakesNoReadyList(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	got := make(chan *Channel, 1)
+	served := make(chan error, 1)
+	go func() { served <- server.ServeChannels(func(ch *Channel) { got <- ch }) }()
+	cch, err := client.OpenChannel(ctx, "idle")
+	require.NoError(t, err)
+	require.NoError(t, cch.Send(ctx, []byte("ping")))
+	sch := <-got
+	_, err = sch.Receive(ctx)
+	require.NoError(t, err)
+	server.mu.Lock()
+	avail, done := server.in.avail, server.in.done
+	server.mu.Unlock()
+	require.Nil(t, avail)
+	require.Nil(t, done)
+	require.NoError(t, server.CloseWithError(CodeNoError, ""))
+	require.Error(t, <-served)
+}

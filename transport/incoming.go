@@ -26,8 +26,8 @@ const maxHeaderReads = 16
 // the peer began sees every channel the peer opened.
 type incoming struct {
 	slots chan struct{} // one per stream taken from QUIC and not yet handed out or reset
-	avail chan struct{} // a token when ready may have grown (capacity 1)
-	done  chan struct{} // closed when the stream acceptor has ended
+	avail chan struct{} // a token when ready may have grown (capacity 1); AcceptChannel only
+	done  chan struct{} // closed when the stream acceptor has ended; AcceptChannel only
 
 	// Guarded by Conn.mu.
 	started bool
@@ -58,6 +58,9 @@ func (c *Conn) startIncoming() error {
 	case !c.initIncomingLocked():
 		return c.closedErr()
 	}
+	// The ready list's signals, which ServeChannels does without.
+	c.in.avail = make(chan struct{}, 1)
+	c.in.done = make(chan struct{})
 	c.wg.Add(1)
 	go c.acceptStreams()
 	return nil
@@ -81,8 +84,6 @@ func (c *Conn) initIncomingLocked() bool {
 	}
 	c.in.started = true
 	c.in.slots = make(chan struct{}, maxHeaderReads)
-	c.in.avail = make(chan struct{}, 1)
-	c.in.done = make(chan struct{})
 	return true
 }
 
