@@ -37,14 +37,8 @@ func goroutinesIn(fn string) int {
 func TestIdleSessionGoroutines(t *testing.T) {
 	const sessions = 4
 	_, addr := startServer(t, nil, echo)
-	ctx := testCtx(t)
 	for range sessions {
-		c := dial(t, addr, nil)
-		ch, err := c.OpenChannel(ctx, "idle")
-		require.NoError(t, err)
-		require.NoError(t, ch.Send(ctx, []byte("ping")))
-		_, err = ch.Receive(ctx)
-		require.NoError(t, err)
+		echoedSession(t, addr)
 	}
 	require.Eventually(t, func() bool {
 		return goroutinesIn("session.(*Session).work(") == 0
@@ -62,13 +56,7 @@ func TestIdleSessionGoroutines(t *testing.T) {
 // memory per idle session). Resuming is covered by resume_test.go.
 func TestLiveSessionHoldsNoResumeChannels(t *testing.T) {
 	srv, addr := startServer(t, nil, echo)
-	ctx := testCtx(t)
-	c := dial(t, addr, nil)
-	ch, err := c.OpenChannel(ctx, "idle")
-	require.NoError(t, err)
-	require.NoError(t, ch.Send(ctx, []byte("ping")))
-	_, err = ch.Receive(ctx)
-	require.NoError(t, err)
+	echoedSession(t, addr)
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	require.Len(t, srv.sessions, 1)
@@ -77,4 +65,17 @@ func TestLiveSessionHoldsNoResumeChannels(t *testing.T) {
 		require.Nil(t, sess.resumed)
 		require.Nil(t, sess.kick)
 	}
+}
+
+// echoedSession dials the echo server at addr and leaves the session idle
+// after one message and its echo on a channel.
+func echoedSession(t *testing.T, addr string) {
+	t.Helper()
+	ctx := testCtx(t)
+	c := dial(t, addr, nil)
+	ch, err := c.OpenChannel(ctx, "idle")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("ping")))
+	_, err = ch.Receive(ctx)
+	require.NoError(t, err)
 }
