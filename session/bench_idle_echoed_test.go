@@ -26,9 +26,29 @@ import (
 // exchanged a request and a reply with a goroutine reading it, one stream
 // that echoed 64 bytes with a goroutine reading it), in the same run.
 func BenchmarkIdleEchoedSessionMemory(b *testing.B) {
+	dials := idleEchoedDials(b)
+	for _, impl := range []string{"acks", "noacks", "rawquic", "rawproto"} {
+		b.Run(impl, func(b *testing.B) {
+			var per idlemem.PerConn
+			measured := false
+			for b.Loop() {
+				if !measured {
+					per = idlemem.MeasureAll(b, "TestBenchIdleEchoedChild", impl, testTLS(b).server, dials[impl])
+					measured = true
+				}
+			}
+			per.Report(b)
+		})
+	}
+}
+
+// idleEchoedDials returns the client side of each server of
+// BenchmarkIdleEchoedSessionMemory: a session (acks or noacks) or a raw
+// quic-go connection (rawquic, rawproto) that exchanged one 64-byte echo.
+func idleEchoedDials(tb testing.TB) map[string]idlemem.Dial {
 	qconf, err := (&transport.Config{}).QUICConfig()
-	require.NoError(b, err)
-	clientTLS := testTLS(b).client
+	require.NoError(tb, err)
+	clientTLS := testTLS(tb).client
 	rawTLS := clientTLS.Clone()
 	rawTLS.NextProtos = []string{wire.ALPN}
 	msg := make([]byte, 64)
@@ -45,24 +65,11 @@ func BenchmarkIdleEchoedSessionMemory(b *testing.B) {
 			return func() { _ = c.CloseWithError(transport.CodeNoError, "") }, nil
 		}
 	}
-	dials := map[string]idlemem.Dial{
+	return map[string]idlemem.Dial{
 		"acks":     session(nil),
 		"noacks":   session(&transport.Config{DisableAcks: true}),
 		"rawquic":  rawDial(rawTLS, qconf, 1),
 		"rawproto": rawDial(rawTLS, qconf, 2),
-	}
-	for _, impl := range []string{"acks", "noacks", "rawquic", "rawproto"} {
-		b.Run(impl, func(b *testing.B) {
-			var per idlemem.PerConn
-			measured := false
-			for b.Loop() {
-				if !measured {
-					per = idlemem.MeasureAll(b, "TestBenchIdleEchoedChild", impl, testTLS(b).server, dials[impl])
-					measured = true
-				}
-			}
-			per.Report(b)
-		})
 	}
 }
 

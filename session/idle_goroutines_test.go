@@ -37,14 +37,8 @@ func goroutinesIn(fn string) int {
 func TestIdleSessionGoroutines(t *testing.T) {
 	const sessions = 4
 	_, addr := startServer(t, nil, echo)
-	ctx := testCtx(t)
 	for range sessions {
-		c := dial(t, addr, nil)
-		ch, err := c.OpenChannel(ctx, "idle")
-		require.NoError(t, err)
-		require.NoError(t, ch.Send(ctx, []byte("ping")))
-		_, err = ch.Receive(ctx)
-		require.NoError(t, err)
+		echoedSession(t, addr)
 	}
 	require.Eventually(t, func() bool {
 		return goroutinesIn("session.(*Session).work(") == 0
@@ -55,4 +49,33 @@ func TestIdleSessionGoroutines(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return goroutinesIn("transport.(*Conn).serveStream(") == 0
 	}, 10*time.Second, time.Millisecond, "no header reader left once the channels are handed out")
+}
+
+// A live session holds no resume channels: Session.resumed and
+// Session.kick are made when the session is first detached (issue 12,
+// memory per idle session). Resuming is covered by resume_test.go.
+func TestLiveSessionHoldsNoResumeChannels(t *testing.T) {
+	srv, addr := startServer(t, nil, echo)
+	echoedSession(t, addr)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	require.Len(t, srv.sessions, 1)
+	for _, sess := range srv.sessions {
+		require.True(t, sess.resumable, "a session with acknowledgements is resumable")
+		require.Nil(t, sess.resumed)
+		require.Nil(t, sess.kick)
+	}
+}
+
+// echoedSession dials the echo server at addr and leaves the session idle
+// after one message and its echo on a channel.
+func echoedSession(t *testing.T, addr string) {
+	t.Helper()
+	ctx := testCtx(t)
+	c := dial(t, addr, nil)
+	ch, err := c.OpenChannel(ctx, "idle")
+	require.NoError(t, err)
+	require.NoError(t, ch.Send(ctx, []byte("ping")))
+	_, err = ch.Receive(ctx)
+	require.NoError(t, err)
 }

@@ -69,6 +69,9 @@ func (s *Server) leaveLive(sess *Session, c *transport.Conn, cause error, lost b
 		s.evictLocked(s.oldestLocked(false), &DetachedLimitError{Limit: "MaxDetachedSessions", Value: s.cfg.MaxDetachedSessions})
 	}
 	sess.folding, sess.detachedAt, sess.resumingUntil = true, time.Now(), time.Time{}
+	if sess.resumed == nil { // made at the first detachment: a live session holds neither
+		sess.resumed, sess.kick = make(chan *transport.Conn, 1), make(chan struct{}, 1)
+	}
 	s.detached[sess.id] = sess
 	return true
 }

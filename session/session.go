@@ -82,7 +82,8 @@ type Session struct {
 	// resumed it on; kick tells it that it was ended while detached
 	// (kickCause says why). Each is sent to at most once per detachment,
 	// under Server.mu as the session leaves the detached table, and holds
-	// one value.
+	// one value. Both are made when the session is first detached
+	// (Server.leaveLive, under Server.mu).
 	resumed chan *transport.Conn
 	kick    chan struct{}
 
@@ -168,8 +169,7 @@ func newSession(srv *Server, c *transport.Conn, resumable bool) *Session {
 	frame := int64(c.Limits().MaxMessageSize) + maxFrameHeader
 	s := &Session{
 		srv: srv, id: c.SessionID(), conn: c, start: time.Now(), resumable: resumable, gen: c.ResumeGeneration(), issued: c.ResumeGeneration(),
-		space: make(chan struct{}), left: make(chan struct{}), finished: make(chan struct{}),
-		resumed: make(chan *transport.Conn, 1), kick: make(chan struct{}, 1), changed: make(chan struct{}),
+		space: make(chan struct{}), left: make(chan struct{}), finished: make(chan struct{}), changed: make(chan struct{}),
 		allowFixed:      satMul(2, int64(c.ReceiveWindow())),
 		allowPerChannel: satMul(2, max(int64(c.PeerLimits().SendBufferSize), frame)),
 	}
@@ -314,7 +314,7 @@ func (s *Session) addChannel(ch *transport.Channel, server bool) bool {
 	if f := s.srv.cfg.OnChannelOpen; f != nil && (!reopened || wasClosed) {
 		f(s, ch.Name())
 	}
-	go s.read(ch, server, cs)
+	go s.read(&chanReader{ch: ch, cs: cs, server: server})
 	if resend {
 		go s.resend(cs, ch)
 	}
@@ -409,48 +409,76 @@ func (s *Session) acceptChannel(ch *transport.Channel) {
 func (s *Session) leftChan() <-chan struct{}     { return s.left }
 func (s *Session) finishedChan() <-chan struct{} { return s.finished }
 
+// chanReader is what a channel's reader (Session.read) works with: its
+// channel, its carried state (nil if it has none), whether the server
+// opened the channel, and the message it receives into. It is on the heap,
+// not in read's frame, to keep that frame small.
+type chanReader struct {
+	ch     *transport.Channel
+	cs     *carried
+	server bool
+	m      transport.Message // reused: the handler gets its fields, not it
+}
+
 // read is a channel's reader, owned by the session (started by addChannel,
 // waited for by Server.runSession): it moves messages from the channel into the
-// session's pending queue until the channel ends. cs is the channel's
-// carried state, nil if it has none.
-func (s *Session) read(ch *transport.Channel, server bool, cs *carried) {
+// session's pending queue until the channel ends.
+//
+// Its own frame is small and what it does with a message is in calls made
+// after the Receive: an idle channel's reader waits in Receive
+// under few frames and keeps the 2 KiB stack it started with (the
+// collector never shrinks a 4 KiB stack whose waiting frames take more
+// than a quarter of it).
+func (s *Session) read(r *chanReader) {
 	defer s.readers.Done()
-	end := endedWithConn
-	defer func() { s.readerEnded(ch, server, cs, end) }()
-	ctx := ch.Conn().Context()
-	var m transport.Message // reused: the handler gets its fields, not it
-	room := false           // enqueue saw room for the next message: no need to wait for it
+	ctx := r.ch.Conn().Context()
+	room := false // enqueue saw room for the next message: no need to wait for it
 	for {
 		if !room && !s.waitRoom(ctx) {
+			s.readerEnded(r.ch, r.server, r.cs, endedWithConn)
 			return
 		}
-		room = false
-		err := ch.ReceiveInto(ctx, &m)
-		if errors.Is(err, transport.ErrGap) {
-			s.skipGap(cs)
+		if err := r.ch.ReceiveInto(ctx, &r.m); err != nil {
+			if end := s.receiveFailed(r, err); end != reading {
+				s.readerEnded(r.ch, r.server, r.cs, end)
+				return
+			}
+			room = false
 			continue
 		}
-		if err != nil {
-			if end = endOf(ctx, ch, err); end == endedByClient {
-				s.peerStopped(cs, ch)
-			}
-			_ = ch.Close()
-			return
-		}
-		s.received.Add(1)
-		s.srv.received.Add(1)
 		var ok bool
-		if ok, room = s.enqueue(Message{Channel: ch.Name(), Subject: m.Subject, Header: m.Header, Data: m.Data}, cs); !ok {
+		if ok, room = s.enqueue(r); !ok {
+			s.readerEnded(r.ch, r.server, r.cs, endedWithConn)
 			return
 		}
 	}
+}
+
+// receiveFailed handles the error of the reader's Receive: it returns
+// reading after a gap notice, while the reader goes on, or who ended the
+// channel.
+//
+//go:noinline
+func (s *Session) receiveFailed(r *chanReader, err error) channelEnd {
+	if errors.Is(err, transport.ErrGap) {
+		s.skipGap(r.cs)
+		return reading
+	}
+	ch := r.ch
+	end := endOf(ch.Conn().Context(), ch, err)
+	if end == endedByClient {
+		s.peerStopped(r.cs, ch)
+	}
+	_ = ch.Close()
+	return end
 }
 
 // channelEnd is who ended a channel, as its reader saw it.
 type channelEnd int
 
 const (
-	endedWithConn channelEnd = iota // the connection ended, or the reader stopped on its own
+	reading       channelEnd = iota // not ended: the reader goes on (Session.took)
+	endedWithConn                   // the connection ended, or the reader stopped on its own
 	endedByClient                   // the client reset it, or finished sending and stopped reading
 	endedByServer                   // the server closed or reset it (its handler, or the transport for a protocol violation)
 )
@@ -663,7 +691,15 @@ func satMul(a, b int64) int64 {
 // when the reader should stop, and room when the reader may read the next
 // message without waitRoom (its test, made under the same lock: one lock
 // per message instead of two).
-func (s *Session) enqueue(m Message, cs *carried) (ok, room bool) {
+//
+// It takes the message the reader r received; it is called by read itself
+// (not from a deeper call), as what it does on a session's first message
+// (the queue's first buffer, the worker's start) takes stack.
+func (s *Session) enqueue(r *chanReader) (ok, room bool) {
+	s.received.Add(1)
+	s.srv.received.Add(1)
+	cs := r.cs
+	m := Message{Channel: r.ch.Name(), Subject: r.m.Subject, Header: r.m.Header, Data: r.m.Data}
 	size := m.size()
 	n := int64(size)
 	s.mu.Lock()

@@ -61,7 +61,6 @@ func newChannel(c *Conn, s *quic.Stream, name string, opts ChannelOptions, sr *s
 	ch.tx.init(&c.acksOn, c.cfg.SendBufferSize, c.cfg.AckWindow)
 	ch.tx.writeFn = ch.writeRun
 	ch.rx.init(s, sr, c.cfg.MaxMessageSize)
-	ch.end.init()
 	return ch
 }
 
@@ -156,7 +155,7 @@ func (ch *Channel) Shutdown(ctx context.Context) error {
 	select {
 	case <-ch.tx.writerDone:
 	case <-ctx.Done():
-	case <-ch.end.abortCtx.Done():
+	case <-ch.end.aborted().Done():
 	}
 	select {
 	case <-ch.tx.writerDone:
@@ -188,7 +187,7 @@ func (ch *Channel) Shutdown(ctx context.Context) error {
 func (ch *Channel) Reset(code ErrorCode) {
 	if !ch.end.started.CompareAndSwap(false, true) {
 		ch.end.abort(nil)
-		<-ch.end.done
+		<-ch.end.doneChan()
 		return
 	}
 	// Send stops accepting before the stream is reset, so that nothing

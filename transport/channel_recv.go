@@ -67,7 +67,7 @@ func (rx *recvSide) init(s *quic.Stream, sr *streamReader, limit int) {
 	rx.visit = rx.meta.visit
 	rx.in.s = s
 	if sr == nil {
-		sr = &streamReader{base: channelReadBuffer}
+		sr = newStreamReader(nil, channelReadBuffer)
 	}
 	sr.src = &rx.in
 	rx.sr = sr
@@ -104,18 +104,59 @@ func sized(buf []byte, n int) []byte {
 
 // receive returns the next message and, if m is not nil, sets m's Subject
 // and Header. The stream is read until ctx ends (see ctxReader).
+//
+// With nothing buffered, it waits for the stream's next bytes itself, under
+// few and small frames, and parses them in receiveNext, a call made after
+// the wait: a goroutine that waits in Receive on an idle channel then
+// keeps the 2 KiB stack it started with (the collector never shrinks a
+// 4 KiB stack whose waiting frames take more than a quarter of it).
+//
+// ReceiveInto does the same, without this call, so that a receive loop
+// around it (the session's channel reader) waits one frame less deep.
 func (ch *Channel) receive(ctx context.Context, buf []byte, m *Message) ([]byte, error) {
 	rx := &ch.rx
 	rx.mu.Lock()
-	defer rx.mu.Unlock()
 	if rx.err != nil {
-		return nil, rx.err
+		err := rx.err
+		rx.mu.Unlock()
+		return nil, err
 	}
-	rx.in.ctx = ctx
-	msg, err := ch.receiveLocked(ctx, buf)
-	rx.in.ctx = nil
+	rx.in.ctx, rx.dst = ctx, buf
+	var werr error
+	if rx.large == nil && len(rx.sr.buffered()) == 0 {
+		werr = rx.sr.fill(1) // readNext's first read, on an empty buffer
+	}
+	msg, err := ch.receiveNext(m, werr)
+	rx.mu.Unlock()
+	return msg, err
+}
+
+// receiveNext is receive after its wait: werr is the error of the read
+// into an empty buffer, if receive made one and it failed, which fails the
+// call as readNext would have. The call's ctx and buffer are in rx.in.ctx
+// and rx.dst (fewer arguments, a smaller frame in receive). It sets every
+// field of m, if not nil, when it returns a message. rx.mu is held.
+//
+//go:noinline
+func (ch *Channel) receiveNext(m *Message, werr error) ([]byte, error) {
+	rx := &ch.rx
+	ctx := rx.in.ctx
+	var msg []byte
+	err := werr
+	if err != nil {
+		err = ch.recvFailed(ctx, err)
+	} else {
+		msg, err = ch.receiveLocked(ctx)
+	}
+	rx.in.ctx, rx.dst = nil, nil
+	// Counted here, not deeper: the first count arms the acknowledgement
+	// timer and allocates, which takes stack.
+	if _, gap := err.(*GapError); err == nil || gap {
+		ch.countReceived(len(msg))
+	}
 	if err == nil && m != nil {
-		m.Subject, m.Header = cmp.Or(rx.meta.subject, ch.name), rx.meta.header
+		// Field by field: a Message built whole takes room in this frame.
+		m.Subject, m.Header, m.Data, m.ReplaySafe = cmp.Or(rx.meta.subject, ch.name), rx.meta.header, msg, false
 	}
 	return msg, err
 }
@@ -123,12 +164,12 @@ func (ch *Channel) receive(ctx context.Context, buf []byte, m *Message) ([]byte,
 // receiveLocked returns the next message: one buffered in full is parsed out
 // of the stream reader (readNext); a large one is read straight into the
 // slice returned (receiveLarge), also when an earlier call was cut short by
-// its ctx in the middle of it. rx.mu is held.
-func (ch *Channel) receiveLocked(ctx context.Context, buf []byte) ([]byte, error) {
+// its ctx in the middle of it; rx.dst is the caller's buffer. rx.mu is
+// held. receive counts what it returns (countReceived).
+func (ch *Channel) receiveLocked(ctx context.Context) ([]byte, error) {
 	rx := &ch.rx
 	if rx.large == nil {
 		rx.meta = msgMeta{}
-		rx.dst = buf
 		msg, err := readNext(rx.sr, rx.parse)
 		rx.dst = nil
 		if err != nil {
@@ -136,11 +177,9 @@ func (ch *Channel) receiveLocked(ctx context.Context, buf []byte) ([]byte, error
 		}
 		if rx.gapped {
 			rx.gapped = false
-			ch.countReceived(0)
 			return nil, &GapError{Channel: ch.name, Gap: rx.gap}
 		}
 		if rx.large == nil {
-			ch.countReceived(len(msg))
 			return msg, nil
 		}
 	}
@@ -227,7 +266,6 @@ func (ch *Channel) receiveLarge(ctx context.Context) ([]byte, error) {
 	}
 	msg := rx.large
 	rx.large, rx.largeN = nil, 0
-	ch.countReceived(len(msg))
 	return msg, nil
 }
 

@@ -150,27 +150,61 @@ func (c *Conn) channelsReadLocked() bool {
 // goroutine of the connection or channel has ended. Later calls wait for
 // done; a later call whose own bound ends first, or that closes at once,
 // cuts a graceful close short through abort.
+//
+// done and the abort context are made at their first use, once a close
+// began: a connection or channel that stays open holds neither (issue 12,
+// memory per idle session). The zero closer is ready to use.
 type closer struct {
 	started  atomic.Bool
+	mu       sync.Mutex // guards the making of done, abortCtx and cancel
 	abortCtx context.Context
-	abort    context.CancelCauseFunc
+	cancel   context.CancelCauseFunc
 	done     chan struct{}
 	err      error // written before done is closed, read after
 }
 
-func (e *closer) init() {
-	e.done = make(chan struct{})
-	e.abortCtx, e.abort = context.WithCancelCause(context.Background())
+// made makes done and the abort context if they are not yet. e.mu is held.
+func (e *closer) made() {
+	if e.done == nil {
+		e.done = make(chan struct{})
+		e.abortCtx, e.cancel = context.WithCancelCause(context.Background())
+	}
+}
+
+// doneChan returns done, closed once the close finished.
+func (e *closer) doneChan() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.made()
+	return e.done
+}
+
+// aborted returns the context that abort ends, with its cause.
+func (e *closer) aborted() context.Context {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.made()
+	return e.abortCtx
+}
+
+// abort cuts a graceful close short with cause.
+func (e *closer) abort(cause error) {
+	e.mu.Lock()
+	e.made()
+	cancel := e.cancel
+	e.mu.Unlock()
+	cancel(cause)
 }
 
 // wait waits for the close to finish; if ctx ends first, it cuts a
 // graceful close short and waits for it to end.
 func (e *closer) wait(ctx context.Context) error {
+	done := e.doneChan()
 	select {
-	case <-e.done:
+	case <-done:
 	case <-ctx.Done():
 		e.abort(context.Cause(ctx))
-		<-e.done
+		<-done
 	}
 	return e.err
 }
@@ -180,7 +214,9 @@ func (e *closer) wait(ctx context.Context) error {
 func (e *closer) finish(err error) {
 	e.err = err
 	e.abort(nil)
+	e.mu.Lock()
 	close(e.done)
+	e.mu.Unlock()
 }
 
 // finishClose waits for the connection's goroutines and for the sockets
@@ -212,7 +248,7 @@ func (c *Conn) CloseWithError(code ErrorCode, reason string) error {
 	if first {
 		c.finishClose(nil)
 	}
-	<-c.end.done
+	<-c.end.doneChan()
 	return nil
 }
 
@@ -257,7 +293,8 @@ func (e *closeTimeoutError) Error() string {
 func (c *Conn) closeGracefully(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := context.AfterFunc(c.end.abortCtx, func() { cancel(context.Cause(c.end.abortCtx)) })
+	actx := c.end.aborted()
+	stop := context.AfterFunc(actx, func() { cancel(context.Cause(actx)) })
 	defer stop()
 
 	chans, opened := c.beginClose()
@@ -370,7 +407,8 @@ func (c *Conn) ShutdownWithError(ctx context.Context, code ErrorCode, reason str
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := context.AfterFunc(c.end.abortCtx, func() { cancel(context.Cause(c.end.abortCtx)) })
+	actx := c.end.aborted()
+	stop := context.AfterFunc(actx, func() { cancel(context.Cause(actx)) })
 	defer stop()
 	c.mu.Lock()
 	c.cs.beginClose()

@@ -149,7 +149,6 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 		isClient: isClient,
 		ctrl:     controlWriter{s: ctrl},
 		sig:      peerSignals{goAwayCh: make(chan struct{})},
-		ready:    make(chan struct{}),
 		channels: make(map[*Channel]struct{}),
 		byStream: make(map[quic.StreamID]*Channel),
 		res:      res,
@@ -157,16 +156,17 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	c.acksOn.Store(!cfg.DisableAcks)
 	c.acks.maxBytes = max(1, cfg.AckWindow/ackBytesDivisor)
 	c.acks.flush = c.flushAcks
-	c.end.init()
 	c.local.Store(&localAddr{qc.LocalAddr()})
-	c.mig.done = make(chan struct{})
-	c.mig.turn = make(chan struct{}, 1)
-	if isClient {
+	if isClient { // migrations are the client's; a server's Conn holds no migration state
 		c.remote = qc.RemoteAddr()
+		c.mig.done = make(chan struct{})
+		c.mig.turn = make(chan struct{}, 1)
 	}
 	if peer != nil {
+		c.ready = closedReady // the HELLO exchange is complete
 		c.setPeer(id, *peer)
 	} else {
+		c.ready = make(chan struct{}) // closed by handleEarlyHello
 		// Until the server's HELLO says otherwise, assume the default limit.
 		c.peerMax.Store(DefaultMaxMessageSize)
 		select {
@@ -191,6 +191,9 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 	return c
 }
 
+// setPeer records the peer's HELLO and the session ID. It does not close
+// ready: a Conn made after the HELLO exchange has closedReady, and
+// handleEarlyHello closes an early client's own.
 func (c *Conn) setPeer(id SessionID, h wire.Hello) {
 	c.id = id
 	c.peer = Limits{
@@ -209,8 +212,15 @@ func (c *Conn) setPeer(id SessionID, h wire.Hello) {
 	c.acks.mu.Lock()
 	c.acks.on = acks
 	c.acks.mu.Unlock()
-	close(c.ready)
 }
+
+// closedReady is the ready channel of every Conn made after its HELLO
+// exchange: one closed channel for all, not one each.
+var closedReady = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // Ready returns a channel that is closed once the HELLO exchange is
 // complete: at once for connections from Dial and Accept, when the server's
@@ -361,6 +371,9 @@ func (c *Conn) ConnectionState() quic.ConnectionState {
 	case <-c.qc.HandshakeComplete():
 		return c.handshakeState()
 	default:
+	}
+	if c.mig.turn == nil { // a server's side: no migration switches its paths
+		return c.qc.ConnectionState()
 	}
 	// Before the handshake completes, the live state is read holding the
 	// migration turn, so that no migration switches paths under the read;

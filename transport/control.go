@@ -161,25 +161,52 @@ func (c *Conn) waitResume(ctx context.Context) error {
 
 // readControl is the control reader goroutine: it reads the peer's control
 // frames until the stream ends or breaks the protocol. It owns sr.
+//
+// It waits for the peer's next frame in fill, right under this small
+// frame, and parses and handles what arrived in controlFrame, a call
+// that has returned before the next wait: an idle connection's reader then
+// waits, and stays, on the 2 KiB stack it started with (the collector
+// never shrinks a 4 KiB stack whose waiting frames take more than a
+// quarter of it).
 func (c *Conn) readControl(sr *streamReader) {
 	defer c.wg.Done()
 	for {
-		f, err := readControlFrame(sr)
-		var malformed *wire.MalformedError
-		switch {
-		case err == nil:
-		case errors.As(err, &malformed):
-			c.protocolError(err.Error())
-			return
-		default:
-			c.controlEnded(err)
-			return
+		var err error
+		if len(sr.buffered()) == 0 {
+			err = sr.fill(1) // as readNext would, on an empty buffer
 		}
-		if err := c.handleControl(f); err != nil {
-			c.protocolError(err.Error())
+		if !c.controlFrame(sr, err) {
 			return
 		}
 	}
+}
+
+// controlFrame reads the next control frame from sr, which holds at least
+// its first byte unless err, the error of a read into an empty buffer, is
+// set, and handles it; false once the control stream ended or broke the
+// protocol (the connection is then closed or closing).
+//
+//go:noinline
+func (c *Conn) controlFrame(sr *streamReader, err error) bool {
+	var f wire.Control
+	if err == nil {
+		err = readControlInto(sr, &f)
+	}
+	var malformed *wire.MalformedError
+	switch {
+	case err == nil:
+	case errors.As(err, &malformed):
+		c.protocolError(err.Error())
+		return false
+	default:
+		c.controlEnded(err)
+		return false
+	}
+	if err := c.handleControl(&f); err != nil {
+		c.protocolError(err.Error())
+		return false
+	}
+	return true
 }
 
 // controlEnded handles the end of the peer's control stream: a FIN after a
@@ -197,7 +224,7 @@ func (c *Conn) controlEnded(err error) {
 	}
 }
 
-func (c *Conn) handleControl(f wire.Control) error {
+func (c *Conn) handleControl(f *wire.Control) error {
 	select {
 	case <-c.ready:
 	default:
@@ -250,7 +277,7 @@ func (s *peerSignals) goAwayReceived(g GoAway) {
 }
 
 // handleEarlyHello takes the server's HELLO on a connection from DialEarly.
-func (c *Conn) handleEarlyHello(f wire.Control) error {
+func (c *Conn) handleEarlyHello(f *wire.Control) error {
 	if f.Type != wire.ControlHello || len(f.Hello.SessionID) != len(SessionID{}) {
 		return fmt.Errorf("expected the server's HELLO with a %d-byte session ID, got %s", len(SessionID{}), f.Type)
 	}
@@ -271,6 +298,7 @@ func (c *Conn) handleEarlyHello(f wire.Control) error {
 	}
 	c.res = res
 	c.setPeer(SessionID(f.Hello.SessionID), f.Hello)
+	close(c.ready)
 	if !c.acksOn.Load() {
 		c.mu.Lock()
 		chans := slices.Collect(maps.Keys(c.channels))

@@ -40,7 +40,29 @@ func forceTLS13(c *tls.Config) (*tls.Config, error) {
 
 // readControlFrame reads one control frame, honouring the stream's deadline.
 func readControlFrame(sr *streamReader) (wire.Control, error) {
-	return readNext(sr, wire.ParseControl)
+	var f wire.Control
+	err := readControlInto(sr, &f)
+	return f, err
+}
+
+// readControlInto reads one control frame into *f, as readControlFrame,
+// without a copy of the frame on its stack (readControl waits under it
+// when a frame arrives in parts).
+func readControlInto(sr *streamReader, f *wire.Control) error {
+	for {
+		b := sr.buffered()
+		n, err := wire.ParseControlInto(b, f)
+		if err == nil {
+			sr.consume(n)
+			return nil
+		}
+		if !errors.Is(err, wire.ErrShort) {
+			return err
+		}
+		if err := sr.fill(len(b) + 1); err != nil {
+			return err
+		}
+	}
 }
 
 // localHello is this side's HELLO: the limits of cfg.advertised(), which
@@ -88,7 +110,7 @@ func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 		return nil, err
 	}
 	_ = ctrl.SetReadDeadline(deadlineOf(ctx, cfg.HandshakeTimeout))
-	sr := &streamReader{src: ctrl, base: 256}
+	sr := newControlReader(ctrl)
 	f, err := readControlFrame(sr)
 	if err != nil {
 		var me *wire.MalformedError
@@ -123,7 +145,7 @@ func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn
 	if err != nil {
 		return nil, err
 	}
-	return newConn(qc, ctrl, &streamReader{src: ctrl, base: 256}, cfg, true, SessionID{}, nil, resumeInfo{}), nil
+	return newConn(qc, ctrl, newControlReader(ctrl), cfg, true, SessionID{}, nil, resumeInfo{}), nil
 }
 
 // serverHandshake accepts the control stream, reads the client's HELLO and
@@ -149,7 +171,7 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func
 		return fail(CodeProtocolError, fmt.Errorf("no control stream: %w", err))
 	}
 	_ = ctrl.SetReadDeadline(deadlineOf(ctx, cfg.HandshakeTimeout))
-	sr := &streamReader{src: ctrl, base: 256}
+	sr := newControlReader(ctrl)
 	if err := sr.fill(1); err != nil {
 		return fail(CodeProtocolError, fmt.Errorf("no HELLO: %w", err))
 	}

@@ -26,8 +26,8 @@ const maxHeaderReads = 16
 // the peer began sees every channel the peer opened.
 type incoming struct {
 	slots chan struct{} // one per stream taken from QUIC and not yet handed out or reset
-	avail chan struct{} // a token when ready may have grown (capacity 1)
-	done  chan struct{} // closed when the stream acceptor has ended
+	avail chan struct{} // a token when ready may have grown (capacity 1); AcceptChannel only
+	done  chan struct{} // closed when the stream acceptor has ended; AcceptChannel only
 
 	// Guarded by Conn.mu.
 	started bool
@@ -58,6 +58,9 @@ func (c *Conn) startIncoming() error {
 	case !c.initIncomingLocked():
 		return c.closedErr()
 	}
+	// The ready list's signals, which ServeChannels does without.
+	c.in.avail = make(chan struct{}, 1)
+	c.in.done = make(chan struct{})
 	c.wg.Add(1)
 	go c.acceptStreams()
 	return nil
@@ -81,8 +84,6 @@ func (c *Conn) initIncomingLocked() bool {
 	}
 	c.in.started = true
 	c.in.slots = make(chan struct{}, maxHeaderReads)
-	c.in.avail = make(chan struct{}, 1)
-	c.in.done = make(chan struct{})
 	return true
 }
 
@@ -131,7 +132,7 @@ func (c *Conn) endIncoming(err error) {
 // and puts it on the ready list, or resets the stream.
 func (c *Conn) readHeader(seq uint64, s *quic.Stream) {
 	defer c.wg.Done()
-	sr := &streamReader{src: s, base: channelReadBuffer}
+	sr := newStreamReader(s, channelReadBuffer)
 	hdr, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
 	c.mu.Lock()
 	if err == nil && !c.cs.closing {
@@ -290,7 +291,7 @@ func (c *Conn) startServing() error {
 // serveStream reads the header of stream s and hands the channel to handle
 // (ServeChannels), or resets the stream.
 func (c *Conn) serveStream(s *quic.Stream, handle func(*Channel)) {
-	sr := &streamReader{src: s, base: channelReadBuffer}
+	sr := newStreamReader(s, channelReadBuffer)
 	hdr, err := readChannelHeader(s, sr, c.cfg.ChannelHeaderTimeout)
 	<-c.in.slots
 	c.mu.Lock()

@@ -9,10 +9,15 @@ import (
 	"github.com/quicmsg/quicmsg/internal/wire"
 )
 
-// smallReadBuffer is the size of the buffer every stream reader holds
+// smallReadBuffer is the size of the buffer a channel's stream reader holds
 // inline: a read that follows an empty buffer goes there, so that a reader
 // waiting on an idle stream holds no more than this.
 const smallReadBuffer = 512
+
+// smallControlBuffer is the same for the control stream, whose frames are
+// mostly a few bytes (ACK, SLOW_DOWN, RESUME); a larger one (HELLO,
+// GOAWAY with a reason, RESUME_STATE) is read into a buffer made for it.
+const smallControlBuffer = 128
 
 // readBuffers holds the channel read buffers (channelReadBuffer bytes) that
 // no stream reader is using: a reader takes one when data arrives faster
@@ -35,9 +40,31 @@ type streamReader struct {
 	err  error // sticky read error, returned once the buffer is drained
 	base int   // size of the larger buffer
 
-	pooled bool // buf is from readBuffers
-	full   bool // the last read filled the small buffer: more is likely waiting
-	small  [smallReadBuffer]byte
+	pooled bool   // buf is from readBuffers
+	full   bool   // the last read filled the small buffer: more is likely waiting
+	small  []byte // the small buffer, in the reader's allocation (newStreamReader)
+}
+
+// newStreamReader returns a channel's reader of src with a small buffer of
+// smallReadBuffer bytes, and base as the size of the larger one.
+func newStreamReader(src io.Reader, base int) *streamReader {
+	r := &struct {
+		sr    streamReader
+		small [smallReadBuffer]byte
+	}{}
+	r.sr = streamReader{src: src, base: base, small: r.small[:]}
+	return &r.sr
+}
+
+// newControlReader returns the reader of a control stream, with a small
+// buffer of smallControlBuffer bytes.
+func newControlReader(src io.Reader) *streamReader {
+	r := &struct {
+		sr    streamReader
+		small [smallControlBuffer]byte
+	}{}
+	r.sr = streamReader{src: src, base: 256, small: r.small[:]}
+	return &r.sr
 }
 
 func (sr *streamReader) buffered() []byte { return sr.buf[sr.r:sr.w] }
@@ -79,7 +106,9 @@ func (sr *streamReader) fill(need int) error {
 	return err
 }
 
-func (sr *streamReader) isSmall() bool { return len(sr.buf) > 0 && &sr.buf[0] == &sr.small[0] }
+func (sr *streamReader) isSmall() bool {
+	return len(sr.buf) > 0 && len(sr.small) > 0 && &sr.buf[0] == &sr.small[0]
+}
 
 // room makes the buffer able to take need bytes past sr.r and leaves room
 // to read into, moving what is buffered to the front or to a larger buffer.
@@ -108,7 +137,7 @@ func (sr *streamReader) room(need int) {
 // larger returns a buffer for need bytes larger than the current one, and
 // whether it is from readBuffers.
 func (sr *streamReader) larger(need int) ([]byte, bool) {
-	size := max(need, sr.base, 2*smallReadBuffer)
+	size := max(need, sr.base, 2*len(sr.small))
 	if !sr.isSmall() {
 		size = max(need, 2*len(sr.buf))
 	}

@@ -147,7 +147,7 @@ func (c *Conn) PeerResumeState(ctx context.Context) (map[string]uint64, error) {
 
 // peerResumeState takes a RESUME_STATE frame from the control reader; an
 // error is the peer's protocol violation.
-func (c *Conn) peerResumeState(f wire.Control) error {
+func (c *Conn) peerResumeState(f *wire.Control) error {
 	if !c.res.resumed {
 		return errors.New("RESUME_STATE on a connection that did not resume a session")
 	}

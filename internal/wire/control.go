@@ -167,23 +167,54 @@ func AppendControl(b []byte, c Control) []byte {
 // ParseControl decodes one control frame from b and returns it with the
 // number of bytes used.
 func ParseControl(b []byte) (Control, int, error) {
+	var c Control
+	n, err := ParseControlInto(b, &c)
+	if err != nil {
+		return Control{}, 0, err
+	}
+	return c, n, nil
+}
+
+// ParseControlInto is ParseControl parsing into *c, which it overwrites:
+// c is left zero on an error. Its frame holds no copy of a Control, so that
+// a reader that waits under it keeps a small stack.
+func ParseControlInto(b []byte, c *Control) (int, error) {
+	*c = Control{}
 	t, n1, err := quicvarint.Parse(b)
 	if err != nil {
-		return Control{}, 0, ErrShort
+		return 0, ErrShort
 	}
 	l, n2, err := quicvarint.Parse(b[n1:])
 	if err != nil {
-		return Control{}, 0, ErrShort
+		return 0, ErrShort
 	}
 	if l > MaxControlPayload {
-		return Control{}, 0, malformedControl("payload of %d bytes exceeds %d", l, MaxControlPayload)
+		return 0, malformedControl("payload of %d bytes exceeds %d", l, MaxControlPayload)
 	}
 	hdr := n1 + n2
 	if uint64(len(b)-hdr) < l {
-		return Control{}, 0, ErrShort
+		return 0, ErrShort
 	}
+	c.Type = ControlType(t)
 	p := b[hdr : hdr+int(l)]
-	c := Control{Type: ControlType(t)}
+	if c.Type == ControlAck { // the frequent one, apart from the others' larger frame
+		c.Acks, err = parseAck(p)
+	} else {
+		err = c.parsePayload(p)
+	}
+	if err != nil {
+		*c = Control{}
+		return 0, err
+	}
+	return hdr + int(l), nil
+}
+
+// parsePayload parses the payload p of a frame of type c.Type, other than
+// ACK, into c.
+//
+//go:noinline
+func (c *Control) parsePayload(p []byte) error {
+	var err error
 	switch c.Type {
 	case ControlHello:
 		c.Hello, err = parseHello(p)
@@ -194,28 +225,30 @@ func ParseControl(b []byte) (Control, int, error) {
 	case ControlResumeState:
 		c.Final, c.Entries, err = parseResumeState(p)
 	case ControlGoAway:
-		var n, n2 int
-		c.Code, n, err = quicvarint.Parse(p)
-		if err == nil {
-			c.Opened, n2, err = quicvarint.Parse(p[n:])
-			n += n2
-		}
-		if err != nil {
-			err = malformedControl("GOAWAY is truncated")
-		} else if len(p)-n > MaxReasonLen {
-			err = malformedControl("GOAWAY reason of %d bytes exceeds %d", len(p)-n, MaxReasonLen)
-		} else {
-			c.Reason = string(p[n:])
-		}
-	case ControlAck:
-		c.Acks, err = parseAck(p)
+		err = c.parseGoAway(p)
 	default:
-		err = malformedControl("unknown control frame type 0x%x", t)
+		err = malformedControl("unknown control frame type 0x%x", uint64(c.Type))
 	}
-	if err != nil {
-		return Control{}, 0, err
+	return err
+}
+
+// parseGoAway parses a GOAWAY's payload p into c.
+func (c *Control) parseGoAway(p []byte) error {
+	var n, n2 int
+	var err error
+	c.Code, n, err = quicvarint.Parse(p)
+	if err == nil {
+		c.Opened, n2, err = quicvarint.Parse(p[n:])
+		n += n2
 	}
-	return c, hdr + int(l), nil
+	switch {
+	case err != nil:
+		return malformedControl("GOAWAY is truncated")
+	case len(p)-n > MaxReasonLen:
+		return malformedControl("GOAWAY reason of %d bytes exceeds %d", len(p)-n, MaxReasonLen)
+	}
+	c.Reason = string(p[n:])
+	return nil
 }
 
 func parseHello(p []byte) (Hello, error) {
