@@ -94,7 +94,7 @@ func (c *Conn) AcksEnabled() bool { return c.acksOn.Load() }
 // The counts only decide when an ACK is urgent; they may lag by that much.
 func (ch *Channel) countReceived(size int) {
 	ch.rx.received.Add(1)
-	ch.rx.receivedBytes.Add(uint64(size))
+	ch.rx.bytes += uint64(size)
 	if !ch.c.acksOn.Load() {
 		return
 	}

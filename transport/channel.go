@@ -226,6 +226,6 @@ func (ch *Channel) stats() ConnStats {
 	s := ConnStats{MessagesSent: ch.tx.sent, MessagesWritten: ch.tx.written, BytesSent: ch.tx.sentBytes, MessagesAcked: ch.tx.ret.acked}
 	ch.tx.mu.Unlock()
 	s.MessagesReceived = ch.rx.received.Load()
-	s.BytesReceived = ch.rx.receivedBytes.Load()
+	s.BytesReceived = ch.rx.receivedBytes()
 	return s
 }

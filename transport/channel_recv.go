@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,8 +30,17 @@ const directReadMin = channelReadBuffer / 4
 // stream is read by the goroutine calling Receive, which holds mu for the
 // whole call, so that one call at a time reads.
 type recvSide struct {
-	// Counters, atomic so that stats reads them without mu.
-	received, receivedBytes atomic.Uint64
+	// received counts the messages (and gap notices) Receive returned:
+	// atomic, because an ACK frame reads it without mu and must never
+	// lag behind what was returned (see countReceived and takeAcks).
+	received atomic.Uint64
+	// Receive holds mu across blocking stream reads, so a reader of the
+	// byte counter, which is guarded by mu, cannot always take it: before
+	// each stream read, the receive side shows its count in shownBytes and
+	// sets reading (see ctxReader.Read), and receivedBytes reads that while
+	// a read is in progress. This keeps an atomic add off every message.
+	shownBytes atomic.Uint64
+	reading    atomic.Bool
 
 	// Immutable after init.
 	limit int                               // Config.MaxMessageSize
@@ -38,6 +48,8 @@ type recvSide struct {
 	visit func(key, value []byte)           // rx.meta.visit, bound once
 
 	mu sync.Mutex // held by Receive for its whole call; guards everything below
+
+	bytes uint64 // payload bytes Receive returned; see receivedBytes
 
 	// Messages and their frame bytes counted for acknowledgement but not
 	// yet added to the connection's counts (see countReceived).
@@ -66,6 +78,7 @@ func (rx *recvSide) init(s *quic.Stream, sr *streamReader, limit int) {
 	rx.parse = rx.parseMessage
 	rx.visit = rx.meta.visit
 	rx.in.s = s
+	rx.in.rx = rx
 	if sr == nil {
 		sr = newStreamReader(nil, channelReadBuffer)
 	}
@@ -92,6 +105,27 @@ func (ch *Channel) Receive(ctx context.Context) ([]byte, error) {
 // done with it, receives without allocating.
 func (ch *Channel) ReceiveBuf(ctx context.Context, buf []byte) ([]byte, error) {
 	return ch.receive(ctx, buf, nil)
+}
+
+// receivedBytes returns the payload bytes Receive returned, counting
+// every call that returned before this one began. Without a Receive in
+// progress it reads the count under mu; with one blocked in a stream read,
+// the count shown before that read, which is the latest (a Receive returns
+// at most one message and counts it before it releases mu). A Receive
+// that holds mu without reading is parsing what it has buffered: it is
+// waited for.
+func (rx *recvSide) receivedBytes() uint64 {
+	for {
+		if rx.mu.TryLock() {
+			n := rx.bytes
+			rx.mu.Unlock()
+			return n
+		}
+		if rx.reading.Load() {
+			return rx.shownBytes.Load()
+		}
+		runtime.Gosched()
+	}
 }
 
 // sized returns buf[:n] when it fits, a new slice otherwise.
@@ -350,6 +384,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // ends. It is part of the receive side and used with rx.mu held.
 type ctxReader struct {
 	s   *quic.Stream
+	rx  *recvSide       // the receive side it is part of
 	ctx context.Context // the Receive call's; nil between calls
 	// interrupt is r.interruptRead, made at the first read that can be
 	// interrupted; interrupted (capacity 1) says that it ran.
@@ -357,7 +392,17 @@ type ctxReader struct {
 	interrupted chan struct{}
 }
 
+// Read reads from the stream, showing the receive side's byte count while
+// it may block (see recvSide.receivedBytes).
 func (r *ctxReader) Read(p []byte) (int, error) {
+	r.rx.shownBytes.Store(r.rx.bytes)
+	r.rx.reading.Store(true)
+	n, err := r.read(p)
+	r.rx.reading.Store(false)
+	return n, err
+}
+
+func (r *ctxReader) read(p []byte) (int, error) {
 	if r.ctx.Done() == nil {
 		return r.s.Read(p)
 	}
