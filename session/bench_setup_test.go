@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,16 +34,26 @@ const setupWorkers = 8
 // with -cpuprofile and -memprofile to see where a set-up goes.
 func BenchmarkSessionSetup(b *testing.B) {
 	pki := testTLS(b)
-	b.Run("session", func(b *testing.B) {
-		srv, addr := startServer(b, &Config{}, echo)
-		benchSetups(b, func(ctx context.Context, tr *quic.Transport) error {
-			c, err := transport.DialTransport(ctx, tr, addr, pki.client, nil)
-			if err != nil {
-				return err
-			}
-			return c.CloseWithError(transport.CodeNoError, "")
-		}, func() { waitNoSessions(b, srv) })
-	})
+	for _, v := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"session", Config{}},
+		// As quicsrv listens: quic-go's early listener, which hands
+		// connections over before their handshake completes.
+		{"session-0rtt", Config{Transport: transport.Config{Allow0RTT: true}}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			srv, addr := startServer(b, &v.cfg, echo)
+			benchSetups(b, func(ctx context.Context, tr *quic.Transport) error {
+				c, err := transport.DialTransport(ctx, tr, addr, pki.client, nil)
+				if err != nil {
+					return err
+				}
+				return c.CloseWithError(transport.CodeNoError, "")
+			}, func() { waitNoSessions(b, srv) })
+		})
+	}
 	b.Run("rawquic", func(b *testing.B) {
 		addr := rawEchoServer(b, pki.server)
 		ua, err := net.ResolveUDPAddr("udp", addr)
@@ -79,6 +90,7 @@ func benchSetups(b *testing.B, setup func(context.Context, *quic.Transport) erro
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := processCPU(b)
+	g0 := goroutinesCreated()
 	var next atomic.Int64
 	errs := make(chan error, setupWorkers)
 	var wg sync.WaitGroup
@@ -101,6 +113,14 @@ func benchSetups(b *testing.B, setup func(context.Context, *quic.Transport) erro
 	wait()
 	b.StopTimer()
 	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(goroutinesCreated()-g0)/float64(b.N), "goroutines/op")
+}
+
+// goroutinesCreated is how many goroutines this process has started so far.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // processCPU is the CPU time (user and system) of this process so far.
@@ -123,7 +143,7 @@ func waitNoSessions(b *testing.B, srv *Server) {
 
 // rawEchoServer runs a raw quic-go listener on 127.0.0.1:0 that echoes
 // one read of each connection's first stream; it stops at cleanup.
-func rawEchoServer(b *testing.B, tlsConf *tls.Config) string {
+func rawEchoServer(b testing.TB, tlsConf *tls.Config) string {
 	b.Helper()
 	qconf, err := (&transport.Config{}).QUICConfig()
 	require.NoError(b, err)
