@@ -67,8 +67,11 @@ type ConnStats struct {
 // [Conn.Close] is Shutdown bounded by Config.CloseTimeout; and
 // [Conn.CloseWithError] closes at once.
 //
-// Goroutines: the control reader (control.go) runs from newConn until the
-// peer's control stream ends; the stream acceptor and one header reader per
+// Goroutines: the control reader (control.go) runs from the HELLO
+// exchange until the peer's control stream ends (on a client, a goroutine
+// Dial starts; on a server, the listener's handshake goroutine, which goes
+// on as the reader once the connection is queued for Accept) until the
+// connection ends, and then runs the end hook (connEnded); the stream acceptor and one header reader per
 // new stream (incoming.go) run from the first AcceptChannel; each channel
 // has a writer. All are counted in wg, end when the connection ends, and
 // are waited for by the close (close.go).
@@ -141,8 +144,9 @@ type Conn struct {
 
 // newConn wraps an established connection. peer is nil for an early client
 // connection, whose control reader then waits for the server's HELLO (and
-// sets res).
-func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isClient bool, id SessionID, peer *wire.Hello, res resumeInfo) *Conn {
+// sets res). The caller starts the control reader on the stream reader
+// it read the HELLO with.
+func newConn(qc *quic.Conn, ctrl *quic.Stream, cfg Config, isClient bool, id SessionID, peer *wire.Hello, res resumeInfo) *Conn {
 	c := &Conn{
 		qc:       qc,
 		cfg:      cfg,
@@ -176,19 +180,36 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 		}
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	context.AfterFunc(qc.Context(), func() {
-		c.cancel(c.connErr(context.Cause(qc.Context())))
-		c.stopAcks()
-		if l := c.tracker.Swap(nil); l != nil { // an ended Conn does not keep its listener
-			l.untrack(c)
-		}
-		if isClient {
-			c.mig.release()
-		}
-	})
+	// The control reader's place in wg is taken here: whoever made the
+	// connection runs the reader (readControl), on a goroutine of its
+	// own for a client, on the handshake goroutine for a server, or gives
+	// the place back unread (closeUnread).
 	c.wg.Add(1)
-	go c.readControl(sr)
 	return c
+}
+
+// connEnded is the end hook: it runs once quic-go's connection has ended,
+// on the control reader as it ends (endOnReader), or, for a server
+// connection whose reader never ran, in closeUnread. The reader lives as
+// long as the connection, so that no goroutine (context.AfterFunc's) is
+// started per connection for the hook.
+func (c *Conn) connEnded() {
+	c.cancel(c.connErr(context.Cause(c.qc.Context())))
+	c.stopAcks()
+	if l := c.tracker.Swap(nil); l != nil { // an ended Conn does not keep its listener
+		l.untrack(c)
+	}
+	if c.isClient {
+		c.mig.release()
+	}
+}
+
+// endOnReader waits, on the control reader as it ends, for quic-go's
+// connection to end (quic-go fails the streams a moment before it cancels
+// the connection's context), and runs the end hook.
+func (c *Conn) endOnReader() {
+	<-c.qc.Context().Done()
+	c.connEnded()
 }
 
 func (c *Conn) setPeer(id SessionID, h wire.Hello) {

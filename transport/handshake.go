@@ -113,7 +113,9 @@ func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 	if err != nil {
 		return nil, rejectServerHello(qc, err)
 	}
-	return newConn(qc, ctrl, sr, cfg, true, SessionID(f.Hello.SessionID), &f.Hello, res), nil
+	c := newConn(qc, ctrl, cfg, true, SessionID(f.Hello.SessionID), &f.Hello, res)
+	go c.readControl(sr)
+	return c, nil
 }
 
 // clientHandshakeEarly opens the control stream and sends the client's HELLO
@@ -123,7 +125,9 @@ func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn
 	if err != nil {
 		return nil, err
 	}
-	return newConn(qc, ctrl, &streamReader{src: ctrl, base: 256}, cfg, true, SessionID{}, nil, resumeInfo{}), nil
+	c := newConn(qc, ctrl, cfg, true, SessionID{}, nil, resumeInfo{})
+	go c.readControl(&streamReader{src: ctrl, base: 256})
+	return c, nil
 }
 
 // serverHandshake accepts the control stream, reads the client's HELLO and
@@ -131,18 +135,20 @@ func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn
 // the one a client's resume token names (see serverSession; a refusal is a
 // *ResumeError, closed with its own code). answer runs right before the
 // server's HELLO is written: an error from it refuses the connection with
-// CodeGoingAway instead (see Listener.Drain). On failure it closes
+// CodeGoingAway instead (see Listener.Drain). The caller runs the
+// connection's control reader on the returned stream reader, which holds
+// what followed the HELLO, or gives its place back (see newConn). On failure it closes
 // the QUIC connection with a code that says why, unless ctx ended: then it
 // returns the cause and leaves the close to whoever ended ctx.
-func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func() error) (*Conn, error) {
-	fail := func(code ErrorCode, err error) (*Conn, error) {
+func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func() error) (*Conn, *streamReader, error) {
+	fail := func(code ErrorCode, err error) (*Conn, *streamReader, error) {
 		if ctx.Err() != nil {
 			// Whoever ended ctx closes the connection, with its own code.
-			return nil, context.Cause(ctx)
+			return nil, nil, context.Cause(ctx)
 		}
 		code, reason := handshakeFailure(code, err)
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
-		return nil, err
+		return nil, nil, err
 	}
 	ctrl, err := qc.AcceptStream(ctx)
 	if err != nil {
@@ -182,5 +188,5 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func
 	if _, err := ctrl.Write(wire.AppendControl(nil, hello)); err != nil {
 		return fail(CodeInternalError, fmt.Errorf("writing HELLO: %w", err))
 	}
-	return newConn(qc, ctrl, sr, cfg, false, id, &f.Hello, res), nil
+	return newConn(qc, ctrl, cfg, false, id, &f.Hello, res), sr, nil
 }

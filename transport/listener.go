@@ -85,7 +85,10 @@ type Listener struct {
 	sem   *semaphore.Weighted
 
 	// wg counts the accept loop and one handshake goroutine per connection
-	// quic-go hands over; Close waits for it.
+	// quic-go hands over, until the goroutine has queued its connection
+	// for Accept or given up on it (a queued connection's goroutine then
+	// goes on as its control reader, counted in the Conn's wg); Close
+	// waits for it.
 	wg sync.WaitGroup
 
 	// mu guards conns: connections handed to Accept's queue and not yet
@@ -348,10 +351,16 @@ func (l *Listener) acceptLoop() {
 		l.admit(p)
 		l.wg.Add(1)
 		go func() {
-			defer l.wg.Done()
-			defer cancel()
-			defer hcancel(nil)
-			l.handshake(ctx, hctx, qc, p)
+			c, sr := l.handshake(ctx, hctx, qc, p)
+			hcancel(nil)
+			cancel()
+			l.wg.Done()
+			if c != nil {
+				// The goroutine, its stack grown by the HELLO, goes on as
+				// the connection's control reader, counted in c.wg from
+				// here on (see newConn).
+				c.readControl(sr)
+			}
 		}()
 	}
 }
@@ -387,8 +396,10 @@ func (a *helloAbort) Error() string { return "transport: " + a.reason }
 // handshake runs the HELLO exchange of one connection under hctx and
 // queues the connection for Accept under ctx. When hctx ends first (the
 // listener closes, a newer connection evicts this one, or it sends no HELLO
-// in time), the connection is closed with the code of the cause.
-func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendingConn) {
+// in time), the connection is closed with the code of the cause. It
+// returns the connection it queued, whose control reader the caller
+// runs on the stream reader returned, or nil.
+func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendingConn) (*Conn, *streamReader) {
 	aborted := make(chan struct{})
 	stopAbort := context.AfterFunc(hctx, func() {
 		defer close(aborted)
@@ -402,7 +413,7 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 	// that a connection whose HELLO arrived is never expired as late.
 	stopHello := sync.OnceFunc(l.helloDeadline(qc, p))
 	answered := false
-	c, err := serverHandshake(hctx, qc, l.cfg, func() error {
+	c, sr, err := serverHandshake(hctx, qc, l.cfg, func() error {
 		stopHello()
 		err := l.answer()
 		answered = err == nil
@@ -421,22 +432,25 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 			a.count.Add(1)
 		}
 		if c != nil {
-			_ = c.CloseWithError(CodeGoingAway, "")
+			c.closeUnread(CodeGoingAway, "")
 		}
-		return
+		return nil, nil
 	}
 	var re *ResumeError
 	switch {
 	case errors.As(err, &re):
 		l.resumesRefused.Add(1)
-		return
+		return nil, nil
 	case errors.Is(err, errDraining):
-		return // counted by answer
+		return nil, nil // counted by answer
 	case err != nil:
 		l.failures.Add(1)
-		return
+		return nil, nil
 	}
-	l.enqueue(ctx, c)
+	if !l.enqueue(ctx, c) {
+		return nil, nil
+	}
+	return c, sr
 }
 
 // helloDeadline gives the peer Config.HelloTimeout, from the completion of
@@ -519,38 +533,43 @@ func (l *Listener) expireHello(p *pendingConn) {
 }
 
 // enqueue hands c to Accept, waiting at most until ctx ends; at most
-// Config.AcceptBacklog connections wait for room at once.
-func (l *Listener) enqueue(ctx context.Context, c *Conn) {
+// Config.AcceptBacklog connections wait for room at once. It reports
+// whether c was queued; if not, c is closed, its control reader never
+// run.
+func (l *Listener) enqueue(ctx context.Context, c *Conn) bool {
 	if !l.track(c) {
-		_ = c.CloseWithError(CodeGoingAway, "server is closing")
-		return
+		c.closeUnread(CodeGoingAway, "server is closing")
+		return false
 	}
 	select {
 	case l.queue <- c:
-		return
+		return true
 	default:
 	}
 	if !l.sem.TryAcquire(1) {
 		l.refused.Add(1)
-		_ = c.CloseWithError(CodeGoingAway, fmt.Sprintf("server's accept queue is full (%d waiting)", 2*l.cfg.AcceptBacklog))
-		return
+		c.closeUnread(CodeGoingAway, fmt.Sprintf("server's accept queue is full (%d waiting)", 2*l.cfg.AcceptBacklog))
+		return false
 	}
 	defer l.sem.Release(1)
 	select {
 	case l.queue <- c:
+		return true
 	case <-ctx.Done():
 		if l.ctx.Err() != nil {
-			_ = c.CloseWithError(CodeGoingAway, "listener closed")
-			return
+			c.closeUnread(CodeGoingAway, "listener closed")
+			return false
 		}
 		l.refused.Add(1)
-		_ = c.CloseWithError(CodeGoingAway, "server did not accept the connection in time")
+		c.closeUnread(CodeGoingAway, "server did not accept the connection in time")
+		return false
 	}
 }
 
 // track remembers c until it ends, so that Close can close it. The
-// connection forgets itself (untrack) from the hook newConn registers on
-// quic-go's context, rather than from a hook of its own per connection.
+// connection forgets itself (untrack) from its end hook (Conn.connEnded,
+// run by its control reader once quic-go's connection has ended), rather
+// than from a hook of the listener's per connection.
 func (l *Listener) track(c *Conn) bool {
 	l.mu.Lock()
 	if l.ctx.Err() != nil {
