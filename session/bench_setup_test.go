@@ -54,31 +54,109 @@ func BenchmarkSessionSetup(b *testing.B) {
 			}, func() { waitNoSessions(b, srv) })
 		})
 	}
-	b.Run("rawquic", func(b *testing.B) {
-		addr := rawEchoServer(b, pki.server)
-		ua, err := net.ResolveUDPAddr("udp", addr)
-		require.NoError(b, err)
-		qconf, err := (&transport.Config{}).QUICConfig()
-		require.NoError(b, err)
-		rawTLS := pki.client.Clone()
-		rawTLS.NextProtos = []string{wire.ALPN}
-		benchSetups(b, func(ctx context.Context, tr *quic.Transport) error {
-			c, err := tr.Dial(ctx, ua, rawTLS, qconf)
-			if err != nil {
-				return err
-			}
-			defer c.CloseWithError(0, "")
-			s, err := c.OpenStreamSync(ctx)
-			if err != nil {
-				return err
-			}
-			if _, err := s.Write([]byte("hello")); err != nil {
-				return err
-			}
-			_, err = s.Read(make([]byte, 16))
+	// The transport alone, without the session layer: each accepted
+	// connection waits for its end on a goroutine, as a session does;
+	// "transport-nogate" listens with ListenTransport, which has no
+	// handshake gate (Config.MaxHandshakesPerIP).
+	for _, gate := range []bool{true, false} {
+		name := "transport"
+		if !gate {
+			name = "transport-nogate"
+		}
+		b.Run(name, func(b *testing.B) {
+			addr, wait := transportServer(b, pki.server, gate)
+			benchSetups(b, func(ctx context.Context, tr *quic.Transport) error {
+				c, err := transport.DialTransport(ctx, tr, addr, pki.client, nil)
+				if err != nil {
+					return err
+				}
+				return c.CloseWithError(transport.CodeNoError, "")
+			}, wait)
+		})
+	}
+	for _, request := range []bool{true, false} {
+		name := "rawquic"
+		if !request {
+			name = "rawquic-norequest"
+		}
+		b.Run(name, func(b *testing.B) {
+			addr := rawEchoServer(b, pki.server)
+			ua, err := net.ResolveUDPAddr("udp", addr)
+			require.NoError(b, err)
+			benchSetups(b, rawSetup(b, ua, pki.client, request), func() {})
+		})
+	}
+}
+
+// rawSetup dials a raw quic-go connection and, with request, exchanges
+// one small request and reply on a stream, as the HELLO does.
+func rawSetup(b *testing.B, ua *net.UDPAddr, tlsConf *tls.Config, request bool) func(context.Context, *quic.Transport) error {
+	qconf, err := (&transport.Config{}).QUICConfig()
+	require.NoError(b, err)
+	rawTLS := tlsConf.Clone()
+	rawTLS.NextProtos = []string{wire.ALPN}
+	return func(ctx context.Context, tr *quic.Transport) error {
+		c, err := tr.Dial(ctx, ua, rawTLS, qconf)
+		if err != nil {
 			return err
-		}, func() {})
+		}
+		defer c.CloseWithError(0, "")
+		if !request {
+			return nil
+		}
+		s, err := c.OpenStreamSync(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := s.Write([]byte("hello")); err != nil {
+			return err
+		}
+		_, err = s.Read(make([]byte, 16))
+		return err
+	}
+}
+
+// transportServer runs a transport listener on 127.0.0.1:0 (Listen, or
+// ListenTransport without the handshake gate) whose accepted connections
+// each wait for their end on a goroutine; wait waits, at most 10 s, until
+// every accepted connection has ended. It stops at cleanup.
+func transportServer(b *testing.B, tlsConf *tls.Config, gate bool) (addr string, wait func()) {
+	var ln *transport.Listener
+	var err error
+	if gate {
+		ln, err = transport.Listen("127.0.0.1:0", tlsConf, nil)
+	} else {
+		tr := clientTransport(b)
+		ln, err = transport.ListenTransport(tr, tlsConf, nil)
+	}
+	require.NoError(b, err)
+	var live atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			live.Add(1)
+			wg.Go(func() {
+				<-c.Context().Done()
+				_ = c.CloseWithError(transport.CodeNoError, "")
+				live.Add(-1)
+			})
+		}
 	})
+	b.Cleanup(func() {
+		_ = ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String(), func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for live.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		require.Zero(b, live.Load())
+	}
 }
 
 // benchSetups runs setup b.N times, setupWorkers at a time, over one
