@@ -206,7 +206,9 @@ func (c *Conn) controlEnded(err error) {
 		c.rejected.Store(true)
 		c.cancel(ErrEarlyDataRejected)
 		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "0-RTT rejected")
-	case c.err() == nil:
+	case c.err() == nil && !isConnLevel(err):
+		// A stream error of a live connection; one of a connection that
+		// ended needs no close (the end hook follows on this goroutine).
 		c.protocolError(fmt.Sprintf("control stream failed: %v", err))
 	}
 }
