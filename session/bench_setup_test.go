@@ -90,7 +90,7 @@ func BenchmarkSessionSetup(b *testing.B) {
 
 // rawSetup dials a raw quic-go connection and, with request, exchanges
 // one small request and reply on a stream, as the HELLO does.
-func rawSetup(b *testing.B, ua *net.UDPAddr, tlsConf *tls.Config, request bool) func(context.Context, *quic.Transport) error {
+func rawSetup(b testing.TB, ua *net.UDPAddr, tlsConf *tls.Config, request bool) func(context.Context, *quic.Transport) error {
 	qconf, err := (&transport.Config{}).QUICConfig()
 	require.NoError(b, err)
 	rawTLS := tlsConf.Clone()
@@ -227,7 +227,10 @@ func rawEchoServer(b testing.TB, tlsConf *tls.Config) string {
 	require.NoError(b, err)
 	tc := tlsConf.Clone()
 	tc.NextProtos = []string{wire.ALPN}
-	ln, err := quic.ListenAddr("127.0.0.1:0", tc, qconf)
+	// On a transport of its own, closed (and its goroutines waited for)
+	// at cleanup after the listener: quic.ListenAddr's ends in the
+	// background, which goleak may catch.
+	ln, err := clientTransport(b).Listen(tc, qconf)
 	require.NoError(b, err)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -256,8 +259,9 @@ func rawEchoServer(b testing.TB, tlsConf *tls.Config) string {
 }
 
 // clientTransport returns a quic.Transport on a UDP socket of 127.0.0.1
-// for the benchmark's clients; both close at cleanup.
-func clientTransport(b *testing.B) *quic.Transport {
+// for the benchmark's clients (and for the servers that listen on a
+// transport of their own); both close at cleanup.
+func clientTransport(b testing.TB) *quic.Transport {
 	b.Helper()
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(b, err)

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quicmsg/quicmsg/internal/testenv"
-	"github.com/quicmsg/quicmsg/internal/wire"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -81,32 +80,7 @@ func TestSoakSetupDatagrams(t *testing.T) {
 	rawAddr := rawEchoServer(t, pki.server)
 	ua, err := net.ResolveUDPAddr("udp", rawAddr)
 	require.NoError(t, err)
-	qconf, err := (&transport.Config{}).QUICConfig()
-	require.NoError(t, err)
-	rawTLS := pki.client.Clone()
-	rawTLS.NextProtos = []string{wire.ALPN}
-	dialRaw := func(request bool) func(context.Context, *quic.Transport) error {
-		return func(ctx context.Context, tr *quic.Transport) error {
-			c, err := tr.Dial(ctx, ua, rawTLS, qconf)
-			if err != nil {
-				return err
-			}
-			defer c.CloseWithError(0, "")
-			if !request {
-				return nil
-			}
-			s, err := c.OpenStreamSync(ctx)
-			if err != nil {
-				return err
-			}
-			if _, err := s.Write([]byte("hello")); err != nil {
-				return err
-			}
-			_, err = s.Read(make([]byte, 16))
-			return err
-		}
-	}
 	settle := func() { time.Sleep(3 * time.Millisecond) }
-	measure("raw quic-go + request", dialRaw(true), settle)
-	measure("raw quic-go", dialRaw(false), settle)
+	measure("raw quic-go + request", rawSetup(t, ua, pki.client, true), settle)
+	measure("raw quic-go", rawSetup(t, ua, pki.client, false), settle)
 }
