@@ -68,10 +68,8 @@ type ConnStats struct {
 // [Conn.CloseWithError] closes at once.
 //
 // Goroutines: the control reader (control.go) runs from the HELLO
-// exchange until the peer's control stream ends (on a client, a goroutine
-// Dial starts; on a server, the listener's handshake goroutine, which goes
-// on as the reader once the connection is queued for Accept) until the
-// connection ends, and then runs the end hook (connEnded); the stream acceptor and one header reader per
+// exchange until the connection ends, and then runs the end hook
+// (connEnded); the stream acceptor and one header reader per
 // new stream (incoming.go) run from the first AcceptChannel; each channel
 // has a writer. All are counted in wg, end when the connection ends, and
 // are waited for by the close (close.go).
@@ -180,20 +178,20 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, cfg Config, isClient bool, id Ses
 		}
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	// The control reader's place in wg is taken here: whoever made the
-	// connection runs the reader (readControl), on a goroutine of its
-	// own for a client, on the handshake goroutine for a server, or gives
-	// the place back unread (closeUnread).
+	// The control reader's place in wg is taken here; whoever made the
+	// connection starts the reader (readControl) at once.
 	c.wg.Add(1)
 	return c
 }
 
 // connEnded is the end hook: it runs once quic-go's connection has ended,
-// on the control reader as it ends (endOnReader), or, for a server
-// connection whose reader never ran, in closeUnread. The reader lives as
-// long as the connection, so that no goroutine (context.AfterFunc's) is
-// started per connection for the hook.
+// on the control reader as it ends (endOnReader). The reader lives as long
+// as the connection, so that no goroutine (context.AfterFunc's) is started
+// per connection for the hook.
 func (c *Conn) connEnded() {
+	if testHookConnEnded != nil {
+		testHookConnEnded(c)
+	}
 	c.cancel(c.connErr(context.Cause(c.qc.Context())))
 	c.stopAcks()
 	if l := c.tracker.Swap(nil); l != nil { // an ended Conn does not keep its listener
@@ -203,6 +201,9 @@ func (c *Conn) connEnded() {
 		c.mig.release()
 	}
 }
+
+// testHookConnEnded, set only by tests, runs first in the end hook.
+var testHookConnEnded func(*Conn)
 
 // endOnReader waits, on the control reader as it ends, for quic-go's
 // connection to end (quic-go fails the streams a moment before it cancels

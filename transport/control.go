@@ -159,18 +159,10 @@ func (c *Conn) waitResume(ctx context.Context) error {
 	return nil
 }
 
-// closeUnread closes a server connection whose control reader never ran
-// (the listener gave up on it before Accept could take it), giving the
-// reader's place in wg back first so that the close does not wait for it.
-func (c *Conn) closeUnread(code ErrorCode, reason string) {
-	c.wg.Done()
-	_ = c.CloseWithError(code, reason)
-	c.endOnReader() // the end hook, which the reader would have run
-}
-
-// readControl is the control reader: it reads the peer's control frames
-// until the stream ends or breaks the protocol. It owns sr, and runs on
-// the goroutine that made the connection (see newConn).
+// readControl is the control reader goroutine, started by whoever made
+// the connection (see newConn): it reads the peer's control frames until
+// the stream ends or breaks the protocol, then waits for the connection's
+// end and runs the end hook. It owns sr.
 func (c *Conn) readControl(sr *streamReader) {
 	defer c.wg.Done()
 	// The reader lives as long as the connection: after the peer's FIN,

@@ -135,20 +135,18 @@ func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn
 // the one a client's resume token names (see serverSession; a refusal is a
 // *ResumeError, closed with its own code). answer runs right before the
 // server's HELLO is written: an error from it refuses the connection with
-// CodeGoingAway instead (see Listener.Drain). The caller runs the
-// connection's control reader on the returned stream reader, which holds
-// what followed the HELLO, or gives its place back (see newConn). On failure it closes
+// CodeGoingAway instead (see Listener.Drain). On failure it closes
 // the QUIC connection with a code that says why, unless ctx ended: then it
 // returns the cause and leaves the close to whoever ended ctx.
-func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func() error) (*Conn, *streamReader, error) {
-	fail := func(code ErrorCode, err error) (*Conn, *streamReader, error) {
+func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func() error) (*Conn, error) {
+	fail := func(code ErrorCode, err error) (*Conn, error) {
 		if ctx.Err() != nil {
 			// Whoever ended ctx closes the connection, with its own code.
-			return nil, nil, context.Cause(ctx)
+			return nil, context.Cause(ctx)
 		}
 		code, reason := handshakeFailure(code, err)
 		_ = qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
-		return nil, nil, err
+		return nil, err
 	}
 	ctrl, err := qc.AcceptStream(ctx)
 	if err != nil {
@@ -188,5 +186,9 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func
 	if _, err := ctrl.Write(wire.AppendControl(nil, hello)); err != nil {
 		return fail(CodeInternalError, fmt.Errorf("writing HELLO: %w", err))
 	}
-	return newConn(qc, ctrl, cfg, false, id, &f.Hello, res), sr, nil
+	c := newConn(qc, ctrl, cfg, false, id, &f.Hello, res)
+	// A goroutine of its own rather than this one, whose stack the HELLO's
+	// parse has grown: an idle session would keep that stack.
+	go c.readControl(sr)
+	return c, nil
 }

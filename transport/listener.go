@@ -85,10 +85,7 @@ type Listener struct {
 	sem   *semaphore.Weighted
 
 	// wg counts the accept loop and one handshake goroutine per connection
-	// quic-go hands over, until the goroutine has queued its connection
-	// for Accept or given up on it (a queued connection's goroutine then
-	// goes on as its control reader, counted in the Conn's wg); Close
-	// waits for it.
+	// quic-go hands over; Close waits for it.
 	wg sync.WaitGroup
 
 	// mu guards conns: connections handed to Accept's queue and not yet
@@ -351,16 +348,10 @@ func (l *Listener) acceptLoop() {
 		l.admit(p)
 		l.wg.Add(1)
 		go func() {
-			c, sr := l.handshake(ctx, hctx, qc, p)
-			hcancel(nil)
-			cancel()
-			l.wg.Done()
-			if c != nil {
-				// The goroutine, its stack grown by the HELLO, goes on as
-				// the connection's control reader, counted in c.wg from
-				// here on (see newConn).
-				c.readControl(sr)
-			}
+			defer l.wg.Done()
+			defer cancel()
+			defer hcancel(nil)
+			l.handshake(ctx, hctx, qc, p)
 		}()
 	}
 }
@@ -396,10 +387,8 @@ func (a *helloAbort) Error() string { return "transport: " + a.reason }
 // handshake runs the HELLO exchange of one connection under hctx and
 // queues the connection for Accept under ctx. When hctx ends first (the
 // listener closes, a newer connection evicts this one, or it sends no HELLO
-// in time), the connection is closed with the code of the cause. It
-// returns the connection it queued, whose control reader the caller
-// runs on the stream reader returned, or nil.
-func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendingConn) (*Conn, *streamReader) {
+// in time), the connection is closed with the code of the cause.
+func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendingConn) {
 	aborted := make(chan struct{})
 	stopAbort := context.AfterFunc(hctx, func() {
 		defer close(aborted)
@@ -413,7 +402,7 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 	// that a connection whose HELLO arrived is never expired as late.
 	stopHello := sync.OnceFunc(l.helloDeadline(qc, p))
 	answered := false
-	c, sr, err := serverHandshake(hctx, qc, l.cfg, func() error {
+	c, err := serverHandshake(hctx, qc, l.cfg, func() error {
 		stopHello()
 		err := l.answer()
 		answered = err == nil
@@ -432,25 +421,22 @@ func (l *Listener) handshake(ctx, hctx context.Context, qc *quic.Conn, p *pendin
 			a.count.Add(1)
 		}
 		if c != nil {
-			c.closeUnread(CodeGoingAway, "")
+			_ = c.CloseWithError(CodeGoingAway, "")
 		}
-		return nil, nil
+		return
 	}
 	var re *ResumeError
 	switch {
 	case errors.As(err, &re):
 		l.resumesRefused.Add(1)
-		return nil, nil
+		return
 	case errors.Is(err, errDraining):
-		return nil, nil // counted by answer
+		return // counted by answer
 	case err != nil:
 		l.failures.Add(1)
-		return nil, nil
+		return
 	}
-	if !l.enqueue(ctx, c) {
-		return nil, nil
-	}
-	return c, sr
+	l.enqueue(ctx, c)
 }
 
 // helloDeadline gives the peer Config.HelloTimeout, from the completion of
@@ -533,36 +519,32 @@ func (l *Listener) expireHello(p *pendingConn) {
 }
 
 // enqueue hands c to Accept, waiting at most until ctx ends; at most
-// Config.AcceptBacklog connections wait for room at once. It reports
-// whether c was queued; if not, c is closed, its control reader never
-// run.
-func (l *Listener) enqueue(ctx context.Context, c *Conn) bool {
+// Config.AcceptBacklog connections wait for room at once.
+func (l *Listener) enqueue(ctx context.Context, c *Conn) {
 	if !l.track(c) {
-		c.closeUnread(CodeGoingAway, "server is closing")
-		return false
+		_ = c.CloseWithError(CodeGoingAway, "server is closing")
+		return
 	}
 	select {
 	case l.queue <- c:
-		return true
+		return
 	default:
 	}
 	if !l.sem.TryAcquire(1) {
 		l.refused.Add(1)
-		c.closeUnread(CodeGoingAway, fmt.Sprintf("server's accept queue is full (%d waiting)", 2*l.cfg.AcceptBacklog))
-		return false
+		_ = c.CloseWithError(CodeGoingAway, fmt.Sprintf("server's accept queue is full (%d waiting)", 2*l.cfg.AcceptBacklog))
+		return
 	}
 	defer l.sem.Release(1)
 	select {
 	case l.queue <- c:
-		return true
 	case <-ctx.Done():
 		if l.ctx.Err() != nil {
-			c.closeUnread(CodeGoingAway, "listener closed")
-			return false
+			_ = c.CloseWithError(CodeGoingAway, "listener closed")
+			return
 		}
 		l.refused.Add(1)
-		c.closeUnread(CodeGoingAway, "server did not accept the connection in time")
-		return false
+		_ = c.CloseWithError(CodeGoingAway, "server did not accept the connection in time")
 	}
 }
 
