@@ -67,8 +67,9 @@ type ConnStats struct {
 // [Conn.Close] is Shutdown bounded by Config.CloseTimeout; and
 // [Conn.CloseWithError] closes at once.
 //
-// Goroutines: the control reader (control.go) runs from newConn until the
-// peer's control stream ends; the stream acceptor and one header reader per
+// Goroutines: the control reader (control.go) runs from the HELLO
+// exchange until the connection ends, and then runs the end hook
+// (connEnded); the stream acceptor and one header reader per
 // new stream (incoming.go) run from the first AcceptChannel; each channel
 // has a writer. All are counted in wg, end when the connection ends, and
 // are waited for by the close (close.go).
@@ -141,8 +142,9 @@ type Conn struct {
 
 // newConn wraps an established connection. peer is nil for an early client
 // connection, whose control reader then waits for the server's HELLO (and
-// sets res).
-func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isClient bool, id SessionID, peer *wire.Hello, res resumeInfo) *Conn {
+// sets res). The caller starts the control reader on the stream reader
+// it read the HELLO with.
+func newConn(qc *quic.Conn, ctrl *quic.Stream, cfg Config, isClient bool, id SessionID, peer *wire.Hello, res resumeInfo) *Conn {
 	c := &Conn{
 		qc:       qc,
 		cfg:      cfg,
@@ -176,19 +178,39 @@ func newConn(qc *quic.Conn, ctrl *quic.Stream, sr *streamReader, cfg Config, isC
 		}
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	context.AfterFunc(qc.Context(), func() {
-		c.cancel(c.connErr(context.Cause(qc.Context())))
-		c.stopAcks()
-		if l := c.tracker.Swap(nil); l != nil { // an ended Conn does not keep its listener
-			l.untrack(c)
-		}
-		if isClient {
-			c.mig.release()
-		}
-	})
+	// The control reader's place in wg is taken here; whoever made the
+	// connection starts the reader (readControl) at once.
 	c.wg.Add(1)
-	go c.readControl(sr)
 	return c
+}
+
+// connEnded is the end hook: it runs once quic-go's connection has ended,
+// on the control reader as it ends (endOnReader). The reader lives as long
+// as the connection, so that no goroutine (context.AfterFunc's) is started
+// per connection for the hook.
+func (c *Conn) connEnded() {
+	if testHookConnEnded != nil {
+		testHookConnEnded(c)
+	}
+	c.cancel(c.connErr(context.Cause(c.qc.Context())))
+	c.stopAcks()
+	if l := c.tracker.Swap(nil); l != nil { // an ended Conn does not keep its listener
+		l.untrack(c)
+	}
+	if c.isClient {
+		c.mig.release()
+	}
+}
+
+// testHookConnEnded, set only by tests, runs first in the end hook.
+var testHookConnEnded func(*Conn)
+
+// endOnReader waits, on the control reader as it ends, for quic-go's
+// connection to end (quic-go fails the streams a moment before it cancels
+// the connection's context), and runs the end hook.
+func (c *Conn) endOnReader() {
+	<-c.qc.Context().Done()
+	c.connEnded()
 }
 
 // setPeer records the peer's HELLO and the session ID. It does not close
@@ -615,15 +637,15 @@ func (c *Conn) wrapErr(err error) error {
 // isConnLevel reports whether err is one that quic-go returns for a stream
 // because its whole connection ended.
 func isConnLevel(err error) bool {
-	var (
-		ae  *quic.ApplicationError
-		te  *quic.TransportError
-		ite *quic.IdleTimeoutError
-		hte *quic.HandshakeTimeoutError
-		sre *quic.StatelessResetError
-		vne *quic.VersionNegotiationError
-	)
-	return errors.As(err, &ae) || errors.As(err, &te) || errors.As(err, &ite) ||
-		errors.As(err, &hte) || errors.As(err, &sre) || errors.As(err, &vne) ||
+	// errors.AsType, not errors.As: no allocation per call, on every
+	// connection's end.
+	return is[*quic.ApplicationError](err) || is[*quic.TransportError](err) || is[*quic.IdleTimeoutError](err) ||
+		is[*quic.HandshakeTimeoutError](err) || is[*quic.StatelessResetError](err) || is[*quic.VersionNegotiationError](err) ||
 		errors.Is(err, quic.ErrServerClosed) || errors.Is(err, quic.ErrTransportClosed)
+}
+
+// is reports whether err's tree holds an error of type E.
+func is[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
 }

@@ -159,8 +159,10 @@ func (c *Conn) waitResume(ctx context.Context) error {
 	return nil
 }
 
-// readControl is the control reader goroutine: it reads the peer's control
-// frames until the stream ends or breaks the protocol. It owns sr.
+// readControl is the control reader goroutine, started by whoever made
+// the connection (see newConn): it reads the peer's control frames until
+// the stream ends or breaks the protocol, then waits for the connection's
+// end and runs the end hook. It owns sr.
 //
 // It waits for the peer's next frame in fill, right under this small
 // frame, and parses and handles what arrived in controlFrame, a call
@@ -170,6 +172,10 @@ func (c *Conn) waitResume(ctx context.Context) error {
 // quarter of it).
 func (c *Conn) readControl(sr *streamReader) {
 	defer c.wg.Done()
+	// The reader lives as long as the connection: after the peer's FIN,
+	// or a failure that closes the connection, it waits for the end and
+	// runs the end hook.
+	defer c.endOnReader()
 	for {
 		var err error
 		if len(sr.buffered()) == 0 {
@@ -219,7 +225,9 @@ func (c *Conn) controlEnded(err error) {
 		c.rejected.Store(true)
 		c.cancel(ErrEarlyDataRejected)
 		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "0-RTT rejected")
-	case c.err() == nil:
+	case c.err() == nil && !isConnLevel(err):
+		// A stream error of a live connection; one of a connection that
+		// ended needs no close (the end hook follows on this goroutine).
 		c.protocolError(fmt.Sprintf("control stream failed: %v", err))
 	}
 }

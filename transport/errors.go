@@ -181,8 +181,7 @@ func (e *MessageTooLargeError) Is(target error) bool { return target == CodeMess
 
 // convertConnErr turns quic-go's connection errors into this package's.
 func convertConnErr(err error) error {
-	var ae *quic.ApplicationError
-	if errors.As(err, &ae) {
+	if ae, ok := errors.AsType[*quic.ApplicationError](err); ok {
 		return &ConnError{Code: ErrorCode(ae.ErrorCode), Reason: ae.ErrorMessage, Remote: ae.Remote}
 	}
 	return err

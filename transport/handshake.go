@@ -135,7 +135,9 @@ func clientHandshake(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn, err
 	if err != nil {
 		return nil, rejectServerHello(qc, err)
 	}
-	return newConn(qc, ctrl, sr, cfg, true, SessionID(f.Hello.SessionID), &f.Hello, res), nil
+	c := newConn(qc, ctrl, cfg, true, SessionID(f.Hello.SessionID), &f.Hello, res)
+	go c.readControl(sr)
+	return c, nil
 }
 
 // clientHandshakeEarly opens the control stream and sends the client's HELLO
@@ -145,7 +147,9 @@ func clientHandshakeEarly(ctx context.Context, qc *quic.Conn, cfg Config) (*Conn
 	if err != nil {
 		return nil, err
 	}
-	return newConn(qc, ctrl, newControlReader(ctrl), cfg, true, SessionID{}, nil, resumeInfo{}), nil
+	c := newConn(qc, ctrl, cfg, true, SessionID{}, nil, resumeInfo{})
+	go c.readControl(newControlReader(ctrl))
+	return c, nil
 }
 
 // serverHandshake accepts the control stream, reads the client's HELLO and
@@ -204,5 +208,9 @@ func serverHandshake(ctx context.Context, qc *quic.Conn, cfg Config, answer func
 	if _, err := ctrl.Write(wire.AppendControl(nil, hello)); err != nil {
 		return fail(CodeInternalError, fmt.Errorf("writing HELLO: %w", err))
 	}
-	return newConn(qc, ctrl, sr, cfg, false, id, &f.Hello, res), nil
+	c := newConn(qc, ctrl, cfg, false, id, &f.Hello, res)
+	// A goroutine of its own rather than this one, whose stack the HELLO's
+	// parse has grown: an idle session would keep that stack.
+	go c.readControl(sr)
+	return c, nil
 }

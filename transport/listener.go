@@ -549,8 +549,9 @@ func (l *Listener) enqueue(ctx context.Context, c *Conn) {
 }
 
 // track remembers c until it ends, so that Close can close it. The
-// connection forgets itself (untrack) from the hook newConn registers on
-// quic-go's context, rather than from a hook of its own per connection.
+// connection forgets itself (untrack) from its end hook (Conn.connEnded,
+// run by its control reader once quic-go's connection has ended), rather
+// than from a hook of the listener's per connection.
 func (l *Listener) track(c *Conn) bool {
 	l.mu.Lock()
 	if l.ctx.Err() != nil {

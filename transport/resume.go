@@ -148,8 +148,8 @@ func remoteRefusal(id SessionID, ce *ConnError) *ResumeError {
 // peerClose returns err as a *ConnError if it is the peer's close of the
 // connection with a code that may carry a refusal.
 func peerClose(err error) (*ConnError, bool) {
-	var ce *ConnError
-	ok := errors.As(err, &ce) && ce.Remote && ce.Code >= CodeResumeExpired && ce.Code <= CodeResumeClaim
+	ce, ok := errors.AsType[*ConnError](err)
+	ok = ok && ce.Remote && ce.Code >= CodeResumeExpired && ce.Code <= CodeResumeClaim
 	return ce, ok
 }
 
