@@ -138,9 +138,7 @@ func (b *serverBudget) take(n int64, first bool) {
 // release gives back n bytes a session handled; last says its queue is now
 // empty. It wakes the readers waiting for room.
 func (b *serverBudget) release(n int64, last bool) {
-	if n != 0 {
-		b.used.Add(-n)
-	}
+	b.used.Add(-n)
 	if last {
 		b.holders.Add(-1)
 	}

@@ -69,10 +69,12 @@ func sendNumbered(t *testing.T, srv *Server, addr string, n int) *Session {
 	return sess
 }
 
-// Once SLOW_DOWN was signalled, the worker releases each message as its
-// handler returns, not once per batch: RESUME goes out as soon as the
-// pending messages fall below half the cap, even when the handler then
-// blocks in the middle of its batch.
+// Each message leaves pending as its handler returns, not with the
+// worker's batch: RESUME goes out as soon as the pending messages fall
+// below half the cap, even when the handler then blocks in the middle of
+// its batch. (A worker that released its batch's messages together, or
+// only at the end of a batch when nobody waits for room, fails here: the
+// blocked handler would hold RESUME back.)
 func TestResumeIsNotHeldBackByABlockedHandler(t *testing.T) {
 	const pendingCap, blocked = 256, 130
 	first, second := make(chan struct{}), make(chan struct{})

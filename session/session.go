@@ -129,15 +129,11 @@ type Session struct {
 	// queue holds the pending messages not yet given to the handler: the
 	// readers push, the worker pops. Bounded by the pending cap and byte
 	// budget: readers wait for room (waitRoom) before they read.
-	queue     ring.Ring[pendingMessage]
+	queue     ring.Ring[Message]
 	queuePeak int // most messages queue held since the worker last emptied it
-	// pending counts the messages received and not yet handled: the queue,
-	// the worker's batch, and those handled since the last fold (see
-	// released), which foldLocked takes off.
-	pending int
+	pending   int // received, not yet handled: queue plus the one being handled
 	// pendingBytes is the payload of the pending messages; it counts
-	// against Config.PendingBytes (the server's budget counts it exactly,
-	// see release).
+	// against Config.PendingBytes and the server's budget.
 	pendingBytes int64
 	slowed       bool
 	sinceSlow    int64 // message frame bytes received since SLOW_DOWN (OverflowDisconnect)
@@ -148,16 +144,6 @@ type Session struct {
 	ended        bool // set by acceptChannels once the current connection ended: no reader starts after it
 
 	serverOpen int // channels the server opened that are open or being opened
-
-	// released holds the messages the worker handled since the last
-	// fold: their count in the low releasedCountBits bits, their bytes
-	// above. The worker adds to it with no lock; foldLocked takes it into
-	// pending under mu. eager (written under mu) is set while anyone waits
-	// on pending going down: a reader for room (spaceWanted) or the client
-	// for RESUME (slowed); the worker then folds after every message, as
-	// it handles it, instead of once per batch.
-	released atomic.Uint64
-	eager    atomic.Bool
 
 	backpressure atomic.Bool
 	received     atomic.Uint64
@@ -261,14 +247,11 @@ func (s *Session) BackpressureActive() bool { return s.backpressure.Load() }
 // Stats returns the session's counters.
 func (s *Session) Stats() SessionStats {
 	s.mu.Lock()
-	// What the worker handled since its last fold counts as handled here,
-	// as folding it would count it: never in both, never in neither.
-	c, b := splitReleased(s.released.Load())
-	p, pb, h := s.pending-c, s.pendingBytes-b, s.handled.Load()+uint64(c)
+	p, pb := s.pending, s.pendingBytes
 	s.mu.Unlock()
 	return SessionStats{
 		MessagesReceived:   s.received.Load(),
-		MessagesHandled:    h,
+		MessagesHandled:    s.handled.Load(),
 		BackpressureEvents: s.events.Load(),
 		Pending:            p,
 		PendingBytes:       pb,
@@ -584,13 +567,20 @@ func (s *Session) loseLocked(channel string, n int) {
 // reader should stop.
 func (s *Session) waitRoom(ctx context.Context) bool {
 	for {
-		room, full, held, space, ok := s.checkRoom()
-		if !ok {
+		s.mu.Lock()
+		if s.shed {
+			s.mu.Unlock()
 			return false
 		}
+		room, full := s.roomLocked()
+		held := s.pendingBytes
 		if room {
+			s.mu.Unlock()
 			return true
 		}
+		s.spaceWanted = true
+		space := s.space
+		s.mu.Unlock()
 		var freed <-chan struct{}
 		stopWaiting := func() {}
 		if !full {
@@ -610,40 +600,6 @@ func (s *Session) waitRoom(ctx context.Context) bool {
 			return false
 		}
 	}
-}
-
-// checkRoom is waitRoom's test: whether the session may read another
-// message now (room), whether its own limits stop it (full), the bytes it
-// holds and, without room, the channel closed when the worker next frees
-// some. ok is false when the reader should stop. It takes in what the
-// worker handled, and without room asks the worker to report each message
-// it handles from now on (eager): set before the second fold, so that a
-// message handled meanwhile is either folded here or reported by the
-// worker itself.
-func (s *Session) checkRoom() (room, full bool, held int64, space chan struct{}, ok bool) {
-	s.mu.Lock()
-	if s.shed {
-		s.mu.Unlock()
-		return false, false, 0, nil, false
-	}
-	_, resume := s.foldLocked()
-	room, full = s.roomLocked()
-	for !room {
-		s.spaceWanted = true
-		s.eager.Store(true)
-		took, r := s.foldLocked()
-		resume = resume || r
-		if !took {
-			break
-		}
-		room, full = s.roomLocked()
-	}
-	held, space = s.pendingBytes, s.space
-	s.mu.Unlock()
-	if resume {
-		s.syncSignal()
-	}
-	return room, full, held, space, true
 }
 
 // roomLocked reports whether a reader may read another message now,
@@ -710,7 +666,6 @@ func satMul(a, b int64) int64 {
 func (s *Session) enqueue(m Message, cs *carried) (ok, room bool) {
 	size := m.size()
 	n := int64(size)
-	var resume bool
 	s.mu.Lock()
 	// A message Receive returned may have been acknowledged already: it is
 	// queued and handled even when the session sheds its client, so that
@@ -720,28 +675,18 @@ func (s *Session) enqueue(m Message, cs *carried) (ok, room bool) {
 	if cs != nil {
 		cs.received++ // counted for the resume state, once it is the session's
 	}
-	s.queue.Push(pendingMessage{Message: m, size: n})
+	s.queue.Push(m)
 	s.queuePeak = max(s.queuePeak, s.queue.Len())
 	s.srv.budget.take(n, s.pending == 0)
 	s.pending++
 	s.pendingBytes += n
-	signal := !s.slowed && s.overLocked()
-	if signal {
-		// The counts may still hold messages the worker handled.
-		s.foldLocked()
-		signal = s.overLocked()
-	}
+	signal := !s.slowed && (s.pending >= s.srv.cfg.PendingCap || s.pendingBytes >= int64(s.srv.cfg.PendingBytes))
 	if signal {
 		s.slowed = true
 		s.sinceSlow = 0
 		s.backpressure.Store(true)
 		s.events.Add(1)
 		s.srv.backpressureEvents.Add(1)
-		// From here the worker reports each message it handles, so that
-		// RESUME goes out as soon as the counts allow it; what it handled
-		// before it saw eager is folded here (see checkRoom).
-		s.eager.Store(true)
-		_, resume = s.foldLocked()
 	}
 	start := !s.working
 	s.working = true
@@ -752,7 +697,7 @@ func (s *Session) enqueue(m Message, cs *carried) (ok, room bool) {
 		s.srv.overloadDisconnects.Add(1)
 		_ = s.Conn().CloseWithError(transport.CodeOverloaded, shedReason)
 	}
-	if (signal || resume) && !stop {
+	if signal && !stop {
 		s.syncSignal()
 	}
 	if start {
@@ -809,7 +754,7 @@ func (s *Session) syncSignal() {
 // before the connection ended are still handled.
 func (s *Session) work() {
 	defer s.owned.Done()
-	buf := workBatches.Get().(*[workBatch]pendingMessage)
+	buf := workBatches.Get().(*[workBatch]Message)
 	defer workBatches.Put(buf)
 	for {
 		batch := s.take(buf[:0])
@@ -817,13 +762,13 @@ func (s *Session) work() {
 			return
 		}
 		for i := range batch {
-			s.srv.handler.HandleMessage(s.srv.baseCtx, s, batch[i].Message)
-			n := batch[i].size
-			batch[i] = pendingMessage{} // the handler is done with it
-			// Each message is released as its handler returns, not with
-			// its batch: a handler that blocks on the next one must not
-			// hold back the room, the RESUME and the counts of those
-			// already handled (see done).
+			s.srv.handler.HandleMessage(s.srv.baseCtx, s, batch[i])
+			n := int64(batch[i].size())
+			batch[i] = Message{} // the handler is done with it
+			// Each message leaves pending as its handler returns, not
+			// with its batch: a handler that blocks on the next one
+			// must not hold back the room, the RESUME and the counts
+			// of those already handled.
 			s.done(n)
 		}
 	}
@@ -841,22 +786,16 @@ const (
 // session has pending messages, so an idle session holds none, and one
 // that comes and goes with every burst allocates none. The worker clears
 // each message once handled: a buffer in the pool holds no payload.
-var workBatches = sync.Pool{New: func() any { return new([workBatch]pendingMessage) }}
+var workBatches = sync.Pool{New: func() any { return new([workBatch]Message) }}
 
 // take appends to batch the next pending messages, oldest first: up to
 // workBatch, and at most an eighth of the pending cap (at least one), so
 // that one lock takes several messages; each still counts as pending
 // until its handler returns (done). With nothing pending it marks the
 // worker stopped and returns batch empty: the worker must exit.
-func (s *Session) take(batch []pendingMessage) []pendingMessage {
+func (s *Session) take(batch []Message) []Message {
 	s.mu.Lock()
-	_, resume := s.foldLocked()
-	defer func() {
-		s.mu.Unlock()
-		if resume {
-			s.syncSignal()
-		}
-	}()
+	defer s.mu.Unlock()
 	if s.queue.Len() == 0 {
 		// Give back a buffer that a burst grew far beyond the cap.
 		if keep := 4 * s.srv.cfg.PendingCap; s.queuePeak > keep {
@@ -871,4 +810,32 @@ func (s *Session) take(batch []pendingMessage) []pendingMessage {
 		batch = append(batch, s.queue.Pop())
 	}
 	return batch
+}
+
+// done takes a handled message of n bytes off the session's and the
+// server's counts, wakes readers waiting for room, and signals RESUME
+// below half the cap and half the byte budget. The message counts as
+// handled from here, together with leaving pending, so that it is never
+// counted in both.
+func (s *Session) done(n int64) {
+	s.handled.Add(1)
+	s.srv.handled.Add(1)
+	s.mu.Lock()
+	s.pending--
+	s.pendingBytes -= n
+	s.srv.budget.release(n, s.pending == 0)
+	resume := s.slowed && s.pending < s.srv.cfg.PendingCap/2 && s.pendingBytes < int64(s.srv.cfg.PendingBytes)/2
+	if resume {
+		s.slowed = false
+		s.backpressure.Store(false)
+	}
+	if s.spaceWanted {
+		s.spaceWanted = false
+		close(s.space)
+		s.space = make(chan struct{})
+	}
+	s.mu.Unlock()
+	if resume {
+		s.syncSignal()
+	}
 }
