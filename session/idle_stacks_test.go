@@ -28,7 +28,9 @@ import (
 // the session's three at 2 KiB that is 14 KiB (14.2-14.7 measured: a few
 // readers still grow, when quic-go's read path goes deeper while it wakes
 // them). Before, the session's three took 4 KiB each: 20 KiB. Without the
-// race detector only: it makes every frame larger.
+// race detector only: it makes every frame larger (make test runs it on
+// its own after the race run). The bound, 16 KiB, is below what any one of
+// the three going back to 4 KiB would give (16.2).
 func TestIdleSessionStacks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server process with 200 sessions")
@@ -40,5 +42,5 @@ func TestIdleSessionStacks(t *testing.T) {
 	})
 	t.Logf("per idle session: %.2f KiB of stacks, %.2f goroutines", per.StackKiB, per.Goroutines)
 	require.InDelta(t, 5, per.Goroutines, 0.1, "goroutines per idle session")
-	require.LessOrEqual(t, per.StackKiB, 15.5, "KiB of stacks per idle session")
+	require.LessOrEqual(t, per.StackKiB, 16.0, "KiB of stacks per idle session")
 }
