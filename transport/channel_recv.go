@@ -393,29 +393,26 @@ type ctxReader struct {
 }
 
 // Read reads from the stream, showing the receive side's byte count while
-// it may block (see recvSide.receivedBytes).
+// it may block (see recvSide.receivedBytes). It is one function, not a
+// wrapper of another: an idle channel's reader waits under it, and a frame
+// more would grow that goroutine's stack past 2 KiB.
 func (r *ctxReader) Read(p []byte) (int, error) {
+	var stop func() bool
+	if r.ctx.Done() != nil {
+		if r.ctx.Err() != nil {
+			return 0, errInterrupted
+		}
+		if r.interrupt == nil {
+			r.interrupt = r.interruptRead
+			r.interrupted = make(chan struct{}, 1)
+		}
+		stop = context.AfterFunc(r.ctx, r.interrupt)
+	}
 	r.rx.shownBytes.Store(r.rx.bytes)
 	r.rx.reading.Store(true)
-	n, err := r.read(p)
-	r.rx.reading.Store(false)
-	return n, err
-}
-
-func (r *ctxReader) read(p []byte) (int, error) {
-	if r.ctx.Done() == nil {
-		return r.s.Read(p)
-	}
-	if r.ctx.Err() != nil {
-		return 0, errInterrupted
-	}
-	if r.interrupt == nil {
-		r.interrupt = r.interruptRead
-		r.interrupted = make(chan struct{}, 1)
-	}
-	stop := context.AfterFunc(r.ctx, r.interrupt)
 	n, err := r.s.Read(p)
-	if !stop() {
+	r.rx.reading.Store(false)
+	if stop != nil && !stop() {
 		<-r.interrupted
 		_ = r.s.SetReadDeadline(time.Time{})
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
