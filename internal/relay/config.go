@@ -89,6 +89,9 @@ type Config struct {
 	// Logger receives a line when a subscriber starts and stops falling
 	// behind, and when one is disconnected. Default: discard.
 	Logger *slog.Logger
+	// Backplane links the relay to other nodes' relays (see [Backplane]).
+	// Its owner closes it after the relay. Default nil: a single node.
+	Backplane Backplane
 }
 
 func (c *Config) withDefaults() (Config, error) {

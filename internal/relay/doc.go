@@ -39,4 +39,10 @@
 //
 // Every copy of a message addressed to a subscriber ends in exactly one of
 // the counters of [Stats]: Delivered, Dropped or Failed, or is still Queued.
+//
+// Config.Backplane links relays on several nodes (quicsrv's cluster mode):
+// the relay reports the first and last local subscription of each
+// (pattern, group), forwards what is published locally, and takes
+// messages from other nodes through [Relay.DeliverRemote]; queue groups
+// are then picked cluster-wide. See [Backplane].
 package relay

@@ -32,6 +32,14 @@ func newEntry() *entry {
 
 func (e *entry) empty() bool { return len(e.plain) == 0 && len(e.groups) == 0 }
 
+// has reports whether e has a subscription in group: a plain one for "".
+func (e *entry) has(group string) bool {
+	if group == "" {
+		return len(e.plain) > 0
+	}
+	return e.group(group) >= 0
+}
+
 func (e *entry) add(sn *subscription) {
 	if sn.group == "" {
 		e.plain = append(e.plain, sn)
@@ -160,27 +168,37 @@ func (l *sublist) lookup(pattern string, wildcard, create bool) *entry {
 	return n.entry
 }
 
-func (l *sublist) insert(sn *subscription, wildcard bool) {
-	l.lookup(sn.channel, wildcard, true).add(sn)
+// insert adds sn and reports whether it is the first subscription of its
+// (pattern, group): the first plain one of the pattern, or the first
+// member of the group.
+func (l *sublist) insert(sn *subscription, wildcard bool) (first bool) {
+	e := l.lookup(sn.channel, wildcard, true)
+	first = !e.has(sn.group)
+	e.add(sn)
 	l.gen++
+	return first
 }
 
-func (l *sublist) remove(sn *subscription, wildcard bool) {
+// remove removes sn and reports whether it was the last subscription of
+// its (pattern, group).
+func (l *sublist) remove(sn *subscription, wildcard bool) (last bool) {
 	e := l.lookup(sn.channel, wildcard, false)
 	if e == nil {
-		return
+		return false
 	}
 	e.remove(sn)
 	l.gen++
+	last = !e.has(sn.group)
 	if !e.empty() {
-		return
+		return last
 	}
 	if !wildcard {
 		delete(l.exact, sn.channel)
-		return
+		return last
 	}
 	l.wildcards--
 	prune(&l.root, sn.channel)
+	return last
 }
 
 // prune removes pattern's entry and the nodes left without children or

@@ -72,6 +72,12 @@ type Stats struct {
 	SlowConsumerDisconnects uint64 // subscribers closed with transport.CodeSlowConsumer
 	PublishTimeouts         uint64 // Block policy: waits for a full queue that timed out
 
+	// With a Backplane: messages handed to Backplane.Forward that it
+	// took (Forwarded) or refused (ForwardFailed), and messages from
+	// other nodes passed to DeliverRemote (Remote) and refused there
+	// (RemoteRefused: a subject this relay refuses).
+	Forwarded, ForwardFailed, Remote, RemoteRefused uint64
+
 	// SlowConsumerGaps are the gap notices of the Drop policy
 	// (transport.GapSlowConsumer); DisconnectGaps those sent before a slow
 	// consumer is disconnected (transport.GapDisconnect); RefusedGaps those
@@ -101,16 +107,21 @@ type Relay struct {
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
-	mu     sync.RWMutex
-	subs   *sublist
-	peers  map[Peer]*subscriber
-	closed bool
+	bp   Backplane  // cfg.Backplane: nil on a single node
+	bpMu sync.Mutex // held while reporting interest; before mu
+
+	mu       sync.RWMutex
+	subs     *sublist
+	peers    map[Peer]*subscriber
+	closed   bool
+	interest []interestChange // changes not yet reported to bp
 
 	wg sync.WaitGroup // drain goroutines
 
 	published, refused, routed, delivered, dropped, failed atomic.Uint64
 	noResponders, slowEvents, slowDisconnects              atomic.Uint64
 	publishTimeouts                                        atomic.Uint64
+	forwarded, forwardFailed, remote, remoteRefused        atomic.Uint64
 	slowGaps, disconnectGaps, refusedGaps                  gapCounter
 	queued                                                 atomic.Int64
 }
@@ -122,7 +133,7 @@ func New(cfg *Config) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{cfg: c, batch: maxBatch, subs: newSublist(), peers: make(map[Peer]*subscriber)}
+	r := &Relay{cfg: c, batch: maxBatch, bp: c.Backplane, subs: newSublist(), peers: make(map[Peer]*subscriber)}
 	r.baseCtx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
@@ -138,9 +149,14 @@ func (r *Relay) Subscribe(p Peer, channel, group string) error {
 	if err := transport.ValidatePattern(channel); err != nil {
 		return err
 	}
-	wildcard := transport.IsWildcard(channel)
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	err := r.subscribeLocked(p, channel, group)
+	r.mu.Unlock()
+	r.report()
+	return err
+}
+
+func (r *Relay) subscribeLocked(p Peer, channel, group string) error {
 	if r.closed {
 		return ErrClosed
 	}
@@ -153,10 +169,13 @@ func (r *Relay) Subscribe(p Peer, channel, group string) error {
 		if old.group == group {
 			return nil
 		}
-		r.subs.remove(old, old.wildcard)
+		r.unsubscribeLocked(old)
 	}
+	wildcard := transport.IsWildcard(channel)
 	sn := &subscription{sub: sub, channel: channel, group: group, wildcard: wildcard}
-	r.subs.insert(sn, wildcard)
+	if r.subs.insert(sn, wildcard) {
+		r.noteLocked(sn, true)
+	}
 	sub.mu.Lock()
 	sub.channels[channel] = sn
 	sub.mu.Unlock()
@@ -167,30 +186,37 @@ func (r *Relay) Subscribe(p Peer, channel, group string) error {
 // still queued for p are discarded and counted as failed.
 func (r *Relay) Unsubscribe(p Peer, channel string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	sub := r.peers[p]
-	if sub == nil {
-		return
+	if sub := r.peers[p]; sub != nil {
+		sub.mu.Lock()
+		sn := sub.channels[channel]
+		delete(sub.channels, channel)
+		sub.mu.Unlock()
+		if sn != nil {
+			r.unsubscribeLocked(sn)
+		}
 	}
-	sub.mu.Lock()
-	sn := sub.channels[channel]
-	delete(sub.channels, channel)
-	sub.mu.Unlock()
-	if sn != nil {
-		r.subs.remove(sn, sn.wildcard)
+	r.mu.Unlock()
+	r.report()
+}
+
+// unsubscribeLocked takes sn out of the sublist; r.mu is held.
+func (r *Relay) unsubscribeLocked(sn *subscription) {
+	if r.subs.remove(sn, sn.wildcard) {
+		r.noteLocked(sn, false)
 	}
 }
 
 // detach ends every subscription of sub, which stays known until Remove.
 func (r *Relay) detach(sub *subscriber) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	sub.mu.Lock()
-	defer sub.mu.Unlock()
 	for _, sn := range sub.channels {
-		r.subs.remove(sn, sn.wildcard)
+		r.unsubscribeLocked(sn)
 	}
 	clear(sub.channels)
+	sub.mu.Unlock()
+	r.mu.Unlock()
+	r.report()
 }
 
 // Remove forgets p: it ends all of p's subscriptions, discards what is queued
@@ -205,9 +231,10 @@ func (r *Relay) Remove(p Peer) SubscriberStats {
 	}
 	delete(r.peers, p)
 	for _, sn := range sub.channels {
-		r.subs.remove(sn, sn.wildcard)
+		r.unsubscribeLocked(sn)
 	}
 	r.mu.Unlock()
+	r.report()
 	sub.stop()
 	return sub.stats()
 }
@@ -251,6 +278,11 @@ func (r *Relay) Publish(ctx context.Context, from Peer, m *transport.Message) (i
 	if len(waits) > 0 {
 		n += r.awaitRoom(ctx, waits, m)
 	}
+	if r.bp != nil && r.forward(m) {
+		// Responders may be on other nodes: no responders is the
+		// backplane's to report.
+		return n, nil
+	}
 	if routed == 0 && m.ReplyTo() != "" {
 		r.noResponders.Add(1)
 		reply := &transport.Message{Subject: m.ReplyTo()}
@@ -270,49 +302,74 @@ func (r *Relay) Publish(ctx context.Context, from Peer, m *transport.Message) (i
 // to ten, ten contended additions per message took 4–5 % of quicsrv's CPU.
 // Counted first, a copy that a drain goroutine sends before route returns
 // never makes Queued negative.
+//
+// With a backplane, queue groups are left to it (see [Backplane]).
 func (r *Relay) route(from Peer, m *transport.Message) (routed, n int, waits []held) {
 	entries := r.subs.match(m.Subject)
-	counted := copies(entries, from)
+	groups := r.bp == nil
+	counted := copies(entries, from, groups)
 	r.queued.Add(int64(counted))
-	deliver := func(sn *subscription) {
-		routed++
-		switch sn.sub.enqueue(sn.channel, m) {
-		case queued:
-			n++
-		case full:
-			waits = append(waits, held{sn.sub, sn.channel})
-		}
-	}
+	var rt routing
 	for _, e := range entries {
 		for _, sn := range e.plain {
 			if sn.sub.peer != from {
-				deliver(sn)
+				rt.to(sn, m)
 			}
+		}
+		if !groups {
+			continue
 		}
 		for _, g := range e.groups {
 			if sn := g.pick(from, len(m.Data)); sn != nil {
-				deliver(sn)
+				rt.to(sn, m)
 			}
 		}
 	}
-	// Correct by what was actually queued or held: fewer when a group had
-	// no one to pick or a subscriber refused the copy (and, should the
-	// count ever fall short of the routing, more), so Queued cannot drift.
-	if d := n + len(waits) - counted; d != 0 {
+	rt.settle(r, counted)
+	return rt.routed, rt.n, rt.waits
+}
+
+// routing is what a Publish or DeliverRemote did with the copies of a
+// message: addressed (routed), queued (n), held for room (waits).
+type routing struct {
+	routed, n int
+	waits     []held
+}
+
+// to queues a copy of m for sn.
+func (rt *routing) to(sn *subscription, m *transport.Message) {
+	rt.routed++
+	switch sn.sub.enqueue(sn.channel, m) {
+	case queued:
+		rt.n++
+	case full:
+		rt.waits = append(rt.waits, held{sn.sub, sn.channel})
+	}
+}
+
+// settle corrects r.queued, where counted copies were counted before
+// routing, by what was actually queued or held: fewer when a group had no
+// one to pick or a subscriber refused the copy (and, should the count ever
+// fall short of the routing, more), so Queued cannot drift. It counts the
+// routed copies.
+func (rt *routing) settle(r *Relay, counted int) {
+	if d := rt.n + len(rt.waits) - counted; d != 0 {
 		r.queued.Add(int64(d))
 	}
-	r.routed.Add(uint64(routed))
-	return routed, n, waits
+	r.routed.Add(uint64(rt.routed))
 }
 
 // copies returns how many times route will deliver a message from from
-// at most: once per plain subscription of another peer and once per queue
-// group. A publisher's own channel is often subscribed to its subject:
-// counted, it would cost route a second addition to take it back.
-func copies(entries []*entry, from Peer) int {
+// at most: once per plain subscription of another peer and, with groups,
+// once per queue group. A publisher's own channel is often subscribed to
+// its subject: counted, it would cost route a second addition to take it
+// back.
+func copies(entries []*entry, from Peer, groups bool) int {
 	n := 0
 	for _, e := range entries {
-		n += len(e.groups)
+		if groups {
+			n += len(e.groups)
+		}
 		for _, sn := range e.plain {
 			if sn.sub.peer != from {
 				n++
@@ -363,6 +420,10 @@ func (r *Relay) Stats() Stats {
 	st.SlowConsumerGaps = r.slowGaps.load()
 	st.DisconnectGaps = r.disconnectGaps.load()
 	st.RefusedGaps = r.refusedGaps.load()
+	st.Forwarded = r.forwarded.Load()
+	st.ForwardFailed = r.forwardFailed.Load()
+	st.Remote = r.remote.Load()
+	st.RemoteRefused = r.remoteRefused.Load()
 	return st
 }
 
