@@ -1,0 +1,197 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/quicmsg/quicmsg/internal/relay"
+)
+
+// HeaderOrigin is the NATS header that carries the ID of the node that
+// published a message. A node's plain subscriptions skip its own messages.
+// A quicmsg header of that name is not forwarded.
+const HeaderOrigin = "quicmsg-origin"
+
+// DropLogInterval is the least time between two log lines about drops of
+// one reason; each line gives the count so far.
+const DropLogInterval = time.Second
+
+// Backplane is a relay.Backplane over one NATS connection. Create it with
+// [New], hand it to the relay as relay.Config.Backplane, then [Backplane.Attach]
+// the relay. All methods are safe for concurrent use.
+type Backplane struct {
+	cfg   Config
+	nc    *nats.Conn
+	log   *slog.Logger
+	ctx   context.Context // ends at Close
+	stop  context.CancelFunc
+	wg    sync.WaitGroup // the interest loop
+	wake  chan struct{}  // cap 1: the interest loop has work
+	gone  chan struct{}  // closed by nats.go's ClosedHandler
+	close sync.Once
+
+	// relay is set once by Attach, before any NATS subscription exists.
+	relay    *relay.Relay
+	attached atomic.Bool
+
+	mu      sync.Mutex
+	refs    map[key]int                // local interest, from Interest
+	dirty   map[key]struct{}           // changed since the loop last looked
+	waiters []chan struct{}            // Sync calls waiting for the loop
+	subs    map[key]*nats.Subscription // written by the loop alone
+	retired uint64                     // slow consumer drops of ended subscriptions
+	noResp  *nats.Subscription         // no responders replies for this node's requests
+
+	published, received, own, subFailed, noResp503 atomic.Uint64
+	dropped                                        [7]atomic.Uint64 // by index in dropReasons
+	lastLog                                        [7]atomic.Int64  // unix nanoseconds, per reason
+}
+
+// key is a (pattern, group) with local interest; group "" is plain.
+type key struct{ pattern, group string }
+
+// New connects to NATS and returns a backplane. It fails when no server of
+// cfg.URLs can be reached (or cfg is invalid); once connected, nats.go
+// reconnects for ever.
+func New(cfg *Config) (*Backplane, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := &Backplane{
+		cfg:   c,
+		log:   c.Logger.With("node", c.NodeID),
+		wake:  make(chan struct{}, 1),
+		gone:  make(chan struct{}),
+		refs:  make(map[key]int),
+		dirty: make(map[key]struct{}),
+		subs:  make(map[key]*nats.Subscription),
+	}
+	b.ctx, b.stop = context.WithCancel(context.Background())
+	opts := []nats.Option{
+		nats.Name("quicsrv " + c.NodeID),
+		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(c.ReconnectBufSize),
+	}
+	opts = append(opts, c.Options...)
+	opts = append(opts,
+		nats.DisconnectErrHandler(b.disconnected),
+		nats.ReconnectHandler(b.reconnected),
+		nats.ErrorHandler(b.asyncError),
+		nats.ClosedHandler(func(*nats.Conn) { close(b.gone) }),
+	)
+	b.nc, err = nats.Connect(c.URLs, opts...)
+	if err != nil {
+		b.stop()
+		return nil, fmt.Errorf("cluster: connecting to NATS at %s: %w", c.URLs, err)
+	}
+	b.log.Info("connected to NATS", "url", b.nc.ConnectedUrlRedacted())
+	return b, nil
+}
+
+// Attach hands the backplane the relay that messages from other nodes go
+// to, and starts bringing the NATS subscriptions in line with the
+// interest reported so far. Call it once, after relay.New.
+func (b *Backplane) Attach(r *relay.Relay) error {
+	if !b.attached.CompareAndSwap(false, true) {
+		return errors.New("cluster: Attach called twice")
+	}
+	b.relay = r
+	sub, err := b.nc.Subscribe(b.noRespPrefix()+"*", b.noResponders)
+	if err != nil {
+		return fmt.Errorf("cluster: subscribing to no responders replies: %w", err)
+	}
+	b.mu.Lock()
+	b.noResp = sub
+	b.mu.Unlock()
+	b.wg.Add(1)
+	go b.loop()
+	b.poke()
+	return nil
+}
+
+// NodeID returns the node's ID, as carried in HeaderOrigin.
+func (b *Backplane) NodeID() string { return b.cfg.NodeID }
+
+// Connected reports whether the NATS connection is up.
+func (b *Backplane) Connected() bool { return b.nc.IsConnected() }
+
+// RTT measures the round trip to the NATS server.
+func (b *Backplane) RTT() (time.Duration, error) { return b.nc.RTT() }
+
+// Sync waits until the NATS subscriptions match the interest reported
+// before the call and the NATS server has seen every change and every
+// message sent before it (a round trip). It fails when ctx ends, the
+// backplane closes or NATS is unreachable.
+func (b *Backplane) Sync(ctx context.Context) error {
+	if !b.attached.Load() {
+		return errors.New("cluster: Sync before Attach")
+	}
+	w := make(chan struct{})
+	b.mu.Lock()
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+	b.poke()
+	select {
+	case <-w:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.ctx.Done():
+		return ErrClosed
+	}
+	return b.nc.FlushWithContext(ctx)
+}
+
+// Close stops the backplane: it stops the interest loop, waits up to
+// Config.CloseTimeout for buffered messages to reach NATS (what remains is
+// logged), closes the NATS connection and waits for nats.go to report it
+// closed. Close is idempotent; later calls wait as the first does.
+func (b *Backplane) Close() error {
+	b.close.Do(func() {
+		b.stop()
+		b.wg.Wait()
+		if b.nc.IsConnected() {
+			if err := b.nc.FlushTimeout(b.cfg.CloseTimeout); err != nil {
+				b.log.Warn("closing: messages may not have reached NATS", "err", err)
+			}
+		}
+		if n, err := b.nc.Buffered(); err == nil && n > 0 {
+			b.log.Warn("closing with messages not sent to NATS", "bytes", n)
+		}
+		b.nc.Close()
+		select {
+		case <-b.gone:
+		case <-time.After(b.cfg.CloseTimeout):
+			b.log.Warn("closing: NATS did not report the connection closed", "timeout", b.cfg.CloseTimeout)
+		}
+	})
+	return nil
+}
+
+func (b *Backplane) disconnected(_ *nats.Conn, err error) {
+	if b.ctx.Err() == nil {
+		b.log.Warn("NATS connection lost: reconnecting; messages are buffered up to the limit, then dropped",
+			"err", err, "buffer_bytes", b.cfg.ReconnectBufSize)
+	}
+}
+
+func (b *Backplane) reconnected(nc *nats.Conn) {
+	b.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted(), "dropped_nats_down", b.dropped[0].Load())
+}
+
+// asyncError logs what nats.go reports off the call path; NATS slow
+// consumer drops are counted in Stats from the subscriptions' counts.
+func (b *Backplane) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrSlowConsumer) && sub != nil {
+		b.logDrop(DropSlowConsumer, sub.Subject, err)
+		return
+	}
+	b.log.Warn("NATS error", "err", err)
+}

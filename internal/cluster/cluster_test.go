@@ -1,0 +1,257 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+func TestMessageOnOneNodeReachesTheOthersExactlyOnce(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a, b, c := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{}), newNode(t, s, "c", Config{})
+	pub, onA, onB, onC := newPeer("pub"), newPeer("onA"), newPeer("onB"), newPeer("onC")
+	a.subscribe(t, pub, "chat", "")
+	a.subscribe(t, onA, "chat", "")
+	b.subscribe(t, onB, "chat", "")
+	c.subscribe(t, onC, "chat", "")
+	syncNodes(t, a, b, c)
+
+	const n = 100
+	for i := range n {
+		a.publish(t, pub, "chat", strconv.Itoa(i))
+	}
+	a.publish(t, pub, "chat", "end")
+	want := append(msgs("chat", "chat", n), "chat[chat]:end")
+	// NATS keeps one publisher's order on a subscription: once "end" is
+	// in, so is every copy that came before it.
+	for _, p := range []*peer{onA, onB, onC} {
+		require.Equal(t, want, p.waitForMsg(t, ":end"), p.name)
+	}
+	syncNodes(t, a, b, c)
+	require.Empty(t, pub.received(), "the publisher does not get its own messages")
+	require.Equal(t, want, onA.received(), "the local subscriber gets each message once, not again from NATS")
+
+	require.Equal(t, uint64(n+1), a.bp.Stats().Published)
+	require.Equal(t, uint64(n+1), a.bp.Stats().Own, "the node's own messages came back from NATS and were skipped")
+	for _, x := range []*node{b, c} {
+		st := x.bp.Stats()
+		require.Equal(t, uint64(n+1), st.Received, x.name)
+		require.Zero(t, st.Published, x.name)
+	}
+}
+
+func TestWildcardSubscriptionsAcrossNodes(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a, b, c := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{}), newNode(t, s, "c", Config{})
+	pub, star, tail, exact := newPeer("pub"), newPeer("star"), newPeer("tail"), newPeer("exact")
+	b.subscribe(t, star, "orders.*", "")
+	c.subscribe(t, tail, "orders.>", "")
+	c.subscribe(t, exact, "orders.eu", "")
+	syncNodes(t, a, b, c)
+
+	a.publish(t, pub, "orders.eu", "1")
+	a.publish(t, pub, "orders.us.east", "2")
+	a.publish(t, pub, "other", "3")
+	a.publish(t, pub, "orders.eu", "end")
+
+	require.Equal(t, []string{"orders.*[orders.eu]:1", "orders.*[orders.eu]:end"}, star.waitForMsg(t, ":end"))
+	require.Equal(t, []string{"orders.>[orders.eu]:1", "orders.>[orders.us.east]:2", "orders.>[orders.eu]:end"}, tail.waitForMsg(t, ":end"))
+	require.Equal(t, []string{"orders.eu[orders.eu]:1", "orders.eu[orders.eu]:end"}, exact.waitForMsg(t, ":end"),
+		"a message matching two patterns of a node reaches each subscription once")
+}
+
+func TestQueueGroupSpreadOverNodesGetsEachMessageOnce(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a, b, c := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{}), newNode(t, s, "c", Config{})
+	pub, watcher := newPeer("pub"), newPeer("watcher")
+	workers := []*peer{newPeer("wa"), newPeer("wb1"), newPeer("wb2"), newPeer("wc")}
+	a.subscribe(t, workers[0], "jobs", "w")
+	b.subscribe(t, workers[1], "jobs", "w")
+	b.subscribe(t, workers[2], "jobs", "w")
+	c.subscribe(t, workers[3], "jobs", "w")
+	c.subscribe(t, watcher, "jobs", "")
+	syncNodes(t, a, b, c)
+	require.Equal(t, []string{"jobs w"}, natsSubs(t, s, b), "one NATS queue subscription per node, not per member")
+
+	const n = 300
+	for i := range n {
+		a.publish(t, pub, "jobs", strconv.Itoa(i))
+	}
+	watcher.waitForMsg(t, ":"+strconv.Itoa(n-1))
+	var got []string
+	require.Eventually(t, func() bool {
+		got = got[:0]
+		for _, w := range workers {
+			got = append(got, w.received()...)
+		}
+		return len(got) >= n
+	}, waitFor, time.Millisecond)
+	syncNodes(t, a, b, c)
+	got = got[:0]
+	nodes := 0
+	for _, w := range workers {
+		got = append(got, w.received()...)
+		if len(w.received()) > 0 {
+			nodes++
+		}
+	}
+	slices.Sort(got)
+	want := msgs("jobs", "jobs", n)
+	slices.Sort(want)
+	require.Equal(t, want, got, "each job reaches exactly one worker cluster-wide")
+	t.Logf("jobs per worker: a %d, b %d+%d, c %d", len(workers[0].received()), len(workers[1].received()),
+		len(workers[2].received()), len(workers[3].received()))
+}
+
+func TestNodeHoldsNATSSubscriptionsOnlyForLocalInterest(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a, b := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{})
+	pub, p1, p2 := newPeer("pub"), newPeer("p1"), newPeer("p2")
+	syncNodes(t, a, b)
+	require.Empty(t, natsSubs(t, s, b))
+
+	a.publish(t, pub, "x", "nobody")
+	syncNodes(t, a) // at the server before b subscribes: it goes to nobody
+	b.subscribe(t, p1, "x", "")
+	b.subscribe(t, p2, "x", "")
+	b.subscribe(t, p2, "y.*", "g")
+	syncNodes(t, a, b)
+	require.ElementsMatch(t, []string{"x", "y.* g"}, natsSubs(t, s, b))
+	require.Empty(t, natsSubs(t, s, a), "a has no local subscriber")
+
+	b.r.Unsubscribe(p1, "x")
+	syncNodes(t, b)
+	require.ElementsMatch(t, []string{"x", "y.* g"}, natsSubs(t, s, b), "p2 still listens on x")
+	b.r.Remove(p2)
+	syncNodes(t, b)
+	require.Empty(t, natsSubs(t, s, b), "the last unsubscribe removes the NATS subscription")
+	require.Zero(t, b.bp.Stats().Subscriptions)
+
+	a.publish(t, pub, "x", "still nobody")
+	syncNodes(t, a, b)
+	require.Zero(t, b.bp.Stats().Received)
+	require.Empty(t, p1.received())
+}
+
+func TestNATSRestartBuffersUpToTheBoundThenCountsDrops(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	port := s.Addr().(*net.TCPAddr).Port
+	fast := []nats.Option{nats.ReconnectWait(10 * time.Millisecond), nats.ReconnectJitter(0, 0)}
+	// a reconnects only once the gate opens, after b is back and
+	// subscribed: what a buffered must not be lost for want of a
+	// subscriber on the new server.
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	openGate := func() { gateOnce.Do(func() { close(gate) }) }
+	held := nats.CustomReconnectDelay(func(int) time.Duration { <-gate; return 0 })
+	a := newNode(t, s, "a", Config{ReconnectBufSize: 4096, Options: append(slices.Clone(fast), held)})
+	t.Cleanup(openGate) // before a's Close
+	b := newNode(t, s, "b", Config{Options: fast})
+	pub, sub := newPeer("pub"), newPeer("sub")
+	b.subscribe(t, sub, "news", "")
+	syncNodes(t, a, b)
+	a.publish(t, pub, "news", "before")
+	sub.waitForMsg(t, ":before")
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	require.Eventually(t, func() bool { return !a.bp.Connected() && !b.bp.Connected() }, waitFor, time.Millisecond)
+	const n = 200
+	payload := strings.Repeat("x", 64)
+	for i := range n {
+		a.publish(t, pub, "news", fmt.Sprintf("%d-%s", i, payload))
+	}
+	st := a.bp.Stats()
+	dropped, buffered := st.Dropped[DropNATSDown], st.Published-1
+	require.NotZero(t, dropped, "4 KiB of buffer holds fewer than %d messages", n)
+	require.NotZero(t, buffered)
+	require.Equal(t, uint64(n), buffered+dropped, "every message is buffered or counted as dropped")
+	require.Equal(t, dropped, a.r.Stats().ForwardFailed)
+
+	startNATS(t, port, nil)
+	require.Eventually(t, b.bp.Connected, waitFor, time.Millisecond)
+	syncNodes(t, b) // b's subscription is on the new server
+	openGate()
+	require.Eventually(t, a.bp.Connected, waitFor, time.Millisecond)
+	a.publish(t, pub, "news", "after")
+	got := sub.waitForMsg(t, ":after")
+	require.Len(t, got, 1+int(buffered)+1, "the buffered messages arrive, the dropped ones do not")
+	for i := range int(buffered) {
+		require.Equal(t, fmt.Sprintf("news[news]:%d-%s", i, payload), got[1+i], "the buffer keeps the first messages, in order")
+	}
+	t.Logf("NATS down: %d messages published, %d buffered (4 KiB), %d dropped", n, buffered, dropped)
+}
+
+func TestMessageNATSCannotCarryIsRefusedAndCounted(t *testing.T) {
+	s := startNATS(t, 0, func(o *server.Options) { o.MaxPayload = 1024 })
+	a := newNode(t, s, "a", Config{})
+	syncNodes(t, a)
+
+	err := a.bp.Forward(&transport.Message{Subject: "big", Data: make([]byte, 2048)})
+	var fe *ForwardError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, DropTooLarge, fe.Reason)
+	var tl *TooLargeError
+	require.ErrorAs(t, err, &tl)
+	require.Equal(t, int64(1024), tl.Limit)
+	require.Greater(t, tl.Size, int64(2048))
+
+	bad := &transport.Message{Subject: "x", Data: []byte("1")}
+	bad.Header.Add("k", "line\r\nbreak")
+	require.ErrorAs(t, a.bp.Forward(bad), &fe)
+	require.Equal(t, DropInvalid, fe.Reason)
+
+	// Through the relay: the local subscriber still gets the message;
+	// only the copy for other nodes is refused.
+	local := newPeer("local")
+	a.subscribe(t, local, "big", "")
+	a.publish(t, newPeer("pub"), "big", strings.Repeat("x", 2048))
+	require.Eventually(t, func() bool { return len(local.received()) == 1 }, waitFor, time.Millisecond)
+	st := a.bp.Stats()
+	require.Equal(t, uint64(2), st.Dropped[DropTooLarge])
+	require.Equal(t, uint64(1), st.Dropped[DropInvalid])
+	require.Equal(t, uint64(1), a.r.Stats().ForwardFailed)
+}
+
+func TestRequestAcrossNodesAndNoResponders(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a, b := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{})
+	requester, responder := newPeer("requester"), newPeer("responder")
+	a.subscribe(t, requester, "_INBOX.r", "")
+	syncNodes(t, a, b)
+	request := func(id string) {
+		m := &transport.Message{Subject: "svc", Data: []byte("q" + id)}
+		m.Header.Add(transport.HeaderReplyTo, "_INBOX.r")
+		m.Header.Add(transport.HeaderMsgID, id)
+		_, err := a.r.Publish(context.Background(), requester, m)
+		require.NoError(t, err)
+	}
+
+	request("1")
+	require.Eventually(t, func() bool { return len(requester.received()) == 1 }, waitFor, time.Millisecond,
+		"no node has a responder: NATS says so and the requester is told")
+	require.Equal(t, uint64(1), a.bp.Stats().NoResponders)
+
+	b.subscribe(t, responder, "svc", "")
+	syncNodes(t, b)
+	request("2")
+	got := responder.waitForMsg(t, ":q2")
+	require.Equal(t, []string{"svc[svc]:q2"}, got)
+	_, err := b.r.Publish(context.Background(), responder, &transport.Message{Subject: "_INBOX.r", Data: []byte("answer")})
+	require.NoError(t, err)
+	require.Equal(t, "_INBOX.r[_INBOX.r]:answer", requester.waitForMsg(t, ":answer")[1])
+	syncNodes(t, a, b)
+	require.Equal(t, uint64(1), a.bp.Stats().NoResponders, "a request with a responder gets no 503")
+}

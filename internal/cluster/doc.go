@@ -1,0 +1,28 @@
+// Package cluster links the relays of several quicsrv nodes through NATS:
+// [Backplane] implements relay.Backplane over a nats.go connection.
+//
+// Subjects and patterns map one to one: quicmsg's subjects are NATS
+// subjects ("." separated tokens, "*" one token, ">" the rest). What NATS
+// cannot carry is refused, counted and logged, never dropped silently: a
+// subject or pattern with whitespace, a header value with a line break,
+// and a message larger than the NATS server's max_payload
+// ([TooLargeError]).
+//
+// Interest: the backplane holds one NATS subscription per (pattern, group)
+// that has local subscriptions: Subscribe for group "", QueueSubscribe
+// otherwise, with reference counts of the changes the relay reports, and
+// unsubscribes when the count falls to zero. One goroutine owns the NATS
+// subscriptions and brings them in line with the counts, so that the
+// relay never waits for NATS under its locks.
+//
+// Every forwarded message carries the header [HeaderOrigin] with the node's
+// ID. A plain subscription skips the node's own messages (the relay has
+// already delivered them locally); a queue subscription takes them, as
+// NATS may pick this node for its own message: each message reaches one
+// member of a group cluster-wide.
+//
+// While NATS is unreachable nats.go reconnects for ever and buffers what
+// is published, up to Config.ReconnectBufSize bytes; beyond that Forward
+// fails and the message is counted in Stats.Dropped under
+// [DropNATSDown].
+package cluster

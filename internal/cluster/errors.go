@@ -1,0 +1,69 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+)
+
+// DropReason says why a message did not cross the backplane. It is the
+// "reason" label of quicsrv's quicmsg_cluster_dropped_total.
+type DropReason string
+
+// Reasons for a dropped message.
+const (
+	// DropNATSDown: NATS was unreachable and the reconnect buffer
+	// (Config.ReconnectBufSize) was full.
+	DropNATSDown DropReason = "nats_down"
+	// DropTooLarge: the message was larger than the NATS server's
+	// max_payload (TooLargeError).
+	DropTooLarge DropReason = "too_large"
+	// DropInvalid: the subject or a header cannot travel over NATS
+	// (whitespace in the subject, a line break in a header value).
+	DropInvalid DropReason = "invalid"
+	// DropClosed: the backplane was closed.
+	DropClosed DropReason = "closed"
+	// DropError: any other error from nats.go.
+	DropError DropReason = "error"
+	// DropSlowConsumer: NATS dropped messages for a subscription of this
+	// node whose pending limits (Config.PendingMsgs, PendingBytes) were
+	// reached: the relay did not keep up.
+	DropSlowConsumer DropReason = "slow_consumer"
+	// DropRefused: a message from NATS that the relay refused (a
+	// subject quicmsg does not take).
+	DropRefused DropReason = "refused"
+)
+
+// dropReasons lists every DropReason, in Stats order.
+var dropReasons = [...]DropReason{DropNATSDown, DropTooLarge, DropInvalid, DropClosed, DropError, DropSlowConsumer, DropRefused}
+
+// ErrClosed is the error of Forward after Close.
+var ErrClosed = errors.New("cluster: backplane closed")
+
+// ForwardError is Forward's error: the message did not leave this node.
+// It matches the nats.go error underneath, if any.
+type ForwardError struct {
+	Subject string
+	Reason  DropReason
+	Err     error
+}
+
+// Error names the subject, the reason and the cause.
+func (e *ForwardError) Error() string {
+	return fmt.Sprintf("cluster: message to %q not forwarded (%s): %v", e.Subject, e.Reason, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ForwardError) Unwrap() error { return e.Err }
+
+// TooLargeError is the cause of a ForwardError with DropTooLarge: NATS
+// takes at most Limit bytes (the server's max_payload) of headers and
+// payload in one message. Raise max_payload on the NATS servers (at most
+// 64 MiB) to carry larger relay messages.
+type TooLargeError struct {
+	Size, Limit int64
+}
+
+// Error names the size and the limit.
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("message of %d bytes (headers and payload) is larger than the NATS server's max_payload %d", e.Size, e.Limit)
+}

@@ -1,0 +1,127 @@
+package cluster
+
+import "github.com/nats-io/nats.go"
+
+// Interest records a change of the relay's local interest in (pattern,
+// group) and wakes the interest loop; it never waits for NATS. It counts
+// references, so that a caller reporting every subscription rather than
+// the first and last works too.
+func (b *Backplane) Interest(pattern, group string, on bool) {
+	k := key{pattern, group}
+	b.mu.Lock()
+	switch {
+	case on:
+		b.refs[k]++
+	case b.refs[k] > 1:
+		b.refs[k]--
+	default:
+		delete(b.refs, k)
+	}
+	b.dirty[k] = struct{}{}
+	b.mu.Unlock()
+	b.poke()
+}
+
+func (b *Backplane) poke() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop owns the NATS subscriptions: each time it is woken it subscribes
+// the (pattern, group)s that gained interest and unsubscribes those that
+// lost it, then releases the Sync calls waiting for it. Changes that come
+// in meanwhile wait in b.dirty, at most one per (pattern, group).
+func (b *Backplane) loop() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.wake:
+		}
+		b.mu.Lock()
+		want := make(map[key]bool, len(b.dirty))
+		for k := range b.dirty {
+			want[k] = b.refs[k] > 0
+		}
+		clear(b.dirty)
+		waiters := b.waiters
+		b.waiters = nil
+		b.mu.Unlock()
+		for k, on := range want {
+			b.reconcile(k, on)
+		}
+		for _, w := range waiters {
+			close(w)
+		}
+	}
+}
+
+// reconcile brings the NATS subscription of k in line with on. nats.go
+// does not wait for the network here: a subscription made while NATS is
+// unreachable is sent once it reconnects.
+func (b *Backplane) reconcile(k key, on bool) {
+	b.mu.Lock()
+	sub := b.subs[k]
+	b.mu.Unlock()
+	switch {
+	case on && sub == nil:
+		sub, err := b.subscribe(k)
+		if err != nil {
+			b.subFailed.Add(1)
+			b.log.Warn("not subscribed on NATS: messages of other nodes will not reach this pattern",
+				"pattern", k.pattern, "group", k.group, "err", err)
+			return
+		}
+		b.mu.Lock()
+		b.subs[k] = sub
+		b.mu.Unlock()
+	case !on && sub != nil:
+		d, _ := sub.Dropped()
+		if err := sub.Unsubscribe(); err != nil {
+			b.log.Debug("NATS unsubscribe", "pattern", k.pattern, "group", k.group, "err", err)
+		}
+		b.mu.Lock()
+		delete(b.subs, k)
+		b.retired += uint64(max(d, 0))
+		b.mu.Unlock()
+	}
+}
+
+func (b *Backplane) subscribe(k key) (*nats.Subscription, error) {
+	var sub *nats.Subscription
+	var err error
+	if k.group == "" {
+		sub, err = b.nc.Subscribe(k.pattern, b.handler(k))
+	} else {
+		sub, err = b.nc.QueueSubscribe(k.pattern, k.group, b.handler(k))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := sub.SetPendingLimits(b.cfg.PendingMsgs, b.cfg.PendingBytes); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// handler delivers the messages of k's NATS subscription to the relay. A
+// plain subscription skips this node's own messages, which the relay
+// delivered locally when they were published; a queue subscription takes
+// them: NATS picked this node's group members for them.
+func (b *Backplane) handler(k key) nats.MsgHandler {
+	return func(msg *nats.Msg) {
+		if k.group == "" && msg.Header.Get(HeaderOrigin) == b.cfg.NodeID {
+			b.own.Add(1)
+			return
+		}
+		b.received.Add(1)
+		m := toMessage(msg)
+		if _, err := b.relay.DeliverRemote(b.ctx, k.pattern, k.group, &m); err != nil {
+			b.drop(DropRefused, msg.Subject, err)
+		}
+	}
+}

@@ -1,0 +1,44 @@
+package cluster
+
+// Stats are a backplane's counters.
+type Stats struct {
+	Connected     bool   // the NATS connection is up
+	Subscriptions int    // NATS subscriptions for local interest
+	Published     uint64 // local messages handed to NATS (sent or buffered)
+	Received      uint64 // messages from NATS handed to the relay
+	Own           uint64 // this node's own messages skipped by plain subscriptions
+	NoResponders  uint64 // NATS "no responders" statuses turned into replies
+	// SubscribeFailed counts NATS subscriptions that could not be made
+	// (a pattern NATS refuses); each is logged.
+	SubscribeFailed uint64
+	// Dropped counts messages that did not cross the backplane, by
+	// reason; every reason is present.
+	Dropped map[DropReason]uint64
+}
+
+// Stats returns the backplane's counters.
+func (b *Backplane) Stats() Stats {
+	st := Stats{
+		Connected:       b.nc.IsConnected(),
+		Published:       b.published.Load(),
+		Received:        b.received.Load(),
+		Own:             b.own.Load(),
+		NoResponders:    b.noResp503.Load(),
+		SubscribeFailed: b.subFailed.Load(),
+		Dropped:         make(map[DropReason]uint64, len(dropReasons)),
+	}
+	for i, r := range dropReasons {
+		st.Dropped[r] = b.dropped[i].Load()
+	}
+	b.mu.Lock()
+	st.Subscriptions = len(b.subs)
+	slow := b.retired
+	for _, sub := range b.subs {
+		if d, err := sub.Dropped(); err == nil && d > 0 {
+			slow += uint64(d)
+		}
+	}
+	b.mu.Unlock()
+	st.Dropped[DropSlowConsumer] += slow
+	return st
+}
