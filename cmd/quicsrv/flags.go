@@ -59,6 +59,7 @@ type options struct {
 	resumeKeyFile   string
 	memoryLimit     int64
 	version         bool
+	cluster         clusterOptions
 }
 
 const usageHead = `Usage: quicsrv [flags]
@@ -91,6 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.serverFlags(fs)
 	o.tlsFlags(fs)
 	o.relayFlags(fs)
+	o.clusterFlags(fs)
 	o.operationFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, usageHead, certs.DefaultDevDir)
@@ -195,5 +197,5 @@ func (o *options) check() error {
 	case o.publishTimeout < 0:
 		return fmt.Errorf("-publish-timeout %v is negative", o.publishTimeout)
 	}
-	return nil
+	return o.cluster.check(o.mode)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/quicmsg/quicmsg/internal/cluster"
 	"github.com/quicmsg/quicmsg/internal/metrics"
 	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/session"
@@ -19,9 +20,10 @@ var _ relay.Peer = (*session.Session)(nil)
 // methods are the handler and the session hooks. relay is nil in echo
 // mode, metrics without -metrics.
 type hooks struct {
-	log     *slog.Logger
-	relay   *relay.Relay
-	metrics *metrics.Metrics
+	log       *slog.Logger
+	relay     *relay.Relay
+	metrics   *metrics.Metrics
+	backplane *cluster.Backplane // with -cluster
 }
 
 // publish is the relay mode handler. Under -slow-consumer block it waits
@@ -163,21 +165,44 @@ func (h *hooks) channelClose(s *session.Session, channel string) {
 }
 
 // handler returns the handler of the mode o selects. In relay mode it
-// creates h.relay, which the caller closes.
+// creates h.relay and, with -cluster, h.backplane, which the caller closes
+// (close).
 func (h *hooks) handler(o *options) (session.Handler, error) {
 	if o.mode != modeRelay {
 		return session.HandlerFunc(h.echo), nil
 	}
-	r, err := relay.New(&relay.Config{
+	if err := h.startCluster(&o.cluster); err != nil {
+		return nil, err
+	}
+	cfg := &relay.Config{
 		QueueSize:      o.subscriberQueue,
 		QueueBytes:     o.subscriberBytes,
 		SlowConsumer:   o.slowConsumer,
 		PublishTimeout: o.publishTimeout,
 		Logger:         h.log,
-	})
+	}
+	if h.backplane != nil {
+		cfg.Backplane = h.backplane
+	}
+	r, err := relay.New(cfg)
 	if err != nil {
 		return nil, err
 	}
 	h.relay = r
+	if h.backplane != nil {
+		if err := h.backplane.Attach(r); err != nil {
+			return nil, err
+		}
+	}
 	return session.HandlerFunc(h.publish), nil
+}
+
+// close closes the relay, then the backplane it forwards to.
+func (h *hooks) close() {
+	if h.relay != nil {
+		_ = h.relay.Close()
+	}
+	if h.backplane != nil {
+		_ = h.backplane.Close()
+	}
 }

@@ -97,12 +97,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer st.close()
 	h := &hooks{log: log}
+	defer h.close()
 	handler, err := h.handler(o)
 	if err != nil {
 		return err
-	}
-	if h.relay != nil {
-		defer h.relay.Close()
 	}
 	rk, err := resumeKey(o.resumeKeyFile, log)
 	if err != nil {
@@ -127,6 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printBanner(stdout, o, st, ln.Addr(), ms)
 	log.Info("quicsrv started", "version", version(), "addr", ln.Addr().String(), "mode", o.mode,
 		"mutual_tls", o.clientCA != "", "zero_rtt", true, "ticket_keys", o.ticketKeys)
+	h.logCluster(log)
 
 	defer startBackground(st, hup, o.reloadInterval, ms, log)()
 	return serve(ctx, srv, ln, &draining, o.shutdownTimeout, log)

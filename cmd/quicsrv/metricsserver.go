@@ -40,9 +40,15 @@ func newMetricsServer(addr string, srv *session.Server, ln *transport.Listener, 
 	if h.relay != nil {
 		src.Relay = h.relay.Stats
 	}
+	if h.backplane != nil {
+		src.Degraded = h.clusterDegraded
+	}
 	var err error
 	if h.metrics, err = metrics.New(src); err != nil {
 		return nil, err
+	}
+	if h.backplane != nil {
+		h.metrics.Registry().MustRegister(clusterCollector{h.backplane})
 	}
 	mln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -360,7 +360,8 @@ func TestHelpShowsAnExampleAndEveryFlag(t *testing.T) {
 	for _, f := range []string{"addr", "cert", "key", "client-ca", "mode", "max-sessions", "max-message-size",
 		"pending-cap", "pending-bytes", "overflow", "idle-timeout", "keep-alive", "ticket-keys", "metrics", "log-format", "log-level", "qlog",
 		"keylog", "shutdown-timeout", "version", "slow-consumer", "subscriber-queue", "subscriber-queue-bytes",
-		"reload-interval", "dev-certs", "dev-client-cert", "resume-window", "max-detached", "resume-key-file", "publish-timeout"} {
+		"reload-interval", "dev-certs", "dev-client-cert", "resume-window", "max-detached", "resume-key-file", "publish-timeout",
+		"cluster", "cluster-required", "cluster-buffer", "cluster-creds", "cluster-ca"} {
 		require.Regexp(t, `\n  -`+f+`[ \n]`, help)
 	}
 }

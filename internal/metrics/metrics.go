@@ -29,6 +29,10 @@ type Sources struct {
 	// Health returns nil while the server admits new sessions; /healthz
 	// answers 503 with its text otherwise (for example during shutdown).
 	Health func() error
+	// Degraded returns why the server works in a degraded way (for
+	// example cluster mode without NATS), or "": /healthz then answers
+	// 200 with "degraded: " and the reason, as the server still serves.
+	Degraded func() string
 	// Version is reported in quicmsg_build_info.
 	Version string
 }
@@ -170,6 +174,12 @@ func (m *Metrics) Handler() http.Handler {
 			if err := m.src.Health(); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				_, _ = io.WriteString(w, err.Error()+"\n")
+				return
+			}
+		}
+		if m.src.Degraded != nil {
+			if why := m.src.Degraded(); why != "" {
+				_, _ = io.WriteString(w, "degraded: "+why+"\n")
 				return
 			}
 		}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/stretchr/testify/require"
+)
+
+// startNATS runs an in-process NATS server on a free port of 127.0.0.1
+// until the end of the test.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	go s.Start()
+	require.True(t, s.ReadyForConnections(waitTimeout), "NATS server not ready")
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// waitNATSSubs waits until the NATS server holds n subscriptions on
+// subject, over all connections.
+func waitNATSSubs(t *testing.T, s *server.Server, subject string, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		cz, err := s.Connz(&server.ConnzOptions{SubscriptionsDetail: true})
+		require.NoError(t, err)
+		got := 0
+		for _, c := range cz.Conns {
+			for _, sd := range c.SubsDetail {
+				if sd.Subject == subject {
+					got++
+				}
+			}
+		}
+		return got == n
+	}, waitTimeout, time.Millisecond, "NATS subscriptions on %q", subject)
+}
+
+func TestClusterCarriesMessagesBetweenTwoServers(t *testing.T) {
+	s := startNATS(t)
+	a := startServer(t, "-metrics", "127.0.0.1:0", "-cluster", s.ClientURL())
+	b := startServer(t, "-metrics", "127.0.0.1:0", "-cluster", s.ClientURL())
+	alice := dial(t, a.addr, a.clientTLS(t))
+	bob := dial(t, b.addr, b.clientTLS(t))
+	aliceChat := openChannel(t, alice, "chat")
+	bobChat := openChannel(t, bob, "chat")
+	waitNATSSubs(t, s, "chat", 2) // one per node
+
+	send(t, aliceChat, "hello from node a")
+	require.Equal(t, "hello from node a", receive(t, bobChat))
+	send(t, bobChat, "hello from node b")
+	require.Equal(t, "hello from node b", receive(t, aliceChat))
+
+	a.waitMetric(t, 1, "quicmsg_cluster_received_total")
+	f := scrape(t, a.metricsURL)
+	require.Equal(t, 1.0, metricValue(f, "quicmsg_cluster_published_total"))
+	require.Equal(t, 1.0, metricValue(f, "quicmsg_cluster_connected"))
+	require.Equal(t, 0.0, metricValue(f, "quicmsg_cluster_dropped_total", "reason", "nats_down"))
+	require.Equal(t, "ok\n", healthz(t, a.metricsURL))
+}
+
+func TestClusterWithoutNATSExitsOrRunsDegraded(t *testing.T) {
+	s := startNATS(t)
+	url := s.ClientURL()
+	s.Shutdown()
+	s.WaitForShutdown()
+
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-dev-certs", t.TempDir(), "-cluster", url}, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "-cluster")
+	require.ErrorContains(t, err, "-cluster-required=false")
+
+	ts := startServer(t, "-metrics", "127.0.0.1:0", "-cluster", url, "-cluster-required=false")
+	require.Equal(t, "degraded: NATS unreachable: messages do not cross nodes\n", healthz(t, ts.metricsURL))
+	require.Equal(t, 0.0, metricValue(scrape(t, ts.metricsURL), "quicmsg_cluster_connected"))
+
+	// Local delivery goes on meanwhile.
+	conf := ts.clientTLS(t)
+	alice, bob := dial(t, ts.addr, conf), dial(t, ts.addr, conf)
+	bobChat := openChannel(t, bob, "chat")
+	aliceChat := openChannel(t, alice, "chat")
+	ts.waitMetric(t, 2, "quicmsg_relay_subscriptions")
+	send(t, aliceChat, "local")
+	require.Equal(t, "local", receive(t, bobChat))
+}
+
+func TestClusterFlagsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-cluster", "nats://127.0.0.1:4222", "-mode", "echo"}, "-cluster needs -mode relay"},
+		{[]string{"-cluster", "127.0.0.1:4222"}, "-cluster"},
+		{[]string{"-cluster", "nats://127.0.0.1:4222", "-cluster-buffer", "0"}, "-cluster-buffer"},
+	} {
+		err := run(context.Background(), tc.args, io.Discard, io.Discard)
+		require.ErrorContains(t, err, tc.want, "%v", tc.args)
+	}
+}
+
+func healthz(t *testing.T, baseURL string) string {
+	t.Helper()
+	resp, err := httpClient.Get(baseURL + "/healthz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	return string(body)
+}
