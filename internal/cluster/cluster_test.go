@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -254,4 +255,28 @@ func TestRequestAcrossNodesAndNoResponders(t *testing.T) {
 	require.Equal(t, "_INBOX.r[_INBOX.r]:answer", requester.waitForMsg(t, ":answer")[1])
 	syncNodes(t, a, b)
 	require.Equal(t, uint64(1), a.bp.Stats().NoResponders, "a request with a responder gets no 503")
+}
+
+func TestSlowNodeDoesNotSlowTheOthers(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a, c := newNode(t, s, "a", Config{}), newNode(t, s, "c", Config{})
+	// b's subscriber takes nothing, and b's relay makes deliveries wait
+	// for room (Block): its NATS subscription fills up to its pending
+	// limit, and NATS drops the rest for b alone.
+	b := newNodeWith(t, s, "b", Config{PendingMsgs: 10}, relay.Config{QueueSize: 1, SlowConsumer: relay.Block, PublishTimeout: time.Minute})
+	pub, stuck, fast := newPeer("pub"), &peer{name: "stuck", stuck: true}, newPeer("fast")
+	b.subscribe(t, stuck, "ticks", "")
+	c.subscribe(t, fast, "ticks", "")
+	syncNodes(t, a, b, c)
+
+	const n = 100
+	for i := range n {
+		a.publish(t, pub, "ticks", strconv.Itoa(i))
+	}
+	require.Equal(t, msgs("ticks", "ticks", n), fast.waitForMsg(t, ":"+strconv.Itoa(n-1)), "c keeps up while b is stuck")
+	syncNodes(t, b) // b has read every message from NATS: each is pending, handed over or dropped
+	dropped := b.bp.Stats().Dropped[DropSlowConsumer]
+	require.NotZero(t, dropped)
+	require.Zero(t, c.bp.Stats().Dropped[DropSlowConsumer])
+	t.Logf("stuck node: %d of %d messages dropped by NATS (pending limit 10)", dropped, n)
 }

@@ -50,11 +50,18 @@ type node struct {
 
 func newNode(t *testing.T, s *server.Server, name string, cfg Config) *node {
 	t.Helper()
+	return newNodeWith(t, s, name, cfg, relay.Config{})
+}
+
+// newNodeWith is newNode with the relay configured by rcfg.
+func newNodeWith(t *testing.T, s *server.Server, name string, cfg Config, rcfg relay.Config) *node {
+	t.Helper()
 	cfg.URLs = s.ClientURL()
 	cfg.NodeID = name
 	bp, err := New(&cfg)
 	require.NoError(t, err)
-	r, err := relay.New(&relay.Config{Backplane: bp})
+	rcfg.Backplane = bp
+	r, err := relay.New(&rcfg)
 	require.NoError(t, err)
 	require.NoError(t, bp.Attach(r))
 	t.Cleanup(func() {
@@ -90,7 +97,8 @@ func (n *node) publish(t *testing.T, from *peer, subject, data string) {
 // peer is a session as the relay sees it; it records what it receives
 // as "channel[subject]:data".
 type peer struct {
-	name string
+	name  string
+	stuck bool // SendMsgs waits until the relay gives up
 	mu   sync.Mutex
 	got  []string
 }
@@ -103,7 +111,11 @@ func (p *peer) ID() transport.SessionID {
 	return id
 }
 
-func (p *peer) SendMsgs(_ context.Context, channel string, msgs []transport.Message) (int, error) {
+func (p *peer) SendMsgs(ctx context.Context, channel string, msgs []transport.Message) (int, error) {
+	if p.stuck {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, m := range msgs {
