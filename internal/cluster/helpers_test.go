@@ -99,8 +99,8 @@ func (n *node) publish(t *testing.T, from *peer, subject, data string) {
 type peer struct {
 	name  string
 	stuck bool // SendMsgs waits until the relay gives up
-	mu   sync.Mutex
-	got  []string
+	mu    sync.Mutex
+	got   []string
 }
 
 func newPeer(name string) *peer { return &peer{name: name} }
