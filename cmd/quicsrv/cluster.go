@@ -94,6 +94,7 @@ var (
 	clusterDropped   = clusterDesc("cluster_dropped_total", "Messages that did not cross the backplane, by reason: nats_down (reconnect buffer full), too_large (over NATS max_payload), invalid (subject or header NATS cannot carry), closed, error, slow_consumer (NATS dropped for this node), refused (a subject quicmsg does not take).", "reason")
 	clusterConnected = clusterDesc("cluster_connected", "1 while the NATS connection is up, else 0.")
 	clusterSubs      = clusterDesc("cluster_subscriptions", "NATS subscriptions held for local interest.")
+	clusterRTT       = clusterDesc("cluster_rtt_seconds", "The last round trip to NATS measured (every 5 s); 0 while NATS is down.")
 )
 
 func clusterDesc(name, help string, labels ...string) *prometheus.Desc {
@@ -102,7 +103,7 @@ func clusterDesc(name, help string, labels ...string) *prometheus.Desc {
 
 // Describe sends the descriptions of the cluster metrics.
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{clusterPublished, clusterReceived, clusterDropped, clusterConnected, clusterSubs} {
+	for _, d := range []*prometheus.Desc{clusterPublished, clusterReceived, clusterDropped, clusterConnected, clusterSubs, clusterRTT} {
 		ch <- d
 	}
 }
@@ -121,6 +122,7 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(clusterConnected, prometheus.GaugeValue, connected)
 	ch <- prometheus.MustNewConstMetric(clusterSubs, prometheus.GaugeValue, float64(st.Subscriptions))
+	ch <- prometheus.MustNewConstMetric(clusterRTT, prometheus.GaugeValue, st.RTT.Seconds())
 }
 
 // logCluster is the "quicsrv started" line's cluster fields.

@@ -64,6 +64,7 @@ func TestClusterCarriesMessagesBetweenTwoServers(t *testing.T) {
 	f := scrape(t, a.metricsURL)
 	require.Equal(t, 1.0, metricValue(f, "quicmsg_cluster_published_total"))
 	require.Equal(t, 1.0, metricValue(f, "quicmsg_cluster_connected"))
+	require.Greater(t, metricValue(f, "quicmsg_cluster_rtt_seconds"), 0.0)
 	require.Equal(t, 0.0, metricValue(f, "quicmsg_cluster_dropped_total", "reason", "nats_down"))
 	require.Equal(t, "ok\n", healthz(t, a.metricsURL))
 }

@@ -32,7 +32,7 @@ type Backplane struct {
 	log   *slog.Logger
 	ctx   context.Context // ends at Close
 	stop  context.CancelFunc
-	wg    sync.WaitGroup // the interest loop
+	wg    sync.WaitGroup // the interest loop and the RTT loop
 	wake  chan struct{}  // cap 1: the interest loop has work
 	gone  chan struct{}  // closed by nats.go's ClosedHandler
 	close sync.Once
@@ -49,6 +49,7 @@ type Backplane struct {
 	retired uint64                     // slow consumer drops of ended subscriptions
 	noResp  *nats.Subscription         // no responders replies for this node's requests
 
+	rtt                                            atomic.Int64 // nanoseconds; 0 while NATS is down
 	published, received, own, subFailed, noResp503 atomic.Uint64
 	dropped                                        [7]atomic.Uint64 // by index in dropReasons
 	lastLog                                        [7]atomic.Int64  // unix nanoseconds, per reason
@@ -93,6 +94,8 @@ func New(cfg *Config) (*Backplane, error) {
 		return nil, fmt.Errorf("cluster: connecting to NATS at %s: %w", c.URLs, err)
 	}
 	b.log.Info("connected to NATS", "url", b.nc.ConnectedUrlRedacted())
+	b.wg.Add(1)
+	go b.measureRTT()
 	return b, nil
 }
 
@@ -123,8 +126,31 @@ func (b *Backplane) NodeID() string { return b.cfg.NodeID }
 // Connected reports whether the NATS connection is up.
 func (b *Backplane) Connected() bool { return b.nc.IsConnected() }
 
-// RTT measures the round trip to the NATS server.
-func (b *Backplane) RTT() (time.Duration, error) { return b.nc.RTT() }
+// measureRTT measures the round trip to NATS every Config.RTTInterval
+// until Close. While NATS is down it sends nothing, so that no PING takes
+// room in the reconnect buffer.
+func (b *Backplane) measureRTT() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.cfg.RTTInterval)
+	defer t.Stop()
+	for {
+		var d time.Duration
+		if b.nc.IsConnected() {
+			ctx, cancel := context.WithTimeout(b.ctx, b.cfg.RTTInterval)
+			start := time.Now()
+			if b.nc.FlushWithContext(ctx) == nil {
+				d = time.Since(start)
+			}
+			cancel()
+		}
+		b.rtt.Store(int64(d))
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // Sync waits until the NATS subscriptions match the interest reported
 // before the call and the NATS server has seen every change and every

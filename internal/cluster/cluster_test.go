@@ -44,6 +44,7 @@ func TestMessageOnOneNodeReachesTheOthersExactlyOnce(t *testing.T) {
 	require.Empty(t, pub.received(), "the publisher does not get its own messages")
 	require.Equal(t, want, onA.received(), "the local subscriber gets each message once, not again from NATS")
 
+	require.Eventually(t, func() bool { return a.bp.Stats().RTT > 0 }, waitFor, time.Millisecond, "the round trip to NATS is measured")
 	require.Equal(t, uint64(n+1), a.bp.Stats().Published)
 	require.Equal(t, uint64(n+1), a.bp.Stats().Own, "the node's own messages came back from NATS and were skipped")
 	for _, x := range []*node{b, c} {

@@ -24,6 +24,9 @@ const (
 	// DefaultPendingBytes is how many bytes may wait in one NATS
 	// subscription (nats.go's default).
 	DefaultPendingBytes = nats.DefaultSubPendingBytesLimit
+	// DefaultRTTInterval is how often the round trip to NATS is
+	// measured.
+	DefaultRTTInterval = 5 * time.Second
 	// DefaultCloseTimeout bounds how long Close waits for the messages
 	// still buffered to reach NATS.
 	DefaultCloseTimeout = 2 * time.Second
@@ -47,6 +50,9 @@ type Config struct {
 	// counts (DropSlowConsumer). Defaults DefaultPendingMsgs (512 Ki)
 	// and DefaultPendingBytes (64 MiB).
 	PendingMsgs, PendingBytes int
+	// RTTInterval is how often the round trip to NATS is measured
+	// (Stats.RTT). Default DefaultRTTInterval (5 s).
+	RTTInterval time.Duration
 	// CloseTimeout bounds how long Close waits for buffered messages to
 	// reach NATS. Default DefaultCloseTimeout (2 s).
 	CloseTimeout time.Duration
@@ -68,6 +74,7 @@ func (c *Config) withDefaults() (Config, error) {
 	r.PendingMsgs = cmp.Or(r.PendingMsgs, DefaultPendingMsgs)
 	r.PendingBytes = cmp.Or(r.PendingBytes, DefaultPendingBytes)
 	r.CloseTimeout = cmp.Or(r.CloseTimeout, DefaultCloseTimeout)
+	r.RTTInterval = cmp.Or(r.RTTInterval, DefaultRTTInterval)
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -87,6 +94,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return r, fmt.Errorf("cluster: Config.PendingMsgs %d or PendingBytes %d is negative", r.PendingMsgs, r.PendingBytes)
 	case r.CloseTimeout < 0:
 		return r, fmt.Errorf("cluster: Config.CloseTimeout %v is negative", r.CloseTimeout)
+	case r.RTTInterval < 0:
+		return r, fmt.Errorf("cluster: Config.RTTInterval %v is negative", r.RTTInterval)
 	}
 	return r, nil
 }

@@ -1,13 +1,16 @@
 package cluster
 
+import "time"
+
 // Stats are a backplane's counters.
 type Stats struct {
-	Connected     bool   // the NATS connection is up
-	Subscriptions int    // NATS subscriptions for local interest
-	Published     uint64 // local messages handed to NATS (sent or buffered)
-	Received      uint64 // messages from NATS handed to the relay
-	Own           uint64 // this node's own messages skipped by plain subscriptions
-	NoResponders  uint64 // NATS "no responders" statuses turned into replies
+	Connected     bool          // the NATS connection is up
+	RTT           time.Duration // the last round trip to NATS measured; 0 while it is down
+	Subscriptions int           // NATS subscriptions for local interest
+	Published     uint64        // local messages handed to NATS (sent or buffered)
+	Received      uint64        // messages from NATS handed to the relay
+	Own           uint64        // this node's own messages skipped by plain subscriptions
+	NoResponders  uint64        // NATS "no responders" statuses turned into replies
 	// SubscribeFailed counts NATS subscriptions that could not be made
 	// (a pattern NATS refuses); each is logged.
 	SubscribeFailed uint64
@@ -20,6 +23,7 @@ type Stats struct {
 func (b *Backplane) Stats() Stats {
 	st := Stats{
 		Connected:       b.nc.IsConnected(),
+		RTT:             time.Duration(b.rtt.Load()),
 		Published:       b.published.Load(),
 		Received:        b.received.Load(),
 		Own:             b.own.Load(),
