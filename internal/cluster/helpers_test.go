@@ -21,7 +21,7 @@ const waitFor = 10 * time.Second
 
 // startNATS starts an in-process NATS server on 127.0.0.1, on port (0: a
 // free one), and shuts it down at the end of the test.
-func startNATS(t *testing.T, port int, edit func(*server.Options)) *server.Server {
+func startNATS(t testing.TB, port int, edit func(*server.Options)) *server.Server {
 	t.Helper()
 	if port == 0 {
 		port = -1
@@ -48,13 +48,13 @@ type node struct {
 	bp   *Backplane
 }
 
-func newNode(t *testing.T, s *server.Server, name string, cfg Config) *node {
+func newNode(t testing.TB, s *server.Server, name string, cfg Config) *node {
 	t.Helper()
 	return newNodeWith(t, s, name, cfg, relay.Config{})
 }
 
 // newNodeWith is newNode with the relay configured by rcfg.
-func newNodeWith(t *testing.T, s *server.Server, name string, cfg Config, rcfg relay.Config) *node {
+func newNodeWith(t testing.TB, s *server.Server, name string, cfg Config, rcfg relay.Config) *node {
 	t.Helper()
 	cfg.URLs = s.ClientURL()
 	cfg.NodeID = name
@@ -74,7 +74,7 @@ func newNodeWith(t *testing.T, s *server.Server, name string, cfg Config, rcfg r
 
 // sync waits until every node's NATS subscriptions match its interest and
 // the server has seen them.
-func syncNodes(t *testing.T, nodes ...*node) {
+func syncNodes(t testing.TB, nodes ...*node) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
