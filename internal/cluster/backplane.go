@@ -47,20 +47,21 @@ type Backplane struct {
 	waiters []chan struct{}            // Sync calls waiting for the loop
 	subs    map[key]*nats.Subscription // written by the loop alone
 	retired uint64                     // slow consumer drops of ended subscriptions
-	noResp  *nats.Subscription         // no responders replies for this node's requests
 
 	rtt                                            atomic.Int64 // nanoseconds; 0 while NATS is down
 	published, received, own, subFailed, noResp503 atomic.Uint64
-	dropped                                        [7]atomic.Uint64 // by index in dropReasons
-	lastLog                                        [7]atomic.Int64  // unix nanoseconds, per reason
+	dropped                                        [len(dropReasons)]atomic.Uint64 // by index in dropReasons
+	lastLog                                        [len(dropReasons)]atomic.Int64  // unix nanoseconds, per reason
 }
 
 // key is a (pattern, group) with local interest; group "" is plain.
 type key struct{ pattern, group string }
 
 // New connects to NATS and returns a backplane. It fails when no server of
-// cfg.URLs can be reached (or cfg is invalid); once connected, nats.go
-// reconnects for ever.
+// cfg.URLs can be reached, unless cfg.Options holds
+// nats.RetryOnFailedConnect(true) (it then keeps trying in the
+// background), or when cfg is invalid; once connected, nats.go reconnects
+// for ever.
 func New(cfg *Config) (*Backplane, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
@@ -107,13 +108,10 @@ func (b *Backplane) Attach(r *relay.Relay) error {
 		return errors.New("cluster: Attach called twice")
 	}
 	b.relay = r
-	sub, err := b.nc.Subscribe(b.noRespPrefix()+"*", b.noResponders)
-	if err != nil {
+	// Ended with the connection, at Close.
+	if _, err := b.nc.Subscribe(b.noRespPrefix()+"*", b.noResponders); err != nil {
 		return fmt.Errorf("cluster: subscribing to no responders replies: %w", err)
 	}
-	b.mu.Lock()
-	b.noResp = sub
-	b.mu.Unlock()
 	b.wg.Add(1)
 	go b.loop()
 	b.poke()
