@@ -86,6 +86,7 @@ func New(cfg *Config) (*Backplane, error) {
 	opts = append(opts,
 		nats.DisconnectErrHandler(b.disconnected),
 		nats.ReconnectHandler(b.reconnected),
+		nats.ConnectHandler(b.reconnected), // the first connection, when it was retried
 		nats.ErrorHandler(b.asyncError),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.gone) }),
 	)
@@ -94,7 +95,9 @@ func New(cfg *Config) (*Backplane, error) {
 		b.stop()
 		return nil, fmt.Errorf("cluster: connecting to NATS at %s: %w", c.URLs, err)
 	}
-	b.log.Info("connected to NATS", "url", b.nc.ConnectedUrlRedacted())
+	if b.nc.IsConnected() {
+		b.log.Info("connected to NATS", "url", b.nc.ConnectedUrlRedacted())
+	}
 	b.wg.Add(1)
 	go b.measureRTT()
 	return b, nil
@@ -206,8 +209,9 @@ func (b *Backplane) disconnected(_ *nats.Conn, err error) {
 	}
 }
 
+// reconnected logs a connection made by nats.go after New returned.
 func (b *Backplane) reconnected(nc *nats.Conn) {
-	b.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted(), "dropped_nats_down", b.dropped[0].Load())
+	b.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted(), "dropped_nats_down", b.dropped[0].Load())
 }
 
 // asyncError logs what nats.go reports off the call path; NATS slow
