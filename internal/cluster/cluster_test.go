@@ -281,3 +281,27 @@ func TestSlowNodeDoesNotSlowTheOthers(t *testing.T) {
 	require.Zero(t, c.bp.Stats().Dropped[DropSlowConsumer])
 	t.Logf("stuck node: %d of %d messages dropped by NATS (pending limit 10)", dropped, n)
 }
+
+func TestNodeStartedWithoutNATSJoinsWhenItComesUp(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	port := s.Addr().(*net.TCPAddr).Port
+	url := s.ClientURL()
+	s.Shutdown()
+	s.WaitForShutdown()
+
+	_, err := New(&Config{URLs: url})
+	require.ErrorContains(t, err, "connecting to NATS", "without RetryOnFailedConnect a node needs NATS at start")
+
+	fast := []nats.Option{nats.RetryOnFailedConnect(true), nats.ReconnectWait(10 * time.Millisecond), nats.ReconnectJitter(0, 0)}
+	b := newNodeAt(t, url, "b", Config{Options: fast})
+	require.False(t, b.bp.Connected())
+	sub := newPeer("sub")
+	b.subscribe(t, sub, "news", "") // recorded while NATS is down
+
+	s = startNATS(t, port, nil)
+	require.Eventually(t, b.bp.Connected, waitFor, time.Millisecond)
+	a := newNode(t, s, "a", Config{})
+	syncNodes(t, a, b)
+	a.publish(t, newPeer("pub"), "news", "joined")
+	require.Equal(t, []string{"news[news]:joined"}, sub.waitForMsg(t, ":joined"))
+}

@@ -56,7 +56,18 @@ func newNode(t testing.TB, s *server.Server, name string, cfg Config) *node {
 // newNodeWith is newNode with the relay configured by rcfg.
 func newNodeWith(t testing.TB, s *server.Server, name string, cfg Config, rcfg relay.Config) *node {
 	t.Helper()
-	cfg.URLs = s.ClientURL()
+	return newNodeAtWith(t, s.ClientURL(), name, cfg, rcfg)
+}
+
+// newNodeAt is newNode for the NATS server at url, which may be down.
+func newNodeAt(t testing.TB, url, name string, cfg Config) *node {
+	t.Helper()
+	return newNodeAtWith(t, url, name, cfg, relay.Config{})
+}
+
+func newNodeAtWith(t testing.TB, url, name string, cfg Config, rcfg relay.Config) *node {
+	t.Helper()
+	cfg.URLs = url
 	cfg.NodeID = name
 	bp, err := New(&cfg)
 	require.NoError(t, err)
