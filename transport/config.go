@@ -201,6 +201,12 @@ type Config struct {
 	// it lost its state for. Keep it across restarts so that clients of a
 	// restarted server notice at once instead of at their idle timeout.
 	StatelessResetKey *quic.StatelessResetKey
+	// ConnectionIDGenerator, when set on a Listener (Listen), makes the
+	// connection IDs the listener issues, for example ones that carry a
+	// server ID for a load balancer (QUIC-LB). Its IDs must all be of one
+	// length, 1 to 20 bytes. Nil: quic-go's random 4-byte IDs. Not used by
+	// Dial, nor by ListenTransport, whose transport has its own.
+	ConnectionIDGenerator quic.ConnectionIDGenerator
 	// DisableAcks makes this side not offer acknowledgements in HELLO.
 	// Acknowledgements are on when both sides offer them: the receiver
 	// acknowledges each channel's messages as Receive returns them and the
@@ -299,6 +305,9 @@ func (c *Config) validate() error {
 	if min(c.HandshakeTimeout, c.IdleTimeout, c.CloseTimeout, c.HelloTimeout, c.ChannelHeaderTimeout) < 0 {
 		return fmt.Errorf("transport: Config timeouts must not be negative")
 	}
+	if g := c.ConnectionIDGenerator; g != nil && (g.ConnectionIDLen() < 1 || g.ConnectionIDLen() > maxConnectionIDLen) {
+		return fmt.Errorf("transport: Config.ConnectionIDGenerator makes %d-byte connection IDs; want 1 to %d", g.ConnectionIDLen(), maxConnectionIDLen)
+	}
 	if c.EarlyDataWindow < 0 || c.EarlyDataWindow > MaxEarlyDataWindow {
 		return fmt.Errorf("transport: Config.EarlyDataWindow %v is outside 0..%v", c.EarlyDataWindow, MaxEarlyDataWindow)
 	}
@@ -354,5 +363,8 @@ const (
 	quicInitialStreamWindow = 512 << 10
 	quicInitialConnWindow   = 768 << 10
 )
+
+// maxConnectionIDLen is the longest connection ID of QUIC version 1.
+const maxConnectionIDLen = 20
 
 const alpn = wire.ALPN
