@@ -10,10 +10,10 @@ import (
 
 func TestConnectionIDsCarryFirstOctetServerIDAndNonce(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		conf     Config
-		wantLen  int
-		wantNonc int
+		name      string
+		conf      Config
+		wantLen   int
+		wantNonce int
 	}{
 		{"two-byte ID, default nonce", Config{ServerID: []byte{0x0a, 0x1b}}, 11, 8},
 		{"one-byte ID, rotation 6", Config{ServerID: []byte{0xff}, ConfigRotation: 6}, 10, 8},
@@ -28,7 +28,7 @@ func TestConnectionIDsCarryFirstOctetServerIDAndNonce(t *testing.T) {
 			require.Equal(t, tc.wantLen, g.ConnectionIDLen())
 			require.Equal(t, tc.conf.ServerID, g.ServerID())
 			sid := len(tc.conf.ServerID)
-			require.Equal(t, tc.wantLen, 1+sid+tc.wantNonc)
+			require.Equal(t, tc.wantLen, 1+sid+tc.wantNonce)
 			for range 100 {
 				c, err := g.GenerateConnectionID()
 				require.NoError(t, err)
@@ -127,7 +127,7 @@ func TestBadConfigsAreRefusedNamingTheLimit(t *testing.T) {
 	}
 }
 
-func TestParseServerID(t *testing.T) {
+func TestServerIDsParseFromHex(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want []byte
