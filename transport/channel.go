@@ -109,6 +109,9 @@ func (ch *Channel) Ended() error {
 // Stats returns the channel's own message and byte counters, in a
 // [ConnStats] (RejectedChannels is 0). MessagesSent - MessagesAcked is
 // what the peer has not acknowledged (so far) of what Send accepted.
+// BytesReceived counts every message a Receive returned before Stats was
+// called; for that, Stats may wait briefly for a Receive that is parsing
+// what it has buffered or ending the channel (never for the network).
 func (ch *Channel) Stats() ConnStats { return ch.stats() }
 
 // Name returns the channel's name.

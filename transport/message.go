@@ -136,11 +136,15 @@ func (ch *Channel) ReceiveMsg(ctx context.Context) (*Message, error) {
 // loop that keeps one Message saves an allocation per message. Every field
 // of m is overwritten; m.Data is a new slice the caller owns (the old one
 // is not reused: handlers may keep it). On an error m is left as it was.
+// It panics if m is nil, before it takes a message.
 //
 // It is receive written out (m is set only when it succeeds), not a call of
 // it: a loop around ReceiveInto on an idle channel waits one frame less
 // deep, and keeps a smaller stack (see receive).
 func (ch *Channel) ReceiveInto(ctx context.Context, m *Message) error {
+	if m == nil {
+		panic("transport: ReceiveInto with a nil *Message")
+	}
 	rx := &ch.rx
 	rx.mu.Lock()
 	if err := rx.err; err != nil {

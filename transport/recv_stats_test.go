@@ -89,3 +89,17 @@ func TestStatsCountBytesWhileReceiveWaits(t *testing.T) {
 	require.Equal(t, want, srv.Stats().BytesReceived)
 	require.Equal(t, want, server.Stats().BytesReceived)
 }
+
+// ReceiveInto with a nil *Message is a programming error: it panics before
+// it takes a message, which the next call then returns.
+func TestReceiveIntoANilMessagePanicsWithoutTakingAMessage(t *testing.T) {
+	client, server, _ := pair(t, nil, nil)
+	ctx := testCtx(t)
+	cli, srv := openPair(t, client, server)
+	require.NoError(t, cli.Send(ctx, []byte("kept")))
+	require.PanicsWithValue(t, "transport: ReceiveInto with a nil *Message", func() { _ = srv.ReceiveInto(ctx, nil) })
+	var m Message
+	require.NoError(t, srv.ReceiveInto(ctx, &m))
+	require.Equal(t, "kept", string(m.Data))
+	require.Equal(t, uint64(1), srv.Stats().MessagesReceived)
+}
