@@ -176,18 +176,7 @@ type Config struct {
 	// CloseTimeout bounds a graceful Conn.Close and Channel.Close
 	// (Conn.Shutdown takes a context instead). Default DefaultCloseTimeout (5 s).
 	CloseTimeout time.Duration
-	// Allow0RTT lets a Listener accept 0-RTT data from resuming clients.
-	// Only messages their sender marked safe to replay travel in 0-RTT.
-	// Keep 0-RTT working across restarts by keeping the TLS session ticket
-	// keys (tls.Config.SetSessionTicketKeys).
-	//
-	// Early data is refused as a replay when a session ticket is presented a
-	// second time: each ticket carries 0-RTT data once per server process
-	// (see the package documentation, "0-RTT and replays"). A refused
-	// attempt resumes with a full round trip instead; it is never refused as
-	// a connection. Listener.Stats counts refusals.
-	Allow0RTT bool
-	// EarlyDataWindow, with Allow0RTT, is how long after it was issued a
+	// EarlyDataWindow, with Allow0RTT (below), is how long after it was issued a
 	// session ticket may carry 0-RTT data; an older ticket resumes with a
 	// full round trip. It also bounds how long a used ticket is remembered.
 	// Default DefaultEarlyDataWindow (24 h); at most MaxEarlyDataWindow.
@@ -207,6 +196,18 @@ type Config struct {
 	// length, 1 to 20 bytes. Nil: quic-go's random 4-byte IDs. Not used by
 	// Dial, nor by ListenTransport, whose transport has its own.
 	ConnectionIDGenerator quic.ConnectionIDGenerator
+	// Allow0RTT lets a Listener accept 0-RTT data from resuming clients
+	// (EarlyDataWindow and ReplayCacheSize above).
+	// Only messages their sender marked safe to replay travel in 0-RTT.
+	// Keep 0-RTT working across restarts by keeping the TLS session ticket
+	// keys (tls.Config.SetSessionTicketKeys).
+	//
+	// Early data is refused as a replay when a session ticket is presented a
+	// second time: each ticket carries 0-RTT data once per server process
+	// (see the package documentation, "0-RTT and replays"). A refused
+	// attempt resumes with a full round trip instead; it is never refused as
+	// a connection. Listener.Stats counts refusals.
+	Allow0RTT bool
 	// DisableAcks makes this side not offer acknowledgements in HELLO.
 	// Acknowledgements are on when both sides offer them: the receiver
 	// acknowledges each channel's messages as Receive returns them and the
@@ -215,6 +216,9 @@ type Config struct {
 	// connection. Off, delivery of what was written is in doubt when a
 	// connection ends, as with version-1 peers that predate them.
 	DisableAcks bool
+	// noHeaders makes this side leave the HEADERS extension out of its
+	// HELLO, as a peer that predates it does; set only by tests.
+	noHeaders bool
 	// AckWindow is how many bytes of encoded messages one channel holds
 	// that the peer has not acknowledged (written and unacknowledged, plus
 	// buffered): Send waits, and TrySend fails with ErrAckWindowFull, while
@@ -246,10 +250,6 @@ type Config struct {
 	// Tracer, when set, is quic-go's connection tracer, for example to write
 	// qlog files (see github.com/quic-go/quic-go/qlog).
 	Tracer func(ctx context.Context, isClient bool, connID quic.ConnectionID) qlogwriter.Trace
-
-	// noHeaders makes this side leave the HEADERS extension out of its
-	// HELLO, as a peer that predates it does; set only by tests.
-	noHeaders bool
 }
 
 func (c *Config) withDefaults() (Config, error) {
