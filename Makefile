@@ -96,6 +96,7 @@ fuzz:
 	for t in $(FUZZTARGETS); do \
 		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./internal/wire/ || exit 1; \
 	done
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/quiclb/
 
 clean:
 	rm -rf bin

@@ -176,18 +176,7 @@ type Config struct {
 	// CloseTimeout bounds a graceful Conn.Close and Channel.Close
 	// (Conn.Shutdown takes a context instead). Default DefaultCloseTimeout (5 s).
 	CloseTimeout time.Duration
-	// Allow0RTT lets a Listener accept 0-RTT data from resuming clients.
-	// Only messages their sender marked safe to replay travel in 0-RTT.
-	// Keep 0-RTT working across restarts by keeping the TLS session ticket
-	// keys (tls.Config.SetSessionTicketKeys).
-	//
-	// Early data is refused as a replay when a session ticket is presented a
-	// second time: each ticket carries 0-RTT data once per server process
-	// (see the package documentation, "0-RTT and replays"). A refused
-	// attempt resumes with a full round trip instead; it is never refused as
-	// a connection. Listener.Stats counts refusals.
-	Allow0RTT bool
-	// EarlyDataWindow, with Allow0RTT, is how long after it was issued a
+	// EarlyDataWindow, with Allow0RTT (below), is how long after it was issued a
 	// session ticket may carry 0-RTT data; an older ticket resumes with a
 	// full round trip. It also bounds how long a used ticket is remembered.
 	// Default DefaultEarlyDataWindow (24 h); at most MaxEarlyDataWindow.
@@ -201,6 +190,24 @@ type Config struct {
 	// it lost its state for. Keep it across restarts so that clients of a
 	// restarted server notice at once instead of at their idle timeout.
 	StatelessResetKey *quic.StatelessResetKey
+	// ConnectionIDGenerator, when set on a Listener (Listen), makes the
+	// connection IDs the listener issues, for example ones that carry a
+	// server ID for a load balancer (QUIC-LB). Its IDs must all be of one
+	// length, 1 to 20 bytes. Nil: quic-go's random 4-byte IDs. Not used by
+	// Dial, nor by ListenTransport, whose transport has its own.
+	ConnectionIDGenerator quic.ConnectionIDGenerator
+	// Allow0RTT lets a Listener accept 0-RTT data from resuming clients
+	// (EarlyDataWindow and ReplayCacheSize above).
+	// Only messages their sender marked safe to replay travel in 0-RTT.
+	// Keep 0-RTT working across restarts by keeping the TLS session ticket
+	// keys (tls.Config.SetSessionTicketKeys).
+	//
+	// Early data is refused as a replay when a session ticket is presented a
+	// second time: each ticket carries 0-RTT data once per server process
+	// (see the package documentation, "0-RTT and replays"). A refused
+	// attempt resumes with a full round trip instead; it is never refused as
+	// a connection. Listener.Stats counts refusals.
+	Allow0RTT bool
 	// DisableAcks makes this side not offer acknowledgements in HELLO.
 	// Acknowledgements are on when both sides offer them: the receiver
 	// acknowledges each channel's messages as Receive returns them and the
@@ -209,6 +216,9 @@ type Config struct {
 	// connection. Off, delivery of what was written is in doubt when a
 	// connection ends, as with version-1 peers that predate them.
 	DisableAcks bool
+	// noHeaders makes this side leave the HEADERS extension out of its
+	// HELLO, as a peer that predates it does; set only by tests.
+	noHeaders bool
 	// AckWindow is how many bytes of encoded messages one channel holds
 	// that the peer has not acknowledged (written and unacknowledged, plus
 	// buffered): Send waits, and TrySend fails with ErrAckWindowFull, while
@@ -240,10 +250,6 @@ type Config struct {
 	// Tracer, when set, is quic-go's connection tracer, for example to write
 	// qlog files (see github.com/quic-go/quic-go/qlog).
 	Tracer func(ctx context.Context, isClient bool, connID quic.ConnectionID) qlogwriter.Trace
-
-	// noHeaders makes this side leave the HEADERS extension out of its
-	// HELLO, as a peer that predates it does; set only by tests.
-	noHeaders bool
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -298,6 +304,9 @@ func (c *Config) validate() error {
 	}
 	if min(c.HandshakeTimeout, c.IdleTimeout, c.CloseTimeout, c.HelloTimeout, c.ChannelHeaderTimeout) < 0 {
 		return fmt.Errorf("transport: Config timeouts must not be negative")
+	}
+	if g := c.ConnectionIDGenerator; g != nil && (g.ConnectionIDLen() < 1 || g.ConnectionIDLen() > maxConnectionIDLen) {
+		return fmt.Errorf("transport: Config.ConnectionIDGenerator makes %d-byte connection IDs; want 1 to %d", g.ConnectionIDLen(), maxConnectionIDLen)
 	}
 	if c.EarlyDataWindow < 0 || c.EarlyDataWindow > MaxEarlyDataWindow {
 		return fmt.Errorf("transport: Config.EarlyDataWindow %v is outside 0..%v", c.EarlyDataWindow, MaxEarlyDataWindow)
@@ -354,5 +363,8 @@ const (
 	quicInitialStreamWindow = 512 << 10
 	quicInitialConnWindow   = 768 << 10
 )
+
+// maxConnectionIDLen is the longest connection ID of QUIC version 1.
+const maxConnectionIDLen = 20
 
 const alpn = wire.ALPN

@@ -133,7 +133,8 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
 	gate := newHandshakeGate(conf.MaxHandshakesPerIP)
-	tr := &quic.Transport{Conn: udp, StatelessResetKey: conf.StatelessResetKey, ConnContext: gate.connContext}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: conf.StatelessResetKey, ConnContext: gate.connContext,
+		ConnectionIDGenerator: conf.ConnectionIDGenerator}
 	l, err := newListener(tr, tc, conf, gate)
 	if err != nil {
 		_ = tr.Close()
@@ -156,9 +157,9 @@ func listenSetup(tlsConf *tls.Config, cfg *Config) (Config, *tls.Config, error) 
 
 // ListenTransport is Listen on a caller-owned [quic.Transport], which can
 // also dial. Close leaves the transport open; the caller closes it after the
-// listener. Config.StatelessResetKey and Config.MaxHandshakesPerIP are not
-// used: the first is the transport's, and the second needs the transport's
-// ConnContext hook, which is the caller's.
+// listener. Config.StatelessResetKey, Config.ConnectionIDGenerator and
+// Config.MaxHandshakesPerIP are not used: the first two are the transport's,
+// and the third needs the transport's ConnContext hook, which is the caller's.
 func ListenTransport(tr *quic.Transport, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	conf, tc, err := listenSetup(tlsConf, cfg)
 	if err != nil {

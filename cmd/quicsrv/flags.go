@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/internal/quiclb"
 	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/session"
 	"github.com/quicmsg/quicmsg/transport"
@@ -58,6 +59,7 @@ type options struct {
 	maxDetached     int
 	resumeKeyFile   string
 	memoryLimit     int64
+	serverID        []byte
 	version         bool
 	cluster         clusterOptions
 }
@@ -135,6 +137,10 @@ func (o *options) serverFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGINT/SIGTERM, how long sessions may drain after GOAWAY before they are closed")
 	fs.DurationVar(&o.resumeWindow, "resume-window", session.DefaultResumeWindow, "how long a session whose connection was lost waits for its client to resume it; negative: sessions end with their connection")
 	fs.IntVar(&o.maxDetached, "max-detached", session.DefaultMaxDetachedSessions, "`sessions` kept at once waiting to be resumed; beyond it the oldest one ends")
+	fs.Func("server-id", "put this server's ID, 1 to 15 bytes in `hex` (e.g. 0a1b), unique among the nodes behind one UDP load balancer, into every QUIC connection ID it issues (QUIC-LB plaintext layout, config rotation 0), so that a balancer that routes by connection ID keeps each connection on this node when the client's address changes; see CLUSTER.md (default: random connection IDs)", func(v string) (err error) {
+		o.serverID, err = quiclb.ParseServerID(v)
+		return err
+	})
 	fs.StringVar(&o.resumeKeyFile, "resume-key-file", "", "`file` holding the key that authenticates resume tokens (32 bytes, hex), created if missing; default: a random key per start, so that clients of a restarted server are told their token is invalid rather than that their session expired")
 }
 

@@ -151,7 +151,8 @@ func startBackground(st *serverTLS, hup <-chan os.Signal, reloadInterval time.Du
 }
 
 // transportConfig returns the transport settings the flags ask for. With
-// -qlog it creates the trace directory.
+// -qlog it creates the trace directory; with -server-id the listener's
+// connection IDs carry the server ID.
 func transportConfig(o *options, log *slog.Logger) (transport.Config, error) {
 	tc := transport.Config{
 		MaxMessageSize:  o.maxMessageSize,
@@ -166,7 +167,8 @@ func transportConfig(o *options, log *slog.Logger) (transport.Config, error) {
 		tc.Tracer = qlogTracer(o.qlogDir, log)
 		log.Warn("writing a qlog trace of every connection: for debugging only", "dir", o.qlogDir)
 	}
-	return tc, nil
+	err := setServerID(o, &tc, log)
+	return tc, err
 }
 
 // listen creates the session server and the QUIC listener it will serve.

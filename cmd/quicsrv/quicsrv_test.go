@@ -360,7 +360,7 @@ func TestHelpShowsAnExampleAndEveryFlag(t *testing.T) {
 	for _, f := range []string{"addr", "cert", "key", "client-ca", "mode", "max-sessions", "max-message-size",
 		"pending-cap", "pending-bytes", "overflow", "idle-timeout", "keep-alive", "ticket-keys", "metrics", "log-format", "log-level", "qlog",
 		"keylog", "shutdown-timeout", "version", "slow-consumer", "subscriber-queue", "subscriber-queue-bytes",
-		"reload-interval", "dev-certs", "dev-client-cert", "resume-window", "max-detached", "resume-key-file", "publish-timeout",
+		"reload-interval", "dev-certs", "dev-client-cert", "resume-window", "max-detached", "resume-key-file", "publish-timeout", "server-id",
 		"cluster", "cluster-required", "cluster-buffer", "cluster-creds", "cluster-ca"} {
 		require.Regexp(t, `\n  -`+f+`[ \n]`, help)
 	}
@@ -384,6 +384,8 @@ func TestBadFlagsAreRefusedByName(t *testing.T) {
 		{[]string{"-resume-window", "soon"}, "resume-window"},
 		{[]string{"-memory-limit", "600MB"}, "memory-limit"},
 		{[]string{"-memory-limit", "-1MiB"}, "memory-limit"},
+		{[]string{"-server-id", "0a1"}, "-server-id"},
+		{[]string{"-server-id", "00112233445566778899aabbccddeeff"}, "-server-id"},
 		{[]string{"stray"}, "unexpected argument"},
 	} {
 		err := run(context.Background(), tc.args, io.Discard, io.Discard)
