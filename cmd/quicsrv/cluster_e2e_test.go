@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// TestClusterE2E runs one in-process nats-server on 127.0.0.1 and three
+// quicsrv nodes joined to it with -cluster. Each node is quicsrv's run
+// in a goroutine of the test process (startServerIn, as every test of
+// this package starts quicsrv), with its own QUIC listener, metrics
+// endpoint and NATS connection; clients are real QUIC connections
+// (transport.Dial). The subtests share the nodes and use distinct
+// subjects; the last one restarts NATS.
+func TestClusterE2E(t *testing.T) {
+	s := startNATS(t)
+	port := s.Addr().(*net.TCPAddr).Port
+	devDir := t.TempDir() // one development CA for the three nodes
+	var nodes [3]*testServer
+	for i := range nodes {
+		args := []string{"-metrics", "127.0.0.1:0", "-cluster", s.ClientURL(), "-server-id", fmt.Sprintf("0%d", i+1)}
+		if i == 0 {
+			args = append(args, "-cluster-buffer", "4096") // small, so that (d) drops some
+		}
+		nodes[i] = startServerIn(t, devDir, args...)
+	}
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	conf := a.clientTLS(t)
+
+	t.Run("OnceToEveryOtherNode", func(t *testing.T) {
+		onA, onB, onC := openChannel(t, dial(t, a.addr, conf), "chat"), openChannel(t, dial(t, b.addr, conf), "chat"), openChannel(t, dial(t, c.addr, conf), "chat")
+		waitNATSSubs(t, s, "chat", 3)
+		before := deliveredPerNode(t, nodes[:])
+
+		send(t, onA, "from a")
+		require.Equal(t, "from a", receive(t, onB))
+		require.Equal(t, "from a", receive(t, onC))
+		// Markers: a copy of "from a" sent twice, or back to A, would
+		// come before them on the same NATS connection.
+		send(t, onB, "marker b")
+		require.Equal(t, "marker b", receive(t, onA), "A's sender got its own message back")
+		require.Equal(t, "marker b", receive(t, onC), "C got a second copy")
+		send(t, onC, "marker c")
+		require.Equal(t, "marker c", receive(t, onA))
+		require.Equal(t, "marker c", receive(t, onB), "B got a second copy")
+
+		after := deliveredPerNode(t, nodes[:])
+		for i := range nodes {
+			require.Equal(t, 2.0, after[i]-before[i], "node %d: copies delivered", i)
+		}
+	})
+
+	t.Run("WildcardAcrossNodes", func(t *testing.T) {
+		sub := openChannel(t, dial(t, b.addr, conf), "orders.*.new")
+		waitNATSSubs(t, s, "orders.*.new", 1)
+		pub := openChannel(t, dial(t, c.addr, conf), "orders.eu.new")
+		send(t, pub, "first order")
+		m := receiveMsg(t, sub)
+		require.Equal(t, "orders.eu.new", m.Subject)
+		require.Equal(t, "first order", string(m.Data))
+	})
+
+	t.Run("QueueGroupOverThreeNodes", func(t *testing.T) {
+		testQueueGroupOverNodes(t, s, nodes[:], conf)
+	})
+
+	t.Run("NATSRestart", func(t *testing.T) {
+		testNATSRestart(t, s, port, a, b, conf)
+	})
+}
+
+// testQueueGroupOverNodes puts one member of a queue group on each node
+// and checks that each of n messages published on the first node reaches
+// exactly one member.
+func testQueueGroupOverNodes(t *testing.T, s *server.Server, nodes []*testServer, conf *tls.Config) {
+	var members []*transport.Channel
+	for _, ts := range nodes {
+		ch, err := dial(t, ts.addr, conf).OpenChannelWith(testCtx(t), "jobs.>", transport.ChannelOptions{Group: "workers"})
+		require.NoError(t, err)
+		members = append(members, ch)
+	}
+	waitNATSSubs(t, s, "jobs.>", len(nodes))
+	got := collect(t, members)
+	pub := openChannel(t, dial(t, nodes[0].addr, conf), "jobs.build")
+	const n = 60
+	for i := range n {
+		send(t, pub, strconv.Itoa(i))
+	}
+	require.Eventually(t, func() bool { return got.total() >= n }, waitTimeout, 5*time.Millisecond, "queue group members got %d of %d", got.total(), n)
+	// One more message: a second copy of an earlier one, on any node's
+	// NATS connection, would come before it.
+	send(t, pub, "end")
+	require.Eventually(t, func() bool { return got.total() >= n+1 }, waitTimeout, 5*time.Millisecond)
+	perMember, seen := got.snapshot()
+	require.Len(t, seen, n+1, "every message reached a member")
+	for msg, k := range seen {
+		require.Equal(t, 1, k, "message %q reached %d members", msg, k)
+	}
+	t.Logf("queue group over three nodes: %d messages, per member %v", n+1, perMember)
+}
+
+// testNATSRestart stops NATS, publishes on a (whose reconnect buffer is
+// 4 KiB), checks that a counts every message as buffered or dropped,
+// then restarts NATS on the same port and checks that messages cross
+// again and that b got no more than a buffered.
+func testNATSRestart(t *testing.T, s *server.Server, port int, a, b *testServer, conf *tls.Config) {
+	listener := openChannel(t, dial(t, b.addr, conf), "news")
+	pub := openChannel(t, dial(t, a.addr, conf), "news")
+	waitNATSSubs(t, s, "news", 2) // b's listener, a's publishing channel
+	send(t, pub, "before")
+	require.Equal(t, "before", receive(t, listener))
+	f := scrape(t, a.metricsURL)
+	published0 := metricValue(f, "quicmsg_cluster_published_total")
+	dropped0 := max(metricValue(f, "quicmsg_cluster_dropped_total", "reason", "nats_down"), 0)
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	a.waitMetric(t, 0, "quicmsg_cluster_connected")
+	require.Equal(t, "degraded: NATS unreachable: messages do not cross nodes\n", healthz(t, a.metricsURL))
+	const n = 200
+	payload := strings.Repeat("x", 64)
+	for i := range n {
+		send(t, pub, fmt.Sprintf("%d-%s", i, payload))
+	}
+	var buffered, dropped float64
+	require.Eventually(t, func() bool {
+		f := scrape(t, a.metricsURL)
+		buffered = metricValue(f, "quicmsg_cluster_published_total") - published0
+		dropped = max(metricValue(f, "quicmsg_cluster_dropped_total", "reason", "nats_down"), 0) - dropped0
+		return buffered+dropped >= n
+	}, waitTimeout, 10*time.Millisecond, "a accounted for %v buffered + %v dropped of %d", buffered, dropped, n)
+	require.Equal(t, float64(n), buffered+dropped, "every message is buffered or counted as dropped")
+	require.NotZero(t, dropped, "4 KiB of buffer holds fewer than %d messages", n)
+	require.NotZero(t, buffered)
+
+	s2 := startNATSOn(t, port)
+	a.waitMetric(t, 1, "quicmsg_cluster_connected")
+	b.waitMetric(t, 1, "quicmsg_cluster_connected")
+	waitNATSSubs(t, s2, "news", 2)
+	send(t, pub, "after")
+	received := 0
+	for {
+		m := receive(t, listener)
+		if m == "after" {
+			break
+		}
+		require.True(t, strings.HasSuffix(m, payload), "unexpected message %q", m)
+		received++
+	}
+	// b may have resubscribed after a flushed its buffer: NATS core is
+	// at-most-once, so b gets at most what a buffered.
+	require.LessOrEqual(t, float64(received), buffered)
+	t.Logf("NATS down: %d messages published on a, %v buffered (4 KiB), %v dropped (nats_down), %d of the buffered reached b", n, buffered, dropped, received)
+}
+
+// startNATSOn runs an in-process NATS server on 127.0.0.1:port until the
+// end of the test.
+func startNATSOn(t *testing.T, port int) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	go s.Start()
+	require.True(t, s.ReadyForConnections(waitTimeout), "NATS server not ready")
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// deliveredPerNode scrapes quicmsg_relay_delivered_total on each node.
+func deliveredPerNode(t *testing.T, nodes []*testServer) []float64 {
+	t.Helper()
+	out := make([]float64, len(nodes))
+	for i, ts := range nodes {
+		out[i] = max(metricValue(scrape(t, ts.metricsURL), "quicmsg_relay_delivered_total"), 0)
+	}
+	return out
+}
+
+// received records what each of several channels receives.
+type received struct {
+	mu        sync.Mutex
+	perMember []int
+	seen      map[string]int
+}
+
+func (r *received) total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, k := range r.seen {
+		n += k
+	}
+	return n
+}
+
+func (r *received) snapshot() ([]int, map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := make(map[string]int, len(r.seen))
+	for k, v := range r.seen {
+		seen[k] = v
+	}
+	return append([]int(nil), r.perMember...), seen
+}
+
+// collect reads every channel in its own goroutine until the end of the
+// test, which waits for them.
+func collect(t *testing.T, chans []*transport.Channel) *received {
+	r := &received{perMember: make([]int, len(chans)), seen: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make(chan error, len(chans))
+	for i, ch := range chans {
+		wg.Go(func() {
+			for {
+				b, err := ch.Receive(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs <- fmt.Errorf("member %d: %w", i, err)
+					}
+					return
+				}
+				r.mu.Lock()
+				r.perMember[i]++
+				r.seen[string(b)]++
+				r.mu.Unlock()
+			}
+		})
+	}
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if !errors.Is(err, context.Canceled) {
+				t.Error(err)
+			}
+		}
+	})
+	return r
+}
