@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 BENCHCOUNT ?= 5
 BENCHTIME  ?= 1s
 
-.PHONY: all build run test vet fmt-check bench bench-hol fuzz soak scale scale-raw handshake clean
+.PHONY: all build run cluster test vet fmt-check bench bench-hol fuzz soak scale scale-raw handshake clean
 
 all: build
 
@@ -19,6 +19,13 @@ build:
 # .quicmsg/dev-certs on first start and reused afterwards.
 run: build
 	./bin/quicsrv -addr $(ADDR)
+
+# A local cluster to try: nats-server on 127.0.0.1:4222 (the one on PATH, or
+# built from the Go module proxy in a temporary directory) and three quicsrv
+# nodes on 127.0.0.1:4433-4435 joined with -cluster; Ctrl-C stops them.
+# See scripts/cluster.sh and CLUSTER.md.
+cluster: build
+	scripts/cluster.sh
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
