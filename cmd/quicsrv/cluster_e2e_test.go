@@ -166,21 +166,6 @@ func testNATSRestart(t *testing.T, s *server.Server, port int, a, b *testServer,
 	t.Logf("NATS down: %d messages published on a, %v buffered (4 KiB), %v dropped (nats_down), %d of the buffered reached b", n, buffered, dropped, received)
 }
 
-// startNATSOn runs an in-process NATS server on 127.0.0.1:port until the
-// end of the test.
-func startNATSOn(t *testing.T, port int) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	require.NoError(t, err)
-	go s.Start()
-	require.True(t, s.ReadyForConnections(waitTimeout), "NATS server not ready")
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
-}
-
 // deliveredPerNode scrapes quicmsg_relay_delivered_total on each node.
 func deliveredPerNode(t *testing.T, nodes []*testServer) []float64 {
 	t.Helper()

@@ -15,7 +15,14 @@ import (
 // until the end of the test.
 func startNATS(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	return startNATSOn(t, -1)
+}
+
+// startNATSOn runs an in-process NATS server on 127.0.0.1:port (-1: a
+// free port) until the end of the test.
+func startNATSOn(t *testing.T, port int) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
 	require.NoError(t, err)
 	go s.Start()
 	require.True(t, s.ReadyForConnections(waitTimeout), "NATS server not ready")
