@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +45,9 @@ fan-out, every message is delivered N times and deliveries are counted over
 all of them. With -group NAME the receiving connections open the channels in
 the queue group NAME: each message is delivered to one of them, and bench
 checks that none arrives twice (each message carries a sequence number; -size
-at least 17).
+at least 17). With -subscriber-addrs HOST:PORT[,HOST:PORT...] the receiving
+connections dial those addresses in turn instead of -addr (the sending
+connections stay on -addr): fan-out across the nodes of a quicsrv -cluster.
 
 -mode echo: round trips against an echo server. Each channel keeps one
 message in flight: send, wait for its echo, send the next. Latency is the
@@ -112,9 +116,10 @@ type benchOptions struct {
 	duration    time.Duration
 	rate        float64
 	mode        string
-	subscribers int    // receiving connections per sending connection (oneway)
-	group       string // queue group of the receiving channels (oneway)
-	inflight    int    // requests in flight per connection (request)
+	subscribers int      // receiving connections per sending connection (oneway)
+	group       string   // queue group of the receiving channels (oneway)
+	inflight    int      // requests in flight per connection (request)
+	subAddrs    []string // oneway: addresses the receiving connections dial in turn; empty: -addr
 }
 
 // tally counts the deliveries seen by one goroutine.
@@ -172,6 +177,7 @@ func cmdBench(ctx context.Context, g *globals, args []string) error {
 		fs.StringVar(&o.mode, "mode", o.mode, "oneway: delivered message rate; echo: round trips, one message in flight per channel; request: request/reply round trips")
 		fs.IntVar(&o.subscribers, "subscribers", o.subscribers, fmt.Sprintf("oneway: receiving connections per sending connection, each opening every channel: fan-out (at most %d)", benchMaxSubscribers))
 		fs.StringVar(&o.group, "group", "", "oneway: the receiving connections open the channels in this queue `group`: each message goes to one of them")
+		fs.Func("subscriber-addrs", "oneway: the receiving connections dial these `HOST:PORT[,HOST:PORT...]` in turn instead of -addr", o.setSubAddrs)
 		fs.IntVar(&o.inflight, "inflight", o.inflight, fmt.Sprintf("request: requests in flight per connection (at most %d)", benchMaxInflight))
 	})
 	if err != nil {
@@ -230,8 +236,8 @@ func (o *benchOptions) checkModes() error {
 		return usageError("-subscribers must be between 1 and %d", benchMaxSubscribers)
 	case o.conns*o.channels*o.subscribers > benchMaxReceivers:
 		return usageError("-conns x -channels x -subscribers must be at most %d", benchMaxReceivers)
-	case o.mode != "oneway" && (o.subscribers != 1 || o.group != ""):
-		return usageError("-subscribers and -group go with -mode oneway")
+	case o.mode != "oneway" && (o.subscribers != 1 || o.group != "" || len(o.subAddrs) > 0):
+		return usageError("-subscribers, -group and -subscriber-addrs go with -mode oneway")
 	case o.group != "" && o.size < benchSeqHeader:
 		return usageError("-group needs -size of at least %d bytes (kind, send time and sequence number)", benchSeqHeader)
 	case o.group != "" && !validGroup(o.group):
@@ -240,6 +246,19 @@ func (o *benchOptions) checkModes() error {
 		return usageError("-inflight must be between 1 and %d", benchMaxInflight)
 	case o.inflight != 1 && o.mode != modeRequest:
 		return usageError("-inflight goes with -mode request")
+	}
+	return nil
+}
+
+// setSubAddrs parses -subscriber-addrs: a comma-separated list of HOST:PORT.
+func (o *benchOptions) setSubAddrs(v string) error {
+	o.subAddrs = nil
+	for a := range strings.SplitSeq(v, ",") {
+		host, port, err := net.SplitHostPort(strings.TrimSpace(a))
+		if err != nil || host == "" || port == "" {
+			return fmt.Errorf("%q is not HOST:PORT (want HOST:PORT[,HOST:PORT...])", a)
+		}
+		o.subAddrs = append(o.subAddrs, net.JoinHostPort(host, port))
 	}
 	return nil
 }
@@ -331,7 +350,7 @@ func (b *bench) dialAll(ctx context.Context, conf *tls.Config, n int) error {
 	var eg errgroup.Group
 	for i := range b.conns {
 		eg.Go(func() error {
-			c, err := b.g.dialConn(ctx, conf)
+			c, err := b.g.dialConnAt(ctx, conf, b.dialAddr(i))
 			b.conns[i] = c
 			return err
 		})
@@ -344,6 +363,15 @@ func (b *bench) dialAll(ctx context.Context, conf *tls.Config, n int) error {
 			"-size %d is larger than the server's limit of %d bytes (quicsrv -max-message-size)", b.o.size, limit)
 	}
 	return nil
+}
+
+// dialAddr is the address connection i dials: -addr for the sending
+// connections, the -subscriber-addrs in turn for the receiving ones.
+func (b *bench) dialAddr(i int) string {
+	if i < b.o.conns || len(b.o.subAddrs) == 0 {
+		return b.g.addr
+	}
+	return b.o.subAddrs[(i-b.o.conns)%len(b.o.subAddrs)]
 }
 
 // openStream opens channel name on sending connection i and, in oneway

@@ -42,7 +42,8 @@ func TestBenchGroupFlagsAreChecked(t *testing.T) {
 		{[]string{"-group", "a.b"}, "-group \"a.b\": want 1 to 255 visible ASCII characters without '.', '*' or '>'"},
 		{[]string{"-group", "w", "-size", "16"}, "-group needs -size of at least 17 bytes (kind, send time and sequence number)"},
 		{[]string{"-subscribers", "65"}, "-subscribers must be between 1 and 64"},
-		{[]string{"-mode", "echo", "-subscribers", "2"}, "-subscribers and -group go with -mode oneway"},
+		{[]string{"-mode", "echo", "-subscribers", "2"}, "-subscribers, -group and -subscriber-addrs go with -mode oneway"},
+		{[]string{"-mode", "echo", "-subscriber-addrs", "127.0.0.1:1"}, "-subscribers, -group and -subscriber-addrs go with -mode oneway"},
 		{[]string{"-inflight", "4"}, "-inflight goes with -mode request"},
 		{[]string{"-mode", "request", "-inflight", "0"}, "-inflight must be between 1 and 1024"},
 	} {
@@ -76,4 +77,22 @@ func TestBenchRequestSyncWaitsForTheRelayToKnowTheResponder(t *testing.T) {
 	mode, err := b.syncRequests(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, serverRelays, mode)
+}
+
+func TestBenchSubscriberAddrsRefusesAnAddressWithoutPortByName(t *testing.T) {
+	for _, bad := range []string{"127.0.0.1", "127.0.0.1:4433,", ":4433"} {
+		got := runCLI(t, nil, "bench", "-subscriber-addrs", bad)
+		require.Equal(t, exitUsage, got.code, bad)
+		require.Contains(t, got.err.Error(), "-subscriber-addrs", bad)
+		require.Contains(t, got.err.Error(), "is not HOST:PORT", bad)
+	}
+}
+
+func TestBenchSubscriberAddrsDialsTheReceivingConnectionsThere(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	r := benchJSON(t, ts, "-subscribers", "2", "-subscriber-addrs", ts.addr+","+ts.addr, "-count", "200", "-duration", "5s")
+	require.Equal(t, "relay", r.ServerMode)
+	require.EqualValues(t, 200, r.Sent)
+	require.Zero(t, r.Errors, r.ErrorSamples)
+	require.EqualValues(t, 400, r.Delivered, "200 messages, each to 2 subscribers")
 }

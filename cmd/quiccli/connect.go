@@ -160,6 +160,24 @@ func (g *globals) dialConn(ctx context.Context, conf *tls.Config) (*transport.Co
 	return conn, nil
 }
 
+// dialConnAt is dialConn to addr instead of -addr (bench -subscriber-addrs).
+func (g *globals) dialConnAt(ctx context.Context, conf *tls.Config, addr string) (*transport.Conn, error) {
+	if addr == g.addr {
+		return g.dialConn(ctx, conf)
+	}
+	tc := g.transportConfig()
+	dctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	conn, err := transport.Dial(dctx, addr, conf, &tc)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, interrupted(err, "while connecting to %s", addr)
+		}
+		return nil, explain(exitConnect, err, "cannot connect to %s, given with -subscriber-addrs", addr)
+	}
+	return conn, nil
+}
+
 // dialClient connects a reconnecting client, for send, listen and chat, and
 // waits for the server's HELLO so that its limits are known. Connection
 // events go to stderr.
