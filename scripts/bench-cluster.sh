@@ -76,39 +76,12 @@ trap 'exit 143' TERM
 log "building quicsrv and quiccli"
 (cd "$root" && timeout 300 go build -o "$bin/" ./cmd/quicsrv ./cmd/quiccli) || die "go build failed"
 
-nats=$(command -v nats-server || true)
-if [[ -z $nats ]]; then
-  log "building nats-server $NATS_SERVER_VERSION from the Go module proxy in a throwaway module"
-  mkdir -p "$work/nats"
-  printf 'module natsserver\n\ngo 1.26.0\n' >"$work/nats/go.mod"
-  if ! (
-    cd "$work/nats"
-    export GOFLAGS=-mod=mod GOWORK=off
-    timeout 300 go get "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION" &&
-      timeout 300 go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2
-  ) >"$work/nats-build.log" 2>&1; then
-    tail -20 "$work/nats-build.log" >&2
-    die "building nats-server failed (log above); put a nats-server on PATH instead"
-  fi
-  nats=$bin/nats-server
-fi
+# shellcheck source=lib/nats.sh
+. "$root/scripts/lib/nats.sh"
+nats=$(nats_server "$bin" "$work") || exit 1 # nats_server has said why
 
 # ---------------------------------------------------------------- cluster
 
-# wait_line FILE REGEX PID: waits up to 10 s until FILE has a line matching
-# REGEX while PID runs, and prints it.
-wait_line() {
-  local i
-  for i in $(seq 100); do
-    if grep -m1 -E "$2" "$1" 2>/dev/null; then
-      return 0
-    fi
-    kill -0 "$3" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -20 "$1" >&2
-  die "no line matching '$2' in $1"
-}
 
 "$nats" -a 127.0.0.1 -p -1 >"$work/nats.log" 2>&1 &
 pids+=($!)

@@ -48,40 +48,13 @@ trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# nats-server: the one on PATH, or built in a throwaway module.
-nats=$(command -v nats-server || true)
-if [[ -z $nats ]]; then
-  log "building nats-server $NATS_SERVER_VERSION from the Go module proxy in $work/nats"
-  mkdir -p "$work/nats"
-  printf 'module natsserver\n\ngo 1.26.0\n' >"$work/nats/go.mod"
-  if ! (
-    cd "$work/nats"
-    export GOFLAGS=-mod=mod GOWORK=off
-    timeout 300 go get "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION" &&
-      timeout 300 go build -o "$work/nats-server" github.com/nats-io/nats-server/v2
-  ) >"$work/nats-build.log" 2>&1; then
-    tail -20 "$work/nats-build.log" >&2
-    die "building nats-server failed (log above); put a nats-server on PATH instead"
-  fi
-  nats=$work/nats-server
-fi
-
-# wait_line FILE REGEX PID: waits up to 10 s for a line of FILE matching
-# REGEX while PID runs.
-wait_line() {
-  local i
-  for i in $(seq 100); do
-    grep -qE "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -20 "$1" >&2
-  die "no line matching '$2' in $1"
-}
+# shellcheck source=lib/nats.sh
+. "$(dirname "$0")/lib/nats.sh"
+nats=$(nats_server "$work" "$work") || exit 1 # nats_server has said why
 
 "$nats" -a 127.0.0.1 -p "$NATS_PORT" >"$work/nats.log" 2>&1 &
 pids+=($!)
-wait_line "$work/nats.log" "Server is ready" "${pids[-1]}"
+wait_line "$work/nats.log" "Server is ready" "${pids[-1]}" >/dev/null
 log "nats-server $("$nats" --version 2>/dev/null || true) on 127.0.0.1:$NATS_PORT (pid ${pids[-1]})"
 
 for i in "${!NODES[@]}"; do
@@ -92,7 +65,7 @@ for i in "${!NODES[@]}"; do
   pids+=($!)
   # One at a time: the first start writes the development certificates
   # that the others reuse.
-  wait_line "$work/node$((i + 1)).out" "^quicsrv listening on" "${pids[-1]}"
+  wait_line "$work/node$((i + 1)).out" "^quicsrv listening on" "${pids[-1]}" >/dev/null
   log "node $((i + 1)): 127.0.0.1:${NODES[$i]}, server ID 0$((i + 1)), metrics http://127.0.0.1:${METRICS[$i]}/metrics (pid ${pids[-1]})"
 done
 
