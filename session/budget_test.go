@@ -33,7 +33,6 @@ func TestDefaultServerBudgetIsAShareOfTheMemoryLimit(t *testing.T) {
 
 func TestByteBudgetSlowsDownBeforeMessageCap(t *testing.T) {
 	release := make(chan struct{})
-	defer close(release)
 	const budget, size = 1 << 20, 64 << 10
 	srv, addr := startServer(t, &Config{PendingCap: 1000, PendingBytes: budget}, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
 		select {
@@ -47,12 +46,25 @@ func TestByteBudgetSlowsDownBeforeMessageCap(t *testing.T) {
 	ctx := testCtx(t)
 	ch, err := c.OpenChannel(ctx, "big")
 	require.NoError(t, err)
+	const count = 40
+	sent := make(chan error, 1)
 	go func() {
-		for range 40 {
-			if ch.Send(ctx, make([]byte, size)) != nil {
+		for range count {
+			if err := ch.Send(ctx, make([]byte, size)); err != nil {
+				sent <- err
 				return
 			}
 		}
+		sent <- nil
+	}()
+	// The client closes only once the server has read everything: a
+	// CONNECTION_CLOSE behind a window of data can be dropped by quic-go's
+	// queue of unprocessed packets (see flood).
+	defer func() {
+		close(release)
+		require.NoError(t, <-sent)
+		// Real sockets, so the wall clock: the messages cross QUIC (see helpers_test.go).
+		require.Eventually(t, func() bool { return srv.Stats().MessagesHandled == count }, 20*time.Second, 5*time.Millisecond)
 	}()
 	var sess *Session
 	// Real sockets, so the wall clock: SLOW_DOWN reaches the client over its QUIC control stream (see helpers_test.go).
@@ -214,6 +226,16 @@ func runFlood(t *testing.T, setup floodSetup) floodFigures {
 	var releaseOnce sync.Once
 	stop := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(stop)
+	var floodsEnded atomic.Int64 // flood channels whose reader ended
+	onClose := setup.cfg.OnChannelClose
+	setup.cfg.OnChannelClose = func(s *Session, name string) {
+		if name == "flood" {
+			floodsEnded.Add(1)
+		}
+		if onClose != nil {
+			onClose(s, name)
+		}
+	}
 	srv, addr := startServer(t, &setup.cfg, HandlerFunc(func(ctx context.Context, s *Session, m Message) {
 		if m.Channel != "flood" {
 			_ = s.Send(ctx, m.Channel, m.Data)
@@ -243,7 +265,7 @@ func runFlood(t *testing.T, setup floodSetup) floodFigures {
 	require.Eventually(t, func() bool { return srv.ActiveSessions() == setup.clients+1 }, 20*time.Second, 5*time.Millisecond)
 	before := heapAlloc()
 
-	flood(t, raws, frame, header, setup.perClient)
+	flood(t, raws, frame, header, setup.perClient, func() bool { return floodsEnded.Load() == int64(setup.clients) })
 	waitStalled(t, srv, uint64(setup.clients))
 	after := heapAlloc()
 	f := floodFigures{heapGrowth: after - before, pending: srv.Stats().PendingBytes, received: srv.Stats().MessagesReceived}
@@ -272,15 +294,28 @@ func runFlood(t *testing.T, setup floodSetup) floodFigures {
 
 // flood makes every raw client write count messages of frame (which
 // starts with a channel header of header bytes) on a new stream, in the
-// background, until the writes are done or the connection closes, which
-// the test's cleanup does.
-func flood(t *testing.T, raws []*rawClient, frame []byte, header, count int) {
+// background, until the writes are done or the test ends. At the end the
+// writes stop with a stream reset and the clients close only once ended
+// reports that the server has seen every reset: a CONNECTION_CLOSE that
+// arrives behind a connection window of data can be dropped by quic-go's
+// queue of 256 unprocessed packets, and the server would then learn of
+// the close only at its idle timeout, after the test's Server.Close had
+// waited out Config.CloseTimeout.
+func flood(t *testing.T, raws []*rawClient, frame []byte, header, count int, ended func() bool) {
 	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
+	streams := make([]*quic.Stream, 0, len(raws))
+	t.Cleanup(func() {
+		for _, s := range streams {
+			s.CancelWrite(0)
+		}
+		wg.Wait()
+		// Real sockets, so the wall clock: the resets reach the server over QUIC (see helpers_test.go).
+		require.Eventually(t, ended, 20*time.Second, 5*time.Millisecond, "the server never saw the flood channels end")
+	})
 	for _, r := range raws {
 		s, err := r.qc.OpenStreamSync(testCtx(t))
 		require.NoError(t, err)
-		t.Cleanup(func() { _ = r.qc.CloseWithError(0, "") })
+		streams = append(streams, s)
 		wg.Go(func() {
 			if _, err := s.Write(frame); err != nil {
 				return
