@@ -23,18 +23,28 @@ const HeaderOrigin = "quicmsg-origin"
 // one reason; each line gives the count so far.
 const DropLogInterval = time.Second
 
-// Backplane is a relay.Backplane over one NATS connection. Create it with
-// [New], hand it to the relay as relay.Config.Backplane, then [Backplane.Attach]
-// the relay. All methods are safe for concurrent use.
+// Backplane is a relay.Backplane over two NATS connections. Create it
+// with [New], hand it to the relay as relay.Config.Backplane, then
+// [Backplane.Attach] the relay. All methods are safe for concurrent use.
+//
+// The main connection is made with nats.go's NoEcho: it publishes the
+// node's messages and holds its plain subscriptions, so the NATS server
+// never sends a node its own messages back there (no parsing, no
+// delivery, no work for NATS). The queue connection echoes: it holds the
+// queue subscriptions, which must be able to take the node's own messages
+// (NATS picks a member among all nodes, this one included), and publishes
+// requests, whose "no responders" status needs a local responder to count
+// as one (see Forward).
 type Backplane struct {
 	cfg   Config
-	nc    *nats.Conn
+	nc    *nats.Conn // no echo: local messages, plain subscriptions
+	qnc   *nats.Conn // echo: queue subscriptions, requests
 	log   *slog.Logger
 	ctx   context.Context // ends at Close
 	stop  context.CancelFunc
-	wg    sync.WaitGroup // the interest loop and the RTT loop
-	wake  chan struct{}  // cap 1: the interest loop has work
-	gone  chan struct{}  // closed by nats.go's ClosedHandler
+	wg    sync.WaitGroup   // the interest loop and the RTT loop
+	wake  chan struct{}    // cap 1: the interest loop has work
+	gone  [2]chan struct{} // closed by nats.go's ClosedHandler of nc, qnc
 	close sync.Once
 
 	// relay is set once by Attach, before any NATS subscription exists.
@@ -71,36 +81,52 @@ func New(cfg *Config) (*Backplane, error) {
 		cfg:   c,
 		log:   c.Logger.With("node", c.NodeID),
 		wake:  make(chan struct{}, 1),
-		gone:  make(chan struct{}),
+		gone:  [2]chan struct{}{make(chan struct{}), make(chan struct{})},
 		refs:  make(map[key]int),
 		dirty: make(map[key]struct{}),
 		subs:  make(map[key]*nats.Subscription),
 	}
 	b.ctx, b.stop = context.WithCancel(context.Background())
+	if b.nc, err = b.connect("quicsrv "+c.NodeID, b.gone[0], nats.NoEcho()); err != nil {
+		b.stop()
+		return nil, err
+	}
+	if b.qnc, err = b.connect("quicsrv "+c.NodeID+" queue", b.gone[1]); err != nil {
+		b.stop()
+		b.nc.Close()
+		return nil, err
+	}
+	b.wg.Add(1)
+	go b.measureRTT()
+	return b, nil
+}
+
+// connect makes one of the backplane's NATS connections, named name;
+// extra options go after the user's, which cannot override them.
+func (b *Backplane) connect(name string, gone chan struct{}, extra ...nats.Option) (*nats.Conn, error) {
+	c := &b.cfg
 	opts := []nats.Option{
-		nats.Name("quicsrv " + c.NodeID),
+		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectBufSize(c.ReconnectBufSize),
 	}
 	opts = append(opts, c.Options...)
+	opts = append(opts, extra...)
 	opts = append(opts,
 		nats.DisconnectErrHandler(b.disconnected),
 		nats.ReconnectHandler(b.reconnected),
 		nats.ConnectHandler(b.reconnected), // the first connection, when it was retried
 		nats.ErrorHandler(b.asyncError),
-		nats.ClosedHandler(func(*nats.Conn) { close(b.gone) }),
+		nats.ClosedHandler(func(*nats.Conn) { close(gone) }),
 	)
-	b.nc, err = nats.Connect(c.URLs, opts...)
+	nc, err := nats.Connect(c.URLs, opts...)
 	if err != nil {
-		b.stop()
 		return nil, fmt.Errorf("cluster: connecting to NATS at %s: %w", c.URLs, err)
 	}
-	if b.nc.IsConnected() {
-		b.log.Info("connected to NATS", "url", b.nc.ConnectedUrlRedacted())
+	if nc.IsConnected() {
+		b.log.Info("connected to NATS", "conn", name, "url", nc.ConnectedUrlRedacted())
 	}
-	b.wg.Add(1)
-	go b.measureRTT()
-	return b, nil
+	return nc, nil
 }
 
 // Attach hands the backplane the relay that messages from other nodes go
@@ -111,8 +137,10 @@ func (b *Backplane) Attach(r *relay.Relay) error {
 		return errors.New("cluster: Attach called twice")
 	}
 	b.relay = r
-	// Ended with the connection, at Close.
-	if _, err := b.nc.Subscribe(b.noRespPrefix()+"*", b.noResponders); err != nil {
+	// Ended with the connection, at Close. On the connection that
+	// publishes requests: NATS sends the status to the publisher's
+	// subscription alone.
+	if _, err := b.qnc.Subscribe(b.noRespPrefix()+"*", b.noResponders); err != nil {
 		return fmt.Errorf("cluster: subscribing to no responders replies: %w", err)
 	}
 	b.wg.Add(1)
@@ -124,8 +152,8 @@ func (b *Backplane) Attach(r *relay.Relay) error {
 // NodeID returns the node's ID, as carried in HeaderOrigin.
 func (b *Backplane) NodeID() string { return b.cfg.NodeID }
 
-// Connected reports whether the NATS connection is up.
-func (b *Backplane) Connected() bool { return b.nc.IsConnected() }
+// Connected reports whether both NATS connections are up.
+func (b *Backplane) Connected() bool { return b.nc.IsConnected() && b.qnc.IsConnected() }
 
 // measureRTT measures the round trip to NATS every Config.RTTInterval
 // until Close. While NATS is down it sends nothing, so that no PING takes
@@ -173,33 +201,45 @@ func (b *Backplane) Sync(ctx context.Context) error {
 	case <-b.ctx.Done():
 		return ErrClosed
 	}
-	return b.nc.FlushWithContext(ctx)
+	if err := b.nc.FlushWithContext(ctx); err != nil {
+		return err
+	}
+	return b.qnc.FlushWithContext(ctx)
 }
 
 // Close stops the backplane: it stops the interest loop, waits up to
 // Config.CloseTimeout for buffered messages to reach NATS (what remains is
-// logged), closes the NATS connection and waits for nats.go to report it
-// closed. Close is idempotent; later calls wait as the first does.
+// logged), closes the NATS connections and waits for nats.go to report
+// them closed. Close is idempotent; later calls wait as the first does.
 func (b *Backplane) Close() error {
 	b.close.Do(func() {
 		b.stop()
 		b.wg.Wait()
-		if b.nc.IsConnected() {
-			if err := b.nc.FlushTimeout(b.cfg.CloseTimeout); err != nil {
-				b.log.Warn("closing: messages may not have reached NATS", "err", err)
-			}
-		}
-		if n, err := b.nc.Buffered(); err == nil && n > 0 {
-			b.log.Warn("closing with messages not sent to NATS", "bytes", n)
-		}
-		b.nc.Close()
-		select {
-		case <-b.gone:
-		case <-time.After(b.cfg.CloseTimeout):
-			b.log.Warn("closing: NATS did not report the connection closed", "timeout", b.cfg.CloseTimeout)
+		deadline := time.Now().Add(b.cfg.CloseTimeout)
+		for i, nc := range []*nats.Conn{b.nc, b.qnc} {
+			b.closeConn(nc, b.gone[i], deadline)
 		}
 	})
 	return nil
+}
+
+// closeConn flushes nc until deadline (one for both connections), closes
+// it and waits up to Config.CloseTimeout for gone.
+func (b *Backplane) closeConn(nc *nats.Conn, gone chan struct{}, deadline time.Time) {
+	if nc.IsConnected() {
+		if err := nc.FlushTimeout(max(time.Until(deadline), time.Millisecond)); err != nil {
+			b.log.Warn("closing: messages may not have reached NATS", "err", err)
+		}
+	}
+	if n, err := nc.Buffered(); err == nil && n > 0 {
+		b.log.Warn("closing with messages not sent to NATS", "bytes", n)
+	}
+	nc.Close()
+	select {
+	case <-gone:
+	case <-time.After(b.cfg.CloseTimeout):
+		b.log.Warn("closing: NATS did not report the connection closed", "timeout", b.cfg.CloseTimeout)
+	}
 }
 
 func (b *Backplane) disconnected(_ *nats.Conn, err error) {
@@ -211,7 +251,7 @@ func (b *Backplane) disconnected(_ *nats.Conn, err error) {
 
 // reconnected logs a connection made by nats.go after New returned.
 func (b *Backplane) reconnected(nc *nats.Conn) {
-	b.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted(), "dropped_nats_down", b.dropped[0].Load())
+	b.log.Info("connected to NATS", "conn", nc.Opts.Name, "url", nc.ConnectedUrlRedacted(), "dropped_nats_down", b.dropped[0].Load())
 }
 
 // asyncError logs what nats.go reports off the call path; NATS slow

@@ -13,41 +13,74 @@ import (
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-// Forward publishes m, published on this node, to NATS with its headers
-// and HeaderOrigin. It does not wait for the network: while NATS is
-// unreachable nats.go buffers up to Config.ReconnectBufSize bytes. A
-// message that NATS cannot take is counted in Stats.Dropped, logged, and
-// reported as a *ForwardError (with a *TooLargeError cause past
-// max_payload).
+// Forward publishes m, published on this node, to NATS. It does not wait
+// for the network: while NATS is unreachable nats.go buffers up to
+// Config.ReconnectBufSize bytes. A message that NATS cannot take is
+// counted in Stats.Dropped, logged, and reported as a *ForwardError (with
+// a *TooLargeError cause past max_payload).
 //
-// A request (m has transport.HeaderReplyTo) goes with a NATS reply subject
-// of this node's, so that when no node has a subscriber for it the NATS
-// server says so and the requester gets the relay's "no responders" reply.
+// A message goes on the main connection, whose echo is off: NATS never
+// hands it back to this node's plain subscriptions, only to its queue
+// subscriptions (on the queue connection). Its headers travel as NATS
+// headers with HeaderOrigin added; a message without headers goes without
+// any, which spares every receiving node from parsing them.
+//
+// A request (m has transport.HeaderReplyTo) goes on the queue connection,
+// with HeaderOrigin and a NATS reply subject of this node's: when no
+// subscription anywhere takes it, a local one included, the NATS server
+// says so and the requester gets the relay's "no responders" reply. It
+// comes back to this node's plain subscriptions, which skip it by its
+// origin. Requests and other messages go on different connections, so
+// that another node may receive a request before a message published
+// just before it.
 func (b *Backplane) Forward(m *transport.Message) error {
 	if b.ctx.Err() != nil {
 		return b.refuse(m.Subject, DropClosed, ErrClosed)
 	}
+	if len(m.Header) == 0 {
+		return b.settle(m, nil, b.nc.Publish(m.Subject, m.Data))
+	}
+	msg, err := b.natsMsg(m)
+	if err != nil {
+		return b.refuse(m.Subject, DropInvalid, err)
+	}
+	nc := b.nc
+	if rt := m.ReplyTo(); rt != "" && b.attached.Load() {
+		msg.Reply = b.noRespPrefix() + base64.RawURLEncoding.EncodeToString([]byte(rt+"\x00"+m.ID()))
+		nc = b.qnc
+	}
+	return b.settle(m, msg, nc.PublishMsg(msg))
+}
+
+// natsMsg converts m, which has headers, for NATS.
+func (b *Backplane) natsMsg(m *transport.Message) (*nats.Msg, error) {
 	msg := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: make(nats.Header, len(m.Header)+1)}
 	for _, f := range m.Header {
 		if strings.ContainsAny(f.Value, "\r\n") {
-			return b.refuse(m.Subject, DropInvalid, fmt.Errorf("header %q: the value holds a line break, which NATS headers cannot carry", f.Key))
+			return nil, fmt.Errorf("header %q: the value holds a line break, which NATS headers cannot carry", f.Key)
 		}
 		if f.Key != HeaderOrigin {
 			msg.Header[f.Key] = append(msg.Header[f.Key], f.Value)
 		}
 	}
 	msg.Header[HeaderOrigin] = []string{b.cfg.NodeID}
-	if rt := m.ReplyTo(); rt != "" && b.attached.Load() {
-		msg.Reply = b.noRespPrefix() + base64.RawURLEncoding.EncodeToString([]byte(rt+"\x00"+m.ID()))
-	}
-	err := b.nc.PublishMsg(msg)
+	return msg, nil
+}
+
+// settle counts the outcome err of publishing m (as msg, nil when it
+// went without headers) and returns Forward's error.
+func (b *Backplane) settle(m *transport.Message, msg *nats.Msg, err error) error {
 	if err == nil {
 		b.published.Add(1)
 		return nil
 	}
 	reason := reasonOf(err)
 	if reason == DropTooLarge {
-		err = &TooLargeError{Size: int64(len(m.Data) + headerSize(msg.Header)), Limit: b.nc.MaxPayload()}
+		size := len(m.Data)
+		if msg != nil {
+			size += headerSize(msg.Header)
+		}
+		err = &TooLargeError{Size: int64(size), Limit: b.nc.MaxPayload()}
 	}
 	return b.refuse(m.Subject, reason, err)
 }
@@ -107,6 +140,9 @@ func (b *Backplane) logDrop(reason DropReason, subject string, err error) {
 // keys); HeaderOrigin is left out.
 func toMessage(msg *nats.Msg) transport.Message {
 	m := transport.Message{Subject: msg.Subject, Data: msg.Data}
+	if len(msg.Header) == 0 {
+		return m
+	}
 	keys := make([]string, 0, len(msg.Header))
 	for k := range msg.Header {
 		if k != HeaderOrigin {

@@ -161,7 +161,7 @@ func (p *peer) waitForMsg(t *testing.T, suffix string) []string {
 }
 
 // natsSubs returns the subjects (with " group" for queue subscriptions)
-// the NATS server holds for the node's connection, without the node's
+// the NATS server holds for the node's connections, without the node's
 // no responders subscription.
 func natsSubs(t *testing.T, s *server.Server, n *node) []string {
 	t.Helper()
@@ -169,7 +169,7 @@ func natsSubs(t *testing.T, s *server.Server, n *node) []string {
 	require.NoError(t, err)
 	var out []string
 	for _, c := range cz.Conns {
-		if c.Name != "quicsrv "+n.name {
+		if c.Name != "quicsrv "+n.name && c.Name != "quicsrv "+n.name+" queue" {
 			continue
 		}
 		for _, sd := range c.SubsDetail {

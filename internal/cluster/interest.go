@@ -96,7 +96,7 @@ func (b *Backplane) subscribe(k key) (*nats.Subscription, error) {
 	if k.group == "" {
 		sub, err = b.nc.Subscribe(k.pattern, b.handler(k))
 	} else {
-		sub, err = b.nc.QueueSubscribe(k.pattern, k.group, b.handler(k))
+		sub, err = b.qnc.QueueSubscribe(k.pattern, k.group, b.handler(k))
 	}
 	if err != nil {
 		return nil, err
@@ -109,9 +109,10 @@ func (b *Backplane) subscribe(k key) (*nats.Subscription, error) {
 }
 
 // handler delivers the messages of k's NATS subscription to the relay. A
-// plain subscription skips this node's own messages, which the relay
-// delivered locally when they were published; a queue subscription takes
-// them: NATS picked this node's group members for them.
+// plain subscription skips this node's own requests, which the relay
+// delivered locally when they were published (NATS keeps the node's other
+// messages from it: see Forward); a queue subscription takes them: NATS
+// picked this node's group members for them.
 func (b *Backplane) handler(k key) nats.MsgHandler {
 	return func(msg *nats.Msg) {
 		if k.group == "" && msg.Header.Get(HeaderOrigin) == b.cfg.NodeID {

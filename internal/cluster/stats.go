@@ -4,12 +4,12 @@ import "time"
 
 // Stats are a backplane's counters.
 type Stats struct {
-	Connected     bool          // the NATS connection is up
+	Connected     bool          // both NATS connections are up
 	RTT           time.Duration // the last round trip to NATS measured; 0 while it is down
 	Subscriptions int           // NATS subscriptions for local interest
 	Published     uint64        // local messages handed to NATS (sent or buffered)
 	Received      uint64        // messages from NATS handed to the relay
-	Own           uint64        // this node's own messages skipped by plain subscriptions
+	Own           uint64        // this node's own requests skipped by plain subscriptions
 	NoResponders  uint64        // NATS "no responders" statuses turned into replies
 	// SubscribeFailed counts NATS subscriptions that could not be made
 	// (a pattern NATS refuses); each is logged.
@@ -22,7 +22,7 @@ type Stats struct {
 // Stats returns the backplane's counters.
 func (b *Backplane) Stats() Stats {
 	st := Stats{
-		Connected:       b.nc.IsConnected(),
+		Connected:       b.Connected(),
 		RTT:             time.Duration(b.rtt.Load()),
 		Published:       b.published.Load(),
 		Received:        b.received.Load(),
