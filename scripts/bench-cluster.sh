@@ -11,7 +11,9 @@
 #
 # each at an unlimited rate (delivered msgs/s over all subscribers) and at
 # -rate RATE (latency from Send to delivery, p50 and p99). It prints a
-# Markdown table: median [min-max] of each figure, and cross / single.
+# Markdown table: median [min-max] of each figure, and cross / single; then
+# the CPU time each process used during each run (from /proc/PID/stat, and
+# quiccli's from the shell's `times`) and per delivered message.
 #
 # Node A is a cluster member in both: single-node runs pay whatever -cluster
 # costs on the publishing node when no other node has interest.
@@ -100,16 +102,30 @@ for n in 1 2 3; do
 done
 ca=$work/dev-certs/ca.pem
 
+# ticks PID: the CPU time (user + system, clock ticks) PID has used.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 # bench NAME [ARGS...]: quiccli -json bench from node A; the result goes to
-# results/NAME.json.
+# results/NAME.json, and the CPU seconds that nats-server, nodes A, B, C
+# and quiccli used during it to results/NAME.cpu, on one line.
 bench() {
-  local name=$1
+  local name=$1 p i before=() after=() hz
   shift
-  timeout 120 "$bin/quiccli" -addr "${addrs[0]}" -ca "$ca" -timeout "$DRAIN" -json bench \
-    -subscribers "$SUBSCRIBERS" -size "$SIZE" -duration "$DURATION" "$@" >"$results/$name.json"
+  hz=$(getconf CLK_TCK)
+  for p in "${pids[@]}"; do before+=("$(ticks "$p")"); done
+  (
+    timeout 120 "$bin/quiccli" -addr "${addrs[0]}" -ca "$ca" -timeout "$DRAIN" -json bench \
+      -subscribers "$SUBSCRIBERS" -size "$SIZE" -duration "$DURATION" "$@" >"$results/$name.json"
+    times >"$results/$name.times" # the second line: quiccli's user and system time
+  )
   for p in "${pids[@]}"; do
     kill -0 "$p" 2>/dev/null || die "a process of the cluster ended (pid $p); logs in $work"
+    after+=("$(ticks "$p")")
   done
+  {
+    for i in "${!pids[@]}"; do awk -v a="${before[$i]}" -v b="${after[$i]}" -v hz="$hz" 'BEGIN { printf "%.2f ", (b - a) / hz }'; done
+    tail -1 "$results/$name.times" | sed -E 's/([0-9]+)m([0-9.]+)s/\1 \2/g' | awk '{ printf "%.2f\n", $1 * 60 + $2 + $3 * 60 + $4 }'
+  } >"$results/$name.cpu"
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -150,6 +166,21 @@ row() {
     "$(values "cross-$4" "$2" | spread "$3")" "$(awk -v s="$s" -v c="$c" 'BEGIN { if (s > 0) printf "**%.2f**", c / s; else print "–" }')"
 }
 
+# cpu_row RUN: the medians of RUN's CPU seconds per process, their sum,
+# and the sum's median over the messages delivered.
+cpu_row() {
+  local col cols=() i all=() per=()
+  for col in 1 2 3 4 5; do
+    cols+=("$(for i in $(seq "$ITERATIONS"); do cut -d' ' -f"$col" "$results/$1.$i.cpu"; done | median)")
+  done
+  for i in $(seq "$ITERATIONS"); do
+    all+=("$(awk '{ print $1 + $2 + $3 + $4 + $5 }' "$results/$1.$i.cpu")")
+    per+=("$(awk -v c="${all[-1]}" -v d="$(jq -r .delivered "$results/$1.$i.json")" 'BEGIN { if (d > 0) printf "%.2f", c * 1e6 / d; else print 0 }')")
+  done
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "${cols[@]}" \
+    "$(printf '%s\n' "${all[@]}" | median)" "$(printf '%s\n' "${per[@]}" | median)"
+}
+
 {
   echo "Command: ITERATIONS=$ITERATIONS DURATION=$DURATION RATE=$RATE scripts/bench-cluster.sh"
   echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r), $(go version | awk '{print $3, $4}'); load average $load_before before, $load_after after."
@@ -176,4 +207,12 @@ row() {
   s=$(values single-max .msgs_per_sec | median)
   c=$(values cross-max .msgs_per_sec | median)
   awk -v s="$s" -v c="$c" 'BEGIN { printf "Goal cross-node ≥ 0.8 × single node (unlimited rate): %.2f, %s.\n", c / s, (c >= 0.8 * s ? "met" : "not met") }'
+  echo
+  echo "CPU seconds per run (median of $ITERATIONS; user + system), and per delivered message:"
+  echo
+  echo "| run | nats-server | node A | node B | node C | quiccli | all | µs per delivered message |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  for run in single-max cross-max single-rate cross-rate; do
+    cpu_row "$run"
+  done
 } | tee "${out_file:-/dev/null}"
