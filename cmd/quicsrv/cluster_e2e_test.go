@@ -15,35 +15,36 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/client"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-// TestClusterE2E runs one in-process nats-server on 127.0.0.1 and three
-// quicsrv nodes joined to it with -cluster. Each node is quicsrv's run
-// in a goroutine of the test process (startServerIn, as every test of
-// this package starts quicsrv), with its own QUIC listener, metrics
-// endpoint and NATS connection; clients are real QUIC connections
-// (transport.Dial). The subtests share the nodes and use distinct
-// subjects; the last one restarts NATS.
+// TestClusterE2E builds quicsrv, runs one in-process nats-server on
+// 127.0.0.1 and three quicsrv processes (nodes a, b and c) joined to it
+// with -cluster, each with its own QUIC listener, metrics endpoint and
+// NATS connection, and one development CA for the three. Clients are real
+// QUIC connections (transport.Dial) and client.Client. The subtests share
+// the nodes and use distinct subjects, in order: NodeKilledClientsFailOver
+// kills b, NATSRestart restarts NATS.
 func TestClusterE2E(t *testing.T) {
+	bin := buildQuicsrv(t)
 	s := startNATS(t)
 	port := s.Addr().(*net.TCPAddr).Port
-	devDir := t.TempDir() // one development CA for the three nodes
-	var nodes [3]*testServer
-	for i := range nodes {
-		args := []string{"-metrics", "127.0.0.1:0", "-cluster", s.ClientURL(), "-server-id", fmt.Sprintf("0%d", i+1)}
-		if i == 0 {
-			args = append(args, "-cluster-buffer", "4096") // small, so that (d) drops some
-		}
-		nodes[i] = startServerIn(t, devDir, args...)
-	}
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	devDir := t.TempDir()
+	// a creates the development certificates that b and c then load.
+	a := launchNode(t, bin, "a", devDir, s.ClientURL(), "-server-id", "01", "-cluster-buffer", "4096") // small, so that NATSRestart drops some
+	a.waitReady(t)
+	b := launchNode(t, bin, "b", devDir, s.ClientURL(), "-server-id", "02")
+	c := launchNode(t, bin, "c", devDir, s.ClientURL(), "-server-id", "03")
+	b.waitReady(t)
+	c.waitReady(t)
+	nodes := []*testServer{a.testServer, b.testServer, c.testServer}
 	conf := a.clientTLS(t)
 
 	t.Run("OnceToEveryOtherNode", func(t *testing.T) {
 		onA, onB, onC := openChannel(t, dial(t, a.addr, conf), "chat"), openChannel(t, dial(t, b.addr, conf), "chat"), openChannel(t, dial(t, c.addr, conf), "chat")
 		waitNATSSubs(t, s, "chat", 3)
-		before := deliveredPerNode(t, nodes[:])
+		before := deliveredPerNode(t, nodes)
 
 		send(t, onA, "from a")
 		require.Equal(t, "from a", receive(t, onB))
@@ -57,7 +58,7 @@ func TestClusterE2E(t *testing.T) {
 		require.Equal(t, "marker c", receive(t, onA))
 		require.Equal(t, "marker c", receive(t, onB), "B got a second copy")
 
-		after := deliveredPerNode(t, nodes[:])
+		after := deliveredPerNode(t, nodes)
 		for i := range nodes {
 			require.Equal(t, 2.0, after[i]-before[i], "node %d: copies delivered", i)
 		}
@@ -74,11 +75,19 @@ func TestClusterE2E(t *testing.T) {
 	})
 
 	t.Run("QueueGroupOverThreeNodes", func(t *testing.T) {
-		testQueueGroupOverNodes(t, s, nodes[:], conf)
+		testQueueGroupOverNodes(t, s, nodes, conf)
+	})
+
+	t.Run("RequestReplyAcrossNodes", func(t *testing.T) {
+		testRequestReplyAcrossNodes(t, s, a, b, conf)
+	})
+
+	t.Run("NodeKilledClientsFailOver", func(t *testing.T) {
+		testNodeKilled(t, s, a, b, c, conf)
 	})
 
 	t.Run("NATSRestart", func(t *testing.T) {
-		testNATSRestart(t, s, port, a, b, conf)
+		testNATSRestart(t, s, port, a.testServer, c.testServer, conf)
 	})
 }
 
@@ -110,6 +119,78 @@ func testQueueGroupOverNodes(t *testing.T, s *server.Server, nodes []*testServer
 		require.Equal(t, 1, k, "message %q reached %d members", msg, k)
 	}
 	t.Logf("queue group over three nodes: %d messages, per member %v", n+1, perMember)
+}
+
+// testRequestReplyAcrossNodes has a client.Client on a ask a responder, a
+// client.Client on b, across the backplane, and ask a subject with no
+// responder on any node, which NATS answers with "no responders".
+func testRequestReplyAcrossNodes(t *testing.T, s *server.Server, a, b *node, conf *tls.Config) {
+	responder := dialClient(t, b.addr, conf, nil)
+	svc, err := responder.Channel(testCtx(t), "svc.clock")
+	require.NoError(t, err)
+	serveRequests(t, svc, "b")
+	waitNATSSubsOf(t, s, b.natsID, "svc.clock", 1)
+
+	requester := dialClient(t, a.addr, conf, nil)
+	// a forwards the request; no node subscribes to it, so the NATS
+	// server answers a's reply subject with 503 and a replies to the
+	// requester's inbox.
+	_, err = requester.Request(testCtx(t), "svc.nobody", &transport.Message{Data: []byte("anyone?")})
+	require.ErrorIs(t, err, transport.ErrNoResponders)
+	// The first Request opened the inbox, an ordinary subscription of
+	// a's. A subscription takes effect on other nodes once NATS has it
+	// (CLUSTER.md): wait for it, so that a reply from b cannot outrun it.
+	require.Eventually(t, func() bool {
+		return natsSubs(t, s, "quicsrv "+a.natsID, func(sub string) bool { return strings.HasPrefix(sub, "_INBOX.") }) == 1
+	}, waitTimeout, 5*time.Millisecond, "a's NATS subscription for the requester's inbox")
+
+	for i := range 3 {
+		q := fmt.Sprintf("what time is it? (%d)", i)
+		resp, err := requester.Request(testCtx(t), "svc.clock", &transport.Message{Data: []byte(q)})
+		require.NoError(t, err)
+		require.Equal(t, "b answers: "+q, string(resp.Data))
+		require.Empty(t, resp.Header.Get(transport.HeaderStatus))
+	}
+	require.Zero(t, requester.UnmatchedReplies(), "a reply came twice")
+}
+
+// serveRequests answers every request on ch, until the end of the test,
+// with "<who> answers: " and the request's data.
+func serveRequests(t *testing.T, ch *client.Channel, who string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	wg.Go(func() {
+		for {
+			req, err := ch.ReceiveMsg(ctx)
+			if err == nil {
+				err = ch.Reply(ctx, req, &transport.Message{Data: []byte(who + " answers: " + string(req.Data))})
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					errs <- err
+				}
+				return
+			}
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("responder %s: %v", who, err)
+		}
+	})
+}
+
+// dialClient makes a client.Client and closes it at cleanup.
+func dialClient(t *testing.T, addr string, conf *tls.Config, cfg *client.Config) *client.Client {
+	t.Helper()
+	cl, err := client.Dial(testCtx(t), addr, conf, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
 }
 
 // testNATSRestart stops NATS, publishes on a (whose reconnect buffer is
