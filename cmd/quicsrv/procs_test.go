@@ -145,8 +145,17 @@ func waitNATSSubsOf(t *testing.T, s *server.Server, nodeID, subject string, want
 // NATS connections named connName ("" for every connection).
 func natsSubs(t *testing.T, s *server.Server, connName string, match func(string) bool) int {
 	t.Helper()
-	cz, err := s.Connz(&server.ConnzOptions{SubscriptionsDetail: true})
+	n, err := countNATSSubs(s, connName, match)
 	require.NoError(t, err)
+	return n
+}
+
+// countNATSSubs is natsSubs for a goroutine other than the test's.
+func countNATSSubs(s *server.Server, connName string, match func(string) bool) (int, error) {
+	cz, err := s.Connz(&server.ConnzOptions{SubscriptionsDetail: true})
+	if err != nil {
+		return 0, err
+	}
 	got := 0
 	for _, c := range cz.Conns {
 		if connName != "" && c.Name != connName {
@@ -158,5 +167,5 @@ func natsSubs(t *testing.T, s *server.Server, connName string, match func(string
 			}
 		}
 	}
-	return got
+	return got, nil
 }
