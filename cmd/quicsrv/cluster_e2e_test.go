@@ -131,19 +131,10 @@ func testRequestReplyAcrossNodes(t *testing.T, s *server.Server, a, b *node, con
 	serveRequests(t, svc, "b")
 	waitNATSSubsOf(t, s, b.natsID, "svc.clock", 1)
 
+	// The first Request opens the requester's inbox and sends the
+	// request on it: quicsrv holds the request until NATS has a's
+	// subscription for the inbox, so that b's reply cannot outrun it.
 	requester := dialClient(t, a.addr, conf, nil)
-	// a forwards the request; no node subscribes to it, so the NATS
-	// server answers a's reply subject with 503 and a replies to the
-	// requester's inbox.
-	_, err = requester.Request(testCtx(t), "svc.nobody", &transport.Message{Data: []byte("anyone?")})
-	require.ErrorIs(t, err, transport.ErrNoResponders)
-	// The first Request opened the inbox, an ordinary subscription of
-	// a's. A subscription takes effect on other nodes once NATS has it
-	// (CLUSTER.md): wait for it, so that a reply from b cannot outrun it.
-	require.Eventually(t, func() bool {
-		return natsSubs(t, s, "quicsrv "+a.natsID, func(sub string) bool { return strings.HasPrefix(sub, "_INBOX.") }) == 1
-	}, waitTimeout, 5*time.Millisecond, "a's NATS subscription for the requester's inbox")
-
 	for i := range 3 {
 		q := fmt.Sprintf("what time is it? (%d)", i)
 		resp, err := requester.Request(testCtx(t), "svc.clock", &transport.Message{Data: []byte(q)})
@@ -151,6 +142,11 @@ func testRequestReplyAcrossNodes(t *testing.T, s *server.Server, a, b *node, con
 		require.Equal(t, "b answers: "+q, string(resp.Data))
 		require.Empty(t, resp.Header.Get(transport.HeaderStatus))
 	}
+	// a forwards the request; no node subscribes to it, so the NATS
+	// server answers a's reply subject with 503 and a replies to the
+	// requester's inbox.
+	_, err = requester.Request(testCtx(t), "svc.nobody", &transport.Message{Data: []byte("anyone?")})
+	require.ErrorIs(t, err, transport.ErrNoResponders)
 	require.Zero(t, requester.UnmatchedReplies(), "a reply came twice")
 }
 
@@ -196,11 +192,11 @@ func dialClient(t *testing.T, addr string, conf *tls.Config, cfg *client.Config)
 // testNATSRestart stops NATS, publishes on a (whose reconnect buffer is
 // 4 KiB), checks that a counts every message as buffered or dropped,
 // then restarts NATS on the same port and checks that messages cross
-// again and that b got no more than a buffered.
-func testNATSRestart(t *testing.T, s *server.Server, port int, a, b *testServer, conf *tls.Config) {
-	listener := openChannel(t, dial(t, b.addr, conf), "news")
+// again and that the other node got no more than a buffered.
+func testNATSRestart(t *testing.T, s *server.Server, port int, a, other *testServer, conf *tls.Config) {
+	listener := openChannel(t, dial(t, other.addr, conf), "news")
 	pub := openChannel(t, dial(t, a.addr, conf), "news")
-	waitNATSSubs(t, s, "news", 2) // b's listener, a's publishing channel
+	waitNATSSubs(t, s, "news", 2) // the other node's listener, a's publishing channel
 	send(t, pub, "before")
 	require.Equal(t, "before", receive(t, listener))
 	f := scrape(t, a.metricsURL)
@@ -229,7 +225,7 @@ func testNATSRestart(t *testing.T, s *server.Server, port int, a, b *testServer,
 
 	s2 := startNATSOn(t, port)
 	a.waitMetric(t, 1, "quicmsg_cluster_connected")
-	b.waitMetric(t, 1, "quicmsg_cluster_connected")
+	other.waitMetric(t, 1, "quicmsg_cluster_connected")
 	waitNATSSubs(t, s2, "news", 2)
 	send(t, pub, "after")
 	received := 0
@@ -241,10 +237,10 @@ func testNATSRestart(t *testing.T, s *server.Server, port int, a, b *testServer,
 		require.True(t, strings.HasSuffix(m, payload), "unexpected message %q", m)
 		received++
 	}
-	// b may have resubscribed after a flushed its buffer: NATS core is
-	// at-most-once, so b gets at most what a buffered.
+	// The other node may have resubscribed after a flushed its buffer: NATS core is
+	// at-most-once, so it gets at most what a buffered.
 	require.LessOrEqual(t, float64(received), buffered)
-	t.Logf("NATS down: %d messages published on a, %v buffered (4 KiB), %v dropped (nats_down), %d of the buffered reached b", n, buffered, dropped, received)
+	t.Logf("NATS down: %d messages published on a, %v buffered (4 KiB), %v dropped (nats_down), %d of the buffered reached the other node", n, buffered, dropped, received)
 }
 
 // deliveredPerNode scrapes quicmsg_relay_delivered_total on each node.

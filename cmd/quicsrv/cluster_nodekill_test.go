@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -84,6 +83,7 @@ func testNodeKilled(t *testing.T, s *server.Server, a, b, c *node, conf *tls.Con
 		sub.since = len(sub.log.snapshot())
 	}
 
+	killed := time.Now()
 	b.kill(t)
 	const perClient = 3
 	var sent []string
@@ -98,6 +98,8 @@ func testNodeKilled(t *testing.T, s *server.Server, a, b, c *node, conf *tls.Con
 	unacked := map[string]bool{}
 	for i, sub := range subs {
 		rf := waitFailover(t, sub, b.addr, c.addr)
+		t.Logf("client %d: on c %v after the kill (idle timeout %v, handshake timeout %v); events: %v",
+			i, time.Since(killed).Round(time.Millisecond), failoverTransport.IdleTimeout, failoverTransport.HandshakeTimeout, eventTypes(sub.log.snapshot()[sub.since:]))
 		for _, m := range rf.Unacked[subject] {
 			unacked[string(m.Data)] = true
 		}
@@ -184,9 +186,9 @@ func clientReceive(t *testing.T, ch *client.Channel) string {
 func eventTypes(events []client.Event) []string {
 	out := make([]string, len(events))
 	for i, e := range events {
-		out[i] = e.Type.String()
-		if e.Err != nil && !errors.Is(e.Err, transport.ErrResumeTokenInvalid) {
-			out[i] += fmt.Sprintf(" (%s: %v)", e.Addr, e.Err)
+		out[i] = fmt.Sprintf("%s %s", e.Type, e.Addr)
+		if e.Err != nil {
+			out[i] += fmt.Sprintf(" (%v)", e.Err)
 		}
 	}
 	return out
