@@ -42,26 +42,7 @@ func TestClusterE2E(t *testing.T) {
 	conf := a.clientTLS(t)
 
 	t.Run("OnceToEveryOtherNode", func(t *testing.T) {
-		onA, onB, onC := openChannel(t, dial(t, a.addr, conf), "chat"), openChannel(t, dial(t, b.addr, conf), "chat"), openChannel(t, dial(t, c.addr, conf), "chat")
-		waitNATSSubs(t, s, "chat", 3)
-		before := deliveredPerNode(t, nodes)
-
-		send(t, onA, "from a")
-		require.Equal(t, "from a", receive(t, onB))
-		require.Equal(t, "from a", receive(t, onC))
-		// Markers: a copy of "from a" sent twice, or back to A, would
-		// come before them on the same NATS connection.
-		send(t, onB, "marker b")
-		require.Equal(t, "marker b", receive(t, onA), "A's sender got its own message back")
-		require.Equal(t, "marker b", receive(t, onC), "C got a second copy")
-		send(t, onC, "marker c")
-		require.Equal(t, "marker c", receive(t, onA))
-		require.Equal(t, "marker c", receive(t, onB), "B got a second copy")
-
-		after := deliveredPerNode(t, nodes)
-		for i := range nodes {
-			require.Equal(t, 2.0, after[i]-before[i], "node %d: copies delivered", i)
-		}
+		testOnceToEveryOtherNode(t, s, nodes, conf)
 	})
 
 	t.Run("WildcardAcrossNodes", func(t *testing.T) {
@@ -89,6 +70,32 @@ func TestClusterE2E(t *testing.T) {
 	t.Run("NATSRestart", func(t *testing.T) {
 		testNATSRestart(t, s, port, a.testServer, c.testServer, conf)
 	})
+}
+
+// testOnceToEveryOtherNode checks that a message published on the first
+// node reaches the subscribers of the other two once, and does not come
+// back to the first.
+func testOnceToEveryOtherNode(t *testing.T, s *server.Server, nodes []*testServer, conf *tls.Config) {
+	onA, onB, onC := openChannel(t, dial(t, nodes[0].addr, conf), "chat"), openChannel(t, dial(t, nodes[1].addr, conf), "chat"), openChannel(t, dial(t, nodes[2].addr, conf), "chat")
+	waitNATSSubs(t, s, "chat", 3)
+	before := deliveredPerNode(t, nodes)
+
+	send(t, onA, "from a")
+	require.Equal(t, "from a", receive(t, onB))
+	require.Equal(t, "from a", receive(t, onC))
+	// Markers: a copy of "from a" sent twice, or back to A, would
+	// come before them on the same NATS connection.
+	send(t, onB, "marker b")
+	require.Equal(t, "marker b", receive(t, onA), "A's sender got its own message back")
+	require.Equal(t, "marker b", receive(t, onC), "C got a second copy")
+	send(t, onC, "marker c")
+	require.Equal(t, "marker c", receive(t, onA))
+	require.Equal(t, "marker c", receive(t, onB), "B got a second copy")
+
+	after := deliveredPerNode(t, nodes)
+	for i := range nodes {
+		require.Equal(t, 2.0, after[i]-before[i], "node %d: copies delivered", i)
+	}
 }
 
 // testQueueGroupOverNodes puts one member of a queue group on each node

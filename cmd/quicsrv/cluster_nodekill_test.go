@@ -65,14 +65,7 @@ type failoverClient struct {
 // delivered once from c; never both, never silently lost.
 func testNodeKilled(t *testing.T, s *server.Server, a, b, c *node, conf *tls.Config) {
 	const subject, inflightSubject = "alerts", "alerts.inflight"
-	subs := make([]*failoverClient, 2)
-	for i := range subs {
-		log := &eventLog{}
-		cl := dialClient(t, b.addr, conf, &client.Config{Fallback: []string{c.addr}, Transport: failoverTransport, OnEvent: log.add})
-		ch, err := cl.Channel(testCtx(t), subject)
-		require.NoError(t, err)
-		subs[i] = &failoverClient{cl: cl, ch: ch, log: log}
-	}
+	subs := []*failoverClient{subscribeFailover(t, b, c, conf, subject), subscribeFailover(t, b, c, conf, subject)}
 	pub := openChannel(t, dial(t, a.addr, conf), subject)
 	inflight := openChannel(t, dial(t, a.addr, conf), inflightSubject)
 	waitNATSSubsOf(t, s, b.natsID, subject, 1)
@@ -127,6 +120,17 @@ func testNodeKilled(t *testing.T, s *server.Server, a, b, c *node, conf *tls.Con
 	}
 	t.Logf("node b killed: %d messages published by its clients after the kill, %d reported unacknowledged (ResumeFailedError), %d delivered from c",
 		len(sent), len(unacked), len(sent)-len(unacked))
+}
+
+// subscribeFailover dials a client.Client to node b, with c as its
+// Fallback, and opens its channel named subject.
+func subscribeFailover(t *testing.T, b, c *node, conf *tls.Config, subject string) *failoverClient {
+	t.Helper()
+	log := &eventLog{}
+	cl := dialClient(t, b.addr, conf, &client.Config{Fallback: []string{c.addr}, Transport: failoverTransport, OnEvent: log.add})
+	ch, err := cl.Channel(testCtx(t), subject)
+	require.NoError(t, err)
+	return &failoverClient{cl: cl, ch: ch, log: log}
 }
 
 // waitFailover waits until sub reconnected to c after the kill, checks the
