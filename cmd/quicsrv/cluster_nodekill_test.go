@@ -54,21 +54,27 @@ type failoverClient struct {
 	since int // events before the kill
 }
 
-// testNodeKilled subscribes client.Clients on b (Fallback: c), kills b's
-// process with SIGKILL and checks that the clients fail over to c, where
-// their channels are opened again, and that a message published on a
-// after the kill reaches each of them exactly once. The clients publish
+// testNodeKilled subscribes client.Clients on b (Fallback: c), one of
+// them in a queue group too, kills b's process with SIGKILL and checks
+// that the clients fail over to c, where their channels are opened again
+// (the group's with its group), and that a message published on a after
+// the kill reaches each of them exactly once. The clients publish
 // right after the kill, to connections whose server is gone: each of
 // those messages is either reported (listed in the *ResumeFailedError of
 // an EventResumeFailed, since c cannot resume b's sessions, and counted in
 // Stats.MessagesUnacked) or, if the client had not written it yet,
 // delivered once from c; never both, never silently lost.
 func testNodeKilled(t *testing.T, s *server.Server, a, b, c *node, conf *tls.Config) {
-	const subject, inflightSubject = "alerts", "alerts.inflight"
+	const subject, inflightSubject, jobsSubject = "alerts", "alerts.inflight", "jobs.failover"
 	subs := []*failoverClient{subscribeFailover(t, b, c, conf, subject), subscribeFailover(t, b, c, conf, subject)}
+	// The first client is also the one member of a queue group.
+	member, err := subs[0].cl.ChannelWith(testCtx(t), jobsSubject, transport.ChannelOptions{Group: "workers"})
+	require.NoError(t, err)
 	pub := openChannel(t, dial(t, a.addr, conf), subject)
+	jobs := openChannel(t, dial(t, a.addr, conf), jobsSubject)
 	inflight := openChannel(t, dial(t, a.addr, conf), inflightSubject)
 	waitNATSSubsOf(t, s, b.natsID, subject, 1)
+	waitNATSSubsOf(t, s, b.natsID, jobsSubject, 1)
 	waitNATSSubsOf(t, s, a.natsID, inflightSubject, 1)
 	send(t, pub, "before the kill")
 	for _, sub := range subs {
@@ -96,19 +102,14 @@ func testNodeKilled(t *testing.T, s *server.Server, a, b, c *node, conf *tls.Con
 		for _, m := range rf.Unacked[subject] {
 			unacked[string(m.Data)] = true
 		}
-		st := sub.cl.Stats()
-		require.Equal(t, uint64(rf.Messages()), st.MessagesUnacked, "client %d", i)
-		require.Equal(t, st.MessagesUnacked, st.MessagesInDoubt, "client %d: in doubt are the unacknowledged ones", i)
 	}
 
-	// The clients' channels are open on c now: c subscribes on NATS.
+	// The clients' channels, the group member's too, are open on c now:
+	// c subscribes on NATS.
 	waitNATSSubsOf(t, s, c.natsID, subject, 1)
-	send(t, pub, "after the kill")
-	send(t, pub, "end") // a second copy of "after the kill" would come before it
-	for i, sub := range subs {
-		require.Equal(t, "after the kill", clientReceive(t, sub.ch), "client %d", i)
-		require.Equal(t, "end", clientReceive(t, sub.ch), "client %d", i)
-	}
+	waitNATSSubsOf(t, s, c.natsID, jobsSubject, 1)
+	requireOnce(t, pub, "after the kill", subs[0].ch, subs[1].ch)
+	requireOnce(t, jobs, "a job after the kill", member)
 
 	delivered := inflightDelivered(t, subs, inflight, inflightSubject)
 	for _, m := range sent {
@@ -133,11 +134,25 @@ func subscribeFailover(t *testing.T, b, c *node, conf *tls.Config, subject strin
 	return &failoverClient{cl: cl, ch: ch, log: log}
 }
 
+// requireOnce publishes msg on pub and checks that each of chans receives
+// it once: a second copy would come before the marker published next.
+func requireOnce(t *testing.T, pub *transport.Channel, msg string, chans ...*client.Channel) {
+	t.Helper()
+	send(t, pub, msg)
+	send(t, pub, "end")
+	for i, ch := range chans {
+		require.Equal(t, msg, clientReceive(t, ch), "channel %d", i)
+		require.Equal(t, "end", clientReceive(t, ch), "channel %d", i)
+	}
+}
+
 // waitFailover waits until sub reconnected to c after the kill, checks the
 // events it reported on the way and returns its ResumeFailedError: it
 // lost its connection to b (EventDisconnected), c refused to resume the
 // session (EventResumeFailed: c never had it, and its resume key is its
 // own), and a new session began on c (EventReconnected, not resumed).
+// What the error lists is what Stats counts as unacknowledged and in
+// doubt.
 func waitFailover(t *testing.T, sub *failoverClient, b, c string) *client.ResumeFailedError {
 	t.Helper()
 	var events []client.Event
@@ -157,6 +172,9 @@ func waitFailover(t *testing.T, sub *failoverClient, b, c string) *client.Resume
 	require.ErrorAs(t, events[failed].Err, &rf)
 	require.ErrorIs(t, rf, transport.ErrResumeTokenInvalid)
 	require.Equal(t, client.StatusConnected, sub.cl.Status())
+	st := sub.cl.Stats()
+	require.Equal(t, uint64(rf.Messages()), st.MessagesUnacked)
+	require.Equal(t, st.MessagesUnacked, st.MessagesInDoubt, "in doubt are the unacknowledged ones")
 	return rf
 }
 
