@@ -79,6 +79,9 @@ func (h *hooks) startCluster(o *clusterOptions) error {
 
 // clusterDegraded is the /healthz degraded reason while NATS is down.
 func (h *hooks) clusterDegraded() string {
+	if err := h.backplane.Lost(); err != nil {
+		return fmt.Sprintf("NATS connection closed for good (%v): messages do not cross nodes until quicsrv restarts", err)
+	}
 	if h.backplane.Connected() {
 		return ""
 	}

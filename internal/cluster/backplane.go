@@ -41,6 +41,8 @@ type Backplane struct {
 	relay    *relay.Relay
 	attached atomic.Bool
 
+	lost atomic.Pointer[error] // why nats.go closed the connection, when Close did not
+
 	mu      sync.Mutex
 	refs    map[key]int                // local interest, from Interest
 	dirty   map[key]struct{}           // changed since the loop last looked
@@ -80,6 +82,7 @@ func New(cfg *Config) (*Backplane, error) {
 	opts := []nats.Option{
 		nats.Name("quicsrv " + c.NodeID),
 		nats.MaxReconnects(-1),
+		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectBufSize(c.ReconnectBufSize),
 	}
 	opts = append(opts, c.Options...)
@@ -88,7 +91,7 @@ func New(cfg *Config) (*Backplane, error) {
 		nats.ReconnectHandler(b.reconnected),
 		nats.ConnectHandler(b.reconnected), // the first connection, when it was retried
 		nats.ErrorHandler(b.asyncError),
-		nats.ClosedHandler(func(*nats.Conn) { close(b.gone) }),
+		nats.ClosedHandler(b.closed),
 	)
 	b.nc, err = nats.Connect(c.URLs, opts...)
 	if err != nil {
@@ -202,11 +205,39 @@ func (b *Backplane) Close() error {
 	return nil
 }
 
-func (b *Backplane) disconnected(_ *nats.Conn, err error) {
-	if b.ctx.Err() == nil {
+func (b *Backplane) disconnected(nc *nats.Conn, err error) {
+	if b.ctx.Err() == nil && !nc.IsClosed() {
 		b.log.Warn("NATS connection lost: reconnecting; messages are buffered up to the limit, then dropped",
 			"err", err, "buffer_bytes", b.cfg.ReconnectBufSize)
 	}
+}
+
+// closed runs once nats.go has closed the connection. When Close did not
+// ask for it, nats.go has given up for good (the NATS server refused the
+// connection with an error that nats.go does not retry): messages no
+// longer cross nodes until the node restarts, which Lost reports.
+func (b *Backplane) closed(nc *nats.Conn) {
+	if b.ctx.Err() == nil {
+		err := nc.LastError()
+		if err == nil {
+			err = nats.ErrConnectionClosed
+		}
+		b.lost.Store(&err)
+		b.log.Error("NATS connection closed for good: messages no longer cross nodes; restart the node", "err", err)
+	}
+	close(b.gone)
+}
+
+// Lost returns why the NATS connection closed for good without Close, or
+// nil. nats.go reconnects for ever after network faults and auth errors,
+// but gives up when a NATS server closes the connection with another
+// protocol error; the node then serves its own sessions only until it
+// restarts.
+func (b *Backplane) Lost() error {
+	if p := b.lost.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // reconnected logs a connection made by nats.go after New returned.

@@ -38,7 +38,13 @@ func (b *Backplane) Forward(m *transport.Message) error {
 	}
 	msg.Header[HeaderOrigin] = []string{b.cfg.NodeID}
 	if rt := m.ReplyTo(); rt != "" && b.attached.Load() {
-		msg.Reply = b.noRespPrefix() + base64.RawURLEncoding.EncodeToString([]byte(rt+"\x00"+m.ID()))
+		if err := checkRequest(m); err != nil {
+			return b.refuse(m.Subject, DropInvalid, err)
+		}
+		msg.Reply = b.noRespSubject(rt, m.ID())
+	}
+	if err := checkControlLine(msg.Subject, msg.Reply); err != nil {
+		return b.refuse(m.Subject, DropInvalid, err)
 	}
 	err := b.nc.PublishMsg(msg)
 	if err == nil {

@@ -1,0 +1,92 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/transport"
+)
+
+// waitTick is how often the tests' bounded waits look again.
+const waitTick = time.Millisecond
+
+// request returns a request to subject with the given reply-to and msg-id.
+func request(subject, replyTo, id string) *transport.Message {
+	m := &transport.Message{Subject: subject, Data: []byte("q")}
+	m.Header.Add(transport.HeaderReplyTo, replyTo)
+	m.Header.Add(transport.HeaderMsgID, id)
+	return m
+}
+
+// A request's reply-to and msg-id travel in the NATS reply subject: one
+// that would make the protocol line longer than the NATS server takes
+// would have it close the node's connection, for good.
+func TestRequestWithLongReplyToCannotCutTheNodeOffNATS(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a, b := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{})
+	sub := newPeer("sub")
+	b.subscribe(t, sub, "news", "")
+	syncNodes(t, a, b)
+
+	bad := []*transport.Message{
+		request("svc", strings.Repeat("r", 4000), "1"),
+		request("svc", "_INBOX.r", strings.Repeat("i", 4000)),
+		request("svc", "_INBOX.*", "2"),
+	}
+	for _, m := range bad {
+		_, err := a.r.Publish(context.Background(), newPeer("evil"), m)
+		require.NoError(t, err)
+	}
+	syncNodes(t, a) // a round trip on a's connection: the server still holds it
+	require.NoError(t, a.bp.Lost())
+	require.True(t, a.bp.Connected())
+	require.Equal(t, uint64(len(bad)), a.bp.Stats().Dropped[DropInvalid])
+	require.Equal(t, uint64(len(bad)), a.r.Stats().ForwardFailed)
+
+	a.publish(t, newPeer("pub"), "news", "after")
+	require.Equal(t, []string{"news[news]:after"}, sub.waitForMsg(t, ":after"))
+}
+
+// When a NATS server closes the connection with an error nats.go does not
+// retry, the node says so: an error log line (not "reconnecting"), and
+// Lost, which quicsrv's /healthz reports.
+func TestConnectionClosedByNATSIsReportedAsLostForGood(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	var logs syncBuffer
+	a := newNode(t, s, "a", Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	syncNodes(t, a)
+
+	// Bypass Forward's checks: a line the server refuses.
+	require.NoError(t, a.bp.nc.Publish(strings.Repeat("x", 5000), nil))
+	require.Eventually(t, func() bool { return a.bp.Lost() != nil }, waitFor, waitTick)
+	require.ErrorContains(t, a.bp.Lost(), "maximum control line")
+	require.False(t, a.bp.Connected())
+	out := logs.String()
+	require.Contains(t, out, "level=ERROR msg=\"NATS connection closed for good")
+	require.NotContains(t, out, "reconnecting")
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
