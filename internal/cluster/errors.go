@@ -31,10 +31,15 @@ const (
 	// DropRefused: a message from NATS that the relay refused (a
 	// subject quicmsg does not take).
 	DropRefused DropReason = "refused"
+	// DropNoMember: a message NATS gave this node's queue subscription
+	// after the node's last member of the group had left (in flight,
+	// or waiting in the subscription): NATS picks one node per message
+	// and does not pick again, so it reached no member anywhere.
+	DropNoMember DropReason = "no_member"
 )
 
 // dropReasons lists every DropReason, in Stats order.
-var dropReasons = [...]DropReason{DropNATSDown, DropTooLarge, DropInvalid, DropClosed, DropError, DropSlowConsumer, DropRefused}
+var dropReasons = [...]DropReason{DropNATSDown, DropTooLarge, DropInvalid, DropClosed, DropError, DropSlowConsumer, DropRefused, DropNoMember}
 
 // ErrClosed is the error of Forward after Close.
 var ErrClosed = errors.New("cluster: backplane closed")

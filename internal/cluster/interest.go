@@ -1,6 +1,12 @@
 package cluster
 
-import "github.com/nats-io/nats.go"
+import (
+	"errors"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/quicmsg/quicmsg/internal/relay"
+)
 
 // Interest records a change of the relay's local interest in (pattern,
 // group) and wakes the interest loop; it never waits for NATS. It counts
@@ -80,7 +86,7 @@ func (b *Backplane) reconcile(k key, on bool) {
 		b.mu.Unlock()
 	case !on && sub != nil:
 		d, _ := sub.Dropped()
-		if err := sub.Unsubscribe(); err != nil {
+		if err := end(sub, k); err != nil {
 			b.log.Debug("NATS unsubscribe", "pattern", k.pattern, "group", k.group, "err", err)
 		}
 		b.mu.Lock()
@@ -88,6 +94,18 @@ func (b *Backplane) reconcile(k key, on bool) {
 		b.retired += uint64(max(d, 0))
 		b.mu.Unlock()
 	}
+}
+
+// end ends sub, the NATS subscription of k. A queue subscription is
+// drained: the messages NATS gave it until the server has the
+// unsubscription, those waiting in it included, still go to the handler,
+// which delivers them to a member that joined meanwhile or counts them
+// (DropNoMember). Unsubscribe would discard them uncounted.
+func end(sub *nats.Subscription, k key) error {
+	if k.group == "" {
+		return sub.Unsubscribe()
+	}
+	return sub.Drain()
 }
 
 func (b *Backplane) subscribe(k key) (*nats.Subscription, error) {
@@ -120,7 +138,15 @@ func (b *Backplane) handler(k key) nats.MsgHandler {
 		}
 		b.received.Add(1)
 		m := toMessage(msg)
-		if _, err := b.relay.DeliverRemote(b.ctx, k.pattern, k.group, &m); err != nil {
+		_, err := b.relay.DeliverRemote(b.ctx, k.pattern, k.group, &m)
+		switch {
+		case errors.Is(err, relay.ErrNoSubscription):
+			// A plain subscriber that left does not miss the message;
+			// a group's message was this node's alone to deliver.
+			if k.group != "" {
+				b.drop(DropNoMember, msg.Subject, err)
+			}
+		case err != nil:
 			b.drop(DropRefused, msg.Subject, err)
 		}
 	}

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -73,6 +75,14 @@ func TestConnectionClosedByNATSIsReportedAsLostForGood(t *testing.T) {
 	require.NotContains(t, out, "reconnecting")
 }
 
+// eventuallyEqual waits until get returns want, and fails with the last
+// value got when it does not within waitFor.
+func eventuallyEqual(t *testing.T, want uint64, get func() uint64, msg string) {
+	t.Helper()
+	assert.Eventually(t, func() bool { return get() == want }, waitFor, waitTick)
+	require.Equal(t, want, get(), msg)
+}
+
 // syncBuffer is a bytes.Buffer safe for concurrent use.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -89,4 +99,41 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Messages NATS gave a node's queue subscription wait there while the
+// node's only member is stuck; when that member leaves, each of them is
+// delivered or counted (no_member), none vanishes.
+func TestQueueMessagesOfANodeWhoseLastMemberLeavesAreCounted(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a, c := newNode(t, s, "a", Config{}), newNode(t, s, "c", Config{})
+	b := newNodeWith(t, s, "b", Config{}, relay.Config{QueueSize: 1, SlowConsumer: relay.Block, PublishTimeout: time.Minute})
+	stuck, wc := &peer{name: "stuck", stuck: true}, newPeer("wc")
+	b.subscribe(t, stuck, "jobs", "w")
+	c.subscribe(t, wc, "jobs", "w")
+	syncNodes(t, a, b, c)
+
+	const n = 200
+	for range n {
+		a.publish(t, newPeer("pub"), "jobs", "x")
+	}
+	pending := func() int {
+		b.bp.mu.Lock()
+		defer b.bp.mu.Unlock()
+		for _, sub := range b.bp.subs {
+			m, _, _ := sub.Pending()
+			return m
+		}
+		return 0
+	}
+	require.Eventually(t, func() bool { return pending() > 10 }, waitFor, waitTick, "b's member is stuck: jobs wait in b's NATS subscription")
+	b.r.Remove(stuck)
+
+	accounted := func() uint64 {
+		rs := b.r.Stats()
+		return uint64(len(wc.received())) + rs.Delivered + rs.Dropped + rs.Failed + b.bp.Stats().Dropped[DropNoMember]
+	}
+	eventuallyEqual(t, n, accounted, "every job is delivered or counted")
+	require.NotZero(t, b.bp.Stats().Dropped[DropNoMember])
+	t.Logf("b's last member left with jobs pending: %d to c's member, %d counted no_member", len(wc.received()), b.bp.Stats().Dropped[DropNoMember])
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -39,6 +40,13 @@ type Backplane interface {
 	// and reports it.
 	Forward(m *transport.Message) error
 }
+
+// ErrNoSubscription is DeliverRemote's error when no local subscription
+// of the pattern (with group "") or no member of the group is left: the
+// message reached nobody on this node. For a queue group, NATS picked
+// this node for a message that a member on another node could have
+// taken: the backplane counts it as lost.
+var ErrNoSubscription = errors.New("relay: no local subscription left for the message")
 
 // interestChange is a change of local interest waiting to be reported.
 type interestChange struct {
@@ -95,7 +103,9 @@ func (r *Relay) forward(m *transport.Message) bool {
 // (pattern, group), so that a message matching several local patterns
 // reaches each subscription once. m is never forwarded again. It returns
 // how many copies it queued; a subject the relay would refuse from a
-// peer is refused here too, with the same error.
+// peer is refused here too, with the same error, and ErrNoSubscription
+// means that no subscription of pattern (group "") or no member of group
+// is left on this node.
 //
 // Under the Block policy it waits for room as Publish does.
 func (r *Relay) DeliverRemote(ctx context.Context, pattern, group string, m *transport.Message) (int, error) {
@@ -110,10 +120,14 @@ func (r *Relay) DeliverRemote(ctx context.Context, pattern, group string, m *tra
 		return 0, nil
 	}
 	var rt routing
+	found := false
 	if e := r.subs.lookup(pattern, transport.IsWildcard(pattern), false); e != nil {
-		r.routeEntry(&rt, e, group, m)
+		found = r.routeEntry(&rt, e, group, m)
 	}
 	r.mu.RUnlock()
+	if !found {
+		return 0, ErrNoSubscription
+	}
 	if len(rt.waits) > 0 {
 		rt.n += r.awaitRoom(ctx, rt.waits, m)
 	}
@@ -121,23 +135,28 @@ func (r *Relay) DeliverRemote(ctx context.Context, pattern, group string, m *tra
 }
 
 // routeEntry queues m for the plain subscriptions of e (group "") or one
-// member of e's group; r.mu is read-held.
-func (r *Relay) routeEntry(rt *routing, e *entry, group string, m *transport.Message) {
+// member of e's group, and reports whether there was any; r.mu is
+// read-held.
+func (r *Relay) routeEntry(rt *routing, e *entry, group string, m *transport.Message) bool {
 	if group == "" {
+		if len(e.plain) == 0 {
+			return false
+		}
 		r.queued.Add(int64(len(e.plain)))
 		for _, sn := range e.plain {
 			rt.to(sn, m)
 		}
 		rt.settle(r, len(e.plain))
-		return
+		return true
 	}
 	i := e.group(group)
 	if i < 0 {
-		return
+		return false
 	}
 	r.queued.Add(1)
 	if sn := e.groups[i].pick(nil, len(m.Data)); sn != nil {
 		rt.to(sn, m)
 	}
 	rt.settle(r, 1)
+	return true
 }

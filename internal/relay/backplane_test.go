@@ -204,3 +204,29 @@ func (b *countingBackplane) Interest(pattern, group string, on bool) {
 }
 
 func (b *countingBackplane) Forward(*transport.Message) error { return nil }
+
+// A message from the backplane for a pattern or group with nobody left
+// on this node says so: for a queue group, the backplane counts it lost.
+func TestDeliverRemoteToAGroupWithNoMemberLeftSaysSo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRelay(t, &Config{Backplane: &fakeBackplane{}})
+		w, plain := newPeer("w"), newPeer("plain")
+		require.NoError(t, r.Subscribe(w, "jobs", "workers"))
+		subscribe(t, r, plain, "news")
+		m := &transport.Message{Subject: "jobs", Data: []byte("1")}
+		n, err := r.DeliverRemote(context.Background(), "jobs", "workers", m)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+
+		r.Remove(w)
+		_, err = r.DeliverRemote(context.Background(), "jobs", "workers", m)
+		require.ErrorIs(t, err, ErrNoSubscription, "the group's last member left")
+		_, err = r.DeliverRemote(context.Background(), "jobs", "", m)
+		require.ErrorIs(t, err, ErrNoSubscription, "no plain subscription of the pattern")
+		r.Unsubscribe(plain, "news")
+		_, err = r.DeliverRemote(context.Background(), "news", "", &transport.Message{Subject: "news"})
+		require.ErrorIs(t, err, ErrNoSubscription)
+		synctest.Wait()
+		requireBalanced(t, r.Stats())
+	})
+}
