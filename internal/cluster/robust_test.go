@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -136,4 +137,32 @@ func TestQueueMessagesOfANodeWhoseLastMemberLeavesAreCounted(t *testing.T) {
 	eventuallyEqual(t, n, accounted, "every job is delivered or counted")
 	require.NotZero(t, b.bp.Stats().Dropped[DropNoMember])
 	t.Logf("b's last member left with jobs pending: %d to c's member, %d counted no_member", len(wc.received()), b.bp.Stats().Dropped[DropNoMember])
+}
+
+// A node started without NATS (quicsrv -cluster-required=false) serves
+// its own queue groups, and a message NATS cannot carry still reaches the
+// local group: local delivery goes on whatever happens to the copy for
+// other nodes.
+func TestLocalQueueGroupServedWhenForwardingFails(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	url := s.ClientURL()
+	s.Shutdown()
+	s.WaitForShutdown()
+	a := newNodeAt(t, url, "a", Config{Options: []nats.Option{nats.RetryOnFailedConnect(true)}})
+	requester, w := newPeer("requester"), newPeer("w")
+	a.subscribe(t, requester, "_INBOX.r", "")
+	a.subscribe(t, w, "jobs", "workers")
+
+	a.publish(t, newPeer("pub"), "jobs", "1")
+	bad := &transport.Message{Subject: "jobs", Data: []byte("2")}
+	bad.Header.Add("k", "line\r\nbreak")
+	_, err := a.r.Publish(context.Background(), newPeer("pub"), bad)
+	require.NoError(t, err)
+	_, err = a.r.Publish(context.Background(), requester, request("jobs", "_INBOX.r", "3"))
+	require.NoError(t, err)
+	a.publish(t, newPeer("pub"), "_INBOX.r", "marker") // after any 503, in the requester's queue
+	require.Equal(t, []string{"jobs[jobs]:1", "jobs[jobs]:2", "jobs[jobs]:q"}, w.waitForMsg(t, ":q"))
+	require.Equal(t, []string{"_INBOX.r[_INBOX.r]:marker"}, requester.waitForMsg(t, ":marker"),
+		"the local group member took the request: no 503")
+	require.Equal(t, uint64(4), a.r.Stats().ForwardFailed)
 }

@@ -19,7 +19,8 @@ import (
 //     group member; the backplane picks a node among all the nodes with
 //     members and hands the message to [Relay.DeliverRemote] with the
 //     group's name there, so that each message reaches one member
-//     cluster-wide;
+//     cluster-wide. A message that Forward refuses picks one local member
+//     of each matching group, as on a single node;
 //   - leaves "no responders" replies to the backplane for the requests it
 //     forwarded: a request that reaches no local subscription may have a
 //     responder on another node.
@@ -93,6 +94,37 @@ func (r *Relay) forward(m *transport.Message) bool {
 	}
 	r.forwarded.Add(1)
 	return true
+}
+
+// routeGroups queues m for one member of each matching local queue group
+// (not from), as a relay without a backplane does, for a message the
+// backplane did not take. It returns the copies routed and queued.
+func (r *Relay) routeGroups(ctx context.Context, from Peer, m *transport.Message) (routed, n int) {
+	var rt routing
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return 0, 0
+	}
+	entries := r.subs.match(m.Subject)
+	counted := 0
+	for _, e := range entries {
+		counted += len(e.groups)
+	}
+	r.queued.Add(int64(counted))
+	for _, e := range entries {
+		for _, g := range e.groups {
+			if sn := g.pick(from, len(m.Data)); sn != nil {
+				rt.to(sn, m)
+			}
+		}
+	}
+	rt.settle(r, counted)
+	r.mu.RUnlock()
+	if len(rt.waits) > 0 {
+		rt.n += r.awaitRoom(ctx, rt.waits, m)
+	}
+	return rt.routed, rt.n
 }
 
 // DeliverRemote queues m, a message that another node published (or this

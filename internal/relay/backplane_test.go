@@ -230,3 +230,33 @@ func TestDeliverRemoteToAGroupWithNoMemberLeftSaysSo(t *testing.T) {
 		requireBalanced(t, r.Stats())
 	})
 }
+
+// When the backplane does not take a message, the local queue groups get
+// it as on a single node, and a request that reaches a local group member
+// gets no "no responders".
+func TestLocalQueueGroupGetsWhatTheBackplaneRefuses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bp := &fakeBackplane{err: errors.New("NATS refused it")}
+		r := newRelay(t, &Config{Backplane: bp})
+		requester, w1, w2 := newPeer("requester"), newPeer("w1"), newPeer("w2")
+		subscribe(t, r, requester, "_INBOX.r")
+		require.NoError(t, r.Subscribe(w1, "svc", "workers"))
+		require.NoError(t, r.Subscribe(w2, "svc", "workers"))
+
+		require.Equal(t, 1, publish(r, newPeer("pub"), "svc", "1"))
+		req := &transport.Message{Subject: "svc", Data: []byte("2")}
+		req.Header.Add(transport.HeaderReplyTo, "_INBOX.r")
+		req.Header.Add(transport.HeaderMsgID, "2")
+		n, err := r.Publish(context.Background(), requester, req)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		synctest.Wait()
+		require.ElementsMatch(t, []string{"svc:1", "svc:2"}, append(w1.received(), w2.received()...),
+			"one member of the group gets each message")
+		require.Empty(t, requester.received(), "a local member took the request: no 503")
+		st := r.Stats()
+		require.Zero(t, st.NoResponders)
+		require.Equal(t, uint64(2), st.ForwardFailed)
+		requireBalanced(t, st)
+	})
+}
