@@ -41,7 +41,8 @@ type Backplane struct {
 	relay    *relay.Relay
 	attached atomic.Bool
 
-	lost atomic.Pointer[error] // why nats.go closed the connection, when Close did not
+	lost       atomic.Pointer[error] // why nats.go closed the connection, when Close did not
+	joinedOnce atomic.Bool           // the connection has been up at least once
 
 	mu      sync.Mutex
 	refs    map[key]int                // local interest, from Interest
@@ -122,6 +123,22 @@ func (b *Backplane) Attach(r *relay.Relay) error {
 	go b.loop()
 	b.poke()
 	return nil
+}
+
+// joined reports whether the NATS connection has been up since New.
+// Before that nats.go knows neither the server's max_payload nor whether
+// it takes headers: it refuses every message with headers
+// (nats.ErrHeadersNotSupported) and would buffer one larger than
+// max_payload, which the server would answer by closing the connection.
+func (b *Backplane) joined() bool {
+	if b.joinedOnce.Load() {
+		return true
+	}
+	if b.nc.IsConnected() {
+		b.joinedOnce.Store(true)
+		return true
+	}
+	return false
 }
 
 // NodeID returns the node's ID, as carried in HeaderOrigin.

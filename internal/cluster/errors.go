@@ -12,7 +12,8 @@ type DropReason string
 // Reasons for a dropped message.
 const (
 	// DropNATSDown: NATS was unreachable and the reconnect buffer
-	// (Config.ReconnectBufSize) was full.
+	// (Config.ReconnectBufSize) was full, or NATS has not been reached
+	// since start (ErrNotConnectedYet).
 	DropNATSDown DropReason = "nats_down"
 	// DropTooLarge: the message was larger than the NATS server's
 	// max_payload (TooLargeError).
@@ -40,6 +41,11 @@ const (
 
 // dropReasons lists every DropReason, in Stats order.
 var dropReasons = [...]DropReason{DropNATSDown, DropTooLarge, DropInvalid, DropClosed, DropError, DropSlowConsumer, DropRefused, DropNoMember}
+
+// ErrNotConnectedYet is the cause of Forward's DropNATSDown error before
+// the first connection to NATS: messages are buffered only once the
+// connection has been up (Config.ReconnectBufSize).
+var ErrNotConnectedYet = errors.New("cluster: not connected to NATS since start: messages are buffered only once it has been reached")
 
 // ErrClosed is the error of Forward after Close.
 var ErrClosed = errors.New("cluster: backplane closed")

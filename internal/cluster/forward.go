@@ -20,12 +20,18 @@ import (
 // reported as a *ForwardError (with a *TooLargeError cause past
 // max_payload).
 //
+// Until the first connection to NATS (nats.RetryOnFailedConnect) nothing
+// is buffered: Forward fails with ErrNotConnectedYet (DropNATSDown).
+//
 // A request (m has transport.HeaderReplyTo) goes with a NATS reply subject
 // of this node's, so that when no node has a subscriber for it the NATS
 // server says so and the requester gets the relay's "no responders" reply.
 func (b *Backplane) Forward(m *transport.Message) error {
 	if b.ctx.Err() != nil {
 		return b.refuse(m.Subject, DropClosed, ErrClosed)
+	}
+	if !b.joined() {
+		return b.refuse(m.Subject, DropNATSDown, ErrNotConnectedYet)
 	}
 	msg := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: make(nats.Header, len(m.Header)+1)}
 	for _, f := range m.Header {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -165,4 +166,35 @@ func TestLocalQueueGroupServedWhenForwardingFails(t *testing.T) {
 	require.Equal(t, []string{"_INBOX.r[_INBOX.r]:marker"}, requester.waitForMsg(t, ":marker"),
 		"the local group member took the request: no 503")
 	require.Equal(t, uint64(4), a.r.Stats().ForwardFailed)
+}
+
+// Before its first connection to NATS a node buffers nothing (nats.go
+// cannot check a message against limits it has not learnt): each message
+// is counted as nats_down, not as an unexplained error.
+func TestMessagesBeforeTheFirstConnectionAreCountedAsNATSDown(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	port := s.Addr().(*net.TCPAddr).Port
+	url := s.ClientURL()
+	s.Shutdown()
+	s.WaitForShutdown()
+	fast := []nats.Option{nats.RetryOnFailedConnect(true), nats.ReconnectWait(10 * time.Millisecond), nats.ReconnectJitter(0, 0)}
+	a := newNodeAt(t, url, "a", Config{Options: fast})
+
+	err := a.bp.Forward(&transport.Message{Subject: "news", Data: []byte("while down")})
+	var fe *ForwardError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, DropNATSDown, fe.Reason)
+	require.ErrorIs(t, err, ErrNotConnectedYet)
+	st := a.bp.Stats()
+	require.Equal(t, uint64(1), st.Dropped[DropNATSDown])
+	require.Zero(t, st.Dropped[DropError])
+
+	s = startNATS(t, port, nil)
+	b := newNode(t, s, "b", Config{})
+	sub := newPeer("sub")
+	b.subscribe(t, sub, "news", "")
+	require.Eventually(t, a.bp.Connected, waitFor, waitTick)
+	syncNodes(t, a, b)
+	a.publish(t, newPeer("pub"), "news", "after")
+	require.Equal(t, []string{"news[news]:after"}, sub.waitForMsg(t, ":after"))
 }
