@@ -38,11 +38,14 @@ type Backplane struct {
 	close sync.Once
 
 	// relay is set once by Attach, before any NATS subscription exists.
-	relay    *relay.Relay
-	attached atomic.Bool
+	relay     *relay.Relay
+	attaching atomic.Bool // Attach was called
+	attached  atomic.Bool // relay is set
 
 	lost       atomic.Pointer[error] // why nats.go closed the connection, when Close did not
 	joinedOnce atomic.Bool           // the connection has been up at least once
+
+	subMu sync.Mutex // held while a NATS subscription is made or ended
 
 	mu      sync.Mutex
 	refs    map[key]int                // local interest, from Interest
@@ -111,7 +114,7 @@ func New(cfg *Config) (*Backplane, error) {
 // to, and starts bringing the NATS subscriptions in line with the
 // interest reported so far. Call it once, after relay.New.
 func (b *Backplane) Attach(r *relay.Relay) error {
-	if !b.attached.CompareAndSwap(false, true) {
+	if !b.attaching.CompareAndSwap(false, true) {
 		return errors.New("cluster: Attach called twice")
 	}
 	b.relay = r
@@ -119,6 +122,9 @@ func (b *Backplane) Attach(r *relay.Relay) error {
 	if _, err := b.nc.Subscribe(b.noRespPrefix()+"*", b.noResponders); err != nil {
 		return fmt.Errorf("cluster: subscribing to no responders replies: %w", err)
 	}
+	b.mu.Lock()
+	b.attached.Store(true) // from now on Interest subscribes itself
+	b.mu.Unlock()
 	b.wg.Add(1)
 	go b.loop()
 	b.poke()

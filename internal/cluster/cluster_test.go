@@ -201,7 +201,7 @@ func TestMessageNATSCannotCarryIsRefusedAndCounted(t *testing.T) {
 	a := newNode(t, s, "a", Config{})
 	syncNodes(t, a)
 
-	err := a.bp.Forward(&transport.Message{Subject: "big", Data: make([]byte, 2048)})
+	err := a.bp.Forward(&transport.Message{Subject: "big", Data: make([]byte, 2048)}, 0)
 	var fe *ForwardError
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, DropTooLarge, fe.Reason)
@@ -212,7 +212,7 @@ func TestMessageNATSCannotCarryIsRefusedAndCounted(t *testing.T) {
 
 	bad := &transport.Message{Subject: "x", Data: []byte("1")}
 	bad.Header.Add("k", "line\r\nbreak")
-	require.ErrorAs(t, a.bp.Forward(bad), &fe)
+	require.ErrorAs(t, a.bp.Forward(bad, 0), &fe)
 	require.Equal(t, DropInvalid, fe.Reason)
 
 	// Through the relay: the local subscriber still gets the message;

@@ -23,10 +23,12 @@ import (
 // Until the first connection to NATS (nats.RetryOnFailedConnect) nothing
 // is buffered: Forward fails with ErrNotConnectedYet (DropNATSDown).
 //
-// A request (m has transport.HeaderReplyTo) goes with a NATS reply subject
-// of this node's, so that when no node has a subscriber for it the NATS
-// server says so and the requester gets the relay's "no responders" reply.
-func (b *Backplane) Forward(m *transport.Message) error {
+// A request (m has transport.HeaderReplyTo) that reached no local
+// subscription (routed is 0) goes with a NATS reply subject of this
+// node's, so that when no node has a subscriber for it the NATS server
+// says so and the requester gets the relay's "no responders" reply. One
+// that reached a local subscription goes without: it has a responder.
+func (b *Backplane) Forward(m *transport.Message, routed int) error {
 	if b.ctx.Err() != nil {
 		return b.refuse(m.Subject, DropClosed, ErrClosed)
 	}
@@ -43,7 +45,7 @@ func (b *Backplane) Forward(m *transport.Message) error {
 		}
 	}
 	msg.Header[HeaderOrigin] = []string{b.cfg.NodeID}
-	if rt := m.ReplyTo(); rt != "" && b.attached.Load() {
+	if rt := m.ReplyTo(); rt != "" && routed == 0 && b.attached.Load() {
 		if err := checkRequest(m); err != nil {
 			return b.refuse(m.Subject, DropInvalid, err)
 		}

@@ -9,9 +9,14 @@ import (
 )
 
 // Interest records a change of the relay's local interest in (pattern,
-// group) and wakes the interest loop; it never waits for NATS. It counts
-// references, so that a caller reporting every subscription rather than
-// the first and last works too.
+// group) and brings the NATS subscription in line at once: nats.go
+// queues the SUB or UNSUB on the connection before any message published
+// after Interest returns, so the NATS server has the subscription before
+// it routes them (a local publish to a member that has just joined, a
+// request's reply to an inbox just opened). It does not wait for the
+// network. Before Attach the change waits for the interest loop. It
+// counts references, so that a caller reporting every subscription
+// rather than the first and last works too.
 func (b *Backplane) Interest(pattern, group string, on bool) {
 	k := key{pattern, group}
 	b.mu.Lock()
@@ -23,8 +28,15 @@ func (b *Backplane) Interest(pattern, group string, on bool) {
 	default:
 		delete(b.refs, k)
 	}
-	b.dirty[k] = struct{}{}
+	attached := b.attached.Load()
+	if !attached {
+		b.dirty[k] = struct{}{}
+	}
 	b.mu.Unlock()
+	if attached {
+		b.reconcile(k)
+		return
+	}
 	b.poke()
 }
 
@@ -48,16 +60,16 @@ func (b *Backplane) loop() {
 		case <-b.wake:
 		}
 		b.mu.Lock()
-		want := make(map[key]bool, len(b.dirty))
+		dirty := make([]key, 0, len(b.dirty))
 		for k := range b.dirty {
-			want[k] = b.refs[k] > 0
+			dirty = append(dirty, k)
 		}
 		clear(b.dirty)
 		waiters := b.waiters
 		b.waiters = nil
 		b.mu.Unlock()
-		for k, on := range want {
-			b.reconcile(k, on)
+		for _, k := range dirty {
+			b.reconcile(k)
 		}
 		for _, w := range waiters {
 			close(w)
@@ -65,12 +77,15 @@ func (b *Backplane) loop() {
 	}
 }
 
-// reconcile brings the NATS subscription of k in line with on. nats.go
-// does not wait for the network here: a subscription made while NATS is
-// unreachable is sent once it reconnects.
-func (b *Backplane) reconcile(k key, on bool) {
+// reconcile brings the NATS subscription of k in line with the local
+// interest; subMu keeps Interest and the loop from changing one at once.
+// nats.go does not wait for the network here: a subscription made while
+// NATS is unreachable is sent once it reconnects.
+func (b *Backplane) reconcile(k key) {
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
 	b.mu.Lock()
-	sub := b.subs[k]
+	on, sub := b.refs[k] > 0, b.subs[k]
 	b.mu.Unlock()
 	switch {
 	case on && sub == nil:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -180,7 +181,7 @@ func TestMessagesBeforeTheFirstConnectionAreCountedAsNATSDown(t *testing.T) {
 	fast := []nats.Option{nats.RetryOnFailedConnect(true), nats.ReconnectWait(10 * time.Millisecond), nats.ReconnectJitter(0, 0)}
 	a := newNodeAt(t, url, "a", Config{Options: fast})
 
-	err := a.bp.Forward(&transport.Message{Subject: "news", Data: []byte("while down")})
+	err := a.bp.Forward(&transport.Message{Subject: "news", Data: []byte("while down")}, 0)
 	var fe *ForwardError
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, DropNATSDown, fe.Reason)
@@ -197,4 +198,98 @@ func TestMessagesBeforeTheFirstConnectionAreCountedAsNATSDown(t *testing.T) {
 	syncNodes(t, a, b)
 	a.publish(t, newPeer("pub"), "news", "after")
 	require.Equal(t, []string{"news[news]:after"}, sub.waitForMsg(t, ":after"))
+}
+
+// A queue group member that has just subscribed gets the next local
+// publish: its node's NATS queue subscription reaches the server before
+// the message does.
+func TestFreshLocalGroupMemberGetsTheNextLocalPublish(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a := newNode(t, s, "a", Config{})
+	syncNodes(t, a)
+	const n = 100
+	members := make([]*peer, n)
+	for i := range n {
+		subj := "jobs." + strconv.Itoa(i)
+		members[i] = newPeer("w" + strconv.Itoa(i))
+		a.subscribe(t, members[i], subj, "w")
+		a.publish(t, newPeer("pub"), subj, "x")
+	}
+	for i, m := range members {
+		require.Equal(t, []string{"jobs." + strconv.Itoa(i) + "[jobs." + strconv.Itoa(i) + "]:x"}, m.waitForMsg(t, ":x"))
+	}
+}
+
+// The first request of a requester opens its inbox and sends at once
+// (client.Request): the inbox's NATS subscription reaches the server
+// before the request, so the reply from another node finds it.
+func TestFirstRequestGetsTheReplyFromAnotherNode(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a, b := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{})
+	resp := &autoResponder{peer: peer{name: "resp"}, r: b.r}
+	require.NoError(t, b.r.Subscribe(resp, "svc", ""))
+	syncNodes(t, a, b)
+	const n = 50
+	reqs := make([]*peer, n)
+	for i := range n {
+		reqs[i] = newPeer("req" + strconv.Itoa(i))
+		inbox := "_INBOX." + strconv.Itoa(i)
+		a.subscribe(t, reqs[i], inbox, "")
+		_, err := a.r.Publish(context.Background(), reqs[i], request("svc", inbox, strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	for _, p := range reqs {
+		require.Len(t, p.waitForMsg(t, ":answer"), 1)
+	}
+	require.Zero(t, a.bp.Stats().NoResponders)
+}
+
+// A request that reached a local responder goes to NATS without a reply
+// subject: NATS cannot answer "no responders" for it, however late the
+// responder's own NATS subscription. (The spy, a subscriber itself,
+// keeps NATS from answering svc.2; TestRequestAcrossNodesAndNoResponders
+// covers the 503.)
+func TestRequestWithALocalResponderAsksNATSForNoStatus(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a := newNode(t, s, "a", Config{})
+	spy, err := nats.Connect(s.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(spy.Close)
+	seen := make(chan *nats.Msg, 16)
+	_, err = spy.ChanSubscribe("svc.>", seen)
+	require.NoError(t, err)
+	require.NoError(t, spy.Flush())
+	requester := newPeer("requester")
+	a.subscribe(t, requester, "_INBOX.r", "")
+	syncNodes(t, a)
+
+	a.subscribe(t, newPeer("responder"), "svc.1", "")
+	_, err = a.r.Publish(context.Background(), requester, request("svc.1", "_INBOX.r", "1"))
+	require.NoError(t, err)
+	_, err = a.r.Publish(context.Background(), requester, request("svc.2", "_INBOX.r", "2"))
+	require.NoError(t, err)
+	for _, want := range []struct{ subject, reply string }{{"svc.1", ""}, {"svc.2", a.bp.noRespSubject("_INBOX.r", "2")}} {
+		select {
+		case m := <-seen:
+			require.Equal(t, want.subject, m.Subject)
+			require.Equal(t, want.reply, m.Reply, "a reply subject only for a request no local subscription took")
+		case <-time.After(waitFor):
+			t.Fatalf("the request to %s did not reach NATS", want.subject)
+		}
+	}
+}
+
+// autoResponder answers every request it receives on its node's relay.
+type autoResponder struct {
+	peer
+	r *relay.Relay
+}
+
+func (p *autoResponder) SendMsgs(ctx context.Context, _ string, ms []transport.Message) (int, error) {
+	for _, m := range ms {
+		reply := &transport.Message{Subject: m.ReplyTo(), Data: []byte("answer")}
+		reply.Header.Add(transport.HeaderInReplyTo, m.ID())
+		_, _ = p.r.Publish(ctx, p, reply)
+	}
+	return len(ms), nil
 }

@@ -23,7 +23,7 @@ import (
 //     of each matching group, as on a single node;
 //   - leaves "no responders" replies to the backplane for the requests it
 //     forwarded: a request that reaches no local subscription may have a
-//     responder on another node.
+//     responder on another node (Forward is told how many it reached).
 //
 // Messages from other nodes come in through [Relay.DeliverRemote], which
 // routes them to local subscriptions only and never forwards them again.
@@ -35,11 +35,14 @@ type Backplane interface {
 	// goroutine that changed the subscriptions: it should not wait for
 	// the network.
 	Interest(pattern, group string, on bool)
-	// Forward hands a locally published message to the other nodes. It
-	// must not keep m nor what m refers to once it returns. An error
-	// means the message did not leave this node; the backplane counts
-	// and reports it.
-	Forward(m *transport.Message) error
+	// Forward hands a locally published message to the other nodes;
+	// routed is how many local subscriptions the relay addressed it to
+	// (plain ones: queue groups are the backplane's), so that a request
+	// that has a local responder gets no "no responders" from another
+	// node. It must not keep m nor what m refers to once it returns. An
+	// error means the message did not leave this node; the backplane
+	// counts and reports it.
+	Forward(m *transport.Message, routed int) error
 }
 
 // ErrNoSubscription is DeliverRemote's error when no local subscription
@@ -81,14 +84,14 @@ func (r *Relay) report() {
 	}
 }
 
-// forward hands m, published locally, to the backplane, and reports
-// whether it left this node.
-func (r *Relay) forward(m *transport.Message) bool {
+// forward hands m, published locally and routed to routed local
+// subscriptions, to the backplane, and reports whether it left this node.
+func (r *Relay) forward(m *transport.Message, routed int) bool {
 	// A copy goes through the interface call, where the compiler cannot
 	// see that it is not kept: m itself would escape, and every Publish,
 	// single node too, would allocate it.
 	fm := *m
-	if err := r.bp.Forward(&fm); err != nil {
+	if err := r.bp.Forward(&fm, routed); err != nil {
 		r.forwardFailed.Add(1)
 		return false
 	}

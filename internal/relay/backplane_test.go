@@ -31,7 +31,7 @@ func (b *fakeBackplane) Interest(pattern, group string, on bool) {
 	b.mu.Unlock()
 }
 
-func (b *fakeBackplane) Forward(m *transport.Message) error {
+func (b *fakeBackplane) Forward(m *transport.Message, _ int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {
@@ -203,7 +203,7 @@ func (b *countingBackplane) Interest(pattern, group string, on bool) {
 	}
 }
 
-func (b *countingBackplane) Forward(*transport.Message) error { return nil }
+func (b *countingBackplane) Forward(*transport.Message, int) error { return nil }
 
 // A message from the backplane for a pattern or group with nobody left
 // on this node says so: for a queue group, the backplane counts it lost.

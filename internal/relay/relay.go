@@ -279,7 +279,7 @@ func (r *Relay) Publish(ctx context.Context, from Peer, m *transport.Message) (i
 		n += r.awaitRoom(ctx, waits, m)
 	}
 	if r.bp != nil {
-		if r.forward(m) {
+		if r.forward(m, routed) {
 			// Responders may be on other nodes: no responders is the
 			// backplane's to report.
 			return n, nil
