@@ -11,9 +11,10 @@
 // Interest: the backplane holds one NATS subscription per (pattern, group)
 // that has local subscriptions: Subscribe for group "", QueueSubscribe
 // otherwise, with reference counts of the changes the relay reports, and
-// unsubscribes when the count falls to zero. One goroutine owns the NATS
-// subscriptions and brings them in line with the counts, so that the
-// relay never waits for NATS under its locks.
+// unsubscribes when the count falls to zero. [Backplane.Interest] makes or
+// ends the NATS subscription at once, without waiting for the network
+// (the relay calls it holding none of its locks), so that the NATS server
+// has it before any message the node publishes afterwards.
 //
 // Every forwarded message carries the header [HeaderOrigin] with the node's
 // ID. A plain subscription skips the node's own messages (the relay has
