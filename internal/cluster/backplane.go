@@ -34,6 +34,7 @@ type Backplane struct {
 	stop  context.CancelFunc
 	wg    sync.WaitGroup // the interest loop and the RTT loop
 	wake  chan struct{}  // cap 1: the interest loop has work
+	hs    handlers       // the NATS message handlers running
 	gone  chan struct{}  // closed by nats.go's ClosedHandler
 	close sync.Once
 
@@ -77,6 +78,7 @@ func New(cfg *Config) (*Backplane, error) {
 		cfg:   c,
 		log:   c.Logger.With("node", c.NodeID),
 		wake:  make(chan struct{}, 1),
+		hs:    handlers{idle: make(chan struct{}, 1)},
 		gone:  make(chan struct{}),
 		refs:  make(map[key]int),
 		dirty: make(map[key]struct{}),
@@ -204,8 +206,11 @@ func (b *Backplane) Sync(ctx context.Context) error {
 
 // Close stops the backplane: it stops the interest loop, waits up to
 // Config.CloseTimeout for buffered messages to reach NATS (what remains is
-// logged), closes the NATS connection and waits for nats.go to report it
-// closed. Close is idempotent; later calls wait as the first does.
+// logged), waits up to Config.CloseTimeout for the NATS message handlers
+// running to return (a queue group's message that comes in afterwards is
+// counted as DropClosed), closes the NATS connection and waits for nats.go
+// to report it closed: no handler is in the relay once Close returns.
+// Close is idempotent; later calls wait as the first does.
 func (b *Backplane) Close() error {
 	b.close.Do(func() {
 		b.stop()
@@ -218,6 +223,7 @@ func (b *Backplane) Close() error {
 		if n, err := b.nc.Buffered(); err == nil && n > 0 {
 			b.log.Warn("closing with messages not sent to NATS", "bytes", n)
 		}
+		b.waitHandlers(b.cfg.CloseTimeout)
 		b.nc.Close()
 		select {
 		case <-b.gone:

@@ -145,6 +145,10 @@ func (b *Backplane) noRespPrefix() string { return "_QM.NR." + b.cfg.NodeID + ".
 // reply subject's last token holds the request's reply-to and msg-id.
 // Replies from responders go to the reply-to header, never here.
 func (b *Backplane) noResponders(msg *nats.Msg) {
+	if !b.enter() {
+		return
+	}
+	defer b.leave()
 	if msg.Header.Get("Status") != "503" {
 		return
 	}

@@ -147,6 +147,11 @@ func (b *Backplane) subscribe(k key) (*nats.Subscription, error) {
 // them: NATS picked this node's group members for them.
 func (b *Backplane) handler(k key) nats.MsgHandler {
 	return func(msg *nats.Msg) {
+		if !b.enter() {
+			b.late(k, msg)
+			return
+		}
+		defer b.leave()
 		if k.group == "" && msg.Header.Get(HeaderOrigin) == b.cfg.NodeID {
 			b.own.Add(1)
 			return

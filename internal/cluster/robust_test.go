@@ -293,3 +293,45 @@ func (p *autoResponder) SendMsgs(ctx context.Context, _ string, ms []transport.M
 	}
 	return len(ms), nil
 }
+
+// Close waits for the NATS message handlers that are running: none is
+// still in the relay once it returns.
+func TestCloseWaitsForMessageHandlers(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hook := func() {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	handlerHook.Store(&hook)
+	t.Cleanup(func() { handlerHook.Store(nil) })
+	s := startNATS(t, 0, nil)
+	a, b := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{})
+	b.subscribe(t, newPeer("sub"), "news", "")
+	syncNodes(t, a, b)
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before the nodes close, should the test fail
+	a.publish(t, newPeer("pub"), "news", "1")
+	<-entered
+
+	closed := make(chan struct{})
+	go func() {
+		_ = b.bp.Close()
+		close(closed)
+	}()
+	require.Eventually(t, b.bp.hs.closing.Load, waitFor, waitTick, "Close waits for the handlers")
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a handler was running")
+	default:
+	}
+	releaseOnce()
+	select {
+	case <-closed:
+	case <-time.After(waitFor):
+		t.Fatal("Close did not return once the handler had")
+	}
+	require.Zero(t, b.bp.hs.n.Load())
+}
