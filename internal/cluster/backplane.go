@@ -45,6 +45,7 @@ type Backplane struct {
 
 	lost       atomic.Pointer[error] // why nats.go closed the connection, when Close did not
 	joinedOnce atomic.Bool           // the connection has been up at least once
+	buffered   atomic.Uint64         // messages published while NATS was down, since the last connection
 
 	subMu sync.Mutex // held while a NATS subscription is made or ended
 
@@ -105,6 +106,7 @@ func New(cfg *Config) (*Backplane, error) {
 		return nil, fmt.Errorf("cluster: connecting to NATS at %s: %w", c.URLs, err)
 	}
 	if b.nc.IsConnected() {
+		b.joinedOnce.Store(true)
 		b.log.Info("connected to NATS", "url", b.nc.ConnectedUrlRedacted())
 	}
 	b.wg.Add(1)
@@ -220,9 +222,7 @@ func (b *Backplane) Close() error {
 				b.log.Warn("closing: messages may not have reached NATS", "err", err)
 			}
 		}
-		if n, err := b.nc.Buffered(); err == nil && n > 0 {
-			b.log.Warn("closing with messages not sent to NATS", "bytes", n)
-		}
+		b.dropBuffered()
 		b.waitHandlers(b.cfg.CloseTimeout)
 		b.nc.Close()
 		select {
@@ -271,6 +271,8 @@ func (b *Backplane) Lost() error {
 
 // reconnected logs a connection made by nats.go after New returned.
 func (b *Backplane) reconnected(nc *nats.Conn) {
+	b.joinedOnce.Store(true)
+	b.buffered.Store(0) // nats.go has sent them
 	b.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted(), "dropped_nats_down", b.dropped[0].Load())
 }
 

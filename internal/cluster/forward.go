@@ -57,6 +57,7 @@ func (b *Backplane) Forward(m *transport.Message, routed int) error {
 	err := b.nc.PublishMsg(msg)
 	if err == nil {
 		b.published.Add(1)
+		b.noteBuffered()
 		return nil
 	}
 	reason := reasonOf(err)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -68,3 +69,23 @@ func (b *Backplane) late(k key, msg *nats.Msg) {
 
 // handlerHook, when set by a test, runs in every handler that enters.
 var handlerHook atomic.Pointer[func()]
+
+// noteBuffered counts a message nats.go has just taken while the
+// connection is down: it waits in the reconnect buffer.
+func (b *Backplane) noteBuffered() {
+	if !b.nc.IsConnected() {
+		b.buffered.Add(1)
+	}
+}
+
+// dropBuffered counts the messages still in the reconnect buffer at Close,
+// which nats.go discards, as DropClosed.
+func (b *Backplane) dropBuffered() {
+	n, err := b.nc.Buffered()
+	if err != nil || n == 0 || b.nc.IsConnected() {
+		return
+	}
+	msgs := b.buffered.Swap(0)
+	b.dropped[slices.Index(dropReasons[:], DropClosed)].Add(msgs)
+	b.log.Warn("closing with messages not sent to NATS: dropped", "messages", msgs, "bytes", n)
+}

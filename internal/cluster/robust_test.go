@@ -335,3 +335,21 @@ func TestCloseWaitsForMessageHandlers(t *testing.T) {
 	}
 	require.Zero(t, b.bp.hs.n.Load())
 }
+
+// Messages still buffered for NATS when the node closes are lost: they
+// are counted as dropped (closed), not only logged.
+func TestMessagesBufferedAtCloseAreCountedAsDropped(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a := newNode(t, s, "a", Config{})
+	syncNodes(t, a)
+	s.Shutdown()
+	s.WaitForShutdown()
+	require.Eventually(t, func() bool { return !a.bp.Connected() }, waitFor, waitTick)
+	const n = 5
+	for i := range n {
+		a.publish(t, newPeer("pub"), "news", strconv.Itoa(i))
+	}
+	require.Equal(t, uint64(n), a.bp.Stats().Published, "buffered")
+	require.NoError(t, a.bp.Close())
+	require.Equal(t, uint64(n), a.bp.Stats().Dropped[DropClosed])
+}
