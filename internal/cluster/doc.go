@@ -4,9 +4,11 @@
 // Subjects and patterns map one to one: quicmsg's subjects are NATS
 // subjects ("." separated tokens, "*" one token, ">" the rest). What NATS
 // cannot carry is refused, counted and logged, never dropped silently: a
-// subject or pattern with whitespace, a header value with a line break,
-// and a message larger than the NATS server's max_payload
-// ([TooLargeError]).
+// subject or pattern with whitespace, a subject with an empty token, a
+// header value with a line break or with a space or tab at either end, a
+// request whose reply-to or msg-id would not fit in the NATS protocol
+// line ([MaxRequestIDLen], [MaxControlLine]), and a message larger than
+// the NATS server's max_payload ([TooLargeError]).
 //
 // Interest: the backplane holds one NATS subscription per (pattern, group)
 // that has local subscriptions: Subscribe for group "", QueueSubscribe

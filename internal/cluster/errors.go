@@ -18,8 +18,10 @@ const (
 	// DropTooLarge: the message was larger than the NATS server's
 	// max_payload (TooLargeError).
 	DropTooLarge DropReason = "too_large"
-	// DropInvalid: the subject or a header cannot travel over NATS
-	// (whitespace in the subject, a line break in a header value).
+	// DropInvalid: the subject or a header cannot travel over NATS as
+	// it is (whitespace or an empty token in the subject, a line break
+	// in a header value or a space or tab at either end, a request's
+	// reply-to or msg-id too long for the NATS protocol line).
 	DropInvalid DropReason = "invalid"
 	// DropClosed: the backplane was closed.
 	DropClosed DropReason = "closed"

@@ -32,6 +32,9 @@ func (b *Backplane) Forward(m *transport.Message, routed int) error {
 	if b.ctx.Err() != nil {
 		return b.refuse(m.Subject, DropClosed, ErrClosed)
 	}
+	if err := checkCarried(m); err != nil {
+		return b.refuse(m.Subject, DropInvalid, err)
+	}
 	if !b.joined() {
 		return b.refuse(m.Subject, DropNATSDown, ErrNotConnectedYet)
 	}

@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -59,3 +61,22 @@ func checkControlLine(subject, reply string) error {
 	}
 	return nil
 }
+
+// checkCarried checks what NATS would not carry as it is: a subject with
+// an empty token ("a..b", ".a", "a."), which quicmsg takes but for which
+// NATS matches no subscription, and a header value that begins or ends
+// with a space or a tab, which nats.go trims.
+func checkCarried(m *transport.Message) error {
+	s := m.Subject
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return errors.New("the subject has an empty token, for which NATS matches no subscription")
+	}
+	for _, f := range m.Header {
+		if v := f.Value; v != "" && (isBlank(v[0]) || isBlank(v[len(v)-1])) {
+			return fmt.Errorf("header %q: the value begins or ends with a space or a tab, which NATS headers do not keep", f.Key)
+		}
+	}
+	return nil
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }

@@ -353,3 +353,38 @@ func TestMessagesBufferedAtCloseAreCountedAsDropped(t *testing.T) {
 	require.NoError(t, a.bp.Close())
 	require.Equal(t, uint64(n), a.bp.Stats().Dropped[DropClosed])
 }
+
+// What NATS would alter or not route is refused and counted, not
+// reported as published: header values with a space or tab at either end
+// (nats.go trims them) and subjects with an empty token (NATS matches no
+// subscription for them). The local subscribers still get them.
+func TestMessagesNATSWouldAlterOrNotRouteAreRefused(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a := newNode(t, s, "a", Config{})
+	local := newPeer("local")
+	a.subscribe(t, local, "x.>", "")
+	syncNodes(t, a)
+
+	padded := []string{"  padded", "padded\t", " "}
+	for _, v := range padded {
+		m := &transport.Message{Subject: "x.h", Data: []byte("h")}
+		m.Header.Add("k", v)
+		require.NoError(t, publishMsg(a, m))
+	}
+	for _, subj := range []string{"x..y", "x.y.", ".x.y"} {
+		require.NoError(t, publishMsg(a, &transport.Message{Subject: subj, Data: []byte("e")}))
+	}
+	ok := &transport.Message{Subject: "x.ok", Data: []byte("end")}
+	ok.Header.Add("k", "in side")
+	require.NoError(t, publishMsg(a, ok))
+
+	st := a.bp.Stats()
+	require.Equal(t, uint64(6), st.Dropped[DropInvalid], "three padded values, three subjects with an empty token")
+	require.Equal(t, uint64(1), st.Published)
+	require.Len(t, local.waitForMsg(t, ":end"), 6, "local delivery goes on (x.> matches x..y and x.y. here)")
+}
+
+func publishMsg(n *node, m *transport.Message) error {
+	_, err := n.r.Publish(context.Background(), newPeer("pub"), m)
+	return err
+}
