@@ -90,6 +90,7 @@ func New(cfg *Config) (*Backplane, error) {
 		nats.Name("quicsrv " + c.NodeID),
 		nats.MaxReconnects(-1),
 		nats.IgnoreAuthErrorAbort(),
+		nats.DrainTimeout(c.CloseTimeout),
 		nats.ReconnectBufSize(c.ReconnectBufSize),
 	}
 	opts = append(opts, c.Options...)
@@ -207,11 +208,13 @@ func (b *Backplane) Sync(ctx context.Context) error {
 }
 
 // Close stops the backplane: it stops the interest loop, waits up to
-// Config.CloseTimeout for buffered messages to reach NATS (what remains is
-// logged), waits up to Config.CloseTimeout for the NATS message handlers
-// running to return (a queue group's message that comes in afterwards is
-// counted as DropClosed), closes the NATS connection and waits for nats.go
-// to report it closed: no handler is in the relay once Close returns.
+// Config.CloseTimeout for buffered messages to reach NATS (while NATS is
+// down, those left are counted as DropClosed), drains the NATS connection
+// (the messages NATS has sent the node go through the handlers, up to
+// Config.CloseTimeout) and waits for nats.go to report it closed, then
+// waits up to Config.CloseTimeout for handlers still running: no handler
+// is in the relay once Close returns. A queue group's message that the
+// closed relay or backplane no longer takes is counted as DropClosed.
 // Close is idempotent; later calls wait as the first does.
 func (b *Backplane) Close() error {
 	b.close.Do(func() {
@@ -223,13 +226,8 @@ func (b *Backplane) Close() error {
 			}
 		}
 		b.dropBuffered()
+		b.drain()
 		b.waitHandlers(b.cfg.CloseTimeout)
-		b.nc.Close()
-		select {
-		case <-b.gone:
-		case <-time.After(b.cfg.CloseTimeout):
-			b.log.Warn("closing: NATS did not report the connection closed", "timeout", b.cfg.CloseTimeout)
-		}
 	})
 	return nil
 }

@@ -59,6 +59,23 @@ func (b *Backplane) waitHandlers(timeout time.Duration) {
 	}
 }
 
+// drain closes the connection through nats.go's Drain: the NATS server
+// stops sending to the node's subscriptions, what it has sent goes
+// through the handlers (to the relay, or counted once it is closed), then
+// nats.go closes the connection, at the latest after Config.CloseTimeout
+// (nats.DrainTimeout). While NATS is down Drain closes at once.
+func (b *Backplane) drain() {
+	_ = b.nc.Drain() // on error the connection is closed or closing
+	t := time.NewTimer(2 * b.cfg.CloseTimeout)
+	defer t.Stop()
+	select {
+	case <-b.gone:
+	case <-t.C:
+		b.log.Warn("closing: NATS did not report the connection closed", "timeout", 2*b.cfg.CloseTimeout)
+		b.nc.Close()
+	}
+}
+
 // late counts a message that came in from NATS while the backplane was
 // closing: a queue group's message was this node's alone to deliver.
 func (b *Backplane) late(k key, msg *nats.Msg) {

@@ -158,16 +158,26 @@ func (b *Backplane) handler(k key) nats.MsgHandler {
 		}
 		b.received.Add(1)
 		m := toMessage(msg)
-		_, err := b.relay.DeliverRemote(b.ctx, k.pattern, k.group, &m)
-		switch {
-		case errors.Is(err, relay.ErrNoSubscription):
-			// A plain subscriber that left does not miss the message;
-			// a group's message was this node's alone to deliver.
-			if k.group != "" {
-				b.drop(DropNoMember, msg.Subject, err)
-			}
-		case err != nil:
-			b.drop(DropRefused, msg.Subject, err)
+		if _, err := b.relay.DeliverRemote(b.ctx, k.pattern, k.group, &m); err != nil {
+			b.undelivered(k, msg.Subject, err)
 		}
+	}
+}
+
+// undelivered counts a message from NATS that the relay did not take. A
+// plain subscriber that left (or a relay that closed) does not miss it;
+// a queue group's message was this node's alone to deliver.
+func (b *Backplane) undelivered(k key, subject string, err error) {
+	switch {
+	case errors.Is(err, relay.ErrNoSubscription):
+		if k.group != "" {
+			b.drop(DropNoMember, subject, err)
+		}
+	case errors.Is(err, relay.ErrClosed):
+		if k.group != "" {
+			b.drop(DropClosed, subject, err)
+		}
+	default:
+		b.drop(DropRefused, subject, err)
 	}
 }

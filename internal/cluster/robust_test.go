@@ -120,16 +120,7 @@ func TestQueueMessagesOfANodeWhoseLastMemberLeavesAreCounted(t *testing.T) {
 	for range n {
 		a.publish(t, newPeer("pub"), "jobs", "x")
 	}
-	pending := func() int {
-		b.bp.mu.Lock()
-		defer b.bp.mu.Unlock()
-		for _, sub := range b.bp.subs {
-			m, _, _ := sub.Pending()
-			return m
-		}
-		return 0
-	}
-	require.Eventually(t, func() bool { return pending() > 10 }, waitFor, waitTick, "b's member is stuck: jobs wait in b's NATS subscription")
+	require.Eventually(t, func() bool { return pending(b) > 10 }, waitFor, waitTick, "b's member is stuck: jobs wait in b's NATS subscription")
 	b.r.Remove(stuck)
 
 	accounted := func() uint64 {
@@ -308,7 +299,7 @@ func TestCloseWaitsForMessageHandlers(t *testing.T) {
 	handlerHook.Store(&hook)
 	t.Cleanup(func() { handlerHook.Store(nil) })
 	s := startNATS(t, 0, nil)
-	a, b := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{})
+	a, b := newNode(t, s, "a", Config{}), newNode(t, s, "b", Config{CloseTimeout: 100 * time.Millisecond})
 	b.subscribe(t, newPeer("sub"), "news", "")
 	syncNodes(t, a, b)
 	releaseOnce := sync.OnceFunc(func() { close(release) })
@@ -387,4 +378,39 @@ func TestMessagesNATSWouldAlterOrNotRouteAreRefused(t *testing.T) {
 func publishMsg(n *node, m *transport.Message) error {
 	_, err := n.r.Publish(context.Background(), newPeer("pub"), m)
 	return err
+}
+
+// A node that closes with queue group messages from NATS not yet
+// delivered (its member stuck) counts each: delivered or dropped by its
+// relay, or dropped (closed) by its backplane.
+func TestQueueMessagesOfAClosingNodeAreCounted(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	a := newNode(t, s, "a", Config{})
+	b := newNodeWith(t, s, "b", Config{}, relay.Config{QueueSize: 1, SlowConsumer: relay.Block, PublishTimeout: time.Minute})
+	stuck := &peer{name: "stuck", stuck: true}
+	b.subscribe(t, stuck, "jobs", "w")
+	syncNodes(t, a, b)
+	const n = 200
+	for range n {
+		a.publish(t, newPeer("pub"), "jobs", "x")
+	}
+	syncNodes(t, a)
+	require.Eventually(t, func() bool { return pending(b) > 10 }, waitFor, waitTick, "b's member is stuck: jobs wait in b's NATS subscription")
+	require.NoError(t, b.r.Close())
+	require.NoError(t, b.bp.Close())
+	rs, bs := b.r.Stats(), b.bp.Stats()
+	require.Equal(t, uint64(n), rs.Delivered+rs.Dropped+rs.Failed+bs.Dropped[DropClosed],
+		"every job NATS gave b is delivered or counted: relay %+v, backplane %v", rs, bs.Dropped)
+}
+
+// pending returns how many messages wait in the node's NATS subscriptions.
+func pending(n *node) int {
+	n.bp.mu.Lock()
+	defer n.bp.mu.Unlock()
+	total := 0
+	for _, sub := range n.bp.subs {
+		m, _, _ := sub.Pending()
+		total += m
+	}
+	return total
 }

@@ -140,7 +140,7 @@ func (r *Relay) routeGroups(ctx context.Context, from Peer, m *transport.Message
 // how many copies it queued; a subject the relay would refuse from a
 // peer is refused here too, with the same error, and ErrNoSubscription
 // means that no subscription of pattern (group "") or no member of group
-// is left on this node.
+// is left on this node; after Close it returns ErrClosed.
 //
 // Under the Block policy it waits for room as Publish does.
 func (r *Relay) DeliverRemote(ctx context.Context, pattern, group string, m *transport.Message) (int, error) {
@@ -152,7 +152,7 @@ func (r *Relay) DeliverRemote(ctx context.Context, pattern, group string, m *tra
 	r.mu.RLock()
 	if r.closed {
 		r.mu.RUnlock()
-		return 0, nil
+		return 0, ErrClosed
 	}
 	var rt routing
 	found := false

@@ -29,7 +29,7 @@ type Peer interface {
 	DisconnectGracefully(ctx context.Context, code transport.ErrorCode, reason string) error
 }
 
-// ErrClosed is returned by Subscribe after Close.
+// ErrClosed is returned by Subscribe and DeliverRemote after Close.
 var ErrClosed = errors.New("relay: closed")
 
 // GapStats count the gap notices the relay sent for one reason and the
