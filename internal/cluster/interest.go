@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/nats-io/nats.go"
 
@@ -101,7 +102,7 @@ func (b *Backplane) reconcile(k key) {
 		b.mu.Unlock()
 	case !on && sub != nil:
 		d, _ := sub.Dropped()
-		if err := end(sub, k); err != nil {
+		if err := b.end(sub, k); err != nil {
 			b.log.Debug("NATS unsubscribe", "pattern", k.pattern, "group", k.group, "err", err)
 		}
 		b.mu.Lock()
@@ -112,15 +113,26 @@ func (b *Backplane) reconcile(k key) {
 }
 
 // end ends sub, the NATS subscription of k. A queue subscription is
-// drained: the messages NATS gave it until the server has the
-// unsubscription, those waiting in it included, still go to the handler,
-// which delivers them to a member that joined meanwhile or counts them
-// (DropNoMember). Unsubscribe would discard them uncounted.
-func end(sub *nats.Subscription, k key) error {
+// drained while NATS is connected: the messages NATS gave it until the
+// server has the unsubscription, those waiting in it included, still go
+// to the handler, which delivers them to a member that joined meanwhile
+// or counts them (DropNoMember); Unsubscribe would discard them
+// uncounted. While NATS is down nothing is in flight, and nats.go would
+// send a draining subscription again on reconnection and then forget it,
+// leaving the server routing to it: the waiting messages are counted and
+// the subscription ends at once.
+func (b *Backplane) end(sub *nats.Subscription, k key) error {
 	if k.group == "" {
 		return sub.Unsubscribe()
 	}
-	return sub.Drain()
+	if b.nc.IsConnected() {
+		return sub.Drain()
+	}
+	if n, _, err := sub.Pending(); err == nil && n > 0 {
+		b.dropped[slices.Index(dropReasons[:], DropNoMember)].Add(uint64(n))
+		b.logDrop(DropNoMember, k.pattern, relay.ErrNoSubscription)
+	}
+	return sub.Unsubscribe()
 }
 
 func (b *Backplane) subscribe(k key) (*nats.Subscription, error) {

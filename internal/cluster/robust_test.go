@@ -414,3 +414,45 @@ func pending(n *node) int {
 	}
 	return total
 }
+
+// The last member of a group leaves while NATS is down: the messages
+// waiting for it are counted, and once NATS is back the node holds no
+// queue subscription that could take the group's messages from the
+// members of other nodes.
+func TestLastGroupMemberLeavingWhileNATSIsDownLeavesNoSubscriptionBehind(t *testing.T) {
+	s := startNATS(t, 0, nil)
+	port := s.Addr().(*net.TCPAddr).Port
+	fast := Config{Options: []nats.Option{nats.ReconnectWait(10 * time.Millisecond), nats.ReconnectJitter(0, 0)}}
+	a, c := newNode(t, s, "a", fast), newNode(t, s, "c", fast)
+	b := newNodeWith(t, s, "b", fast, relay.Config{QueueSize: 1, SlowConsumer: relay.Block, PublishTimeout: time.Minute})
+	stuck, wc := &peer{name: "stuck", stuck: true}, newPeer("wc")
+	b.subscribe(t, stuck, "jobs", "w")
+	c.subscribe(t, wc, "jobs", "w")
+	syncNodes(t, a, b, c)
+	for range 100 {
+		a.publish(t, newPeer("pub"), "jobs", "x")
+	}
+	require.Eventually(t, func() bool { return pending(b) > 10 }, waitFor, waitTick, "b's member is stuck: jobs wait in b's NATS subscription")
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	require.Eventually(t, func() bool { return !b.bp.Connected() }, waitFor, waitTick)
+	p := pending(b) // stable: NATS is down and b's handler is stuck
+	b.r.Remove(stuck)
+	require.Equal(t, uint64(p), b.bp.Stats().Dropped[DropNoMember], "the jobs waiting for b's member are counted")
+
+	startNATS(t, port, nil)
+	for _, x := range []*node{a, b, c} {
+		require.Eventually(t, x.bp.Connected, waitFor, waitTick, x.name)
+	}
+	syncNodes(t, a, b, c)
+	before := len(wc.received())
+	const n = 40
+	for i := range n {
+		a.publish(t, newPeer("pub"), "jobs", "after"+strconv.Itoa(i))
+	}
+	a.publish(t, newPeer("pub"), "jobs", "end")
+	wc.waitForMsg(t, ":end")
+	require.Len(t, wc.received(), before+n+1, "c's member, the only one left, gets every job")
+	require.Equal(t, uint64(p), b.bp.Stats().Dropped[DropNoMember])
+}
