@@ -79,6 +79,9 @@ func (h *hooks) startCluster(o *clusterOptions) error {
 
 // clusterDegraded is the /healthz degraded reason while NATS is down.
 func (h *hooks) clusterDegraded() string {
+	if err := h.backplane.Lost(); err != nil {
+		return fmt.Sprintf("NATS connection closed for good (%v): messages do not cross nodes until quicsrv restarts", err)
+	}
 	if h.backplane.Connected() {
 		return ""
 	}
@@ -91,8 +94,8 @@ type clusterCollector struct{ bp *cluster.Backplane }
 var (
 	clusterPublished = clusterDesc("cluster_published_total", "Messages published here and handed to NATS (sent or buffered while NATS is unreachable).")
 	clusterReceived  = clusterDesc("cluster_received_total", "Messages from other nodes handed to the relay.")
-	clusterDropped   = clusterDesc("cluster_dropped_total", "Messages that did not cross the backplane, by reason: nats_down (reconnect buffer full), too_large (over NATS max_payload), invalid (subject or header NATS cannot carry), closed, error, slow_consumer (NATS dropped for this node), refused (a subject quicmsg does not take).", "reason")
-	clusterConnected = clusterDesc("cluster_connected", "1 while both NATS connections of the node are up, else 0.")
+	clusterDropped   = clusterDesc("cluster_dropped_total", "Messages that did not cross the backplane, by reason: nats_down (reconnect buffer full), too_large (over NATS max_payload), invalid (subject or header NATS cannot carry), closed, error, slow_consumer (NATS dropped for this node), refused (a subject quicmsg does not take), no_member (a queue group's message for this node after its last member left).", "reason")
+	clusterConnected = clusterDesc("cluster_connected", "1 while the NATS connection is up, else 0.")
 	clusterSubs      = clusterDesc("cluster_subscriptions", "NATS subscriptions held for local interest.")
 	clusterRTT       = clusterDesc("cluster_rtt_seconds", "The last round trip to NATS measured (every 5 s); 0 while NATS is down.")
 )

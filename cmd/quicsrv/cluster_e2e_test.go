@@ -15,52 +15,34 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/client"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-// TestClusterE2E runs one in-process nats-server on 127.0.0.1 and three
-// quicsrv nodes joined to it with -cluster. Each node is quicsrv's run
-// in a goroutine of the test process (startServerIn, as every test of
-// this package starts quicsrv), with its own QUIC listener, metrics
-// endpoint and NATS connection; clients are real QUIC connections
-// (transport.Dial). The subtests share the nodes and use distinct
-// subjects; the last one restarts NATS.
+// TestClusterE2E builds quicsrv, runs one in-process nats-server on
+// 127.0.0.1 and three quicsrv processes (nodes a, b and c) joined to it
+// with -cluster, each with its own QUIC listener, metrics endpoint and
+// NATS connection, and one development CA for the three. Clients are real
+// QUIC connections (transport.Dial) and client.Client. The subtests share
+// the nodes and use distinct subjects, in order: NodeKilledClientsFailOver
+// kills b, NATSRestart restarts NATS.
 func TestClusterE2E(t *testing.T) {
+	bin := buildQuicsrv(t)
 	s := startNATS(t)
 	port := s.Addr().(*net.TCPAddr).Port
-	devDir := t.TempDir() // one development CA for the three nodes
-	var nodes [3]*testServer
-	for i := range nodes {
-		args := []string{"-metrics", "127.0.0.1:0", "-cluster", s.ClientURL(), "-server-id", fmt.Sprintf("0%d", i+1)}
-		if i == 0 {
-			args = append(args, "-cluster-buffer", "4096") // small, so that (d) drops some
-		}
-		nodes[i] = startServerIn(t, devDir, args...)
-	}
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	devDir := t.TempDir()
+	// a creates the development certificates that b and c then load.
+	a := launchNode(t, bin, "a", devDir, s.ClientURL(), "-server-id", "01", "-cluster-buffer", "4096") // small, so that NATSRestart drops some
+	a.waitReady(t)
+	b := launchNode(t, bin, "b", devDir, s.ClientURL(), "-server-id", "02")
+	c := launchNode(t, bin, "c", devDir, s.ClientURL(), "-server-id", "03")
+	b.waitReady(t)
+	c.waitReady(t)
+	nodes := []*testServer{a.testServer, b.testServer, c.testServer}
 	conf := a.clientTLS(t)
 
 	t.Run("OnceToEveryOtherNode", func(t *testing.T) {
-		onA, onB, onC := openChannel(t, dial(t, a.addr, conf), "chat"), openChannel(t, dial(t, b.addr, conf), "chat"), openChannel(t, dial(t, c.addr, conf), "chat")
-		waitNATSSubs(t, s, "chat", 3)
-		before := deliveredPerNode(t, nodes[:])
-
-		send(t, onA, "from a")
-		require.Equal(t, "from a", receive(t, onB))
-		require.Equal(t, "from a", receive(t, onC))
-		// Markers: a copy of "from a" sent twice, or back to A, would
-		// come before them on the same NATS connection.
-		send(t, onB, "marker b")
-		require.Equal(t, "marker b", receive(t, onA), "A's sender got its own message back")
-		require.Equal(t, "marker b", receive(t, onC), "C got a second copy")
-		send(t, onC, "marker c")
-		require.Equal(t, "marker c", receive(t, onA))
-		require.Equal(t, "marker c", receive(t, onB), "B got a second copy")
-
-		after := deliveredPerNode(t, nodes[:])
-		for i := range nodes {
-			require.Equal(t, 2.0, after[i]-before[i], "node %d: copies delivered", i)
-		}
+		testOnceToEveryOtherNode(t, s, nodes, conf)
 	})
 
 	t.Run("WildcardAcrossNodes", func(t *testing.T) {
@@ -74,12 +56,46 @@ func TestClusterE2E(t *testing.T) {
 	})
 
 	t.Run("QueueGroupOverThreeNodes", func(t *testing.T) {
-		testQueueGroupOverNodes(t, s, nodes[:], conf)
+		testQueueGroupOverNodes(t, s, nodes, conf)
+	})
+
+	t.Run("RequestReplyAcrossNodes", func(t *testing.T) {
+		testRequestReplyAcrossNodes(t, s, a, b, conf)
+	})
+
+	t.Run("NodeKilledClientsFailOver", func(t *testing.T) {
+		testNodeKilled(t, s, a, b, c, conf)
 	})
 
 	t.Run("NATSRestart", func(t *testing.T) {
-		testNATSRestart(t, s, port, a, b, conf)
+		testNATSRestart(t, s, port, a.testServer, c.testServer, conf)
 	})
+}
+
+// testOnceToEveryOtherNode checks that a message published on the first
+// node reaches the subscribers of the other two once, and does not come
+// back to the first.
+func testOnceToEveryOtherNode(t *testing.T, s *server.Server, nodes []*testServer, conf *tls.Config) {
+	onA, onB, onC := openChannel(t, dial(t, nodes[0].addr, conf), "chat"), openChannel(t, dial(t, nodes[1].addr, conf), "chat"), openChannel(t, dial(t, nodes[2].addr, conf), "chat")
+	waitNATSSubs(t, s, "chat", 3)
+	before := deliveredPerNode(t, nodes)
+
+	send(t, onA, "from a")
+	require.Equal(t, "from a", receive(t, onB))
+	require.Equal(t, "from a", receive(t, onC))
+	// Markers: a copy of "from a" sent twice, or back to A, would
+	// come before them on the same NATS connection.
+	send(t, onB, "marker b")
+	require.Equal(t, "marker b", receive(t, onA), "A's sender got its own message back")
+	require.Equal(t, "marker b", receive(t, onC), "C got a second copy")
+	send(t, onC, "marker c")
+	require.Equal(t, "marker c", receive(t, onA))
+	require.Equal(t, "marker c", receive(t, onB), "B got a second copy")
+
+	after := deliveredPerNode(t, nodes)
+	for i := range nodes {
+		require.Equal(t, 2.0, after[i]-before[i], "node %d: copies delivered", i)
+	}
 }
 
 // testQueueGroupOverNodes puts one member of a queue group on each node
@@ -112,14 +128,82 @@ func testQueueGroupOverNodes(t *testing.T, s *server.Server, nodes []*testServer
 	t.Logf("queue group over three nodes: %d messages, per member %v", n+1, perMember)
 }
 
+// testRequestReplyAcrossNodes has a client.Client on a ask a responder, a
+// client.Client on b, across the backplane, and ask a subject with no
+// responder on any node, which NATS answers with "no responders".
+func testRequestReplyAcrossNodes(t *testing.T, s *server.Server, a, b *node, conf *tls.Config) {
+	responder := dialClient(t, b.addr, conf, nil)
+	svc, err := responder.Channel(testCtx(t), "svc.clock")
+	require.NoError(t, err)
+	serveRequests(t, svc, "b")
+	waitNATSSubsOf(t, s, b.natsID, "svc.clock", 1)
+
+	// The first Request opens the requester's inbox and sends the
+	// request on it: quicsrv holds the request until NATS has a's
+	// subscription for the inbox, so that b's reply cannot outrun it.
+	requester := dialClient(t, a.addr, conf, nil)
+	for i := range 3 {
+		q := fmt.Sprintf("what time is it? (%d)", i)
+		resp, err := requester.Request(testCtx(t), "svc.clock", &transport.Message{Data: []byte(q)})
+		require.NoError(t, err)
+		require.Equal(t, "b answers: "+q, string(resp.Data))
+		require.Empty(t, resp.Header.Get(transport.HeaderStatus))
+	}
+	// a forwards the request; no node subscribes to it, so the NATS
+	// server answers a's reply subject with 503 and a replies to the
+	// requester's inbox.
+	_, err = requester.Request(testCtx(t), "svc.nobody", &transport.Message{Data: []byte("anyone?")})
+	require.ErrorIs(t, err, transport.ErrNoResponders)
+	require.Zero(t, requester.UnmatchedReplies(), "a reply came twice")
+}
+
+// serveRequests answers every request on ch, until the end of the test,
+// with "<who> answers: " and the request's data.
+func serveRequests(t *testing.T, ch *client.Channel, who string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	wg.Go(func() {
+		for {
+			req, err := ch.ReceiveMsg(ctx)
+			if err == nil {
+				err = ch.Reply(ctx, req, &transport.Message{Data: []byte(who + " answers: " + string(req.Data))})
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					errs <- err
+				}
+				return
+			}
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("responder %s: %v", who, err)
+		}
+	})
+}
+
+// dialClient makes a client.Client and closes it at cleanup.
+func dialClient(t *testing.T, addr string, conf *tls.Config, cfg *client.Config) *client.Client {
+	t.Helper()
+	cl, err := client.Dial(testCtx(t), addr, conf, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
 // testNATSRestart stops NATS, publishes on a (whose reconnect buffer is
 // 4 KiB), checks that a counts every message as buffered or dropped,
 // then restarts NATS on the same port and checks that messages cross
-// again and that b got no more than a buffered.
-func testNATSRestart(t *testing.T, s *server.Server, port int, a, b *testServer, conf *tls.Config) {
-	listener := openChannel(t, dial(t, b.addr, conf), "news")
+// again and that the other node got no more than a buffered.
+func testNATSRestart(t *testing.T, s *server.Server, port int, a, other *testServer, conf *tls.Config) {
+	listener := openChannel(t, dial(t, other.addr, conf), "news")
 	pub := openChannel(t, dial(t, a.addr, conf), "news")
-	waitNATSSubs(t, s, "news", 2) // b's listener, a's publishing channel
+	waitNATSSubs(t, s, "news", 2) // the other node's listener, a's publishing channel
 	send(t, pub, "before")
 	require.Equal(t, "before", receive(t, listener))
 	f := scrape(t, a.metricsURL)
@@ -148,7 +232,7 @@ func testNATSRestart(t *testing.T, s *server.Server, port int, a, b *testServer,
 
 	s2 := startNATSOn(t, port)
 	a.waitMetric(t, 1, "quicmsg_cluster_connected")
-	b.waitMetric(t, 1, "quicmsg_cluster_connected")
+	other.waitMetric(t, 1, "quicmsg_cluster_connected")
 	waitNATSSubs(t, s2, "news", 2)
 	send(t, pub, "after")
 	received := 0
@@ -160,10 +244,10 @@ func testNATSRestart(t *testing.T, s *server.Server, port int, a, b *testServer,
 		require.True(t, strings.HasSuffix(m, payload), "unexpected message %q", m)
 		received++
 	}
-	// b may have resubscribed after a flushed its buffer: NATS core is
-	// at-most-once, so b gets at most what a buffered.
+	// The other node may have resubscribed after a flushed its buffer: NATS core is
+	// at-most-once, so it gets at most what a buffered.
 	require.LessOrEqual(t, float64(received), buffered)
-	t.Logf("NATS down: %d messages published on a, %v buffered (4 KiB), %v dropped (nats_down), %d of the buffered reached b", n, buffered, dropped, received)
+	t.Logf("NATS down: %d messages published on a, %v buffered (4 KiB), %v dropped (nats_down), %d of the buffered reached the other node", n, buffered, dropped, received)
 }
 
 // deliveredPerNode scrapes quicmsg_relay_delivered_total on each node.

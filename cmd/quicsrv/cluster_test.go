@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
+
+	"github.com/quicmsg/quicmsg/internal/testenv"
+	"github.com/quicmsg/quicmsg/session"
 )
 
 // startNATS runs an in-process NATS server on a free port of 127.0.0.1
@@ -123,4 +128,54 @@ func healthz(t *testing.T, baseURL string) string {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	return string(body)
+}
+
+// TestClusterChannelIsOnNATSBeforeItsFirstMessage checks quicsrv's channel
+// open hook in cluster mode: when it returns, and so before the channel's
+// first message is handled, the NATS server has the node's subscription
+// for the channel. Otherwise a request sent on a freshly opened inbox (as
+// client.Request does) could reach a responder on another node, and its
+// reply reach NATS, before the inbox's subscription: the reply was lost.
+func TestClusterChannelIsOnNATSBeforeItsFirstMessage(t *testing.T) {
+	s := startNATS(t)
+	o, err := parseFlags([]string{"-cluster", s.ClientURL()}, io.Discard)
+	require.NoError(t, err)
+	h := &hooks{log: slog.New(slog.DiscardHandler)}
+	handler, err := h.handler(o)
+	require.NoError(t, err)
+	t.Cleanup(h.close)
+	onNATS := make(chan error, 10)
+	srv, err := session.NewServer(&session.Config{
+		OnChannelOpen: func(sess *session.Session, channel string) {
+			h.channelOpen(sess, channel)
+			n, err := countNATSSubs(s, "quicsrv "+h.backplane.NodeID(), func(sub string) bool { return sub == channel })
+			if err == nil && n != 1 {
+				err = fmt.Errorf("the hook returned before NATS had the subscription of channel %q", channel)
+			}
+			onNATS <- err
+		},
+		OnChannelClose: h.channelClose,
+		OnSessionEnd:   h.sessionEnd,
+	}, handler)
+	require.NoError(t, err)
+	serverTLS, clientTLS := testenv.TLS(t)
+	ln, err := srv.Listen("127.0.0.1:0", serverTLS)
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		require.NoError(t, srv.Close())
+		<-served
+	})
+
+	c := dial(t, ln.Addr().String(), clientTLS)
+	for i := range 5 {
+		openChannel(t, c, fmt.Sprintf("_INBOX.first%d", i))
+		select {
+		case err := <-onNATS:
+			require.NoError(t, err)
+		case <-time.After(waitTimeout):
+			t.Fatal("the channel open hook did not run")
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/quicmsg/quicmsg/internal/cluster"
 	"github.com/quicmsg/quicmsg/internal/metrics"
@@ -146,11 +147,36 @@ func (h *hooks) subscribe(s *session.Session, channel string) {
 	err := h.relay.Subscribe(s, channel, group)
 	switch {
 	case err == nil:
+		h.awaitNATS(s, channel)
 	case errors.Is(err, transport.ErrInvalidSubject) && ok:
 		h.log.Info("channel refused: invalid subscription pattern", "session", s.ID().String(), "channel", channel, "err", err)
 		ch.Reset(transport.CodeInvalidSubject)
 	default:
 		h.log.Debug("not subscribed", "session", s.ID().String(), "channel", channel, "err", err)
+	}
+}
+
+// natsSyncTimeout bounds how long a channel's first message waits for the
+// channel's NATS subscription in cluster mode (awaitNATS).
+const natsSyncTimeout = time.Second
+
+// awaitNATS waits, in cluster mode, until the NATS server has this node's
+// subscriptions for the channel that just opened, so that whatever the
+// session publishes on it next reaches NATS after them, as a NATS client's
+// own SUB and PUB would: a reply from another node to a request sent on
+// its reply-to channel (client.Request sends on the inbox it just opened)
+// cannot outrun the inbox's subscription. It runs before the channel's
+// first message is handled (session.Config.OnChannelOpen), on that
+// channel's goroutine, and costs one round trip to NATS; while NATS is
+// unreachable it does not wait, and it gives up after natsSyncTimeout.
+func (h *hooks) awaitNATS(s *session.Session, channel string) {
+	if h.backplane == nil || !h.backplane.Connected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.Context(), natsSyncTimeout)
+	defer cancel()
+	if err := h.backplane.Sync(ctx); err != nil {
+		h.log.Debug("channel open: NATS subscription not confirmed", "session", s.ID().String(), "channel", channel, "err", err)
 	}
 }
 

@@ -38,8 +38,8 @@ type Config struct {
 	// ("nats://a:4222,nats://b:4222"). Required.
 	URLs string
 	// NodeID names this node in HeaderOrigin and in the NATS connection
-	// name; one NATS token (no '.', '*', '>' or whitespace). Default: 16
-	// random hex digits.
+	// name; one NATS token (no '.', '*', '>' or whitespace) of at most
+	// MaxNodeIDLen bytes. Default: 16 random hex digits.
 	NodeID string
 	// ReconnectBufSize caps the bytes of messages buffered while NATS is
 	// unreachable; past it, messages are dropped and counted
@@ -86,6 +86,8 @@ func (c *Config) withDefaults() (Config, error) {
 	switch {
 	case strings.TrimSpace(r.URLs) == "":
 		return r, fmt.Errorf("cluster: Config.URLs is empty")
+	case len(r.NodeID) > MaxNodeIDLen:
+		return r, fmt.Errorf("cluster: Config.NodeID of %d bytes is longer than the limit of %d", len(r.NodeID), MaxNodeIDLen)
 	case strings.ContainsAny(r.NodeID, ".*> \t\r\n"):
 		return r, fmt.Errorf("cluster: Config.NodeID %q is not one NATS token (no '.', '*', '>' or whitespace)", r.NodeID)
 	case r.ReconnectBufSize < 0:

@@ -12,13 +12,16 @@ type DropReason string
 // Reasons for a dropped message.
 const (
 	// DropNATSDown: NATS was unreachable and the reconnect buffer
-	// (Config.ReconnectBufSize) was full.
+	// (Config.ReconnectBufSize) was full, or NATS has not been reached
+	// since start (ErrNotConnectedYet).
 	DropNATSDown DropReason = "nats_down"
 	// DropTooLarge: the message was larger than the NATS server's
 	// max_payload (TooLargeError).
 	DropTooLarge DropReason = "too_large"
-	// DropInvalid: the subject or a header cannot travel over NATS
-	// (whitespace in the subject, a line break in a header value).
+	// DropInvalid: the subject or a header cannot travel over NATS as
+	// it is (whitespace or an empty token in the subject, a line break
+	// in a header value or a space or tab at either end, a request's
+	// reply-to or msg-id too long for the NATS protocol line).
 	DropInvalid DropReason = "invalid"
 	// DropClosed: the backplane was closed.
 	DropClosed DropReason = "closed"
@@ -31,10 +34,20 @@ const (
 	// DropRefused: a message from NATS that the relay refused (a
 	// subject quicmsg does not take).
 	DropRefused DropReason = "refused"
+	// DropNoMember: a message NATS gave this node's queue subscription
+	// after the node's last member of the group had left (in flight,
+	// or waiting in the subscription): NATS picks one node per message
+	// and does not pick again, so it reached no member anywhere.
+	DropNoMember DropReason = "no_member"
 )
 
 // dropReasons lists every DropReason, in Stats order.
-var dropReasons = [...]DropReason{DropNATSDown, DropTooLarge, DropInvalid, DropClosed, DropError, DropSlowConsumer, DropRefused}
+var dropReasons = [...]DropReason{DropNATSDown, DropTooLarge, DropInvalid, DropClosed, DropError, DropSlowConsumer, DropRefused, DropNoMember}
+
+// ErrNotConnectedYet is the cause of Forward's DropNATSDown error before
+// the first connection to NATS: messages are buffered only once the
+// connection has been up (Config.ReconnectBufSize).
+var ErrNotConnectedYet = errors.New("cluster: not connected to NATS since start: messages are buffered only once it has been reached")
 
 // ErrClosed is the error of Forward after Close.
 var ErrClosed = errors.New("cluster: backplane closed")

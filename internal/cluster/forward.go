@@ -19,70 +19,75 @@ import (
 // counted in Stats.Dropped, logged, and reported as a *ForwardError (with
 // a *TooLargeError cause past max_payload).
 //
-// A message goes on the main connection, whose echo is off: NATS never
-// hands it back to this node's plain subscriptions, only to its queue
-// subscriptions (on the queue connection). Its headers travel as NATS
-// headers with HeaderOrigin added; a message without headers goes without
-// any, which spares every receiving node from parsing them.
+// Until the first connection to NATS (nats.RetryOnFailedConnect) nothing
+// is buffered: Forward fails with ErrNotConnectedYet (DropNATSDown).
 //
-// A request (m has transport.HeaderReplyTo) goes on the queue connection,
-// with HeaderOrigin and a NATS reply subject of this node's: when no
-// subscription anywhere takes it, a local one included, the NATS server
-// says so and the requester gets the relay's "no responders" reply. It
-// comes back to this node's plain subscriptions, which skip it by its
-// origin. Requests and other messages go on different connections, so
-// that another node may receive a request before a message published
-// just before it.
-func (b *Backplane) Forward(m *transport.Message) error {
+// Messages go on the main connection, whose echo is off: NATS never hands
+// them back to this node's plain subscriptions, only to its queue
+// subscriptions (on the queue connection). A message's headers travel as
+// NATS headers with HeaderOrigin added; a message without headers goes
+// without any, which spares every receiving node from parsing them.
+//
+// A request (m has transport.HeaderReplyTo) that reached no local
+// subscription (routed is 0) goes with a NATS reply subject of this
+// node's, so that when no node has a subscriber for it the NATS server
+// says so and the requester gets the relay's "no responders" reply. One
+// that reached a local subscription goes without: it has a responder.
+func (b *Backplane) Forward(m *transport.Message, routed int) error {
 	if b.ctx.Err() != nil {
 		return b.refuse(m.Subject, DropClosed, ErrClosed)
 	}
-	if len(m.Header) == 0 {
-		return b.settle(m, nil, b.nc.Publish(m.Subject, m.Data))
+	if err := checkCarried(m); err != nil {
+		return b.refuse(m.Subject, DropInvalid, err)
 	}
-	msg, err := b.natsMsg(m)
+	if !b.joined() {
+		return b.refuse(m.Subject, DropNATSDown, ErrNotConnectedYet)
+	}
+	msg, err := b.natsMsg(m, routed)
 	if err != nil {
 		return b.refuse(m.Subject, DropInvalid, err)
 	}
-	nc := b.nc
-	if rt := m.ReplyTo(); rt != "" && b.attached.Load() {
-		msg.Reply = b.noRespPrefix() + base64.RawURLEncoding.EncodeToString([]byte(rt+"\x00"+m.ID()))
-		nc = b.qnc
+	if msg.Header == nil {
+		err = b.nc.Publish(msg.Subject, msg.Data)
+	} else {
+		err = b.nc.PublishMsg(&msg)
 	}
-	return b.settle(m, msg, nc.PublishMsg(msg))
-}
-
-// natsMsg converts m, which has headers, for NATS.
-func (b *Backplane) natsMsg(m *transport.Message) (*nats.Msg, error) {
-	msg := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: make(nats.Header, len(m.Header)+1)}
-	for _, f := range m.Header {
-		if strings.ContainsAny(f.Value, "\r\n") {
-			return nil, fmt.Errorf("header %q: the value holds a line break, which NATS headers cannot carry", f.Key)
-		}
-		if f.Key != HeaderOrigin {
-			msg.Header[f.Key] = append(msg.Header[f.Key], f.Value)
-		}
-	}
-	msg.Header[HeaderOrigin] = []string{b.cfg.NodeID}
-	return msg, nil
-}
-
-// settle counts the outcome err of publishing m (as msg, nil when it
-// went without headers) and returns Forward's error.
-func (b *Backplane) settle(m *transport.Message, msg *nats.Msg, err error) error {
 	if err == nil {
 		b.published.Add(1)
+		b.noteBuffered()
 		return nil
 	}
 	reason := reasonOf(err)
 	if reason == DropTooLarge {
-		size := len(m.Data)
-		if msg != nil {
-			size += headerSize(msg.Header)
-		}
-		err = &TooLargeError{Size: int64(size), Limit: b.nc.MaxPayload()}
+		err = &TooLargeError{Size: int64(len(m.Data) + headerSize(msg.Header)), Limit: b.nc.MaxPayload()}
 	}
 	return b.refuse(m.Subject, reason, err)
+}
+
+// natsMsg converts m for NATS (see Forward): no NATS headers when m has
+// none, else m's and HeaderOrigin; the reply subject of a request that
+// reached no local subscription.
+func (b *Backplane) natsMsg(m *transport.Message, routed int) (nats.Msg, error) {
+	msg := nats.Msg{Subject: m.Subject, Data: m.Data}
+	if len(m.Header) > 0 {
+		msg.Header = make(nats.Header, len(m.Header)+1)
+		for _, f := range m.Header {
+			if strings.ContainsAny(f.Value, "\r\n") {
+				return msg, fmt.Errorf("header %q: the value holds a line break, which NATS headers cannot carry", f.Key)
+			}
+			if f.Key != HeaderOrigin {
+				msg.Header[f.Key] = append(msg.Header[f.Key], f.Value)
+			}
+		}
+		msg.Header[HeaderOrigin] = []string{b.cfg.NodeID}
+	}
+	if rt := m.ReplyTo(); rt != "" && routed == 0 && b.attached.Load() {
+		if err := checkRequest(m); err != nil {
+			return msg, err
+		}
+		msg.Reply = b.noRespSubject(rt, m.ID())
+	}
+	return msg, checkControlLine(msg.Subject, msg.Reply)
 }
 
 func reasonOf(err error) DropReason {
@@ -101,6 +106,9 @@ func reasonOf(err error) DropReason {
 
 // headerSize is the size of h as NATS encodes it.
 func headerSize(h nats.Header) int {
+	if len(h) == 0 {
+		return 0 // the message goes without headers
+	}
 	n := len("NATS/1.0\r\n\r\n")
 	for k, vs := range h {
 		for _, v := range vs {
@@ -167,6 +175,10 @@ func (b *Backplane) noRespPrefix() string { return "_QM.NR." + b.cfg.NodeID + ".
 // reply subject's last token holds the request's reply-to and msg-id.
 // Replies from responders go to the reply-to header, never here.
 func (b *Backplane) noResponders(msg *nats.Msg) {
+	if !b.enter() {
+		return
+	}
+	defer b.leave()
 	if msg.Header.Get("Status") != "503" {
 		return
 	}

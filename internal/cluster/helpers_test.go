@@ -169,7 +169,7 @@ func natsSubs(t *testing.T, s *server.Server, n *node) []string {
 	require.NoError(t, err)
 	var out []string
 	for _, c := range cz.Conns {
-		if c.Name != "quicsrv "+n.name && c.Name != "quicsrv "+n.name+" queue" {
+		if c.Name != "quicsrv "+n.name { // both of the node's connections
 			continue
 		}
 		for _, sd := range c.SubsDetail {

@@ -4,10 +4,10 @@ import "time"
 
 // Stats are a backplane's counters.
 type Stats struct {
-	Connected     bool          // both NATS connections are up
+	Connected     bool          // the main NATS connection is up (Backplane.Connected)
 	RTT           time.Duration // the last round trip to NATS measured; 0 while it is down
 	Subscriptions int           // NATS subscriptions for local interest
-	Published     uint64        // local messages handed to NATS (sent or buffered)
+	Published     uint64        // local messages handed to NATS (sent or buffered; those still buffered at Close are counted again in Dropped[DropClosed])
 	Received      uint64        // messages from NATS handed to the relay
 	Own           uint64        // this node's own requests skipped by plain subscriptions
 	NoResponders  uint64        // NATS "no responders" statuses turned into replies

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -18,10 +19,11 @@ import (
 //     group member; the backplane picks a node among all the nodes with
 //     members and hands the message to [Relay.DeliverRemote] with the
 //     group's name there, so that each message reaches one member
-//     cluster-wide;
+//     cluster-wide. A message that Forward refuses picks one local member
+//     of each matching group, as on a single node;
 //   - leaves "no responders" replies to the backplane for the requests it
 //     forwarded: a request that reaches no local subscription may have a
-//     responder on another node.
+//     responder on another node (Forward is told how many it reached).
 //
 // Messages from other nodes come in through [Relay.DeliverRemote], which
 // routes them to local subscriptions only and never forwards them again.
@@ -33,12 +35,22 @@ type Backplane interface {
 	// goroutine that changed the subscriptions: it should not wait for
 	// the network.
 	Interest(pattern, group string, on bool)
-	// Forward hands a locally published message to the other nodes. It
-	// must not keep m nor what m refers to once it returns. An error
-	// means the message did not leave this node; the backplane counts
-	// and reports it.
-	Forward(m *transport.Message) error
+	// Forward hands a locally published message to the other nodes;
+	// routed is how many local subscriptions the relay addressed it to
+	// (plain ones: queue groups are the backplane's), so that a request
+	// that has a local responder gets no "no responders" from another
+	// node. It must not keep m nor what m refers to once it returns. An
+	// error means the message did not leave this node; the backplane
+	// counts and reports it.
+	Forward(m *transport.Message, routed int) error
 }
+
+// ErrNoSubscription is DeliverRemote's error when no local subscription
+// of the pattern (with group "") or no member of the group is left: the
+// message reached nobody on this node. For a queue group, NATS picked
+// this node for a message that a member on another node could have
+// taken: the backplane counts it as lost.
+var ErrNoSubscription = errors.New("relay: no local subscription left for the message")
 
 // interestChange is a change of local interest waiting to be reported.
 type interestChange struct {
@@ -72,19 +84,50 @@ func (r *Relay) report() {
 	}
 }
 
-// forward hands m, published locally, to the backplane, and reports
-// whether it left this node.
-func (r *Relay) forward(m *transport.Message) bool {
+// forward hands m, published locally and routed to routed local
+// subscriptions, to the backplane, and reports whether it left this node.
+func (r *Relay) forward(m *transport.Message, routed int) bool {
 	// A copy goes through the interface call, where the compiler cannot
 	// see that it is not kept: m itself would escape, and every Publish,
 	// single node too, would allocate it.
 	fm := *m
-	if err := r.bp.Forward(&fm); err != nil {
+	if err := r.bp.Forward(&fm, routed); err != nil {
 		r.forwardFailed.Add(1)
 		return false
 	}
 	r.forwarded.Add(1)
 	return true
+}
+
+// routeGroups queues m for one member of each matching local queue group
+// (not from), as a relay without a backplane does, for a message the
+// backplane did not take. It returns the copies routed and queued.
+func (r *Relay) routeGroups(ctx context.Context, from Peer, m *transport.Message) (routed, n int) {
+	var rt routing
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return 0, 0
+	}
+	entries := r.subs.match(m.Subject)
+	counted := 0
+	for _, e := range entries {
+		counted += len(e.groups)
+	}
+	r.queued.Add(int64(counted))
+	for _, e := range entries {
+		for _, g := range e.groups {
+			if sn := g.pick(from, len(m.Data)); sn != nil {
+				rt.to(sn, m)
+			}
+		}
+	}
+	rt.settle(r, counted)
+	r.mu.RUnlock()
+	if len(rt.waits) > 0 {
+		rt.n += r.awaitRoom(ctx, rt.waits, m)
+	}
+	return rt.routed, rt.n
 }
 
 // DeliverRemote queues m, a message that another node published (or this
@@ -95,7 +138,9 @@ func (r *Relay) forward(m *transport.Message) bool {
 // (pattern, group), so that a message matching several local patterns
 // reaches each subscription once. m is never forwarded again. It returns
 // how many copies it queued; a subject the relay would refuse from a
-// peer is refused here too, with the same error.
+// peer is refused here too, with the same error, and ErrNoSubscription
+// means that no subscription of pattern (group "") or no member of group
+// is left on this node; after Close it returns ErrClosed.
 //
 // Under the Block policy it waits for room as Publish does.
 func (r *Relay) DeliverRemote(ctx context.Context, pattern, group string, m *transport.Message) (int, error) {
@@ -107,13 +152,17 @@ func (r *Relay) DeliverRemote(ctx context.Context, pattern, group string, m *tra
 	r.mu.RLock()
 	if r.closed {
 		r.mu.RUnlock()
-		return 0, nil
+		return 0, ErrClosed
 	}
 	var rt routing
+	found := false
 	if e := r.subs.lookup(pattern, transport.IsWildcard(pattern), false); e != nil {
-		r.routeEntry(&rt, e, group, m)
+		found = r.routeEntry(&rt, e, group, m)
 	}
 	r.mu.RUnlock()
+	if !found {
+		return 0, ErrNoSubscription
+	}
 	if len(rt.waits) > 0 {
 		rt.n += r.awaitRoom(ctx, rt.waits, m)
 	}
@@ -121,23 +170,28 @@ func (r *Relay) DeliverRemote(ctx context.Context, pattern, group string, m *tra
 }
 
 // routeEntry queues m for the plain subscriptions of e (group "") or one
-// member of e's group; r.mu is read-held.
-func (r *Relay) routeEntry(rt *routing, e *entry, group string, m *transport.Message) {
+// member of e's group, and reports whether there was any; r.mu is
+// read-held.
+func (r *Relay) routeEntry(rt *routing, e *entry, group string, m *transport.Message) bool {
 	if group == "" {
+		if len(e.plain) == 0 {
+			return false
+		}
 		r.queued.Add(int64(len(e.plain)))
 		for _, sn := range e.plain {
 			rt.to(sn, m)
 		}
 		rt.settle(r, len(e.plain))
-		return
+		return true
 	}
 	i := e.group(group)
 	if i < 0 {
-		return
+		return false
 	}
 	r.queued.Add(1)
 	if sn := e.groups[i].pick(nil, len(m.Data)); sn != nil {
 		rt.to(sn, m)
 	}
 	rt.settle(r, 1)
+	return true
 }

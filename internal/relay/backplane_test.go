@@ -31,7 +31,7 @@ func (b *fakeBackplane) Interest(pattern, group string, on bool) {
 	b.mu.Unlock()
 }
 
-func (b *fakeBackplane) Forward(m *transport.Message) error {
+func (b *fakeBackplane) Forward(m *transport.Message, _ int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {
@@ -203,4 +203,60 @@ func (b *countingBackplane) Interest(pattern, group string, on bool) {
 	}
 }
 
-func (b *countingBackplane) Forward(*transport.Message) error { return nil }
+func (b *countingBackplane) Forward(*transport.Message, int) error { return nil }
+
+// A message from the backplane for a pattern or group with nobody left
+// on this node says so: for a queue group, the backplane counts it lost.
+func TestDeliverRemoteToAGroupWithNoMemberLeftSaysSo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRelay(t, &Config{Backplane: &fakeBackplane{}})
+		w, plain := newPeer("w"), newPeer("plain")
+		require.NoError(t, r.Subscribe(w, "jobs", "workers"))
+		subscribe(t, r, plain, "news")
+		m := &transport.Message{Subject: "jobs", Data: []byte("1")}
+		n, err := r.DeliverRemote(context.Background(), "jobs", "workers", m)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+
+		r.Remove(w)
+		_, err = r.DeliverRemote(context.Background(), "jobs", "workers", m)
+		require.ErrorIs(t, err, ErrNoSubscription, "the group's last member left")
+		_, err = r.DeliverRemote(context.Background(), "jobs", "", m)
+		require.ErrorIs(t, err, ErrNoSubscription, "no plain subscription of the pattern")
+		r.Unsubscribe(plain, "news")
+		_, err = r.DeliverRemote(context.Background(), "news", "", &transport.Message{Subject: "news"})
+		require.ErrorIs(t, err, ErrNoSubscription)
+		synctest.Wait()
+		requireBalanced(t, r.Stats())
+	})
+}
+
+// When the backplane does not take a message, the local queue groups get
+// it as on a single node, and a request that reaches a local group member
+// gets no "no responders".
+func TestLocalQueueGroupGetsWhatTheBackplaneRefuses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bp := &fakeBackplane{err: errors.New("NATS refused it")}
+		r := newRelay(t, &Config{Backplane: bp})
+		requester, w1, w2 := newPeer("requester"), newPeer("w1"), newPeer("w2")
+		subscribe(t, r, requester, "_INBOX.r")
+		require.NoError(t, r.Subscribe(w1, "svc", "workers"))
+		require.NoError(t, r.Subscribe(w2, "svc", "workers"))
+
+		require.Equal(t, 1, publish(r, newPeer("pub"), "svc", "1"))
+		req := &transport.Message{Subject: "svc", Data: []byte("2")}
+		req.Header.Add(transport.HeaderReplyTo, "_INBOX.r")
+		req.Header.Add(transport.HeaderMsgID, "2")
+		n, err := r.Publish(context.Background(), requester, req)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		synctest.Wait()
+		require.ElementsMatch(t, []string{"svc:1", "svc:2"}, append(w1.received(), w2.received()...),
+			"one member of the group gets each message")
+		require.Empty(t, requester.received(), "a local member took the request: no 503")
+		st := r.Stats()
+		require.Zero(t, st.NoResponders)
+		require.Equal(t, uint64(2), st.ForwardFailed)
+		requireBalanced(t, st)
+	})
+}

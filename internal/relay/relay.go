@@ -29,7 +29,7 @@ type Peer interface {
 	DisconnectGracefully(ctx context.Context, code transport.ErrorCode, reason string) error
 }
 
-// ErrClosed is returned by Subscribe after Close.
+// ErrClosed is returned by Subscribe and DeliverRemote after Close.
 var ErrClosed = errors.New("relay: closed")
 
 // GapStats count the gap notices the relay sent for one reason and the
@@ -278,10 +278,16 @@ func (r *Relay) Publish(ctx context.Context, from Peer, m *transport.Message) (i
 	if len(waits) > 0 {
 		n += r.awaitRoom(ctx, waits, m)
 	}
-	if r.bp != nil && r.forward(m) {
-		// Responders may be on other nodes: no responders is the
-		// backplane's to report.
-		return n, nil
+	if r.bp != nil {
+		if r.forward(m, routed) {
+			// Responders may be on other nodes: no responders is the
+			// backplane's to report.
+			return n, nil
+		}
+		// Not forwarded: the backplane will pick no member of the
+		// queue groups, so this node does.
+		gr, gn := r.routeGroups(ctx, from, m)
+		routed, n = routed+gr, n+gn
 	}
 	if routed == 0 && m.ReplyTo() != "" {
 		r.noResponders.Add(1)
