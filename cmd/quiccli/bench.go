@@ -238,14 +238,23 @@ func (o *benchOptions) checkModes() error {
 		return usageError("-conns x -channels x -subscribers must be at most %d", benchMaxReceivers)
 	case o.mode != "oneway" && (o.subscribers != 1 || o.group != "" || len(o.subAddrs) > 0):
 		return usageError("-subscribers, -group and -subscriber-addrs go with -mode oneway")
-	case o.group != "" && o.size < benchSeqHeader:
-		return usageError("-group needs -size of at least %d bytes (kind, send time and sequence number)", benchSeqHeader)
-	case o.group != "" && !validGroup(o.group):
-		return usageError("-group %q: want 1 to 255 visible ASCII characters without '.', '*' or '>'", o.group)
 	case o.inflight < 1 || o.inflight > benchMaxInflight:
 		return usageError("-inflight must be between 1 and %d", benchMaxInflight)
 	case o.inflight != 1 && o.mode != modeRequest:
 		return usageError("-inflight goes with -mode request")
+	}
+	return o.checkGroup()
+}
+
+// checkGroup checks -group.
+func (o *benchOptions) checkGroup() error {
+	switch {
+	case o.group == "":
+		return nil
+	case o.size < benchSeqHeader:
+		return usageError("-group needs -size of at least %d bytes (kind, send time and sequence number)", benchSeqHeader)
+	case !validGroup(o.group):
+		return usageError("-group %q: want 1 to 255 visible ASCII characters without '.', '*' or '>'", o.group)
 	}
 	return nil
 }
