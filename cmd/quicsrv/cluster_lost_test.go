@@ -17,14 +17,7 @@ import (
 // on a request with a long reply subject, and nats.go gives up on it for
 // good: /healthz says so plainly, not "unreachable".
 func TestClusterConnectionClosedForGoodByNATSShowsOnHealthz(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, MaxControlLine: 512})
-	require.NoError(t, err)
-	go s.Start()
-	require.True(t, s.ReadyForConnections(waitTimeout), "NATS server not ready")
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
+	s := startNATSWith(t, &server.Options{Port: -1, MaxControlLine: 512})
 	ts := startServer(t, "-metrics", "127.0.0.1:0", "-cluster", s.ClientURL())
 	require.Equal(t, "ok\n", healthz(t, ts.metricsURL))
 

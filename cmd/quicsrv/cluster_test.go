@@ -27,7 +27,15 @@ func startNATS(t *testing.T) *server.Server {
 // free port) until the end of the test.
 func startNATSOn(t *testing.T, port int) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	return startNATSWith(t, &server.Options{Port: port})
+}
+
+// startNATSWith runs an in-process NATS server with opts (on 127.0.0.1,
+// without logs or signal handlers) until the end of the test.
+func startNATSWith(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.NoLog, opts.NoSigs = "127.0.0.1", true, true
+	s, err := server.NewServer(opts)
 	require.NoError(t, err)
 	go s.Start()
 	require.True(t, s.ReadyForConnections(waitTimeout), "NATS server not ready")
