@@ -99,7 +99,8 @@ trap 'exit 143' TERM
 
 # cgroup_parent: prints "v1 DIR" or "v2 DIR": the cgroup of this shell in
 # the hierarchy that has the cpu controller (v1), or in the unified
-# hierarchy if its cpu controller is available there (v2); nothing if
+# hierarchy if it enables the cpu controller for its children (cpu in its
+# cgroup.subtree_control; this script does not change that); nothing if
 # neither.
 cgroup_parent() {
   local line root mnt rel
@@ -120,7 +121,7 @@ cgroup_parent() {
   read -r root mnt <<<"$line"
   rel=$(awk -F: '$1 == "0" { print $3; exit }' /proc/self/cgroup)
   rel=${rel#"${root%/}"}
-  if grep -qw cpu "$mnt${rel%/}/cgroup.controllers" 2>/dev/null; then
+  if grep -qw cpu "$mnt${rel%/}/cgroup.subtree_control" 2>/dev/null; then
     echo "v2 $mnt${rel%/}"
   fi
 }
@@ -164,7 +165,7 @@ if [[ -n $NODE_CPU ]]; then
     die "NODE_CPU=$NODE_CPU is $cg_quota µs per $NODE_CPU_PERIOD_US µs period: the kernel takes a quota of at least 1000 µs"
   read -r cg_version cg_parent <<<"$(cgroup_parent)"
   [[ -n $cg_parent ]] ||
-    die "NODE_CPU=$NODE_CPU: no cgroup cpu controller found (neither a v1 hierarchy with cpu nor cpu in the v2 cgroup.controllers); run without NODE_CPU"
+    die "NODE_CPU=$NODE_CPU: no cgroup cpu controller found (neither a v1 hierarchy with cpu nor cpu in the v2 cgroup.subtree_control of this shell's cgroup); run without NODE_CPU"
   for g in nats node1 node2 node3; do
     cgroup_make "$g" ||
       die "NODE_CPU=$NODE_CPU: cannot make a cgroup with a CPU quota under $cg_parent ($cg_version; needs root or a delegated cgroup); run without NODE_CPU"
