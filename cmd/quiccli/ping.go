@@ -194,7 +194,13 @@ loop:
 			break loop
 		}
 	}
-	return p.g.pingSummary(p.sent, &p.rtts, time.Since(start))
+	if err := p.g.pingSummary(p.sent, &p.rtts, time.Since(start)); err != nil {
+		return err
+	}
+	if p.conn != nil && p.sent > 0 && p.rtts.Count() == 0 {
+		return explain(exitError, errNoEcho, "no PONG from %s: %d pings unanswered within %s each", p.g.addr, p.sent, p.g.timeout)
+	}
+	return nil
 }
 
 // ping sends ping seq, waits for its PONG or echo and reports it. It
