@@ -12,19 +12,26 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestPingGetsEveryEchoFromAnEchoServer(t *testing.T) {
+func TestPingEchoGetsEveryEchoFromAnEchoServer(t *testing.T) {
 	s := startServer(t, "-mode", "echo")
 	require.Contains(t, s.stdout.String(), "(quicmsg/1, echo mode)")
 
-	out := requireQuiccli(t, s.client("ping", "-count", "3", "-interval", "20ms")...)
+	out := requireQuiccli(t, s.client("ping", "-echo", "-count", "3", "-interval", "20ms")...)
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	require.Len(t, lines, 8, out) // the header, 3 replies, a blank line, the statistics' title, counts and times
 	require.Equal(t, fmt.Sprintf("PING %s (quicmsg/1) on channel \"ping\": 64 bytes", s.addr), lines[0])
 	for seq := range 3 {
 		require.Regexp(t, fmt.Sprintf(`^64 bytes from %s: seq=%d time=[0-9.]+ ms$`, regexp.QuoteMeta(s.addr), seq), lines[1+seq])
 	}
-	require.Equal(t, "", lines[4])
-	require.Equal(t, fmt.Sprintf("--- %s ping statistics ---", s.addr), lines[5])
+	requirePingStatistics(t, s.addr, lines[4:])
+}
+
+// requirePingStatistics checks the lines of ping's statistics after 3
+// pings all answered.
+func requirePingStatistics(t *testing.T, addr string, lines []string) {
+	t.Helper()
+	require.Equal(t, "", lines[0])
+	require.Equal(t, fmt.Sprintf("--- %s ping statistics ---", addr), lines[1])
 	require.Regexp(t, `^3 pings sent, 3 replies, 0% loss, time \d+ms$`, lines[len(lines)-2])
 	m := regexp.MustCompile(`^rtt min/avg/p50/p99/max = ([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+) ms$`).FindStringSubmatch(lines[len(lines)-1])
 	require.NotNil(t, m, "rtt line %q", lines[len(lines)-1])
@@ -40,9 +47,9 @@ func TestPingGetsEveryEchoFromAnEchoServer(t *testing.T) {
 	require.True(t, minRTT <= avg && avg <= maxRTT, "min %v avg %v max %v", minRTT, avg, maxRTT)
 }
 
-func TestPingJSONGivesEachReplyAndASummary(t *testing.T) {
+func TestPingEchoJSONGivesEachReplyAndASummary(t *testing.T) {
 	s := startServer(t, "-mode", "echo")
-	out := requireQuiccli(t, s.client("-json", "ping", "-count", "3", "-interval", "20ms", "-size", "100")...)
+	out := requireQuiccli(t, s.client("-json", "ping", "-echo", "-count", "3", "-interval", "20ms", "-size", "100")...)
 	type event struct {
 		Type        string  `json:"type"`
 		Seq         int     `json:"seq"`

@@ -147,7 +147,7 @@ func testPathMTU(t *testing.T) {
 			s := startServerNS(t, srvNS, "10.213.1.1:0", "-mode", "echo")
 
 			const pings, size = 20, 40000
-			out := requireQuiccliNS(t, cliNS, s, "-json", "ping", "-count", fmt.Sprint(pings), "-interval", "10ms", "-size", fmt.Sprint(size))
+			out := requireQuiccliNS(t, cliNS, s, "-json", "ping", "-echo", "-count", fmt.Sprint(pings), "-interval", "10ms", "-size", fmt.Sprint(size))
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			require.Len(t, lines, pings+1, out)
 			var sum pingSummary

@@ -219,6 +219,9 @@ type Config struct {
 	// noHeaders makes this side leave the HEADERS extension out of its
 	// HELLO, as a peer that predates it does; set only by tests.
 	noHeaders bool
+	// noPing makes this side leave the PING extension out of its HELLO
+	// and refuse a PING, as a peer that predates it does; set only by tests.
+	noPing bool
 	// AckWindow is how many bytes of encoded messages one channel holds
 	// that the peer has not acknowledged (written and unacknowledged, plus
 	// buffered): Send waits, and TrySend fails with ErrAckWindowFull, while
@@ -247,6 +250,14 @@ type Config struct {
 	// fails with a [*ResumeError] if the server refuses (after DialEarly,
 	// WaitReady does). It needs acknowledgements: DisableAcks must be unset.
 	Resume *ResumeToken
+	// Mode is what this side announces in its HELLO (extension MODE) that
+	// it does with the messages it receives, so that a peer can tell at
+	// once whether it is the kind of server it needs: quicsrv announces
+	// ModeRelay or ModeEcho, and an application built on session.Server
+	// may announce a name of its own. The peer reads it with
+	// [Conn.PeerMode]. 1 to 64 bytes of visible ASCII (0x21 to 0x7e).
+	// Default "": no mode is announced, as clients usually do.
+	Mode string
 	// Tracer, when set, is quic-go's connection tracer, for example to write
 	// qlog files (see github.com/quic-go/quic-go/qlog).
 	Tracer func(ctx context.Context, isClient bool, connID quic.ConnectionID) qlogwriter.Trace
@@ -310,6 +321,11 @@ func (c *Config) validate() error {
 	}
 	if c.EarlyDataWindow < 0 || c.EarlyDataWindow > MaxEarlyDataWindow {
 		return fmt.Errorf("transport: Config.EarlyDataWindow %v is outside 0..%v", c.EarlyDataWindow, MaxEarlyDataWindow)
+	}
+	if c.Mode != "" {
+		if err := wire.ValidateMode(c.Mode); err != nil {
+			return fmt.Errorf("transport: Config.Mode: %w", err)
+		}
 	}
 	return nil
 }

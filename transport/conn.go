@@ -90,7 +90,6 @@ type Conn struct {
 	peerMax   atomic.Int64 // peer.MaxMessageSize, read on every Send
 	earlyData bool         // DialEarly returned before the handshake completed
 	rejected  atomic.Bool  // the server refused our 0-RTT data (set by the control reader)
-	early     []*Channel   // channels opened by DialEarly, set before DialEarly returns
 	remote    net.Addr     // the server's address, on a client's connection
 	res       resumeInfo   // what the HELLO exchange decided about resumption; see resume.go
 
@@ -113,6 +112,13 @@ type Conn struct {
 	// headersOn says whether both sides offered the HEADERS extension;
 	// set before ready is closed.
 	headersOn atomic.Bool
+	// peerCaps is what the peer announced in its HELLO; set before ready
+	// is closed.
+	peerCaps Capabilities
+
+	// rare holds what few connections use (see connRare); nil until one
+	// of them is first needed, so that an idle connection does not carry it.
+	rare atomic.Pointer[connRare]
 
 	// tracker is the listener that holds this server connection for its
 	// Close (Listener.track), told when the connection ends.
@@ -231,9 +237,31 @@ func (c *Conn) setPeer(id SessionID, h wire.Hello) {
 	acks := !c.cfg.DisableAcks && h.Acks
 	c.acksOn.Store(acks)
 	c.headersOn.Store(!c.cfg.noHeaders && h.Headers)
+	c.peerCaps = capabilitiesOf(&h)
+	if h.Mode != "" {
+		c.rareState().peerMode = h.Mode
+	}
 	c.acks.mu.Lock()
 	c.acks.on = acks
 	c.acks.mu.Unlock()
+}
+
+// connRare is the part of a Conn that few connections use. Its fields
+// are independent: each is written once, as its comment says, or guards
+// itself.
+type connRare struct {
+	early    []*Channel // channels opened by DialEarly, set before DialEarly returns
+	peerMode string     // the peer's MODE, set with its HELLO before ready is closed
+	pings    pings      // this side's pings awaiting their PONG; see ping.go
+}
+
+// rareState returns c.rare, making it if it is not there yet.
+func (c *Conn) rareState() *connRare {
+	if r := c.rare.Load(); r != nil {
+		return r
+	}
+	c.rare.CompareAndSwap(nil, &connRare{pings: newPings()})
+	return c.rare.Load()
 }
 
 // closedReady is the ready channel of every Conn made after its HELLO
@@ -448,7 +476,12 @@ func (c *Conn) OpenChannel(ctx context.Context, name string) (*Channel, error) {
 }
 
 // EarlyChannels returns the channels DialEarly opened, in the order named.
-func (c *Conn) EarlyChannels() []*Channel { return c.early }
+func (c *Conn) EarlyChannels() []*Channel {
+	if r := c.rare.Load(); r != nil {
+		return r.early
+	}
+	return nil
+}
 
 // openChannel opens a channel with opts; sendOpts says whether its header
 // carries them (the peer knows CHANNEL_OPTS) or only this side applies them.

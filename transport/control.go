@@ -250,6 +250,10 @@ func (c *Conn) handleControl(f *wire.Control) error {
 		return c.handleAck(f.Acks)
 	case wire.ControlResumeState:
 		return c.peerResumeState(f)
+	case wire.ControlPing:
+		return c.handlePing(f.Opaque)
+	case wire.ControlPong:
+		c.handlePong(f.Opaque)
 	default:
 		return fmt.Errorf("unexpected %s frame after the HELLO exchange", f.Type)
 	}

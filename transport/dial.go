@@ -109,7 +109,8 @@ func dialConn(ctx context.Context, tr *quic.Transport, addr string, tlsConf *tls
 			_ = c.CloseWithError(CodeInternalError, "")
 			return nil, fmt.Errorf("transport: dial %s: opening channel %q: %w", addr, name, err)
 		}
-		c.early = append(c.early, ch)
+		r := c.rareState()
+		r.early = append(r.early, ch)
 	}
 	return c, nil
 }

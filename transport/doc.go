@@ -89,6 +89,17 @@
 // Only the client side can move. Failures are [*MigrationError]s that leave
 // the connection where it was.
 //
+// # Round trips, modes and capabilities
+//
+// [Conn.Ping] times a PING/PONG on the control stream: the round trip of
+// the connection, whatever the peer does with messages. Each side's HELLO
+// announces what it supports, read with [Conn.PeerCapabilities], and a
+// server may announce its mode (Config.Mode: [ModeRelay], [ModeEcho] or an
+// application's own), read with [Conn.PeerMode], so that a client can
+// refuse at once a server that cannot serve it. An operation the peer
+// did not announce support for fails with a [*CapabilityError] and sends
+// nothing: a peer of an older release is never sent what it does not know.
+//
 // # Errors
 //
 // Application error codes are [ErrorCode] values, themselves errors:

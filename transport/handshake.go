@@ -78,6 +78,8 @@ func localHello(cfg *Config, id []byte) wire.Control {
 		SendBuffer:     uint64(adv.SendBufferSize),
 		Acks:           !cfg.DisableAcks,
 		Headers:        !cfg.noHeaders,
+		Ping:           !cfg.noPing,
+		Mode:           cfg.Mode,
 	}}
 }
 

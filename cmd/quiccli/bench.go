@@ -367,9 +367,31 @@ func (b *bench) dialAll(ctx context.Context, conf *tls.Config, n int) error {
 	if err := eg.Wait(); err != nil {
 		return err
 	}
+	if err := b.checkServerMode(b.conns[0]); err != nil {
+		return err
+	}
 	if limit := b.conns[0].PeerLimits().MaxMessageSize; b.o.size > limit {
 		return explain(exitError, &transport.MessageTooLargeError{Size: b.o.size, Limit: limit},
 			"-size %d is larger than the server's limit of %d bytes (quicsrv -max-message-size)", b.o.size, limit)
+	}
+	return nil
+}
+
+// checkServerMode fails at once when the server announced a mode that
+// cannot serve the run, instead of waiting out -timeout for the test
+// message: -mode echo needs echo mode, the other modes relay or echo. A
+// server that announced none predates the MODE extension; the test
+// message finds out what it does.
+func (b *bench) checkServerMode(conn *transport.Conn) error {
+	mode := conn.PeerMode()
+	switch {
+	case mode == "":
+		return nil
+	case b.o.mode == "echo":
+		return b.g.requireEcho(conn, "bench -mode echo", "use -mode oneway or -mode request")
+	case mode != transport.ModeRelay && mode != transport.ModeEcho:
+		return explain(exitError, &serverModeError{Need: "relay or echo", Mode: mode},
+			"bench needs a quicsrv in relay or echo mode, but the server at %s is in %s mode", b.g.addr, mode)
 	}
 	return nil
 }

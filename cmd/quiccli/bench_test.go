@@ -86,8 +86,9 @@ func TestBenchTextOutputNamesEveryFigure(t *testing.T) {
 	require.Empty(t, got.stderr, "no progress line when stderr is not a terminal")
 }
 
-func TestBenchEchoModeAgainstARelayExplainsWhy(t *testing.T) {
-	ts := startServer(t, serverOptions{relay: true})
+// A relay that predates MODE is found out by the test message.
+func TestBenchEchoModeAgainstAnOlderRelayExplainsWhy(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true, mode: modeNone})
 	got := runCLI(t, nil, ts.args("-timeout", "300ms", "bench", "-mode", "echo", "-duration", "200ms")...)
 	require.Equal(t, exitError, got.code)
 	require.Equal(t, "no echo from "+ts.addr+" within 300ms: bench -mode echo needs a server in echo mode (quicsrv -mode echo); against a relay use -mode oneway", got.err.Error())

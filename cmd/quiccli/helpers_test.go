@@ -58,7 +58,13 @@ type serverOptions struct {
 	relay          bool   // relay (publish/subscribe by channel) instead of echo
 	maxMessageSize int    // 0: the default
 	clientCAFile   string // require client certificates signed by this CA
+	// mode is announced in HELLO; "" announces "echo" or "relay" as
+	// quicsrv does, modeNone none (a server that predates MODE).
+	mode string
 }
+
+// modeNone in serverOptions.mode: the server announces no mode.
+const modeNone = "-"
 
 // testServer is a quicmsg server on an ephemeral port of 127.0.0.1.
 type testServer struct {
@@ -78,7 +84,15 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	cert := leaf.TLSCertificate()
 	tlsConf, err := certs.ServerConfig(certs.ServerOptions{Certificate: &cert, ClientCAFile: o.clientCAFile})
 	require.NoError(t, err)
-	cfg := &session.Config{Transport: transport.Config{MaxMessageSize: o.maxMessageSize}}
+	cfg := &session.Config{Transport: transport.Config{MaxMessageSize: o.maxMessageSize, Mode: transport.ModeEcho}}
+	switch {
+	case o.mode == modeNone:
+		cfg.Transport.Mode = ""
+	case o.mode != "":
+		cfg.Transport.Mode = o.mode
+	case o.relay:
+		cfg.Transport.Mode = transport.ModeRelay
+	}
 	handler := session.Handler(session.HandlerFunc(echo))
 	if o.relay {
 		r, err := relay.New(nil)

@@ -8,7 +8,7 @@
 //	quiccli chat CHANNEL               send the lines typed, print the messages received
 //	quiccli req SUBJECT [DATA]         send a request and print the reply
 //	quiccli reply SUBJECT [RESPONSE]   answer the requests on SUBJECT
-//	quiccli ping                       round-trip times to a server in echo mode
+//	quiccli ping                       round-trip times to any server
 //	quiccli bench                      load generator: delivered message rate and latency
 //
 // Global flags go before or after the command:
@@ -78,13 +78,15 @@
 //	    and prints the messages received, as listen does, until the end of
 //	    input or an interrupt.
 //
-//	ping [-count N] [-interval D] [-size N] [-channel NAME]
-//	    Round-trip times to a server in echo mode (quicsrv -mode echo), like
-//	    ping(8): -count pings (default 5; 0: until interrupted), one every
-//	    -interval (default 1s), of -size bytes (default 64, at least the
-//	    41-byte header), on channel -channel (default "ping"), then
-//	    min/avg/p50/p99/max. A relay sends nothing back to the sender, so
-//	    ping stops at the first unanswered ping with an explanation.
+//	ping [-count N] [-interval D] [-echo [-size N] [-channel NAME]]
+//	    Round-trip times to any server, like ping(8) and nats rtt: -count
+//	    PINGs on the control stream (default 5; 0: until interrupted), one
+//	    every -interval (default 1s), each timed until its PONG, then
+//	    min/avg/p50/p99/max. With -echo, messages of -size bytes (default
+//	    64, at least the 41-byte header) on channel -channel (default
+//	    "ping") timed until their echo, which needs a server in echo mode
+//	    (quicsrv -mode echo); against a server in another mode it fails at
+//	    once.
 //
 //	bench [-mode oneway|echo|request] [-conns N] [-channels N] [-size N] [-count N] [-duration D] [-rate R] [-subscribers N] [-group NAME] [-inflight K]
 //	    Load generator counting DELIVERED messages, never sent ones: -conns
@@ -154,7 +156,7 @@ var commands = []command{
 	{"send", "CHANNEL [MESSAGE...]", "send each MESSAGE, or each line of stdin, on CHANNEL", cmdSend},
 	{"listen", "CHANNEL...", "print every message received on the channels", cmdListen},
 	{"chat", "CHANNEL", "send the lines typed, print the messages received", cmdChat},
-	{"ping", "", "round-trip times to a server in echo mode", cmdPing},
+	{"ping", "", "round-trip times to any server (PING/PONG)", cmdPing},
 	{"req", "SUBJECT [DATA]", "send a request and print the reply", cmdReq},
 	{"reply", "SUBJECT [RESPONSE]", "answer the requests on SUBJECT (echo, RESPONSE or -command)", cmdReply},
 	{"bench", "", "load generator: delivered message rate and latency", cmdBench},

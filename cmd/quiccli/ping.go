@@ -14,16 +14,22 @@ import (
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-const pingAbout = `Sends a message on a channel every -interval and waits for its echo, like
-ping(8), then prints min/avg/p50/p99/max of the round-trip times. It needs a
-server in echo mode (quicsrv -mode echo): a relay server sends nothing back to
-the sender, so ping stops at the first ping left unanswered with no reply
-before it. A ping unanswered within -timeout counts as lost. Each payload
-carries a random number of this run and a sequence number; other messages on
-the channel are ignored.
+const pingAbout = `Measures round-trip times to a server, like ping(8) and nats rtt: every
+-interval it sends a PING on the connection's control stream and waits for
+the PONG, then prints min/avg/p50/p99/max of the round-trip times. It works
+against any quicmsg server (relay, echo or another mode) that answers PING;
+one that predates PING is reported at once (use -echo against an echo
+server). A ping unanswered within -timeout counts as lost.
 
-Example:
-  quiccli ping -count 10 -interval 200ms`
+With -echo it sends a message of -size bytes on -channel instead and waits
+for its echo: a round trip through the server's message path, which needs a
+server in echo mode (quicsrv -mode echo). Against a server that announces
+another mode it fails at once. Each payload carries a random number of this
+run and a sequence number; other messages on the channel are ignored.
+
+Examples:
+  quiccli ping -count 10 -interval 200ms
+  quiccli ping -echo -size 1024`
 
 // pingHeader starts every ping payload.
 const pingHeader = "quiccli-ping"
@@ -57,9 +63,16 @@ type pingSummary struct {
 type pingOptions struct {
 	count    int
 	interval time.Duration
+	echo     bool // a message's round trip through an echo server, not PING/PONG
 	size     int
 	channel  string
 }
+
+// Defaults of ping -echo's own flags.
+const (
+	defaultPingSize    = 64
+	defaultPingChannel = "ping"
+)
 
 func cmdPing(ctx context.Context, g *globals, args []string) error {
 	o, err := parsePing(g, args)
@@ -75,6 +88,20 @@ func cmdPing(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer conn.Close()
+	if !o.echo {
+		if !conn.PeerCapabilities().Has(transport.CapPing) {
+			return explain(exitError, &transport.CapabilityError{Op: "ping", Missing: transport.CapPing},
+				"the server at %s does not answer PING (a quicmsg release before it): use quiccli ping -echo against a server in echo mode", g.addr)
+		}
+		p := &pinger{g: g, o: o, conn: conn}
+		if !g.json {
+			fmt.Fprintf(g.stdout, "PING %s (quicmsg/1, %s): PING/PONG on the control stream\n", g.addr, describeMode(conn.PeerMode()))
+		}
+		return p.run(ctx)
+	}
+	if err := g.requireEcho(conn, "ping -echo", "use quiccli ping without -echo, which works against any server"); err != nil {
+		return err
+	}
 	p, err := g.newPinger(ctx, conn, o)
 	if err != nil {
 		return err
@@ -87,18 +114,21 @@ func cmdPing(ctx context.Context, g *globals, args []string) error {
 
 // parsePing parses and checks ping's flags.
 func parsePing(g *globals, args []string) (pingOptions, error) {
-	o := pingOptions{count: 5, interval: time.Second, size: 64, channel: "ping"}
+	o := pingOptions{count: 5, interval: time.Second, size: defaultPingSize, channel: defaultPingChannel}
 	pos, err := g.parseCommand("ping", "", pingAbout, args, func(fs *flag.FlagSet) {
 		fs.IntVar(&o.count, "count", o.count, "stop after `N` pings (0: until interrupted)")
 		fs.DurationVar(&o.interval, "interval", o.interval, "time between the starts of two pings")
-		fs.IntVar(&o.size, "size", o.size, "payload `bytes`; at least the 41-byte header is sent")
-		fs.StringVar(&o.channel, "channel", o.channel, "channel `name` to ping on")
+		fs.BoolVar(&o.echo, "echo", false, "time a message's round trip through a server in echo mode instead of PING/PONG")
+		fs.IntVar(&o.size, "size", o.size, "with -echo: payload `bytes`; at least the 41-byte header is sent")
+		fs.StringVar(&o.channel, "channel", o.channel, "with -echo: channel `name` to ping on")
 	})
 	switch {
 	case err != nil:
 		return o, err
 	case len(pos) > 0:
 		return o, usageError("ping takes no arguments, got %q", pos)
+	case !o.echo && (o.size != defaultPingSize || o.channel != defaultPingChannel):
+		return o, usageError("-size and -channel apply to ping -echo only: a PING carries no payload and uses no channel")
 	case o.count < 0:
 		return o, usageError("-count must not be negative")
 	case o.interval < 0:
@@ -109,12 +139,13 @@ func parsePing(g *globals, args []string) (pingOptions, error) {
 	return o, checkChannelName(o.channel)
 }
 
-// pinger sends the pings of one run on its channel and records the round
-// trips of their echoes.
+// pinger sends the pings of one run, PINGs on conn or with -echo messages
+// on ch, and records their round trips.
 type pinger struct {
 	g     *globals
 	o     pingOptions
-	ch    *transport.Channel
+	conn  *transport.Conn    // PING/PONG; nil with -echo
+	ch    *transport.Channel // -echo: the channel to ping on
 	nonce uint64
 	size  int // of every payload, header included
 	sent  int
@@ -163,12 +194,21 @@ loop:
 			break loop
 		}
 	}
-	return p.g.pingSummary(p.sent, &p.rtts, time.Since(start))
+	if err := p.g.pingSummary(p.sent, &p.rtts, time.Since(start)); err != nil {
+		return err
+	}
+	if p.conn != nil && p.sent > 0 && p.rtts.Count() == 0 {
+		return explain(exitError, errNoEcho, "no PONG from %s: %d pings unanswered within %s each", p.g.addr, p.sent, p.g.timeout)
+	}
+	return nil
 }
 
-// ping sends ping seq, waits for its echo and reports it. It returns
-// interrupted when ctx ended meanwhile.
+// ping sends ping seq, waits for its PONG or echo and reports it. It
+// returns interrupted when ctx ended meanwhile.
 func (p *pinger) ping(ctx context.Context, seq int) (interrupted bool, err error) {
+	if p.conn != nil {
+		return p.controlPing(ctx, seq)
+	}
 	t0 := time.Now()
 	if err := p.ch.Send(ctx, pingPayload(p.nonce, seq, p.size)); err != nil {
 		if ctx.Err() != nil {
@@ -185,12 +225,31 @@ func (p *pinger) ping(ctx context.Context, seq int) (interrupted bool, err error
 	return false, p.report(seq, rtt, err)
 }
 
-// report prints the reply to ping seq, or its loss; the first ping lost
-// before any reply ends the run with an explanation.
+// controlPing sends PING seq on the control stream and reports its PONG,
+// or its loss after -timeout.
+func (p *pinger) controlPing(ctx context.Context, seq int) (interrupted bool, err error) {
+	pctx, cancel := context.WithTimeout(ctx, p.g.timeout)
+	rtt, err := p.conn.Ping(pctx)
+	expired := pctx.Err() != nil
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		return true, nil
+	case expired:
+		err = errNoEcho
+	case err != nil:
+		return false, p.g.describe(err)
+	}
+	p.sent++
+	return false, p.report(seq, rtt, err)
+}
+
+// report prints the reply to ping seq, or its loss; with -echo the first
+// ping lost before any reply ends the run with an explanation.
 func (p *pinger) report(seq int, rtt time.Duration, err error) error {
 	g := p.g
 	switch {
-	case errors.Is(err, errNoEcho) && p.rtts.Count() == 0:
+	case errors.Is(err, errNoEcho) && p.rtts.Count() == 0 && p.conn == nil:
 		return explain(exitError, err, "no echo from %s within %s: ping needs a server in echo mode (quicsrv -mode echo); a relay server sends nothing back to the sender", g.addr, g.timeout)
 	case errors.Is(err, errNoEcho) && g.json:
 		_ = writeJSON(g.stdout, pingEvent{Type: "lost", Seq: seq})
@@ -201,6 +260,9 @@ func (p *pinger) report(seq int, rtt time.Duration, err error) error {
 	case g.json:
 		p.rtts.Record(int64(rtt))
 		_ = writeJSON(g.stdout, pingEvent{Type: "reply", Seq: seq, Bytes: p.size, RTTus: micros(int64(rtt))})
+	case p.conn != nil:
+		p.rtts.Record(int64(rtt))
+		fmt.Fprintf(g.stdout, "PONG from %s: seq=%d time=%s ms\n", g.addr, seq, millis(int64(rtt)))
 	default:
 		p.rtts.Record(int64(rtt))
 		fmt.Fprintf(g.stdout, "%d bytes from %s: seq=%d time=%s ms\n", p.size, g.addr, seq, millis(int64(rtt)))

@@ -159,6 +159,7 @@ func transportConfig(o *options, log *slog.Logger) (transport.Config, error) {
 		IdleTimeout:     o.idleTimeout,
 		KeepAlivePeriod: o.keepAlive,
 		Allow0RTT:       true,
+		Mode:            o.mode, // in HELLO: a client that needs another mode fails at once
 	}
 	if o.qlogDir != "" {
 		if err := os.MkdirAll(o.qlogDir, 0o700); err != nil {

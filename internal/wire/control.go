@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/quic-go/quic-go/quicvarint"
@@ -22,6 +23,12 @@ const (
 	// messages the sender received per channel over the session. It may
 	// only be sent when both HELLOs carried the ACKS extension.
 	ControlResumeState ControlType = 0x06
+	// ControlPing asks the peer to answer with a PONG that carries the
+	// same opaque value; only sent to a peer whose HELLO carried the PING
+	// extension.
+	ControlPing ControlType = 0x07
+	// ControlPong answers a PING with its opaque value.
+	ControlPong ControlType = 0x08
 )
 
 func (t ControlType) String() string {
@@ -38,6 +45,10 @@ func (t ControlType) String() string {
 		return "ACK"
 	case ControlResumeState:
 		return "RESUME_STATE"
+	case ControlPing:
+		return "PING"
+	case ControlPong:
+		return "PONG"
 	}
 	return fmt.Sprintf("UNKNOWN(0x%x)", uint64(t))
 }
@@ -77,6 +88,12 @@ type Hello struct {
 	// Headers says the sender understands message headers, gap notices
 	// and channel options (extension HEADERS).
 	Headers bool
+	// Ping says the sender answers PING frames (extension PING).
+	Ping bool
+	// Mode is what the sender does with the messages it receives, for
+	// example "relay" or "echo" (extension MODE, 1 to MaxModeLen bytes of
+	// visible ASCII; see [ValidateMode]). Empty when absent.
+	Mode string
 }
 
 // HELLO extension IDs. Extensions follow the fixed HELLO fields as
@@ -89,7 +106,31 @@ const (
 	// HelloExtHeaders (empty value) says the sender understands message
 	// headers, gap notices and channel options.
 	HelloExtHeaders uint64 = 0x05
+	// HelloExtPing (empty value) says the sender answers PING frames.
+	HelloExtPing uint64 = 0x06
+	// HelloExtMode carries the sender's mode (see [Hello.Mode]).
+	HelloExtMode uint64 = 0x07
 )
+
+// MaxModeLen is the longest MODE value in bytes.
+const MaxModeLen = 64
+
+// ValidateMode checks that mode can travel in the MODE extension: 1 to
+// MaxModeLen bytes of visible ASCII (0x21 to 0x7e).
+func ValidateMode(mode string) error {
+	if len(mode) == 0 || len(mode) > MaxModeLen {
+		return fmt.Errorf("mode of %d bytes is outside 1..%d", len(mode), MaxModeLen)
+	}
+	for i := 0; i < len(mode); i++ {
+		if mode[i] < 0x21 || mode[i] > 0x7e {
+			return fmt.Errorf("mode %q has byte 0x%02x at %d, outside visible ASCII", mode, mode[i], i)
+		}
+	}
+	return nil
+}
+
+// PingLen is the length of a PING or PONG payload: its opaque value.
+const PingLen = 8
 
 // AcksRevision is the value of the ACKS extension: the revision of the
 // acknowledgement and resumption protocol the sender speaks.
@@ -106,7 +147,8 @@ type ResumeEntry struct {
 }
 
 // Control is a decoded control frame. Hello is set for HELLO; Code, Opened
-// and Reason for GOAWAY; Final and Entries for RESUME_STATE; Acks for ACK.
+// and Reason for GOAWAY; Final and Entries for RESUME_STATE; Acks for ACK;
+// Opaque for PING and PONG.
 type Control struct {
 	Type  ControlType
 	Hello Hello
@@ -122,6 +164,8 @@ type Control struct {
 	Entries []ResumeEntry
 	// Acks are the entries of an ACK frame.
 	Acks []AckEntry
+	// Opaque is the value of a PING, which its PONG echoes.
+	Opaque uint64
 }
 
 // AppendControl appends the encoding of c.
@@ -142,10 +186,15 @@ func AppendControl(b []byte, c Control) []byte {
 			p = quicvarint.Append(p, uint64(len(c.Hello.ResumeToken)))
 			p = append(p, c.Hello.ResumeToken...)
 		}
-		if c.Hello.Headers {
-			p = quicvarint.Append(p, HelloExtHeaders)
-			p = quicvarint.Append(p, 0)
+		p = appendHelloFlag(p, HelloExtHeaders, c.Hello.Headers)
+		p = appendHelloFlag(p, HelloExtPing, c.Hello.Ping)
+		if c.Hello.Mode != "" {
+			p = quicvarint.Append(p, HelloExtMode)
+			p = quicvarint.Append(p, uint64(len(c.Hello.Mode)))
+			p = append(p, c.Hello.Mode...)
 		}
+	case ControlPing, ControlPong:
+		p = binary.BigEndian.AppendUint64(p, c.Opaque)
 	case ControlResumeState:
 		p = appendResumeStatePayload(p, c.Final, c.Entries)
 	case ControlGoAway:
@@ -226,6 +275,11 @@ func (c *Control) parsePayload(p []byte) error {
 		c.Final, c.Entries, err = parseResumeState(p)
 	case ControlGoAway:
 		err = c.parseGoAway(p)
+	case ControlPing, ControlPong:
+		if len(p) != PingLen {
+			return malformedControl("%s carries %d bytes, want %d", c.Type, len(p), PingLen)
+		}
+		c.Opaque = binary.BigEndian.Uint64(p)
 	default:
 		err = malformedControl("unknown control frame type 0x%x", uint64(c.Type))
 	}
@@ -294,14 +348,23 @@ func appendHelloExt(p []byte, id, v uint64) []byte {
 	return quicvarint.Append(p, v)
 }
 
+// appendHelloFlag appends an extension with an empty value when on.
+func appendHelloFlag(p []byte, id uint64, on bool) []byte {
+	if !on {
+		return p
+	}
+	p = quicvarint.Append(p, id)
+	return quicvarint.Append(p, 0)
+}
+
 // parseHelloExts decodes the extensions after HELLO's fixed fields. Unknown
 // IDs are skipped, so that later versions can add extensions that this one
 // ignores; a truncated extension, a known one given twice, or a known one
 // whose value is not what it must be (exactly one integer; for ACKS one
-// that is not 0; for RESUME_TOKEN 1 to MaxResumeTokenLen bytes) is
-// malformed.
+// that is not 0; for RESUME_TOKEN 1 to MaxResumeTokenLen bytes; for MODE
+// what ValidateMode accepts) is malformed.
 func parseHelloExts(p []byte, h *Hello) error {
-	var seen [HelloExtHeaders + 1]bool
+	var seen [HelloExtMode + 1]bool
 	for len(p) > 0 {
 		id, n1, err := quicvarint.Parse(p)
 		if err != nil {
@@ -329,17 +392,9 @@ func parseHelloExts(p []byte, h *Hello) error {
 
 // setHelloExt stores the value of the known extension id in h.
 func setHelloExt(h *Hello, id uint64, val []byte) error {
-	if id == HelloExtResumeToken {
-		if len(val) == 0 || len(val) > MaxResumeTokenLen {
-			return malformedControl("HELLO extension RESUME_TOKEN of %d bytes is outside 1..%d", len(val), MaxResumeTokenLen)
-		}
-		h.ResumeToken = append([]byte(nil), val...)
-		return nil
-	}
-	if id == HelloExtHeaders {
-		// The value is empty; one that is not is left to a later revision.
-		h.Headers = true
-		return nil
+	switch id {
+	case HelloExtResumeToken, HelloExtHeaders, HelloExtPing, HelloExtMode:
+		return setHelloBytesExt(h, id, val)
 	}
 	v, n, err := quicvarint.Parse(val)
 	if err != nil || n != len(val) {
@@ -355,6 +410,29 @@ func setHelloExt(h *Hello, id uint64, val []byte) error {
 			return malformedControl("HELLO extension ACKS gives revision 0")
 		}
 		h.Acks = true
+	}
+	return nil
+}
+
+// setHelloBytesExt stores the value of a known extension that is not an
+// integer: RESUME_TOKEN, MODE, and the empty HEADERS and PING (a value
+// there is left to a later revision, and ignored).
+func setHelloBytesExt(h *Hello, id uint64, val []byte) error {
+	switch id {
+	case HelloExtResumeToken:
+		if len(val) == 0 || len(val) > MaxResumeTokenLen {
+			return malformedControl("HELLO extension RESUME_TOKEN of %d bytes is outside 1..%d", len(val), MaxResumeTokenLen)
+		}
+		h.ResumeToken = append([]byte(nil), val...)
+	case HelloExtHeaders:
+		h.Headers = true
+	case HelloExtPing:
+		h.Ping = true
+	case HelloExtMode:
+		if err := ValidateMode(string(val)); err != nil {
+			return malformedControl("HELLO extension MODE: %v", err)
+		}
+		h.Mode = string(val)
 	}
 	return nil
 }

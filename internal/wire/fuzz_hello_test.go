@@ -21,6 +21,8 @@ func FuzzHelloDecoder(f *testing.F) {
 		{Version: 2, SessionID: bytes.Repeat([]byte{1}, MaxSessionIDLen), MaxMessageSize: 1<<62 - 1, PendingCap: 1<<62 - 1},
 		{Version: Version, SessionID: id, MaxMessageSize: 1 << 20, PendingCap: 1000, Acks: true, ResumeToken: bytes.Repeat([]byte{7}, 17)},
 		{Version: Version, SessionID: id, MaxMessageSize: 1 << 20, PendingCap: 1000, Acks: true, ResumeToken: bytes.Repeat([]byte{9}, MaxResumeTokenLen)},
+		{Version: Version, SessionID: id, MaxMessageSize: 1 << 20, PendingCap: 1000, Acks: true, Headers: true, Ping: true, Mode: "echo"},
+		{Version: Version, MaxMessageSize: 1 << 20, PendingCap: 1000, Ping: true, Mode: string(bytes.Repeat([]byte{'~'}, MaxModeLen))},
 	} {
 		f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: h}))
 	}
@@ -69,6 +71,11 @@ func checkHello(t *testing.T, h Hello) {
 	}
 	if len(h.ResumeToken) > MaxResumeTokenLen {
 		t.Fatalf("resume token of %d bytes over %d", len(h.ResumeToken), MaxResumeTokenLen)
+	}
+	if h.Mode != "" {
+		if err := ValidateMode(h.Mode); err != nil {
+			t.Fatalf("decoded mode %q: %v", h.Mode, err)
+		}
 	}
 }
 

@@ -57,6 +57,10 @@ func FuzzControlDecoder(f *testing.F) {
 	f.Add(AppendControl(nil, Control{Type: ControlResumeState, Final: true, Entries: []ResumeEntry{{Name: "chat", Received: 12}, {Name: "ünï", Received: 1 << 40}}}))
 	f.Add(AppendControl(nil, Control{Type: ControlResumeState, Entries: []ResumeEntry{{Name: "a", Received: 0}}}))
 	f.Add([]byte{byte(ControlResumeState), 3, 2, 1, 'a'})
+	f.Add(AppendControl(nil, Control{Type: ControlPing, Opaque: 42}))
+	f.Add(AppendControl(nil, Control{Type: ControlPong, Opaque: 1<<64 - 1}))
+	f.Add([]byte{byte(ControlPing), 7, 0, 0, 0, 0, 0, 0, 1})
+	f.Add(AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, SessionID: make([]byte, 16), MaxMessageSize: 1 << 20, PendingCap: 1000, Acks: true, Headers: true, Ping: true, Mode: "relay"}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, n, err := ParseControl(b)
 		if err != nil {

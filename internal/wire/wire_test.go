@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -244,4 +245,101 @@ func TestResumeStateRejectsMalformed(t *testing.T) {
 		require.ErrorAs(t, err, &me, name)
 		require.Contains(t, err.Error(), tc.want, name)
 	}
+}
+
+func TestPingPongRoundTrip(t *testing.T) {
+	for _, f := range []Control{
+		{Type: ControlPing, Opaque: 0},
+		{Type: ControlPing, Opaque: 1<<64 - 1},
+		{Type: ControlPong, Opaque: 0x0102030405060708},
+	} {
+		b := AppendControl(nil, f)
+		require.Len(t, b, 2+PingLen, f.Type.String())
+		got, n, err := ParseControl(b)
+		require.NoError(t, err)
+		require.Equal(t, len(b), n)
+		require.Equal(t, f, got)
+		_, _, err = ParseControl(b[:len(b)-1])
+		require.ErrorIs(t, err, ErrShort, "a PING cut short waits for more")
+	}
+	require.Equal(t, "PING", ControlPing.String())
+	require.Equal(t, "PONG", ControlPong.String())
+}
+
+func TestPingPongRejectsOtherLengths(t *testing.T) {
+	for _, p := range [][]byte{nil, make([]byte, 7), make([]byte, 9)} {
+		for _, typ := range []ControlType{ControlPing, ControlPong} {
+			b := quicvarint.Append([]byte{byte(typ)}, uint64(len(p)))
+			_, _, err := ParseControl(append(b, p...))
+			var me *MalformedError
+			require.ErrorAs(t, err, &me)
+			require.Contains(t, err.Error(), fmt.Sprintf("%s carries %d bytes, want 8", typ, len(p)))
+		}
+	}
+}
+
+func TestHelloPingAndModeRoundTrip(t *testing.T) {
+	for _, h := range []Hello{
+		{Version: 1, SessionID: []byte("0123456789abcdef"), MaxMessageSize: 10, PendingCap: 3, Ping: true, Mode: "relay"},
+		{Version: 1, MaxMessageSize: 10, PendingCap: 3, Ping: true},
+		{Version: 1, MaxMessageSize: 10, PendingCap: 3, Acks: true, Headers: true, Mode: strings.Repeat("m", MaxModeLen)},
+	} {
+		c, _, err := ParseControl(AppendControl(nil, Control{Type: ControlHello, Hello: h}))
+		require.NoError(t, err)
+		require.Equal(t, h, c.Hello)
+	}
+}
+
+// A peer that predates PING and MODE skips them as unknown extensions:
+// the fixed fields and the extensions it knows decode unchanged.
+func TestHelloPingAndModeSkippedByOlderDecoder(t *testing.T) {
+	h := Hello{Version: 1, MaxMessageSize: 10, PendingCap: 3, PendingBytes: 7, Acks: true, Ping: true, Mode: "echo"}
+	b := AppendControl(nil, Control{Type: ControlHello, Hello: h})
+	c, _, err := ParseControl(b)
+	require.NoError(t, err)
+	// What an older decoder makes of it: the same HELLO without the two.
+	old := c.Hello
+	old.Ping, old.Mode = false, ""
+	withoutNew := AppendControl(nil, Control{Type: ControlHello, Hello: old})
+	require.Equal(t, withoutNew[2:], b[2:len(withoutNew)], "PING and MODE come after every older extension")
+}
+
+func TestHelloRejectsMalformedMode(t *testing.T) {
+	base := AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 10, PendingCap: 3}})
+	for name, tc := range map[string]struct {
+		ext  []byte
+		want string
+	}{
+		"empty":          {[]byte{0x07, 0}, "MODE: mode of 0 bytes is outside 1..64"},
+		"too long":       {append([]byte{0x07, 0x40, 65}, bytes.Repeat([]byte{'m'}, 65)...), "MODE: mode of 65 bytes is outside 1..64"},
+		"space":          {[]byte{0x07, 2, 'a', ' '}, "byte 0x20 at 1"},
+		"not ascii":      {[]byte{0x07, 2, 0xc3, 0xa9}, "byte 0xc3 at 0"},
+		"twice":          {[]byte{0x07, 1, 'a', 0x07, 1, 'b'}, "0x7 is given twice"},
+		"ping twice":     {[]byte{0x06, 0, 0x06, 0}, "0x6 is given twice"},
+		"mode truncated": {[]byte{0x07, 5, 'a'}, "0x7 is truncated"},
+	} {
+		p := append(append([]byte(nil), base[2:]...), tc.ext...)
+		b := quicvarint.Append([]byte{byte(ControlHello)}, uint64(len(p)))
+		_, _, err := ParseControl(append(b, p...))
+		var me *MalformedError
+		require.ErrorAs(t, err, &me, name)
+		require.Contains(t, err.Error(), tc.want, name)
+	}
+}
+
+func TestHelloPingIgnoresValue(t *testing.T) {
+	base := AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 10, PendingCap: 3}})
+	p := append(append([]byte(nil), base[2:]...), 0x06, 2, 0xaa, 0xbb)
+	b := quicvarint.Append([]byte{byte(ControlHello)}, uint64(len(p)))
+	c, _, err := ParseControl(append(b, p...))
+	require.NoError(t, err)
+	require.True(t, c.Hello.Ping, "a later revision may give PING a value")
+}
+
+func TestValidateMode(t *testing.T) {
+	require.NoError(t, ValidateMode("relay"))
+	require.NoError(t, ValidateMode("my-app/v2"))
+	require.Error(t, ValidateMode(""))
+	require.Error(t, ValidateMode("with space"))
+	require.Error(t, ValidateMode(strings.Repeat("x", MaxModeLen+1)))
 }
