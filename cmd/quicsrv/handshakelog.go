@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlogwriter"
+)
+
+// refusedLogPerSecond is how many refused handshakes are logged per
+// second at most; the others are counted, and the next line logged says
+// how many were left out ("suppressed").
+const refusedLogPerSecond = 10
+
+// TLS alerts (RFC 8446, 6) that name why this server refused a handshake.
+const (
+	alertBadCertificate         = 42
+	alertUnsupportedCertificate = 43
+	alertCertificateExpired     = 45
+	alertUnknownCA              = 48
+	alertCertificateRequired    = 116
+	alertNoApplicationProtocol  = 120
+)
+
+// handshakeLog logs, at info, each QUIC handshake that this server's TLS
+// refused (no client certificate under -client-ca, a certificate from
+// another CA, a client that does not speak quicmsg), with the reason,
+// at most refusedLogPerSecond lines a second. A flood of bad clients then
+// costs a bounded number of lines, and none goes unaccounted: each line
+// says how many were left out before it, and close logs those left out
+// after the last line.
+//
+// It learns of a refusal from the connection's context, which quic-go
+// ends with the TLS alert it sent: tracer registers for it on every
+// connection the listener starts.
+type handshakeLog struct {
+	log *slog.Logger
+	now func() time.Time // time.Now; tests set it
+
+	mu         sync.Mutex
+	window     time.Time // start of the current second
+	inWindow   int       // lines logged in it
+	suppressed int       // refusals not logged since the last line
+	total      uint64    // refusals since start
+}
+
+func newHandshakeLog(log *slog.Logger) *handshakeLog {
+	return &handshakeLog{log: log, now: time.Now}
+}
+
+// tracer returns a quic-go connection tracer that watches each server
+// connection's end for a refused handshake and otherwise is next (nil:
+// no trace, which costs quic-go nothing per packet).
+func (h *handshakeLog) tracer(next func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace) func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace {
+	return func(ctx context.Context, isClient bool, odcid quic.ConnectionID) qlogwriter.Trace {
+		if !isClient {
+			// The registration lives as long as the connection; the
+			// function runs once, when it ends.
+			context.AfterFunc(ctx, func() { h.connEnded(context.Cause(ctx), odcid) })
+		}
+		if next == nil {
+			return nil
+		}
+		return next(ctx, isClient, odcid)
+	}
+}
+
+// connEnded logs cause if it is a TLS alert this server sent.
+func (h *handshakeLog) connEnded(cause error, odcid quic.ConnectionID) {
+	var te *quic.TransportError
+	if !errors.As(cause, &te) || te.Remote || !te.ErrorCode.IsCryptoError() {
+		return
+	}
+	alert := uint8(te.ErrorCode - 0x100)
+	attrs := []any{"reason", refusalReason(alert), "tls_alert", tls.AlertError(alert).Error(), "conn_id", odcid.String()}
+	if inner := errors.Unwrap(te); inner != nil {
+		attrs = append(attrs, "err", inner.Error())
+	}
+	var cve *tls.CertificateVerificationError
+	if errors.As(cause, &cve) && len(cve.UnverifiedCertificates) > 0 {
+		c := cve.UnverifiedCertificates[0]
+		attrs = append(attrs, "client_cert", c.Subject.String(), "client_cert_issuer", c.Issuer.String())
+	}
+	ok, suppressed, total := h.allow()
+	if !ok {
+		return
+	}
+	attrs = append(attrs, "suppressed", suppressed, "refused_total", total)
+	h.log.Info("handshake refused", attrs...)
+}
+
+// refusalReason says in words why the server sent alert.
+func refusalReason(alert uint8) string {
+	switch alert {
+	case alertCertificateRequired:
+		return "no client certificate"
+	case alertBadCertificate, alertUnknownCA, alertUnsupportedCertificate, alertCertificateExpired:
+		return "client certificate not trusted"
+	case alertNoApplicationProtocol:
+		return "client does not speak quicmsg/1"
+	}
+	return "TLS handshake failed"
+}
+
+// allow counts a refusal and reports whether it may be logged now, with
+// the refusals left out since the last line and the total.
+func (h *handshakeLog) allow() (ok bool, suppressed int, total uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.total++
+	if now := h.now(); now.Sub(h.window) >= time.Second {
+		h.window, h.inWindow = now, 0
+	}
+	if h.inWindow >= refusedLogPerSecond {
+		h.suppressed++
+		return false, 0, h.total
+	}
+	h.inWindow++
+	suppressed, h.suppressed = h.suppressed, 0
+	return true, suppressed, h.total
+}
+
+// close logs the refusals left out since the last line, if any.
+func (h *handshakeLog) close() {
+	h.mu.Lock()
+	suppressed, total := h.suppressed, h.total
+	h.suppressed = 0
+	h.mu.Unlock()
+	if suppressed > 0 {
+		h.log.Info("handshakes refused and not logged (rate limit)", "suppressed", suppressed, "refused_total", total)
+	}
+}
