@@ -50,7 +50,9 @@ func readConfigFile(path string, newFlagSet func() *flag.FlagSet) (configFile, e
 	for _, key := range sortedKeys(raw) {
 		s, err := settingText(check, key, raw[key])
 		if err == nil {
-			err = check.Set(key, s)
+			if err = check.Set(key, s); err != nil {
+				err = fmt.Errorf("invalid value %q: %w", s, err)
+			}
 		}
 		if err != nil {
 			return nil, fileError(path, keyLine(data, key), key, err)
@@ -62,6 +64,9 @@ func readConfigFile(path string, newFlagSet func() *flag.FlagSet) (configFile, e
 
 // settingText returns the text of a file value that fs's flag key takes.
 func settingText(fs *flag.FlagSet, key string, v any) (string, error) {
+	if _, ok := v.(map[string]any); ok {
+		return "", errors.New("is a table: every setting is a top-level key")
+	}
 	f := fs.Lookup(key)
 	if f == nil || notInFile[key] {
 		return "", errors.New("unknown key: the keys are the names of quicsrv's flags without the dash (quicsrv -h)")
@@ -83,8 +88,6 @@ func settingText(fs *flag.FlagSet, key string, v any) (string, error) {
 		if !isBool {
 			return v, nil
 		}
-	case map[string]any:
-		return "", errors.New("is a table: every setting is a top-level key")
 	}
 	if isBool {
 		return "", fmt.Errorf("want true or false, not %s", tomlType(v))
@@ -122,10 +125,12 @@ func fileError(path string, line int, key string, err error) error {
 }
 
 // keyLine returns the line of data on which key is set at the top level,
-// bare or quoted, or 0. The TOML parser gives lines only for syntax
-// errors; the file has no tables, so a scan finds a key's line.
+// bare or quoted, or opened as a table, or 0. The TOML parser gives lines
+// only for syntax errors; the file has no tables, so a scan finds a key's
+// line.
 func keyLine(data []byte, key string) int {
-	re := regexp.MustCompile(`^\s*(` + regexp.QuoteMeta(key) + `|"` + regexp.QuoteMeta(key) + `"|'` + regexp.QuoteMeta(key) + `')\s*=`)
+	k := regexp.QuoteMeta(key)
+	re := regexp.MustCompile(`^\s*((` + k + `|"` + k + `"|'` + k + `')\s*=|\[\s*` + k + `\s*\])`)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		if re.Match(sc.Bytes()) {
