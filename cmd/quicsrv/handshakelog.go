@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -78,7 +79,7 @@ func (h *handshakeLog) connEnded(cause error, odcid quic.ConnectionID) {
 	}
 	alert := uint8(te.ErrorCode - 0x100)
 	attrs := []any{"reason", refusalReason(alert), "tls_alert", tls.AlertError(alert).Error(), "conn_id", odcid.String()}
-	if inner := errors.Unwrap(te); inner != nil {
+	if inner := tlsError(te); inner != nil {
 		attrs = append(attrs, "err", inner.Error())
 	}
 	var cve *tls.CertificateVerificationError
@@ -92,6 +93,20 @@ func (h *handshakeLog) connEnded(cause error, odcid quic.ConnectionID) {
 	}
 	attrs = append(attrs, "suppressed", suppressed, "refused_total", total)
 	h.log.Info("handshake refused", attrs...)
+}
+
+// tlsError returns the crypto/tls error that te wraps, or nil.
+func tlsError(te *quic.TransportError) error {
+	u, ok := any(te).(interface{ Unwrap() []error })
+	if !ok {
+		return nil
+	}
+	for _, err := range u.Unwrap() {
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+	}
+	return nil
 }
 
 // refusalReason says in words why the server sent alert.
