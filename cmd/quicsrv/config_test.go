@@ -118,6 +118,7 @@ func TestBadConfigFilesAreRefusedNamingFileLineAndKey(t *testing.T) {
 		{"max-sessions = 1.5\n", `:1: max-sessions: want a string or an integer, not a float`},
 		{"cluster-required = \"no\"\n", `:1: cluster-required: want true or false, not a string`},
 		{"mode = \"broadcast\"\n", `:1: mode: -mode "broadcast": want relay or echo`},
+		{"max-sessions = 5\nsubscriber-queue = -1\n", `:2: subscriber-queue: -subscriber-queue -1 must not be negative`},
 		{"overflow = \"ignore\"\n", `:1: overflow: invalid value "ignore"`},
 		{"\"idle-timeout\" = \"soon\"\n", `:1: idle-timeout: invalid value "soon"`},
 		{"[server]\naddr = \"x\"\n", `:1: server: is a table`},

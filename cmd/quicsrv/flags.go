@@ -228,7 +228,7 @@ func (o *options) operationFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&o.qlogDir, "qlog", "", "write a qlog trace of every QUIC connection into `dir`, for debugging (qvis, Wireshark)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	fs.StringVar(&o.configFile, "config", "", "read settings from this TOML `file`: one key per flag, named as the flag without its dash (max-sessions = 5000); flags on the command line win over it. SIGHUP reloads it: log-level, max-sessions and shutdown-timeout change at once, other changes are logged as needing a restart")
+	fs.StringVar(&o.configFile, "config", "", "read settings from this TOML `file`: one key per flag, named as the flag without its dash (max-sessions = 5000); flags on the command line win over it. SIGHUP reloads it: log-level, max-sessions, shutdown-timeout, subscriber-queue, subscriber-queue-bytes and publish-timeout change at once, other changes are logged as needing a restart")
 }
 
 // check rejects flag values that contradict each other or are out of range.
@@ -240,9 +240,6 @@ func (o *options) check() error {
 		return fmt.Errorf("-mode %q: want relay or echo", o.mode)
 	case o.logFormat != logText && o.logFormat != logJSON:
 		return fmt.Errorf("-log-format %q: want text or json", o.logFormat)
-	case o.maxSessions < 0, o.maxMessageSize < 0, o.pendingCap < 0, o.subscriberQueue < 0, o.subscriberBytes < 0,
-		o.pendingBytes < 0, o.maxDetached < 0:
-		return errors.New("-max-sessions, -max-message-size, -pending-cap, -pending-bytes, -max-detached, -subscriber-queue and -subscriber-queue-bytes must not be negative")
 	case o.idleTimeout < 0:
 		return fmt.Errorf("-idle-timeout %v is negative", o.idleTimeout)
 	case o.shutdownTimeout < 0:
@@ -251,6 +248,18 @@ func (o *options) check() error {
 		return fmt.Errorf("-reload-interval %v is negative", o.reloadInterval)
 	case o.publishTimeout < 0:
 		return fmt.Errorf("-publish-timeout %v is negative", o.publishTimeout)
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"max-sessions", o.maxSessions}, {"max-message-size", o.maxMessageSize}, {"pending-cap", o.pendingCap},
+		{"pending-bytes", o.pendingBytes}, {"max-detached", o.maxDetached}, {"subscriber-queue", o.subscriberQueue},
+		{"subscriber-queue-bytes", o.subscriberBytes},
+	} {
+		if v.n < 0 {
+			return fmt.Errorf("-%s %d must not be negative", v.name, v.n)
+		}
 	}
 	return o.cluster.check(o.mode)
 }

@@ -33,7 +33,8 @@
 // the new certificate, live sessions keep theirs. With -config FILE the
 // settings are read from a TOML file as well (the command line wins);
 // SIGHUP reloads it, applies the settings that can change live (log-level,
-// max-sessions, shutdown-timeout) and logs the others as needing a restart.
+// max-sessions, shutdown-timeout, the relay's queue limits and
+// publish-timeout) and logs the others as needing a restart.
 // -log-format json makes every line on stderr a JSON object.
 //
 // cmd/quicsrv/README.md documents every flag.
@@ -146,7 +147,7 @@ func runServer(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	logStart(log, o, st, ln.Addr(), ms)
 	h.logCluster(log)
 
-	live := newLiveConfig(o, level, srv, log)
+	live := newLiveConfig(o, level, srv, h.relay, log)
 	defer startBackground(st, hup, live, ms, log)()
 	return serve(ctx, srv, ln, &draining, live.shutdownTimeoutNow, log)
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/session"
 )
 
@@ -21,10 +22,22 @@ var liveSettings = map[string]func(l *liveConfig, n *options) error{
 	"max-sessions": func(l *liveConfig, n *options) error {
 		return l.srv.SetMaxSessions(n.maxSessions)
 	},
+	"subscriber-queue":       setRelayLimits,
+	"subscriber-queue-bytes": setRelayLimits,
+	"publish-timeout":        setRelayLimits,
 	"shutdown-timeout": func(l *liveConfig, n *options) error {
 		l.shutdownTimeout.Store(int64(n.shutdownTimeout))
 		return nil
 	},
+}
+
+// setRelayLimits applies the relay's limits; in echo mode, which has no
+// relay, they have no effect.
+func setRelayLimits(l *liveConfig, n *options) error {
+	if l.relay == nil {
+		return nil
+	}
+	return l.relay.SetLimits(relay.Limits{QueueSize: n.subscriberQueue, QueueBytes: n.subscriberBytes, PublishTimeout: n.publishTimeout})
 }
 
 // liveConfig is the running server's configuration as far as a reload of
@@ -33,6 +46,7 @@ type liveConfig struct {
 	// Immutable.
 	level           *slog.LevelVar
 	srv             *session.Server
+	relay           *relay.Relay  // nil in echo mode
 	shutdownTimeout *atomic.Int64 // read by shutdown
 	log             *slog.Logger
 
@@ -43,8 +57,8 @@ type liveConfig struct {
 	o *options
 }
 
-func newLiveConfig(o *options, level *slog.LevelVar, srv *session.Server, log *slog.Logger) *liveConfig {
-	l := &liveConfig{level: level, srv: srv, shutdownTimeout: new(atomic.Int64), log: log, o: o}
+func newLiveConfig(o *options, level *slog.LevelVar, srv *session.Server, r *relay.Relay, log *slog.Logger) *liveConfig {
+	l := &liveConfig{level: level, srv: srv, relay: r, shutdownTimeout: new(atomic.Int64), log: log, o: o}
 	l.shutdownTimeout.Store(int64(o.shutdownTimeout))
 	return l
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"syscall"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/quicmsg/quicmsg/internal/relay"
+	"github.com/quicmsg/quicmsg/internal/testenv"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -86,4 +90,32 @@ func TestConfigReloadOnSIGHUPAppliesLiveSettingsAndReportsTheRest(t *testing.T) 
 	ts.hup(t, 3)
 	ts.waitLines(t, 2, `config file setting needs a restart; not applied" key=mode`)
 	ts.waitLog(t, `config file reloaded.*changed=0 needs_restart=1`)
+}
+
+func TestReloadAppliesTheRelayLimitsAndTheLogLevel(t *testing.T) {
+	path := writeConfig(t, "subscriber-queue = 8\nlog-level = \"warn\"\n")
+	o, err := parseFlags([]string{"-config", path, "-dev-certs", t.TempDir()}, io.Discard)
+	require.NoError(t, err)
+	r, err := relay.New(&relay.Config{QueueSize: o.subscriberQueue, QueueBytes: o.subscriberBytes, PublishTimeout: o.publishTimeout})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	level := new(slog.LevelVar)
+	level.Set(o.logLevel)
+	var logs testenv.Buffer
+	l := newLiveConfig(o, level, nil, r, slog.New(slog.NewTextHandler(&logs, nil)))
+
+	require.NoError(t, os.WriteFile(path, []byte("subscriber-queue = 16\nsubscriber-queue-bytes = 4096\npublish-timeout = \"2s\"\nlog-level = \"debug\"\n"), 0o600))
+	l.reload()
+	require.Equal(t, relay.Limits{QueueSize: 16, QueueBytes: 4096, PublishTimeout: 2 * time.Second}, r.Limits())
+	require.Equal(t, slog.LevelDebug, level.Level())
+	require.Contains(t, logs.String(), `msg="setting changed" key=subscriber-queue old=8 new=16`)
+	require.Contains(t, logs.String(), `msg="setting changed" key=publish-timeout old=(default) new=2s`)
+	require.Contains(t, logs.String(), `msg="config file reloaded"`)
+	require.Contains(t, logs.String(), `changed=4 needs_restart=0`)
+
+	// A value the relay refuses is caught when the file is read: nothing changes.
+	require.NoError(t, os.WriteFile(path, []byte("subscriber-queue = -1\n"), 0o600))
+	l.reload()
+	require.Contains(t, logs.String(), `level=ERROR msg="config file refused; the running configuration is kept"`)
+	require.Equal(t, 16, r.Limits().QueueSize)
 }
