@@ -18,6 +18,10 @@ import (
 // how many were left out ("suppressed").
 const refusedLogPerSecond = 10
 
+// refusedCloseWait bounds how long close waits for the connections still
+// ending when the listener has closed.
+const refusedCloseWait = 2 * time.Second
+
 // TLS alerts (RFC 8446, 6) that name why this server refused a handshake.
 const (
 	alertBadCertificate         = 42
@@ -37,17 +41,23 @@ const (
 // after the last line.
 //
 // It learns of a refusal from the connection's context, which quic-go
-// ends with the TLS alert it sent: tracer registers for it on every
-// connection the listener starts.
+// ends with the TLS alert it sent: tracer registers a function for it on
+// every connection the listener starts. The context package runs each on
+// a goroutine of its own when the connection ends; handshakeLog owns them:
+// close, called once the listener has closed, waits for them.
 type handshakeLog struct {
 	log *slog.Logger
 	now func() time.Time // time.Now; tests set it
 
 	mu         sync.Mutex
-	window     time.Time // start of the current second
-	inWindow   int       // lines logged in it
-	suppressed int       // refusals not logged since the last line
-	total      uint64    // refusals since start
+	window     time.Time     // start of the current second
+	inWindow   int           // lines logged in it
+	suppressed int           // refusals not logged since the last line
+	total      uint64        // refusals since start
+	pending    int           // connections whose end is not yet handled
+	closing    bool          // close began: no more connections are watched
+	closed     bool          // close reported what it left out: every refusal is logged
+	idle       chan struct{} // closed when pending drops to 0 during close
 }
 
 func newHandshakeLog(log *slog.Logger) *handshakeLog {
@@ -59,15 +69,40 @@ func newHandshakeLog(log *slog.Logger) *handshakeLog {
 // no trace, which costs quic-go nothing per packet).
 func (h *handshakeLog) tracer(next func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace) func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace {
 	return func(ctx context.Context, isClient bool, odcid quic.ConnectionID) qlogwriter.Trace {
-		if !isClient {
+		if !isClient && h.watch() {
 			// The registration lives as long as the connection; the
 			// function runs once, when it ends.
-			context.AfterFunc(ctx, func() { h.connEnded(context.Cause(ctx), odcid) })
+			context.AfterFunc(ctx, func() {
+				defer h.unwatch()
+				h.connEnded(context.Cause(ctx), odcid)
+			})
 		}
 		if next == nil {
 			return nil
 		}
 		return next(ctx, isClient, odcid)
+	}
+}
+
+// watch counts a connection whose end is to be handled, unless close
+// began.
+func (h *handshakeLog) watch() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.pending++
+	return true
+}
+
+// unwatch is watch's connection handled.
+func (h *handshakeLog) unwatch() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending--; h.pending == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
 	}
 }
 
@@ -131,7 +166,7 @@ func (h *handshakeLog) allow() (ok bool, suppressed int, total uint64) {
 	if now := h.now(); now.Sub(h.window) >= time.Second {
 		h.window, h.inWindow = now, 0
 	}
-	if h.inWindow >= refusedLogPerSecond {
+	if h.inWindow >= refusedLogPerSecond && !h.closed {
 		h.suppressed++
 		return false, 0, h.total
 	}
@@ -140,13 +175,35 @@ func (h *handshakeLog) allow() (ok bool, suppressed int, total uint64) {
 	return true, suppressed, h.total
 }
 
-// close logs the refusals left out since the last line, if any.
+// close waits, up to refusedCloseWait, for the connections still ending
+// (the listener has closed them), then logs the refusals left out since
+// the last line, if any. From then on every refusal is logged: one that
+// comes later still is not left out unreported.
 func (h *handshakeLog) close() {
 	h.mu.Lock()
-	suppressed, total := h.suppressed, h.total
-	h.suppressed = 0
+	h.closing = true
+	var idle chan struct{}
+	if h.pending > 0 {
+		h.idle = make(chan struct{})
+		idle = h.idle
+	}
+	h.mu.Unlock()
+	if idle != nil {
+		t := time.NewTimer(refusedCloseWait)
+		select {
+		case <-idle:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	h.mu.Lock()
+	suppressed, total, pending := h.suppressed, h.total, h.pending
+	h.suppressed, h.closed = 0, true
 	h.mu.Unlock()
 	if suppressed > 0 {
 		h.log.Info("handshakes refused and not logged (rate limit)", "suppressed", suppressed, "refused_total", total)
+	}
+	if pending > 0 {
+		h.log.Warn("connections still ending at exit: refusals among them are logged as they come", "connections", pending)
 	}
 }
