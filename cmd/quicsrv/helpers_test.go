@@ -92,6 +92,9 @@ func startServerArgs(t *testing.T, devDir string, full []string) *testServer {
 			}
 			return ts
 		}
+		if ts.startedJSON() { // -log-format json: no text on stdout
+			return ts
+		}
 		select {
 		case err := <-ts.done:
 			ts.done <- err

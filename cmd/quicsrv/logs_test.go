@@ -151,7 +151,10 @@ func TestJSONLogsAreJSONThroughStartSessionRefusalReloadAndShutdown(t *testing.T
 		"setting changed", "config file reloaded", "certificate reloaded", "stopped"} {
 		require.NotEmpty(t, withMsg(lines, msg), "no %q line", msg)
 	}
-	require.Contains(t, withMsg(lines, "quicsrv started")[0], "pin")
+	require.Empty(t, ts.stdout.String(), "with JSON logs the first lines are in the log, not on stdout")
+	started := withMsg(lines, "quicsrv started")[0]
+	require.Equal(t, ts.pin, started["pin"])
+	require.Equal(t, dev.CAFile, started["client_ca"])
 	keylog := withMsg(lines, "WARNING: -keylog: TLS secrets of every connection are appended to this file: anyone who has it can decrypt the traffic; use it for debugging only, and delete it afterwards")
 	require.Len(t, keylog, 1, "the key-log warning is a JSON line")
 	ended := withMsg(lines, "session ended")[0]
@@ -193,4 +196,23 @@ func TestStandardLogOutputGoesThroughTheLogger(t *testing.T) {
 	lines := jsonLines(t, buf.String())
 	require.Len(t, lines, 1)
 	require.Equal(t, "from a library", lines[0]["msg"])
+}
+
+// startedJSON reads the address, pin, CA file and metrics URL from a JSON
+// "quicsrv started" line on stderr, and reports whether there was one.
+func (ts *testServer) startedJSON() bool {
+	for line := range strings.Lines(ts.stderr.String()) {
+		var m struct{ Msg, Addr, Pin, CAFile, Metrics string }
+		if json.Unmarshal([]byte(line), &m) != nil || m.Msg != "quicsrv started" {
+			continue
+		}
+		var ca struct {
+			CAFile string `json:"ca_file"`
+		}
+		_ = json.Unmarshal([]byte(line), &ca)
+		ts.addr, ts.pin, ts.caFile = m.Addr, m.Pin, ca.CAFile
+		ts.metricsURL = strings.TrimSuffix(m.Metrics, "/metrics")
+		return true
+	}
+	return false
 }

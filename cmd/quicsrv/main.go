@@ -4,7 +4,8 @@
 // certificates that it creates in .quicmsg/dev-certs (certs.DefaultDevDir,
 // relative to the working directory) on first start and reuses afterwards.
 // Its first lines on stdout give the address it listens on, the CA file
-// clients need and the server key's pin:
+// clients need and the server key's pin (with -log-format json, the
+// "quicsrv started" log line gives them instead):
 //
 //	quicsrv
 //	quicsrv -addr 0.0.0.0:4433 -cert server.pem -key server-key.pem -metrics 127.0.0.1:9464
@@ -80,8 +81,10 @@ var errForced = errors.New("second signal: sessions closed without draining")
 var errShuttingDown = errors.New("shutting down")
 
 // run runs the server until ctx ends, then shuts it down gracefully. Its
-// first line on stdout is "quicsrv listening on ADDR (...)". With JSON
-// logs, the error it returns has been logged as JSON (reportedError).
+// first line on stdout is "quicsrv listening on ADDR (...)"; with JSON
+// logs it prints nothing on stdout, and the "quicsrv started" log line
+// says the same. With JSON logs, the error it returns has been logged as
+// JSON (reportedError).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	json := jsonRequested(args) || (o != nil && o.logFormat == logJSON)
@@ -143,7 +146,9 @@ func runServer(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	printBanner(stdout, o, st, ln.Addr(), ms)
+	if o.logFormat != logJSON {
+		printBanner(stdout, o, st, ln.Addr(), ms)
+	}
 	logStart(log, o, st, ln.Addr(), ms)
 	h.logCluster(log)
 
@@ -153,12 +158,16 @@ func runServer(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 }
 
 // logStart logs what the first lines on stdout say, so that a reader of
-// the log alone (JSON) has it too.
+// the log alone has it too; with JSON logs, which print no text lines,
+// this line is where a script finds the address.
 func logStart(log *slog.Logger, o *options, st *serverTLS, addr net.Addr, ms *metricsServer) {
 	attrs := []any{"version", version(), "addr", addr.String(), "mode", o.mode,
 		"mutual_tls", o.clientCA != "", "zero_rtt", true, "ticket_keys", o.ticketKeys, "pin", st.pin()}
 	if st.caFile != "" {
 		attrs = append(attrs, "ca_file", st.caFile)
+	}
+	if o.clientCA != "" {
+		attrs = append(attrs, "client_ca", o.clientCA)
 	}
 	if ms != nil {
 		attrs = append(attrs, "metrics", "http://"+ms.ln.Addr().String()+"/metrics")
