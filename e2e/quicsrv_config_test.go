@@ -61,7 +61,9 @@ func TestConfigFileReloadAndJSONLogs(t *testing.T) {
 			addr = l.Addr
 		}
 	}
-	client := func(args ...string) []string { return append([]string{"-addr", addr, "-ca", filepath.Join(devDir, "ca.pem")}, args...) }
+	client := func(args ...string) []string {
+		return append([]string{"-addr", addr, "-ca", filepath.Join(devDir, "ca.pem")}, args...)
+	}
 
 	requireQuiccli(t, client("-cert", cert, "-key", key, "send", "chat", "with a certificate")...)
 	r := runQuiccli(t, client("send", "chat", "without")...)
