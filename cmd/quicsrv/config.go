@@ -172,17 +172,6 @@ func (file configFile) blame(err error, path string, cmdline map[string]bool) er
 	return fileError(path, keyLine(data, key), key, err)
 }
 
-// fileKeys returns the keys a config file may set, by flag name.
-func fileKeys(fs *flag.FlagSet) []string {
-	var keys []string
-	fs.VisitAll(func(f *flag.Flag) {
-		if !notInFile[f.Name] {
-			keys = append(keys, f.Name)
-		}
-	})
-	return keys
-}
-
 // valueText returns how a setting is shown in a reload's log: its file
 // text, or "(default)" when the file does not set it.
 func (file configFile) valueText(key string) string {

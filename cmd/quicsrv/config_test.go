@@ -62,6 +62,17 @@ func comparable(o *options) options {
 	return c
 }
 
+// fileKeys returns the keys a config file may set, by flag name.
+func fileKeys(fs *flag.FlagSet) []string {
+	var keys []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if !notInFile[f.Name] {
+			keys = append(keys, f.Name)
+		}
+	})
+	return keys
+}
+
 func TestEveryFlagHasAConfigFileKey(t *testing.T) {
 	fs := newOptions().flagSet()
 	keys := fileKeys(fs)
