@@ -28,10 +28,10 @@ var notInFile = map[string]bool{"config": true, "version": true, "dev-client-cer
 // takes, by key.
 type configFile map[string]string
 
-// readConfigFile reads and checks the config file at path against the
-// flags of fs: every key must name a flag, every value must be one that
-// flag takes (checked on a flag set of its own, so that fs is unchanged).
-// Its errors name the file, the line and the key.
+// readConfigFile reads and checks the config file at path against
+// quicsrv's flags: every key must name a flag, every value must be one
+// that flag takes, which it checks by setting it on a flag set of its own
+// from newFlagSet. Its errors name the file, the line and the key.
 func readConfigFile(path string, newFlagSet func() *flag.FlagSet) (configFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
