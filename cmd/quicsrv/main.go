@@ -146,10 +146,7 @@ func runServer(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if o.logFormat != logJSON {
-		printBanner(stdout, o, st, ln.Addr(), ms)
-	}
-	logStart(log, o, st, ln.Addr(), ms)
+	announce(stdout, log, o, st, ln.Addr(), ms)
 	h.logCluster(log)
 
 	live := newLiveConfig(o, level, srv, h.relay, log)
@@ -157,10 +154,14 @@ func runServer(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	return serve(ctx, srv, ln, &draining, live.shutdownTimeoutNow, log)
 }
 
-// logStart logs what the first lines on stdout say, so that a reader of
-// the log alone has it too; with JSON logs, which print no text lines,
-// this line is where a script finds the address.
-func logStart(log *slog.Logger, o *options, st *serverTLS, addr net.Addr, ms *metricsServer) {
+// announce prints the first lines on stdout (not with JSON logs, which
+// print no text) and logs "quicsrv started" with what they say, so that a
+// reader of the log alone has it too: with JSON logs, this line is where a
+// script finds the address.
+func announce(stdout io.Writer, log *slog.Logger, o *options, st *serverTLS, addr net.Addr, ms *metricsServer) {
+	if o.logFormat != logJSON {
+		printBanner(stdout, o, st, addr, ms)
+	}
 	attrs := []any{"version", version(), "addr", addr.String(), "mode", o.mode,
 		"mutual_tls", o.clientCA != "", "zero_rtt", true, "ticket_keys", o.ticketKeys, "pin", st.pin()}
 	if st.caFile != "" {
