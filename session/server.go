@@ -85,7 +85,8 @@ type ResumeRefusals struct {
 // session's goroutine has ended. A Shutdown with a context that is already
 // done is the immediate close. All methods are safe for concurrent use.
 type Server struct {
-	// Immutable after NewServer.
+	// Immutable after NewServer, except cfg.MaxSessions, which mu guards
+	// (SetMaxSessions).
 	cfg     Config
 	handler Handler
 	budget  *serverBudget
@@ -314,10 +315,10 @@ func (s *Server) admit(c *transport.Conn) {
 		return
 	}
 	s.mu.Lock()
-	if len(s.sessions) >= s.cfg.MaxSessions {
+	if limit := s.cfg.MaxSessions; len(s.sessions) >= limit {
 		s.mu.Unlock()
 		s.refused.Add(1)
-		_ = c.CloseWithError(transport.CodeTooManySessions, fmt.Sprintf("server is at its limit of %d sessions", s.cfg.MaxSessions))
+		_ = c.CloseWithError(transport.CodeTooManySessions, fmt.Sprintf("server is at its limit of %d sessions", limit))
 		return
 	}
 	sess := newSession(s, c, s.resumeLn && c.AcksEnabled() && s.cfg.ResumeWindow >= 0)

@@ -62,6 +62,12 @@ type options struct {
 	serverID        []byte
 	version         bool
 	cluster         clusterOptions
+
+	// The config file and what the command line set, for reloads.
+	configFile string
+	file       configFile      // the file's settings; nil without -config
+	args       []string        // the command line
+	cmdline    map[string]bool // the flags it set, which win over the file
 }
 
 const usageHead = `Usage: quicsrv [flags]
@@ -76,40 +82,82 @@ CA file and the key pin that clients need.
 
 Examples:
   quicsrv
+  quicsrv -config /etc/quicsrv/quicsrv.toml
   quicsrv -addr 0.0.0.0:4433 -cert server.pem -key server-key.pem -metrics 127.0.0.1:9464
   quicsrv -mode echo -log-format json -log-level debug
   quicsrv -client-ca clients-ca.pem -slow-consumer disconnect -subscriber-queue 256
 
 Signals: SIGINT/SIGTERM drain for -shutdown-timeout (a second one exits at
-once), SIGHUP reloads -cert/-key.
+once), SIGHUP reloads -cert/-key and the -config file.
 
 Flags:
 `
 
-// parseFlags parses quicsrv's command line into options and checks them.
+// parseFlags parses quicsrv's command line into options, applies the
+// config file it names, if any, and checks the result. With a check that
+// fails after the file was read, it returns the options with the error,
+// so that the error is logged in the format they ask for.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{overflow: session.OverflowBlock, slowConsumer: relay.Drop}
-	fs := flag.NewFlagSet("quicsrv", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o.serverFlags(fs)
-	o.tlsFlags(fs)
-	o.relayFlags(fs)
-	o.clusterFlags(fs)
-	o.operationFlags(fs)
-	fs.Usage = func() {
+	o := newOptions()
+	fs := o.flagSet()
+	usage := func() {
+		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, usageHead, certs.DefaultDevDir)
 		fs.PrintDefaults()
 	}
+	// With JSON logs, flag errors are logged as JSON (run), not printed;
+	// -h still prints the usage.
+	json := jsonRequested(args)
+	fs.Usage = usage
+	if json {
+		fs.Usage = func() {}
+	} else {
+		fs.SetOutput(stderr)
+	}
 	if err := fs.Parse(args); err != nil {
+		if json && errors.Is(err, flag.ErrHelp) {
+			usage()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (quicsrv takes flags only; see -h)", fs.Arg(0))
 	}
+	o.args, o.cmdline = args, make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { o.cmdline[f.Name] = true })
+	if o.configFile != "" {
+		file, err := readConfigFile(o.configFile, func() *flag.FlagSet { return newOptions().flagSet() })
+		if err != nil {
+			return nil, err
+		}
+		if err := file.apply(fs, o.cmdline); err != nil {
+			return nil, err
+		}
+		o.file = file
+	}
 	if err := o.check(); err != nil {
-		return nil, err
+		return o, o.file.blame(err, o.configFile, o.cmdline)
 	}
 	return o, nil
+}
+
+// newOptions returns options holding the defaults of the flags that have
+// no flag package default.
+func newOptions() *options {
+	return &options{overflow: session.OverflowBlock, slowConsumer: relay.Drop}
+}
+
+// flagSet returns quicsrv's flags, writing into o. It prints nothing: the
+// caller sets its output.
+func (o *options) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("quicsrv", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.serverFlags(fs)
+	o.tlsFlags(fs)
+	o.relayFlags(fs)
+	o.clusterFlags(fs)
+	o.operationFlags(fs)
+	return fs
 }
 
 // serverFlags defines the flags of the session server: address, mode and
@@ -180,6 +228,7 @@ func (o *options) operationFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&o.qlogDir, "qlog", "", "write a qlog trace of every QUIC connection into `dir`, for debugging (qvis, Wireshark)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.configFile, "config", "", "read settings from this TOML `file`: one key per flag, named as the flag without its dash (max-sessions = 5000); flags on the command line win over it. SIGHUP reloads it: log-level, max-sessions, shutdown-timeout, subscriber-queue, subscriber-queue-bytes and publish-timeout change at once, other changes are logged as needing a restart")
 }
 
 // check rejects flag values that contradict each other or are out of range.
@@ -189,11 +238,8 @@ func (o *options) check() error {
 		return errors.New("-cert and -key go together")
 	case o.mode != modeRelay && o.mode != modeEcho:
 		return fmt.Errorf("-mode %q: want relay or echo", o.mode)
-	case o.logFormat != "text" && o.logFormat != "json":
+	case o.logFormat != logText && o.logFormat != logJSON:
 		return fmt.Errorf("-log-format %q: want text or json", o.logFormat)
-	case o.maxSessions < 0, o.maxMessageSize < 0, o.pendingCap < 0, o.subscriberQueue < 0, o.subscriberBytes < 0,
-		o.pendingBytes < 0, o.maxDetached < 0:
-		return errors.New("-max-sessions, -max-message-size, -pending-cap, -pending-bytes, -max-detached, -subscriber-queue and -subscriber-queue-bytes must not be negative")
 	case o.idleTimeout < 0:
 		return fmt.Errorf("-idle-timeout %v is negative", o.idleTimeout)
 	case o.shutdownTimeout < 0:
@@ -202,6 +248,18 @@ func (o *options) check() error {
 		return fmt.Errorf("-reload-interval %v is negative", o.reloadInterval)
 	case o.publishTimeout < 0:
 		return fmt.Errorf("-publish-timeout %v is negative", o.publishTimeout)
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"max-sessions", o.maxSessions}, {"max-message-size", o.maxMessageSize}, {"pending-cap", o.pendingCap},
+		{"pending-bytes", o.pendingBytes}, {"max-detached", o.maxDetached}, {"subscriber-queue", o.subscriberQueue},
+		{"subscriber-queue-bytes", o.subscriberBytes},
+	} {
+		if v.n < 0 {
+			return fmt.Errorf("-%s %d must not be negative", v.name, v.n)
+		}
 	}
 	return o.cluster.check(o.mode)
 }

@@ -54,8 +54,14 @@ func startServer(t *testing.T, args ...string) *testServer {
 // startServerIn is startServer with development certificates in devDir.
 func startServerIn(t *testing.T, devDir string, args ...string) *testServer {
 	t.Helper()
+	return startServerArgs(t, devDir, append([]string{"-addr", "127.0.0.1:0", "-dev-certs", devDir, "-shutdown-timeout", "10s", "-log-level", "debug"}, args...))
+}
+
+// startServerArgs runs quicsrv with exactly the arguments full, which use
+// the development certificates in devDir.
+func startServerArgs(t *testing.T, devDir string, full []string) *testServer {
+	t.Helper()
 	ts := &testServer{devDir: devDir, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan error, 1)}
-	full := append([]string{"-addr", "127.0.0.1:0", "-dev-certs", devDir, "-shutdown-timeout", "10s", "-log-level", "debug"}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.cancel = cancel
 	go func() { ts.done <- run(ctx, full, ts.stdout, ts.stderr) }()
@@ -69,7 +75,7 @@ func startServerIn(t *testing.T, devDir string, args ...string) *testServer {
 	})
 
 	withMetrics := false
-	for _, a := range args {
+	for _, a := range full {
 		withMetrics = withMetrics || a == "-metrics"
 	}
 	deadline := time.After(waitTimeout)
@@ -84,6 +90,9 @@ func startServerIn(t *testing.T, devDir string, args ...string) *testServer {
 			if m := reMetrics.FindStringSubmatch(out); m != nil {
 				ts.metricsURL = m[1]
 			}
+			return ts
+		}
+		if ts.startedJSON() { // -log-format json: no text on stdout
 			return ts
 		}
 		select {

@@ -4,7 +4,8 @@
 // certificates that it creates in .quicmsg/dev-certs (certs.DefaultDevDir,
 // relative to the working directory) on first start and reuses afterwards.
 // Its first lines on stdout give the address it listens on, the CA file
-// clients need and the server key's pin:
+// clients need and the server key's pin (with -log-format json, the
+// "quicsrv started" log line gives them instead):
 //
 //	quicsrv
 //	quicsrv -addr 0.0.0.0:4433 -cert server.pem -key server-key.pem -metrics 127.0.0.1:9464
@@ -30,7 +31,12 @@
 // drain for up to -shutdown-timeout, then exits 0; a second one closes every
 // session at once and exits 1. SIGHUP reloads -cert and -key (so does a
 // change of the files, checked every -reload-interval): new connections get
-// the new certificate, live sessions keep theirs.
+// the new certificate, live sessions keep theirs. With -config FILE the
+// settings are read from a TOML file as well (the command line wins);
+// SIGHUP reloads it, applies the settings that can change live (log-level,
+// max-sessions, shutdown-timeout, the relay's queue limits and
+// publish-timeout) and logs the others as needing a restart.
+// -log-format json makes every line on stderr a JSON object.
 //
 // cmd/quicsrv/README.md documents every flag.
 package main
@@ -59,7 +65,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "quicsrv:", err)
+		var reported reportedError
+		if !errors.As(err, &reported) {
+			fmt.Fprintln(os.Stderr, "quicsrv:", err)
+		}
 		stop()
 		os.Exit(1)
 	}
@@ -72,26 +81,41 @@ var errForced = errors.New("second signal: sessions closed without draining")
 var errShuttingDown = errors.New("shutting down")
 
 // run runs the server until ctx ends, then shuts it down gracefully. Its
-// first line on stdout is "quicsrv listening on ADDR (...)".
+// first line on stdout is "quicsrv listening on ADDR (...)"; with JSON
+// logs it prints nothing on stdout, and the "quicsrv started" log line
+// says the same. With JSON logs, the error it returns has been logged as
+// JSON (reportedError).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
-	if err != nil {
-		return err
+	json := jsonRequested(args) || (o != nil && o.logFormat == logJSON)
+	if err == nil {
+		err = runServer(ctx, o, stdout, stderr)
 	}
+	return reportJSON(err, json, stderr)
+}
+
+// runServer is run once the options are parsed.
+func runServer(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if o.version {
 		fmt.Fprintln(stdout, versionLine())
 		return nil
 	}
-	log := newLogger(o, stderr)
+	level := new(slog.LevelVar)
+	level.Set(o.logLevel)
+	log := newLogger(o.logFormat, level, stderr)
+	defer captureStdLog(log)()
 	if o.devClientCert != "" {
 		return issueDevClientCert(o, stdout)
 	}
 	applyMemoryLimit(o.memoryLimit)
+	refused := newHandshakeLog(log)
+	defer refused.close()
 	tc, err := transportConfig(o, log)
 	if err != nil {
 		return err
 	}
-	st, err := setupTLS(o, &tc, log, stderr)
+	tc.Tracer = refused.tracer(tc.Tracer)
+	st, err := setupTLS(o, &tc, log)
 	if err != nil {
 		return err
 	}
@@ -122,22 +146,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	printBanner(stdout, o, st, ln.Addr(), ms)
-	log.Info("quicsrv started", "version", version(), "addr", ln.Addr().String(), "mode", o.mode,
-		"mutual_tls", o.clientCA != "", "zero_rtt", true, "ticket_keys", o.ticketKeys)
+	announce(stdout, log, o, st, ln.Addr(), ms)
 	h.logCluster(log)
 
-	defer startBackground(st, hup, o.reloadInterval, ms, log)()
-	return serve(ctx, srv, ln, &draining, o.shutdownTimeout, log)
+	live := newLiveConfig(o, level, srv, h.relay, log)
+	defer startBackground(st, hup, live, ms, log)()
+	return serve(ctx, srv, ln, &draining, live.shutdownTimeoutNow, log)
+}
+
+// announce prints the first lines on stdout (not with JSON logs, which
+// print no text) and logs "quicsrv started" with what they say, so that a
+// reader of the log alone has it too: with JSON logs, this line is where a
+// script finds the address.
+func announce(stdout io.Writer, log *slog.Logger, o *options, st *serverTLS, addr net.Addr, ms *metricsServer) {
+	if o.logFormat != logJSON {
+		printBanner(stdout, o, st, addr, ms)
+	}
+	attrs := []any{"version", version(), "addr", addr.String(), "mode", o.mode,
+		"mutual_tls", o.clientCA != "", "zero_rtt", true, "ticket_keys", o.ticketKeys, "pin", st.pin()}
+	if st.caFile != "" {
+		attrs = append(attrs, "ca_file", st.caFile)
+	}
+	if o.clientCA != "" {
+		attrs = append(attrs, "client_ca", o.clientCA)
+	}
+	if ms != nil {
+		attrs = append(attrs, "metrics", "http://"+ms.ln.Addr().String()+"/metrics")
+	}
+	if o.configFile != "" {
+		attrs = append(attrs, "config", o.configFile)
+	}
+	log.Info("quicsrv started", attrs...)
 }
 
 // startBackground starts the goroutines that run beside the session
-// server: the certificate watcher and, with -metrics, the HTTP server. The
+// server: the certificate watcher, which also reloads the config file on
+// SIGHUP, and, with -metrics, the HTTP server. The
 // function it returns stops them and waits for them; run calls it on return.
-func startBackground(st *serverTLS, hup <-chan os.Signal, reloadInterval time.Duration, ms *metricsServer, log *slog.Logger) (stop func()) {
+func startBackground(st *serverTLS, hup <-chan os.Signal, live *liveConfig, ms *metricsServer, log *slog.Logger) (stop func()) {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
-	wg.Go(func() { st.watchCertificate(ctx, hup, reloadInterval, log) })
+	wg.Go(func() { st.watchCertificate(ctx, hup, live.o.reloadInterval, live.reload, log) })
 	if ms != nil {
 		wg.Go(func() { ms.serve(log) })
 	}
@@ -222,7 +271,7 @@ func printBanner(stdout io.Writer, o *options, st *serverTLS, addr net.Addr, ms 
 
 // serve serves ln until it fails or ctx ends; then it marks the server
 // draining and shuts it down.
-func serve(ctx context.Context, srv *session.Server, ln *transport.Listener, draining *atomic.Bool, timeout time.Duration, log *slog.Logger) error {
+func serve(ctx context.Context, srv *session.Server, ln *transport.Listener, draining *atomic.Bool, timeout func() time.Duration, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -232,7 +281,7 @@ func serve(ctx context.Context, srv *session.Server, ln *transport.Listener, dra
 	case <-ctx.Done():
 	}
 	draining.Store(true)
-	return shutdown(srv, serveErr, timeout, log)
+	return shutdown(srv, serveErr, timeout(), log)
 }
 
 // shutdown sends GOAWAY to every session and waits up to timeout for them
@@ -270,14 +319,6 @@ func shutdown(srv *session.Server, serveErr <-chan error, timeout time.Duration,
 	}
 	log.Info("stopped")
 	return nil
-}
-
-func newLogger(o *options, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: o.logLevel}
-	if o.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // issueDevClientCert implements -dev-client-cert.

@@ -203,7 +203,7 @@ func TestWildcardPublishStopsItsChannelAndTheSessionCarriesOn(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	tc, err := transportConfig(o, log)
 	require.NoError(t, err)
-	st, err := setupTLS(o, &tc, log, io.Discard)
+	st, err := setupTLS(o, &tc, log)
 	require.NoError(t, err)
 	t.Cleanup(st.close)
 	h := &hooks{log: log}

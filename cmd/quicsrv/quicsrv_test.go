@@ -361,7 +361,7 @@ func TestHelpShowsAnExampleAndEveryFlag(t *testing.T) {
 		"pending-cap", "pending-bytes", "overflow", "idle-timeout", "keep-alive", "ticket-keys", "metrics", "log-format", "log-level", "qlog",
 		"keylog", "shutdown-timeout", "version", "slow-consumer", "subscriber-queue", "subscriber-queue-bytes",
 		"reload-interval", "dev-certs", "dev-client-cert", "resume-window", "max-detached", "resume-key-file", "publish-timeout", "server-id",
-		"cluster", "cluster-required", "cluster-buffer", "cluster-creds", "cluster-ca"} {
+		"cluster", "cluster-required", "cluster-buffer", "cluster-creds", "cluster-ca", "config"} {
 		require.Regexp(t, `\n  -`+f+`[ \n]`, help)
 	}
 }

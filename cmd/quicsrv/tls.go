@@ -32,7 +32,7 @@ type serverTLS struct {
 // setupTLS loads or creates the certificate, and applies -client-ca,
 // -ticket-keys and -keylog. The stateless reset key from -ticket-keys goes
 // into tc.
-func setupTLS(o *options, tc *transport.Config, log *slog.Logger, stderr io.Writer) (*serverTLS, error) {
+func setupTLS(o *options, tc *transport.Config, log *slog.Logger) (*serverTLS, error) {
 	st := &serverTLS{certFile: o.certFile, keyFile: o.keyFile}
 	if o.certFile == "" {
 		dev, err := certs.EnsureDev(o.devDir, devHosts(o.addr))
@@ -71,9 +71,8 @@ func setupTLS(o *options, tc *transport.Config, log *slog.Logger, stderr io.Writ
 			return nil, fmt.Errorf("-keylog: %w", err)
 		}
 		st.conf.KeyLogWriter, st.keyLog = f, f
-		fmt.Fprintf(stderr, "WARNING: -keylog: TLS secrets of every connection are appended to %s.\n"+
-			"WARNING: Anyone who has this file can decrypt the traffic. Use it for debugging only, and delete it afterwards.\n", o.keyLogFile)
-		log.Warn("TLS key log enabled: traffic can be decrypted with this file", "file", o.keyLogFile)
+		// A log line, not a plain-text banner: a JSON log stays JSON.
+		log.Warn("WARNING: -keylog: TLS secrets of every connection are appended to this file: anyone who has it can decrypt the traffic; use it for debugging only, and delete it afterwards", "file", o.keyLogFile)
 	}
 	return st, nil
 }
@@ -123,12 +122,13 @@ func (st *serverTLS) reload(log *slog.Logger, why string) {
 	log.Info("certificate reloaded", attrs...)
 }
 
-// watchCertificate reloads the certificate on every value from hup and,
+// watchCertificate calls onHUP and reloads the certificate on every value
+// from hup and,
 // with a non-zero interval, when the files' size or modification time has
 // changed and then stayed put for one interval, so that a certificate and
 // key written one after the other are loaded together. It returns when ctx
 // ends.
-func (st *serverTLS) watchCertificate(ctx context.Context, hup <-chan os.Signal, interval time.Duration, log *slog.Logger) {
+func (st *serverTLS) watchCertificate(ctx context.Context, hup <-chan os.Signal, interval time.Duration, onHUP func(), log *slog.Logger) {
 	var tick <-chan time.Time
 	if interval > 0 {
 		t := time.NewTicker(interval)
@@ -142,6 +142,7 @@ func (st *serverTLS) watchCertificate(ctx context.Context, hup <-chan os.Signal,
 		case <-ctx.Done():
 			return
 		case <-hup:
+			onHUP()
 			loaded = st.fileStamp()
 			seen = loaded
 			st.reload(log, "SIGHUP")

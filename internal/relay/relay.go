@@ -107,6 +107,11 @@ type Relay struct {
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
+	// The limits in force: cfg.QueueSize, QueueBytes and PublishTimeout
+	// as New or SetLimits last set them. Read without a lock; the cfg
+	// fields are not read for them.
+	queueSize, queueBytes, publishTimeout atomic.Int64
+
 	bp   Backplane  // cfg.Backplane: nil on a single node
 	bpMu sync.Mutex // held while reporting interest; before mu
 
@@ -134,6 +139,7 @@ func New(cfg *Config) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{cfg: c, batch: maxBatch, bp: c.Backplane, subs: newSublist(), peers: make(map[Peer]*subscriber)}
+	r.setLimits(c)
 	r.baseCtx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
@@ -399,7 +405,7 @@ func copies(entries []*entry, from Peer, groups bool) int {
 // awaitRoom waits for room for each held copy, with one PublishTimeout for
 // the whole Publish, and returns how many it queued.
 func (r *Relay) awaitRoom(ctx context.Context, waits []held, m *transport.Message) int {
-	timeout, cancel := context.WithTimeout(context.Background(), r.cfg.PublishTimeout)
+	timeout, cancel := context.WithTimeout(context.Background(), r.limitTimeout())
 	defer cancel()
 	n := 0
 	for _, w := range waits {

@@ -103,8 +103,7 @@ func newSubscriber(r *Relay, p Peer) *subscriber {
 // fullLocked reports whether a message of size bytes does not fit. s.mu is
 // held.
 func (s *subscriber) fullLocked(size int) bool {
-	cfg := &s.r.cfg
-	return s.msgs >= cfg.QueueSize || (s.msgs > 0 && s.bytes+size > cfg.QueueBytes)
+	return s.msgs >= s.r.limitSize() || (s.msgs > 0 && s.bytes+size > s.r.limitBytes())
 }
 
 // hasRoom reports whether a message of size bytes would be queued now.
@@ -145,7 +144,7 @@ func (s *subscriber) enqueue(channel string, m *transport.Message) outcome {
 		if first {
 			s.r.slowEvents.Add(1)
 			s.r.cfg.Logger.Warn("slow consumer: publishers wait for subscriber", "session", s.peer.ID().String(),
-				"timeout", s.r.cfg.PublishTimeout)
+				"timeout", s.r.limitTimeout())
 		}
 		return full
 	default:
@@ -317,7 +316,7 @@ func (s *subscriber) settleHeld(channel string, m *transport.Message) bool {
 	case s.state == active:
 		r.publishTimeouts.Add(1)
 		r.cfg.Logger.Warn("slow consumer: publish timed out waiting for subscriber",
-			"session", s.peer.ID().String(), "channel", channel, "timeout", r.cfg.PublishTimeout)
+			"session", s.peer.ID().String(), "channel", channel, "timeout", r.limitTimeout())
 		s.overflowDisconnect(channel)
 	case s.state == slow:
 		s.discards[channel]++
@@ -431,7 +430,7 @@ func (s *subscriber) takeLocked(first item) []transport.Message {
 // it is empty, so that a subscriber that stays just behind is one event,
 // not one per message. s.mu is held.
 func (s *subscriber) caughtUpLocked() uint64 {
-	caughtUpAt := s.r.cfg.QueueSize / 2
+	caughtUpAt := s.r.limitSize() / 2
 	if s.r.cfg.SlowConsumer == Block {
 		caughtUpAt = 0
 	}
@@ -552,12 +551,12 @@ func (s *subscriber) disconnect() {
 	s.running = false
 	s.mu.Unlock()
 	r.slowDisconnects.Add(1)
-	reason := fmt.Sprintf("fell behind by more than %d messages or %d bytes", r.cfg.QueueSize, r.cfg.QueueBytes)
+	reason := fmt.Sprintf("fell behind by more than %d messages or %d bytes", r.limitSize(), r.limitBytes())
 	switch {
 	case why != "":
 		reason = why
 	case r.cfg.SlowConsumer == Block:
-		reason = fmt.Sprintf("queue full (%d messages or %d bytes) for longer than %v", r.cfg.QueueSize, r.cfg.QueueBytes, r.cfg.PublishTimeout)
+		reason = fmt.Sprintf("queue full (%d messages or %d bytes) for longer than %v", r.limitSize(), r.limitBytes(), r.limitTimeout())
 	}
 	r.cfg.Logger.Warn("slow consumer: disconnecting subscriber", "session", s.peer.ID().String(), "reason", reason)
 	ctx, cancel := context.WithTimeout(s.life, DisconnectTimeout)
