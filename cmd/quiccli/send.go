@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"time"
 	"unicode/utf8"
 
@@ -13,15 +15,19 @@ import (
 )
 
 const sendAbout = `Sends each MESSAGE argument as one message on CHANNEL, or, without MESSAGE
-arguments, each line of stdin (without its line ending). Exits 0 once every
-message was handed to the server: written, and the connection closed
-gracefully after the server read everything. A message starting with "-"
-needs "--" before it: quiccli send chat -- -5 degrees. -H KEY=VALUE adds a
-header to every message (repeatable).
+arguments, each line of stdin (without its line ending). -f FILE sends the
+whole file as one message, byte for byte (-f - : all of stdin). -count N
+sends each message N times. Exits 0 once every message was handed to the
+server: written, and the connection closed gracefully after the server
+read everything. A message starting with "-" needs "--" before it:
+quiccli send chat -- -5 degrees. -H KEY=VALUE adds a header to every
+message (repeatable).
 
 Example:
   quiccli send chat hello world
   tail -f app.log | quiccli send logs
+  quiccli send -f photo.jpg uploads
+  quiccli send -count 1000 load.test ping
   quiccli send -H traceparent=00-4bf9...-01 orders.eu.new '{"id":1}'`
 
 // sendResult is send's -json output.
@@ -31,29 +37,37 @@ type sendResult struct {
 	Bytes    int    `json:"bytes"`
 
 	header transport.Header // added to every message (-H); without it, plain Send
+	count  int              // times each message is sent (-count)
+}
+
+// sendInput is where send's messages come from.
+type sendInput struct {
+	args []string // MESSAGE arguments, one message each
+	file string   // -f: the whole file as one message; "-" is stdin
 }
 
 func cmdSend(ctx context.Context, g *globals, args []string) error {
 	var headers headerFlag
+	var in sendInput
+	count := 1
 	pos, err := g.parseCommand("send", "CHANNEL [MESSAGE...]", sendAbout, args, func(fs *flag.FlagSet) {
 		fs.Var(&headers, "H", "add header `KEY=VALUE` to every message (repeatable)")
+		fs.StringVar(&in.file, "f", "", "send the contents of `FILE` as one message, byte for byte (- for all of stdin)")
+		fs.IntVar(&count, "count", 1, "send each message `N` times")
 	})
 	if err != nil {
 		return err
 	}
-	if len(pos) == 0 {
-		return usageError("send needs a CHANNEL: quiccli send CHANNEL [MESSAGE...]")
-	}
-	name, msgs := pos[0], pos[1:]
-	if err := checkSubject(name); err != nil {
+	name, err := checkSendArgs(pos, &in, count)
+	if err != nil {
 		return err
 	}
 	cl, err := g.dialClient(ctx)
 	if err != nil {
 		return err
 	}
-	res := sendResult{Channel: name, header: headers.h}
-	sendErr := g.sendAll(ctx, cl, name, msgs, &res)
+	res := sendResult{Channel: name, header: headers.h, count: count}
+	sendErr := g.sendAll(ctx, cl, name, in, &res)
 	if sendErr == nil || ctx.Err() != nil || errors.Is(sendErr, errLineTooLong) {
 		// Hand over what was accepted before the end of input, an
 		// interrupt or an over-long line.
@@ -90,17 +104,63 @@ func (g *globals) closeSend(ctx context.Context, cl *client.Client, res sendResu
 	return nil
 }
 
-// sendAll sends msgs, or each line of stdin when there are none, on the
-// client's channel name, counting them in res.
-func (g *globals) sendAll(ctx context.Context, cl *client.Client, name string, msgs []string, res *sendResult) error {
+// checkSendArgs checks send's positional arguments, -f and -count, and
+// returns the channel name; the MESSAGE arguments go into in.
+func checkSendArgs(pos []string, in *sendInput, count int) (string, error) {
+	switch {
+	case len(pos) == 0:
+		return "", usageError("send needs a CHANNEL: quiccli send CHANNEL [MESSAGE...]")
+	case count < 1:
+		return "", usageError("-count must be at least 1, not %d", count)
+	case in.file != "" && len(pos) > 1:
+		return "", usageError("-f sends a file as the message: give either -f or MESSAGE arguments, not both")
+	}
+	in.args = pos[1:]
+	return pos[0], checkSubject(pos[0])
+}
+
+// sendAll sends what in names, or each line of stdin when it names
+// nothing, on the client's channel name, counting them in res.
+func (g *globals) sendAll(ctx context.Context, cl *client.Client, name string, in sendInput, res *sendResult) error {
 	ch, err := cl.Channel(ctx, name)
 	if err != nil {
 		return err
 	}
-	if len(msgs) > 0 {
-		return sendArgs(ctx, ch, messageLimit(cl), msgs, res)
+	limit := messageLimit(cl)
+	switch {
+	case in.file != "":
+		data, err := g.readMessageFile(in.file, limit, res.Channel)
+		if err != nil {
+			return err
+		}
+		return res.send(ctx, ch, data)
+	case len(in.args) > 0:
+		return sendArgs(ctx, ch, limit, in.args, res)
 	}
-	return g.sendLines(ctx, ch, messageLimit(cl), res)
+	return g.sendLines(ctx, ch, limit, res)
+}
+
+// readMessageFile reads the file -f names ("-": stdin) whole, up to limit
+// bytes; a longer one is refused before anything is sent.
+func (g *globals) readMessageFile(path string, limit int, channel string) ([]byte, error) {
+	r, what := g.stdin, "stdin"
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, explain(exitUsage, err, "-f: %v", err)
+		}
+		defer f.Close()
+		r, what = f, path
+	}
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("-f: reading %s: %w", what, err)
+	}
+	if len(data) > limit {
+		return nil, explain(exitError, &transport.MessageTooLargeError{Channel: channel, Size: len(data), Limit: limit},
+			"-f: %s is larger than the server's limit of %d bytes (quicsrv -max-message-size); nothing was sent", what, limit)
+	}
+	return data, nil
 }
 
 // sendArgs sends msgs on ch, or none of them if one is over limit.
@@ -154,19 +214,21 @@ func stdinEnded(err error, limit, sent int) error {
 	return nil
 }
 
-// send sends msg on ch and counts it.
+// send sends msg on ch -count times and counts each.
 func (res *sendResult) send(ctx context.Context, ch *client.Channel, msg []byte) error {
-	var err error
-	if len(res.header) > 0 {
-		err = ch.SendMsg(ctx, &transport.Message{Header: res.header, Data: msg})
-	} else {
-		err = ch.Send(ctx, msg)
+	for range max(res.count, 1) {
+		var err error
+		if len(res.header) > 0 {
+			err = ch.SendMsg(ctx, &transport.Message{Header: res.header, Data: msg})
+		} else {
+			err = ch.Send(ctx, msg)
+		}
+		if err != nil {
+			return err
+		}
+		res.Messages++
+		res.Bytes += len(msg)
 	}
-	if err != nil {
-		return err
-	}
-	res.Messages++
-	res.Bytes += len(msg)
 	return nil
 }
 
