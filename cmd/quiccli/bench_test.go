@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -125,4 +126,18 @@ func TestBenchPaceSendsNothingDueAfterTheDeadline(t *testing.T) {
 		cancel() // the deadline's timer fires
 		require.False(t, <-done)
 	})
+}
+
+func TestBenchTextSaysNAForLatencyWithoutDeliveries(t *testing.T) {
+	var out strings.Builder
+	g := &globals{stdout: &out}
+	r := &benchResult{Addr: "127.0.0.1:4242", Mode: "oneway", Conns: 1, Channels: 1, Size: 64, EndedBy: "duration", Sent: 10, Expected: 10, Undelivered: 10}
+	require.NoError(t, r.writeText(g))
+	require.Contains(t, out.String(), "  latency      n/a (nothing was delivered to time)\n")
+	require.NotContains(t, out.String(), "p50 0")
+
+	out.Reset()
+	r.Delivered, r.Undelivered, r.LatencyUs = 10, 0, benchLatency{Count: 10, Min: 100, P50: 250, P90: 300, P99: 400, P999: 400, Max: 400}
+	require.NoError(t, r.writeText(g))
+	require.Contains(t, out.String(), "p50 250µs")
 }

@@ -125,8 +125,12 @@ func (r *benchResult) writeText(g *globals) error {
 		fmt.Fprintf(w, "  duplicates   %s (%s not checked)\n", thousands(r.Duplicates), thousands(r.Unchecked))
 	}
 	fmt.Fprintf(w, "  throughput   %s msg/s, %.2f MB/s of payload\n", thousands(uint64(r.MsgsPerSec)), r.MBPerSec)
-	fmt.Fprintf(w, "  latency      min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s (%s)\n",
-		ns(r.LatencyUs.Min), ns(r.LatencyUs.P50), ns(r.LatencyUs.P90), ns(r.LatencyUs.P99), ns(r.LatencyUs.P999), ns(r.LatencyUs.Max), latency)
+	if r.LatencyUs.Count == 0 {
+		fmt.Fprintf(w, "  latency      n/a (nothing was delivered to time)\n")
+	} else {
+		fmt.Fprintf(w, "  latency      min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s (%s)\n",
+			ns(r.LatencyUs.Min), ns(r.LatencyUs.P50), ns(r.LatencyUs.P90), ns(r.LatencyUs.P99), ns(r.LatencyUs.P999), ns(r.LatencyUs.Max), latency)
+	}
 	_, err := fmt.Fprintf(w, "  errors       %s\n", thousands(r.Errors))
 	for _, e := range r.ErrorSamples {
 		fmt.Fprintf(w, "    %s\n", e)
