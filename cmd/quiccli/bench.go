@@ -625,7 +625,8 @@ func (b *bench) send(ctx context.Context, serverMode string) string {
 	}
 	wg.Wait()
 	if b.oneway() {
-		b.drain(ctx, serverMode)
+		dctx, wait := drainWindow(ctx, b.g.timeout)
+		b.drain(dctx, wait, serverMode)
 	}
 	stop()
 	switch {
@@ -775,10 +776,26 @@ func (b *bench) expected(serverMode string) uint64 {
 	return sent
 }
 
-// drain waits up to -timeout for every message sent to be delivered.
-func (b *bench) drain(ctx context.Context, serverMode string) {
+// interruptGrace bounds the wait for messages in flight after an
+// interrupt (Ctrl-C), so that they are counted as delivered rather than
+// undelivered while the report still comes at once.
+const interruptGrace = time.Second
+
+// drainWindow returns the context and the time to wait for deliveries
+// after sending stopped: -timeout under ctx; after an interrupt (ctx
+// ended) interruptGrace at most, under a context the interrupt does not
+// end.
+func drainWindow(ctx context.Context, timeout time.Duration) (context.Context, time.Duration) {
+	if ctx.Err() != nil {
+		return context.WithoutCancel(ctx), min(timeout, interruptGrace)
+	}
+	return ctx, timeout
+}
+
+// drain waits up to timeout for every message sent to be delivered.
+func (b *bench) drain(ctx context.Context, timeout time.Duration, serverMode string) {
 	want := b.expected(serverMode)
-	waitUntil(ctx, b.g.timeout, 5*time.Millisecond, func() bool { return b.delivered() >= want })
+	waitUntil(ctx, timeout, 5*time.Millisecond, func() bool { return b.delivered() >= want })
 }
 
 // close closes every connection at once and waits for the readers.

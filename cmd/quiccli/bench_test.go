@@ -141,3 +141,19 @@ func TestBenchTextSaysNAForLatencyWithoutDeliveries(t *testing.T) {
 	require.NoError(t, r.writeText(g))
 	require.Contains(t, out.String(), "p50 250µs")
 }
+
+// After Ctrl-C, bench still waits a moment for the messages in flight,
+// under a context the interrupt does not end; otherwise up to -timeout.
+func TestBenchWaitsBrieflyForMessagesInFlightAfterAnInterrupt(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	dctx, wait := drainWindow(ctx, 5*time.Second)
+	require.Equal(t, 5*time.Second, wait)
+	require.Equal(t, ctx, dctx)
+
+	cancel()
+	dctx, wait = drainWindow(ctx, 5*time.Second)
+	require.Equal(t, interruptGrace, wait)
+	require.NoError(t, dctx.Err(), "the interrupt does not end the wait for deliveries")
+	_, wait = drainWindow(ctx, 100*time.Millisecond)
+	require.Equal(t, 100*time.Millisecond, wait, "never longer than -timeout")
+}
