@@ -163,6 +163,31 @@ type bench struct {
 	errMu     sync.Mutex
 	errSample []string
 	readers   sync.WaitGroup
+
+	// live counts the receiving connections' readers still reading
+	// (oneway); when the last one ends before the run does, gone is
+	// cancelled and the run stops: sending on would go to no one.
+	live       atomic.Int64
+	gone       context.Context
+	goneCancel context.CancelFunc
+}
+
+// newBench returns a bench ready to run; its caller calls stop when done.
+func newBench(g *globals, o benchOptions) (b *bench, stop func()) {
+	b = &bench{g: g, o: o, epoch: time.Now()}
+	b.gone, b.goneCancel = context.WithCancel(context.Background())
+	return b, b.goneCancel
+}
+
+// receiversGone reports whether every receiving connection was lost
+// during the run.
+func (b *bench) receiversGone() bool { return b.gone != nil && b.gone.Err() != nil }
+
+// readerEnded notes the end of receiver idx's reader.
+func (b *bench) readerEnded(idx int) {
+	if idx != echoed && b.live.Add(-1) == 0 && !b.stopping.Load() && b.goneCancel != nil {
+		b.goneCancel()
+	}
 }
 
 func cmdBench(ctx context.Context, g *globals, args []string) error {
@@ -186,7 +211,8 @@ func cmdBench(ctx context.Context, g *globals, args []string) error {
 	if err := o.check(pos); err != nil {
 		return err
 	}
-	b := &bench{g: g, o: o, epoch: time.Now()}
+	b, stop := newBench(g, o)
+	defer stop()
 	res, err := b.run(ctx)
 	if err != nil {
 		return err
@@ -438,7 +464,11 @@ func (b *bench) startReader(s *benchStream, ch *transport.Channel, idx int) *tal
 		t.seen = &seqSet{}
 	}
 	b.tallies = append(b.tallies, t)
+	if idx != echoed {
+		b.live.Add(1)
+	}
 	b.readers.Go(func() {
+		defer b.readerEnded(idx)
 		// count keeps nothing of a message: one buffer serves them all.
 		buf := make([]byte, 0, max(b.o.size, benchHeader))
 		for {
@@ -587,6 +617,9 @@ func (b *bench) syncEcho(ctx context.Context, s *benchStream) (string, error) {
 func (b *bench) send(ctx context.Context, serverMode string) string {
 	rctx, cancel := context.WithTimeout(ctx, b.o.duration)
 	defer cancel()
+	if b.gone != nil {
+		defer context.AfterFunc(b.gone, cancel)()
+	}
 	// An echo or a reply in flight when the run ends is still awaited, up
 	// to -timeout.
 	ectx, ecancel := context.WithTimeout(ctx, b.o.duration+b.g.timeout)
@@ -604,6 +637,19 @@ func (b *bench) send(ctx context.Context, serverMode string) string {
 		}
 	}
 	stop := b.startProgress()
+	failed := b.runStreams(rctx, ectx, interval)
+	if b.oneway() && !b.receiversGone() {
+		dctx, wait := drainWindow(ctx, b.g.timeout)
+		b.drain(dctx, wait, serverMode)
+	}
+	stop()
+	return b.endedBy(ctx, failed)
+}
+
+// runStreams runs every stream's sender (or requester) until rctx ends or
+// the -count budget is spent, echoes and replies awaited until ectx ends,
+// and returns how many of them failed.
+func (b *bench) runStreams(rctx, ectx context.Context, interval time.Duration) int {
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for _, s := range b.streams {
@@ -624,17 +670,20 @@ func (b *bench) send(ctx context.Context, serverMode string) string {
 		})
 	}
 	wg.Wait()
-	if b.oneway() {
-		dctx, wait := drainWindow(ctx, b.g.timeout)
-		b.drain(dctx, wait, serverMode)
-	}
-	stop()
+	return int(failed.Load())
+}
+
+// endedBy says what ended the run: ctx is the command's, failed the
+// number of streams that failed.
+func (b *bench) endedBy(ctx context.Context, failed int) string {
 	switch {
 	case ctx.Err() != nil:
 		return "interrupt"
+	case b.receiversGone():
+		return "receivers gone"
 	case b.o.count > 0 && b.remaining.Load() <= 0:
 		return "count"
-	case int(failed.Load()) == len(b.streams):
+	case failed == len(b.streams):
 		return "errors"
 	}
 	return "duration"

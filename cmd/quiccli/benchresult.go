@@ -43,6 +43,7 @@ type benchResult struct {
 	MsgsPerSec   float64      `json:"msgs_per_sec"`
 	MBPerSec     float64      `json:"mb_per_sec"` // payload, 10^6 bytes
 	LatencyUs    benchLatency `json:"latency_us"`
+	GoAway       string       `json:"goaway,omitempty"` // the server's GOAWAY during the run, if one came
 	Errors       uint64       `json:"errors"`
 	ErrorSamples []string     `json:"error_samples,omitempty"` // the first few distinct errors
 }
@@ -103,9 +104,8 @@ func (b *bench) result(serverMode, endedBy string, sendStart int64) *benchResult
 		Count: s.Count, Min: micros(s.Min), Mean: s.Mean / 1e3,
 		P50: micros(s.P50), P90: micros(s.P90), P99: micros(s.P99), P999: micros(s.P999), Max: micros(s.Max),
 	}
-	b.errMu.Lock()
-	r.ErrorSamples = append([]string(nil), b.errSample...)
-	b.errMu.Unlock()
+	r.GoAway = b.goAway()
+	r.ErrorSamples = b.errorSamples()
 	return r
 }
 
@@ -130,6 +130,9 @@ func (r *benchResult) writeText(g *globals) error {
 	} else {
 		fmt.Fprintf(w, "  latency      min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s (%s)\n",
 			ns(r.LatencyUs.Min), ns(r.LatencyUs.P50), ns(r.LatencyUs.P90), ns(r.LatencyUs.P99), ns(r.LatencyUs.P999), ns(r.LatencyUs.Max), latency)
+	}
+	if r.GoAway != "" {
+		fmt.Fprintf(w, "  goaway       %s\n", r.GoAway)
 	}
 	_, err := fmt.Fprintf(w, "  errors       %s\n", thousands(r.Errors))
 	for _, e := range r.ErrorSamples {
@@ -162,4 +165,24 @@ func (r *benchResult) receivers() string {
 		return fmt.Sprintf(", %d subscriber connections per sender (fan-out)", r.Subscribers)
 	}
 	return ""
+}
+
+// goAway describes the first GOAWAY a connection of the run received.
+func (b *bench) goAway() string {
+	for _, c := range b.conns {
+		if c == nil {
+			continue
+		}
+		if ga, ok := c.PeerGoAway(); ok {
+			return fmt.Sprintf("the server sent GOAWAY during the run (code %d, %q): its results stop there", ga.Code, ga.Reason)
+		}
+	}
+	return ""
+}
+
+// errorSamples returns the first few distinct errors of the run.
+func (b *bench) errorSamples() []string {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	return append([]string(nil), b.errSample...)
 }
