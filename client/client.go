@@ -461,7 +461,7 @@ func (c *Client) reconnect(immediate bool, from int) (*transport.Conn, error) {
 			delay = c.cfg.Backoff.next(from+attempt, c.jitter)
 		}
 		addr := c.addrs[c.currentAddr()]
-		c.emit(Event{Type: EventReconnecting, Addr: addr, Attempt: attempt, Delay: delay})
+		c.emit(Event{Type: EventReconnecting, Addr: addr, Attempt: attempt, Delay: delay, Err: last})
 		t := time.NewTimer(delay)
 		select {
 		case <-c.ctx.Done():

@@ -34,7 +34,7 @@ type EventType int
 const (
 	EventConnected      EventType = iota // the first connection is up
 	EventDisconnected                    // the connection ended; Err says why
-	EventReconnecting                    // attempt Attempt starts after Delay
+	EventReconnecting                    // attempt Attempt starts after Delay; Err says why the previous attempt failed
 	EventReconnected                     // a new connection is up; Resumed says whether the session went on
 	EventClosed                          // the client was closed; Err reports undelivered messages
 	EventResumeFailed                    // the server would not resume the session; Err is a *ResumeFailedError
@@ -72,7 +72,7 @@ type Event struct {
 	// client's session: what the lost connection had not delivered, in
 	// either direction, is sent again, and nothing is in doubt.
 	Resumed bool
-	Err     error // EventDisconnected: the cause; EventClosed: undelivered messages, if any; EventResumeFailed: a *ResumeFailedError; EventMessageRefused: a *RefusedError
+	Err     error // EventDisconnected: the cause; EventReconnecting: why the previous attempt failed (nil before the first); EventClosed: undelivered messages, if any; EventResumeFailed: a *ResumeFailedError; EventMessageRefused: a *RefusedError
 }
 
 // startEvents starts dispatch, when Config.OnEvent is set.

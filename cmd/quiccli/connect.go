@@ -202,6 +202,19 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 	return cl, nil
 }
 
+// logAttempt reports a reconnect attempt, and why the one before it
+// failed, on stderr.
+func (g *globals) logAttempt(ev client.Event) {
+	if ev.Err != nil {
+		fmt.Fprintf(g.stderr, "quiccli: reconnect attempt %d failed: %v\n", ev.Attempt, oneLine(g.describeDial(context.Background(), ev.Err)))
+	}
+	retries := "for ever"
+	if g.retries >= 0 {
+		retries = fmt.Sprintf("of %d", g.retries)
+	}
+	fmt.Fprintf(g.stderr, "quiccli: reconnect attempt %d %s to %s in %s\n", ev.Attempt+1, retries, ev.Addr, shortDuration(int64(ev.Delay)))
+}
+
 // logEvent reports connection losses and reconnects on stderr.
 func (g *globals) logEvent(ev client.Event) {
 	if g.stopping {
@@ -214,6 +227,8 @@ func (g *globals) logEvent(ev client.Event) {
 			return
 		}
 		fmt.Fprintf(g.stderr, "quiccli: lost the connection to %s (%v); reconnecting\n", ev.Addr, ev.Err)
+	case client.EventReconnecting:
+		g.logAttempt(ev)
 	case client.EventReconnected:
 		zero := ""
 		if ev.Used0RTT {

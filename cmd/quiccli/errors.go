@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/quic-go/quic-go"
 
@@ -152,7 +153,7 @@ func (g *globals) describe(err error) error {
 	case errors.As(err, &tl):
 		return explain(exitError, err, "a message of %d bytes is larger than the server's limit of %d bytes (quicsrv -max-message-size)", tl.Size, tl.Limit)
 	case errors.Is(err, client.ErrGaveUp):
-		return explain(exitConnect, err, "lost the connection to %s and gave up reconnecting: %v", g.addr, err)
+		return g.gaveUp(err)
 	case errors.As(err, &ud):
 		return explain(exitError, err, "%d messages were not delivered: the connection to %s was lost and not re-established in time", ud.Messages, g.addr)
 	case errors.Is(err, transport.ErrUnflushed):
@@ -171,4 +172,40 @@ func (g *globals) describe(err error) error {
 		return explain(exitError, err, "%s", msg)
 	}
 	return err
+}
+
+// gaveUp explains client.ErrGaveUp in one line: how many attempts were
+// made and why the last one failed.
+func (g *globals) gaveUp(err error) error {
+	last := lastAttempt(err)
+	if last == nil {
+		return explain(exitConnect, err, "lost the connection to %s and gave up reconnecting (-retries %d)", g.addr, g.retries)
+	}
+	return explain(exitConnect, err, "lost the connection to %s and gave up after %d reconnect attempts (-retries); the last one failed: %s",
+		g.addr, g.retries, oneLine(g.describeDial(context.Background(), last)))
+}
+
+// oneLine returns err's message on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// lastAttempt finds, in err's tree, the error of the last attempt that
+// client.ErrGaveUp is joined with.
+func lastAttempt(err error) error {
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		errs := u.Unwrap()
+		if len(errs) == 2 && errs[0] == client.ErrGaveUp {
+			return errs[1]
+		}
+		for _, e := range errs {
+			if last := lastAttempt(e); last != nil {
+				return last
+			}
+		}
+	case interface{ Unwrap() error }:
+		return lastAttempt(u.Unwrap())
+	}
+	return nil
 }

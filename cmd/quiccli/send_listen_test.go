@@ -140,3 +140,23 @@ func TestChatRefusesAnOverlongLineAndCarriesOn(t *testing.T) {
 	got := listenWait()
 	require.Equal(t, "short\n", got.stdout)
 }
+
+// listen shows each reconnect attempt and why the one before failed, and
+// ends, once -retries are spent, with one readable line.
+func TestListenShowsEachReconnectAttemptAndEndsWithOneLine(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	_, wait := startCLI(t, nil, ts.args("-timeout", "500ms", "-retries", "2", "listen", "chat")...)
+	ts.waitSubscribers(t, "chat", 1)
+	require.NoError(t, ts.srv.Close()) // for good: nothing answers at the address any more
+
+	got := wait()
+	require.Error(t, got.err)
+	require.Equal(t, exitConnect, got.code)
+	msg := got.err.Error()
+	require.NotContains(t, msg, "\n")
+	require.Contains(t, msg, "lost the connection to "+ts.addr+" and gave up after 2 reconnect attempts (-retries); the last one failed: ")
+	require.Equal(t, 1, strings.Count(msg, "client:")+strings.Count(msg, "transport:")+1, "no nested Go errors in the line: %s", msg)
+	require.Contains(t, got.stderr, "quiccli: reconnect attempt 1 of 2 to "+ts.addr+" in ")
+	require.Contains(t, got.stderr, "quiccli: reconnect attempt 1 failed: ")
+	require.Contains(t, got.stderr, "quiccli: reconnect attempt 2 of 2 to "+ts.addr+" in ")
+}
