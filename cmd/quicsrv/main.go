@@ -135,7 +135,7 @@ func runServer(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 		return err
 	}
 	var draining atomic.Bool
-	ms, err := newMetricsServer(o.metricsAddr, srv, ln, h, &draining)
+	ms, err := newMetricsServer(o, srv, ln, h, &draining)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("-metrics: %w", err)

@@ -386,6 +386,7 @@ func TestBadFlagsAreRefusedByName(t *testing.T) {
 		{[]string{"-memory-limit", "-1MiB"}, "memory-limit"},
 		{[]string{"-server-id", "0a1"}, "-server-id"},
 		{[]string{"-server-id", "00112233445566778899aabbccddeeff"}, "-server-id"},
+		{[]string{"-pprof"}, "-pprof needs -metrics"},
 		{[]string{"stray"}, "unexpected argument"},
 	} {
 		err := run(context.Background(), tc.args, io.Discard, io.Discard)
