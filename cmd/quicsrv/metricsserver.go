@@ -33,6 +33,7 @@ func newMetricsServer(o *options, srv *session.Server, ln *transport.Listener, h
 		Server:   srv.Stats,
 		Listener: ln.Stats,
 		Version:  version(),
+		Commit:   commit(),
 		Health: func() error {
 			if draining.Load() {
 				return errShuttingDown
