@@ -220,7 +220,7 @@ func (o *options) relayFlags(fs *flag.FlagSet) {
 // operationFlags defines the flags for operating the server: metrics,
 // logs, traces and the version.
 func (o *options) operationFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://`address`/metrics and health at /healthz (e.g. 127.0.0.1:9464); off by default")
+	fs.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://`address`/metrics, health at /healthz and JSON status at /status (e.g. 127.0.0.1:9464); off by default")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve the Go profiler at /debug/pprof/ on the -metrics listener; off by default (it shows the command line and costs CPU while profiling: keep -metrics on a private address)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format` on stderr: text or json")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "least severe `level` logged: debug, info, warn or error")
