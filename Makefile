@@ -7,13 +7,45 @@ FUZZTIME ?= 20s
 BENCHCOUNT ?= 5
 BENCHTIME  ?= 1s
 
-.PHONY: all build run cluster test vet fmt-check bench bench-hol fuzz soak scale scale-raw handshake clean
+# The version and commit stamped into the binaries (quicsrv -version,
+# quiccli -version, quicmsg_build_info, /status): git describe and the
+# commit of the checkout, unless given (make build VERSION=v1.2.3).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+SRV_LDFLAGS := -X main.stampedVersion=$(VERSION) -X main.stampedCommit=$(COMMIT)
+CLI_LDFLAGS := -X main.version=$(VERSION)
+# make install puts quicsrv and quiccli into $(DESTDIR)$(PREFIX)/bin.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all build release install docker docker-check run cluster test vet fmt-check bench bench-hol fuzz soak scale scale-raw handshake clean
 
 all: build
 
 build:
-	$(GO) build -o bin/quicsrv ./cmd/quicsrv
-	$(GO) build -o bin/quiccli ./cmd/quiccli
+	$(GO) build -ldflags "$(SRV_LDFLAGS)" -o bin/quicsrv ./cmd/quicsrv
+	$(GO) build -ldflags "$(CLI_LDFLAGS)" -o bin/quiccli ./cmd/quiccli
+
+# Static release binaries in bin/release, as the Dockerfile builds them:
+# no cgo, -trimpath, stripped, version and commit stamped.
+release:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(SRV_LDFLAGS)" -o bin/release/quicsrv ./cmd/quicsrv
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(CLI_LDFLAGS)" -o bin/release/quiccli ./cmd/quiccli
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/release/quicsrv bin/release/quiccli $(DESTDIR)$(PREFIX)/bin/
+
+# The container image (see Dockerfile); needs Docker.
+docker:
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t quicsrv:$(VERSION) .
+
+# Without Docker: builds what the Dockerfile builds (make release) and
+# checks that quicsrv is static, built with the Dockerfile's flags, and
+# prints the stamped version and commit (cmd/quicsrv/release_test.go).
+docker-check: release
+	QUICSRV_RELEASE=$(CURDIR)/bin/release/quicsrv QUICSRV_VERSION=$(VERSION) QUICSRV_COMMIT=$(COMMIT) \
+		$(GO) test -tags release -count=1 -run '^TestRelease' ./cmd/quicsrv
 
 # Starts the server on $(ADDR); development certificates are generated into
 # .quicmsg/dev-certs on first start and reused afterwards.

@@ -39,7 +39,11 @@ func TestMetricsAreScrapedAndParsedWithThePrometheusTextParser(t *testing.T) {
 	}
 	buildInfo := f["quicmsg_build_info"].GetMetric()
 	require.Len(t, buildInfo, 1)
-	require.Equal(t, "version", buildInfo[0].GetLabel()[0].GetName())
+	var labels []string
+	for _, lp := range buildInfo[0].GetLabel() {
+		labels = append(labels, lp.GetName())
+	}
+	require.Equal(t, []string{"commit", "goversion", "version"}, labels)
 	require.Equal(t, 1.0, buildInfo[0].GetGauge().GetValue())
 
 	want := map[string]float64{

@@ -358,6 +358,18 @@ func (c *Conn) earlyRejected() bool {
 // completed (and, on a server, the client is authenticated).
 func (c *Conn) HandshakeComplete() <-chan struct{} { return c.qc.HandshakeComplete() }
 
+// HandshakeStarted returns when the connection's first packet reached the
+// server's [Listener], before any cryptography: with the time its session
+// began, it gives how long the QUIC handshake and the HELLO exchange took.
+// It returns the zero time on a client's connection and on one accepted
+// from a quic.Transport of the caller's (ListenTransport).
+func (c *Conn) HandshakeStarted() time.Time {
+	if tok, ok := c.qc.Context().Value(handshakeTokenKey{}).(*handshakeToken); ok {
+		return tok.start
+	}
+	return time.Time{}
+}
+
 // waitHandshake waits for the handshake, for messages that must not travel
 // in 0-RTT data.
 func (c *Conn) waitHandshake(ctx context.Context, block bool) error {

@@ -110,6 +110,7 @@ type handshakeGate struct {
 type handshakeToken struct {
 	g        *handshakeGate
 	src      netip.Addr
+	start    time.Time // when the first Initial came: Conn.HandshakeStarted
 	released atomic.Bool
 	// stop unregisters release from the connection's context. releaseHandshake
 	// calls it once the handshake completed and drops it (the function holds
@@ -138,7 +139,7 @@ func (g *handshakeGate) connContext(ctx context.Context, info *quic.ClientInfo) 
 	}
 	g.n[src]++
 	g.mu.Unlock()
-	tok := &handshakeToken{g: g, src: src}
+	tok := &handshakeToken{g: g, src: src, start: time.Now()}
 	tok.stop = context.AfterFunc(ctx, tok.release)
 	return context.WithValue(ctx, handshakeTokenKey{}, tok), nil
 }

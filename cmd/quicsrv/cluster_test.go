@@ -87,6 +87,17 @@ func TestClusterCarriesMessagesBetweenTwoServers(t *testing.T) {
 	require.Greater(t, metricValue(f, "quicmsg_cluster_rtt_seconds"), 0.0)
 	require.Equal(t, 0.0, metricValue(f, "quicmsg_cluster_dropped_total", "reason", "nats_down"))
 	require.Equal(t, "ok\n", healthz(t, a.metricsURL))
+
+	var subs subscriptionsReply
+	getJSON(t, a.metricsURL+"/status/subscriptions", http.StatusOK, &subs)
+	require.Equal(t, []subscriptionStatus{{Subject: "chat", Subscribers: 1}}, subs.Subscriptions.Items)
+	require.NotNil(t, subs.Cluster)
+	require.NotEmpty(t, subs.Cluster.NodeID)
+	require.True(t, subs.Cluster.Connected)
+	require.Equal(t, []interestStatus{{Subject: "chat", Subscribed: true}}, subs.Cluster.Interest)
+	var st serverStatusReply
+	getJSON(t, a.metricsURL+"/status", http.StatusOK, &st)
+	require.Equal(t, subs.Cluster.NodeID, st.Server.NodeID)
 }
 
 func TestClusterWithoutNATSExitsOrRunsDegraded(t *testing.T) {

@@ -61,6 +61,7 @@ type options struct {
 	memoryLimit     int64
 	serverID        []byte
 	version         bool
+	pprof           bool
 	cluster         clusterOptions
 
 	// The config file and what the command line set, for reloads.
@@ -219,7 +220,8 @@ func (o *options) relayFlags(fs *flag.FlagSet) {
 // operationFlags defines the flags for operating the server: metrics,
 // logs, traces and the version.
 func (o *options) operationFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://`address`/metrics and health at /healthz (e.g. 127.0.0.1:9464); off by default")
+	fs.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://`address`/metrics, health at /healthz and JSON status at /status (e.g. 127.0.0.1:9464); off by default")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve the Go profiler at /debug/pprof/ on the -metrics listener; off by default (it shows the command line and costs CPU while profiling: keep -metrics on a private address)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format` on stderr: text or json")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "least severe `level` logged: debug, info, warn or error")
 	fs.Func("memory-limit", "soft limit of the Go runtime's memory, e.g. 600MiB or 2GiB (as GOMEMLIMIT, which it overrides): the garbage collector runs more often as the process nears it, trading CPU for memory; 0 or unset: GOMEMLIMIT, else none", func(v string) (err error) {
@@ -246,6 +248,8 @@ func (o *options) check() error {
 		return fmt.Errorf("-shutdown-timeout %v is negative", o.shutdownTimeout)
 	case o.reloadInterval < 0:
 		return fmt.Errorf("-reload-interval %v is negative", o.reloadInterval)
+	case o.pprof && o.metricsAddr == "":
+		return errors.New("-pprof needs -metrics: the profiler is served on the metrics listener")
 	case o.publishTimeout < 0:
 		return fmt.Errorf("-publish-timeout %v is negative", o.publishTimeout)
 	}

@@ -63,8 +63,21 @@ func (h *hooks) echo(ctx context.Context, s *session.Session, m session.Message)
 func (h *hooks) sessionStart(s *session.Session) {
 	if h.metrics != nil {
 		h.metrics.SessionStarted(s.Conn())
+		h.observeHandshake(s.Conn())
 	}
 }
+
+// observeHandshake records how long c's handshake took: from its first
+// packet to now, when its session starts or resumes. h.metrics is set.
+func (h *hooks) observeHandshake(c *transport.Conn) {
+	if start := c.HandshakeStarted(); !start.IsZero() {
+		h.metrics.ObserveHandshake(time.Since(start))
+	}
+}
+
+// observeQueueDelay is relay.Config.OnQueueDelay with -metrics. Sessions,
+// and so subscribers, exist only once h.metrics is set.
+func (h *hooks) observeQueueDelay(d time.Duration) { h.metrics.ObserveQueueDelay(d) }
 
 // sessionDetached moves the lost connection's counters into the totals:
 // the session's next connection is counted from its resume.
@@ -77,6 +90,7 @@ func (h *hooks) sessionDetached(s *session.Session, _ error) {
 func (h *hooks) sessionResumed(s *session.Session) {
 	if h.metrics != nil {
 		h.metrics.SessionStarted(s.Conn())
+		h.observeHandshake(s.Conn())
 	}
 }
 
@@ -103,6 +117,7 @@ func (h *hooks) sessionEnd(s *session.Session, cause error) {
 	}
 	if h.metrics != nil {
 		h.metrics.SessionEnded(c, s.Used0RTT(), cause)
+		h.metrics.ObserveSession(time.Since(s.Started()))
 	}
 	level := slog.LevelDebug
 	if rs.Dropped > 0 {
@@ -206,6 +221,9 @@ func (h *hooks) handler(o *options) (session.Handler, error) {
 		SlowConsumer:   o.slowConsumer,
 		PublishTimeout: o.publishTimeout,
 		Logger:         h.log,
+	}
+	if o.metricsAddr != "" {
+		cfg.OnQueueDelay = h.observeQueueDelay
 	}
 	if h.backplane != nil {
 		cfg.Backplane = h.backplane

@@ -24,8 +24,10 @@
 // responders" reply. In echo mode (-mode echo) every message goes back on
 // its channel, and a request gets its own data as the reply.
 //
-// -metrics ADDR serves Prometheus metrics at /metrics and a health check at
-// /healthz, which answers 503 while the server shuts down.
+// -metrics ADDR serves Prometheus metrics at /metrics, a health check at
+// /healthz, which answers 503 while the server shuts down, and JSON status
+// at /status, /status/sessions and /status/subscriptions; -pprof adds the
+// Go profiler at /debug/pprof/.
 //
 // Signals: SIGINT or SIGTERM sends GOAWAY to every session and lets them
 // drain for up to -shutdown-timeout, then exits 0; a second one closes every
@@ -135,7 +137,7 @@ func runServer(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 		return err
 	}
 	var draining atomic.Bool
-	ms, err := newMetricsServer(o.metricsAddr, srv, ln, h, &draining)
+	ms, err := newMetricsServer(o, srv, ln, h, &draining)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("-metrics: %w", err)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -14,22 +15,25 @@ import (
 	"github.com/quicmsg/quicmsg/transport"
 )
 
-// metricsServer serves -metrics: Prometheus metrics and the health check.
+// metricsServer serves -metrics: Prometheus metrics, the health check, the
+// JSON status endpoints and, with -pprof, the Go profiler.
 type metricsServer struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-// newMetricsServer sets h.metrics up and listens on addr; it returns nil
-// when addr is empty (no -metrics). /healthz fails once draining is set.
-func newMetricsServer(addr string, srv *session.Server, ln *transport.Listener, h *hooks, draining *atomic.Bool) (*metricsServer, error) {
-	if addr == "" {
+// newMetricsServer sets h.metrics up and listens on o.metricsAddr; it
+// returns nil when that is empty (no -metrics). /healthz fails once
+// draining is set.
+func newMetricsServer(o *options, srv *session.Server, ln *transport.Listener, h *hooks, draining *atomic.Bool) (*metricsServer, error) {
+	if o.metricsAddr == "" {
 		return nil, nil
 	}
 	src := metrics.Sources{
 		Server:   srv.Stats,
 		Listener: ln.Stats,
 		Version:  version(),
+		Commit:   commit(),
 		Health: func() error {
 			if draining.Load() {
 				return errShuttingDown
@@ -50,14 +54,32 @@ func newMetricsServer(addr string, srv *session.Server, ln *transport.Listener, 
 	if h.backplane != nil {
 		h.metrics.Registry().MustRegister(clusterCollector{h.backplane})
 	}
-	mln, err := net.Listen("tcp", addr)
+	mln, err := net.Listen("tcp", o.metricsAddr)
 	if err != nil {
 		return nil, err
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h.metrics.Handler())
+	status := &statusPage{srv: srv, h: h, mode: o.mode, addr: ln.Addr().String(), started: time.Now()}
+	status.register(mux)
+	if o.pprof {
+		registerPprof(mux)
+	}
 	return &metricsServer{
-		srv: &http.Server{Handler: h.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second},
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
 		ln:  mln,
 	}, nil
+}
+
+// registerPprof serves the Go profiler at /debug/pprof/ (-pprof). The
+// handlers are added to mux rather than taken from http.DefaultServeMux,
+// which importing net/http/pprof fills for any server that uses it.
+func registerPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // serve serves HTTP until shutdown.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -138,7 +139,7 @@ func TestMetricsScrapeParses(t *testing.T) {
 	require.Equal(t, 5.0, metricValue(f, "quicmsg_received_bytes_total"))
 	require.Equal(t, 1.0, metricValue(f, "quicmsg_messages_sent_total"))
 	require.Equal(t, 1.0, metricValue(f, "quicmsg_channels_open"))
-	require.Equal(t, 1.0, metricValue(f, "quicmsg_build_info", "version", version()))
+	require.Equal(t, 1.0, metricValue(f, "quicmsg_build_info", "version", version(), "commit", commitLabel(), "goversion", runtime.Version()))
 	require.NotContains(t, f, "quicmsg_relay_published_total", "no relay in echo mode")
 
 	resp, err := httpClient.Get(ts.metricsURL + "/healthz")
@@ -386,6 +387,7 @@ func TestBadFlagsAreRefusedByName(t *testing.T) {
 		{[]string{"-memory-limit", "-1MiB"}, "memory-limit"},
 		{[]string{"-server-id", "0a1"}, "-server-id"},
 		{[]string{"-server-id", "00112233445566778899aabbccddeeff"}, "-server-id"},
+		{[]string{"-pprof"}, "-pprof needs -metrics"},
 		{[]string{"stray"}, "unexpected argument"},
 	} {
 		err := run(context.Background(), tc.args, io.Discard, io.Discard)

@@ -151,6 +151,8 @@ func TestNodeHoldsNATSSubscriptionsOnlyForLocalInterest(t *testing.T) {
 	syncNodes(t, a, b)
 	require.ElementsMatch(t, []string{"x", "y.* g"}, natsSubs(t, s, b))
 	require.Empty(t, natsSubs(t, s, a), "a has no local subscriber")
+	require.Equal(t, []InterestInfo{{Subject: "x", Subscribed: true}, {Subject: "y.*", Group: "g", Subscribed: true}}, b.bp.Interests())
+	require.Empty(t, a.bp.Interests())
 
 	b.r.Unsubscribe(p1, "x")
 	syncNodes(t, b)
@@ -159,6 +161,7 @@ func TestNodeHoldsNATSSubscriptionsOnlyForLocalInterest(t *testing.T) {
 	syncNodes(t, b)
 	require.Empty(t, natsSubs(t, s, b), "the last unsubscribe removes the NATS subscription")
 	require.Zero(t, b.bp.Stats().Subscriptions)
+	require.Empty(t, b.bp.Interests())
 
 	a.publish(t, pub, "x", "still nobody")
 	syncNodes(t, a, b)

@@ -1,6 +1,10 @@
 package cluster
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+)
 
 // Stats are a backplane's counters.
 type Stats struct {
@@ -45,4 +49,32 @@ func (b *Backplane) Stats() Stats {
 	b.mu.Unlock()
 	st.Dropped[DropSlowConsumer] += slow
 	return st
+}
+
+// InterestInfo is a (subject or pattern, queue group) this node has local
+// interest in, as [Backplane.Interests] reports it.
+type InterestInfo struct {
+	Subject string // the subject or pattern
+	Group   string // the queue group; "" for plain interest
+	// Subscribed is whether the NATS subscription that brings the
+	// cluster's messages for it to this node is in place (false while NATS
+	// is down, before the interest loop made it, or when NATS refused it).
+	Subscribed bool
+}
+
+// Interests returns the node's local interest, sorted by subject, then
+// group: what it asks the cluster for. Safe for concurrent use; its cost
+// grows with the number of entries, so it is meant for a status page.
+func (b *Backplane) Interests() []InterestInfo {
+	b.mu.Lock()
+	out := make([]InterestInfo, 0, len(b.refs))
+	for k := range b.refs {
+		_, ok := b.subs[k]
+		out = append(out, InterestInfo{Subject: k.pattern, Group: k.group, Subscribed: ok})
+	}
+	b.mu.Unlock()
+	slices.SortFunc(out, func(a, b InterestInfo) int {
+		return cmp.Or(cmp.Compare(a.Subject, b.Subject), cmp.Compare(a.Group, b.Group))
+	})
+	return out
 }

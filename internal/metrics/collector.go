@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"runtime"
 
 	"github.com/quicmsg/quicmsg/internal/relay"
 	"github.com/quicmsg/quicmsg/session"
@@ -16,7 +18,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	descBuildInfo = desc("build_info", "Always 1; the label says which quicmsg version runs.", "version")
+	descBuildInfo = desc("build_info", "Always 1; the labels say which quicmsg version and commit run, built with which Go.", "version", "commit", "goversion")
 
 	descSessionsActive   = desc("sessions_active", "Sessions currently held by the server.")
 	descSessionsAccepted = desc("sessions_accepted_total", "Sessions started.")
@@ -109,7 +111,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
 	m := c.m
-	gauge(descBuildInfo, 1, m.src.Version)
+	gauge(descBuildInfo, 1, m.src.Version, cmp.Or(m.src.Commit, "unknown"), runtime.Version())
 
 	st := m.src.Server()
 	gauge(descSessionsActive, float64(st.ActiveSessions))

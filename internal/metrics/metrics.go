@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -33,8 +34,9 @@ type Sources struct {
 	// example cluster mode without NATS), or "": /healthz then answers
 	// 200 with "degraded: " and the reason, as the server still serves.
 	Degraded func() string
-	// Version is reported in quicmsg_build_info.
-	Version string
+	// Version and Commit are reported in quicmsg_build_info, with the Go
+	// version; an empty Commit is reported as "unknown".
+	Version, Commit string
 }
 
 // Conn is a session's connection as the metrics see it; *transport.Conn
@@ -58,7 +60,19 @@ type Metrics struct {
 	channelsOpened atomic.Uint64
 	disconnects    *prometheus.CounterVec
 	sessionsEnded  *prometheus.CounterVec
+
+	handshakeSeconds, sessionSeconds, queueDelaySeconds prometheus.Histogram
 }
+
+// Buckets of the histograms, in seconds.
+var (
+	// HandshakeBuckets go from 0.5 ms to 4 s, the handshake timeout's order.
+	HandshakeBuckets = prometheus.ExponentialBuckets(0.0005, 2, 14)
+	// SessionBuckets go from 0.1 s to about 5 days.
+	SessionBuckets = prometheus.ExponentialBuckets(0.1, 4, 12)
+	// QueueDelayBuckets go from 10 µs to about 40 s.
+	QueueDelayBuckets = prometheus.ExponentialBuckets(0.00001, 4, 12)
+)
 
 // New returns metrics reading src, in a new registry that also holds the Go
 // runtime and process collectors.
@@ -81,6 +95,9 @@ func New(src Sources) (*Metrics, error) {
 			Help:      "Handshakes of sessions that have ended, by whether the client resumed with 0-RTT data the server accepted (zero_rtt=\"true\") or not.",
 		}, []string{"zero_rtt"}),
 	}
+	m.handshakeSeconds = histogram("handshake_duration_seconds", "Time from a connection's first packet to its session's start (QUIC handshake and HELLO exchange), for sessions started or resumed.", HandshakeBuckets)
+	m.sessionSeconds = histogram("session_duration_seconds", "Lifetime of sessions that have ended, from their start to their end (detached time included).", SessionBuckets)
+	m.queueDelaySeconds = histogram("relay_queue_delay_seconds", "Relay mode: time a message waited in a subscriber's queue before it was handed to the subscriber's session, sampled (see the metric's documentation).", QueueDelayBuckets)
 	// Both label values exist from the start, so that rates work at once.
 	m.sessionsEnded.WithLabelValues("true")
 	m.sessionsEnded.WithLabelValues("false")
@@ -89,6 +106,9 @@ func New(src Sources) (*Metrics, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.disconnects,
 		m.sessionsEnded,
+		m.handshakeSeconds,
+		m.sessionSeconds,
+		m.queueDelaySeconds,
 		&collector{m: m},
 	} {
 		if err := m.reg.Register(c); err != nil {
@@ -131,6 +151,22 @@ func (m *Metrics) SessionEnded(c Conn, used0RTT bool, cause error) {
 	}
 	m.disconnects.WithLabelValues(DisconnectLabels(c, cause)).Inc()
 	m.sessionsEnded.WithLabelValues(fmt.Sprint(used0RTT)).Inc()
+}
+
+// ObserveHandshake records a handshake that took d, from the connection's
+// first packet to its session's start.
+func (m *Metrics) ObserveHandshake(d time.Duration) { m.handshakeSeconds.Observe(d.Seconds()) }
+
+// ObserveSession records a session that lasted d.
+func (m *Metrics) ObserveSession(d time.Duration) { m.sessionSeconds.Observe(d.Seconds()) }
+
+// ObserveQueueDelay records a message that waited d in a subscriber's
+// queue. It is relay.Config.OnQueueDelay.
+func (m *Metrics) ObserveQueueDelay(d time.Duration) { m.queueDelaySeconds.Observe(d.Seconds()) }
+
+// histogram returns a histogram in Namespace.
+func histogram(name, help string, buckets []float64) prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets})
 }
 
 // ChannelOpened counts a channel opened by either side.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -132,7 +133,7 @@ func TestScrapeReportsServerRelayAndSessionCounters(t *testing.T) {
 	} {
 		require.Equal(t, want, value(t, f, name), name)
 	}
-	require.Equal(t, 1.0, value(t, f, "quicmsg_build_info", "version", "v1.2.3"))
+	require.Equal(t, 1.0, value(t, f, "quicmsg_build_info", "version", "v1.2.3", "commit", "unknown", "goversion", runtime.Version()))
 	require.Equal(t, 1.0, value(t, f, "quicmsg_relay_slow_consumer_policy", "policy", "block"))
 	require.Equal(t, 2.0, value(t, f, "quicmsg_relay_gaps_total", "reason", "slow_consumer"))
 	require.Equal(t, 30.0, value(t, f, "quicmsg_relay_gap_messages_total", "reason", "slow_consumer"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -59,8 +60,8 @@ var benchCases = []benchCase{
 	},
 }
 
-func (bc benchCase) setup(b *testing.B) (*Relay, []*transport.Message) {
-	r, err := New(nil)
+func (bc benchCase) setup(b *testing.B, cfg *Config) (*Relay, []*transport.Message) {
+	r, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,9 +80,19 @@ func (bc benchCase) setup(b *testing.B) (*Relay, []*transport.Message) {
 // against wildcard patterns, to peers that accept at once: matching,
 // queueing and handing each copy to its subscriber's goroutine.
 func BenchmarkPublish(b *testing.B) {
+	benchmarkPublish(b, nil)
+}
+
+// BenchmarkPublishQueueDelay is BenchmarkPublish with the queueing delay
+// sampled (Config.OnQueueDelay), into a no-op: the cost of the sampling.
+func BenchmarkPublishQueueDelay(b *testing.B) {
+	benchmarkPublish(b, &Config{OnQueueDelay: func(time.Duration) {}})
+}
+
+func benchmarkPublish(b *testing.B, cfg *Config) {
 	for _, bc := range benchCases {
 		b.Run(bc.name, func(b *testing.B) {
-			r, msgs := bc.setup(b)
+			r, msgs := bc.setup(b, cfg)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -100,7 +111,7 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkMatch(b *testing.B) {
 	for _, bc := range benchCases {
 		b.Run(bc.name, func(b *testing.B) {
-			r, msgs := bc.setup(b)
+			r, msgs := bc.setup(b, nil)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {

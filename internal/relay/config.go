@@ -92,7 +92,20 @@ type Config struct {
 	// Backplane links the relay to other nodes' relays (see [Backplane]).
 	// Its owner closes it after the relay. Default nil: a single node.
 	Backplane Backplane
+	// OnQueueDelay, when set, receives the queueing delay of sampled
+	// messages: from entering a subscriber's queue to the subscriber's
+	// peer accepting it (Peer.SendMsgs returned). A subscriber samples its
+	// first message and every QueueDelaySample-th after it, one at a time
+	// (a sample taken while another is in its queue is skipped), so that
+	// the clock is read for a small part of the messages only. It runs
+	// on the subscriber's drain goroutine, after the send: it must not
+	// block. Default nil: nothing is measured.
+	OnQueueDelay func(time.Duration)
 }
+
+// QueueDelaySample is how often a subscriber samples the queueing delay
+// for Config.OnQueueDelay: one message in QueueDelaySample.
+const QueueDelaySample = 16
 
 func (c *Config) withDefaults() (Config, error) {
 	var r Config

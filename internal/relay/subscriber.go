@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quicmsg/quicmsg/internal/unsent"
 	"github.com/quicmsg/quicmsg/transport"
@@ -39,6 +40,13 @@ type subscriber struct {
 	discards map[string]uint64   // slow: messages discarded per channel, for the gap notices
 	why      string              // slow: the disconnect reason when it is not the queue's
 	room     chan struct{}       // closed when the queue may have room; made by a waiting Publish
+
+	// The queueing delay sample (Config.OnQueueDelay): pushed and taken
+	// count the messages that entered and left the queue; probe is the
+	// pushed count of the sampled message still queued (0: none), which
+	// entered at probeAt.
+	pushed, taken, probe uint64
+	probeAt              time.Time
 
 	// out is the batch handed to the peer: filled by next under mu and
 	// read by the drain goroutine, which alone uses it; emptied after
@@ -163,6 +171,10 @@ func (s *subscriber) count(mine, relay *atomic.Uint64, n uint64) {
 func (s *subscriber) pushLocked(channel string, m *transport.Message) {
 	s.queue.Push(item{channel: channel, msg: *m})
 	s.msgs++
+	s.pushed++
+	if s.probe == 0 && s.r.cfg.OnQueueDelay != nil && (s.pushed-1)%QueueDelaySample == 0 {
+		s.probe, s.probeAt = s.pushed, time.Now()
+	}
 	s.bytes += len(m.Data)
 	delete(s.openGaps, channel)
 	start := s.startLocked()
@@ -260,6 +272,7 @@ func (s *subscriber) wakeLocked() {
 // s.mu is held.
 func (s *subscriber) discardLocked() int {
 	n := s.msgs
+	s.takenLocked(n)
 	s.queue.Reset()
 	clear(s.openGaps)
 	s.msgs, s.bytes = 0, 0
@@ -347,6 +360,9 @@ func (s *subscriber) drain() {
 		}
 		s.sendMsgs(b.channel, b.msgs, b.subscribed)
 		clear(b.msgs)
+		if !b.sampled.IsZero() && b.subscribed {
+			s.r.cfg.OnQueueDelay(time.Since(b.sampled))
+		}
 	}
 }
 
@@ -358,6 +374,7 @@ type batch struct {
 	missed     uint64              // gap: the messages it reports
 	msgs       []transport.Message // s.out
 	subscribed bool                // the channel was subscribed when taken
+	sampled    time.Time           // when the sampled message among msgs was queued (Config.OnQueueDelay)
 }
 
 // next takes the next gap item, or the next messages up to the first gap
@@ -372,6 +389,7 @@ func (s *subscriber) next() (b batch, ok bool) {
 		return b, false
 	}
 	if s.state == gone || s.queue.Len() == 0 {
+		s.takenLocked(s.msgs)
 		s.queue.Reset()
 		if s.out != nil {
 			// drain cleared what it sent: the buffer holds no payload.
@@ -391,6 +409,7 @@ func (s *subscriber) next() (b batch, ok bool) {
 		}
 	} else {
 		b.msgs = s.takeLocked(it)
+		b.sampled = s.takenLocked(len(b.msgs))
 	}
 	caughtUp := s.caughtUpLocked()
 	_, b.subscribed = s.channels[it.channel]
@@ -422,6 +441,18 @@ func (s *subscriber) takeLocked(first item) []transport.Message {
 	s.msgs -= len(s.out)
 	s.wakeLocked()
 	return s.out
+}
+
+// takenLocked counts n messages that left the queue and returns when the
+// sampled one among them entered it, if it is among them, else the zero
+// time. s.mu is held.
+func (s *subscriber) takenLocked(n int) time.Time {
+	s.taken += uint64(n)
+	if s.probe == 0 || s.taken < s.probe {
+		return time.Time{}
+	}
+	s.probe = 0
+	return s.probeAt
 }
 
 // caughtUpLocked reports, when a subscriber that fell behind has caught
