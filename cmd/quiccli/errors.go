@@ -27,7 +27,7 @@ const (
 type statusError struct {
 	code     int
 	err      error
-	reported bool // already printed (by package flag)
+	reported bool // already printed
 }
 
 func (e *statusError) Error() string { return e.err.Error() }
@@ -35,14 +35,6 @@ func (e *statusError) Unwrap() error { return e.err }
 
 func usageError(format string, args ...any) error {
 	return &statusError{code: exitUsage, err: fmt.Errorf(format, args...)}
-}
-
-// flagError wraps an error from flag.FlagSet.Parse, which has printed it.
-func flagError(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return &statusError{code: exitUsage, err: err, reported: true}
 }
 
 // reported marks a statusError as already printed.
