@@ -258,7 +258,7 @@ func (g *globals) logEvent(ev client.Event) {
 			g.stopping = true
 			return
 		}
-		fmt.Fprintf(g.stderr, "quiccli: lost the connection to %s (%v); reconnecting\n", ev.Addr, ev.Err)
+		fmt.Fprintf(g.stderr, "quiccli: lost the connection to %s (%s); reconnecting\n", ev.Addr, humanize(fmt.Sprint(ev.Err)))
 	case client.EventReconnected:
 		zero := ""
 		if ev.Used0RTT {

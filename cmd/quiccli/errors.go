@@ -34,7 +34,7 @@ func (e *statusError) Error() string { return e.err.Error() }
 func (e *statusError) Unwrap() error { return e.err }
 
 func usageError(format string, args ...any) error {
-	return &statusError{code: exitUsage, err: fmt.Errorf(format, args...)}
+	return explain(exitUsage, nil, format, args...)
 }
 
 // reported marks a statusError as already printed.
@@ -73,8 +73,10 @@ type humanError struct {
 func (e *humanError) Error() string { return e.msg }
 func (e *humanError) Unwrap() error { return e.err }
 
+// explain returns an error with exit status code and a message for a
+// person (see humanize) that unwraps to err.
 func explain(code int, err error, format string, args ...any) error {
-	return &statusError{code: code, err: &humanError{msg: fmt.Sprintf(format, args...), err: err}}
+	return &statusError{code: code, err: &humanError{msg: humanize(fmt.Sprintf(format, args...)), err: err}}
 }
 
 // interrupted is returned when ctx ended before a command finished.
@@ -162,5 +164,5 @@ func (g *globals) describe(err error) error {
 		}
 		return explain(exitError, err, "%s", msg)
 	}
-	return err
+	return explain(exitError, err, "%v", err)
 }

@@ -141,7 +141,7 @@ func main() {
 	stop()
 	code := exitCode(err)
 	if err != nil && !errors.Is(err, flag.ErrHelp) && !isReported(err) {
-		fmt.Fprintln(os.Stderr, "quiccli:", err)
+		fmt.Fprintln(os.Stderr, "quiccli:", humanize(err.Error()))
 	}
 	os.Exit(code)
 }
