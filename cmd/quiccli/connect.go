@@ -52,6 +52,10 @@ type globals struct {
 	// after it. Owned by the client's event dispatcher (logEvent).
 	stopping bool
 
+	// probe, when set, is given a command's own flags instead of parsing
+	// them, and the command returns at once: completion lists them so.
+	probe func(fs *flag.FlagSet)
+
 	stdin  io.Reader
 	stdout io.Writer // safe for concurrent use
 	stderr io.Writer // safe for concurrent use

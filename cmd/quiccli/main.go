@@ -287,6 +287,10 @@ func (g *globals) parseCommand(name, synopsis, about string, args []string, defi
 	if define != nil {
 		define(fs)
 	}
+	if g.probe != nil {
+		g.probe(fs)
+		return nil, flag.ErrHelp
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(g.stderr, "Usage: quiccli [global flags] %s [flags] %s\n\n%s\n", name, synopsis, about)
 		own := 0
