@@ -10,6 +10,10 @@
 //	quiccli reply SUBJECT [RESPONSE]   answer the requests on SUBJECT
 //	quiccli ping                       round-trip times to any server
 //	quiccli bench                      load generator: delivered message rate and latency
+//	quiccli context SUBCOMMAND         named connection settings (add, select, unselect, ls, show, rm)
+//	quiccli version                    the version (also -version)
+//	quiccli completion bash|zsh|fish   a shell completion script
+//	quiccli help [COMMAND]             the usage of quiccli or of a command
 //
 // Global flags go before or after the command:
 //
@@ -27,6 +31,12 @@
 //	                 deliveries at the end of a run (default 5s)
 //	-retries N       reconnect attempts in a row before send, listen, chat and
 //	                 reply give up after losing the connection (default 10; -1: for ever)
+//
+// The environment variables QUICMSG_ADDR, QUICMSG_CA, QUICMSG_CERT,
+// QUICMSG_KEY and QUICMSG_PIN set -addr, -ca, -cert, -key and -pin, and so
+// does the selected context (quiccli context add NAME ...; select NAME),
+// stored in os.UserConfigDir()/quicmsg. Precedence: flag, environment,
+// selected context, default.
 //
 // send, listen, chat and reply use package client: they reconnect by
 // themselves with backoff, keep channels open across reconnects and resume
@@ -110,7 +120,9 @@
 //	    request/reply round trips through a responder connection of its
 //	    own, with -inflight requests in flight per connection.
 //
-// Exit status: 0 success; 1 error; 2 usage error; 3 cannot connect (no
+// Exit status (the same for every command): 0 success; 1 error; 2 usage
+// error (also -addr without a port, a -pin that does not parse, a missing
+// -ca, -cert or -key file); 3 cannot connect (no
 // answer, untrusted certificate, wrong protocol, session refused, or gave up
 // reconnecting); 4 listen missed messages (gap notices, or disconnected as a
 // slow consumer); 130 interrupted before the command finished. Interrupting
