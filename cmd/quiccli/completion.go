@@ -186,9 +186,7 @@ func fishCompletion(globalFlags []flagInfo, cmds []cmdInfo) string {
 		fishFlag(&b, "", f)
 	}
 	fishFlag(&b, " -n __fish_use_subcommand", flagInfo{name: "version", usage: "print the version and exit"})
-	var names []string
 	for _, c := range cmds {
-		names = append(names, c.name)
 		fmt.Fprintf(&b, "complete -c quiccli -n __fish_use_subcommand -a %s -d %s\n", c.name, fishQuote(c.summary))
 	}
 	for _, c := range cmds {
