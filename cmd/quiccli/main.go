@@ -284,8 +284,12 @@ Global flags (before or after the command):
 `)
 	fs.PrintDefaults()
 	fmt.Fprint(w, `
+Environment: QUICMSG_ADDR, QUICMSG_CA, QUICMSG_CERT, QUICMSG_KEY and QUICMSG_PIN set
+-addr, -ca, -cert, -key and -pin; so does the selected context ('quiccli help context').
+Flags win over the environment, the environment over the context.
+
 Exit status: 0 success, 1 error, 2 usage error, 3 cannot connect,
-4 messages missed (listen), 130 interrupted. Run 'quiccli COMMAND -h' for the flags of a command.
+4 messages missed (listen), 130 interrupted. Run 'quiccli help COMMAND' for the flags of a command.
 `)
 }
 
