@@ -8,6 +8,9 @@ import (
 	"go.uber.org/goleak"
 )
 
+// userHome is HOME before TestMain replaced it, for the go command's caches.
+var userHome = os.Getenv("HOME")
+
 func TestMain(m *testing.M) {
 	// The tests must not see the user's contexts or QUICMSG_* variables.
 	dir, err := os.MkdirTemp("", "quiccli-config")
