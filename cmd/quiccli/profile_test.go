@@ -47,6 +47,10 @@ func TestEnvironmentVariablesConfigureQuiccliFromAnotherDirectory(t *testing.T) 
 	t.Setenv("QUICMSG_PIN", ts.pin)
 	require.NoError(t, pingOnce(t).err, "QUICMSG_PIN alone verifies the server")
 
+	got = pingOnce(t, "-insecure")
+	require.NoError(t, got.err, "an explicit -insecure wins over QUICMSG_PIN")
+	require.Contains(t, got.stderr, "WARNING: -insecure")
+
 	free := freeUDPAddr(t)
 	got = pingOnce(t, "-addr", free, "-timeout", "300ms")
 	require.Equal(t, exitConnect, got.code, "-addr wins over QUICMSG_ADDR")
