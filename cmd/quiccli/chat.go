@@ -43,7 +43,7 @@ func cmdChat(ctx context.Context, g *globals, args []string) error {
 		return g.describe(err)
 	}
 	if isTerminal(g.stdin) {
-		fmt.Fprintf(g.stderr, "quiccli: chat on %q at %s: type a line and press Enter to send; Ctrl-D to leave\n", pos[0], g.addr)
+		fmt.Fprintf(g.stderr, "quiccli: chat on %s at %s: type a line and press Enter to send; Ctrl-D to leave\n", shortName(pos[0]), g.addr)
 	}
 	chatErr := g.chat(ctx, cl, ch, name)
 	if chatErr == nil || ctx.Err() != nil {

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -38,7 +41,8 @@ type globals struct {
 	timeout  time.Duration
 	retries  int
 
-	set map[string]bool // flags given explicitly
+	set  map[string]bool   // flags given explicitly
+	from map[string]string // connection flags set by QUICMSG_* or a context: where from
 
 	// onLost, when set, is told why the connection was lost, before the
 	// client reconnects; when it returns true the command handles it (it
@@ -47,6 +51,10 @@ type globals struct {
 	// stopping is set once onLost returned true: no event is reported
 	// after it. Owned by the client's event dispatcher (logEvent).
 	stopping bool
+
+	// probe, when set, is given a command's own flags instead of parsing
+	// them, and the command returns at once: completion lists them so.
+	probe func(fs *flag.FlagSet)
 
 	stdin  io.Reader
 	stdout io.Writer // safe for concurrent use
@@ -59,6 +67,7 @@ func newGlobals(stdin io.Reader, stdout, stderr io.Writer) *globals {
 		timeout: defaultTimeout,
 		retries: defaultRetries,
 		set:     make(map[string]bool),
+		from:    make(map[string]string),
 		stdin:   stdin,
 		stdout:  newSyncWriter(stdout),
 		stderr:  newSyncWriter(stderr),
@@ -86,13 +95,23 @@ func (g *globals) markSet(fs *flag.FlagSet) {
 
 // check validates the global flags.
 func (g *globals) check() error {
+	if g.insecure {
+		// An explicit -insecure wins over a CA or pin from the
+		// environment or a context, as every flag does.
+		for _, name := range []string{"ca", "pin"} {
+			if !g.set[name] {
+				*g.field(name) = ""
+			}
+		}
+	}
+	if err := g.checkConn(); err != nil {
+		return err
+	}
 	switch {
 	case g.timeout <= 0:
 		return usageError("-timeout must be positive")
 	case g.retries == 0 || g.retries < -1:
 		return usageError("-retries must be positive, or -1 to retry for ever")
-	case (g.certFile == "") != (g.keyFile == ""):
-		return usageError("-cert and -key go together")
 	case g.insecure && g.caFile != "":
 		return usageError("-insecure and -ca exclude each other: -ca verifies the server, -insecure does not")
 	case g.insecure && g.pin != "":
@@ -101,10 +120,40 @@ func (g *globals) check() error {
 	return nil
 }
 
+// checkConn validates the connection flags: an address with a port, a pin
+// that parses, files that exist. Their faults are usage errors.
+func (g *globals) checkConn() error {
+	if _, port, err := net.SplitHostPort(g.addr); err != nil || port == "" {
+		return usageError("-addr %q%s is not HOST:PORT (e.g. 127.0.0.1:4433)", g.addr, g.origin("addr"))
+	}
+	if g.pin != "" {
+		if _, err := certs.ParsePin(g.pin); err != nil {
+			return usageError("-pin %q%s: %v; pass the pin quicsrv prints (sha256/...)", g.pin, g.origin("pin"), err)
+		}
+	}
+	if (g.certFile == "") != (g.keyFile == "") {
+		return usageError("-cert and -key go together")
+	}
+	for _, name := range []string{"ca", "cert", "key"} {
+		file := *g.field(name)
+		if file == "" {
+			continue
+		}
+		if _, err := os.Stat(file); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return usageError("-%s %s%s: %v", name, file, g.origin(name), err)
+		}
+	}
+	return nil
+}
+
 // trustedBy names what verifies the server, for error messages.
 func (g *globals) trustedBy() string {
 	if ca := g.effectiveCA(); ca != "" {
-		return ca
+		return ca + g.origin("ca")
 	}
 	return "the system roots"
 }
@@ -226,7 +275,7 @@ func (g *globals) logEvent(ev client.Event) {
 			g.stopping = true
 			return
 		}
-		fmt.Fprintf(g.stderr, "quiccli: lost the connection to %s (%v); reconnecting\n", ev.Addr, ev.Err)
+		fmt.Fprintf(g.stderr, "quiccli: lost the connection to %s (%s); reconnecting\n", ev.Addr, humanize(fmt.Sprint(ev.Err)))
 	case client.EventReconnecting:
 		g.logAttempt(ev)
 	case client.EventReconnected:

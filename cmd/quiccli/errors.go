@@ -28,22 +28,14 @@ const (
 type statusError struct {
 	code     int
 	err      error
-	reported bool // already printed (by package flag)
+	reported bool // already printed
 }
 
 func (e *statusError) Error() string { return e.err.Error() }
 func (e *statusError) Unwrap() error { return e.err }
 
 func usageError(format string, args ...any) error {
-	return &statusError{code: exitUsage, err: fmt.Errorf(format, args...)}
-}
-
-// flagError wraps an error from flag.FlagSet.Parse, which has printed it.
-func flagError(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return &statusError{code: exitUsage, err: err, reported: true}
+	return explain(exitUsage, nil, format, args...)
 }
 
 // reported marks a statusError as already printed.
@@ -82,8 +74,10 @@ type humanError struct {
 func (e *humanError) Error() string { return e.msg }
 func (e *humanError) Unwrap() error { return e.err }
 
+// explain returns an error with exit status code and a message for a
+// person (see humanize) that unwraps to err.
 func explain(code int, err error, format string, args ...any) error {
-	return &statusError{code: code, err: &humanError{msg: fmt.Sprintf(format, args...), err: err}}
+	return &statusError{code: code, err: &humanError{msg: humanize(fmt.Sprintf(format, args...)), err: err}}
 }
 
 // interrupted is returned when ctx ended before a command finished.
@@ -171,7 +165,7 @@ func (g *globals) describe(err error) error {
 		}
 		return explain(exitError, err, "%s", msg)
 	}
-	return err
+	return explain(exitError, err, "%v", err)
 }
 
 // gaveUp explains client.ErrGaveUp in one line: how many attempts were

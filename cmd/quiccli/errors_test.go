@@ -187,7 +187,7 @@ func TestHelpExitsZeroAndDocumentsCommandsAndFlags(t *testing.T) {
 	got := runCLI(t, nil, "-h")
 	require.ErrorIs(t, got.err, flag.ErrHelp)
 	require.Equal(t, exitOK, got.code)
-	for _, want := range []string{"send CHANNEL [MESSAGE...]", "listen CHANNEL...", "chat CHANNEL", "ping", "bench", "-addr", "-ca", "-cert", "-key", "-pin", "-insecure", "-json", "-timeout", "-retries", "Exit status"} {
+	for _, want := range []string{"send CHANNEL [MESSAGE...]", "listen CHANNEL...", "chat CHANNEL", "ping", "bench", "-addr", "-ca", "-cert", "-key", "-pin", "-insecure", "-json", "-timeout", "-retries", "Exit status", "QUICMSG_ADDR", "context"} {
 		require.Contains(t, got.stderr, want)
 	}
 

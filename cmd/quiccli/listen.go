@@ -75,7 +75,7 @@ func cmdListen(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	if isTerminal(g.stderr) {
-		fmt.Fprintf(g.stderr, "quiccli: listening on %q at %s; Ctrl-C to stop\n", names, g.addr)
+		fmt.Fprintln(g.stderr, humanize(fmt.Sprintf("quiccli: listening on %q at %s; Ctrl-C to stop", names, g.addr)))
 	}
 	p := &printer{w: g.stdout, json: g.json, prefix: len(names) > 1 || anyWildcard(names), headers: headers, limit: count}
 	recvErr := receive(rctx, g, chs, p)

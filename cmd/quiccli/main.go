@@ -10,6 +10,10 @@
 //	quiccli reply SUBJECT [RESPONSE]   answer the requests on SUBJECT
 //	quiccli ping                       round-trip times to any server
 //	quiccli bench                      load generator: delivered message rate and latency
+//	quiccli context SUBCOMMAND         named connection settings (add, select, unselect, ls, show, rm)
+//	quiccli version                    the version (also -version)
+//	quiccli completion bash|zsh|fish   a shell completion script
+//	quiccli help [COMMAND]             the usage of quiccli or of a command
 //
 // Global flags go before or after the command:
 //
@@ -27,6 +31,12 @@
 //	                 deliveries at the end of a run (default 5s)
 //	-retries N       reconnect attempts in a row before send, listen, chat and
 //	                 reply give up after losing the connection (default 10; -1: for ever)
+//
+// The environment variables QUICMSG_ADDR, QUICMSG_CA, QUICMSG_CERT,
+// QUICMSG_KEY and QUICMSG_PIN set -addr, -ca, -cert, -key and -pin, and so
+// does the selected context (quiccli context add NAME ...; select NAME),
+// stored in os.UserConfigDir()/quicmsg. Precedence: flag, environment,
+// selected context, default.
 //
 // send, listen, chat and reply use package client: they reconnect by
 // themselves with backoff, keep channels open across reconnects and resume
@@ -110,7 +120,9 @@
 //	    request/reply round trips through a responder connection of its
 //	    own, with -inflight requests in flight per connection.
 //
-// Exit status: 0 success; 1 error; 2 usage error; 3 cannot connect (no
+// Exit status (the same for every command): 0 success; 1 error; 2 usage
+// error (also -addr without a port, a -pin that does not parse, a missing
+// -ca, -cert or -key file); 3 cannot connect (no
 // answer, untrusted certificate, wrong protocol, session refused, or gave up
 // reconnecting); 4 listen missed messages (gap notices, or disconnected as a
 // slow consumer); 130 interrupted before the command finished. Interrupting
@@ -127,6 +139,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -139,7 +153,7 @@ func main() {
 	stop()
 	code := exitCode(err)
 	if err != nil && !errors.Is(err, flag.ErrHelp) && !isReported(err) {
-		fmt.Fprintln(os.Stderr, "quiccli:", err)
+		fmt.Fprintln(os.Stderr, "quiccli:", humanize(err.Error()))
 	}
 	os.Exit(code)
 }
@@ -150,48 +164,104 @@ type command struct {
 	synopsis string // arguments, for usage lines
 	summary  string
 	run      func(ctx context.Context, g *globals, args []string) error
+	connects bool // it talks to a server, so it needs the connection flags
 }
 
 var commands = []command{
-	{"send", "CHANNEL [MESSAGE...]", "send each MESSAGE, or each line of stdin, on CHANNEL", cmdSend},
-	{"listen", "CHANNEL...", "print every message received on the channels", cmdListen},
-	{"chat", "CHANNEL", "send the lines typed, print the messages received", cmdChat},
-	{"ping", "", "round-trip times to any server (PING/PONG)", cmdPing},
-	{"req", "SUBJECT [DATA]", "send a request and print the reply", cmdReq},
-	{"reply", "SUBJECT [RESPONSE]", "answer the requests on SUBJECT (echo, RESPONSE or -command)", cmdReply},
-	{"bench", "", "load generator: delivered message rate and latency", cmdBench},
+	{"send", "CHANNEL [MESSAGE...]", "send each MESSAGE, or each line of stdin, on CHANNEL", cmdSend, true},
+	{"listen", "CHANNEL...", "print every message received on the channels", cmdListen, true},
+	{"chat", "CHANNEL", "send the lines typed, print the messages received", cmdChat, true},
+	{"ping", "", "round-trip times to any server (PING/PONG)", cmdPing, true},
+	{"req", "SUBJECT [DATA]", "send a request and print the reply", cmdReq, true},
+	{"reply", "SUBJECT [RESPONSE]", "answer the requests on SUBJECT (echo, RESPONSE or -command)", cmdReply, true},
+	{"bench", "", "load generator: delivered message rate and latency", cmdBench, true},
+	{"context", "SUBCOMMAND", "named connection settings (add, select, unselect, ls, show, rm)", cmdContext, false},
+	{"version", "", "print the version", cmdVersion, false},
 }
 
 // run is the whole command: main without the process. It returns nil on
 // success; exitCode maps its error to the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	g := newGlobals(stdin, stdout, stderr)
+	// The selected context and the environment set the connection flags
+	// before the command line does, so that flags win. A broken context
+	// only matters to commands that connect: context must still work.
+	profileErr := g.loadProfile()
 	fs := flag.NewFlagSet("quiccli", flag.ContinueOnError)
-	fs.SetOutput(g.stderr)
+	fs.SetOutput(io.Discard)
 	g.register(fs)
-	fs.Usage = func() { printUsage(g.stderr, fs) }
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {} // package flag calls it on errors too: usage follows -h only
 	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(g.stderr, fs)
+			return err
+		}
+		return usageError("%v; see 'quiccli -h'", err)
 	}
 	g.markSet(fs)
+	if *showVersion {
+		return cmdVersion(ctx, g, nil)
+	}
 	if fs.NArg() == 0 {
-		fs.Usage()
+		printUsage(g.stderr, fs)
 		return reported(usageError("no command given"))
 	}
 	name, rest := fs.Arg(0), fs.Args()[1:]
 	if name == "help" {
-		fs.Usage()
+		return help(ctx, g, fs, rest)
+	}
+	c, err := findCommand(name)
+	if err != nil {
+		return err
+	}
+	if profileErr != nil && c.connects {
+		return profileErr
+	}
+	return c.run(ctx, g, rest)
+}
+
+// findCommand returns the command called name.
+func findCommand(name string) (*command, error) {
+	names := make([]string, len(commands))
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i], nil
+		}
+		names[i] = commands[i].name
+	}
+	return nil, usageError("unknown command %q (want %s); see 'quiccli help'", name, strings.Join(names, ", "))
+}
+
+// help prints the usage of quiccli, or of the command named in args.
+func help(ctx context.Context, g *globals, fs *flag.FlagSet, args []string) error {
+	if len(args) == 0 {
+		printUsage(g.stderr, fs)
 		return nil
 	}
-	for _, c := range commands {
-		if c.name == name {
-			return c.run(ctx, g, rest)
-		}
+	c, err := findCommand(args[0])
+	if err != nil {
+		return err
 	}
-	return usageError("unknown command %q (want send, listen, chat, req, reply, ping or bench; see quiccli -h)", name)
+	err = c.run(ctx, g, append(slices.Clone(args[1:]), "-h"))
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// cmdVersion prints the version of quiccli.
+func cmdVersion(_ context.Context, g *globals, args []string) error {
+	if _, err := g.parseCommand("version", "", "Prints the version of quiccli: the module version, the VCS commit it was built from, the Go version.", args, nil); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(g.stdout, versionString())
+	return err
 }
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fs.SetOutput(w)
+	defer fs.SetOutput(io.Discard)
 	fmt.Fprint(w, `Usage: quiccli [global flags] COMMAND [flags] [arguments]
 
 quiccli talks to a quicmsg server (quicsrv) from the shell.
@@ -214,8 +284,12 @@ Global flags (before or after the command):
 `)
 	fs.PrintDefaults()
 	fmt.Fprint(w, `
+Environment: QUICMSG_ADDR, QUICMSG_CA, QUICMSG_CERT, QUICMSG_KEY and QUICMSG_PIN set
+-addr, -ca, -cert, -key and -pin; so does the selected context ('quiccli help context').
+Flags win over the environment, the environment over the context.
+
 Exit status: 0 success, 1 error, 2 usage error, 3 cannot connect,
-4 messages missed (listen), 130 interrupted. Run 'quiccli COMMAND -h' for the flags of a command.
+4 messages missed (listen), 130 interrupted. Run 'quiccli help COMMAND' for the flags of a command.
 `)
 }
 
@@ -228,6 +302,10 @@ func (g *globals) parseCommand(name, synopsis, about string, args []string, defi
 	fs.SetOutput(g.stderr)
 	if define != nil {
 		define(fs)
+	}
+	if g.probe != nil {
+		g.probe(fs)
+		return nil, flag.ErrHelp
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(g.stderr, "Usage: quiccli [global flags] %s [flags] %s\n\n%s\n", name, synopsis, about)
@@ -250,11 +328,11 @@ func (g *globals) parseCommand(name, synopsis, about string, args []string, defi
 	var pos []string
 	for {
 		if err := all.Parse(args); err != nil {
-			if !errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintln(g.stderr, err)
+			if errors.Is(err, flag.ErrHelp) {
+				fs.Usage()
+				return nil, err
 			}
-			fs.Usage()
-			return nil, flagError(err)
+			return nil, usageError("%v; see 'quiccli help %s'", err, name)
 		}
 		rest := all.Args()
 		consumed := len(args) - len(rest)

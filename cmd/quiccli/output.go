@@ -13,6 +13,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/term"
+
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -32,19 +34,15 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// isTerminal reports whether v, an input or output, is a terminal (a
-// character device). This needs no dependency; /dev/null also passes, which
-// is harmless for a progress display or a hint.
+// isTerminal reports whether v, an input or output, is a terminal. It asks
+// the terminal driver (term.IsTerminal), so /dev/null and other character
+// devices that are not terminals do not count.
 func isTerminal(v any) bool {
 	if s, ok := v.(*syncWriter); ok {
 		v = s.w
 	}
 	f, ok := v.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // jsonMessage is a received message in -json output.

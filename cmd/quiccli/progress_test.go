@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -43,4 +44,12 @@ func TestIsTerminalIsFalseForBuffersAndFiles(t *testing.T) {
 	f, err := openTemp(t)
 	require.NoError(t, err)
 	require.False(t, isTerminal(f))
+}
+
+func TestDevNullIsNotATerminal(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer null.Close()
+	require.False(t, isTerminal(null), "a character device, but no terminal")
+	require.False(t, isTerminal(newSyncWriter(null)))
 }

@@ -79,7 +79,7 @@ func cmdSend(ctx context.Context, g *globals, args []string) error {
 	if g.json {
 		return writeJSON(g.stdout, res)
 	}
-	_, err = fmt.Fprintf(g.stdout, "sent %s (%d bytes) on %q to %s\n", plural(res.Messages, "message"), res.Bytes, name, g.addr)
+	_, err = fmt.Fprintf(g.stdout, "sent %s (%d bytes) on %s to %s\n", plural(res.Messages, "message"), res.Bytes, shortName(name), g.addr)
 	return err
 }
 
@@ -183,7 +183,7 @@ func sendArgs(ctx context.Context, ch *client.Channel, limit int, msgs []string,
 // limit.
 func (g *globals) sendLines(ctx context.Context, ch *client.Channel, limit int, res *sendResult) error {
 	if isTerminal(g.stdin) {
-		fmt.Fprintf(g.stderr, "quiccli: sending each line typed on %q; end with Ctrl-D\n", res.Channel)
+		fmt.Fprintf(g.stderr, "quiccli: sending each line typed on %s; end with Ctrl-D\n", shortName(res.Channel))
 	}
 	lr := readLines(g.stdin, limit)
 	defer lr.Stop()
