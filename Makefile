@@ -71,6 +71,7 @@ vet:
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run '^TestIdleSessionStacks$$' ./session
+	$(MAKE) --no-print-directory docker-check
 
 # Each iteration runs quicmsg and its raw quic-go baseline back to back, so
 # that the two share the machine's state; compare them as ratios.
