@@ -40,6 +40,7 @@ type globals struct {
 	json     bool
 	timeout  time.Duration
 	retries  int
+	dbg      debugFlags
 
 	set  map[string]bool   // flags given explicitly
 	from map[string]string // connection flags set by QUICMSG_* or a context: where from
@@ -86,6 +87,8 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.BoolVar(&g.json, "json", g.json, "machine-readable output: one JSON object per line")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "connect timeout, and how long to wait for replies and deliveries")
 	fs.IntVar(&g.retries, "retries", g.retries, "reconnect attempts in a row before send, listen, chat and reply give up after losing the connection (-1: for ever)")
+	fs.StringVar(&g.dbg.qlogDir, "qlog", g.dbg.qlogDir, "write a qlog trace of each connection into `directory` (for qvis)")
+	fs.StringVar(&g.dbg.keyLog, "keylog", g.dbg.keyLog, "append the connections' TLS secrets to `file` (NSS key log format, for Wireshark); whoever reads it can decrypt the traffic")
 }
 
 // markSet records which flags of fs were given explicitly.
@@ -189,12 +192,12 @@ func (g *globals) tlsConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TLS set-up: %w", err)
 	}
-	return conf, nil
+	return conf, g.withKeyLog(conf)
 }
 
 // transportConfig configures every connection quiccli makes.
 func (g *globals) transportConfig() transport.Config {
-	return transport.Config{HandshakeTimeout: g.timeout, CloseTimeout: g.timeout}
+	return g.withQlog(transport.Config{HandshakeTimeout: g.timeout, CloseTimeout: g.timeout})
 }
 
 // dialConn makes one connection with package transport, for ping and bench.

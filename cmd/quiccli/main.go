@@ -183,6 +183,7 @@ var commands = []command{
 // success; exitCode maps its error to the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	g := newGlobals(stdin, stdout, stderr)
+	defer g.closeDebug()
 	// The selected context and the environment set the connection flags
 	// before the command line does, so that flags win. A broken context
 	// only matters to commands that connect: context must still work.
