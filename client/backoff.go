@@ -37,6 +37,26 @@ type Backoff struct {
 	// Delay, when set, replaces the schedule: it returns the delay before
 	// attempt n (0-based). The result is capped at MaxDelay.
 	Delay func(attempt int) time.Duration
+	// AttemptTimeout, when positive, bounds the first reconnect attempt's
+	// handshake; each further attempt in a row gets twice as long, up to
+	// Transport.HandshakeTimeout. A server that went away is then found
+	// out quickly on the first attempts, and a slow one still gets the
+	// full time on later ones. Zero (the default): every attempt waits up
+	// to Transport.HandshakeTimeout.
+	AttemptTimeout time.Duration
+}
+
+// attemptTimeout returns how long reconnect attempt n (0-based) waits for
+// its handshake, full being Transport.HandshakeTimeout.
+func (b Backoff) attemptTimeout(n int, full time.Duration) time.Duration {
+	if b.AttemptTimeout <= 0 {
+		return full
+	}
+	d := b.AttemptTimeout
+	for i := 0; i < n && d < full; i++ {
+		d *= 2
+	}
+	return min(d, full)
 }
 
 func (b Backoff) withDefaults() (Backoff, error) {

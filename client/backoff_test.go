@@ -49,3 +49,15 @@ func TestBackoffHookAndLimits(t *testing.T) {
 	_, err = Backoff{MaxAttempts: -2}.withDefaults()
 	require.ErrorContains(t, err, "Backoff.MaxAttempts")
 }
+
+func TestAttemptTimeoutDoublesUpToTheHandshakeTimeout(t *testing.T) {
+	full := 5 * time.Second
+	require.Equal(t, full, Backoff{}.attemptTimeout(0, full), "off by default: every attempt gets the full time")
+	b := Backoff{AttemptTimeout: 500 * time.Millisecond}
+	var got []time.Duration
+	for n := range 6 {
+		got = append(got, b.attemptTimeout(n, full))
+	}
+	require.Equal(t, []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, full, full}, got)
+	require.Equal(t, time.Second, Backoff{AttemptTimeout: 3 * time.Second}.attemptTimeout(0, time.Second), "never above the handshake timeout")
+}

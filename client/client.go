@@ -469,7 +469,9 @@ func (c *Client) reconnect(immediate bool, from int) (*transport.Conn, error) {
 			return nil, ErrClosed
 		case <-t.C:
 		}
-		conn, resumed, err := c.connect(addr)
+		actx, cancel := context.WithTimeout(c.ctx, c.cfg.Backoff.attemptTimeout(attempt, c.exchangeTimeout()))
+		conn, resumed, err := c.connect(actx, addr)
+		cancel()
 		if err != nil {
 			last = err
 			// A session still attached to its old connection is

@@ -79,12 +79,12 @@ func (c *Client) keepCount(ch *Channel) {
 // the session when it can; when the server refuses (other than because
 // the session is still attached, which is retried), it reports the
 // refusal and opens a new session at once.
-func (c *Client) connect(addr string) (conn *transport.Conn, resumed bool, err error) {
+func (c *Client) connect(ctx context.Context, addr string) (conn *transport.Conn, resumed bool, err error) {
 	c.handoff.Lock()
 	tok := c.token
 	c.handoff.Unlock()
 	if tok != nil {
-		conn, err = c.resume(addr, *tok)
+		conn, err = c.resume(ctx, addr, *tok)
 		var re *transport.ResumeError
 		switch {
 		case err == nil:
@@ -96,7 +96,7 @@ func (c *Client) connect(addr string) (conn *transport.Conn, resumed bool, err e
 		c.startOver(re)
 		c.handoff.Unlock()
 	}
-	conn, err = c.dialOnce(c.ctx, addr, c.earlyNames())
+	conn, err = c.dialOnce(ctx, addr, c.earlyNames())
 	if err != nil {
 		return nil, false, err
 	}
@@ -117,8 +117,8 @@ func (c *Client) connect(addr string) (conn *transport.Conn, resumed bool, err e
 // counts. Refusals, by the server or by this side, are a
 // *transport.ResumeError. The dial is a full handshake (no 0-RTT): the
 // messages sent again must go before anything new.
-func (c *Client) resume(addr string, tok transport.ResumeToken) (*transport.Conn, error) {
-	conn, err := c.dialResume(c.ctx, addr, tok)
+func (c *Client) resume(ctx context.Context, addr string, tok transport.ResumeToken) (*transport.Conn, error) {
+	conn, err := c.dialResume(ctx, addr, tok)
 	if err != nil {
 		return nil, err
 	}

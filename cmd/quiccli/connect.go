@@ -195,6 +195,29 @@ func (g *globals) tlsConfig() (*tls.Config, error) {
 	return conf, g.withKeyLog(conf)
 }
 
+// firstAttemptTimeout bounds the first reconnect attempt; each further
+// one in a row waits twice as long, up to -timeout.
+const firstAttemptTimeout = 500 * time.Millisecond
+
+// attemptWait is how long reconnect attempt n (0-based) waited for an
+// answer: client.Backoff.AttemptTimeout's schedule.
+func (g *globals) attemptWait(n int) time.Duration {
+	d := min(g.timeout, firstAttemptTimeout)
+	for i := 0; i < n && d < g.timeout; i++ {
+		d *= 2
+	}
+	return min(d, g.timeout)
+}
+
+// attemptFailure says on one line why reconnect attempt n (0-based)
+// failed.
+func (g *globals) attemptFailure(n int, err error) string {
+	if errors.Is(err, transport.ErrNoAnswer) {
+		return fmt.Sprintf("no answer from %s within %s; is quicsrv running?", g.addr, shortDuration(int64(g.attemptWait(n))))
+	}
+	return oneLine(g.describeDial(context.Background(), err))
+}
+
 // transportConfig configures every connection quiccli makes.
 func (g *globals) transportConfig() transport.Config {
 	return g.withQlog(transport.Config{HandshakeTimeout: g.timeout, CloseTimeout: g.timeout})
@@ -240,8 +263,10 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 	}
 	cfg := &client.Config{
 		Transport: g.transportConfig(),
-		Backoff:   client.Backoff{MaxAttempts: g.retries},
-		OnEvent:   g.logEvent,
+		// The first attempts wait briefly, so that a server that went away
+		// is found out quickly; later ones get the full -timeout.
+		Backoff: client.Backoff{MaxAttempts: g.retries, AttemptTimeout: min(g.timeout, firstAttemptTimeout)},
+		OnEvent: g.logEvent,
 	}
 	dctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
@@ -258,7 +283,7 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 // failed, on stderr.
 func (g *globals) logAttempt(ev client.Event) {
 	if ev.Err != nil {
-		fmt.Fprintf(g.stderr, "quiccli: reconnect attempt %d failed: %v\n", ev.Attempt, oneLine(g.describeDial(context.Background(), ev.Err)))
+		fmt.Fprintf(g.stderr, "quiccli: reconnect attempt %d failed: %s\n", ev.Attempt, g.attemptFailure(ev.Attempt-1, ev.Err))
 	}
 	retries := "for ever"
 	if g.retries >= 0 {

@@ -176,7 +176,7 @@ func (g *globals) gaveUp(err error) error {
 		return explain(exitConnect, err, "lost the connection to %s and gave up reconnecting (-retries %d)", g.addr, g.retries)
 	}
 	return explain(exitConnect, err, "lost the connection to %s and gave up after %d reconnect attempts (-retries); the last one failed: %s",
-		g.addr, g.retries, oneLine(g.describeDial(context.Background(), last)))
+		g.addr, g.retries, g.attemptFailure(g.retries-1, last))
 }
 
 // oneLine returns err's message on one line.

@@ -145,7 +145,9 @@ func TestChatRefusesAnOverlongLineAndCarriesOn(t *testing.T) {
 // ends, once -retries are spent, with one readable line.
 func TestListenShowsEachReconnectAttemptAndEndsWithOneLine(t *testing.T) {
 	ts := startServer(t, serverOptions{relay: true})
-	_, wait := startCLI(t, nil, ts.args("-timeout", "500ms", "-retries", "2", "listen", "chat")...)
+	// 3 attempts of the full -timeout would take 24 s, beyond startCLI's
+	// 20 s bound: the first ones wait 0.5 s, then 1 s, then 2 s.
+	_, wait := startCLI(t, nil, ts.args("-timeout", "8s", "-retries", "3", "listen", "chat")...)
 	ts.waitSubscribers(t, "chat", 1)
 	require.NoError(t, ts.srv.Close()) // for good: nothing answers at the address any more
 
@@ -154,9 +156,9 @@ func TestListenShowsEachReconnectAttemptAndEndsWithOneLine(t *testing.T) {
 	require.Equal(t, exitConnect, got.code)
 	msg := got.err.Error()
 	require.NotContains(t, msg, "\n")
-	require.Contains(t, msg, "lost the connection to "+ts.addr+" and gave up after 2 reconnect attempts (-retries); the last one failed: ")
+	require.Contains(t, msg, "lost the connection to "+ts.addr+" and gave up after 3 reconnect attempts (-retries); the last one failed: ")
 	require.Equal(t, 1, strings.Count(msg, "client:")+strings.Count(msg, "transport:")+1, "no nested Go errors in the line: %s", msg)
-	require.Contains(t, got.stderr, "quiccli: reconnect attempt 1 of 2 to "+ts.addr+" in ")
+	require.Contains(t, got.stderr, "quiccli: reconnect attempt 1 of 3 to "+ts.addr+" in ")
 	require.Contains(t, got.stderr, "quiccli: reconnect attempt 1 failed: ")
-	require.Contains(t, got.stderr, "quiccli: reconnect attempt 2 of 2 to "+ts.addr+" in ")
+	require.Contains(t, got.stderr, "quiccli: reconnect attempt 3 of 3 to "+ts.addr+" in ")
 }
