@@ -248,9 +248,18 @@ func listen(o *options, st *serverTLS, tc *transport.Config, rk *transport.Resum
 	// The server's listener advertises the pending limits it enforces.
 	ln, err := srv.Listen(o.addr, st.conf)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, inUse(err, "-addr", o.addr)
 	}
 	return srv, ln, nil
+}
+
+// inUse adds to a listen error for an address already in use which flag
+// chooses another.
+func inUse(err error, flag, addr string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: another process listens on %s; choose another address with %s", err, addr, flag)
+	}
+	return err
 }
 
 // printBanner prints the first lines: where the server listens and what

@@ -56,7 +56,7 @@ func newMetricsServer(o *options, srv *session.Server, ln *transport.Listener, h
 	}
 	mln, err := net.Listen("tcp", o.metricsAddr)
 	if err != nil {
-		return nil, err
+		return nil, inUse(err, "-metrics", o.metricsAddr)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", h.metrics.Handler())

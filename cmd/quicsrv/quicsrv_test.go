@@ -9,6 +9,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -431,6 +432,17 @@ func TestListenFailureIsReported(t *testing.T) {
 	err := run(context.Background(), []string{"-addr", ts.addr, "-dev-certs", ts.devDir}, io.Discard, io.Discard)
 	require.Error(t, err)
 	require.False(t, errors.Is(err, flag.ErrHelp))
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	require.Contains(t, err.Error(), "another process listens on "+ts.addr+"; choose another address with -addr")
+}
+
+func TestMetricsAddressInUseSuggestsTheFlag(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-metrics", taken.Addr().String(), "-dev-certs", t.TempDir()}, io.Discard, io.Discard)
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	require.Contains(t, err.Error(), "choose another address with -metrics")
 }
 
 func TestKeepAliveFlagReachesTheTransport(t *testing.T) {
