@@ -70,3 +70,24 @@ func TestBenchReportsAGoAwayDuringTheRun(t *testing.T) {
 	require.Contains(t, r.GoAway, "the server sent GOAWAY during the run")
 	require.Contains(t, r.GoAway, "server shutting down")
 }
+
+// Ctrl-C ends a run with its report: the messages sent are accounted for,
+// delivered or undelivered, and the exit status is 0.
+func TestBenchInterruptedReportsWhatWasSent(t *testing.T) {
+	ts := startServer(t, serverOptions{relay: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	run, stop := context.WithCancel(ctx)
+	done := make(chan outcome, 1)
+	go func() { done <- runCLIContext(run, nil, ts.args("-json", "bench", "-duration", "60s", "-rate", "2000")...) }()
+	waitSending(t, ts, 2)
+	stop() // as Ctrl-C does
+	got := <-done
+	require.NoError(t, got.err, got.stderr)
+	require.Equal(t, 0, got.code)
+	r := decodeBench(t, got)
+	require.Equal(t, "interrupt", r.EndedBy)
+	require.Positive(t, r.Delivered)
+	require.Equal(t, r.Expected, r.Delivered+r.Undelivered)
+	t.Logf("sent %d, delivered %d, undelivered %d", r.Sent, r.Delivered, r.Undelivered)
+}
