@@ -79,7 +79,9 @@ func TestBenchInterruptedReportsWhatWasSent(t *testing.T) {
 	defer cancel()
 	run, stop := context.WithCancel(ctx)
 	done := make(chan outcome, 1)
-	go func() { done <- runCLIContext(run, nil, ts.args("-json", "bench", "-duration", "60s", "-rate", "2000")...) }()
+	go func() {
+		done <- runCLIContext(run, nil, ts.args("-json", "bench", "-duration", "60s", "-rate", "2000")...)
+	}()
 	waitSending(t, ts, 2)
 	stop() // as Ctrl-C does
 	got := <-done
