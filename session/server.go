@@ -97,6 +97,9 @@ type Server struct {
 	// stopOnce runs stop's body for the first Shutdown call to get there;
 	// later ones wait for it. refuseOnce does the same for stopAdmitting.
 	stopOnce, refuseOnce sync.Once
+	// goAways are the drain's GOAWAY writers, one per session (beginDrain);
+	// Shutdown waits for them once it has closed what was left.
+	goAways sync.WaitGroup
 	// acceptCtx is Serve's accept loop's; stopAdmitting cancels it.
 	acceptCtx    context.Context
 	acceptCancel context.CancelFunc
@@ -575,6 +578,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = waitClosed(ctx, running, (*Session).finishedChan)
 	}
 	s.stop()
+	s.goAways.Wait() // a GOAWAY stuck behind its peer's flow control ends with the connection
 	_ = waitClosed(context.Background(), running, (*Session).finishedChan)
 	return err
 }
@@ -591,9 +595,13 @@ func (s *Server) beginDrain() []*Session {
 	s.endAllDetachedLocked()
 	s.mu.Unlock()
 	if first {
+		// One goroutine per session: a peer that does not read its
+		// control stream blocks its GOAWAY until its connection is
+		// closed, and must not hold up the others' GOAWAY nor
+		// Shutdown, which waits for these after closing what is left.
 		for _, sess := range sessions {
 			if c := sess.Conn(); c != nil {
-				_ = c.SendGoAway(transport.CodeGoingAway, "server shutting down")
+				s.goAways.Go(func() { _ = c.SendGoAway(transport.CodeGoingAway, "server shutting down") })
 			}
 		}
 	}

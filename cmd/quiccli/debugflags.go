@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/quicmsg/quicmsg/internal/keylog"
 	"github.com/quicmsg/quicmsg/internal/qlogdir"
 	"github.com/quicmsg/quicmsg/transport"
 )
@@ -35,7 +36,7 @@ func (g *globals) withKeyLog(conf *tls.Config) error {
 		return nil
 	}
 	if g.dbg.keyFile == nil {
-		f, err := os.OpenFile(g.dbg.keyLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		f, err := keylog.Open(g.dbg.keyLog)
 		if err != nil {
 			return explain(exitUsage, err, "-keylog: %v", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/quicmsg/quicmsg/certs"
+	"github.com/quicmsg/quicmsg/internal/keylog"
 	"github.com/quicmsg/quicmsg/transport"
 )
 
@@ -66,7 +67,7 @@ func setupTLS(o *options, tc *transport.Config, log *slog.Logger) (*serverTLS, e
 		tc.StatelessResetKey = &resetKey
 	}
 	if o.keyLogFile != "" {
-		f, err := os.OpenFile(o.keyLogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		f, err := keylog.Open(o.keyLogFile)
 		if err != nil {
 			return nil, fmt.Errorf("-keylog: %w", err)
 		}
