@@ -16,8 +16,9 @@ import (
 
 // The status endpoints (/status, /status/sessions, /status/subscriptions)
 // answer JSON, as nats-server's /varz, /connz and /subsz do. The lists are
-// paginated with ?limit=N&offset=M, so that one request costs a bounded
-// amount whatever the number of sessions.
+// paginated with ?limit=N&offset=M, which bounds a response's size; the
+// time of a request grows with the number of sessions or subscriptions,
+// which it copies and sorts.
 const (
 	// defaultStatusLimit is the page size without ?limit.
 	defaultStatusLimit = 100
