@@ -429,10 +429,11 @@ func setHelloBytesExt(h *Hello, id uint64, val []byte) error {
 	case HelloExtPing:
 		h.Ping = true
 	case HelloExtMode:
-		if err := ValidateMode(string(val)); err != nil {
-			return malformedControl("HELLO extension MODE: %v", err)
+		// MODE is informational: a value outside today's rules (a later
+		// peer may widen them) is ignored, not a malformed HELLO.
+		if ValidateMode(string(val)) == nil {
+			h.Mode = string(val)
 		}
-		h.Mode = string(val)
 	}
 	return nil
 }

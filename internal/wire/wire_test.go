@@ -304,26 +304,37 @@ func TestHelloPingAndModeSkippedByOlderDecoder(t *testing.T) {
 	require.Equal(t, withoutNew[2:], b[2:len(withoutNew)], "PING and MODE come after every older extension")
 }
 
-func TestHelloRejectsMalformedMode(t *testing.T) {
+func TestHelloRejectsMalformedExtensionsAndIgnoresABadMode(t *testing.T) {
 	base := AppendControl(nil, Control{Type: ControlHello, Hello: Hello{Version: 1, MaxMessageSize: 10, PendingCap: 3}})
+	hello := func(ext []byte) []byte {
+		p := append(append([]byte(nil), base[2:]...), ext...)
+		b := quicvarint.Append([]byte{byte(ControlHello)}, uint64(len(p)))
+		return append(b, p...)
+	}
 	for name, tc := range map[string]struct {
 		ext  []byte
 		want string
 	}{
-		"empty":          {[]byte{0x07, 0}, "MODE: mode of 0 bytes is outside 1..64"},
-		"too long":       {append([]byte{0x07, 0x40, 65}, bytes.Repeat([]byte{'m'}, 65)...), "MODE: mode of 65 bytes is outside 1..64"},
-		"space":          {[]byte{0x07, 2, 'a', ' '}, "byte 0x20 at 1"},
-		"not ascii":      {[]byte{0x07, 2, 0xc3, 0xa9}, "byte 0xc3 at 0"},
 		"twice":          {[]byte{0x07, 1, 'a', 0x07, 1, 'b'}, "0x7 is given twice"},
 		"ping twice":     {[]byte{0x06, 0, 0x06, 0}, "0x6 is given twice"},
 		"mode truncated": {[]byte{0x07, 5, 'a'}, "0x7 is truncated"},
 	} {
-		p := append(append([]byte(nil), base[2:]...), tc.ext...)
-		b := quicvarint.Append([]byte{byte(ControlHello)}, uint64(len(p)))
-		_, _, err := ParseControl(append(b, p...))
+		_, _, err := ParseControl(hello(tc.ext))
 		var me *MalformedError
 		require.ErrorAs(t, err, &me, name)
 		require.Contains(t, err.Error(), tc.want, name)
+	}
+	// MODE is informational: a value outside today's rules is ignored,
+	// so that a later release may widen them without breaking this one.
+	for name, ext := range map[string][]byte{
+		"empty":     {0x07, 0},
+		"too long":  append([]byte{0x07, 0x40, 65}, bytes.Repeat([]byte{'m'}, 65)...),
+		"space":     {0x07, 2, 'a', ' '},
+		"not ascii": {0x07, 2, 0xc3, 0xa9},
+	} {
+		f, _, err := ParseControl(hello(ext))
+		require.NoError(t, err, name)
+		require.Empty(t, f.Hello.Mode, name)
 	}
 }
 
