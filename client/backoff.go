@@ -46,9 +46,9 @@ type Backoff struct {
 	AttemptTimeout time.Duration
 }
 
-// attemptTimeout returns how long reconnect attempt n (0-based) waits for
-// its handshake, full being Transport.HandshakeTimeout.
-func (b Backoff) attemptTimeout(n int, full time.Duration) time.Duration {
+// AttemptWait returns how long reconnect attempt n (0-based) waits for
+// its handshake under AttemptTimeout, full being Transport.HandshakeTimeout.
+func (b Backoff) AttemptWait(n int, full time.Duration) time.Duration {
 	if b.AttemptTimeout <= 0 {
 		return full
 	}

@@ -52,12 +52,12 @@ func TestBackoffHookAndLimits(t *testing.T) {
 
 func TestAttemptTimeoutDoublesUpToTheHandshakeTimeout(t *testing.T) {
 	full := 5 * time.Second
-	require.Equal(t, full, Backoff{}.attemptTimeout(0, full), "off by default: every attempt gets the full time")
+	require.Equal(t, full, Backoff{}.AttemptWait(0, full), "off by default: every attempt gets the full time")
 	b := Backoff{AttemptTimeout: 500 * time.Millisecond}
 	var got []time.Duration
 	for n := range 6 {
-		got = append(got, b.attemptTimeout(n, full))
+		got = append(got, b.AttemptWait(n, full))
 	}
 	require.Equal(t, []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, full, full}, got)
-	require.Equal(t, time.Second, Backoff{AttemptTimeout: 3 * time.Second}.attemptTimeout(0, time.Second), "never above the handshake timeout")
+	require.Equal(t, time.Second, Backoff{AttemptTimeout: 3 * time.Second}.AttemptWait(0, time.Second), "never above the handshake timeout")
 }

@@ -35,6 +35,20 @@ var (
 	ErrNotConnected = errors.New("client: no connection to migrate: the client is reconnecting")
 )
 
+// GaveUpError ends a client whose reconnection attempts ran out
+// (Backoff.MaxAttempts in a row); it matches ErrGaveUp with errors.Is.
+type GaveUpError struct {
+	Attempts int   // reconnect attempts made in a row
+	Last     error // why the last one failed
+}
+
+func (e *GaveUpError) Error() string {
+	return fmt.Sprintf("%v after %d attempts: %v", ErrGaveUp, e.Attempts, e.Last)
+}
+
+// Unwrap returns ErrGaveUp and the last attempt's error.
+func (e *GaveUpError) Unwrap() []error { return []error{ErrGaveUp, e.Last} }
+
 // UndeliveredError reports messages that Send accepted but that were never
 // written to a connection, because the client was closed or gave up
 // reconnecting: those waiting in the reconnect buffer, and those the last
@@ -454,7 +468,7 @@ func (c *Client) reconnect(immediate bool, from int) (*transport.Conn, error) {
 	var last error
 	for attempt := 0; ; attempt++ {
 		if c.cfg.Backoff.exhausted(attempt) {
-			return nil, fmt.Errorf("%w after %d attempts: %w", ErrGaveUp, attempt, last)
+			return nil, &GaveUpError{Attempts: attempt, Last: last}
 		}
 		var delay time.Duration
 		if !immediate || attempt > 0 {
@@ -469,7 +483,7 @@ func (c *Client) reconnect(immediate bool, from int) (*transport.Conn, error) {
 			return nil, ErrClosed
 		case <-t.C:
 		}
-		actx, cancel := context.WithTimeout(c.ctx, c.cfg.Backoff.attemptTimeout(attempt, c.exchangeTimeout()))
+		actx, cancel := context.WithTimeout(c.ctx, c.cfg.Backoff.AttemptWait(attempt, c.exchangeTimeout()))
 		conn, resumed, err := c.connect(actx, addr)
 		cancel()
 		if err != nil {

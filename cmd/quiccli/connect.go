@@ -199,21 +199,18 @@ func (g *globals) tlsConfig() (*tls.Config, error) {
 // one in a row waits twice as long, up to -timeout.
 const firstAttemptTimeout = 500 * time.Millisecond
 
-// attemptWait is how long reconnect attempt n (0-based) waited for an
-// answer: client.Backoff.AttemptTimeout's schedule.
-func (g *globals) attemptWait(n int) time.Duration {
-	d := min(g.timeout, firstAttemptTimeout)
-	for i := 0; i < n && d < g.timeout; i++ {
-		d *= 2
-	}
-	return min(d, g.timeout)
+// backoff is the reconnection schedule of the commands that reconnect:
+// the first attempts wait briefly, so that a server that went away is
+// found out quickly; later ones get the full -timeout.
+func (g *globals) backoff() client.Backoff {
+	return client.Backoff{MaxAttempts: g.retries, AttemptTimeout: min(g.timeout, firstAttemptTimeout)}
 }
 
 // attemptFailure says on one line why reconnect attempt n (0-based)
 // failed.
 func (g *globals) attemptFailure(n int, err error) string {
 	if errors.Is(err, transport.ErrNoAnswer) {
-		return fmt.Sprintf("no answer from %s within %s; is quicsrv running?", g.addr, shortDuration(int64(g.attemptWait(n))))
+		return fmt.Sprintf("no answer from %s within %s; is quicsrv running?", g.addr, shortDuration(int64(g.backoff().AttemptWait(n, g.timeout))))
 	}
 	return oneLine(g.describeDial(context.Background(), err))
 }
@@ -263,10 +260,8 @@ func (g *globals) dialClient(ctx context.Context) (*client.Client, error) {
 	}
 	cfg := &client.Config{
 		Transport: g.transportConfig(),
-		// The first attempts wait briefly, so that a server that went away
-		// is found out quickly; later ones get the full -timeout.
-		Backoff: client.Backoff{MaxAttempts: g.retries, AttemptTimeout: min(g.timeout, firstAttemptTimeout)},
-		OnEvent: g.logEvent,
+		Backoff:   g.backoff(),
+		OnEvent:   g.logEvent,
 	}
 	dctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()

@@ -171,35 +171,15 @@ func (g *globals) describe(err error) error {
 // gaveUp explains client.ErrGaveUp in one line: how many attempts were
 // made and why the last one failed.
 func (g *globals) gaveUp(err error) error {
-	last := lastAttempt(err)
-	if last == nil {
+	var gu *client.GaveUpError
+	if !errors.As(err, &gu) {
 		return explain(exitConnect, err, "lost the connection to %s and gave up reconnecting (-retries %d)", g.addr, g.retries)
 	}
 	return explain(exitConnect, err, "lost the connection to %s and gave up after %d reconnect attempts (-retries); the last one failed: %s",
-		g.addr, g.retries, g.attemptFailure(g.retries-1, last))
+		g.addr, gu.Attempts, g.attemptFailure(gu.Attempts-1, gu.Last))
 }
 
 // oneLine returns err's message on one line.
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
-}
-
-// lastAttempt finds, in err's tree, the error of the last attempt that
-// client.ErrGaveUp is joined with.
-func lastAttempt(err error) error {
-	switch u := err.(type) {
-	case interface{ Unwrap() []error }:
-		errs := u.Unwrap()
-		if len(errs) == 2 && errs[0] == client.ErrGaveUp {
-			return errs[1]
-		}
-		for _, e := range errs {
-			if last := lastAttempt(e); last != nil {
-				return last
-			}
-		}
-	case interface{ Unwrap() error }:
-		return lastAttempt(u.Unwrap())
-	}
-	return nil
 }
